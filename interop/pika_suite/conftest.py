@@ -1,0 +1,72 @@
+"""Shared fixtures for the pika interop suite.
+
+The broker under test is given by the AMQP_URL environment variable, e.g.
+amqp://guest:guest@127.0.0.1:5672/%2F . Every test uses uniquely named
+queues/exchanges so that all tests can share one broker instance.
+"""
+import os
+
+import pika
+import pytest
+
+import helpers
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    return os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+@pytest.fixture
+def params(amqp_url):
+    """Factory: fresh pika.URLParameters for AMQP_URL, with optional overrides."""
+
+    def make(**overrides):
+        return helpers.make_params(amqp_url, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def connect(params):
+    """Factory: open a BlockingConnection (closed again at teardown)."""
+    opened = []
+
+    def make(**overrides):
+        c = pika.BlockingConnection(params(**overrides))
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        try:
+            if c.is_open:
+                c.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def conn(connect):
+    return connect()
+
+
+@pytest.fixture
+def ch(conn):
+    return conn.channel()
+
+
+@pytest.fixture
+def name():
+    """Factory for unique resource names: name('q') -> 'interop-q-<hex>'."""
+    return helpers.unique
+
+
+@pytest.fixture
+def vhost(amqp_url):
+    return helpers.make_params(amqp_url).virtual_host
+
+
+@pytest.fixture
+def username(amqp_url):
+    return helpers.make_params(amqp_url).credentials.username

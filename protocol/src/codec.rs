@@ -1,0 +1,247 @@
+//! Streaming decode of the frames a client sends.
+//!
+//! The read loop appends socket bytes to one `BytesMut` and calls [`decode_frame`] until it
+//! returns `Ok(None)` (need more bytes). The frame size from the 7-byte header is checked against
+//! the negotiated `frame_max` *before* any payload is buffered, so a peer cannot make us hold a
+//! frame larger than we agreed to. Body payloads and content-header properties come out as
+//! `Bytes` slices of the read buffer: no copy. Nothing here panics on peer input: every malformed
+//! frame is an [`AmqpError`] carrying the spec's reply code.
+
+use amq_protocol::frame::parsing::parse_content_header;
+use amq_protocol::protocol::{AMQPClass, BasicProperties, parse_class};
+use bytes::{Buf, Bytes, BytesMut};
+use nom::Parser;
+use nom::combinator::all_consuming;
+
+use crate::reply::AmqpError;
+
+/// What a client must send first, and what we answer a wrong header with.
+pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+
+pub const FRAME_METHOD: u8 = 1;
+pub const FRAME_HEADER: u8 = 2;
+pub const FRAME_BODY: u8 = 3;
+pub const FRAME_HEARTBEAT: u8 = 8;
+pub const FRAME_END: u8 = 0xCE;
+/// Type (1) + channel (2) + size (4).
+pub const FRAME_HEADER_SIZE: usize = 7;
+/// Header plus the frame-end octet: what a frame costs beyond its payload.
+pub const FRAME_OVERHEAD: usize = FRAME_HEADER_SIZE + 1;
+
+/// One decoded client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Method { channel: u16, method: Box<AMQPClass> },
+    /// A content header. `raw_properties` are the property flags and values exactly as sent,
+    /// so deliveries can forward them byte for byte (field-table order and types preserved).
+    Header { channel: u16, class_id: u16, body_size: u64, properties: Box<BasicProperties>, raw_properties: Bytes },
+    Body { channel: u16, payload: Bytes },
+    Heartbeat { channel: u16 },
+}
+
+impl Frame {
+    pub fn channel(&self) -> u16 {
+        match self {
+            Frame::Method { channel, .. }
+            | Frame::Header { channel, .. }
+            | Frame::Body { channel, .. }
+            | Frame::Heartbeat { channel } => *channel,
+        }
+    }
+}
+
+/// Result of looking at the first bytes of a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProtocolHeader {
+    /// Fewer than 8 bytes so far, and they are a prefix of a valid header.
+    Incomplete,
+    /// `AMQP 0-9-1`: the 8 bytes may be consumed.
+    Accepted,
+    /// Anything else: answer with [`PROTOCOL_HEADER`] and close.
+    Rejected,
+}
+
+/// Checks the protocol header at the start of `buf` (does not consume it).
+pub fn check_protocol_header(buf: &[u8]) -> ProtocolHeader {
+    let n = buf.len().min(PROTOCOL_HEADER.len());
+    // Both `AMQP\0\0\x09\x01` and the older `AMQP\x01\x01\x00\x09` forms exist; only 0-9-1 is ours.
+    if buf[..n] != PROTOCOL_HEADER[..n] {
+        return ProtocolHeader::Rejected;
+    }
+    if n < PROTOCOL_HEADER.len() { ProtocolHeader::Incomplete } else { ProtocolHeader::Accepted }
+}
+
+/// Decodes one frame from the front of `buf`, consuming it.
+///
+/// `frame_max` is the negotiated maximum frame size including the 8 bytes of overhead
+/// (0 means no limit). Returns `Ok(None)` when more bytes are needed; in that case it reserves
+/// room for the announced frame so the next read can fill it.
+pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpError> {
+    if buf.len() < FRAME_HEADER_SIZE {
+        return Ok(None);
+    }
+    let kind = buf[0];
+    let channel = u16::from_be_bytes([buf[1], buf[2]]);
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
+    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
+        return Err(AmqpError::frame_error(format_args!("unknown frame type {kind}")));
+    }
+    if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
+        return Err(AmqpError::frame_error(format_args!(
+            "frame size {} exceeds negotiated frame_max {frame_max}",
+            size + FRAME_OVERHEAD
+        )));
+    }
+    let total = size + FRAME_OVERHEAD;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    if buf[total - 1] != FRAME_END {
+        return Err(AmqpError::frame_error(format_args!("frame end octet {:#04x} is not 0xce", buf[total - 1])));
+    }
+    buf.advance(FRAME_HEADER_SIZE);
+    let payload = buf.split_to(size).freeze();
+    buf.advance(1);
+    decode_payload(kind, channel, payload).map(Some)
+}
+
+fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
+    match kind {
+        FRAME_METHOD => decode_method(channel, &payload),
+        FRAME_HEADER => decode_header(channel, payload),
+        FRAME_BODY => Ok(Frame::Body { channel, payload }),
+        _ => {
+            if channel != 0 {
+                return Err(AmqpError::frame_error(format_args!("heartbeat frame on channel {channel}")));
+            }
+            Ok(Frame::Heartbeat { channel })
+        }
+    }
+}
+
+fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
+    if payload.len() < 4 {
+        return Err(AmqpError::frame_error("method frame too short"));
+    }
+    let class_id = u16::from_be_bytes([payload[0], payload[1]]);
+    let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+    match all_consuming(parse_class).parse(payload) {
+        Ok((_, method)) => Ok(Frame::Method { channel, method: Box::new(method) }),
+        Err(_) if !is_known_method(class_id, method_id) => Err(AmqpError::command_invalid(format_args!(
+            "unknown method class {class_id} method {method_id}"
+        ))
+        .on(class_id, method_id)),
+        Err(_) => Err(AmqpError::syntax_error(format_args!(
+            "malformed arguments for method class {class_id} method {method_id}"
+        ))
+        .on(class_id, method_id)),
+    }
+}
+
+/// Whether (class, method) names an AMQP 0-9-1 method, so a parse failure is a syntax error
+/// in its arguments rather than an unknown command.
+fn is_known_method(class_id: u16, method_id: u16) -> bool {
+    match class_id {
+        10 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71),
+        20 => matches!(method_id, 10 | 11 | 20 | 21 | 40 | 41),
+        40 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 51),
+        50 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51),
+        60 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60 | 70 | 71 | 72 | 80 | 90 | 100 | 110 | 111 | 120),
+        85 => matches!(method_id, 10 | 11),
+        90 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31),
+        _ => false,
+    }
+}
+
+fn decode_header(channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
+    // class-id (2) + weight (2) + body-size (8) precede the property flags.
+    const PROPERTIES_OFFSET: usize = 12;
+    match all_consuming(parse_content_header).parse(&payload[..]) {
+        Ok((_, header)) => Ok(Frame::Header {
+            channel,
+            class_id: header.class_id,
+            body_size: header.body_size,
+            properties: Box::new(header.properties),
+            raw_properties: payload.slice(PROPERTIES_OFFSET..),
+        }),
+        Err(_) => Err(AmqpError::syntax_error("malformed content header frame")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode;
+    use amq_protocol::protocol::basic;
+
+    fn publish_frames() -> BytesMut {
+        let mut out = BytesMut::new();
+        let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "ex".into(),
+            routing_key: "rk".into(),
+            mandatory: false,
+            immediate: false,
+        }));
+        encode::method(&mut out, 1, &publish);
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let raw = encode::properties(&props);
+        encode::content(&mut out, 1, &raw, b"hello world", 131072);
+        out
+    }
+
+    #[test]
+    fn decodes_publish_header_and_body_in_order() {
+        let mut buf = publish_frames();
+        let Some(Frame::Method { channel: 1, method }) = decode_frame(&mut buf, 131072).unwrap() else { panic!() };
+        assert!(matches!(*method, AMQPClass::Basic(basic::AMQPMethod::Publish(_))));
+        let Some(Frame::Header { body_size: 11, properties, .. }) = decode_frame(&mut buf, 131072).unwrap() else {
+            panic!()
+        };
+        assert_eq!(properties.delivery_mode(), &Some(2));
+        let Some(Frame::Body { payload, .. }) = decode_frame(&mut buf, 131072).unwrap() else { panic!() };
+        assert_eq!(&payload[..], b"hello world");
+        assert!(buf.is_empty());
+        assert_eq!(decode_frame(&mut buf, 131072).unwrap(), None);
+    }
+
+    #[test]
+    fn every_prefix_waits_for_more_bytes() {
+        let full = publish_frames();
+        let first_len = 7 + u32::from_be_bytes([full[3], full[4], full[5], full[6]]) as usize + 1;
+        for cut in 0..first_len {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert_eq!(decode_frame(&mut buf, 131072).unwrap(), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn oversized_frame_is_rejected_from_the_header_alone() {
+        let mut buf = BytesMut::from(&[3u8, 0, 1, 0x10, 0, 0, 0][..]);
+        let err = decode_frame(&mut buf, 131072).unwrap_err();
+        assert_eq!(err.code, crate::reply::FRAME_ERROR);
+    }
+
+    #[test]
+    fn bad_frame_end_and_unknown_type_are_frame_errors() {
+        let mut buf = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xAB][..]);
+        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
+        let mut buf = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
+        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
+    }
+
+    #[test]
+    fn garbage_method_arguments_are_a_syntax_error() {
+        // queue.declare (50, 10) with a short-string length running past the payload.
+        let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 7, 0, 50, 0, 10, 0, 0, 200, 0xCE][..]);
+        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::SYNTAX_ERROR);
+    }
+
+    #[test]
+    fn protocol_header_check() {
+        assert_eq!(check_protocol_header(b"AMQ"), ProtocolHeader::Incomplete);
+        assert_eq!(check_protocol_header(b"AMQP\x00\x00\x09\x01"), ProtocolHeader::Accepted);
+        assert_eq!(check_protocol_header(b"AMQP\x00\x00\x09\x00"), ProtocolHeader::Rejected);
+        assert_eq!(check_protocol_header(b"GET / HTTP/1.1"), ProtocolHeader::Rejected);
+    }
+}

@@ -1,0 +1,20 @@
+//! warren-protocol: the AMQP 0-9-1 wire format for warren — bytes in, frames out, no I/O.
+//!
+//! Built on amq-protocol's generated method types, with three things amq-protocol does not do:
+//! frame size checked against `frame_max` from the 7-byte header *before* the payload is buffered,
+//! bodies and content-header properties kept as zero-copy `Bytes` slices of the read buffer, and
+//! errors mapped to the spec's reply codes instead of panics.
+//!
+//! - [`codec`]: streaming decode of client frames (partial input waits, bad input is an error).
+//! - [`encode`]: server frames into a `BytesMut` write buffer, with hand-written hot-path frames.
+//! - [`content`]: method + header + body frames ⇄ one message.
+//! - [`reply`]: reply codes and the soft (channel) / hard (connection) error type.
+
+pub mod codec;
+pub mod content;
+pub mod encode;
+pub mod reply;
+
+pub use amq_protocol;
+pub use codec::{Frame, PROTOCOL_HEADER};
+pub use reply::{AmqpError, ErrorScope};
