@@ -1,1 +1,13 @@
+//! warren: an AMQP 0-9-1 message broker that behaves like RabbitMQ 3.x.
+//!
+//! Layers, each calling only the ones below it: [`server`] (sockets, connection and channel
+//! state machines) → [`broker`] (vhosts, exchanges, queues, consumers) → the `warren-protocol`
+//! crate (frames). [`auth`] checks logins; [`config`] holds the settings.
 
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod server;
+
+pub use config::Config;
+pub use server::{RunningBroker, start};

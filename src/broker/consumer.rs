@@ -1,0 +1,55 @@
+//! A consumer as a queue sees it, and the interface through which the queue hands it messages.
+//!
+//! The queue never touches sockets: it calls [`DeliveryTarget::try_deliver`] on the consumer's
+//! channel, which assigns the delivery tag, records the unacked message and writes the frames.
+//! The per-consumer prefetch count lives here because only the queue that owns the consumer
+//! changes it (under the queue's lock) or the ack path that settles it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::broker::message::QueuedMessage;
+use crate::broker::queue::Queue;
+
+/// What a channel offers to the queues its consumers are attached to.
+pub trait DeliveryTarget: Send + Sync {
+    /// Delivers `message` to `consumer` if the channel can take it now (flow on, channel-wide
+    /// prefetch not exhausted, write buffer not over its limit); otherwise hands it back.
+    fn try_deliver(&self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, message: QueuedMessage) -> Result<(), QueuedMessage>;
+    /// The queue is gone: tell the client its consumer was cancelled (if it asked to be told).
+    fn cancelled_by_broker(&self, consumer_tag: &str);
+}
+
+pub struct Consumer {
+    pub tag: String,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = unlimited.
+    pub prefetch: u32,
+    unacked: AtomicU32,
+    pub connection_id: u64,
+    pub channel: Arc<dyn DeliveryTarget>,
+}
+
+impl Consumer {
+    pub fn new(tag: String, no_ack: bool, exclusive: bool, prefetch: u32, connection_id: u64, channel: Arc<dyn DeliveryTarget>) -> Self {
+        Consumer { tag, no_ack, exclusive, prefetch, unacked: AtomicU32::new(0), connection_id, channel }
+    }
+
+    /// Whether the prefetch window allows one more delivery.
+    pub fn has_credit(&self) -> bool {
+        self.no_ack || self.prefetch == 0 || self.unacked.load(Ordering::Relaxed) < self.prefetch
+    }
+
+    pub fn record_delivery(&self) {
+        if !self.no_ack {
+            self.unacked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `count` of this consumer's deliveries were acked, rejected or requeued.
+    pub fn settle(&self, count: u32) {
+        // Saturating: a settle can never make the window larger than the prefetch.
+        let _ = self.unacked.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(count)));
+    }
+}

@@ -1,0 +1,198 @@
+//! Exchanges: the common interface over the four kinds (one file each), the binding list that
+//! gives bindings their identity, and the `alternate-exchange` argument.
+//!
+//! An exchange only answers "which destinations match this message"; following exchange-to-
+//! exchange bindings, alternate exchanges and turning names into queues is the vhost's job.
+
+mod direct;
+mod fanout;
+pub mod headers;
+pub mod topic;
+
+use std::sync::Arc;
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use parking_lot::RwLock;
+
+use direct::DirectBindings;
+use fanout::FanoutBindings;
+use headers::HeadersBindings;
+use topic::TopicBindings;
+
+/// Where a binding leads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    Queue(Arc<str>),
+    Exchange(Arc<str>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(ExchangeKind::Direct),
+            "fanout" => Some(ExchangeKind::Fanout),
+            "topic" => Some(ExchangeKind::Topic),
+            "headers" => Some(ExchangeKind::Headers),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub destination: Destination,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+enum Matcher {
+    Direct(DirectBindings),
+    Fanout(FanoutBindings),
+    Topic(TopicBindings<Destination>),
+    Headers(HeadersBindings<Destination>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ExchangeOptions {
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+pub struct Exchange {
+    pub name: Arc<str>,
+    pub options: ExchangeOptions,
+    routes: RwLock<Routes>,
+}
+
+struct Routes {
+    /// Every binding with this exchange as source; a binding's identity is the whole triple.
+    bindings: Vec<Binding>,
+    matcher: Matcher,
+}
+
+impl Exchange {
+    pub fn new(name: Arc<str>, options: ExchangeOptions) -> Self {
+        let matcher = match options.kind {
+            ExchangeKind::Direct => Matcher::Direct(DirectBindings::default()),
+            ExchangeKind::Fanout => Matcher::Fanout(FanoutBindings::default()),
+            ExchangeKind::Topic => Matcher::Topic(TopicBindings::new()),
+            ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
+        };
+        Exchange { name, options, routes: RwLock::new(Routes { bindings: Vec::new(), matcher }) }
+    }
+
+    pub fn kind(&self) -> ExchangeKind {
+        self.options.kind
+    }
+
+    /// The `alternate-exchange` argument, if it is a string.
+    pub fn alternate_exchange(&self) -> Option<String> {
+        match self.options.arguments.inner().get("alternate-exchange") {
+            Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
+            _ => None,
+        }
+    }
+
+    /// Adds a binding; false if that exact binding already existed.
+    pub fn bind(&self, binding: Binding) -> bool {
+        let mut routes = self.routes.write();
+        if routes.bindings.contains(&binding) {
+            return false;
+        }
+        // Bindings that differ only in arguments route the same way (except for headers).
+        let same_route = routes.bindings.iter().any(|b| same_route(b, &binding, self.options.kind));
+        if !same_route {
+            match &mut routes.matcher {
+                Matcher::Direct(m) => m.bind(&binding.routing_key, binding.destination.clone()),
+                Matcher::Fanout(m) => m.bind(binding.destination.clone()),
+                Matcher::Topic(m) => {
+                    m.bind(&binding.routing_key, binding.destination.clone());
+                }
+                Matcher::Headers(m) => {
+                    m.bind(&binding.arguments, binding.destination.clone());
+                }
+            }
+        }
+        routes.bindings.push(binding);
+        true
+    }
+
+    /// Removes a binding; false if it did not exist.
+    pub fn unbind(&self, binding: &Binding) -> bool {
+        let mut routes = self.routes.write();
+        let Some(pos) = routes.bindings.iter().position(|b| b == binding) else { return false };
+        let removed = routes.bindings.remove(pos);
+        let kind = self.options.kind;
+        if !routes.bindings.iter().any(|b| same_route(b, &removed, kind)) {
+            match &mut routes.matcher {
+                Matcher::Direct(m) => m.unbind(&removed.routing_key, &removed.destination),
+                Matcher::Fanout(m) => m.unbind(&removed.destination),
+                Matcher::Topic(m) => {
+                    m.unbind(&removed.routing_key, &removed.destination);
+                }
+                Matcher::Headers(m) => {
+                    m.unbind(&removed.arguments, &removed.destination);
+                }
+            }
+        }
+        true
+    }
+
+    /// Removes every binding to `dest` (the destination was deleted); returns how many.
+    pub fn unbind_destination(&self, dest: &Destination) -> usize {
+        let doomed: Vec<Binding> = self.routes.read().bindings.iter().filter(|b| &b.destination == dest).cloned().collect();
+        for b in &doomed {
+            self.unbind(b);
+        }
+        doomed.len()
+    }
+
+    pub fn has_bindings(&self) -> bool {
+        !self.routes.read().bindings.is_empty()
+    }
+
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.routes.read().bindings.clone()
+    }
+
+    /// Pushes the destinations matching a message (possibly with repeats).
+    pub fn route(&self, routing_key: &str, headers: Option<&FieldTable>, out: &mut Vec<Destination>) {
+        let routes = self.routes.read();
+        match &routes.matcher {
+            Matcher::Direct(m) => m.route(routing_key, out),
+            Matcher::Fanout(m) => m.route(out),
+            Matcher::Topic(m) => m.route(routing_key, out),
+            Matcher::Headers(m) => m.route(headers, out),
+        }
+    }
+}
+
+fn same_route(a: &Binding, b: &Binding, kind: ExchangeKind) -> bool {
+    a.destination == b.destination
+        && match kind {
+            ExchangeKind::Fanout => true,
+            ExchangeKind::Direct | ExchangeKind::Topic => a.routing_key == b.routing_key,
+            ExchangeKind::Headers => a.arguments == b.arguments,
+        }
+}

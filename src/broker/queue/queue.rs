@@ -1,0 +1,248 @@
+//! One queue: its ready messages (FIFO by sequence number), its consumers (round-robin), and the
+//! count of messages delivered but not yet settled.
+//!
+//! State sits behind one short `Mutex`; every operation takes it once. Delivery happens under the
+//! lock, straight into the consumer's channel (see [`DeliveryTarget`]), so a publish to a queue
+//! with a waiting consumer costs one lock and one write into that consumer's write buffer.
+//! This file must not know about sockets or frames.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+use parking_lot::Mutex;
+use warren_protocol::AmqpError;
+
+use crate::broker::consumer::Consumer;
+use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::names;
+
+/// The declare-time properties of a queue.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    pub durable: bool,
+    /// The connection that owns an exclusive queue.
+    pub exclusive_owner: Option<u64>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+pub struct Queue {
+    pub name: Arc<str>,
+    pub vhost: Arc<str>,
+    pub options: QueueOptions,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    ready: VecDeque<QueuedMessage>,
+    next_seq: u64,
+    consumers: Vec<Arc<Consumer>>,
+    next_consumer: usize,
+    /// Delivered (to consumers or basic.get) and not yet acked, rejected or requeued.
+    unacked: usize,
+    /// Set once any consumer attached: auto-delete applies only after that.
+    had_consumer: bool,
+    deleted: bool,
+}
+
+/// What removing a consumer left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsumerRemoved {
+    NotFound,
+    Removed,
+    /// The last consumer of an auto-delete queue went: the caller deletes the queue.
+    RemovedLastOfAutoDelete,
+}
+
+impl Queue {
+    pub fn new(name: Arc<str>, vhost: Arc<str>, options: QueueOptions) -> Self {
+        Queue { name, vhost, options, state: Mutex::new(QueueState::default()) }
+    }
+
+    pub fn is_exclusive_to_other(&self, connection_id: u64) -> bool {
+        matches!(self.options.exclusive_owner, Some(owner) if owner != connection_id)
+    }
+
+    /// 405 for a connection that does not own this exclusive queue.
+    pub fn check_access(&self, connection_id: u64) -> Result<(), AmqpError> {
+        if self.is_exclusive_to_other(connection_id) {
+            return Err(AmqpError::resource_locked(format_args!(
+                "cannot obtain exclusive access to locked {}. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                names::queue(&self.name, &self.vhost)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Appends a message and delivers what consumers can take.
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.ready.push_back(QueuedMessage { seq, message, redelivered: false });
+        self.dispatch_locked(&mut st);
+    }
+
+    /// Delivers ready messages to consumers with credit, round-robin.
+    pub fn dispatch(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        self.dispatch_locked(&mut st);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        let n = st.consumers.len();
+        if n == 0 {
+            return;
+        }
+        // Stop once every consumer in turn has declined: none can take more right now.
+        let mut declined_in_a_row = 0;
+        while declined_in_a_row < n {
+            let Some(message) = st.ready.pop_front() else { break };
+            let i = st.next_consumer % n;
+            st.next_consumer = (i + 1) % n;
+            let consumer = &st.consumers[i];
+            if !consumer.has_credit() {
+                st.ready.push_front(message);
+                declined_in_a_row += 1;
+                continue;
+            }
+            consumer.record_delivery();
+            match consumer.channel.try_deliver(consumer, self, message) {
+                Ok(()) => {
+                    if !consumer.no_ack {
+                        st.unacked += 1;
+                    }
+                    declined_in_a_row = 0;
+                }
+                Err(message) => {
+                    consumer.settle(1);
+                    st.ready.push_front(message);
+                    declined_in_a_row += 1;
+                }
+            }
+        }
+    }
+
+    /// basic.get: the head message and the number left behind it. `no_ack` settles it at once.
+    pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
+        let mut st = self.state.lock();
+        let message = st.ready.pop_front()?;
+        if !no_ack {
+            st.unacked += 1;
+        }
+        Some((message, st.ready.len() as u32))
+    }
+
+    /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
+    /// nothing yet: the caller replies consume-ok first, then calls [`Queue::dispatch`].
+    pub fn add_consumer(&self, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+        let mut st = self.state.lock();
+        if st.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !st.consumers.is_empty()) {
+            return Err(AmqpError::access_refused(format_args!(
+                "{} in exclusive use",
+                names::queue(&self.name, &self.vhost)
+            )));
+        }
+        st.consumers.push(consumer);
+        st.had_consumer = true;
+        Ok(())
+    }
+
+    pub fn remove_consumer(&self, tag: &str, connection_id: u64) -> ConsumerRemoved {
+        let mut st = self.state.lock();
+        let before = st.consumers.len();
+        st.consumers.retain(|c| !(c.tag == tag && c.connection_id == connection_id));
+        if st.consumers.len() == before {
+            return ConsumerRemoved::NotFound;
+        }
+        if st.consumers.is_empty() && self.options.auto_delete && st.had_consumer && !st.deleted {
+            ConsumerRemoved::RemovedLastOfAutoDelete
+        } else {
+            ConsumerRemoved::Removed
+        }
+    }
+
+    /// `count` deliveries (of `consumer`, or of basic.get when `None`) were acked or dropped.
+    pub fn settle(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, count: u32) {
+        let mut st = self.state.lock();
+        st.unacked = st.unacked.saturating_sub(count as usize);
+        if let Some(c) = consumer {
+            c.settle(count);
+        }
+        self.dispatch_locked(&mut st);
+    }
+
+    /// Puts unacked messages back in their original order, marked redelivered.
+    pub fn requeue(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, mut messages: Vec<QueuedMessage>) {
+        let mut st = self.state.lock();
+        let count = messages.len();
+        st.unacked = st.unacked.saturating_sub(count);
+        if let Some(c) = consumer {
+            c.settle(count as u32);
+        }
+        if st.deleted {
+            return;
+        }
+        for m in &mut messages {
+            m.redelivered = true;
+        }
+        messages.sort_by_key(|m| m.seq);
+        if st.ready.front().is_none_or(|head| messages.last().is_some_and(|last| last.seq < head.seq)) {
+            // Usual case: everything requeued is older than the ready head.
+            for m in messages.into_iter().rev() {
+                st.ready.push_front(m);
+            }
+        } else {
+            let mut merged: Vec<QueuedMessage> = st.ready.drain(..).chain(messages).collect();
+            merged.sort_by_key(|m| m.seq);
+            st.ready = merged.into();
+        }
+        self.dispatch_locked(&mut st);
+    }
+
+    /// Drops every ready message; returns how many.
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        let n = st.ready.len();
+        st.ready.clear();
+        n as u32
+    }
+
+    pub fn message_count(&self) -> u32 {
+        self.state.lock().ready.len() as u32
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        self.state.lock().consumers.len() as u32
+    }
+
+    pub fn counts(&self) -> (u32, u32) {
+        let st = self.state.lock();
+        (st.ready.len() as u32, st.consumers.len() as u32)
+    }
+
+    /// Marks the queue deleted and empties it; returns the consumers to notify and the number
+    /// of ready messages dropped.
+    pub fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
+        let mut st = self.state.lock();
+        st.deleted = true;
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        (std::mem::take(&mut st.consumers), n)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).field("vhost", &self.vhost).finish()
+    }
+}

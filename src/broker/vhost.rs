@@ -1,0 +1,397 @@
+//! One virtual host: its exchanges, queues and the bindings between them, and the routing walk
+//! that turns (exchange, routing key, headers) into the set of target queues — following
+//! exchange-to-exchange bindings and alternate exchanges.
+//!
+//! Declare/delete/bind operations check equivalence and reserved names here, with RabbitMQ's
+//! reply texts. Everything that involves more than one exchange or queue (cascading deletes,
+//! auto-delete) lives here so `Exchange` and `Queue` stay unaware of each other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+use parking_lot::RwLock;
+use warren_protocol::AmqpError;
+
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
+use super::names;
+use super::queue::{Queue, QueueOptions};
+
+pub struct VHost {
+    pub name: Arc<str>,
+    exchanges: RwLock<HashMap<Arc<str>, Arc<Exchange>>>,
+    queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
+}
+
+/// Exchanges every vhost has, as in RabbitMQ.
+const STANDARD_EXCHANGES: [(&str, ExchangeKind); 6] = [
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+/// The outcome of queue.declare.
+pub struct DeclaredQueue {
+    pub queue: Arc<Queue>,
+    pub message_count: u32,
+    pub consumer_count: u32,
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+impl VHost {
+    pub fn new(name: &str) -> Self {
+        let mut exchanges = HashMap::new();
+        for (ex, kind) in STANDARD_EXCHANGES {
+            let options =
+                ExchangeOptions { kind, durable: true, auto_delete: false, internal: false, arguments: FieldTable::default() };
+            exchanges.insert(Arc::from(ex), Arc::new(Exchange::new(Arc::from(ex), options)));
+        }
+        VHost { name: Arc::from(name), exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.read().get(name).cloned()
+    }
+
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    pub fn no_exchange(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format_args!("no {}", names::exchange(name, &self.name)))
+    }
+
+    pub fn no_queue(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format_args!("no {}", names::queue(name, &self.name)))
+    }
+
+    /// The exchange for publishing and binding; 404 if missing.
+    pub fn existing_exchange(&self, name: &str) -> Result<Arc<Exchange>, AmqpError> {
+        self.exchange(name).ok_or_else(|| self.no_exchange(name))
+    }
+
+    /// The queue for a connection's operation: 404 if missing, 405 if exclusive to another.
+    pub fn existing_queue(&self, name: &str, connection_id: u64) -> Result<Arc<Queue>, AmqpError> {
+        let queue = self.queue(name).ok_or_else(|| self.no_queue(name))?;
+        queue.check_access(connection_id)?;
+        Ok(queue)
+    }
+
+    pub fn declare_exchange(&self, name: &str, options: ExchangeOptions, passive: bool) -> Result<(), AmqpError> {
+        if passive {
+            return self.existing_exchange(name).map(|_| ());
+        }
+        if name.is_empty() {
+            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+        }
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format_args!(
+                "exchange name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        let mut exchanges = self.exchanges.write();
+        if let Some(existing) = exchanges.get(name) {
+            return self.check_exchange_equivalence(existing, &options);
+        }
+        let name: Arc<str> = Arc::from(name);
+        exchanges.insert(name.clone(), Arc::new(Exchange::new(name, options)));
+        Ok(())
+    }
+
+    fn check_exchange_equivalence(&self, existing: &Exchange, new: &ExchangeOptions) -> Result<(), AmqpError> {
+        let current = &existing.options;
+        let what = names::exchange(&existing.name, &self.name);
+        let mismatch = |arg: &str, received: &str, current: &str| {
+            AmqpError::precondition(format_args!(
+                "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
+            ))
+        };
+        if current.kind != new.kind {
+            return Err(mismatch("type", new.kind.as_str(), current.kind.as_str()));
+        }
+        if current.durable != new.durable {
+            return Err(mismatch("durable", bool_str(new.durable), bool_str(current.durable)));
+        }
+        if current.auto_delete != new.auto_delete {
+            return Err(mismatch("auto_delete", bool_str(new.auto_delete), bool_str(current.auto_delete)));
+        }
+        if current.internal != new.internal {
+            return Err(mismatch("internal", bool_str(new.internal), bool_str(current.internal)));
+        }
+        if let Some(key) = first_differing_key(&current.arguments, &new.arguments) {
+            return Err(AmqpError::precondition(format_args!(
+                "inequivalent arg '{key}' for {what}: received {} but current is {}",
+                describe_arg(&new.arguments, &key),
+                describe_arg(&current.arguments, &key)
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format_args!(
+                "operation not permitted on {}",
+                if name.is_empty() { "the default exchange".to_string() } else { format!("exchange '{name}'") }
+            )));
+        }
+        let Some(exchange) = self.exchange(name) else { return Ok(()) };
+        if if_unused && exchange.has_bindings() {
+            return Err(AmqpError::precondition(format_args!("{} in use", names::exchange(name, &self.name))));
+        }
+        self.remove_exchange(&exchange);
+        Ok(())
+    }
+
+    fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+        let removed = {
+            let mut exchanges = self.exchanges.write();
+            match exchanges.get(&exchange.name) {
+                Some(e) if Arc::ptr_eq(e, exchange) => exchanges.remove(&exchange.name).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            self.unbind_everywhere(&Destination::Exchange(exchange.name.clone()));
+        }
+    }
+
+    /// Removes every binding leading to `dest`, then deletes auto-delete exchanges left unbound.
+    fn unbind_everywhere(&self, dest: &Destination) {
+        let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
+        for source in sources {
+            if source.unbind_destination(dest) > 0 {
+                self.maybe_auto_delete_exchange(&source);
+            }
+        }
+    }
+
+    fn maybe_auto_delete_exchange(&self, exchange: &Arc<Exchange>) {
+        if exchange.options.auto_delete && !exchange.has_bindings() {
+            self.remove_exchange(exchange);
+        }
+    }
+
+    pub fn declare_queue(
+        &self,
+        name: &str,
+        options: QueueOptions,
+        passive: bool,
+        connection_id: u64,
+    ) -> Result<DeclaredQueue, AmqpError> {
+        let declared = |queue: Arc<Queue>| {
+            let (message_count, consumer_count) = queue.counts();
+            DeclaredQueue { queue, message_count, consumer_count }
+        };
+        if passive {
+            return self.existing_queue(name, connection_id).map(declared);
+        }
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format_args!(
+                "queue name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        self.declare_queue_named(if name.is_empty() { names::queue_name() } else { name.to_string() }, options, connection_id)
+            .map(declared)
+    }
+
+    /// Declares a queue whose name has already been checked or generated.
+    fn declare_queue_named(&self, name: String, options: QueueOptions, connection_id: u64) -> Result<Arc<Queue>, AmqpError> {
+        let mut queues = self.queues.write();
+        if let Some(existing) = queues.get(name.as_str()) {
+            existing.check_access(connection_id)?;
+            self.check_queue_equivalence(existing, &options)?;
+            return Ok(existing.clone());
+        }
+        let name: Arc<str> = Arc::from(name);
+        let queue = Arc::new(Queue::new(name.clone(), self.name.clone(), options));
+        queues.insert(name, queue.clone());
+        Ok(queue)
+    }
+
+    fn check_queue_equivalence(&self, existing: &Queue, new: &QueueOptions) -> Result<(), AmqpError> {
+        let current = &existing.options;
+        let what = names::queue(&existing.name, &self.name);
+        let mismatch = |arg: &str, received: bool, current: bool| {
+            AmqpError::precondition(format_args!(
+                "inequivalent arg '{arg}' for {what}: received '{}' but current is '{}'",
+                bool_str(received),
+                bool_str(current)
+            ))
+        };
+        if current.durable != new.durable {
+            return Err(mismatch("durable", new.durable, current.durable));
+        }
+        if current.exclusive_owner.is_some() != new.exclusive_owner.is_some() {
+            return Err(existing.check_access(u64::MAX).err().unwrap_or_else(|| {
+                AmqpError::resource_locked(format_args!("cannot obtain exclusive access to locked {what}"))
+            }));
+        }
+        if current.auto_delete != new.auto_delete {
+            return Err(mismatch("auto_delete", new.auto_delete, current.auto_delete));
+        }
+        if let Some(key) = first_differing_key(&current.arguments, &new.arguments) {
+            return Err(AmqpError::precondition(format_args!(
+                "inequivalent arg '{key}' for {what}: received {} but current is {}",
+                describe_arg(&new.arguments, &key),
+                describe_arg(&current.arguments, &key)
+            )));
+        }
+        Ok(())
+    }
+
+    /// queue.delete: returns the number of ready messages dropped.
+    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, connection_id: u64) -> Result<u32, AmqpError> {
+        let Some(queue) = self.queue(name) else { return Ok(0) };
+        queue.check_access(connection_id)?;
+        let (messages, consumers) = queue.counts();
+        if if_unused && consumers > 0 {
+            return Err(AmqpError::precondition(format_args!("{} in use", names::queue(name, &self.name))));
+        }
+        if if_empty && messages > 0 {
+            return Err(AmqpError::precondition(format_args!("{} is not empty", names::queue(name, &self.name))));
+        }
+        Ok(self.remove_queue(&queue))
+    }
+
+    /// Deletes a queue unconditionally: unbinds it, cancels its consumers (with notification),
+    /// drops its messages. Returns the number of ready messages dropped.
+    pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        {
+            let mut queues = self.queues.write();
+            match queues.get(&queue.name) {
+                Some(q) if Arc::ptr_eq(q, queue) => {
+                    queues.remove(&queue.name);
+                }
+                _ => return 0,
+            }
+        }
+        let (consumers, dropped) = queue.mark_deleted();
+        self.unbind_everywhere(&Destination::Queue(queue.name.clone()));
+        for consumer in consumers {
+            consumer.channel.cancelled_by_broker(&consumer.tag);
+        }
+        dropped
+    }
+
+    pub fn bind(&self, source: &str, binding: Binding, connection_id: u64) -> Result<(), AmqpError> {
+        let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
+        if source.kind() == ExchangeKind::Headers {
+            super::exchange::headers::validate_binding_arguments(&binding.arguments).map_err(AmqpError::precondition)?;
+        }
+        source.bind(binding);
+        Ok(())
+    }
+
+    pub fn unbind(&self, source: &str, binding: &Binding, connection_id: u64) -> Result<(), AmqpError> {
+        let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
+        if source.unbind(binding) {
+            self.maybe_auto_delete_exchange(&source);
+        }
+        Ok(())
+    }
+
+    fn check_binding_ends(&self, source: &str, dest: &Destination, connection_id: u64) -> Result<Arc<Exchange>, AmqpError> {
+        match dest {
+            Destination::Queue(q) => {
+                self.existing_queue(q, connection_id)?;
+            }
+            Destination::Exchange(e) => {
+                if e.is_empty() {
+                    return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+                }
+                self.existing_exchange(e)?;
+            }
+        }
+        if source.is_empty() {
+            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+        }
+        self.existing_exchange(source)
+    }
+
+    /// Every queue a message published to `exchange` reaches, each once, following
+    /// exchange-to-exchange bindings and alternate exchanges. `scratch` is reused across calls.
+    pub fn route(
+        &self,
+        exchange: &Arc<Exchange>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+        scratch: &mut Vec<Destination>,
+    ) {
+        if exchange.name.is_empty() {
+            // The default exchange: every queue is implicitly bound by its own name.
+            if let Some(q) = self.queues.read().get(routing_key) {
+                out.push(q.clone());
+            }
+            return;
+        }
+        let mut visited: Vec<Arc<str>> = Vec::new();
+        self.route_through(exchange, routing_key, headers, out, scratch, &mut visited);
+    }
+
+    fn route_through(
+        &self,
+        exchange: &Arc<Exchange>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+        scratch: &mut Vec<Destination>,
+        visited: &mut Vec<Arc<str>>,
+    ) {
+        let before = out.len();
+        scratch.clear();
+        exchange.route(routing_key, headers, scratch);
+        let mut next_exchanges = Vec::new();
+        {
+            let queues = self.queues.read();
+            for dest in scratch.drain(..) {
+                match dest {
+                    Destination::Queue(name) => {
+                        if let Some(q) = queues.get(&name)
+                            && !out.iter().any(|o| Arc::ptr_eq(o, q))
+                        {
+                            out.push(q.clone());
+                        }
+                    }
+                    Destination::Exchange(name) => next_exchanges.push(name),
+                }
+            }
+        }
+        visited.push(exchange.name.clone());
+        for name in next_exchanges {
+            if visited.contains(&name) {
+                continue;
+            }
+            if let Some(next) = self.exchange(&name) {
+                self.route_through(&next, routing_key, headers, out, scratch, visited);
+            }
+        }
+        if out.len() == before
+            && let Some(ae) = exchange.alternate_exchange()
+            && !visited.iter().any(|v| **v == *ae)
+            && let Some(ae) = self.exchange(&ae)
+        {
+            self.route_through(&ae, routing_key, headers, out, scratch, visited);
+        }
+    }
+}
+
+/// The first key whose value differs between two argument tables (in key order).
+fn first_differing_key(a: &FieldTable, b: &FieldTable) -> Option<String> {
+    let (a, b) = (a.inner(), b.inner());
+    a.keys().chain(b.keys()).find(|k| a.get(*k) != b.get(*k)).map(|k| k.as_str().to_string())
+}
+
+fn describe_arg(table: &FieldTable, key: &str) -> String {
+    match table.inner().get(key) {
+        None => "none".to_string(),
+        Some(v) => format!("the value '{}' of type '{}'", super::field_display::value(v), super::field_display::type_name(v)),
+    }
+}

@@ -1,0 +1,55 @@
+//! Broker configuration: embedded defaults, overridden by a TOML file, overridden by flags.
+//!
+//! The defaults start a usable broker with nothing else: 127.0.0.1:5672, user guest/guest
+//! (loopback only), vhost `/`, data in `./warren-data`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// AMQP listeners.
+    pub listen: Vec<SocketAddr>,
+    pub data_dir: PathBuf,
+    /// A tracing filter such as `info` or `warren=debug`.
+    pub log_level: String,
+    pub default_user: String,
+    pub default_pass: String,
+    /// Proposed in connection.tune; a client's smaller non-zero value wins.
+    pub channel_max: u16,
+    pub frame_max: u32,
+    /// Heartbeat interval proposed in connection.tune, in seconds.
+    pub heartbeat: u16,
+    /// Largest message body accepted (RabbitMQ's max_message_size).
+    pub max_message_size: u64,
+    /// Seconds a client has to complete the handshake.
+    pub handshake_timeout: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5672))],
+            data_dir: PathBuf::from("warren-data"),
+            log_level: "info".into(),
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
+            channel_max: 2047,
+            frame_max: 131072,
+            heartbeat: 60,
+            max_message_size: 128 * 1024 * 1024,
+            handshake_timeout: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; absent keys keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    }
+}

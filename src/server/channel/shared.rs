@@ -1,0 +1,255 @@
+//! The part of a channel that queues reach from other tasks: delivery tags, the unacked list,
+//! the channel-wide prefetch window, flow, and the channel's consumers.
+//!
+//! Lock order: a queue's lock may be held when this channel's lock is taken (deliveries), and
+//! this channel's lock may be held when the outbox lock is taken (frames are written under the
+//! channel lock so delivery tags reach the wire in order). Never the other way round: settling
+//! acks takes entries out under this lock, releases it, then calls the queues.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use amq_protocol::protocol::{AMQPClass, basic};
+use parking_lot::Mutex;
+use warren_protocol::{AmqpError, encode};
+
+use crate::broker::consumer::{Consumer, DeliveryTarget};
+use crate::broker::message::QueuedMessage;
+use crate::broker::queue::Queue;
+use crate::server::connection::ConnectionShared;
+
+/// A delivery awaiting ack, reject or nack.
+pub struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub message: QueuedMessage,
+    /// `None` for basic.get deliveries.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+pub struct ConsumerEntry {
+    pub queue: Arc<Queue>,
+    pub consumer: Arc<Consumer>,
+}
+
+pub struct ChannelShared {
+    pub id: u16,
+    connection: Arc<ConnectionShared>,
+    state: Mutex<DeliveryState>,
+}
+
+struct DeliveryState {
+    next_tag: u64,
+    /// Ordered by tag (tags only grow).
+    unacked: VecDeque<Unacked>,
+    /// basic.qos global=true; 0 = unlimited.
+    global_prefetch: u32,
+    /// Consumer deliveries awaiting ack (what the global window counts).
+    global_unacked: u32,
+    flow_active: bool,
+    closed: bool,
+    consumers: HashMap<String, ConsumerEntry>,
+}
+
+/// What to do with settled deliveries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Acked, or rejected without requeue: gone.
+    Remove,
+    /// Back to the queue, marked redelivered.
+    Requeue,
+}
+
+impl ChannelShared {
+    pub fn new(id: u16, connection: Arc<ConnectionShared>) -> Self {
+        ChannelShared {
+            id,
+            connection,
+            state: Mutex::new(DeliveryState {
+                next_tag: 1,
+                unacked: VecDeque::new(),
+                global_prefetch: 0,
+                global_unacked: 0,
+                flow_active: true,
+                closed: false,
+                consumers: HashMap::new(),
+            }),
+        }
+    }
+
+    fn frame_max(&self) -> u32 {
+        self.connection.frame_max.load(Ordering::Relaxed)
+    }
+
+    /// basic.get: assigns a tag, records the delivery unless `no_ack`, writes get-ok + content.
+    pub fn deliver_get(&self, queue: &Arc<Queue>, message: QueuedMessage, no_ack: bool, remaining: u32) {
+        let mut st = self.state.lock();
+        let tag = st.next_tag;
+        st.next_tag += 1;
+        let m = &message.message;
+        let frame_max = self.frame_max();
+        self.connection.outbox.push(|out| {
+            encode::get_ok(out, self.id, tag, message.redelivered, &m.exchange, &m.routing_key, remaining);
+            encode::content(out, self.id, &m.raw_properties, &m.body, frame_max);
+        });
+        if !no_ack {
+            st.unacked.push_back(Unacked { tag, queue: queue.clone(), message, consumer: None });
+        }
+    }
+
+    /// Takes the deliveries an ack/nack/reject names: `tag` alone, or every tag up to it with
+    /// `multiple` (`0` + multiple = all). 406 for a tag that is not outstanding.
+    pub fn take_settled(&self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+        let mut st = self.state.lock();
+        let taken: Vec<Unacked> = if multiple {
+            if tag != 0 && st.unacked.binary_search_by_key(&tag, |u| u.tag).is_err() {
+                return Err(unknown_tag(tag));
+            }
+            let upto = if tag == 0 { st.unacked.len() } else { st.unacked.partition_point(|u| u.tag <= tag) };
+            st.unacked.drain(..upto).collect()
+        } else {
+            let pos = st.unacked.binary_search_by_key(&tag, |u| u.tag).map_err(|_| unknown_tag(tag))?;
+            st.unacked.remove(pos).into_iter().collect()
+        };
+        let from_consumers = taken.iter().filter(|u| u.consumer.is_some()).count() as u32;
+        st.global_unacked = st.global_unacked.saturating_sub(from_consumers);
+        Ok(taken)
+    }
+
+    /// Every outstanding delivery (channel closing, basic.recover).
+    pub fn take_all_unacked(&self) -> Vec<Unacked> {
+        let mut st = self.state.lock();
+        st.global_unacked = 0;
+        st.unacked.drain(..).collect()
+    }
+
+    /// Settles deliveries taken out of the unacked list, one queue call per run of deliveries
+    /// from the same queue and consumer; then lets consumers use the freed window.
+    pub fn settle(&self, entries: Vec<Unacked>, how: Settlement) {
+        let mut run: Vec<QueuedMessage> = Vec::new();
+        let mut iter = entries.into_iter().peekable();
+        while let Some(entry) = iter.next() {
+            run.push(entry.message);
+            let same_run = iter.peek().is_some_and(|next| {
+                Arc::ptr_eq(&next.queue, &entry.queue)
+                    && match (&next.consumer, &entry.consumer) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            });
+            if same_run {
+                continue;
+            }
+            let messages = std::mem::take(&mut run);
+            match how {
+                Settlement::Remove => entry.queue.settle(entry.consumer.as_ref(), messages.len() as u32),
+                Settlement::Requeue => entry.queue.requeue(entry.consumer.as_ref(), messages),
+            }
+        }
+        if self.state.lock().global_prefetch > 0 {
+            self.resume_deliveries();
+        }
+    }
+
+    /// Puts deliveries back into the unacked list (tx.rollback undoing its acks).
+    pub fn restore_unacked(&self, entries: Vec<Unacked>) {
+        let mut st = self.state.lock();
+        let from_consumers = entries.iter().filter(|u| u.consumer.is_some()).count() as u32;
+        st.global_unacked += from_consumers;
+        let mut all: Vec<Unacked> = st.unacked.drain(..).chain(entries).collect();
+        all.sort_by_key(|u| u.tag);
+        st.unacked = all.into();
+    }
+
+    pub fn set_global_prefetch(&self, count: u32) {
+        self.state.lock().global_prefetch = count;
+        self.resume_deliveries();
+    }
+
+    pub fn set_flow(&self, active: bool) {
+        self.state.lock().flow_active = active;
+        if active {
+            self.resume_deliveries();
+        }
+    }
+
+    /// Registers a consumer tag; 530 NOT_ALLOWED if the tag is in use on this channel.
+    pub fn add_consumer(&self, queue: Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+        let mut st = self.state.lock();
+        if st.consumers.contains_key(&consumer.tag) {
+            return Err(AmqpError::not_allowed(format_args!("attempt to reuse consumer tag '{}'", consumer.tag)));
+        }
+        st.consumers.insert(consumer.tag.clone(), ConsumerEntry { queue, consumer });
+        Ok(())
+    }
+
+    pub fn remove_consumer(&self, tag: &str) -> Option<ConsumerEntry> {
+        self.state.lock().consumers.remove(tag)
+    }
+
+    /// Stops deliveries for good and returns the consumers to detach.
+    pub fn close(&self) -> Vec<ConsumerEntry> {
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.consumers.drain().map(|(_, e)| e).collect()
+    }
+
+    /// Asks every queue this channel consumes from to deliver what it can.
+    pub fn resume_deliveries(&self) {
+        let queues: Vec<Arc<Queue>> = self.state.lock().consumers.values().map(|e| e.queue.clone()).collect();
+        for queue in queues {
+            queue.dispatch();
+        }
+    }
+
+    fn write(&self, class: AMQPClass) {
+        let id = self.id;
+        self.connection.outbox.push(|out| encode::method(out, id, &class));
+    }
+}
+
+fn unknown_tag(tag: u64) -> AmqpError {
+    AmqpError::precondition(format_args!("unknown delivery tag {tag}")).on(60, 80)
+}
+
+impl DeliveryTarget for ChannelShared {
+    fn try_deliver(&self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, message: QueuedMessage) -> Result<(), QueuedMessage> {
+        let mut st = self.state.lock();
+        if st.closed || !st.flow_active {
+            return Err(message);
+        }
+        if !consumer.no_ack && st.global_prefetch > 0 && st.global_unacked >= st.global_prefetch {
+            return Err(message);
+        }
+        let tag = st.next_tag;
+        let frame_max = self.frame_max();
+        let m = &message.message;
+        let written = self.connection.outbox.try_push(|out| {
+            encode::deliver(out, self.id, &consumer.tag, tag, message.redelivered, &m.exchange, &m.routing_key);
+            encode::content(out, self.id, &m.raw_properties, &m.body, frame_max);
+        });
+        if !written {
+            return Err(message);
+        }
+        st.next_tag += 1;
+        if !consumer.no_ack {
+            st.global_unacked += 1;
+            st.unacked.push_back(Unacked { tag, queue: queue.clone(), message, consumer: Some(consumer.clone()) });
+        }
+        Ok(())
+    }
+
+    fn cancelled_by_broker(&self, consumer_tag: &str) {
+        if self.remove_consumer(consumer_tag).is_none() {
+            return;
+        }
+        if self.connection.consumer_cancel_notify.load(Ordering::Relaxed) {
+            self.write(AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                consumer_tag: consumer_tag.into(),
+                nowait: true,
+            })));
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! One task per client connection: it reads frames, drives the handshake, routes frames to
+//! channels, keeps heartbeats, and closes the connection (connection.close with a reply code,
+//! then the socket) on any hard error. Outgoing bytes go through the connection's [`Outbox`],
+//! drained by a separate writer task.
+//!
+//! Frames are handled synchronously between reads: everything decoded from one read is processed
+//! before the next read, and publisher confirms are flushed once per such batch.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use amq_protocol::protocol::{AMQPClass, channel as chan, connection};
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::watch;
+use warren_protocol::codec::{Frame, ProtocolHeader, check_protocol_header, decode_frame};
+use warren_protocol::{AmqpError, ErrorScope, PROTOCOL_HEADER};
+
+use super::channel::{Channel, ChannelContext, ChannelShared};
+use super::handshake::{self, Negotiated};
+use super::outbox::Outbox;
+use crate::Config;
+use crate::broker::Broker;
+use crate::broker::queue::Queue;
+
+/// The parts of a connection that queues and the writer task reach: its outbox and the
+/// channels whose deliveries must resume once the outbox drains.
+pub struct ConnectionShared {
+    pub id: u64,
+    pub outbox: Outbox,
+    pub frame_max: AtomicU32,
+    pub consumer_cancel_notify: std::sync::atomic::AtomicBool,
+    pub channels: Mutex<HashMap<u16, Arc<ChannelShared>>>,
+}
+
+impl ConnectionShared {
+    /// After the outbox drained: let every channel's consumers take messages again.
+    fn resume_deliveries(&self) {
+        let channels: Vec<Arc<ChannelShared>> = self.channels.lock().values().cloned().collect();
+        for channel in channels {
+            channel.resume_deliveries();
+        }
+    }
+}
+
+/// Why reading frames stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed the socket or it failed.
+    Closed,
+    /// The peer broke the protocol: close the connection with this error.
+    Protocol(AmqpError),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(_: io::Error) -> Self {
+        ReadError::Closed
+    }
+}
+
+/// The read half of the socket with its buffer and the negotiated frame_max.
+pub struct FrameReader {
+    socket: OwnedReadHalf,
+    buf: BytesMut,
+    pub frame_max: u32,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl FrameReader {
+    /// Reads more bytes; `Closed` at end of stream.
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.socket.read_buf(&mut self.buf).await? {
+            0 => Err(ReadError::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    fn decode(&mut self) -> Result<Option<Frame>, ReadError> {
+        decode_frame(&mut self.buf, self.frame_max).map_err(ReadError::Protocol)
+    }
+
+    pub async fn next_frame(&mut self) -> Result<Frame, ReadError> {
+        loop {
+            if let Some(frame) = self.decode()? {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads and checks the 8-byte protocol header.
+    async fn protocol_header(&mut self) -> Result<bool, ReadError> {
+        loop {
+            match check_protocol_header(&self.buf) {
+                ProtocolHeader::Accepted => {
+                    let _ = self.buf.split_to(PROTOCOL_HEADER.len());
+                    return Ok(true);
+                }
+                ProtocolHeader::Rejected => return Ok(false),
+                ProtocolHeader::Incomplete => self.fill().await?,
+            }
+        }
+    }
+}
+
+pub async fn serve(
+    id: u64,
+    socket: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<Config>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (read_half, write_half) = socket.into_split();
+    let shared = Arc::new(ConnectionShared {
+        id,
+        outbox: Outbox::default(),
+        frame_max: AtomicU32::new(config.frame_max),
+        consumer_cancel_notify: false.into(),
+        channels: Mutex::new(HashMap::new()),
+    });
+    let writer = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let resume_target = shared.clone();
+            super::outbox::drain(&shared.outbox, write_half, move || resume_target.resume_deliveries()).await;
+        })
+    };
+    let mut reader = FrameReader { socket: read_half, buf: BytesMut::with_capacity(READ_CHUNK), frame_max: config.frame_max };
+
+    let handshake_deadline = Duration::from_secs(config.handshake_timeout);
+    let negotiated = match tokio::time::timeout(handshake_deadline, async {
+        if !reader.protocol_header().await? {
+            return Ok(None);
+        }
+        handshake::run(&mut reader, &shared.outbox, &broker, &config, peer).await.map(Some)
+    })
+    .await
+    {
+        Ok(Ok(Some(n))) => n,
+        Ok(Ok(None)) => {
+            tracing::debug!(%peer, "bad protocol header");
+            shared.outbox.push(|b| b.extend_from_slice(PROTOCOL_HEADER));
+            shared.outbox.close();
+            let _ = writer.await;
+            return;
+        }
+        Ok(Err(ReadError::Protocol(e))) => {
+            send_connection_close(&shared, &e);
+            await_close_ok(&mut reader).await;
+            shared.outbox.close();
+            let _ = writer.await;
+            return;
+        }
+        Ok(Err(ReadError::Closed)) | Err(_) => {
+            shared.outbox.close();
+            let _ = writer.await;
+            return;
+        }
+    };
+    tracing::debug!(%peer, user = %negotiated.user, "connection open");
+    shared.frame_max.store(negotiated.frame_max, Ordering::Relaxed);
+    shared.consumer_cancel_notify.store(negotiated.consumer_cancel_notify, Ordering::Relaxed);
+
+    let mut conn = Connection { shared: shared.clone(), broker, negotiated, channels: HashMap::new(), exclusive_queues: Vec::new() };
+    let outcome = conn.run(&mut reader, shutdown).await;
+    match outcome {
+        Err(ReadError::Protocol(e)) => {
+            tracing::info!(%peer, "closing connection: {e}");
+            conn.release_all();
+            send_connection_close(&shared, &e);
+            await_close_ok(&mut reader).await;
+        }
+        Err(ReadError::Closed) | Ok(()) => conn.release_all(),
+    }
+    shared.outbox.close();
+    let _ = writer.await;
+    tracing::debug!(%peer, "connection closed");
+}
+
+fn send_connection_close(shared: &ConnectionShared, e: &AmqpError) {
+    let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+        reply_code: e.code,
+        reply_text: short_text(&e.text),
+        class_id: e.class_id,
+        method_id: e.method_id,
+    }));
+    shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &close));
+}
+
+/// A reply text as a short string (truncated at 255 bytes on a character boundary).
+pub fn short_text(text: &str) -> amq_protocol::types::ShortString {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    amq_protocol::types::ShortString::from(&text[..end])
+}
+
+/// After sending connection.close, wait briefly for close-ok, discarding everything else.
+async fn await_close_ok(reader: &mut FrameReader) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match reader.next_frame().await {
+                Ok(Frame::Method { channel: 0, method })
+                    if matches!(*method, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_))) =>
+                {
+                    return;
+                }
+                Ok(_) => continue,
+                // A frame error after close: the peer is gone or misbehaving; stop either way.
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
+
+struct Connection {
+    shared: Arc<ConnectionShared>,
+    broker: Arc<Broker>,
+    negotiated: Negotiated,
+    channels: HashMap<u16, Channel>,
+    exclusive_queues: Vec<Arc<Queue>>,
+}
+
+impl Connection {
+    async fn run(&mut self, reader: &mut FrameReader, mut shutdown: watch::Receiver<bool>) -> Result<(), ReadError> {
+        let heartbeat = Duration::from_secs(self.negotiated.heartbeat as u64);
+        // Check twice per interval: send a heartbeat if we wrote nothing, give up on a peer
+        // silent for two intervals.
+        let mut ticker = tokio::time::interval(if heartbeat.is_zero() { Duration::from_secs(3600) } else { heartbeat / 2 });
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read = Instant::now();
+        let mut last_written = self.shared.outbox.written();
+        loop {
+            while let Some(frame) = reader.decode()? {
+                if self.handle_frame(frame).map_err(ReadError::Protocol)? {
+                    return Ok(());
+                }
+            }
+            for channel in self.channels.values_mut() {
+                channel.end_of_batch(&self.shared);
+            }
+            tokio::select! {
+                filled = reader.fill() => {
+                    filled?;
+                    last_read = Instant::now();
+                }
+                _ = ticker.tick(), if !heartbeat.is_zero() => {
+                    if last_read.elapsed() > heartbeat * 2 {
+                        tracing::warn!(connection = self.shared.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
+                        return Err(ReadError::Closed);
+                    }
+                    let written = self.shared.outbox.written();
+                    if written == last_written {
+                        self.shared.outbox.push(warren_protocol::encode::heartbeat);
+                    }
+                    last_written = self.shared.outbox.written();
+                }
+                _ = shutdown.changed() => {
+                    return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
+                }
+            }
+        }
+    }
+
+    /// Handles one frame; `Ok(true)` when the connection is finished (close handshake done).
+    fn handle_frame(&mut self, frame: Frame) -> Result<bool, AmqpError> {
+        let channel_id = frame.channel();
+        if channel_id == 0 {
+            return self.handle_channel_zero(frame);
+        }
+        if let Frame::Method { method, .. } = &frame
+            && let AMQPClass::Channel(chan::AMQPMethod::Open(_)) = **method
+        {
+            return self.open_channel(channel_id).map(|_| false);
+        }
+        let Some(channel) = self.channels.get_mut(&channel_id) else {
+            return Err(AmqpError::channel_error(format_args!("expected 'channel.open' on channel {channel_id}")));
+        };
+        let mut ctx = ChannelContext {
+            broker: &self.broker,
+            vhost: &self.negotiated.vhost,
+            user: &self.negotiated.user,
+            connection: &self.shared,
+            exclusive_queues: &mut self.exclusive_queues,
+        };
+        match channel.handle_frame(frame, &mut ctx) {
+            Ok(still_open) => {
+                if !still_open {
+                    self.remove_channel(channel_id);
+                }
+                Ok(false)
+            }
+            Err(e) if e.scope() == ErrorScope::Channel => {
+                channel.close_with_error(&e, &self.shared, &mut ctx);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn handle_channel_zero(&mut self, frame: Frame) -> Result<bool, AmqpError> {
+        match frame {
+            Frame::Heartbeat { .. } => Ok(false),
+            Frame::Method { method, .. } => match *method {
+                AMQPClass::Connection(connection::AMQPMethod::Close(close)) => {
+                    tracing::debug!(connection = self.shared.id, "client closed: {} {}", close.reply_code, close.reply_text);
+                    self.release_all();
+                    let ok = AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}));
+                    self.shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &ok));
+                    Ok(true)
+                }
+                AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(true),
+                AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_)) => {
+                    let ok = AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {}));
+                    self.shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &ok));
+                    Ok(false)
+                }
+                AMQPClass::Connection(connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_)) => Ok(false),
+                other => Err(AmqpError::command_invalid(format_args!("unexpected method on channel 0: {other:?}"))),
+            },
+            _ => Err(AmqpError::unexpected_frame("content frame on channel 0")),
+        }
+    }
+
+    fn open_channel(&mut self, id: u16) -> Result<(), AmqpError> {
+        if id > self.negotiated.channel_max {
+            return Err(AmqpError::channel_error(format_args!(
+                "channel number {id} exceeds negotiated channel_max {}",
+                self.negotiated.channel_max
+            )));
+        }
+        if self.channels.contains_key(&id) {
+            return Err(AmqpError::channel_error("second 'channel.open' seen"));
+        }
+        let channel = Channel::new(id, self.shared.clone());
+        self.shared.channels.lock().insert(id, channel.shared().clone());
+        self.channels.insert(id, channel);
+        let ok = AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {}));
+        self.shared.outbox.push(|b| warren_protocol::encode::method(b, id, &ok));
+        Ok(())
+    }
+
+    fn remove_channel(&mut self, id: u16) {
+        self.channels.remove(&id);
+        self.shared.channels.lock().remove(&id);
+    }
+
+    /// Connection is going away: requeue every channel's unacked messages, cancel consumers,
+    /// delete exclusive queues.
+    fn release_all(&mut self) {
+        let mut ctx = ChannelContext {
+            broker: &self.broker,
+            vhost: &self.negotiated.vhost,
+            user: &self.negotiated.user,
+            connection: &self.shared,
+            exclusive_queues: &mut Vec::new(),
+        };
+        for (_, mut channel) in self.channels.drain() {
+            channel.release(&mut ctx);
+        }
+        self.shared.channels.lock().clear();
+        for queue in self.exclusive_queues.drain(..) {
+            self.negotiated.vhost.remove_queue(&queue);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The network side: listeners, one task per connection (handshake, frames, heartbeats), a
+//! writer task per connection, and the per-channel state machines. Calls into `broker` with
+//! typed operations; never holds broker locks across an `.await`.
+
+mod channel;
+mod connection;
+mod handshake;
+mod listener;
+mod outbox;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Config;
+use crate::auth::Users;
+use crate::broker::Broker;
+
+/// A started broker: its bound addresses and a way to stop it.
+pub struct RunningBroker {
+    addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    pub broker: Arc<Broker>,
+}
+
+impl RunningBroker {
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting, closes every connection with 320 CONNECTION_FORCED, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        // Give connection tasks a moment to send their close frames.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Binds every listener and starts accepting connections.
+pub async fn start(config: Config) -> io::Result<RunningBroker> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+    let users = Users::with_default_user(&config.default_user, &config.default_pass);
+    let broker = Arc::new(Broker::new(users, config.max_message_size));
+    let config = Arc::new(config);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut addrs = Vec::new();
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let socket = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let local = socket.local_addr()?;
+        tracing::info!("listening on {local}");
+        addrs.push(local);
+        listeners.push(tokio::spawn(listener::accept_loop(socket, broker.clone(), config.clone(), shutdown_rx.clone())));
+    }
+    Ok(RunningBroker { addrs, shutdown, listeners, broker })
+}
