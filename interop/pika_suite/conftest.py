@@ -5,11 +5,36 @@ amqp://guest:guest@127.0.0.1:5672/%2F . Every test uses uniquely named
 queues/exchanges so that all tests can share one broker instance.
 """
 import os
+import signal
 
 import pika
 import pytest
 
 import helpers
+
+# A broker that never answers an RPC would block pika forever: give every test
+# (setup, call and teardown) a hard time limit.
+TEST_TIMEOUT = int(os.environ.get("INTEROP_TEST_TIMEOUT", "30"))
+
+
+class InteropTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    signal.alarm(5)  # bound the teardown that follows as well
+    raise InteropTimeout("test exceeded %d s (broker not answering?)" % TEST_TIMEOUT)
+
+
+@pytest.fixture(autouse=True)
+def _time_limit():
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(scope="session")

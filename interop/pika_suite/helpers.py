@@ -65,19 +65,36 @@ def get_all(ch, queue, auto_ack=True, limit=100000):
     return out
 
 
-def consume_n(ch, queue, n, auto_ack=False, timeout=3.0, **kw):
-    """Consume exactly n messages (or fewer on timeout) via ch.consume()."""
-    out = []
-    deadline = time.monotonic() + timeout
-    for m, p, b in ch.consume(queue, auto_ack=auto_ack,
-                              inactivity_timeout=0.2, **kw):
-        if m is not None:
-            out.append((m, p, b))
-            if len(out) >= n:
-                break
-        if time.monotonic() > deadline:
-            break
-    return out
+class Collector(object):
+    """basic_consume callback that records (method, properties, body)."""
+
+    def __init__(self):
+        self.items = []
+
+    def __call__(self, ch, method, props, body):
+        self.items.append((method, props, body))
+
+    def __len__(self):
+        return len(self.items)
+
+    @property
+    def bodies(self):
+        return [b for _, _, b in self.items]
+
+    @property
+    def tags(self):
+        return [m.delivery_tag for m, _, _ in self.items]
+
+    def wait(self, conn, n, timeout=3.0):
+        """Process events until at least n deliveries arrived (or timeout)."""
+        wait_until(lambda: len(self.items) >= n, conn=conn, timeout=timeout)
+        return len(self.items)
+
+
+def settle(conn, seconds=0.3):
+    """Process connection events for a short while (to let deliveries that
+    should NOT happen show up)."""
+    conn.process_data_events(time_limit=seconds)
 
 
 def declare_queue(ch, name=None, **kw):
@@ -114,8 +131,9 @@ def queue_exists(params_factory, queue):
             ch.queue_declare(queue=queue, passive=True)
             return True
         except exc.ChannelClosedByBroker as e:
-            assert e.reply_code == 404, (e.reply_code, e.reply_text)
-            return False
+            # 405: exists but is exclusive to another connection
+            assert e.reply_code in (404, 405), (e.reply_code, e.reply_text)
+            return e.reply_code == 405
     finally:
         if c.is_open:
             c.close()
@@ -224,3 +242,17 @@ def _props_decode(self, encoded, offset=0):
 
 
 pika.spec.BasicProperties.decode = _props_decode
+
+
+def counts_eventually(ch, queue, expected, timeout=2.0):
+    """queue.declare-ok counts are not ordered with preceding publishes or
+    acks (RabbitMQ answers the stat out of band), so poll until they equal
+    expected; returns the last (message_count, consumer_count) seen."""
+    last = [None]
+
+    def check():
+        last[0] = queue_counts(ch, queue)
+        return last[0] == expected
+
+    wait_until(check, timeout=timeout)
+    return last[0]

@@ -126,6 +126,8 @@ fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+    crate::depth::check_method(payload, class_id, method_id)?;
+    check_dropped_fields(payload, class_id, method_id)?;
     match all_consuming(parse_class).parse(payload) {
         Ok((_, method)) => Ok(Frame::Method { channel, method: Box::new(method) }),
         Err(_) if !is_known_method(class_id, method_id) => Err(AmqpError::command_invalid(format_args!(
@@ -137,6 +139,20 @@ fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
         ))
         .on(class_id, method_id)),
     }
+}
+
+/// Fields amq-protocol parses but does not keep, which RabbitMQ refuses when set.
+fn check_dropped_fields(payload: &[u8], class_id: u16, method_id: u16) -> Result<(), AmqpError> {
+    // basic.qos prefetch-size: RabbitMQ answers a non-zero value with 540.
+    if (class_id, method_id) == (60, 10)
+        && let Some(b) = payload.get(4..8)
+    {
+        let prefetch_size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if prefetch_size != 0 {
+            return Err(AmqpError::not_implemented(format_args!("prefetch_size!=0 ({prefetch_size})")).on(60, 10));
+        }
+    }
+    Ok(())
 }
 
 /// Whether (class, method) names an AMQP 0-9-1 method, so a parse failure is a syntax error
@@ -157,6 +173,9 @@ fn is_known_method(class_id: u16, method_id: u16) -> bool {
 fn decode_header(channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
     // class-id (2) + weight (2) + body-size (8) precede the property flags.
     const PROPERTIES_OFFSET: usize = 12;
+    if let Some(props) = payload.get(PROPERTIES_OFFSET..) {
+        crate::depth::check_properties(props)?;
+    }
     match all_consuming(parse_content_header).parse(&payload[..]) {
         Ok((_, header)) => Ok(Frame::Header {
             channel,

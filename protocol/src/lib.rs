@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod content;
+pub mod depth;
 pub mod encode;
 pub mod reply;
 

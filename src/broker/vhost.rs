@@ -15,7 +15,7 @@ use warren_protocol::AmqpError;
 
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
-use super::queue::{Queue, QueueOptions};
+use super::queue::{Queue, QueueOptions, args};
 
 pub struct VHost {
     pub name: Arc<str>,
@@ -90,14 +90,15 @@ impl VHost {
         if name.is_empty() {
             return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
         }
+        let mut exchanges = self.exchanges.write();
+        if let Some(existing) = exchanges.get(name) {
+            return self.check_exchange_equivalence(existing, &options);
+        }
+        // As RabbitMQ: the reserved prefix only stops creating, not redeclaring amq.direct etc.
         if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format_args!(
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
-        }
-        let mut exchanges = self.exchanges.write();
-        if let Some(existing) = exchanges.get(name) {
-            return self.check_exchange_equivalence(existing, &options);
         }
         let name: Arc<str> = Arc::from(name);
         exchanges.insert(name.clone(), Arc::new(Exchange::new(name, options)));
@@ -124,12 +125,10 @@ impl VHost {
         if current.internal != new.internal {
             return Err(mismatch("internal", bool_str(new.internal), bool_str(current.internal)));
         }
-        if let Some(key) = first_differing_key(&current.arguments, &new.arguments) {
-            return Err(AmqpError::precondition(format_args!(
-                "inequivalent arg '{key}' for {what}: received {} but current is {}",
-                describe_arg(&new.arguments, &key),
-                describe_arg(&current.arguments, &key)
-            )));
+        // RabbitMQ compares only this argument of exchanges.
+        let (cur, received) = (current.arguments.inner().get("alternate-exchange"), new.arguments.inner().get("alternate-exchange"));
+        if cur != received {
+            return Err(args::inequivalent("alternate-exchange", &what, received, cur));
         }
         Ok(())
     }
@@ -192,23 +191,30 @@ impl VHost {
         if passive {
             return self.existing_queue(name, connection_id).map(declared);
         }
-        if name.starts_with("amq.") {
-            return Err(AmqpError::access_refused(format_args!(
-                "queue name '{name}' contains reserved prefix 'amq.*'"
-            )));
-        }
-        self.declare_queue_named(if name.is_empty() { names::queue_name() } else { name.to_string() }, options, connection_id)
-            .map(declared)
+        let (name, generated) = if name.is_empty() { (names::queue_name(), true) } else { (name.to_string(), false) };
+        self.declare_queue_named(name, generated, options, connection_id).map(declared)
     }
 
     /// Declares a queue whose name has already been checked or generated.
-    fn declare_queue_named(&self, name: String, options: QueueOptions, connection_id: u64) -> Result<Arc<Queue>, AmqpError> {
+    fn declare_queue_named(
+        &self,
+        name: String,
+        generated: bool,
+        options: QueueOptions,
+        connection_id: u64,
+    ) -> Result<Arc<Queue>, AmqpError> {
         let mut queues = self.queues.write();
         if let Some(existing) = queues.get(name.as_str()) {
             existing.check_access(connection_id)?;
             self.check_queue_equivalence(existing, &options)?;
             return Ok(existing.clone());
         }
+        if name.starts_with("amq.") && !generated {
+            return Err(AmqpError::access_refused(format_args!(
+                "queue name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        args::validate(&options.arguments, &names::queue(&name, &self.name))?;
         let name: Arc<str> = Arc::from(name);
         let queue = Arc::new(Queue::new(name.clone(), self.name.clone(), options));
         queues.insert(name, queue.clone());
@@ -236,14 +242,7 @@ impl VHost {
         if current.auto_delete != new.auto_delete {
             return Err(mismatch("auto_delete", new.auto_delete, current.auto_delete));
         }
-        if let Some(key) = first_differing_key(&current.arguments, &new.arguments) {
-            return Err(AmqpError::precondition(format_args!(
-                "inequivalent arg '{key}' for {what}: received {} but current is {}",
-                describe_arg(&new.arguments, &key),
-                describe_arg(&current.arguments, &key)
-            )));
-        }
-        Ok(())
+        args::check_equivalent(&current.arguments, &new.arguments, &what)
     }
 
     /// queue.delete: returns the number of ready messages dropped.
@@ -255,7 +254,7 @@ impl VHost {
             return Err(AmqpError::precondition(format_args!("{} in use", names::queue(name, &self.name))));
         }
         if if_empty && messages > 0 {
-            return Err(AmqpError::precondition(format_args!("{} is not empty", names::queue(name, &self.name))));
+            return Err(AmqpError::precondition(format_args!("{} not empty", names::queue(name, &self.name))));
         }
         Ok(self.remove_queue(&queue))
     }
@@ -380,18 +379,5 @@ impl VHost {
         {
             self.route_through(&ae, routing_key, headers, out, scratch, visited);
         }
-    }
-}
-
-/// The first key whose value differs between two argument tables (in key order).
-fn first_differing_key(a: &FieldTable, b: &FieldTable) -> Option<String> {
-    let (a, b) = (a.inner(), b.inner());
-    a.keys().chain(b.keys()).find(|k| a.get(*k) != b.get(*k)).map(|k| k.as_str().to_string())
-}
-
-fn describe_arg(table: &FieldTable, key: &str) -> String {
-    match table.inner().get(key) {
-        None => "none".to_string(),
-        Some(v) => format!("the value '{}' of type '{}'", super::field_display::value(v), super::field_display::type_name(v)),
     }
 }

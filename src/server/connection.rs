@@ -288,7 +288,7 @@ impl Connection {
             return self.open_channel(channel_id).map(|_| false);
         }
         let Some(channel) = self.channels.get_mut(&channel_id) else {
-            return Err(AmqpError::channel_error(format_args!("expected 'channel.open' on channel {channel_id}")));
+            return Err(AmqpError::channel_error("expected 'channel.open'"));
         };
         let mut ctx = ChannelContext {
             broker: &self.broker,
@@ -337,11 +337,14 @@ impl Connection {
     }
 
     fn open_channel(&mut self, id: u16) -> Result<(), AmqpError> {
-        if id > self.negotiated.channel_max {
-            return Err(AmqpError::channel_error(format_args!(
-                "channel number {id} exceeds negotiated channel_max {}",
-                self.negotiated.channel_max
-            )));
+        // As RabbitMQ: channel_max limits how many channels are open, not their numbers.
+        let max = self.negotiated.channel_max as usize;
+        if max != 0 && self.channels.len() >= max {
+            return Err(AmqpError::not_allowed(format_args!(
+                "number of channels opened ({}) has reached the negotiated channel_max ({max})",
+                self.channels.len()
+            ))
+            .on(20, 10));
         }
         if self.channels.contains_key(&id) {
             return Err(AmqpError::channel_error("second 'channel.open' seen"));

@@ -51,6 +51,7 @@ pub fn server_properties() -> FieldTable {
     props.insert("product".into(), text("warren"));
     props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
     props.insert("platform".into(), text(&format!("Rust ({} {})", std::env::consts::OS, std::env::consts::ARCH)));
+    props.insert("copyright".into(), text("Copyright (c) the warren authors"));
     props.insert("information".into(), text("An AMQP 0-9-1 broker that behaves like RabbitMQ"));
     props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
     props

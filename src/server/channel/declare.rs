@@ -18,7 +18,7 @@ impl Channel {
                     if m.passive {
                         ctx.vhost.existing_exchange(m.exchange.as_str())?;
                     } else {
-                        return Err(AmqpError::command_invalid(format_args!("invalid exchange type '{}'", m.kind)).on(40, 10));
+                        return Err(AmqpError::command_invalid(format_args!("unknown exchange type '{}'", m.kind)).on(40, 10));
                     }
                     return self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeclareOk(ex::DeclareOk {}));
                 };
