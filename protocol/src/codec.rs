@@ -84,7 +84,7 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
-        return Err(AmqpError::frame_error(format_args!("unknown frame type {kind}")));
+        return Err(AmqpError::frame_error(format_args!("type {kind}, unknown frame type")));
     }
     if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
         return Err(AmqpError::frame_error(format_args!(
@@ -98,7 +98,7 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
-        return Err(AmqpError::frame_error(format_args!("frame end octet {:#04x} is not 0xce", buf[total - 1])));
+        return Err(AmqpError::frame_error(format_args!("type {kind}, invalid frame end marker {:#04x}", buf[total - 1])));
     }
     buf.advance(FRAME_HEADER_SIZE);
     let payload = buf.split_to(size).freeze();
@@ -113,7 +113,7 @@ fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpE
         FRAME_BODY => Ok(Frame::Body { channel, payload }),
         _ => {
             if channel != 0 {
-                return Err(AmqpError::frame_error(format_args!("heartbeat frame on channel {channel}")));
+                return Err(AmqpError::unexpected_frame(format_args!("heartbeat frame on channel {channel}")));
             }
             Ok(Frame::Heartbeat { channel })
         }
@@ -134,10 +134,9 @@ fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
             "unknown method class {class_id} method {method_id}"
         ))
         .on(class_id, method_id)),
-        Err(_) => Err(AmqpError::syntax_error(format_args!(
-            "malformed arguments for method class {class_id} method {method_id}"
-        ))
-        .on(class_id, method_id)),
+        // RabbitMQ answers undecodable arguments with 501, not 502.
+        Err(_) => Err(AmqpError::frame_error(format_args!("cannot decode arguments of method {class_id}.{method_id}"))
+            .on(class_id, method_id)),
     }
 }
 
@@ -184,7 +183,7 @@ fn decode_header(channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
             properties: Box::new(header.properties),
             raw_properties: payload.slice(PROPERTIES_OFFSET..),
         }),
-        Err(_) => Err(AmqpError::syntax_error("malformed content header frame")),
+        Err(_) => Err(AmqpError::frame_error("cannot decode content header")),
     }
 }
 
@@ -242,6 +241,12 @@ mod tests {
     }
 
     #[test]
+    fn heartbeat_on_a_channel_is_unexpected() {
+        let mut buf = BytesMut::from(&[8u8, 0, 1, 0, 0, 0, 0, 0xCE][..]);
+        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::UNEXPECTED_FRAME);
+    }
+
+    #[test]
     fn bad_frame_end_and_unknown_type_are_frame_errors() {
         let mut buf = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xAB][..]);
         assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
@@ -250,10 +255,10 @@ mod tests {
     }
 
     #[test]
-    fn garbage_method_arguments_are_a_syntax_error() {
+    fn garbage_method_arguments_are_a_frame_error() {
         // queue.declare (50, 10) with a short-string length running past the payload.
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 7, 0, 50, 0, 10, 0, 0, 200, 0xCE][..]);
-        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::SYNTAX_ERROR);
+        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
     }
 
     #[test]

@@ -134,10 +134,13 @@ impl VHost {
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
-        if name.is_empty() || name.starts_with("amq.") {
+        if name.is_empty() {
+            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+        }
+        if name.starts_with("amq.") && self.exchange(name).is_some() {
             return Err(AmqpError::access_refused(format_args!(
-                "operation not permitted on {}",
-                if name.is_empty() { "the default exchange".to_string() } else { format!("exchange '{name}'") }
+                "deletion of system {} not allowed",
+                names::exchange(name, &self.name)
             )));
         }
         let Some(exchange) = self.exchange(name) else { return Ok(()) };

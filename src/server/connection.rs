@@ -199,6 +199,14 @@ fn send_connection_close(shared: &ConnectionShared, e: &AmqpError) {
     shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &close));
 }
 
+/// The (class, method) ids of a method frame, (0, 0) for other frames: reported in close frames.
+fn method_ids(frame: &Frame) -> (u16, u16) {
+    match frame {
+        Frame::Method { method, .. } => (method.get_amqp_class_id(), method.get_amqp_method_id()),
+        _ => (0, 0),
+    }
+}
+
 /// A reply text as a short string (truncated at 255 bytes on a character boundary).
 pub fn short_text(text: &str) -> amq_protocol::types::ShortString {
     let mut end = text.len().min(255);
@@ -219,8 +227,10 @@ async fn await_close_ok(reader: &mut FrameReader) {
                     return;
                 }
                 Ok(_) => continue,
-                // A frame error after close: the peer is gone or misbehaving; stop either way.
-                Err(_) => return,
+                // Undecodable bytes (often the very frame that caused the close): drop what is
+                // buffered and keep waiting for close-ok in what arrives next.
+                Err(ReadError::Protocol(_)) => reader.buf.clear(),
+                Err(ReadError::Closed) => return,
             }
         }
     })
@@ -282,13 +292,18 @@ impl Connection {
         if channel_id == 0 {
             return self.handle_channel_zero(frame);
         }
-        if let Frame::Method { method, .. } = &frame
-            && let AMQPClass::Channel(chan::AMQPMethod::Open(_)) = **method
-        {
-            return self.open_channel(channel_id).map(|_| false);
+        let ids = method_ids(&frame);
+        if let Frame::Method { method, .. } = &frame {
+            match **method {
+                AMQPClass::Channel(chan::AMQPMethod::Open(_)) => return self.open_channel(channel_id).map(|_| false),
+                AMQPClass::Connection(_) => {
+                    return Err(AmqpError::command_invalid("unimplemented method").on(ids.0, ids.1));
+                }
+                _ => {}
+            }
         }
         let Some(channel) = self.channels.get_mut(&channel_id) else {
-            return Err(AmqpError::channel_error("expected 'channel.open'"));
+            return Err(AmqpError::channel_error("expected 'channel.open'").on(ids.0, ids.1));
         };
         let mut ctx = ChannelContext {
             broker: &self.broker,
@@ -330,7 +345,8 @@ impl Connection {
                     Ok(false)
                 }
                 AMQPClass::Connection(connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_)) => Ok(false),
-                other => Err(AmqpError::command_invalid(format_args!("unexpected method on channel 0: {other:?}"))),
+                other => Err(AmqpError::channel_error("unexpected method in connection state running")
+                    .on(other.get_amqp_class_id(), other.get_amqp_method_id())),
             },
             _ => Err(AmqpError::unexpected_frame("content frame on channel 0")),
         }
@@ -343,11 +359,10 @@ impl Connection {
             return Err(AmqpError::not_allowed(format_args!(
                 "number of channels opened ({}) has reached the negotiated channel_max ({max})",
                 self.channels.len()
-            ))
-            .on(20, 10));
+            )));
         }
         if self.channels.contains_key(&id) {
-            return Err(AmqpError::channel_error("second 'channel.open' seen"));
+            return Err(AmqpError::channel_error("second 'channel.open' seen").on(20, 10));
         }
         let channel = Channel::new(id, self.shared.clone());
         self.shared.channels.lock().insert(id, channel.shared().clone());

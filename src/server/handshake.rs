@@ -149,9 +149,10 @@ pub async fn run(
 
 /// The client's value wins if it is smaller and non-zero; larger than ours is refused (530).
 fn negotiate(client: u32, server: u32, name: &str) -> Result<u32, ReadError> {
+    // 0 means "no limit", which exceeds ours: RabbitMQ refuses it the same way.
     match client {
-        0 => Ok(server),
-        c if c <= server => Ok(c),
+        0 if server == 0 => Ok(0),
+        c if c != 0 && c <= server => Ok(c),
         c => Err(ReadError::Protocol(AmqpError::not_allowed(format_args!(
             "negotiated {name} = {c} is higher than the maximum allowed value ({server})"
         )))),

@@ -59,9 +59,12 @@ impl Channel {
                 self.settle(m.delivery_tag, false, if m.requeue { Settlement::Requeue } else { Settlement::Remove })
             }
             b::AMQPMethod::Recover(m) => {
-                self.recover(m.requeue)?;
+                if !m.requeue {
+                    return self.recover(false);
+                }
+                // recover-ok first, as RabbitMQ: clients may drop deliveries that precede it.
                 self.reply(ctx, AMQPClass::Basic(b::AMQPMethod::RecoverOk(b::RecoverOk {})));
-                Ok(())
+                self.recover(true)
             }
             b::AMQPMethod::RecoverAsync(m) => self.recover(m.requeue),
             other => Err(AmqpError::command_invalid(format_args!("unexpected method {other:?}"))),

@@ -88,7 +88,7 @@ impl Channel {
         }
         match frame {
             Frame::Method { method, .. } => {
-                self.assembler.check_method_allowed()?;
+                self.assembler.check_method_allowed().map_err(|e| e.on(60, 40))?;
                 self.handle_method(*method, ctx)
             }
             Frame::Header { class_id, body_size, properties, raw_properties, .. } => {
@@ -99,13 +99,18 @@ impl Channel {
                         ctx.broker_max_message_size()
                     )));
                 }
-                if let Some(content) = self.assembler.header(class_id, body_size, properties, raw_properties)? {
+                let in_publish = !self.assembler.is_idle();
+                let header = self.assembler.header(class_id, body_size, properties, raw_properties);
+                let header = header.map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
+                if let Some(content) = header {
                     self.publish(content, ctx)?;
                 }
                 Ok(true)
             }
             Frame::Body { payload, .. } => {
-                if let Some(content) = self.assembler.body(payload)? {
+                let in_publish = !self.assembler.is_idle();
+                let body = self.assembler.body(payload).map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
+                if let Some(content) = body {
                     self.publish(content, ctx)?;
                 }
                 Ok(true)
@@ -160,7 +165,10 @@ impl Channel {
                 self.reply(ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
                 Ok(false)
             }
-            chan::AMQPMethod::CloseOk(_) | chan::AMQPMethod::OpenOk(_) => Ok(true),
+            chan::AMQPMethod::CloseOk(_) => Err(AmqpError::command_invalid("unimplemented method").on(20, 41)),
+            chan::AMQPMethod::OpenOk(_) => Err(AmqpError::command_invalid("unimplemented method").on(20, 11)),
+            // RabbitMQ 3.x no longer implements flow control requested by clients.
+            chan::AMQPMethod::Flow(flow) if !flow.active => Err(AmqpError::not_implemented("active=false").on(20, 20)),
             chan::AMQPMethod::Flow(flow) => {
                 self.shared.set_flow(flow.active);
                 self.reply(ctx, AMQPClass::Channel(chan::AMQPMethod::FlowOk(chan::FlowOk { active: flow.active })));

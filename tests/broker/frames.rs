@@ -1,0 +1,333 @@
+//! Malformed or out-of-order frames: each is a connection error with
+//! RabbitMQ's code (and text where it is a fixed string), after which the
+//! broker still serves fresh connections.
+
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel};
+
+use crate::common::*;
+
+fn publish_method() -> Vec<u8> {
+    method_frame(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: "nowhere".into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    )
+}
+
+fn content_header(ch: u16, size: u64) -> Vec<u8> {
+    encode(&AMQPFrame::Header(
+        ch,
+        AMQPContentHeader { class_id: 60, body_size: size, properties: BasicProperties::default() },
+    ))
+}
+
+fn qos_method(ch: u16) -> Vec<u8> {
+    method_frame(
+        ch,
+        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false })),
+    )
+}
+
+enum Text {
+    Exact(&'static str),
+    Prefix(&'static str),
+}
+
+/// Opens a connection with channel 1, sends `bytes`, and expects the
+/// connection to be closed with `code`/`text`/`class_method`; then the
+/// socket closes and the broker serves a new connection.
+async fn assert_connection_error(bytes: Vec<u8>, code: u16, text: Text, class_method: (u16, u16)) {
+    let mut broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    raw.send_bytes(&bytes).await;
+    let (got_code, got_text, class_id, method_id) = raw.expect_connection_close().await;
+    assert_eq!(got_code, code, "reply text: {got_text}");
+    match text {
+        Text::Exact(t) => assert_eq!(got_text, t),
+        Text::Prefix(p) => assert!(got_text.starts_with(p), "{got_text:?} should start with {p:?}"),
+    }
+    assert_eq!((class_id, method_id), class_method, "class/method of {got_text}");
+    raw.expect_eof(WAIT).await;
+    broker.assert_alive().await;
+}
+
+#[tokio::test]
+async fn unknown_frame_type_is_501_frame_error() {
+    assert_connection_error(
+        raw_frame(9, 1, b"abc", 0xCE),
+        501,
+        Text::Prefix("FRAME_ERROR - type 9"),
+        (0, 0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_frame_type_on_channel_zero_is_501_frame_error() {
+    assert_connection_error(
+        raw_frame(9, 0, b"abc", 0xCE),
+        501,
+        Text::Prefix("FRAME_ERROR - type 9"),
+        (0, 0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn frame_end_byte_not_0xce_is_501_frame_error() {
+    // A well-formed basic.qos payload with a bad end marker.
+    assert_connection_error(
+        raw_frame(1, 1, &[0, 60, 0, 10, 0, 0, 0, 0, 0, 1, 0], 0x00),
+        501,
+        Text::Prefix("FRAME_ERROR - type 1"),
+        (0, 0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn method_with_truncated_arguments_is_501_frame_error() {
+    // queue.declare whose arguments stop in the middle of a field.
+    // (RabbitMQ answers FRAME_ERROR here, not SYNTAX_ERROR.)
+    assert_connection_error(
+        raw_frame(1, 1, &[0, 50, 0, 10, 0xff, 0xff], 0xCE),
+        501,
+        Text::Prefix("FRAME_ERROR - cannot decode"),
+        (50, 10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn method_with_garbage_arguments_is_501_frame_error() {
+    // queue.declare: reserved short, queue "abc", flags, then a field table
+    // whose length runs past the end of the frame.
+    assert_connection_error(
+        raw_frame(1, 1, &[0, 50, 0, 10, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0, 9, 1, 2, 3], 0xCE),
+        501,
+        Text::Prefix("FRAME_ERROR - cannot decode"),
+        (50, 10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn empty_method_frame_is_501_frame_error() {
+    assert_connection_error(raw_frame(1, 1, &[], 0xCE), 501, Text::Prefix("FRAME_ERROR"), (0, 0))
+        .await;
+}
+
+#[tokio::test]
+async fn content_body_without_header_is_505_unexpected_frame() {
+    assert_connection_error(
+        raw_frame(3, 1, b"hello", 0xCE),
+        505,
+        Text::Exact("UNEXPECTED_FRAME - expected method frame, got non method frame instead"),
+        (0, 0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn content_header_without_publish_is_505_unexpected_frame() {
+    assert_connection_error(
+        content_header(1, 5),
+        505,
+        Text::Exact("UNEXPECTED_FRAME - expected method frame, got non method frame instead"),
+        (0, 0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn body_instead_of_content_header_after_publish_is_505_unexpected_frame() {
+    let mut bytes = publish_method();
+    bytes.extend(raw_frame(3, 1, b"hello", 0xCE));
+    assert_connection_error(
+        bytes,
+        505,
+        Text::Exact(
+            "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
+        ),
+        (60, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn method_instead_of_content_header_after_publish_is_505_unexpected_frame() {
+    let mut bytes = publish_method();
+    bytes.extend(qos_method(1));
+    assert_connection_error(
+        bytes,
+        505,
+        Text::Exact(
+            "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
+        ),
+        (60, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn method_instead_of_content_body_is_505_unexpected_frame() {
+    let mut bytes = publish_method();
+    bytes.extend(content_header(1, 5));
+    bytes.extend(qos_method(1));
+    assert_connection_error(
+        bytes,
+        505,
+        Text::Exact("UNEXPECTED_FRAME - expected content body, got non content body frame instead"),
+        (60, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn heartbeat_on_nonzero_channel_is_505_unexpected_frame() {
+    assert_connection_error(raw_frame(8, 1, b"", 0xCE), 505, Text::Prefix("UNEXPECTED_FRAME"), (0, 0))
+        .await;
+}
+
+#[tokio::test]
+async fn content_body_on_channel_zero_is_505_unexpected_frame() {
+    assert_connection_error(raw_frame(3, 0, b"x", 0xCE), 505, Text::Prefix("UNEXPECTED_FRAME"), (0, 0))
+        .await;
+}
+
+#[tokio::test]
+async fn content_header_on_channel_zero_is_505_unexpected_frame() {
+    assert_connection_error(content_header(0, 5), 505, Text::Prefix("UNEXPECTED_FRAME"), (0, 0)).await;
+}
+
+#[tokio::test]
+async fn method_on_never_opened_channel_is_504_channel_error() {
+    assert_connection_error(
+        qos_method(5),
+        504,
+        Text::Exact("CHANNEL_ERROR - expected 'channel.open'"),
+        (60, 10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn second_channel_open_is_504_channel_error() {
+    assert_connection_error(
+        method_frame(1, channel_open()),
+        504,
+        Text::Exact("CHANNEL_ERROR - second 'channel.open' seen"),
+        (20, 10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn channel_method_on_channel_zero_is_504_channel_error() {
+    assert_connection_error(
+        method_frame(0, channel_open()),
+        504,
+        Text::Exact("CHANNEL_ERROR - unexpected method in connection state running"),
+        (20, 10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn basic_method_on_channel_zero_is_504_channel_error() {
+    assert_connection_error(
+        qos_method(0),
+        504,
+        Text::Exact("CHANNEL_ERROR - unexpected method in connection state running"),
+        (60, 10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn start_ok_after_open_is_504_channel_error() {
+    assert_connection_error(
+        method_frame(0, start_ok("PLAIN", plain_response("guest", "guest"))),
+        504,
+        Text::Exact("CHANNEL_ERROR - unexpected method in connection state running"),
+        (10, 11),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn connection_method_on_a_channel_is_503_command_invalid() {
+    assert_connection_error(
+        method_frame(1, connection_open("/")),
+        503,
+        Text::Exact("COMMAND_INVALID - unimplemented method"),
+        (10, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unsolicited_channel_close_ok_is_503_command_invalid() {
+    assert_connection_error(
+        method_frame(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))),
+        503,
+        Text::Exact("COMMAND_INVALID - unimplemented method"),
+        (20, 41),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_class_and_method_ids_end_the_connection() {
+    // RabbitMQ 3.10 drops the connection without a connection.close here;
+    // a connection.close with a hard-error code is accepted as well.
+    let mut broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    raw.send_bytes(&raw_frame(1, 1, &[0, 99, 0, 10], 0xCE)).await;
+    loop {
+        match raw.recv_within(WAIT).await {
+            Recv::Closed => break,
+            Recv::Frame(AMQPFrame::Method(0, AMQPClass::Connection(amq_protocol::protocol::connection::AMQPMethod::Close(c)))) => {
+                assert!(c.reply_code >= 500, "{c:?}");
+                raw.expect_eof(WAIT).await;
+                break;
+            }
+            Recv::Frame(AMQPFrame::Heartbeat) => continue,
+            Recv::Frame(f) => panic!("unexpected frame {f:?}"),
+            Recv::Timeout => panic!("connection still open after an unknown method"),
+        }
+    }
+    broker.assert_alive().await;
+}
+
+#[tokio::test]
+async fn broker_survives_random_bytes_after_handshake() {
+    let mut broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    // Deterministic pseudo-random garbage.
+    let mut x: u32 = 0x1234_5678;
+    let garbage: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let _ = raw.try_send_bytes(&garbage).await;
+    loop {
+        match raw.recv_within(WAIT).await {
+            Recv::Closed => break,
+            Recv::Frame(_) => continue,
+            Recv::Timeout => panic!("connection not closed after garbage"),
+        }
+    }
+    broker.assert_alive().await;
+}
