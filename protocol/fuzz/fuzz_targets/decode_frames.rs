@@ -30,7 +30,7 @@ fn decode_all(stream: &[u8], frame_max: u32) -> Vec<Result<Frame, AmqpError>> {
                 return out;
             }
             Err(e) => {
-                assert!(matches!(e.code, 501 | 502 | 503 | 505), "unexpected code {e}");
+                assert!(matches!(e.code, 501 | 502 | 503 | 505 | 540), "unexpected code {e}");
                 out.push(Err(e));
                 return out;
             }
