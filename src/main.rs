@@ -8,7 +8,11 @@ use clap::Parser;
 use warren::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "warren", version, about = "A fast, light AMQP 0-9-1 broker that behaves like RabbitMQ")]
+#[command(
+    name = "warren",
+    version,
+    about = "A fast, light AMQP 0-9-1 broker that behaves like RabbitMQ"
+)]
 struct Args {
     /// AMQP listener address (repeatable). Default 127.0.0.1:5672.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -46,11 +50,17 @@ fn main() -> ExitCode {
         config.log_level = level;
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warren: cannot start runtime: {e}");
@@ -78,7 +88,10 @@ fn main() -> ExitCode {
 
 async fn wait_for_shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers, Ctrl-C still works through the default disposition.
         std::future::pending::<()>().await;
         return;

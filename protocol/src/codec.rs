@@ -7,12 +7,13 @@
 //! `Bytes` slices of the read buffer: no copy. Nothing here panics on peer input: every malformed
 //! frame is an [`AmqpError`] carrying the spec's reply code.
 
-use amq_protocol::frame::parsing::parse_content_header;
-use amq_protocol::protocol::{AMQPClass, BasicProperties, parse_class};
+use amq_protocol::protocol::{AMQPClass, parse_class};
 use bytes::{Buf, Bytes, BytesMut};
 use nom::Parser;
 use nom::combinator::all_consuming;
 
+use crate::properties::Properties;
+use crate::publish::{self, Publish};
 use crate::reply::AmqpError;
 
 /// What a client must send first, and what we answer a wrong header with.
@@ -31,18 +32,37 @@ pub const FRAME_OVERHEAD: usize = FRAME_HEADER_SIZE + 1;
 /// One decoded client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    Method { channel: u16, method: Box<AMQPClass> },
-    /// A content header. `raw_properties` are the property flags and values exactly as sent,
-    /// so deliveries can forward them byte for byte (field-table order and types preserved).
-    Header { channel: u16, class_id: u16, body_size: u64, properties: Box<BasicProperties>, raw_properties: Bytes },
-    Body { channel: u16, payload: Bytes },
-    Heartbeat { channel: u16 },
+    Method {
+        channel: u16,
+        method: AMQPClass,
+    },
+    /// basic.publish, decoded by hand without allocating (see [`publish`]).
+    Publish {
+        channel: u16,
+        publish: Publish,
+    },
+    /// A content header. The properties keep the bytes exactly as sent, so deliveries forward
+    /// them unchanged (field-table order and type tags preserved).
+    Header {
+        channel: u16,
+        class_id: u16,
+        body_size: u64,
+        properties: Properties,
+    },
+    Body {
+        channel: u16,
+        payload: Bytes,
+    },
+    Heartbeat {
+        channel: u16,
+    },
 }
 
 impl Frame {
     pub fn channel(&self) -> u16 {
         match self {
             Frame::Method { channel, .. }
+            | Frame::Publish { channel, .. }
             | Frame::Header { channel, .. }
             | Frame::Body { channel, .. }
             | Frame::Heartbeat { channel } => *channel,
@@ -68,13 +88,17 @@ pub fn check_protocol_header(buf: &[u8]) -> ProtocolHeader {
     if buf[..n] != PROTOCOL_HEADER[..n] {
         return ProtocolHeader::Rejected;
     }
-    if n < PROTOCOL_HEADER.len() { ProtocolHeader::Incomplete } else { ProtocolHeader::Accepted }
+    if n < PROTOCOL_HEADER.len() {
+        ProtocolHeader::Incomplete
+    } else {
+        ProtocolHeader::Accepted
+    }
 }
 
 /// Decodes one frame from the front of `buf`, consuming it.
 ///
-/// `frame_max` is the negotiated maximum frame size including the 8 bytes of overhead
-/// (0 means no limit). Returns `Ok(None)` when more bytes are needed; in that case it reserves
+/// `frame_max` is the negotiated maximum frame size (0 means no limit). Returns `Ok(None)`
+/// when more bytes are needed; in that case it reserves
 /// room for the announced frame so the next read can fill it.
 pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpError> {
     if buf.len() < FRAME_HEADER_SIZE {
@@ -83,13 +107,19 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
-        return Err(AmqpError::frame_error(format_args!("type {kind}, unknown frame type")));
-    }
-    if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
+    if !matches!(
+        kind,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
         return Err(AmqpError::frame_error(format_args!(
-            "frame size {} exceeds negotiated frame_max {frame_max}",
-            size + FRAME_OVERHEAD
+            "type {kind}, unknown frame type"
+        )));
+    }
+    // Like RabbitMQ 3.10, compare the payload alone with frame_max: clients that count the
+    // 8 bytes of framing and clients that do not both work. (We send frames within frame_max.)
+    if frame_max != 0 && size > frame_max as usize {
+        return Err(AmqpError::frame_error(format_args!(
+            "type {kind}, payload size {size} exceeds negotiated frame_max {frame_max}"
         )));
     }
     let total = size + FRAME_OVERHEAD;
@@ -98,7 +128,10 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
-        return Err(AmqpError::frame_error(format_args!("type {kind}, invalid frame end marker {:#04x}", buf[total - 1])));
+        return Err(AmqpError::frame_error(format_args!(
+            "type {kind}, invalid frame end marker {:#04x}",
+            buf[total - 1]
+        )));
     }
     buf.advance(FRAME_HEADER_SIZE);
     let payload = buf.split_to(size).freeze();
@@ -113,30 +146,40 @@ fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpE
         FRAME_BODY => Ok(Frame::Body { channel, payload }),
         _ => {
             if channel != 0 {
-                return Err(AmqpError::unexpected_frame(format_args!("heartbeat frame on channel {channel}")));
+                return Err(AmqpError::unexpected_frame(format_args!(
+                    "heartbeat frame on channel {channel}"
+                )));
             }
             Ok(Frame::Heartbeat { channel })
         }
     }
 }
 
-fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
+fn decode_method(channel: u16, payload: &Bytes) -> Result<Frame, AmqpError> {
     if payload.len() < 4 {
         return Err(AmqpError::frame_error("method frame too short"));
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+    if (class_id, method_id) == (60, 40) {
+        return publish::decode(payload).map(|publish| Frame::Publish { channel, publish });
+    }
+    if let Some(method) = publish::decode_settlement(payload, class_id, method_id) {
+        return Ok(Frame::Method { channel, method });
+    }
     crate::depth::check_method(payload, class_id, method_id)?;
     check_dropped_fields(payload, class_id, method_id)?;
-    match all_consuming(parse_class).parse(payload) {
-        Ok((_, method)) => Ok(Frame::Method { channel, method: Box::new(method) }),
-        Err(_) if !is_known_method(class_id, method_id) => Err(AmqpError::command_invalid(format_args!(
-            "unknown method class {class_id} method {method_id}"
-        ))
+    match all_consuming(parse_class).parse(&payload[..]) {
+        Ok((_, method)) => Ok(Frame::Method { channel, method }),
+        Err(_) if !is_known_method(class_id, method_id) => Err(AmqpError::command_invalid(
+            format_args!("unknown method class {class_id} method {method_id}"),
+        )
         .on(class_id, method_id)),
         // RabbitMQ answers undecodable arguments with 501, not 502.
-        Err(_) => Err(AmqpError::frame_error(format_args!("cannot decode arguments of method {class_id}.{method_id}"))
-            .on(class_id, method_id)),
+        Err(_) => Err(AmqpError::frame_error(format_args!(
+            "cannot decode arguments of method {class_id}.{method_id}"
+        ))
+        .on(class_id, method_id)),
     }
 }
 
@@ -148,7 +191,10 @@ fn check_dropped_fields(payload: &[u8], class_id: u16, method_id: u16) -> Result
     {
         let prefetch_size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         if prefetch_size != 0 {
-            return Err(AmqpError::not_implemented(format_args!("prefetch_size!=0 ({prefetch_size})")).on(60, 10));
+            return Err(AmqpError::not_implemented(format_args!(
+                "prefetch_size!=0 ({prefetch_size})"
+            ))
+            .on(60, 10));
         }
     }
     Ok(())
@@ -158,11 +204,33 @@ fn check_dropped_fields(payload: &[u8], class_id: u16, method_id: u16) -> Result
 /// in its arguments rather than an unknown command.
 fn is_known_method(class_id: u16, method_id: u16) -> bool {
     match class_id {
-        10 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71),
+        10 => matches!(
+            method_id,
+            10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71
+        ),
         20 => matches!(method_id, 10 | 11 | 20 | 21 | 40 | 41),
         40 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 51),
         50 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51),
-        60 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60 | 70 | 71 | 72 | 80 | 90 | 100 | 110 | 111 | 120),
+        60 => matches!(
+            method_id,
+            10 | 11
+                | 20
+                | 21
+                | 30
+                | 31
+                | 40
+                | 50
+                | 60
+                | 70
+                | 71
+                | 72
+                | 80
+                | 90
+                | 100
+                | 110
+                | 111
+                | 120
+        ),
         85 => matches!(method_id, 10 | 11),
         90 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31),
         _ => false,
@@ -172,19 +240,27 @@ fn is_known_method(class_id: u16, method_id: u16) -> bool {
 fn decode_header(channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
     // class-id (2) + weight (2) + body-size (8) precede the property flags.
     const PROPERTIES_OFFSET: usize = 12;
-    if let Some(props) = payload.get(PROPERTIES_OFFSET..) {
-        crate::depth::check_properties(props)?;
+    if payload.len() < PROPERTIES_OFFSET + 2 {
+        return Err(AmqpError::frame_error("cannot decode content header"));
     }
-    match all_consuming(parse_content_header).parse(&payload[..]) {
-        Ok((_, header)) => Ok(Frame::Header {
-            channel,
-            class_id: header.class_id,
-            body_size: header.body_size,
-            properties: Box::new(header.properties),
-            raw_properties: payload.slice(PROPERTIES_OFFSET..),
-        }),
-        Err(_) => Err(AmqpError::frame_error("cannot decode content header")),
-    }
+    let class_id = u16::from_be_bytes([payload[0], payload[1]]);
+    let body_size = u64::from_be_bytes([
+        payload[4],
+        payload[5],
+        payload[6],
+        payload[7],
+        payload[8],
+        payload[9],
+        payload[10],
+        payload[11],
+    ]);
+    let properties = Properties::parse(payload.slice(PROPERTIES_OFFSET..))?;
+    Ok(Frame::Header {
+        channel,
+        class_id,
+        body_size,
+        properties,
+    })
 }
 
 #[cfg(test)]
@@ -202,7 +278,7 @@ mod tests {
             immediate: false,
         }));
         encode::method(&mut out, 1, &publish);
-        let props = BasicProperties::default().with_delivery_mode(2);
+        let props = amq_protocol::protocol::BasicProperties::default().with_delivery_mode(2);
         let raw = encode::properties(&props);
         encode::content(&mut out, 1, &raw, b"hello world", 131072);
         out
@@ -211,13 +287,29 @@ mod tests {
     #[test]
     fn decodes_publish_header_and_body_in_order() {
         let mut buf = publish_frames();
-        let Some(Frame::Method { channel: 1, method }) = decode_frame(&mut buf, 131072).unwrap() else { panic!() };
-        assert!(matches!(*method, AMQPClass::Basic(basic::AMQPMethod::Publish(_))));
-        let Some(Frame::Header { body_size: 11, properties, .. }) = decode_frame(&mut buf, 131072).unwrap() else {
+        let Some(Frame::Publish {
+            channel: 1,
+            publish,
+        }) = decode_frame(&mut buf, 131072).unwrap()
+        else {
             panic!()
         };
-        assert_eq!(properties.delivery_mode(), &Some(2));
-        let Some(Frame::Body { payload, .. }) = decode_frame(&mut buf, 131072).unwrap() else { panic!() };
+        assert_eq!(
+            (publish.exchange.as_str(), publish.routing_key.as_str()),
+            ("ex", "rk")
+        );
+        let Some(Frame::Header {
+            body_size: 11,
+            properties,
+            ..
+        }) = decode_frame(&mut buf, 131072).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(properties.delivery_mode(), Some(2));
+        let Some(Frame::Body { payload, .. }) = decode_frame(&mut buf, 131072).unwrap() else {
+            panic!()
+        };
         assert_eq!(&payload[..], b"hello world");
         assert!(buf.is_empty());
         assert_eq!(decode_frame(&mut buf, 131072).unwrap(), None);
@@ -229,7 +321,11 @@ mod tests {
         let first_len = 7 + u32::from_be_bytes([full[3], full[4], full[5], full[6]]) as usize + 1;
         for cut in 0..first_len {
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(decode_frame(&mut buf, 131072).unwrap(), None, "cut at {cut}");
+            assert_eq!(
+                decode_frame(&mut buf, 131072).unwrap(),
+                None,
+                "cut at {cut}"
+            );
         }
     }
 
@@ -243,29 +339,50 @@ mod tests {
     #[test]
     fn heartbeat_on_a_channel_is_unexpected() {
         let mut buf = BytesMut::from(&[8u8, 0, 1, 0, 0, 0, 0, 0xCE][..]);
-        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::UNEXPECTED_FRAME);
+        assert_eq!(
+            decode_frame(&mut buf, 0).unwrap_err().code,
+            crate::reply::UNEXPECTED_FRAME
+        );
     }
 
     #[test]
     fn bad_frame_end_and_unknown_type_are_frame_errors() {
         let mut buf = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xAB][..]);
-        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
+        assert_eq!(
+            decode_frame(&mut buf, 0).unwrap_err().code,
+            crate::reply::FRAME_ERROR
+        );
         let mut buf = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
-        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
+        assert_eq!(
+            decode_frame(&mut buf, 0).unwrap_err().code,
+            crate::reply::FRAME_ERROR
+        );
     }
 
     #[test]
     fn garbage_method_arguments_are_a_frame_error() {
         // queue.declare (50, 10) with a short-string length running past the payload.
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 7, 0, 50, 0, 10, 0, 0, 200, 0xCE][..]);
-        assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, crate::reply::FRAME_ERROR);
+        assert_eq!(
+            decode_frame(&mut buf, 0).unwrap_err().code,
+            crate::reply::FRAME_ERROR
+        );
     }
 
     #[test]
     fn protocol_header_check() {
         assert_eq!(check_protocol_header(b"AMQ"), ProtocolHeader::Incomplete);
-        assert_eq!(check_protocol_header(b"AMQP\x00\x00\x09\x01"), ProtocolHeader::Accepted);
-        assert_eq!(check_protocol_header(b"AMQP\x00\x00\x09\x00"), ProtocolHeader::Rejected);
-        assert_eq!(check_protocol_header(b"GET / HTTP/1.1"), ProtocolHeader::Rejected);
+        assert_eq!(
+            check_protocol_header(b"AMQP\x00\x00\x09\x01"),
+            ProtocolHeader::Accepted
+        );
+        assert_eq!(
+            check_protocol_header(b"AMQP\x00\x00\x09\x00"),
+            ProtocolHeader::Rejected
+        );
+        assert_eq!(
+            check_protocol_header(b"GET / HTTP/1.1"),
+            ProtocolHeader::Rejected
+        );
     }
 }

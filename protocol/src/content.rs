@@ -5,24 +5,27 @@
 //! other sequence with RabbitMQ's 505 UNEXPECTED_FRAME texts. A body that arrives in one frame is
 //! kept as that frame's `Bytes` (zero copy); only multi-frame bodies are concatenated.
 
-use amq_protocol::protocol::BasicProperties;
 use bytes::{Bytes, BytesMut};
 
+use crate::properties::Properties;
 use crate::reply::AmqpError;
 
 /// A complete message as published.
 #[derive(Debug)]
 pub struct Content<M> {
     pub method: M,
-    pub properties: Box<BasicProperties>,
-    pub raw_properties: Bytes,
+    pub properties: Properties,
     pub body: Bytes,
 }
 
 enum State<M> {
     Idle,
     AwaitingHeader(M),
-    AwaitingBody { content: Content<M>, size: u64, chunks: BytesMut },
+    AwaitingBody {
+        content: Content<M>,
+        size: u64,
+        chunks: BytesMut,
+    },
 }
 
 /// Per-channel assembly state for content-bearing methods (basic.publish from clients).
@@ -52,9 +55,9 @@ impl<M> ContentAssembler<M> {
             State::AwaitingHeader(_) => Err(AmqpError::unexpected_frame(
                 "expected content header for class 60, got non content header frame instead",
             )),
-            State::AwaitingBody { .. } => {
-                Err(AmqpError::unexpected_frame("expected content body, got non content body frame instead"))
-            }
+            State::AwaitingBody { .. } => Err(AmqpError::unexpected_frame(
+                "expected content body, got non content body frame instead",
+            )),
         }
     }
 
@@ -73,27 +76,40 @@ impl<M> ContentAssembler<M> {
         &mut self,
         class_id: u16,
         body_size: u64,
-        properties: Box<BasicProperties>,
-        raw_properties: Bytes,
+        properties: Properties,
     ) -> Result<Option<Content<M>>, AmqpError> {
         let method = match std::mem::replace(&mut self.state, State::Idle) {
             State::AwaitingHeader(method) => method,
             State::Idle => {
-                return Err(AmqpError::unexpected_frame("expected method frame, got non method frame instead"));
+                return Err(AmqpError::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                ));
             }
             other @ State::AwaitingBody { .. } => {
                 self.state = other;
-                return Err(AmqpError::unexpected_frame("expected content body, got non content body frame instead"));
+                return Err(AmqpError::unexpected_frame(
+                    "expected content body, got non content body frame instead",
+                ));
             }
         };
         if class_id != 60 {
-            return Err(AmqpError::frame_error(format_args!("content header for class {class_id}, expected 60")));
+            return Err(AmqpError::frame_error(format_args!(
+                "content header for class {class_id}, expected 60"
+            )));
         }
-        let content = Content { method, properties, raw_properties, body: Bytes::new() };
+        let content = Content {
+            method,
+            properties,
+            body: Bytes::new(),
+        };
         if body_size == 0 {
             return Ok(Some(content));
         }
-        self.state = State::AwaitingBody { content, size: body_size, chunks: BytesMut::new() };
+        self.state = State::AwaitingBody {
+            content,
+            size: body_size,
+            chunks: BytesMut::new(),
+        };
         Ok(None)
     }
 
@@ -104,12 +120,16 @@ impl<M> ContentAssembler<M> {
                 State::AwaitingHeader(_) => AmqpError::unexpected_frame(
                     "expected content header for class 60, got non content header frame instead",
                 ),
-                _ => AmqpError::unexpected_frame("expected method frame, got non method frame instead"),
+                _ => AmqpError::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                ),
             });
         };
         let received = chunks.len() as u64 + payload.len() as u64;
         if received > *size {
-            return Err(AmqpError::frame_error(format_args!("content body exceeds declared size {size}")));
+            return Err(AmqpError::frame_error(format_args!(
+                "content body exceeds declared size {size}"
+            )));
         }
         let complete = received == *size;
         if complete && chunks.is_empty() {
@@ -143,7 +163,7 @@ mod tests {
     use super::*;
 
     fn header(a: &mut ContentAssembler<u8>, size: u64) -> Result<Option<Content<u8>>, AmqpError> {
-        a.header(60, size, Box::default(), Bytes::from_static(&[0, 0]))
+        a.header(60, size, Properties::default())
     }
 
     #[test]
@@ -163,7 +183,10 @@ mod tests {
         a.start(1u8);
         header(&mut a, 6).unwrap();
         assert!(a.body(Bytes::from_static(b"abc")).unwrap().is_none());
-        assert_eq!(&a.body(Bytes::from_static(b"def")).unwrap().unwrap().body[..], b"abcdef");
+        assert_eq!(
+            &a.body(Bytes::from_static(b"def")).unwrap().unwrap().body[..],
+            b"abcdef"
+        );
     }
 
     #[test]

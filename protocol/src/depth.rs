@@ -1,8 +1,10 @@
 //! A guard against stack exhaustion: amq-protocol parses nested field tables and arrays
 //! recursively with no depth limit, so a frame of a few kilobytes nesting arrays a thousand
 //! levels deep would overflow the stack and abort the process. Before handing a payload to that
-//! parser, [`check_method`] / [`check_properties`] walk its field tables (iteratively bounded to
-//! [`MAX_DEPTH`] levels) and refuse deeper nesting with a 502 SYNTAX_ERROR.
+//! parser, [`check_method`] walks its field tables (iteratively bounded to
+//! [`MAX_DEPTH`] levels) and refuse deeper nesting with a 502 SYNTAX_ERROR; [`table_end`] does
+//! the same walk for the content-header properties, which warren never hands to that parser on
+//! the hot path.
 //!
 //! Only nesting is judged here; anything else malformed is left for the real parser to report.
 
@@ -31,12 +33,18 @@ fn table(buf: &[u8], pos: usize, depth: usize) -> Walk {
     if depth > MAX_DEPTH {
         return Err(TooDeep);
     }
-    let Some(len) = u32_at(buf, pos) else { return Ok(None) };
+    let Some(len) = u32_at(buf, pos) else {
+        return Ok(None);
+    };
     let end = pos + 4 + len;
-    let Some(body) = buf.get(..end) else { return Ok(None) };
+    let Some(body) = buf.get(..end) else {
+        return Ok(None);
+    };
     let mut p = pos + 4;
     while p < end {
-        let Some(key_end) = short_str_end(body, p) else { return Ok(None) };
+        let Some(key_end) = short_str_end(body, p) else {
+            return Ok(None);
+        };
         match value(body, key_end, depth)? {
             Some(next) => p = next,
             None => return Ok(None),
@@ -49,9 +57,13 @@ fn array(buf: &[u8], pos: usize, depth: usize) -> Walk {
     if depth > MAX_DEPTH {
         return Err(TooDeep);
     }
-    let Some(len) = u32_at(buf, pos) else { return Ok(None) };
+    let Some(len) = u32_at(buf, pos) else {
+        return Ok(None);
+    };
     let end = pos + 4 + len;
-    let Some(body) = buf.get(..end) else { return Ok(None) };
+    let Some(body) = buf.get(..end) else {
+        return Ok(None);
+    };
     let mut p = pos + 4;
     while p < end {
         match value(body, p, depth)? {
@@ -64,7 +76,9 @@ fn array(buf: &[u8], pos: usize, depth: usize) -> Walk {
 
 /// Walks one typed value (type octet first).
 fn value(buf: &[u8], pos: usize, depth: usize) -> Walk {
-    let Some(&tag) = buf.get(pos) else { return Ok(None) };
+    let Some(&tag) = buf.get(pos) else {
+        return Ok(None);
+    };
     let p = pos + 1;
     let fixed = |n: usize| Ok(Some(p + n));
     match tag {
@@ -82,7 +96,9 @@ fn value(buf: &[u8], pos: usize, depth: usize) -> Walk {
 }
 
 fn too_deep() -> AmqpError {
-    AmqpError::syntax_error(format_args!("field table nested deeper than {MAX_DEPTH} levels"))
+    AmqpError::syntax_error(format_args!(
+        "field table nested deeper than {MAX_DEPTH} levels"
+    ))
 }
 
 /// Skips `n` short strings from `pos`.
@@ -98,41 +114,32 @@ fn skip_short_strs(buf: &[u8], mut pos: usize, n: usize) -> Option<usize> {
 fn method_table_offset(payload: &[u8], class_id: u16, method_id: u16) -> Option<usize> {
     const ARGS: usize = 4;
     match (class_id, method_id) {
-        (10, 10) => Some(ARGS + 2),                                      // start: two octets, table
-        (10, 11) => Some(ARGS),                                          // start-ok: table first
+        (10, 10) => Some(ARGS + 2), // start: two octets, table
+        (10, 11) => Some(ARGS),     // start-ok: table first
         (40, 10) => skip_short_strs(payload, ARGS + 2, 2).map(|p| p + 1), // exchange.declare
         (40, 30) | (40, 40) => skip_short_strs(payload, ARGS + 2, 3).map(|p| p + 1), // exchange.bind/unbind
         (50, 10) => skip_short_strs(payload, ARGS + 2, 1).map(|p| p + 1), // queue.declare
         (50, 20) => skip_short_strs(payload, ARGS + 2, 3).map(|p| p + 1), // queue.bind
-        (50, 50) => skip_short_strs(payload, ARGS + 2, 3),               // queue.unbind: no bits
+        (50, 50) => skip_short_strs(payload, ARGS + 2, 3),                // queue.unbind: no bits
         (60, 20) => skip_short_strs(payload, ARGS + 2, 2).map(|p| p + 1), // basic.consume
         _ => None,
     }
 }
 
-/// Refuses a method frame payload whose field table nests too deeply.
-pub fn check_method(payload: &[u8], class_id: u16, method_id: u16) -> Result<(), AmqpError> {
-    let Some(offset) = method_table_offset(payload, class_id, method_id) else { return Ok(()) };
-    table(payload, offset, 1).map(|_| ()).map_err(|_| too_deep().on(class_id, method_id))
+/// The end of the field table starting at `pos` (its 4-byte length): `Ok(Some(end))`,
+/// `Ok(None)` if malformed, `Err` (502) if nested deeper than [`MAX_DEPTH`].
+pub fn table_end(buf: &[u8], pos: usize) -> Result<Option<usize>, AmqpError> {
+    table(buf, pos, 1).map_err(|_| too_deep())
 }
 
-/// Refuses content-header properties (flags first) whose `headers` table nests too deeply.
-pub fn check_properties(props: &[u8]) -> Result<(), AmqpError> {
-    let Some(flags) = props.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else { return Ok(()) };
-    const CONTENT_TYPE: u16 = 1 << 15;
-    const CONTENT_ENCODING: u16 = 1 << 14;
-    const HEADERS: u16 = 1 << 13;
-    if flags & HEADERS == 0 {
+/// Refuses a method frame payload whose field table nests too deeply.
+pub fn check_method(payload: &[u8], class_id: u16, method_id: u16) -> Result<(), AmqpError> {
+    let Some(offset) = method_table_offset(payload, class_id, method_id) else {
         return Ok(());
-    }
-    let mut pos = Some(2);
-    for flag in [CONTENT_TYPE, CONTENT_ENCODING] {
-        if flags & flag != 0 {
-            pos = pos.and_then(|p| short_str_end(props, p));
-        }
-    }
-    let Some(pos) = pos else { return Ok(()) };
-    table(props, pos, 1).map(|_| ()).map_err(|_| too_deep())
+    };
+    table(payload, offset, 1)
+        .map(|_| ())
+        .map_err(|_| too_deep().on(class_id, method_id))
 }
 
 #[cfg(test)]
@@ -169,12 +176,10 @@ mod tests {
     }
 
     #[test]
-    fn deep_headers_property_is_refused() {
-        let mut props = (1u16 << 13).to_be_bytes().to_vec();
-        props.extend_from_slice(&nested_table(5000));
-        assert!(check_properties(&props).is_err());
-        let mut props = (1u16 << 13).to_be_bytes().to_vec();
-        props.extend_from_slice(&nested_table(3));
-        assert!(check_properties(&props).is_ok());
+    fn table_end_reports_the_end_and_refuses_deep_nesting() {
+        let t = nested_table(3);
+        assert_eq!(table_end(&t, 0).unwrap(), Some(t.len()));
+        assert!(table_end(&nested_table(5000), 0).is_err());
+        assert_eq!(table_end(&t[..t.len() - 1], 0).unwrap(), None);
     }
 }

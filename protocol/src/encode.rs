@@ -10,7 +10,9 @@ use amq_protocol::protocol::basic::gen_properties;
 use amq_protocol::protocol::{AMQPClass, BasicProperties};
 use bytes::{BufMut, BytesMut};
 
-use crate::codec::{FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_OVERHEAD};
+use crate::codec::{
+    FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_OVERHEAD,
+};
 
 const CLASS_BASIC: u16 = 60;
 
@@ -104,7 +106,14 @@ pub fn get_ok(
     });
 }
 
-pub fn basic_return(out: &mut BytesMut, channel: u16, reply_code: u16, reply_text: &str, exchange: &str, routing_key: &str) {
+pub fn basic_return(
+    out: &mut BytesMut,
+    channel: u16,
+    reply_code: u16,
+    reply_text: &str,
+    exchange: &str,
+    routing_key: &str,
+) {
     hand_method(out, channel, 50, |out| {
         out.put_u16(reply_code);
         put_short_str(out, reply_text);
@@ -131,7 +140,13 @@ pub fn basic_nack(out: &mut BytesMut, channel: u16, delivery_tag: u64, multiple:
 }
 
 /// Content header (forwarding `raw_properties` unchanged) plus body frames split by `frame_max`.
-pub fn content(out: &mut BytesMut, channel: u16, raw_properties: &[u8], body: &[u8], frame_max: u32) {
+pub fn content(
+    out: &mut BytesMut,
+    channel: u16,
+    raw_properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
     out.reserve(FRAME_OVERHEAD + 12 + raw_properties.len() + body.len() + FRAME_OVERHEAD);
     out.put_u8(FRAME_HEADER);
     out.put_u16(channel);
@@ -141,7 +156,11 @@ pub fn content(out: &mut BytesMut, channel: u16, raw_properties: &[u8], body: &[
     out.put_u64(body.len() as u64);
     out.put_slice(raw_properties);
     out.put_u8(FRAME_END);
-    let max_chunk = if frame_max == 0 { usize::MAX } else { (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1) };
+    let max_chunk = if frame_max == 0 {
+        usize::MAX
+    } else {
+        (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
+    };
     for chunk in body.chunks(max_chunk) {
         out.put_u8(FRAME_BODY);
         out.put_u16(channel);
@@ -164,8 +183,13 @@ mod tests {
         deliver(&mut out, 3, "ctag", 42, true, "ex", "rk");
         let (rest, frame) = parse_frame(&out[..]).unwrap();
         assert!(rest.is_empty());
-        let AMQPFrame::Method(3, AMQPClass::Basic(basic::AMQPMethod::Deliver(d))) = frame else { panic!("{frame:?}") };
-        assert_eq!((d.consumer_tag.as_str(), d.delivery_tag, d.redelivered), ("ctag", 42, true));
+        let AMQPFrame::Method(3, AMQPClass::Basic(basic::AMQPMethod::Deliver(d))) = frame else {
+            panic!("{frame:?}")
+        };
+        assert_eq!(
+            (d.consumer_tag.as_str(), d.delivery_tag, d.redelivered),
+            ("ctag", 42, true)
+        );
         assert_eq!((d.exchange.as_str(), d.routing_key.as_str()), ("ex", "rk"));
     }
 
@@ -179,7 +203,16 @@ mod tests {
             frames.push(f);
         }
         assert_eq!(frames.len(), 1 + 3);
-        let total: usize = frames.iter().map(|f| if let Frame::Body { payload, .. } = f { payload.len() } else { 0 }).sum();
+        let total: usize = frames
+            .iter()
+            .map(|f| {
+                if let Frame::Body { payload, .. } = f {
+                    payload.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
         assert_eq!(total, 10_000);
     }
 }

@@ -14,8 +14,14 @@ pub mod codec;
 pub mod content;
 pub mod depth;
 pub mod encode;
+pub mod properties;
+pub mod publish;
 pub mod reply;
+pub mod short_str;
 
 pub use amq_protocol;
 pub use codec::{Frame, PROTOCOL_HEADER};
+pub use properties::Properties;
+pub use publish::Publish;
 pub use reply::{AmqpError, ErrorScope};
+pub use short_str::ShortStr;

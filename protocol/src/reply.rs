@@ -72,7 +72,12 @@ pub struct AmqpError {
 impl AmqpError {
     /// An error whose text is `CODE_NAME - detail`.
     pub fn new(code: u16, detail: impl fmt::Display) -> Self {
-        AmqpError { code, text: format!("{} - {}", code_name(code), detail), class_id: 0, method_id: 0 }
+        AmqpError {
+            code,
+            text: format!("{} - {}", code_name(code), detail),
+            class_id: 0,
+            method_id: 0,
+        }
     }
 
     /// Records the method that caused the error (reported in the close frame).
@@ -84,21 +89,49 @@ impl AmqpError {
 
     /// Channel-level codes (3xx and 4xx) are soft; everything else closes the connection.
     pub fn scope(&self) -> ErrorScope {
-        if (300..500).contains(&self.code) { ErrorScope::Channel } else { ErrorScope::Connection }
+        if (300..500).contains(&self.code) {
+            ErrorScope::Channel
+        } else {
+            ErrorScope::Connection
+        }
     }
 
-    pub fn not_found(detail: impl fmt::Display) -> Self { Self::new(NOT_FOUND, detail) }
-    pub fn precondition(detail: impl fmt::Display) -> Self { Self::new(PRECONDITION_FAILED, detail) }
-    pub fn access_refused(detail: impl fmt::Display) -> Self { Self::new(ACCESS_REFUSED, detail) }
-    pub fn resource_locked(detail: impl fmt::Display) -> Self { Self::new(RESOURCE_LOCKED, detail) }
-    pub fn frame_error(detail: impl fmt::Display) -> Self { Self::new(FRAME_ERROR, detail) }
-    pub fn syntax_error(detail: impl fmt::Display) -> Self { Self::new(SYNTAX_ERROR, detail) }
-    pub fn command_invalid(detail: impl fmt::Display) -> Self { Self::new(COMMAND_INVALID, detail) }
-    pub fn channel_error(detail: impl fmt::Display) -> Self { Self::new(CHANNEL_ERROR, detail) }
-    pub fn unexpected_frame(detail: impl fmt::Display) -> Self { Self::new(UNEXPECTED_FRAME, detail) }
-    pub fn not_allowed(detail: impl fmt::Display) -> Self { Self::new(NOT_ALLOWED, detail) }
-    pub fn not_implemented(detail: impl fmt::Display) -> Self { Self::new(NOT_IMPLEMENTED, detail) }
-    pub fn internal(detail: impl fmt::Display) -> Self { Self::new(INTERNAL_ERROR, detail) }
+    pub fn not_found(detail: impl fmt::Display) -> Self {
+        Self::new(NOT_FOUND, detail)
+    }
+    pub fn precondition(detail: impl fmt::Display) -> Self {
+        Self::new(PRECONDITION_FAILED, detail)
+    }
+    pub fn access_refused(detail: impl fmt::Display) -> Self {
+        Self::new(ACCESS_REFUSED, detail)
+    }
+    pub fn resource_locked(detail: impl fmt::Display) -> Self {
+        Self::new(RESOURCE_LOCKED, detail)
+    }
+    pub fn frame_error(detail: impl fmt::Display) -> Self {
+        Self::new(FRAME_ERROR, detail)
+    }
+    pub fn syntax_error(detail: impl fmt::Display) -> Self {
+        Self::new(SYNTAX_ERROR, detail)
+    }
+    pub fn command_invalid(detail: impl fmt::Display) -> Self {
+        Self::new(COMMAND_INVALID, detail)
+    }
+    pub fn channel_error(detail: impl fmt::Display) -> Self {
+        Self::new(CHANNEL_ERROR, detail)
+    }
+    pub fn unexpected_frame(detail: impl fmt::Display) -> Self {
+        Self::new(UNEXPECTED_FRAME, detail)
+    }
+    pub fn not_allowed(detail: impl fmt::Display) -> Self {
+        Self::new(NOT_ALLOWED, detail)
+    }
+    pub fn not_implemented(detail: impl fmt::Display) -> Self {
+        Self::new(NOT_IMPLEMENTED, detail)
+    }
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        Self::new(INTERNAL_ERROR, detail)
+    }
 }
 
 impl fmt::Display for AmqpError {

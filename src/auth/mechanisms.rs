@@ -14,10 +14,11 @@ pub fn parse_response(mechanism: &str, response: &[u8]) -> Result<(String, Strin
         // authzid NUL authcid NUL password
         "PLAIN" => {
             let mut parts = response.split(|b| *b == 0);
-            let (_authzid, user, password) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(a), Some(u), Some(p), None) => (a, u, p),
-                _ => return Err(AuthError::Malformed),
-            };
+            let (_authzid, user, password) =
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some(a), Some(u), Some(p), None) => (a, u, p),
+                    _ => return Err(AuthError::Malformed),
+                };
             Ok((utf8(user)?, utf8(password)?))
         }
         // A field table without its 4-byte length prefix, holding LOGIN and PASSWORD.

@@ -46,12 +46,21 @@ impl Users {
 
     pub fn add(&mut self, name: &str, password: &str, loopback_only: bool) {
         let salt: [u8; 4] = rand::random();
-        let user = User { name: name.to_string(), password_hash: hash_password(&salt, password), loopback_only };
+        let user = User {
+            name: name.to_string(),
+            password_hash: hash_password(&salt, password),
+            loopback_only,
+        };
         self.users.insert(name.to_string(), user);
     }
 
     /// Checks a SASL response; returns the authenticated user name.
-    pub fn authenticate(&self, mechanism: &str, response: &[u8], peer: IpAddr) -> Result<String, AuthError> {
+    pub fn authenticate(
+        &self,
+        mechanism: &str,
+        response: &[u8],
+        peer: IpAddr,
+    ) -> Result<String, AuthError> {
         let (name, password) = parse_response(mechanism, response)?;
         let user = self.users.get(&name).ok_or(AuthError::BadCredentials)?;
         if !verify_password(&user.password_hash, &password) {
@@ -80,10 +89,17 @@ pub fn encode_hash(hash: &[u8]) -> String {
 }
 
 fn verify_password(stored: &[u8], password: &str) -> bool {
-    let Some(salt) = stored.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok()) else { return false };
+    let Some(salt) = stored.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok()) else {
+        return false;
+    };
     let candidate = hash_password(&salt, password);
     // Constant-time comparison: a login must not leak how much of the hash matched.
-    candidate.len() == stored.len() && candidate.iter().zip(stored).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    candidate.len() == stored.len()
+        && candidate
+            .iter()
+            .zip(stored)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
@@ -96,16 +112,28 @@ mod tests {
     #[test]
     fn guest_logs_in_with_plain_from_loopback_only() {
         let users = Users::with_default_user("guest", "guest");
-        assert_eq!(users.authenticate("PLAIN", b"\0guest\0guest", LOOPBACK), Ok("guest".into()));
-        assert_eq!(users.authenticate("PLAIN", b"\0guest\0wrong", LOOPBACK), Err(AuthError::BadCredentials));
+        assert_eq!(
+            users.authenticate("PLAIN", b"\0guest\0guest", LOOPBACK),
+            Ok("guest".into())
+        );
+        assert_eq!(
+            users.authenticate("PLAIN", b"\0guest\0wrong", LOOPBACK),
+            Err(AuthError::BadCredentials)
+        );
         let remote = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(users.authenticate("PLAIN", b"\0guest\0guest", remote), Err(AuthError::LoopbackOnly("guest".into())));
+        assert_eq!(
+            users.authenticate("PLAIN", b"\0guest\0guest", remote),
+            Err(AuthError::LoopbackOnly("guest".into()))
+        );
     }
 
     #[test]
     fn rabbitmq_hash_format_is_salt_then_sha256() {
         // RabbitMQ's documented example: salt 908D C60A, password "test12".
         let hash = hash_password(&[0x90, 0x8D, 0xC6, 0x0A], "test12");
-        assert_eq!(encode_hash(&hash), "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR");
+        assert_eq!(
+            encode_hash(&hash),
+            "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+        );
     }
 }

@@ -15,7 +15,12 @@ use crate::broker::queue::Queue;
 pub trait DeliveryTarget: Send + Sync {
     /// Delivers `message` to `consumer` if the channel can take it now (flow on, channel-wide
     /// prefetch not exhausted, write buffer not over its limit); otherwise hands it back.
-    fn try_deliver(&self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, message: QueuedMessage) -> Result<(), QueuedMessage>;
+    fn try_deliver(
+        &self,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        message: QueuedMessage,
+    ) -> Result<(), QueuedMessage>;
     /// The queue is gone: tell the client its consumer was cancelled (if it asked to be told).
     fn cancelled_by_broker(&self, consumer_tag: &str);
 }
@@ -32,8 +37,23 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(tag: String, no_ack: bool, exclusive: bool, prefetch: u32, connection_id: u64, channel: Arc<dyn DeliveryTarget>) -> Self {
-        Consumer { tag, no_ack, exclusive, prefetch, unacked: AtomicU32::new(0), connection_id, channel }
+    pub fn new(
+        tag: String,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: u32,
+        connection_id: u64,
+        channel: Arc<dyn DeliveryTarget>,
+    ) -> Self {
+        Consumer {
+            tag,
+            no_ack,
+            exclusive,
+            prefetch,
+            unacked: AtomicU32::new(0),
+            connection_id,
+            channel,
+        }
     }
 
     /// Whether the prefetch window allows one more delivery.
@@ -50,6 +70,10 @@ impl Consumer {
     /// `count` of this consumer's deliveries were acked, rejected or requeued.
     pub fn settle(&self, count: u32) {
         // Saturating: a settle can never make the window larger than the prefetch.
-        let _ = self.unacked.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(count)));
+        let _ = self
+            .unacked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(count))
+            });
     }
 }

@@ -1,28 +1,21 @@
 //! A published message as the broker holds it: routing facts, properties and body.
 //!
 //! One `Arc<Message>` is shared by every queue the message is routed to (zero-copy fan-out); the
-//! body is a `Bytes` slice of the publisher's read buffer. `raw_properties` are the publisher's
-//! property bytes, forwarded unchanged on delivery; `properties` is the parsed view the broker
-//! consults (headers for routing, user-id, …).
+//! body, the routing key and the properties are `Bytes` slices of the publisher's read buffer.
+//! Deliveries forward the properties' raw bytes unchanged.
 
 use std::sync::Arc;
 
-use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::FieldTable;
 use bytes::Bytes;
+use warren_protocol::{Properties, ShortStr};
 
 #[derive(Debug)]
 pub struct Message {
     pub exchange: Arc<str>,
-    pub routing_key: String,
-    pub properties: Box<BasicProperties>,
-    pub raw_properties: Bytes,
+    pub routing_key: ShortStr,
+    pub properties: Properties,
     pub body: Bytes,
-}
-
-impl Message {
-    pub fn headers(&self) -> Option<&amq_protocol::types::FieldTable> {
-        self.properties.headers().as_ref()
-    }
 }
 
 /// A message's place in one queue.
@@ -32,4 +25,27 @@ pub struct QueuedMessage {
     pub seq: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
+}
+
+/// The `headers` property, parsed at most once per routing and only if an exchange asks for it
+/// (parsing a field table allocates; most messages never meet a headers exchange).
+pub struct LazyHeaders<'a> {
+    properties: &'a Properties,
+    parsed: Option<Option<FieldTable>>,
+}
+
+impl<'a> LazyHeaders<'a> {
+    pub fn new(properties: &'a Properties) -> Self {
+        LazyHeaders {
+            properties,
+            parsed: None,
+        }
+    }
+
+    pub fn get(&mut self) -> Option<&FieldTable> {
+        let properties = self.properties;
+        self.parsed
+            .get_or_insert_with(|| properties.headers())
+            .as_ref()
+    }
 }

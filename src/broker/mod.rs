@@ -31,7 +31,11 @@ impl Broker {
     pub fn new(users: Users, max_message_size: u64) -> Self {
         let mut vhosts = HashMap::new();
         vhosts.insert("/".to_string(), Arc::new(VHost::new("/")));
-        Broker { vhosts: RwLock::new(vhosts), users, max_message_size }
+        Broker {
+            vhosts: RwLock::new(vhosts),
+            users,
+            max_message_size,
+        }
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 use warren_protocol::AmqpError;
 
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
+use super::message::LazyHeaders;
 use super::names;
 use super::queue::{Queue, QueueOptions, args};
 
@@ -48,11 +49,23 @@ impl VHost {
     pub fn new(name: &str) -> Self {
         let mut exchanges = HashMap::new();
         for (ex, kind) in STANDARD_EXCHANGES {
-            let options =
-                ExchangeOptions { kind, durable: true, auto_delete: false, internal: false, arguments: FieldTable::default() };
-            exchanges.insert(Arc::from(ex), Arc::new(Exchange::new(Arc::from(ex), options)));
+            let options = ExchangeOptions {
+                kind,
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                arguments: FieldTable::default(),
+            };
+            exchanges.insert(
+                Arc::from(ex),
+                Arc::new(Exchange::new(Arc::from(ex), options)),
+            );
         }
-        VHost { name: Arc::from(name), exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+        VHost {
+            name: Arc::from(name),
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -83,12 +96,19 @@ impl VHost {
         Ok(queue)
     }
 
-    pub fn declare_exchange(&self, name: &str, options: ExchangeOptions, passive: bool) -> Result<(), AmqpError> {
+    pub fn declare_exchange(
+        &self,
+        name: &str,
+        options: ExchangeOptions,
+        passive: bool,
+    ) -> Result<(), AmqpError> {
         if passive {
             return self.existing_exchange(name).map(|_| ());
         }
         if name.is_empty() {
-            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         let mut exchanges = self.exchanges.write();
         if let Some(existing) = exchanges.get(name) {
@@ -105,7 +125,11 @@ impl VHost {
         Ok(())
     }
 
-    fn check_exchange_equivalence(&self, existing: &Exchange, new: &ExchangeOptions) -> Result<(), AmqpError> {
+    fn check_exchange_equivalence(
+        &self,
+        existing: &Exchange,
+        new: &ExchangeOptions,
+    ) -> Result<(), AmqpError> {
         let current = &existing.options;
         let what = names::exchange(&existing.name, &self.name);
         let mismatch = |arg: &str, received: &str, current: &str| {
@@ -117,25 +141,47 @@ impl VHost {
             return Err(mismatch("type", new.kind.as_str(), current.kind.as_str()));
         }
         if current.durable != new.durable {
-            return Err(mismatch("durable", bool_str(new.durable), bool_str(current.durable)));
+            return Err(mismatch(
+                "durable",
+                bool_str(new.durable),
+                bool_str(current.durable),
+            ));
         }
         if current.auto_delete != new.auto_delete {
-            return Err(mismatch("auto_delete", bool_str(new.auto_delete), bool_str(current.auto_delete)));
+            return Err(mismatch(
+                "auto_delete",
+                bool_str(new.auto_delete),
+                bool_str(current.auto_delete),
+            ));
         }
         if current.internal != new.internal {
-            return Err(mismatch("internal", bool_str(new.internal), bool_str(current.internal)));
+            return Err(mismatch(
+                "internal",
+                bool_str(new.internal),
+                bool_str(current.internal),
+            ));
         }
         // RabbitMQ compares only this argument of exchanges.
-        let (cur, received) = (current.arguments.inner().get("alternate-exchange"), new.arguments.inner().get("alternate-exchange"));
+        let (cur, received) = (
+            current.arguments.inner().get("alternate-exchange"),
+            new.arguments.inner().get("alternate-exchange"),
+        );
         if cur != received {
-            return Err(args::inequivalent("alternate-exchange", &what, received, cur));
+            return Err(args::inequivalent(
+                "alternate-exchange",
+                &what,
+                received,
+                cur,
+            ));
         }
         Ok(())
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
         if name.is_empty() {
-            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         if name.starts_with("amq.") && self.exchange(name).is_some() {
             return Err(AmqpError::access_refused(format_args!(
@@ -143,9 +189,14 @@ impl VHost {
                 names::exchange(name, &self.name)
             )));
         }
-        let Some(exchange) = self.exchange(name) else { return Ok(()) };
+        let Some(exchange) = self.exchange(name) else {
+            return Ok(());
+        };
         if if_unused && exchange.has_bindings() {
-            return Err(AmqpError::precondition(format_args!("{} in use", names::exchange(name, &self.name))));
+            return Err(AmqpError::precondition(format_args!(
+                "{} in use",
+                names::exchange(name, &self.name)
+            )));
         }
         self.remove_exchange(&exchange);
         Ok(())
@@ -189,13 +240,22 @@ impl VHost {
     ) -> Result<DeclaredQueue, AmqpError> {
         let declared = |queue: Arc<Queue>| {
             let (message_count, consumer_count) = queue.counts();
-            DeclaredQueue { queue, message_count, consumer_count }
+            DeclaredQueue {
+                queue,
+                message_count,
+                consumer_count,
+            }
         };
         if passive {
             return self.existing_queue(name, connection_id).map(declared);
         }
-        let (name, generated) = if name.is_empty() { (names::queue_name(), true) } else { (name.to_string(), false) };
-        self.declare_queue_named(name, generated, options, connection_id).map(declared)
+        let (name, generated) = if name.is_empty() {
+            (names::queue_name(), true)
+        } else {
+            (name.to_string(), false)
+        };
+        self.declare_queue_named(name, generated, options, connection_id)
+            .map(declared)
     }
 
     /// Declares a queue whose name has already been checked or generated.
@@ -224,7 +284,11 @@ impl VHost {
         Ok(queue)
     }
 
-    fn check_queue_equivalence(&self, existing: &Queue, new: &QueueOptions) -> Result<(), AmqpError> {
+    fn check_queue_equivalence(
+        &self,
+        existing: &Queue,
+        new: &QueueOptions,
+    ) -> Result<(), AmqpError> {
         let current = &existing.options;
         let what = names::queue(&existing.name, &self.name);
         let mismatch = |arg: &str, received: bool, current: bool| {
@@ -239,25 +303,45 @@ impl VHost {
         }
         if current.exclusive_owner.is_some() != new.exclusive_owner.is_some() {
             return Err(existing.check_access(u64::MAX).err().unwrap_or_else(|| {
-                AmqpError::resource_locked(format_args!("cannot obtain exclusive access to locked {what}"))
+                AmqpError::resource_locked(format_args!(
+                    "cannot obtain exclusive access to locked {what}"
+                ))
             }));
         }
         if current.auto_delete != new.auto_delete {
-            return Err(mismatch("auto_delete", new.auto_delete, current.auto_delete));
+            return Err(mismatch(
+                "auto_delete",
+                new.auto_delete,
+                current.auto_delete,
+            ));
         }
         args::check_equivalent(&current.arguments, &new.arguments, &what)
     }
 
     /// queue.delete: returns the number of ready messages dropped.
-    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, connection_id: u64) -> Result<u32, AmqpError> {
-        let Some(queue) = self.queue(name) else { return Ok(0) };
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection_id: u64,
+    ) -> Result<u32, AmqpError> {
+        let Some(queue) = self.queue(name) else {
+            return Ok(0);
+        };
         queue.check_access(connection_id)?;
         let (messages, consumers) = queue.counts();
         if if_unused && consumers > 0 {
-            return Err(AmqpError::precondition(format_args!("{} in use", names::queue(name, &self.name))));
+            return Err(AmqpError::precondition(format_args!(
+                "{} in use",
+                names::queue(name, &self.name)
+            )));
         }
         if if_empty && messages > 0 {
-            return Err(AmqpError::precondition(format_args!("{} not empty", names::queue(name, &self.name))));
+            return Err(AmqpError::precondition(format_args!(
+                "{} not empty",
+                names::queue(name, &self.name)
+            )));
         }
         Ok(self.remove_queue(&queue))
     }
@@ -282,16 +366,27 @@ impl VHost {
         dropped
     }
 
-    pub fn bind(&self, source: &str, binding: Binding, connection_id: u64) -> Result<(), AmqpError> {
+    pub fn bind(
+        &self,
+        source: &str,
+        binding: Binding,
+        connection_id: u64,
+    ) -> Result<(), AmqpError> {
         let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
         if source.kind() == ExchangeKind::Headers {
-            super::exchange::headers::validate_binding_arguments(&binding.arguments).map_err(AmqpError::precondition)?;
+            super::exchange::headers::validate_binding_arguments(&binding.arguments)
+                .map_err(AmqpError::precondition)?;
         }
         source.bind(binding);
         Ok(())
     }
 
-    pub fn unbind(&self, source: &str, binding: &Binding, connection_id: u64) -> Result<(), AmqpError> {
+    pub fn unbind(
+        &self,
+        source: &str,
+        binding: &Binding,
+        connection_id: u64,
+    ) -> Result<(), AmqpError> {
         let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
         if source.unbind(binding) {
             self.maybe_auto_delete_exchange(&source);
@@ -299,20 +394,29 @@ impl VHost {
         Ok(())
     }
 
-    fn check_binding_ends(&self, source: &str, dest: &Destination, connection_id: u64) -> Result<Arc<Exchange>, AmqpError> {
+    fn check_binding_ends(
+        &self,
+        source: &str,
+        dest: &Destination,
+        connection_id: u64,
+    ) -> Result<Arc<Exchange>, AmqpError> {
         match dest {
             Destination::Queue(q) => {
                 self.existing_queue(q, connection_id)?;
             }
             Destination::Exchange(e) => {
                 if e.is_empty() {
-                    return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+                    return Err(AmqpError::access_refused(
+                        "operation not permitted on the default exchange",
+                    ));
                 }
                 self.existing_exchange(e)?;
             }
         }
         if source.is_empty() {
-            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         self.existing_exchange(source)
     }
@@ -323,7 +427,7 @@ impl VHost {
         &self,
         exchange: &Arc<Exchange>,
         routing_key: &str,
-        headers: Option<&FieldTable>,
+        headers: &mut LazyHeaders,
         out: &mut Vec<Arc<Queue>>,
         scratch: &mut Vec<Destination>,
     ) {
@@ -334,6 +438,8 @@ impl VHost {
             }
             return;
         }
+        // Only exchange-to-exchange bindings and alternate exchanges grow this (no allocation
+        // for a plain publish).
         let mut visited: Vec<Arc<str>> = Vec::new();
         self.route_through(exchange, routing_key, headers, out, scratch, &mut visited);
     }
@@ -342,7 +448,7 @@ impl VHost {
         &self,
         exchange: &Arc<Exchange>,
         routing_key: &str,
-        headers: Option<&FieldTable>,
+        headers: &mut LazyHeaders,
         out: &mut Vec<Arc<Queue>>,
         scratch: &mut Vec<Destination>,
         visited: &mut Vec<Arc<str>>,
@@ -366,7 +472,14 @@ impl VHost {
                 }
             }
         }
-        visited.push(exchange.name.clone());
+        let ae = if out.len() == before {
+            exchange.alternate_exchange()
+        } else {
+            None
+        };
+        if !next_exchanges.is_empty() || ae.is_some() {
+            visited.push(exchange.name.clone());
+        }
         for name in next_exchanges {
             if visited.contains(&name) {
                 continue;
@@ -376,7 +489,7 @@ impl VHost {
             }
         }
         if out.len() == before
-            && let Some(ae) = exchange.alternate_exchange()
+            && let Some(ae) = ae
             && !visited.iter().any(|v| **v == *ae)
             && let Some(ae) = self.exchange(&ae)
         {

@@ -134,17 +134,26 @@ pub async fn serve(
         let shared = shared.clone();
         tokio::spawn(async move {
             let resume_target = shared.clone();
-            super::outbox::drain(&shared.outbox, write_half, move || resume_target.resume_deliveries()).await;
+            super::outbox::drain(&shared.outbox, write_half, move || {
+                resume_target.resume_deliveries()
+            })
+            .await;
         })
     };
-    let mut reader = FrameReader { socket: read_half, buf: BytesMut::with_capacity(READ_CHUNK), frame_max: config.frame_max };
+    let mut reader = FrameReader {
+        socket: read_half,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        frame_max: config.frame_max,
+    };
 
     let handshake_deadline = Duration::from_secs(config.handshake_timeout);
     let negotiated = match tokio::time::timeout(handshake_deadline, async {
         if !reader.protocol_header().await? {
             return Ok(None);
         }
-        handshake::run(&mut reader, &shared.outbox, &broker, &config, peer).await.map(Some)
+        handshake::run(&mut reader, &shared.outbox, &broker, &config, peer)
+            .await
+            .map(Some)
     })
     .await
     {
@@ -170,10 +179,20 @@ pub async fn serve(
         }
     };
     tracing::debug!(%peer, user = %negotiated.user, "connection open");
-    shared.frame_max.store(negotiated.frame_max, Ordering::Relaxed);
-    shared.consumer_cancel_notify.store(negotiated.consumer_cancel_notify, Ordering::Relaxed);
+    shared
+        .frame_max
+        .store(negotiated.frame_max, Ordering::Relaxed);
+    shared
+        .consumer_cancel_notify
+        .store(negotiated.consumer_cancel_notify, Ordering::Relaxed);
 
-    let mut conn = Connection { shared: shared.clone(), broker, negotiated, channels: HashMap::new(), exclusive_queues: Vec::new() };
+    let mut conn = Connection {
+        shared: shared.clone(),
+        broker,
+        negotiated,
+        channels: HashMap::new(),
+        exclusive_queues: Vec::new(),
+    };
     let outcome = conn.run(&mut reader, shutdown).await;
     match outcome {
         Err(ReadError::Protocol(e)) => {
@@ -196,13 +215,16 @@ fn send_connection_close(shared: &ConnectionShared, e: &AmqpError) {
         class_id: e.class_id,
         method_id: e.method_id,
     }));
-    shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &close));
+    shared
+        .outbox
+        .push(|b| warren_protocol::encode::method(b, 0, &close));
 }
 
 /// The (class, method) ids of a method frame, (0, 0) for other frames: reported in close frames.
 fn method_ids(frame: &Frame) -> (u16, u16) {
     match frame {
         Frame::Method { method, .. } => (method.get_amqp_class_id(), method.get_amqp_method_id()),
+        Frame::Publish { .. } => (60, 40),
         _ => (0, 0),
     }
 }
@@ -222,7 +244,12 @@ async fn await_close_ok(reader: &mut FrameReader) {
         loop {
             match reader.next_frame().await {
                 Ok(Frame::Method { channel: 0, method })
-                    if matches!(*method, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_))) =>
+                    if matches!(
+                        method,
+                        AMQPClass::Connection(
+                            connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_)
+                        )
+                    ) =>
                 {
                     return;
                 }
@@ -246,11 +273,19 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(&mut self, reader: &mut FrameReader, mut shutdown: watch::Receiver<bool>) -> Result<(), ReadError> {
+    async fn run(
+        &mut self,
+        reader: &mut FrameReader,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ReadError> {
         let heartbeat = Duration::from_secs(self.negotiated.heartbeat as u64);
         // Check twice per interval: send a heartbeat if we wrote nothing, give up on a peer
         // silent for two intervals.
-        let mut ticker = tokio::time::interval(if heartbeat.is_zero() { Duration::from_secs(3600) } else { heartbeat / 2 });
+        let mut ticker = tokio::time::interval(if heartbeat.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            heartbeat / 2
+        });
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = Instant::now();
         let mut last_written = self.shared.outbox.written();
@@ -294,8 +329,10 @@ impl Connection {
         }
         let ids = method_ids(&frame);
         if let Frame::Method { method, .. } = &frame {
-            match **method {
-                AMQPClass::Channel(chan::AMQPMethod::Open(_)) => return self.open_channel(channel_id).map(|_| false),
+            match method {
+                AMQPClass::Channel(chan::AMQPMethod::Open(_)) => {
+                    return self.open_channel(channel_id).map(|_| false);
+                }
                 AMQPClass::Connection(_) => {
                     return Err(AmqpError::command_invalid("unimplemented method").on(ids.0, ids.1));
                 }
@@ -330,24 +367,45 @@ impl Connection {
     fn handle_channel_zero(&mut self, frame: Frame) -> Result<bool, AmqpError> {
         match frame {
             Frame::Heartbeat { .. } => Ok(false),
-            Frame::Method { method, .. } => match *method {
+            Frame::Method { method, .. } => match method {
                 AMQPClass::Connection(connection::AMQPMethod::Close(close)) => {
-                    tracing::debug!(connection = self.shared.id, "client closed: {} {}", close.reply_code, close.reply_text);
+                    tracing::debug!(
+                        connection = self.shared.id,
+                        "client closed: {} {}",
+                        close.reply_code,
+                        close.reply_text
+                    );
                     self.release_all();
-                    let ok = AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}));
-                    self.shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &ok));
+                    let ok = AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                        connection::CloseOk {},
+                    ));
+                    self.shared
+                        .outbox
+                        .push(|b| warren_protocol::encode::method(b, 0, &ok));
                     Ok(true)
                 }
                 AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(true),
                 AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_)) => {
-                    let ok = AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {}));
-                    self.shared.outbox.push(|b| warren_protocol::encode::method(b, 0, &ok));
+                    let ok = AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
+                        connection::UpdateSecretOk {},
+                    ));
+                    self.shared
+                        .outbox
+                        .push(|b| warren_protocol::encode::method(b, 0, &ok));
                     Ok(false)
                 }
-                AMQPClass::Connection(connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_)) => Ok(false),
-                other => Err(AmqpError::channel_error("unexpected method in connection state running")
-                    .on(other.get_amqp_class_id(), other.get_amqp_method_id())),
+                AMQPClass::Connection(
+                    connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_),
+                ) => Ok(false),
+                other => Err(AmqpError::channel_error(
+                    "unexpected method in connection state running",
+                )
+                .on(other.get_amqp_class_id(), other.get_amqp_method_id())),
             },
+            Frame::Publish { .. } => Err(AmqpError::channel_error(
+                "unexpected method in connection state running",
+            )
+            .on(60, 40)),
             _ => Err(AmqpError::unexpected_frame("content frame on channel 0")),
         }
     }
@@ -365,10 +423,15 @@ impl Connection {
             return Err(AmqpError::channel_error("second 'channel.open' seen").on(20, 10));
         }
         let channel = Channel::new(id, self.shared.clone());
-        self.shared.channels.lock().insert(id, channel.shared().clone());
+        self.shared
+            .channels
+            .lock()
+            .insert(id, channel.shared().clone());
         self.channels.insert(id, channel);
         let ok = AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {}));
-        self.shared.outbox.push(|b| warren_protocol::encode::method(b, id, &ok));
+        self.shared
+            .outbox
+            .push(|b| warren_protocol::encode::method(b, id, &ok));
         Ok(())
     }
 

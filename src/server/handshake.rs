@@ -50,9 +50,19 @@ pub fn server_properties() -> FieldTable {
     let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
     props.insert("product".into(), text("warren"));
     props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
-    props.insert("platform".into(), text(&format!("Rust ({} {})", std::env::consts::OS, std::env::consts::ARCH)));
+    props.insert(
+        "platform".into(),
+        text(&format!(
+            "Rust ({} {})",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+    );
     props.insert("copyright".into(), text("Copyright (c) the warren authors"));
-    props.insert("information".into(), text("An AMQP 0-9-1 broker that behaves like RabbitMQ"));
+    props.insert(
+        "information".into(),
+        text("An AMQP 0-9-1 broker that behaves like RabbitMQ"),
+    );
     props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
     props
 }
@@ -64,20 +74,28 @@ fn method(class: AMQPClass) -> impl FnOnce(&mut bytes::BytesMut) {
 /// Reads the next channel-0 method, as the handshake expects nothing else.
 async fn expect_method(reader: &mut FrameReader) -> Result<connection::AMQPMethod, ReadError> {
     match reader.next_frame().await? {
-        Frame::Method { channel: 0, method } => match *method {
+        Frame::Method { channel: 0, method } => match method {
             AMQPClass::Connection(m) => Ok(m),
-            other => Err(ReadError::Protocol(AmqpError::command_invalid(format_args!(
-                "expected a connection method during the handshake, got {}",
-                class_name(&other)
-            )))),
+            other => Err(ReadError::Protocol(AmqpError::command_invalid(
+                format_args!(
+                    "expected a connection method during the handshake, got {}",
+                    class_name(&other)
+                ),
+            ))),
         },
         Frame::Heartbeat { .. } => Box::pin(expect_method(reader)).await,
-        _ => Err(ReadError::Protocol(AmqpError::unexpected_frame("expected a connection method during the handshake"))),
+        _ => Err(ReadError::Protocol(AmqpError::unexpected_frame(
+            "expected a connection method during the handshake",
+        ))),
     }
 }
 
 fn class_name(class: &AMQPClass) -> String {
-    format!("{class:?}").split('(').next().unwrap_or("?").to_lowercase()
+    format!("{class:?}")
+        .split('(')
+        .next()
+        .unwrap_or("?")
+        .to_lowercase()
 }
 
 pub async fn run(
@@ -87,30 +105,41 @@ pub async fn run(
     config: &Config,
     peer: SocketAddr,
 ) -> Result<Negotiated, ReadError> {
-    outbox.push(method(AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
-        version_major: 0,
-        version_minor: 9,
-        server_properties: server_properties(),
-        mechanisms: LongString::from(SUPPORTED_MECHANISMS.as_bytes().to_vec()),
-        locales: LongString::from(b"en_US".to_vec()),
-    }))));
+    outbox.push(method(AMQPClass::Connection(
+        connection::AMQPMethod::Start(connection::Start {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: server_properties(),
+            mechanisms: LongString::from(SUPPORTED_MECHANISMS.as_bytes().to_vec()),
+            locales: LongString::from(b"en_US".to_vec()),
+        }),
+    )));
 
     let connection::AMQPMethod::StartOk(start_ok) = expect_method(reader).await? else {
-        return Err(ReadError::Protocol(AmqpError::command_invalid("expected connection.start-ok")));
+        return Err(ReadError::Protocol(AmqpError::command_invalid(
+            "expected connection.start-ok",
+        )));
     };
     let mechanism = start_ok.mechanism.as_str();
-    let user = match broker.users.authenticate(mechanism, start_ok.response.as_bytes(), peer.ip()) {
+    let user = match broker
+        .users
+        .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip())
+    {
         Ok(user) => user,
         Err(e) => {
             tracing::warn!(%peer, "login refused: {e:?}");
             let text = match e {
-                AuthError::UnknownMechanism(m) => format!("unsupported authentication mechanism '{m}'"),
+                AuthError::UnknownMechanism(m) => {
+                    format!("unsupported authentication mechanism '{m}'")
+                }
                 AuthError::LoopbackOnly(u) => format!("user '{u}' can only connect via localhost"),
                 _ => format!(
                     "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
                 ),
             };
-            return Err(ReadError::Protocol(AmqpError::access_refused(text).on(10, 11)));
+            return Err(ReadError::Protocol(
+                AmqpError::access_refused(text).on(10, 11),
+            ));
         }
     };
     let consumer_cancel_notify = matches!(
@@ -118,15 +147,23 @@ pub async fn run(
         Some(AMQPValue::FieldTable(caps)) if matches!(caps.inner().get("consumer_cancel_notify"), Some(AMQPValue::Boolean(true)))
     );
 
-    outbox.push(method(AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
-        channel_max: config.channel_max,
-        frame_max: config.frame_max,
-        heartbeat: config.heartbeat,
-    }))));
+    outbox.push(method(AMQPClass::Connection(connection::AMQPMethod::Tune(
+        connection::Tune {
+            channel_max: config.channel_max,
+            frame_max: config.frame_max,
+            heartbeat: config.heartbeat,
+        },
+    ))));
     let connection::AMQPMethod::TuneOk(tune_ok) = expect_method(reader).await? else {
-        return Err(ReadError::Protocol(AmqpError::command_invalid("expected connection.tune-ok")));
+        return Err(ReadError::Protocol(AmqpError::command_invalid(
+            "expected connection.tune-ok",
+        )));
     };
-    let channel_max = negotiate(tune_ok.channel_max as u32, config.channel_max as u32, "channel_max")? as u16;
+    let channel_max = negotiate(
+        tune_ok.channel_max as u32,
+        config.channel_max as u32,
+        "channel_max",
+    )? as u16;
     let frame_max = negotiate(tune_ok.frame_max, config.frame_max, "frame_max")?;
     if frame_max < FRAME_MIN_SIZE {
         return Err(ReadError::Protocol(AmqpError::not_allowed(format_args!(
@@ -136,15 +173,30 @@ pub async fn run(
     reader.frame_max = frame_max;
 
     let connection::AMQPMethod::Open(open) = expect_method(reader).await? else {
-        return Err(ReadError::Protocol(AmqpError::command_invalid("expected connection.open")));
+        return Err(ReadError::Protocol(AmqpError::command_invalid(
+            "expected connection.open",
+        )));
     };
     let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
         return Err(ReadError::Protocol(
-            AmqpError::not_allowed(format_args!("vhost {} not found", open.virtual_host.as_str())).on(10, 40),
+            AmqpError::not_allowed(format_args!(
+                "vhost {} not found",
+                open.virtual_host.as_str()
+            ))
+            .on(10, 40),
         ));
     };
-    outbox.push(method(AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {}))));
-    Ok(Negotiated { user, vhost, channel_max, frame_max, heartbeat: tune_ok.heartbeat, consumer_cancel_notify })
+    outbox.push(method(AMQPClass::Connection(
+        connection::AMQPMethod::OpenOk(connection::OpenOk {}),
+    )));
+    Ok(Negotiated {
+        user,
+        vhost,
+        channel_max,
+        frame_max,
+        heartbeat: tune_ok.heartbeat,
+        consumer_cancel_notify,
+    })
 }
 
 /// The client's value wins if it is smaller and non-zero; larger than ours is refused (530).

@@ -45,8 +45,12 @@ impl RunningBroker {
 
 /// Binds every listener and starts accepting connections.
 pub async fn start(config: Config) -> io::Result<RunningBroker> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create data dir {}: {e}", config.data_dir.display()),
+        )
+    })?;
     let users = Users::with_default_user(&config.default_user, &config.default_pass);
     let broker = Arc::new(Broker::new(users, config.max_message_size));
     let config = Arc::new(config);
@@ -60,7 +64,17 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         let local = socket.local_addr()?;
         tracing::info!("listening on {local}");
         addrs.push(local);
-        listeners.push(tokio::spawn(listener::accept_loop(socket, broker.clone(), config.clone(), shutdown_rx.clone())));
+        listeners.push(tokio::spawn(listener::accept_loop(
+            socket,
+            broker.clone(),
+            config.clone(),
+            shutdown_rx.clone(),
+        )));
     }
-    Ok(RunningBroker { addrs, shutdown, listeners, broker })
+    Ok(RunningBroker {
+        addrs,
+        shutdown,
+        listeners,
+        broker,
+    })
 }

@@ -59,7 +59,6 @@ impl Outbox {
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
-
 }
 
 /// The writer task's loop: drains `outbox` into `socket` until the outbox is closed. `resume`
@@ -81,7 +80,9 @@ pub async fn drain(outbox: &Outbox, mut socket: OwnedWriteHalf, resume: impl Fn(
             outbox.closed.store(true, Ordering::Relaxed);
             break;
         }
-        outbox.written.fetch_add(spare.len() as u64, Ordering::Relaxed);
+        outbox
+            .written
+            .fetch_add(spare.len() as u64, Ordering::Relaxed);
         spare.clear();
         if spare.capacity() > KEEP_CAPACITY {
             spare = BytesMut::with_capacity(64 * 1024);

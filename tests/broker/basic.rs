@@ -10,9 +10,9 @@ use amq_protocol::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldT
 use lapin::{
     BasicProperties, Channel, Connection,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-        BasicPublishOptions, BasicQosOptions, BasicRecoverOptions, BasicRejectOptions,
-        QueueDeclareOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions,
+        BasicNackOptions, BasicPublishOptions, BasicQosOptions, BasicRecoverOptions,
+        BasicRejectOptions, QueueDeclareOptions,
     },
 };
 
@@ -21,7 +21,10 @@ use crate::common::*;
 async fn tmp_queue(ch: &Channel) -> String {
     ch.queue_declare(
         "".into(),
-        QueueDeclareOptions { exclusive: true, ..Default::default() },
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -49,7 +52,10 @@ async fn consume(ch: &Channel, q: &str, no_ack: bool) -> lapin::Consumer {
     ch.basic_consume(
         q.into(),
         "".into(),
-        BasicConsumeOptions { no_ack, ..Default::default() },
+        BasicConsumeOptions {
+            no_ack,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -68,7 +74,9 @@ fn body_str(d: &lapin::message::Delivery) -> String {
 }
 
 async fn get(ch: &Channel, q: &str) -> Option<lapin::message::BasicGetMessage> {
-    ch.basic_get(q.into(), BasicGetOptions { no_ack: false }).await.expect("basic.get")
+    ch.basic_get(q.into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
 }
 
 // --- publish -----------------------------------------------------------------
@@ -111,7 +119,10 @@ async fn mandatory_unroutable_publish_is_returned_before_confirm() {
         .basic_publish(
             "".into(),
             key.as_str().into(),
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             b"returned",
             props.clone(),
         )
@@ -119,8 +130,13 @@ async fn mandatory_unroutable_publish_is_returned_before_confirm() {
         .unwrap()
         .await
         .unwrap();
-    assert!(confirm.is_ack(), "unroutable messages are still confirmed with ack");
-    let ret = confirm.take_message().expect("basic.return before basic.ack");
+    assert!(
+        confirm.is_ack(),
+        "unroutable messages are still confirmed with ack"
+    );
+    let ret = confirm
+        .take_message()
+        .expect("basic.return before basic.ack");
     assert_eq!(ret.reply_code, 312);
     assert_eq!(ret.reply_text.as_str(), "NO_ROUTE");
     assert_eq!(ret.delivery.exchange.as_str(), "");
@@ -139,7 +155,10 @@ async fn mandatory_routable_publish_is_not_returned() {
         .basic_publish(
             "".into(),
             q.as_str().into(),
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             b"kept",
             BasicProperties::default(),
         )
@@ -150,6 +169,59 @@ async fn mandatory_routable_publish_is_not_returned() {
     assert!(confirm.is_ack());
     assert!(confirm.take_message().is_none());
     assert_eq!(drain_bodies(&ch, &q).await, vec!["kept"]);
+}
+
+#[tokio::test]
+async fn mandatory_publish_reaching_only_an_empty_exchange_is_returned() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let src = unique("mand-src");
+    let dst = unique("mand-dst");
+    for x in [&src, &dst] {
+        ch.exchange_declare(
+            x.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    ch.exchange_bind(
+        dst.as_str().into(),
+        src.as_str().into(),
+        "".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let confirm = ch
+        .basic_publish(
+            src.as_str().into(),
+            "k".into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            b"nowhere",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let ret = confirm
+        .take_message()
+        .expect("no queue reached: basic.return");
+    assert_eq!(ret.reply_code, 312);
+    assert_eq!(ret.delivery.exchange.as_str(), src);
+    for x in [&src, &dst] {
+        ch.exchange_delete(x.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -169,11 +241,25 @@ async fn user_id_property_must_match_authenticated_user() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = tmp_queue(&ch).await;
-    publish_props(&ch, "", &q, b"ok", BasicProperties::default().with_user_id("guest".into())).await;
+    publish_props(
+        &ch,
+        "",
+        &q,
+        b"ok",
+        BasicProperties::default().with_user_id("guest".into()),
+    )
+    .await;
     sync(&ch).await;
     assert_eq!(drain_bodies(&ch, &q).await, vec!["ok"]);
     let watch = ChannelErrorWatch::new(&ch).await;
-    publish_props(&ch, "", &q, b"forged", BasicProperties::default().with_user_id("mallory".into())).await;
+    publish_props(
+        &ch,
+        "",
+        &q,
+        b"forged",
+        BasicProperties::default().with_user_id("mallory".into()),
+    )
+    .await;
     let (code, text) = watch.error().await;
     assert_eq!(code, 406);
     assert_eq!(
@@ -197,14 +283,19 @@ async fn roundtrip_large_body(size: usize) {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = tmp_queue(&ch).await;
-    let body: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(31) ^ (i >> 13)) as u8).collect();
+    let body: Vec<u8> = (0..size)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 13)) as u8)
+        .collect();
     let mut consumer = consume(&ch, &q, true).await;
     publish(&ch, "", &q, &body).await;
-    let d = tokio::time::timeout(Duration::from_secs(60), futures_lite::StreamExt::next(&mut consumer))
-        .await
-        .expect("large message not delivered within 60 s")
-        .expect("consumer ended")
-        .expect("consumer error");
+    let d = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_lite::StreamExt::next(&mut consumer),
+    )
+    .await
+    .expect("large message not delivered within 60 s")
+    .expect("consumer ended")
+    .expect("consumer error");
     assert_eq!(d.data.len(), body.len());
     assert!(d.data == body, "body differs");
 }
@@ -239,7 +330,10 @@ async fn body_over_128_mib_is_406_precondition_failed() {
 fn all_properties() -> BasicProperties {
     let nested = table(vec![
         ("inner-str", long_str("nested")),
-        ("inner-table", AMQPValue::FieldTable(table(vec![("deep", AMQPValue::Boolean(false))]))),
+        (
+            "inner-table",
+            AMQPValue::FieldTable(table(vec![("deep", AMQPValue::Boolean(false))])),
+        ),
     ]);
     let array = FieldArray::from(vec![
         AMQPValue::LongInt(1),
@@ -260,7 +354,13 @@ fn all_properties() -> BasicProperties {
         ("i64", AMQPValue::LongLongInt(i64::MIN)),
         ("f32", AMQPValue::Float(1.5)),
         ("f64", AMQPValue::Double(-2.25e100)),
-        ("decimal", AMQPValue::DecimalValue(DecimalValue { scale: 3, value: 123_456 })),
+        (
+            "decimal",
+            AMQPValue::DecimalValue(DecimalValue {
+                scale: 3,
+                value: 123_456,
+            }),
+        ),
         ("long-string", long_str("héllo wörld")),
         ("empty-string", long_str("")),
         ("array", AMQPValue::FieldArray(array)),
@@ -268,7 +368,10 @@ fn all_properties() -> BasicProperties {
         ("timestamp", AMQPValue::Timestamp(1_700_000_000)),
         ("table", AMQPValue::FieldTable(nested)),
         ("empty-table", AMQPValue::FieldTable(FieldTable::default())),
-        ("bytes", AMQPValue::ByteArray(ByteArray::from(vec![0u8, 1, 2, 0xCE, 0xFF]))),
+        (
+            "bytes",
+            AMQPValue::ByteArray(ByteArray::from(vec![0u8, 1, 2, 0xCE, 0xFF])),
+        ),
         ("void", AMQPValue::Void),
     ]);
     BasicProperties::default()
@@ -300,10 +403,9 @@ async fn every_property_and_header_type_is_delivered_exactly_as_published() {
     assert_eq!(d.data, b"props");
     assert_eq!(d.properties, props);
     // And through basic.get as well.
-    publish_props(&ch, "", &q, b"props", props.clone()).await;
-    ch.basic_cancel(consumer.tag(), Default::default()).await.unwrap();
-    // (a second message may have been delivered to the consumer before the
-    // cancel; publish again and get)
+    ch.basic_cancel(consumer.tag(), Default::default())
+        .await
+        .unwrap();
     publish_props(&ch, "", &q, b"props", props.clone()).await;
     sync(&ch).await;
     let m = get(&ch, &q).await.expect("message for basic.get");
@@ -341,7 +443,12 @@ async fn consume_delivers_with_tag_exchange_routing_key_and_increasing_delivery_
     let (_conn, ch) = broker.channel().await;
     let q = tmp_queue(&ch).await;
     let mut consumer = ch
-        .basic_consume(q.as_str().into(), "my-tag".into(), Default::default(), FieldTable::default())
+        .basic_consume(
+            q.as_str().into(),
+            "my-tag".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     assert_eq!(consumer.tag().as_str(), "my-tag");
@@ -381,7 +488,10 @@ async fn nowait_consume_delivers_messages() {
         .basic_consume(
             q.as_str().into(),
             "nowait-tag".into(),
-            BasicConsumeOptions { nowait: true, ..Default::default() },
+            BasicConsumeOptions {
+                nowait: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -396,20 +506,33 @@ async fn exclusive_consumer_blocks_other_consumers_with_403() {
     let broker = TestBroker::start();
     let (conn, ch) = broker.channel().await;
     let q = shared_queue(&ch, "excl-consume").await;
-    let _exclusive = ch.basic_consume(
-        q.as_str().into(),
-        "".into(),
-        BasicConsumeOptions { exclusive: true, ..Default::default() },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let _exclusive = ch
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     let ch2 = conn.create_channel().await.unwrap();
     let (code, text) = expect_amqp_error(
-        ch2.basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default()).await,
+        ch2.basic_consume(
+            q.as_str().into(),
+            "".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 403);
-    assert_eq!(text, format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use"));
+    assert_eq!(
+        text,
+        format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use")
+    );
 }
 
 #[tokio::test]
@@ -423,13 +546,19 @@ async fn exclusive_consume_on_queue_with_consumers_is_403() {
         ch2.basic_consume(
             q.as_str().into(),
             "".into(),
-            BasicConsumeOptions { exclusive: true, ..Default::default() },
+            BasicConsumeOptions {
+                exclusive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await,
     );
     assert_eq!(code, 403);
-    assert_eq!(text, format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use"));
+    assert_eq!(
+        text,
+        format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use")
+    );
 }
 
 #[tokio::test]
@@ -438,7 +567,13 @@ async fn consuming_from_missing_queue_is_404() {
     let (_conn, ch) = broker.channel().await;
     let q = unique("no-q");
     let (code, text) = expect_amqp_error(
-        ch.basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default()).await,
+        ch.basic_consume(
+            q.as_str().into(),
+            "".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 404);
     assert_eq!(text, format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
@@ -475,12 +610,81 @@ async fn reusing_a_consumer_tag_on_a_channel_is_530_not_allowed() {
         .await;
     assert!(matches!(ok, AMQPClass::Queue(_)), "{ok:?}");
     let (_, ok) = raw.rpc(1, consume(&q)).await;
-    assert!(matches!(ok, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))), "{ok:?}");
+    assert!(
+        matches!(ok, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))),
+        "{ok:?}"
+    );
     raw.send_method(1, consume(&q)).await;
     let (code, text, class_id, method_id) = raw.expect_connection_close().await;
     assert_eq!(code, 530);
-    assert_eq!(text, "NOT_ALLOWED - attempt to reuse consumer tag 'dup-tag'");
+    assert_eq!(
+        text,
+        "NOT_ALLOWED - attempt to reuse consumer tag 'dup-tag'"
+    );
     assert_eq!((class_id, method_id), (60, 20));
+}
+
+#[tokio::test]
+async fn same_consumer_tag_may_be_used_on_different_channels() {
+    let broker = TestBroker::start();
+    let (conn, ch) = broker.channel().await;
+    let q = tmp_queue(&ch).await;
+    let ch2 = conn.create_channel().await.unwrap();
+    let c1 = ch
+        .basic_consume(
+            q.as_str().into(),
+            "shared-tag".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await;
+    let c2 = ch2
+        .basic_consume(
+            q.as_str().into(),
+            "shared-tag".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(c1.is_ok() && c2.is_ok(), "{c1:?} {c2:?}");
+}
+
+#[tokio::test]
+async fn delivery_tags_are_per_channel() {
+    let broker = TestBroker::start();
+    let (conn, ch) = broker.channel().await;
+    let q = tmp_queue(&ch).await;
+    publish_n(&ch, &q, 2).await;
+    let ch2 = conn.create_channel().await.unwrap();
+    let a = get(&ch, &q).await.unwrap();
+    let b = get(&ch2, &q).await.unwrap();
+    assert_eq!((a.delivery.delivery_tag, b.delivery.delivery_tag), (1, 1));
+}
+
+#[tokio::test]
+async fn nowait_cancel_stops_deliveries() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = tmp_queue(&ch).await;
+    let consumer = consume(&ch, &q, true).await;
+    ch.basic_cancel(consumer.tag(), BasicCancelOptions { nowait: true })
+        .await
+        .unwrap();
+    sync(&ch).await;
+    publish_n(&ch, &q, 1).await;
+    assert_eq!(message_count(&ch, &q).await, 1);
+    let info = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.consumer_count(), 0);
 }
 
 #[tokio::test]
@@ -491,13 +695,19 @@ async fn cancel_stops_deliveries_and_ends_the_consumer() {
     let mut consumer = consume(&ch, &q, true).await;
     publish_n(&ch, &q, 1).await;
     next_delivery(&mut consumer).await;
-    ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await.unwrap();
+    ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await
+        .unwrap();
     publish_n(&ch, &q, 2).await;
     match tokio::time::timeout(WAIT, futures_lite::StreamExt::next(&mut consumer)).await {
         Ok(None) => {}
         other => panic!("cancelled consumer must end, got {other:?}"),
     }
-    assert_eq!(message_count(&ch, &q).await, 2, "messages after cancel stay in the queue");
+    assert_eq!(
+        message_count(&ch, &q).await,
+        2,
+        "messages after cancel stay in the queue"
+    );
 }
 
 #[tokio::test]
@@ -580,7 +790,10 @@ async fn get_on_missing_queue_is_404() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = unique("no-q");
-    let (code, text) = expect_amqp_error(ch.basic_get(q.as_str().into(), BasicGetOptions::default()).await);
+    let (code, text) = expect_amqp_error(
+        ch.basic_get(q.as_str().into(), BasicGetOptions::default())
+            .await,
+    );
     assert_eq!(code, 404);
     assert_eq!(text, format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
 }
@@ -593,7 +806,9 @@ async fn get_ignores_prefetch_limit() {
     ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
     publish_n(&ch, &q, 3).await;
     for i in 0..3 {
-        let m = get(&ch, &q).await.unwrap_or_else(|| panic!("get {i} despite prefetch 1"));
+        let m = get(&ch, &q)
+            .await
+            .unwrap_or_else(|| panic!("get {i} despite prefetch 1"));
         assert_eq!(body_str(&m.delivery), format!("m{i}"));
     }
 }
@@ -606,8 +821,6 @@ async fn ack_removes_message_for_good() {
     let (conn, ch) = broker.channel().await;
     let q = shared_queue(&ch, "ack").await;
     let cch = conn.create_channel().await.unwrap();
-    let m = get(&cch, &q).await;
-    assert!(m.is_none());
     publish_n(&ch, &q, 1).await;
     let m = get(&cch, &q).await.unwrap();
     assert!(m.delivery.ack(BasicAckOptions::default()).await.unwrap());
@@ -626,7 +839,9 @@ async fn ack_multiple_acks_all_up_to_the_tag() {
     for _ in 0..4 {
         get(&cch, &q).await.unwrap();
     }
-    cch.basic_ack(3, BasicAckOptions { multiple: true }).await.unwrap();
+    cch.basic_ack(3, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
     sync(&cch).await;
     cch.close(200, "requeue the rest".into()).await.unwrap();
     wait_message_count(&ch, &q, 1).await;
@@ -645,7 +860,9 @@ async fn ack_multiple_with_tag_zero_acks_everything() {
     for _ in 0..3 {
         get(&cch, &q).await.unwrap();
     }
-    cch.basic_ack(0, BasicAckOptions { multiple: true }).await.unwrap();
+    cch.basic_ack(0, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
     sync(&cch).await;
     assert!(cch.status().connected());
     cch.close(200, "bye".into()).await.unwrap();
@@ -679,7 +896,10 @@ async fn double_ack_is_406_unknown_delivery_tag() {
     ch.basic_ack(tag, BasicAckOptions::default()).await.unwrap();
     let (code, text) = watch.error().await;
     assert_eq!(code, 406);
-    assert_eq!(text, format!("PRECONDITION_FAILED - unknown delivery tag {tag}"));
+    assert_eq!(
+        text,
+        format!("PRECONDITION_FAILED - unknown delivery tag {tag}")
+    );
 }
 
 #[tokio::test]
@@ -705,10 +925,18 @@ async fn unknown_delivery_tag_error_reaches_the_consumer() {
     let mut consumer = consume(&ch, &q, false).await;
     publish_n(&ch, &q, 1).await;
     let d = next_delivery(&mut consumer).await;
-    ch.basic_ack(d.delivery_tag + 100, BasicAckOptions::default()).await.unwrap();
+    ch.basic_ack(d.delivery_tag + 100, BasicAckOptions::default())
+        .await
+        .unwrap();
     let (code, text) = consumer_error(&mut consumer).await;
     assert_eq!(code, 406);
-    assert_eq!(text, format!("PRECONDITION_FAILED - unknown delivery tag {}", d.delivery_tag + 100));
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - unknown delivery tag {}",
+            d.delivery_tag + 100
+        )
+    );
 }
 
 #[tokio::test]
@@ -718,12 +946,20 @@ async fn unknown_delivery_tag_nack_and_reject_are_406() {
     let watch = ChannelErrorWatch::new(&ch).await;
     ch.basic_nack(7, BasicNackOptions::default()).await.unwrap();
     let (code, text) = watch.error().await;
-    assert_eq!((code, text.as_str()), (406, "PRECONDITION_FAILED - unknown delivery tag 7"));
+    assert_eq!(
+        (code, text.as_str()),
+        (406, "PRECONDITION_FAILED - unknown delivery tag 7")
+    );
     let ch = conn.create_channel().await.unwrap();
     let watch = ChannelErrorWatch::new(&ch).await;
-    ch.basic_reject(9, BasicRejectOptions::default()).await.unwrap();
+    ch.basic_reject(9, BasicRejectOptions::default())
+        .await
+        .unwrap();
     let (code, text) = watch.error().await;
-    assert_eq!((code, text.as_str()), (406, "PRECONDITION_FAILED - unknown delivery tag 9"));
+    assert_eq!(
+        (code, text.as_str()),
+        (406, "PRECONDITION_FAILED - unknown delivery tag 9")
+    );
 }
 
 #[tokio::test]
@@ -735,11 +971,19 @@ async fn nack_with_requeue_redelivers_with_redelivered_flag() {
     publish_n(&ch, &q, 1).await;
     let d = next_delivery(&mut consumer).await;
     assert!(!d.redelivered);
-    d.nack(BasicNackOptions { requeue: true, multiple: false }).await.unwrap();
+    d.nack(BasicNackOptions {
+        requeue: true,
+        multiple: false,
+    })
+    .await
+    .unwrap();
     let again = next_delivery(&mut consumer).await;
     assert_eq!(body_str(&again), "m0");
     assert!(again.redelivered);
-    assert!(again.delivery_tag > d.delivery_tag, "a redelivery gets a new delivery tag");
+    assert!(
+        again.delivery_tag > d.delivery_tag,
+        "a redelivery gets a new delivery tag"
+    );
 }
 
 #[tokio::test]
@@ -749,7 +993,13 @@ async fn nack_without_requeue_drops_the_message() {
     let q = tmp_queue(&ch).await;
     publish_n(&ch, &q, 1).await;
     let m = get(&ch, &q).await.unwrap();
-    m.delivery.nack(BasicNackOptions { requeue: false, multiple: false }).await.unwrap();
+    m.delivery
+        .nack(BasicNackOptions {
+            requeue: false,
+            multiple: false,
+        })
+        .await
+        .unwrap();
     sync(&ch).await;
     assert!(get(&ch, &q).await.is_none());
 }
@@ -763,7 +1013,15 @@ async fn nack_multiple_requeues_all_up_to_the_tag_in_order() {
     for _ in 0..3 {
         get(&ch, &q).await.unwrap();
     }
-    ch.basic_nack(3, BasicNackOptions { multiple: true, requeue: true }).await.unwrap();
+    ch.basic_nack(
+        3,
+        BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        },
+    )
+    .await
+    .unwrap();
     sync(&ch).await;
     let mut got = Vec::new();
     while let Some(m) = get(&ch, &q).await {
@@ -789,7 +1047,10 @@ async fn reject_with_requeue_puts_message_back_at_the_head() {
     publish_n(&ch, &q, 2).await;
     let m = get(&ch, &q).await.unwrap();
     assert_eq!(body_str(&m.delivery), "m0");
-    m.delivery.reject(BasicRejectOptions { requeue: true }).await.unwrap();
+    m.delivery
+        .reject(BasicRejectOptions { requeue: true })
+        .await
+        .unwrap();
     sync(&ch).await;
     let m = get(&ch, &q).await.unwrap();
     assert_eq!(body_str(&m.delivery), "m0");
@@ -803,7 +1064,10 @@ async fn reject_without_requeue_drops_the_message() {
     let q = tmp_queue(&ch).await;
     publish_n(&ch, &q, 2).await;
     let m = get(&ch, &q).await.unwrap();
-    m.delivery.reject(BasicRejectOptions { requeue: false }).await.unwrap();
+    m.delivery
+        .reject(BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
     sync(&ch).await;
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m1"]);
 }
@@ -820,7 +1084,9 @@ async fn recover_with_requeue_redelivers_unacked_messages() {
     let d0 = next_delivery(&mut consumer).await;
     let d1 = next_delivery(&mut consumer).await;
     assert!(!d0.redelivered && !d1.redelivered);
-    ch.basic_recover(BasicRecoverOptions { requeue: true }).await.expect("basic.recover");
+    ch.basic_recover(BasicRecoverOptions { requeue: true })
+        .await
+        .expect("basic.recover");
     let r0 = next_delivery(&mut consumer).await;
     let r1 = next_delivery(&mut consumer).await;
     assert_eq!((body_str(&r0), body_str(&r1)), ("m0".into(), "m1".into()));
@@ -835,7 +1101,10 @@ async fn recover_without_requeue_is_540_not_implemented() {
     let mut consumer = consume(&ch, &q, false).await;
     publish_n(&ch, &q, 1).await;
     next_delivery(&mut consumer).await;
-    let (code, text) = expect_amqp_error(ch.basic_recover(BasicRecoverOptions { requeue: false }).await);
+    let (code, text) = expect_amqp_error(
+        ch.basic_recover(BasicRecoverOptions { requeue: false })
+            .await,
+    );
     assert_eq!(code, 540);
     assert_eq!(text, "NOT_IMPLEMENTED - requeue=false");
     // A connection error.
@@ -849,7 +1118,9 @@ async fn per_consumer_prefetch_limits_unacked_deliveries() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = tmp_queue(&ch).await;
-    ch.basic_qos(2, BasicQosOptions { global: false }).await.unwrap();
+    ch.basic_qos(2, BasicQosOptions { global: false })
+        .await
+        .unwrap();
     let mut consumer = consume(&ch, &q, false).await;
     publish_n(&ch, &q, 5).await;
     let d0 = next_delivery(&mut consumer).await;
@@ -860,7 +1131,9 @@ async fn per_consumer_prefetch_limits_unacked_deliveries() {
     assert_eq!(body_str(&d2), "m2");
     assert_no_delivery(&mut consumer, Duration::from_millis(300)).await;
     // Multiple ack frees both slots.
-    ch.basic_ack(d2.delivery_tag, BasicAckOptions { multiple: true }).await.unwrap();
+    ch.basic_ack(d2.delivery_tag, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
     assert_eq!(body_str(&next_delivery(&mut consumer).await), "m3");
     assert_eq!(body_str(&next_delivery(&mut consumer).await), "m4");
 }
@@ -871,7 +1144,9 @@ async fn per_consumer_prefetch_applies_to_each_consumer_separately() {
     let (_conn, ch) = broker.channel().await;
     let q1 = tmp_queue(&ch).await;
     let q2 = tmp_queue(&ch).await;
-    ch.basic_qos(1, BasicQosOptions { global: false }).await.unwrap();
+    ch.basic_qos(1, BasicQosOptions { global: false })
+        .await
+        .unwrap();
     let mut c1 = consume(&ch, &q1, false).await;
     let mut c2 = consume(&ch, &q2, false).await;
     publish_n(&ch, &q1, 2).await;
@@ -890,7 +1165,9 @@ async fn global_prefetch_is_shared_by_the_channels_consumers() {
     let q2 = tmp_queue(&ch).await;
     publish_n(&ch, &q1, 3).await;
     publish_n(&ch, &q2, 3).await;
-    ch.basic_qos(2, BasicQosOptions { global: true }).await.unwrap();
+    ch.basic_qos(2, BasicQosOptions { global: true })
+        .await
+        .unwrap();
     let mut c1 = consume(&ch, &q1, false).await;
     let mut c2 = consume(&ch, &q2, false).await;
     // Exactly two deliveries in total across both consumers.
@@ -902,7 +1179,11 @@ async fn global_prefetch_is_shared_by_the_channels_consumers() {
             _ = tokio::time::sleep(Duration::from_millis(500)) => break,
         }
     }
-    assert_eq!(delivered.len(), 2, "global prefetch 2 must cap the whole channel");
+    assert_eq!(
+        delivered.len(),
+        2,
+        "global prefetch 2 must cap the whole channel"
+    );
     delivered[0].ack(Default::default()).await.unwrap();
     let more = tokio::select! {
         Some(Ok(d)) = futures_lite::StreamExt::next(&mut c1) => d,
@@ -910,6 +1191,51 @@ async fn global_prefetch_is_shared_by_the_channels_consumers() {
         _ = tokio::time::sleep(WAIT) => panic!("no delivery after ack freed a slot"),
     };
     assert!(!more.redelivered);
+}
+
+#[tokio::test]
+async fn changing_prefetch_does_not_affect_existing_consumers() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q1 = tmp_queue(&ch).await;
+    let q2 = tmp_queue(&ch).await;
+    ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    let mut old = consume(&ch, &q1, false).await;
+    ch.basic_qos(3, BasicQosOptions::default()).await.unwrap();
+    let mut new = consume(&ch, &q2, false).await;
+    publish_n(&ch, &q1, 5).await;
+    publish_n(&ch, &q2, 5).await;
+    next_delivery(&mut old).await;
+    for _ in 0..3 {
+        next_delivery(&mut new).await;
+    }
+    assert_no_delivery(&mut old, Duration::from_millis(300)).await;
+    assert_no_delivery(&mut new, Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn global_and_per_consumer_prefetch_both_apply() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q1 = tmp_queue(&ch).await;
+    let q2 = tmp_queue(&ch).await;
+    ch.basic_qos(2, BasicQosOptions { global: false })
+        .await
+        .unwrap();
+    ch.basic_qos(3, BasicQosOptions { global: true })
+        .await
+        .unwrap();
+    let mut c1 = consume(&ch, &q1, false).await;
+    publish_n(&ch, &q1, 5).await;
+    next_delivery(&mut c1).await;
+    next_delivery(&mut c1).await;
+    // Per-consumer limit 2 reached although the channel allows 3.
+    assert_no_delivery(&mut c1, Duration::from_millis(300)).await;
+    let mut c2 = consume(&ch, &q2, false).await;
+    publish_n(&ch, &q2, 5).await;
+    next_delivery(&mut c2).await;
+    // Channel-wide limit 3 reached although c2 alone allows 2.
+    assert_no_delivery(&mut c2, Duration::from_millis(300)).await;
 }
 
 #[tokio::test]
@@ -931,7 +1257,13 @@ async fn qos_with_prefetch_size_is_540_not_implemented() {
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     // basic.qos: prefetch-size (long) = 1000, prefetch-count 0, global 0.
-    raw.send_bytes(&raw_frame(1, 1, &[0, 60, 0, 10, 0, 0, 0x03, 0xE8, 0, 0, 0], 0xCE)).await;
+    raw.send_bytes(&raw_frame(
+        1,
+        1,
+        &[0, 60, 0, 10, 0, 0, 0x03, 0xE8, 0, 0, 0],
+        0xCE,
+    ))
+    .await;
     let (code, text, class_id, method_id) = raw.expect_connection_close().await;
     assert_eq!(code, 540);
     assert_eq!(text, "NOT_IMPLEMENTED - prefetch_size!=0 (1000)");
@@ -957,7 +1289,10 @@ async fn unacked_messages_are_requeued_with_redelivered_on_channel_close() {
     wait_message_count(&ch, &q, 2).await;
     let m1 = get(&ch, &q).await.unwrap();
     let m2 = get(&ch, &q).await.unwrap();
-    assert_eq!((body_str(&m1.delivery), body_str(&m2.delivery)), ("m1".into(), "m2".into()));
+    assert_eq!(
+        (body_str(&m1.delivery), body_str(&m2.delivery)),
+        ("m1".into(), "m2".into())
+    );
     assert!(m1.delivery.redelivered && m2.delivery.redelivered);
 }
 
@@ -993,9 +1328,18 @@ async fn unacked_messages_are_requeued_when_the_socket_drops() {
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     let (_, reply) = raw
-        .rpc(1, AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue: q.as_str().into(), no_ack: false })))
+        .rpc(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: q.as_str().into(),
+                no_ack: false,
+            })),
+        )
         .await;
-    assert!(matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))), "{reply:?}");
+    assert!(
+        matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))),
+        "{reply:?}"
+    );
     drop(raw); // no connection.close: just the TCP socket going away
     wait_message_count(&ch, &q, 1).await;
     let m = get(&ch, &q).await.unwrap();

@@ -43,7 +43,9 @@ pub fn unique(prefix: &str) -> String {
 
 /// Whether the suite runs against an external broker (e.g. RabbitMQ).
 pub fn external() -> bool {
-    std::env::var(EXTERNAL_URL_ENV).map(|u| !u.is_empty()).unwrap_or(false)
+    std::env::var(EXTERNAL_URL_ENV)
+        .map(|u| !u.is_empty())
+        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------
@@ -79,7 +81,11 @@ impl TestBroker {
             .arg(&data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(if show_log { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if show_log {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
         let stdout = child.stdout.take().expect("child stdout");
@@ -145,7 +151,12 @@ impl TestBroker {
             .ok()
             .and_then(|mut a| a.next())
             .unwrap_or_else(|| panic!("cannot resolve {hostport}"));
-        TestBroker { child: None, data_dir: None, addr, uri: url }
+        TestBroker {
+            child: None,
+            data_dir: None,
+            addr,
+            uri: url,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -195,17 +206,25 @@ impl TestBroker {
     pub async fn assert_alive(&mut self) {
         assert!(self.is_running(), "broker process died");
         let conn = self.connect().await;
-        let ch = conn.create_channel().await.expect("channel on fresh connection");
+        let ch = conn
+            .create_channel()
+            .await
+            .expect("channel on fresh connection");
         let q = ch
             .queue_declare(
                 "".into(),
-                lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() },
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
             .expect("queue.declare on fresh connection");
         assert!(q.name().as_str().starts_with("amq.gen-"));
-        conn.close(200, "bye".into()).await.expect("close fresh connection");
+        conn.close(200, "bye".into())
+            .await
+            .expect("close fresh connection");
     }
 }
 
@@ -276,17 +295,26 @@ pub async fn publish_props(
     // The PublisherConfirm is dropped: without confirm.select it resolves
     // immediately; with it, wait_for_confirms collects it.
     let _ = ch
-        .basic_publish(exchange.into(), routing_key.into(), Default::default(), body, props)
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            Default::default(),
+            body,
+            props,
+        )
         .await
         .expect("basic.publish");
 }
 
 /// basic.get with no-ack; returns the body, or None on get-empty.
 pub async fn get_body(ch: &Channel, queue: &str) -> Option<Vec<u8>> {
-    ch.basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")
-        .map(|m| m.delivery.data)
+    ch.basic_get(
+        queue.into(),
+        lapin::options::BasicGetOptions { no_ack: true },
+    )
+    .await
+    .expect("basic.get")
+    .map(|m| m.delivery.data)
 }
 
 /// Drains a queue with no-ack basic.get and returns the bodies as strings.
@@ -302,15 +330,30 @@ pub async fn drain_bodies(ch: &Channel, queue: &str) -> Vec<String> {
 /// Publishing is asynchronous: a round-trip on the same channel guarantees
 /// the broker has processed everything published before it (RabbitMQ
 /// processes a channel's methods in order; routing is done by then).
+/// The round-trip is a passive declare of amq.direct, which changes nothing
+/// (unlike e.g. basic.qos, which would reset the channel's prefetch).
 pub async fn sync(ch: &Channel) {
-    ch.basic_qos(0, Default::default()).await.ok();
+    ch.exchange_declare(
+        "amq.direct".into(),
+        lapin::ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("sync round-trip (passive declare of amq.direct)");
 }
 
 /// Current message count of a queue (passive declare).
 pub async fn message_count(ch: &Channel, queue: &str) -> u32 {
     ch.queue_declare(
         queue.into(),
-        lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+        lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -327,7 +370,10 @@ pub async fn wait_message_count(ch: &Channel, queue: &str, n: u32) {
         if c == n {
             return;
         }
-        assert!(Instant::now() < deadline, "queue {queue} has {c} messages, expected {n}");
+        assert!(
+            Instant::now() < deadline,
+            "queue {queue} has {c} messages, expected {n}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -346,10 +392,7 @@ pub async fn next_delivery(consumer: &mut lapin::Consumer) -> Delivery {
 pub async fn assert_no_delivery(consumer: &mut lapin::Consumer, wait: Duration) {
     if let Ok(Some(item)) = tokio::time::timeout(wait, consumer.next()).await {
         match item {
-            Ok(d) => panic!(
-                "unexpected delivery {:?}",
-                String::from_utf8_lossy(&d.data)
-            ),
+            Ok(d) => panic!("unexpected delivery {:?}", String::from_utf8_lossy(&d.data)),
             Err(e) => panic!("unexpected consumer error {e:?}"),
         }
     }
@@ -382,7 +425,10 @@ impl ChannelErrorWatch {
         let q = ch
             .queue_declare(
                 "".into(),
-                lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() },
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
@@ -391,7 +437,10 @@ impl ChannelErrorWatch {
             .basic_consume(
                 q.name().clone(),
                 "".into(),
-                lapin::options::BasicConsumeOptions { no_ack: true, ..Default::default() },
+                lapin::options::BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
@@ -519,7 +568,11 @@ impl RawClient {
             .expect("tcp connect timed out")
             .expect("tcp connect");
         stream.set_nodelay(true).ok();
-        RawClient { stream, buf: Vec::new(), frame_max: 131_072 }
+        RawClient {
+            stream,
+            buf: Vec::new(),
+            frame_max: 131_072,
+        }
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
@@ -620,9 +673,11 @@ impl RawClient {
     /// server's tune proposal.
     pub async fn handshake(&mut self) -> connection::Tune {
         self.start().await;
-        self.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+        self.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+            .await;
         let tune = self.recv_tune().await;
-        self.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0)).await;
+        self.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0))
+            .await;
         self.frame_max = tune.frame_max;
         self.send_method(0, connection_open("/")).await;
         self.expect_open_ok().await;
@@ -689,14 +744,24 @@ impl RawClient {
     pub async fn expect_connection_close(&mut self) -> (u16, String, u16, u16) {
         loop {
             match self.recv_within(WAIT).await {
-                Recv::Frame(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
+                Recv::Frame(AMQPFrame::Method(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+                )) => {
                     let _ = self
                         .try_send_bytes(&method_frame(
                             0,
-                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                                connection::CloseOk {},
+                            )),
                         ))
                         .await;
-                    return (c.reply_code, c.reply_text.as_str().to_string(), c.class_id, c.method_id);
+                    return (
+                        c.reply_code,
+                        c.reply_text.as_str().to_string(),
+                        c.class_id,
+                        c.method_id,
+                    );
                 }
                 Recv::Frame(_) => continue,
                 other => panic!("expected connection.close, got {other:?}"),
@@ -709,9 +774,10 @@ impl RawClient {
     pub async fn expect_channel_close(&mut self, ch: u16) -> (u16, String, u16, u16) {
         loop {
             match self.recv_within(WAIT).await {
-                Recv::Frame(AMQPFrame::Method(c, AMQPClass::Channel(channel::AMQPMethod::Close(close))))
-                    if c == ch =>
-                {
+                Recv::Frame(AMQPFrame::Method(
+                    c,
+                    AMQPClass::Channel(channel::AMQPMethod::Close(close)),
+                )) if c == ch => {
                     self.send_method(
                         ch,
                         AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
@@ -724,7 +790,10 @@ impl RawClient {
                         close.method_id,
                     );
                 }
-                Recv::Frame(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
+                Recv::Frame(AMQPFrame::Method(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+                )) => {
                     panic!("expected channel.close on {ch}, got connection.close {c:?}")
                 }
                 Recv::Frame(_) => continue,

@@ -7,7 +7,10 @@ use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
 use amq_protocol::types::FieldTable;
 use lapin::{
     BasicProperties, Channel,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions},
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ConfirmSelectOptions,
+        QueueDeclareOptions,
+    },
 };
 
 use crate::common::*;
@@ -15,7 +18,10 @@ use crate::common::*;
 async fn tmp_queue(ch: &Channel) -> String {
     ch.queue_declare(
         "".into(),
-        QueueDeclareOptions { exclusive: true, ..Default::default() },
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -40,9 +46,17 @@ async fn confirm_select_makes_publishes_acked() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = tmp_queue(&ch).await;
-    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm.select");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
     let confirmation = ch
-        .basic_publish("".into(), q.as_str().into(), Default::default(), b"m", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            q.as_str().into(),
+            Default::default(),
+            b"m",
+            BasicProperties::default(),
+        )
         .await
         .unwrap()
         .await
@@ -50,7 +64,13 @@ async fn confirm_select_makes_publishes_acked() {
     assert!(confirmation.is_ack());
     // An unroutable (non-mandatory) message is confirmed too.
     let confirmation = ch
-        .basic_publish("".into(), unique("nowhere").as_str().into(), Default::default(), b"m", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            unique("nowhere").as_str().into(),
+            Default::default(),
+            b"m",
+            BasicProperties::default(),
+        )
         .await
         .unwrap()
         .await
@@ -64,19 +84,42 @@ async fn confirms_cover_every_publish_in_order_with_sequence_numbers_from_one() 
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     let (_, ok) = raw.rpc(1, confirm_select(false)).await;
-    assert!(matches!(ok, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))), "{ok:?}");
+    assert!(
+        matches!(ok, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))),
+        "{ok:?}"
+    );
     const N: u64 = 200;
     for i in 0..N {
-        raw.publish(1, "", "nobody-home", false, false, format!("{i}").as_bytes()).await;
+        raw.publish(
+            1,
+            "",
+            "nobody-home",
+            false,
+            false,
+            format!("{i}").as_bytes(),
+        )
+        .await;
     }
     let mut confirmed = BTreeSet::new();
     let mut last = 0u64;
     while (confirmed.len() as u64) < N {
         match raw.recv_method().await {
             (1, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => {
-                assert!(ack.delivery_tag > last, "confirm tags must increase: {} after {last}", ack.delivery_tag);
-                assert!(ack.delivery_tag <= N, "confirm for unknown sequence number {}", ack.delivery_tag);
-                let from = if ack.multiple { last + 1 } else { ack.delivery_tag };
+                assert!(
+                    ack.delivery_tag > last,
+                    "confirm tags must increase: {} after {last}",
+                    ack.delivery_tag
+                );
+                assert!(
+                    ack.delivery_tag <= N,
+                    "confirm for unknown sequence number {}",
+                    ack.delivery_tag
+                );
+                let from = if ack.multiple {
+                    last + 1
+                } else {
+                    ack.delivery_tag
+                };
                 for t in from..=ack.delivery_tag {
                     assert!(confirmed.insert(t), "sequence number {t} confirmed twice");
                 }
@@ -102,7 +145,10 @@ async fn wait_for_confirms_resolves_after_many_publishes() {
     for i in 0..500 {
         publish(&ch, "", &q, format!("{i}").as_bytes()).await;
     }
-    let returned = tokio::time::timeout(WAIT, ch.wait_for_confirms()).await.expect("confirms in time").unwrap();
+    let returned = tokio::time::timeout(WAIT, ch.wait_for_confirms())
+        .await
+        .expect("confirms in time")
+        .unwrap();
     assert!(returned.is_empty());
     assert_eq!(message_count(&ch, &q).await, 500);
 }
@@ -129,7 +175,10 @@ async fn confirm_select_twice_is_ok() {
     raw.open_channel(1).await;
     for _ in 0..2 {
         let (_, ok) = raw.rpc(1, confirm_select(false)).await;
-        assert!(matches!(ok, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))), "{ok:?}");
+        assert!(
+            matches!(ok, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))),
+            "{ok:?}"
+        );
     }
 }
 
@@ -139,7 +188,8 @@ async fn mandatory_unroutable_in_confirm_mode_is_returned_then_acked() {
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     raw.rpc(1, confirm_select(false)).await;
-    raw.publish(1, "", &unique("nobody"), true, false, b"r").await;
+    raw.publish(1, "", &unique("nobody"), true, false, b"r")
+        .await;
     match raw.recv_method().await {
         (1, AMQPClass::Basic(basic::AMQPMethod::Return(r))) => assert_eq!(r.reply_code, 312),
         other => panic!("expected basic.return first, got {other:?}"),
@@ -147,7 +197,9 @@ async fn mandatory_unroutable_in_confirm_mode_is_returned_then_acked() {
     raw.recv().await; // header
     raw.recv().await; // body
     match raw.recv_method().await {
-        (1, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => assert_eq!((ack.delivery_tag, ack.multiple), (1, false)),
+        (1, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => {
+            assert_eq!((ack.delivery_tag, ack.multiple), (1, false))
+        }
         other => panic!("expected basic.ack after the return, got {other:?}"),
     }
 }
@@ -157,9 +209,16 @@ async fn persistent_message_to_durable_queue_is_confirmed() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = unique("durable-confirm");
-    ch.queue_declare(q.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
-        .await
-        .unwrap();
+    ch.queue_declare(
+        q.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
     let c = ch
         .basic_publish(
@@ -175,7 +234,9 @@ async fn persistent_message_to_durable_queue_is_confirmed() {
         .unwrap();
     assert!(c.is_ack());
     assert_eq!(drain_bodies(&ch, &q).await, vec!["persistent"]);
-    ch.queue_delete(q.as_str().into(), Default::default()).await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -185,7 +246,10 @@ async fn confirm_select_on_transactional_channel_is_406() {
     ch.tx_select().await.unwrap();
     let (code, text) = expect_amqp_error(ch.confirm_select(Default::default()).await);
     assert_eq!(code, 406);
-    assert_eq!(text, "PRECONDITION_FAILED - cannot switch from tx to confirm mode");
+    assert_eq!(
+        text,
+        "PRECONDITION_FAILED - cannot switch from tx to confirm mode"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +259,10 @@ async fn tx_select_on_confirm_channel_is_406() {
     ch.confirm_select(Default::default()).await.unwrap();
     let (code, text) = expect_amqp_error(ch.tx_select().await);
     assert_eq!(code, 406);
-    assert_eq!(text, "PRECONDITION_FAILED - cannot switch from confirm to tx mode");
+    assert_eq!(
+        text,
+        "PRECONDITION_FAILED - cannot switch from confirm to tx mode"
+    );
 }
 
 // --- transactions --------------------------------------------------------------------
@@ -210,7 +277,11 @@ async fn tx_publishes_are_invisible_until_commit() {
     publish(&txch, "", &q, b"t1").await;
     publish(&txch, "", &q, b"t2").await;
     sync(&txch).await;
-    assert_eq!(message_count(&ch, &q).await, 0, "uncommitted publishes must not be enqueued");
+    assert_eq!(
+        message_count(&ch, &q).await,
+        0,
+        "uncommitted publishes must not be enqueued"
+    );
     txch.tx_commit().await.expect("tx.commit");
     assert_eq!(drain_bodies(&ch, &q).await, vec!["t1", "t2"]);
 }
@@ -244,11 +315,19 @@ async fn tx_acks_take_effect_on_commit() {
         .await
         .unwrap()
         .expect("message");
-    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default()).await.unwrap();
+    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
+        .await
+        .unwrap();
     txch.tx_commit().await.unwrap();
     txch.close(200, "bye".into()).await.unwrap();
-    assert_eq!(message_count(&ch, &q).await, 0, "committed ack removes the message");
-    ch.queue_delete(q.as_str().into(), Default::default()).await.unwrap();
+    assert_eq!(
+        message_count(&ch, &q).await,
+        0,
+        "committed ack removes the message"
+    );
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -266,15 +345,23 @@ async fn tx_rolled_back_acks_leave_messages_unacked() {
         .await
         .unwrap()
         .expect("message");
-    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default()).await.unwrap();
+    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
+        .await
+        .unwrap();
     txch.tx_rollback().await.unwrap();
     // Still unacked: not ready, and back in the queue once the channel closes.
     assert_eq!(message_count(&ch, &q).await, 0);
     txch.close(200, "bye".into()).await.unwrap();
     wait_message_count(&ch, &q, 1).await;
-    let m = ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
+    let m = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .unwrap();
     assert!(m.delivery.redelivered);
-    ch.queue_delete(q.as_str().into(), Default::default()).await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -307,7 +394,8 @@ async fn tx_rollback_without_select_is_406() {
     let broker = TestBroker::start();
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
-    raw.send_method(1, tx_method(tx::AMQPMethod::Rollback(tx::Rollback {}))).await;
+    raw.send_method(1, tx_method(tx::AMQPMethod::Rollback(tx::Rollback {})))
+        .await;
     let (code, text, class_id, method_id) = raw.expect_channel_close(1).await;
     assert_eq!(code, 406);
     assert_eq!(text, "PRECONDITION_FAILED - channel is not transactional");
@@ -320,8 +408,13 @@ async fn tx_select_twice_is_ok() {
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     for _ in 0..2 {
-        let (_, ok) = raw.rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {}))).await;
-        assert!(matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))), "{ok:?}");
+        let (_, ok) = raw
+            .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
+            .await;
+        assert!(
+            matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
+            "{ok:?}"
+        );
     }
 }
 
@@ -344,7 +437,15 @@ async fn consumer_sees_tx_messages_only_after_commit() {
     let (conn, ch) = broker.channel().await;
     let q = tmp_queue(&ch).await;
     let mut consumer = ch
-        .basic_consume(q.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let txch = conn.create_channel().await.unwrap();

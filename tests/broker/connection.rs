@@ -15,8 +15,14 @@ async fn assert_header_rejected(sent: &[u8]) {
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.send_bytes(sent).await;
     let (bytes, closed) = raw.read_raw_until_close(WAIT).await;
-    assert_eq!(bytes, PROTOCOL_HEADER, "server must answer with the header it supports");
-    assert!(closed, "server must close the socket after a bad protocol header");
+    assert_eq!(
+        bytes, PROTOCOL_HEADER,
+        "server must answer with the header it supports"
+    );
+    assert!(
+        closed,
+        "server must close the socket after a bad protocol header"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +78,10 @@ async fn connection_start_advertises_server_properties_and_capabilities() {
     let mechanisms = start.mechanisms.to_string();
     let mechanisms: Vec<&str> = mechanisms.split(' ').collect();
     assert!(mechanisms.contains(&"PLAIN"), "mechanisms: {mechanisms:?}");
-    assert!(mechanisms.contains(&"AMQPLAIN"), "mechanisms: {mechanisms:?}");
+    assert!(
+        mechanisms.contains(&"AMQPLAIN"),
+        "mechanisms: {mechanisms:?}"
+    );
     assert!(start.locales.to_string().split(' ').any(|l| l == "en_US"));
 }
 
@@ -81,9 +90,11 @@ async fn plain_authentication_opens_connection() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     let tune = raw.recv_tune().await;
-    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0)).await;
+    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0))
+        .await;
     raw.send_method(0, connection_open("/")).await;
     raw.expect_open_ok().await;
     raw.open_channel(1).await;
@@ -94,9 +105,11 @@ async fn amqplain_authentication_opens_connection() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("AMQPLAIN", amqplain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("AMQPLAIN", amqplain_response("guest", "guest")))
+        .await;
     let tune = raw.recv_tune().await;
-    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0)).await;
+    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0))
+        .await;
     raw.send_method(0, connection_open("/")).await;
     raw.expect_open_ok().await;
     raw.open_channel(1).await;
@@ -107,7 +120,11 @@ async fn wrong_password_is_refused_with_403_access_refused() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "not-the-password"))).await;
+    raw.send_method(
+        0,
+        start_ok("PLAIN", plain_response("guest", "not-the-password")),
+    )
+    .await;
     let (code, text, _, _) = raw.expect_connection_close().await;
     assert_eq!(code, 403);
     assert!(
@@ -122,13 +139,68 @@ async fn wrong_amqplain_password_is_refused_with_403_access_refused() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("AMQPLAIN", amqplain_response("guest", "nope"))).await;
+    raw.send_method(0, start_ok("AMQPLAIN", amqplain_response("guest", "nope")))
+        .await;
     let (code, text, _, _) = raw.expect_connection_close().await;
     assert_eq!(code, 403);
     assert!(
-        text.starts_with("ACCESS_REFUSED - Login was refused using authentication mechanism AMQPLAIN"),
+        text.starts_with(
+            "ACCESS_REFUSED - Login was refused using authentication mechanism AMQPLAIN"
+        ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn unknown_user_is_refused_with_403_access_refused() {
+    let broker = TestBroker::start();
+    let mut raw = RawClient::connect(broker.addr()).await;
+    raw.start().await;
+    raw.send_method(
+        0,
+        start_ok("PLAIN", plain_response(&unique("nobody"), "guest")),
+    )
+    .await;
+    let (code, text, _, _) = raw.expect_connection_close().await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        text,
+        "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
+    );
+}
+
+/// The handshake must not proceed: no connection.tune, and the socket is
+/// closed (RabbitMQ closes silently after a short delay; a connection.close
+/// is tolerated).
+async fn assert_start_ok_refused(mechanism: &str, response: Vec<u8>) {
+    let broker = TestBroker::start();
+    let mut raw = RawClient::connect(broker.addr()).await;
+    raw.start().await;
+    raw.send_method(0, start_ok(mechanism, response)).await;
+    loop {
+        match raw.recv_within(Duration::from_secs(10)).await {
+            Recv::Closed => return,
+            Recv::Frame(AMQPFrame::Method(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+            )) => {
+                assert!(c.reply_code >= 400, "{c:?}");
+                return;
+            }
+            Recv::Frame(f) => panic!("handshake must not proceed, got {f:?}"),
+            Recv::Timeout => panic!("connection neither refused nor closed"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_auth_mechanism_is_refused() {
+    assert_start_ok_refused("X-UNKNOWN", plain_response("guest", "guest")).await;
+}
+
+#[tokio::test]
+async fn malformed_plain_response_is_refused() {
+    assert_start_ok_refused("PLAIN", b"no-nul-separators".to_vec()).await;
 }
 
 #[tokio::test]
@@ -150,9 +222,11 @@ async fn unknown_vhost_is_refused_with_530_not_allowed() {
     let vhost = unique("no-such-vhost");
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     let tune = raw.recv_tune().await;
-    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0)).await;
+    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0))
+        .await;
     raw.send_method(0, connection_open(&vhost)).await;
     let (code, text, _, _) = raw.expect_connection_close().await;
     assert_eq!(code, 530);
@@ -164,7 +238,8 @@ async fn tune_proposes_channel_max_2047_frame_max_131072_heartbeat_60() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     let tune = raw.recv_tune().await;
     assert_eq!(tune.channel_max, 2047);
     assert_eq!(tune.frame_max, 131_072);
@@ -186,7 +261,8 @@ async fn client_smaller_frame_max_splits_deliveries_into_smaller_frames() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     raw.recv_tune().await;
     raw.send_method(0, tune_ok(2047, 4096, 0)).await;
     raw.frame_max = 4096;
@@ -204,12 +280,18 @@ async fn client_smaller_frame_max_splits_deliveries_into_smaller_frames() {
             })),
         )
         .await;
-    assert!(matches!(ok, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))), "{ok:?}");
+    assert!(
+        matches!(ok, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))),
+        "{ok:?}"
+    );
     let body: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
     raw.publish(1, "", &q, false, false, &body).await;
     raw.send_method(
         1,
-        AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue: q.as_str().into(), no_ack: true })),
+        AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: q.as_str().into(),
+            no_ack: true,
+        })),
     )
     .await;
     match raw.recv_method().await {
@@ -225,7 +307,11 @@ async fn client_smaller_frame_max_splits_deliveries_into_smaller_frames() {
     while got.len() < body.len() {
         match raw.recv().await {
             AMQPFrame::Body(1, chunk) => {
-                assert!(chunk.len() <= 4096 - 8, "body frame of {} bytes exceeds frame_max", chunk.len());
+                assert!(
+                    chunk.len() <= 4096 - 8,
+                    "body frame of {} bytes exceeds frame_max",
+                    chunk.len()
+                );
                 got.extend(chunk);
                 frames += 1;
             }
@@ -233,7 +319,10 @@ async fn client_smaller_frame_max_splits_deliveries_into_smaller_frames() {
         }
     }
     assert_eq!(got, body);
-    assert!(frames >= 5, "20000 bytes at frame_max 4096 need at least 5 frames, got {frames}");
+    assert!(
+        frames >= 5,
+        "20000 bytes at frame_max 4096 need at least 5 frames, got {frames}"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +330,8 @@ async fn client_smaller_channel_max_limits_the_number_of_open_channels() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     raw.recv_tune().await;
     raw.send_method(0, tune_ok(3, 131_072, 0)).await;
     raw.send_method(0, connection_open("/")).await;
@@ -267,7 +357,8 @@ async fn channel_number_above_channel_max_opens_while_under_the_count_limit() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     raw.recv_tune().await;
     raw.send_method(0, tune_ok(3, 131_072, 0)).await;
     raw.send_method(0, connection_open("/")).await;
@@ -282,14 +373,18 @@ async fn assert_tune_ok_refused(channel_max: u16, frame_max: u32) {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     raw.recv_tune().await;
     raw.send_method(0, tune_ok(channel_max, frame_max, 0)).await;
     raw.send_method(0, connection_open("/")).await;
     loop {
         match raw.recv_within(Duration::from_secs(10)).await {
             Recv::Closed => return,
-            Recv::Frame(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
+            Recv::Frame(AMQPFrame::Method(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+            )) => {
                 assert_eq!(c.reply_code, 530, "{c:?}");
                 return;
             }
@@ -320,7 +415,8 @@ async fn silent_client_with_heartbeat_1_is_disconnected_after_two_intervals() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     raw.recv_tune().await;
     raw.send_method(0, tune_ok(2047, 131_072, 1)).await;
     raw.send_method(0, connection_open("/")).await;
@@ -336,7 +432,10 @@ async fn silent_client_with_heartbeat_1_is_disconnected_after_two_intervals() {
         }
     }
     let elapsed = opened.elapsed();
-    assert!(heartbeats >= 1, "server must send heartbeats while the client is silent");
+    assert!(
+        heartbeats >= 1,
+        "server must send heartbeats while the client is silent"
+    );
     assert!(
         elapsed >= Duration::from_millis(1500),
         "disconnected too early ({elapsed:?}); the client may miss up to two intervals"
@@ -348,7 +447,8 @@ async fn client_heartbeats_keep_connection_alive() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.start().await;
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest"))).await;
+    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+        .await;
     raw.recv_tune().await;
     raw.send_method(0, tune_ok(2047, 131_072, 1)).await;
     raw.send_method(0, connection_open("/")).await;
@@ -383,6 +483,98 @@ async fn frame_larger_than_frame_max_is_rejected_before_its_payload_arrives() {
     broker.assert_alive().await;
 }
 
+async fn publish_single_body_frame(raw: &mut RawClient, q: &str, payload_len: usize) {
+    let mut bytes = method_frame(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: q.into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    );
+    bytes.extend(encode(&AMQPFrame::Header(
+        1,
+        amq_protocol::frame::AMQPContentHeader {
+            class_id: 60,
+            body_size: payload_len as u64,
+            properties: Default::default(),
+        },
+    )));
+    bytes.extend(raw_frame(3, 1, &vec![0xAB; payload_len], 0xCE));
+    raw.send_bytes(&bytes).await;
+}
+
+#[tokio::test]
+async fn body_frames_up_to_frame_max_payload_are_accepted() {
+    // frame_max counts the whole frame (7-byte header + payload + end byte),
+    // but RabbitMQ 3.10 only rejects payloads larger than frame_max itself.
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = ch
+        .queue_declare(
+            "".into(),
+            lapin::options::QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .as_str()
+        .to_string();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    for len in [131_064usize, 131_072] {
+        publish_single_body_frame(&mut raw, &q, len).await;
+    }
+    wait_message_count(&ch, &q, 2).await;
+    for len in [131_064usize, 131_072] {
+        let body = get_body(&ch, &q).await.expect("message");
+        assert_eq!(body, vec![0xAB; len]);
+    }
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn body_frame_payload_above_frame_max_is_501_frame_error() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    publish_single_body_frame(&mut raw, "anywhere", 131_073).await;
+    let (code, text, _, _) = raw.expect_connection_close().await;
+    assert_eq!(code, 501);
+    assert!(text.starts_with("FRAME_ERROR"), "{text}");
+}
+
+#[tokio::test]
+async fn body_split_into_many_tiny_frames_is_reassembled() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = ch
+        .queue_declare(
+            "".into(),
+            lapin::options::QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .as_str()
+        .to_string();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    raw.frame_max = 8 + 7; // 7-byte body frames
+    let body: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256) as u8).collect();
+    raw.publish(1, "", &q, false, false, &body).await;
+    wait_message_count(&ch, &q, 1).await;
+    assert_eq!(get_body(&ch, &q).await.unwrap(), body);
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn client_connection_close_gets_close_ok() {
     let broker = TestBroker::start();
@@ -401,7 +593,10 @@ async fn client_connection_close_gets_close_ok() {
         .await;
     assert_eq!(ch, 0);
     assert!(
-        matches!(reply, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))),
+        matches!(
+            reply,
+            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))
+        ),
         "expected close-ok, got {reply:?}"
     );
 }
@@ -412,7 +607,9 @@ async fn lapin_connection_close_succeeds() {
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
     assert!(ch.status().connected());
-    conn.close(200, "bye".into()).await.expect("connection.close");
+    conn.close(200, "bye".into())
+        .await
+        .expect("connection.close");
     assert!(!conn.status().connected());
 }
 
@@ -433,7 +630,10 @@ async fn channel_close_from_client_gets_close_ok() {
         )
         .await;
     assert_eq!(ch, 5);
-    assert!(matches!(reply, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))), "{reply:?}");
+    assert!(
+        matches!(reply, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))),
+        "{reply:?}"
+    );
     // The channel number can be reused.
     raw.open_channel(5).await;
 }
@@ -442,7 +642,10 @@ async fn channel_close_from_client_gets_close_ok() {
 async fn channel_flow_active_true_is_confirmed() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
-    let active = ch.channel_flow(ChannelFlowOptions { active: true }).await.expect("channel.flow");
+    let active = ch
+        .channel_flow(ChannelFlowOptions { active: true })
+        .await
+        .expect("channel.flow");
     assert!(active);
 }
 
@@ -474,7 +677,14 @@ async fn many_channels_on_one_connection_work_independently() {
     assert_eq!(ids.len(), 20);
     for ch in &channels {
         let q = ch
-            .queue_declare("".into(), lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .expect("declare on each channel");
         assert!(q.name().as_str().starts_with("amq.gen-"));

@@ -33,18 +33,36 @@ async fn channel_error_closes_only_that_channel() {
     let good = conn.create_channel().await.unwrap();
     let bad = conn.create_channel().await.unwrap();
     let q = good
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let q = q.name().as_str().to_string();
     let mut consumer = good
-        .basic_consume(q.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let (code, _) = expect_amqp_error(
         bad.queue_declare(
             unique("missing").as_str().into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await,
@@ -54,7 +72,10 @@ async fn channel_error_closes_only_that_channel() {
     // The other channel, its consumer and the connection keep working.
     publish(&good, "", &q, b"still-works").await;
     assert_eq!(next_delivery(&mut consumer).await.data, b"still-works");
-    let fresh = conn.create_channel().await.expect("new channel after a channel error");
+    let fresh = conn
+        .create_channel()
+        .await
+        .expect("new channel after a channel error");
     sync(&fresh).await;
     assert!(conn.status().connected());
 }
@@ -78,25 +99,40 @@ async fn methods_after_server_channel_close_are_ignored_until_close_ok() {
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     raw.open_channel(2).await;
-    raw.send_method(1, passive_declare(&unique("missing"))).await;
+    raw.send_method(1, passive_declare(&unique("missing")))
+        .await;
     // Wait for the channel.close but do not answer it yet.
     match raw.recv_method().await {
         (1, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => assert_eq!(c.reply_code, 404),
         other => panic!("expected channel.close, got {other:?}"),
     }
     // This declare must be discarded: the channel is closing.
-    raw.send_method(1, exclusive_declare(&unique("ignored"))).await;
+    raw.send_method(1, exclusive_declare(&unique("ignored")))
+        .await;
     // Channel 2 is unaffected.
     let q2 = unique("on-two");
     let (ch, reply) = raw.rpc(2, exclusive_declare(&q2)).await;
-    assert_eq!(ch, 2, "nothing may be sent on the closing channel: {reply:?}");
-    assert!(matches!(reply, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))), "{reply:?}");
-    raw.send_method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))).await;
+    assert_eq!(
+        ch, 2,
+        "nothing may be sent on the closing channel: {reply:?}"
+    );
+    assert!(
+        matches!(reply, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))),
+        "{reply:?}"
+    );
+    raw.send_method(
+        1,
+        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+    )
+    .await;
     // The channel number is free again.
     raw.open_channel(1).await;
     let (ch, reply) = raw.rpc(1, exclusive_declare(&unique("reopened"))).await;
     assert_eq!(ch, 1);
-    assert!(matches!(reply, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))), "{reply:?}");
+    assert!(
+        matches!(reply, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))),
+        "{reply:?}"
+    );
     match raw.recv_within(Duration::from_millis(200)).await {
         Recv::Timeout => {}
         other => panic!("unexpected frame {other:?}"),
@@ -120,7 +156,10 @@ async fn client_channel_close_with_error_code_gets_close_ok() {
         )
         .await;
     assert_eq!(ch, 1);
-    assert!(matches!(reply, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))), "{reply:?}");
+    assert!(
+        matches!(reply, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))),
+        "{reply:?}"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +172,10 @@ async fn channel_error_requeues_the_channels_unacked_messages() {
     sync(&ch).await;
     let bad = conn.create_channel().await.unwrap();
     let m = bad
-        .basic_get(q.as_str().into(), lapin::options::BasicGetOptions { no_ack: false })
+        .basic_get(
+            q.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: false },
+        )
         .await
         .unwrap()
         .expect("message");
@@ -141,7 +183,10 @@ async fn channel_error_requeues_the_channels_unacked_messages() {
     let (code, _) = expect_amqp_error(
         bad.queue_declare(
             unique("missing").as_str().into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await,
@@ -149,12 +194,17 @@ async fn channel_error_requeues_the_channels_unacked_messages() {
     assert_eq!(code, 404);
     wait_message_count(&ch, &q, 1).await;
     let m = ch
-        .basic_get(q.as_str().into(), lapin::options::BasicGetOptions { no_ack: true })
+        .basic_get(
+            q.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
         .await
         .unwrap()
         .unwrap();
     assert!(m.delivery.redelivered);
-    ch.queue_delete(q.as_str().into(), Default::default()).await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -164,16 +214,29 @@ async fn connection_error_closes_every_channel() {
     let ch1 = conn.create_channel().await.unwrap();
     let ch2 = conn.create_channel().await.unwrap();
     let q = ch1
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let mut consumer = ch1
-        .basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     // basic.recover requeue=false is a hard error (540) in RabbitMQ.
     let (code, _) = expect_amqp_error(
-        ch2.basic_recover(lapin::options::BasicRecoverOptions { requeue: false }).await,
+        ch2.basic_recover(lapin::options::BasicRecoverOptions { requeue: false })
+            .await,
     );
     assert_eq!(code, 540);
     match tokio::time::timeout(WAIT, futures_lite::StreamExt::next(&mut consumer)).await {
@@ -189,7 +252,14 @@ async fn connection_error_does_not_affect_other_connections() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
     let q = ch
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let q = q.name().as_str().to_string();
@@ -210,7 +280,10 @@ async fn exclusive_queues_are_deleted_when_connection_dies_of_an_error() {
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     let (_, reply) = raw.rpc(1, exclusive_declare(&q)).await;
-    assert!(matches!(reply, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))), "{reply:?}");
+    assert!(
+        matches!(reply, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))),
+        "{reply:?}"
+    );
     raw.send_bytes(&raw_frame(9, 1, b"boom", 0xCE)).await;
     raw.expect_connection_close().await;
     raw.expect_eof(WAIT).await;
@@ -218,7 +291,14 @@ async fn exclusive_queues_are_deleted_when_connection_dies_of_an_error() {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         match ch
-            .queue_declare(q.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
         {
             Err(e) => {
@@ -226,7 +306,10 @@ async fn exclusive_queues_are_deleted_when_connection_dies_of_an_error() {
                 break;
             }
             Ok(_) => {
-                assert!(std::time::Instant::now() < deadline, "exclusive queue outlived its connection");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "exclusive queue outlived its connection"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -246,7 +329,8 @@ async fn frames_after_connection_close_are_ignored_until_close_ok() {
         other => panic!("expected connection.close, got {other:?}"),
     }
     // A method sent now gets no answer.
-    raw.send_method(1, exclusive_declare(&unique("ignored"))).await;
+    raw.send_method(1, exclusive_declare(&unique("ignored")))
+        .await;
     match raw.recv_within(Duration::from_millis(300)).await {
         Recv::Timeout | Recv::Frame(AMQPFrame::Heartbeat) => {}
         other => panic!("nothing may follow connection.close, got {other:?}"),

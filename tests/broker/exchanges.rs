@@ -13,16 +13,24 @@ use lapin::{
 use crate::common::*;
 
 async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
-    ch.exchange_declare(name.into(), kind, ExchangeDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap_or_else(|e| panic!("declare exchange {name}: {e:?}"));
+    ch.exchange_declare(
+        name.into(),
+        kind,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("declare exchange {name}: {e:?}"));
 }
 
 /// A server-named exclusive queue.
 async fn tmp_queue(ch: &Channel) -> String {
     ch.queue_declare(
         "".into(),
-        QueueDeclareOptions { exclusive: true, ..Default::default() },
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -37,13 +45,22 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
 }
 
 async fn bind_args(ch: &Channel, queue: &str, exchange: &str, key: &str, args: FieldTable) {
-    ch.queue_bind(queue.into(), exchange.into(), key.into(), Default::default(), args)
-        .await
-        .unwrap_or_else(|e| panic!("bind {queue} to {exchange} with {key:?}: {e:?}"));
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        Default::default(),
+        args,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bind {queue} to {exchange} with {key:?}: {e:?}"));
 }
 
 fn passive() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions { passive: true, ..Default::default() }
+    ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -77,7 +94,10 @@ async fn predeclared_amq_exchanges_exist_with_their_types() {
         ch.exchange_declare(
             name.into(),
             kind,
-            ExchangeDeclareOptions { durable: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -199,7 +219,11 @@ async fn topic_exchange_matches_star_and_hash_wildcards() {
     }
     sync(&ch).await;
     let expected: [&[&str]; 9] = [
-        &["quick.orange.rabbit", "lazy.orange.elephant", "quick.orange.fox"],
+        &[
+            "quick.orange.rabbit",
+            "lazy.orange.elephant",
+            "quick.orange.fox",
+        ],
         &["quick.orange.rabbit"],
         &["lazy.orange.elephant", "lazy.brown.fox", "lazy"],
         &keys,
@@ -229,14 +253,50 @@ async fn headers_exchange_matches_all_any_and_with_x_variants() {
     declare_exchange(&ch, &x, ExchangeKind::Headers).await;
     let s = |v: &str| AMQPValue::LongString(v.into());
     let bindings: Vec<(&str, FieldTable)> = vec![
-        ("all", table(vec![("x-match", s("all")), ("format", s("pdf")), ("type", s("report"))])),
-        ("any", table(vec![("x-match", s("any")), ("format", s("pdf")), ("type", s("report"))])),
-        ("default", table(vec![("format", s("pdf")), ("type", s("report"))])),
-        ("all-x", table(vec![("x-match", s("all-with-x")), ("x-tag", s("t")), ("format", s("pdf"))])),
-        ("any-x", table(vec![("x-match", s("any-with-x")), ("x-tag", s("t"))])),
-        ("any-ignores-x", table(vec![("x-match", s("any")), ("x-tag", s("t"))])),
-        ("void", table(vec![("x-match", s("all")), ("flag", AMQPValue::Void)])),
-        ("typed", table(vec![("x-match", s("all")), ("n", AMQPValue::LongInt(42))])),
+        (
+            "all",
+            table(vec![
+                ("x-match", s("all")),
+                ("format", s("pdf")),
+                ("type", s("report")),
+            ]),
+        ),
+        (
+            "any",
+            table(vec![
+                ("x-match", s("any")),
+                ("format", s("pdf")),
+                ("type", s("report")),
+            ]),
+        ),
+        (
+            "default",
+            table(vec![("format", s("pdf")), ("type", s("report"))]),
+        ),
+        (
+            "all-x",
+            table(vec![
+                ("x-match", s("all-with-x")),
+                ("x-tag", s("t")),
+                ("format", s("pdf")),
+            ]),
+        ),
+        (
+            "any-x",
+            table(vec![("x-match", s("any-with-x")), ("x-tag", s("t"))]),
+        ),
+        (
+            "any-ignores-x",
+            table(vec![("x-match", s("any")), ("x-tag", s("t"))]),
+        ),
+        (
+            "void",
+            table(vec![("x-match", s("all")), ("flag", AMQPValue::Void)]),
+        ),
+        (
+            "typed",
+            table(vec![("x-match", s("all")), ("n", AMQPValue::LongInt(42))]),
+        ),
         ("empty-all", table(vec![("x-match", s("all"))])),
     ];
     let mut queues = Vec::new();
@@ -246,7 +306,10 @@ async fn headers_exchange_matches_all_any_and_with_x_variants() {
         queues.push((name.to_string(), q));
     }
     let messages: Vec<(&str, Vec<(&str, AMQPValue)>)> = vec![
-        ("pdf-report", vec![("format", s("pdf")), ("type", s("report"))]),
+        (
+            "pdf-report",
+            vec![("format", s("pdf")), ("type", s("report"))],
+        ),
         ("pdf-only", vec![("format", s("pdf"))]),
         ("pdf-log", vec![("format", s("pdf")), ("type", s("log"))]),
         ("zip", vec![("format", s("zip"))]),
@@ -265,7 +328,10 @@ async fn headers_exchange_matches_all_any_and_with_x_variants() {
     sync(&ch).await;
     let expected: Vec<(&str, Vec<&str>)> = vec![
         ("all", vec!["pdf-report"]),
-        ("any", vec!["pdf-report", "pdf-only", "pdf-log", "tagged-pdf"]),
+        (
+            "any",
+            vec!["pdf-report", "pdf-only", "pdf-log", "tagged-pdf"],
+        ),
         ("default", vec!["pdf-report"]),
         ("all-x", vec!["tagged-pdf"]),
         ("any-x", vec!["tagged-pdf", "tagged"]),
@@ -275,8 +341,17 @@ async fn headers_exchange_matches_all_any_and_with_x_variants() {
         (
             "empty-all",
             vec![
-                "pdf-report", "pdf-only", "pdf-log", "zip", "tagged-pdf", "tagged", "flag", "n42",
-                "n42-string", "none", "no-table",
+                "pdf-report",
+                "pdf-only",
+                "pdf-log",
+                "zip",
+                "tagged-pdf",
+                "tagged",
+                "flag",
+                "n42",
+                "n42-string",
+                "none",
+                "no-table",
             ],
         ),
     ];
@@ -292,7 +367,13 @@ async fn passive_declare_of_missing_exchange_is_404() {
     let (_conn, ch) = broker.channel().await;
     let x = unique("missing-x");
     let (code, text) = expect_amqp_error(
-        ch.exchange_declare(x.as_str().into(), ExchangeKind::Direct, passive(), FieldTable::default()).await,
+        ch.exchange_declare(
+            x.as_str().into(),
+            ExchangeKind::Direct,
+            passive(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 404);
     assert_eq!(text, format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
@@ -307,7 +388,11 @@ async fn passive_declare_of_existing_exchange_ignores_type_and_flags() {
     ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Fanout,
-        ExchangeDeclareOptions { passive: true, durable: true, ..Default::default() },
+        ExchangeDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -357,7 +442,10 @@ async fn redeclaring_exchange_with_other_durability_is_406_inequivalent_arg() {
         ch.exchange_declare(
             x.as_str().into(),
             ExchangeKind::Direct,
-            ExchangeDeclareOptions { durable: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await,
@@ -381,7 +469,10 @@ async fn redeclaring_exchange_with_other_auto_delete_is_406_inequivalent_arg() {
         ch.exchange_declare(
             x.as_str().into(),
             ExchangeKind::Direct,
-            ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await,
@@ -410,17 +501,25 @@ async fn declaring_exchange_with_amq_prefix_is_403() {
         .await,
     );
     assert_eq!(code, 403);
-    assert_eq!(text, format!("ACCESS_REFUSED - exchange name '{x}' contains reserved prefix 'amq.*'"));
+    assert_eq!(
+        text,
+        format!("ACCESS_REFUSED - exchange name '{x}' contains reserved prefix 'amq.*'")
+    );
 }
 
 #[tokio::test]
 async fn deleting_amq_exchange_is_403() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
-    let (code, text) =
-        expect_amqp_error(ch.exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default()).await);
+    let (code, text) = expect_amqp_error(
+        ch.exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())
+            .await,
+    );
     assert_eq!(code, 403);
-    assert_eq!(text, "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed");
+    assert_eq!(
+        text,
+        "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed"
+    );
 }
 
 #[tokio::test]
@@ -438,7 +537,10 @@ async fn declaring_unknown_exchange_type_is_503_connection_error() {
         .await,
     );
     assert_eq!(code, 503);
-    assert_eq!(text, "COMMAND_INVALID - unknown exchange type 'x-no-such-type'");
+    assert_eq!(
+        text,
+        "COMMAND_INVALID - unknown exchange type 'x-no-such-type'"
+    );
     // A hard error: the whole connection is gone.
     assert!(conn.create_channel().await.is_err());
 }
@@ -451,9 +553,17 @@ async fn exchange_delete_removes_it_and_its_bindings() {
     declare_exchange(&ch, &x, ExchangeKind::Fanout).await;
     let q = tmp_queue(&ch).await;
     bind(&ch, &q, &x, "").await;
-    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await.expect("delete");
+    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .expect("delete");
     let (code, _) = expect_amqp_error(
-        ch.exchange_declare(x.as_str().into(), ExchangeKind::Fanout, passive(), FieldTable::default()).await,
+        ch.exchange_declare(
+            x.as_str().into(),
+            ExchangeKind::Fanout,
+            passive(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 404);
     // Re-creating it does not bring the old binding back.
@@ -462,16 +572,21 @@ async fn exchange_delete_removes_it_and_its_bindings() {
     publish(&ch, &x, "", b"m").await;
     sync(&ch).await;
     assert!(drain_bodies(&ch, &q).await.is_empty());
-    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn deleting_missing_exchange_is_ok() {
     let broker = TestBroker::start();
     let (_conn, ch) = broker.channel().await;
-    ch.exchange_delete(unique("never-existed").as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .expect("RabbitMQ 3.x treats exchange.delete of a missing exchange as success");
+    ch.exchange_delete(
+        unique("never-existed").as_str().into(),
+        ExchangeDeleteOptions::default(),
+    )
+    .await
+    .expect("RabbitMQ 3.x treats exchange.delete of a missing exchange as success");
     sync(&ch).await;
     assert!(ch.status().connected());
 }
@@ -485,11 +600,20 @@ async fn exchange_delete_if_unused_with_bindings_is_406() {
     let q = tmp_queue(&ch).await;
     bind(&ch, &q, &x, "k").await;
     let (code, text) = expect_amqp_error(
-        ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions { if_unused: true, ..Default::default() })
-            .await,
+        ch.exchange_delete(
+            x.as_str().into(),
+            ExchangeDeleteOptions {
+                if_unused: true,
+                ..Default::default()
+            },
+        )
+        .await,
     );
     assert_eq!(code, 406);
-    assert_eq!(text, format!("PRECONDITION_FAILED - exchange '{x}' in vhost '/' in use"));
+    assert_eq!(
+        text,
+        format!("PRECONDITION_FAILED - exchange '{x}' in vhost '/' in use")
+    );
 }
 
 #[tokio::test]
@@ -498,11 +622,23 @@ async fn exchange_delete_if_unused_without_bindings_deletes() {
     let (_conn, ch) = broker.channel().await;
     let x = unique("unused");
     declare_exchange(&ch, &x, ExchangeKind::Direct).await;
-    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions { if_unused: true, ..Default::default() })
-        .await
-        .expect("delete unused exchange");
+    ch.exchange_delete(
+        x.as_str().into(),
+        ExchangeDeleteOptions {
+            if_unused: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("delete unused exchange");
     let (code, _) = expect_amqp_error(
-        ch.exchange_declare(x.as_str().into(), ExchangeKind::Direct, passive(), FieldTable::default()).await,
+        ch.exchange_declare(
+            x.as_str().into(),
+            ExchangeKind::Direct,
+            passive(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 404);
 }
@@ -515,7 +651,10 @@ async fn auto_delete_exchange_is_deleted_when_its_last_binding_goes() {
     ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -524,20 +663,44 @@ async fn auto_delete_exchange_is_deleted_when_its_last_binding_goes() {
     let q2 = tmp_queue(&ch).await;
     bind(&ch, &q1, &x, "a").await;
     bind(&ch, &q2, &x, "b").await;
-    ch.queue_unbind(q1.as_str().into(), x.as_str().into(), "a".into(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.queue_unbind(
+        q1.as_str().into(),
+        x.as_str().into(),
+        "a".into(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     // One binding left: still there.
-    ch.exchange_declare(x.as_str().into(), ExchangeKind::Direct, passive(), FieldTable::default())
-        .await
-        .expect("exchange with a binding left must exist");
-    ch.queue_unbind(q2.as_str().into(), x.as_str().into(), "b".into(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.exchange_declare(
+        x.as_str().into(),
+        ExchangeKind::Direct,
+        passive(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange with a binding left must exist");
+    ch.queue_unbind(
+        q2.as_str().into(),
+        x.as_str().into(),
+        "b".into(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     let (code, _) = expect_amqp_error(
-        ch.exchange_declare(x.as_str().into(), ExchangeKind::Direct, passive(), FieldTable::default()).await,
+        ch.exchange_declare(
+            x.as_str().into(),
+            ExchangeKind::Direct,
+            passive(),
+            FieldTable::default(),
+        )
+        .await,
     );
-    assert_eq!(code, 404, "auto-delete exchange must go with its last binding");
+    assert_eq!(
+        code, 404,
+        "auto-delete exchange must go with its last binding"
+    );
     drop(conn);
 }
 
@@ -549,16 +712,26 @@ async fn auto_delete_exchange_without_bindings_stays() {
     ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Fanout,
-        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
     .unwrap();
     sync(&ch).await;
-    ch.exchange_declare(x.as_str().into(), ExchangeKind::Fanout, passive(), FieldTable::default())
+    ch.exchange_declare(
+        x.as_str().into(),
+        ExchangeKind::Fanout,
+        passive(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("never-bound auto-delete exchange must exist");
+    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
         .await
-        .expect("never-bound auto-delete exchange must exist");
-    ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+        .unwrap();
 }
 
 #[tokio::test]
@@ -597,7 +770,9 @@ async fn exchange_to_exchange_binding_routes_and_unbind_stops_it() {
     sync(&ch).await;
     assert!(drain_bodies(&ch, &q).await.is_empty());
     for x in [&src, &dst] {
-        ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+        ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
     }
 }
 
@@ -610,9 +785,15 @@ async fn exchange_binding_cycle_delivers_each_message_once_per_queue() {
     declare_exchange(&ch, &a, ExchangeKind::Fanout).await;
     declare_exchange(&ch, &b, ExchangeKind::Fanout).await;
     for (d, s) in [(&b, &a), (&a, &b)] {
-        ch.exchange_bind(d.as_str().into(), s.as_str().into(), "".into(), Default::default(), FieldTable::default())
-            .await
-            .unwrap();
+        ch.exchange_bind(
+            d.as_str().into(),
+            s.as_str().into(),
+            "".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     }
     let qa = tmp_queue(&ch).await;
     let qb = tmp_queue(&ch).await;
@@ -623,7 +804,9 @@ async fn exchange_binding_cycle_delivers_each_message_once_per_queue() {
     assert_eq!(drain_bodies(&ch, &qa).await, vec!["m"]);
     assert_eq!(drain_bodies(&ch, &qb).await, vec!["m"]);
     for x in [&a, &b] {
-        ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+        ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
     }
 }
 
@@ -635,11 +818,20 @@ async fn exchange_bind_to_missing_source_is_404() {
     let src = unique("e2e-missing");
     declare_exchange(&ch, &dst, ExchangeKind::Fanout).await;
     let (code, text) = expect_amqp_error(
-        ch.exchange_bind(dst.as_str().into(), src.as_str().into(), "".into(), Default::default(), FieldTable::default())
-            .await,
+        ch.exchange_bind(
+            dst.as_str().into(),
+            src.as_str().into(),
+            "".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 404);
-    assert_eq!(text, format!("NOT_FOUND - no exchange '{src}' in vhost '/'"));
+    assert_eq!(
+        text,
+        format!("NOT_FOUND - no exchange '{src}' in vhost '/'")
+    );
 }
 
 #[tokio::test]
@@ -672,7 +864,10 @@ async fn unroutable_message_goes_to_alternate_exchange() {
         .basic_publish(
             x.as_str().into(),
             "unknown".into(),
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             b"mandatory-to-ae",
             BasicProperties::default(),
         )
@@ -681,10 +876,15 @@ async fn unroutable_message_goes_to_alternate_exchange() {
         .await
         .unwrap();
     assert!(confirm.is_ack());
-    assert!(confirm.take_message().is_none(), "message reached the AE: no basic.return");
+    assert!(
+        confirm.take_message().is_none(),
+        "message reached the AE: no basic.return"
+    );
     assert_eq!(drain_bodies(&ch, &unrouted).await, vec!["mandatory-to-ae"]);
     for e in [&x, &ae] {
-        ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+        ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
     }
 }
 
@@ -696,7 +896,10 @@ async fn publishing_to_internal_exchange_is_403() {
     ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Fanout,
-        ExchangeDeclareOptions { internal: true, ..Default::default() },
+        ExchangeDeclareOptions {
+            internal: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
@@ -705,7 +908,10 @@ async fn publishing_to_internal_exchange_is_403() {
     publish(&ch, &x, "", b"nope").await;
     let (code, text) = watch.error().await;
     assert_eq!(code, 403);
-    assert_eq!(text, format!("ACCESS_REFUSED - cannot publish to internal exchange '{x}' in vhost '/'"));
+    assert_eq!(
+        text,
+        format!("ACCESS_REFUSED - cannot publish to internal exchange '{x}' in vhost '/'")
+    );
 }
 
 #[tokio::test]
@@ -717,22 +923,33 @@ async fn internal_exchange_receives_via_exchange_binding() {
     ch.exchange_declare(
         internal.as_str().into(),
         ExchangeKind::Fanout,
-        ExchangeDeclareOptions { internal: true, ..Default::default() },
+        ExchangeDeclareOptions {
+            internal: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     )
     .await
     .unwrap();
     declare_exchange(&ch, &front, ExchangeKind::Fanout).await;
-    ch.exchange_bind(internal.as_str().into(), front.as_str().into(), "".into(), Default::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.exchange_bind(
+        internal.as_str().into(),
+        front.as_str().into(),
+        "".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     let q = tmp_queue(&ch).await;
     bind(&ch, &q, &internal, "").await;
     publish(&ch, &front, "", b"via-front").await;
     sync(&ch).await;
     assert_eq!(drain_bodies(&ch, &q).await, vec!["via-front"]);
     for e in [&front, &internal] {
-        ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+        ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
     }
 }
 
@@ -746,7 +963,10 @@ async fn redeclaring_exchange_with_other_internal_flag_is_406() {
         ch.exchange_declare(
             x.as_str().into(),
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions { internal: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                internal: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await,
@@ -771,7 +991,10 @@ async fn publishing_to_missing_exchange_is_404_channel_error() {
     assert_eq!(code, 404);
     assert_eq!(text, format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
     // Only the channel is closed.
-    let ch2 = conn.create_channel().await.expect("connection survives a channel error");
+    let ch2 = conn
+        .create_channel()
+        .await
+        .expect("connection survives a channel error");
     sync(&ch2).await;
 }
 
@@ -782,22 +1005,45 @@ async fn operations_on_default_exchange_are_403() {
     let ch = conn.create_channel().await.unwrap();
     let q = tmp_queue(&ch).await;
     let (code, text) = expect_amqp_error(
-        ch.queue_bind(q.as_str().into(), "".into(), "k".into(), Default::default(), FieldTable::default()).await,
+        ch.queue_bind(
+            q.as_str().into(),
+            "".into(),
+            "k".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 403);
-    assert_eq!(text, "ACCESS_REFUSED - operation not permitted on the default exchange");
-    let ch = conn.create_channel().await.unwrap();
-    let (code, text) =
-        expect_amqp_error(ch.exchange_delete("".into(), ExchangeDeleteOptions::default()).await);
-    assert_eq!(code, 403);
-    assert_eq!(text, "ACCESS_REFUSED - operation not permitted on the default exchange");
+    assert_eq!(
+        text,
+        "ACCESS_REFUSED - operation not permitted on the default exchange"
+    );
     let ch = conn.create_channel().await.unwrap();
     let (code, text) = expect_amqp_error(
-        ch.exchange_declare("".into(), ExchangeKind::Direct, ExchangeDeclareOptions::default(), FieldTable::default())
+        ch.exchange_delete("".into(), ExchangeDeleteOptions::default())
             .await,
     );
     assert_eq!(code, 403);
-    assert_eq!(text, "ACCESS_REFUSED - operation not permitted on the default exchange");
+    assert_eq!(
+        text,
+        "ACCESS_REFUSED - operation not permitted on the default exchange"
+    );
+    let ch = conn.create_channel().await.unwrap();
+    let (code, text) = expect_amqp_error(
+        ch.exchange_declare(
+            "".into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await,
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        text,
+        "ACCESS_REFUSED - operation not permitted on the default exchange"
+    );
 }
 
 #[tokio::test]
@@ -807,8 +1053,13 @@ async fn exchange_names_are_case_sensitive() {
     let x = unique("Case");
     declare_exchange(&ch, &x, ExchangeKind::Direct).await;
     let (code, _) = expect_amqp_error(
-        ch.exchange_declare(x.to_lowercase().as_str().into(), ExchangeKind::Direct, passive(), FieldTable::default())
-            .await,
+        ch.exchange_declare(
+            x.to_lowercase().as_str().into(),
+            ExchangeKind::Direct,
+            passive(),
+            FieldTable::default(),
+        )
+        .await,
     );
     assert_eq!(code, 404);
 }

@@ -22,14 +22,21 @@ fn publish_method() -> Vec<u8> {
 fn content_header(ch: u16, size: u64) -> Vec<u8> {
     encode(&AMQPFrame::Header(
         ch,
-        AMQPContentHeader { class_id: 60, body_size: size, properties: BasicProperties::default() },
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: size,
+            properties: BasicProperties::default(),
+        },
     ))
 }
 
 fn qos_method(ch: u16) -> Vec<u8> {
     method_frame(
         ch,
-        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false })),
+        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+            prefetch_count: 1,
+            global: false,
+        })),
     )
 }
 
@@ -50,9 +57,16 @@ async fn assert_connection_error(bytes: Vec<u8>, code: u16, text: Text, class_me
     assert_eq!(got_code, code, "reply text: {got_text}");
     match text {
         Text::Exact(t) => assert_eq!(got_text, t),
-        Text::Prefix(p) => assert!(got_text.starts_with(p), "{got_text:?} should start with {p:?}"),
+        Text::Prefix(p) => assert!(
+            got_text.starts_with(p),
+            "{got_text:?} should start with {p:?}"
+        ),
     }
-    assert_eq!((class_id, method_id), class_method, "class/method of {got_text}");
+    assert_eq!(
+        (class_id, method_id),
+        class_method,
+        "class/method of {got_text}"
+    );
     raw.expect_eof(WAIT).await;
     broker.assert_alive().await;
 }
@@ -109,7 +123,14 @@ async fn method_with_garbage_arguments_is_501_frame_error() {
     // queue.declare: reserved short, queue "abc", flags, then a field table
     // whose length runs past the end of the frame.
     assert_connection_error(
-        raw_frame(1, 1, &[0, 50, 0, 10, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0, 9, 1, 2, 3], 0xCE),
+        raw_frame(
+            1,
+            1,
+            &[
+                0, 50, 0, 10, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0, 9, 1, 2, 3,
+            ],
+            0xCE,
+        ),
         501,
         Text::Prefix("FRAME_ERROR - cannot decode"),
         (50, 10),
@@ -119,8 +140,13 @@ async fn method_with_garbage_arguments_is_501_frame_error() {
 
 #[tokio::test]
 async fn empty_method_frame_is_501_frame_error() {
-    assert_connection_error(raw_frame(1, 1, &[], 0xCE), 501, Text::Prefix("FRAME_ERROR"), (0, 0))
-        .await;
+    assert_connection_error(
+        raw_frame(1, 1, &[], 0xCE),
+        501,
+        Text::Prefix("FRAME_ERROR"),
+        (0, 0),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -191,19 +217,35 @@ async fn method_instead_of_content_body_is_505_unexpected_frame() {
 
 #[tokio::test]
 async fn heartbeat_on_nonzero_channel_is_505_unexpected_frame() {
-    assert_connection_error(raw_frame(8, 1, b"", 0xCE), 505, Text::Prefix("UNEXPECTED_FRAME"), (0, 0))
-        .await;
+    assert_connection_error(
+        raw_frame(8, 1, b"", 0xCE),
+        505,
+        Text::Prefix("UNEXPECTED_FRAME"),
+        (0, 0),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn content_body_on_channel_zero_is_505_unexpected_frame() {
-    assert_connection_error(raw_frame(3, 0, b"x", 0xCE), 505, Text::Prefix("UNEXPECTED_FRAME"), (0, 0))
-        .await;
+    assert_connection_error(
+        raw_frame(3, 0, b"x", 0xCE),
+        505,
+        Text::Prefix("UNEXPECTED_FRAME"),
+        (0, 0),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn content_header_on_channel_zero_is_505_unexpected_frame() {
-    assert_connection_error(content_header(0, 5), 505, Text::Prefix("UNEXPECTED_FRAME"), (0, 0)).await;
+    assert_connection_error(
+        content_header(0, 5),
+        505,
+        Text::Prefix("UNEXPECTED_FRAME"),
+        (0, 0),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -275,7 +317,10 @@ async fn connection_method_on_a_channel_is_503_command_invalid() {
 #[tokio::test]
 async fn unsolicited_channel_close_ok_is_503_command_invalid() {
     assert_connection_error(
-        method_frame(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))),
+        method_frame(
+            1,
+            AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+        ),
         503,
         Text::Exact("COMMAND_INVALID - unimplemented method"),
         (20, 41),
@@ -290,11 +335,15 @@ async fn unknown_class_and_method_ids_end_the_connection() {
     let mut broker = TestBroker::start();
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
-    raw.send_bytes(&raw_frame(1, 1, &[0, 99, 0, 10], 0xCE)).await;
+    raw.send_bytes(&raw_frame(1, 1, &[0, 99, 0, 10], 0xCE))
+        .await;
     loop {
         match raw.recv_within(WAIT).await {
             Recv::Closed => break,
-            Recv::Frame(AMQPFrame::Method(0, AMQPClass::Connection(amq_protocol::protocol::connection::AMQPMethod::Close(c)))) => {
+            Recv::Frame(AMQPFrame::Method(
+                0,
+                AMQPClass::Connection(amq_protocol::protocol::connection::AMQPMethod::Close(c)),
+            )) => {
                 assert!(c.reply_code >= 500, "{c:?}");
                 raw.expect_eof(WAIT).await;
                 break;
@@ -330,4 +379,132 @@ async fn broker_survives_random_bytes_after_handshake() {
         }
     }
     broker.assert_alive().await;
+}
+
+#[tokio::test]
+async fn frames_of_other_channels_may_interleave_with_content() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    raw.open_channel(2).await;
+    let q = unique("interleave");
+    let declare = AMQPClass::Queue(amq_protocol::protocol::queue::AMQPMethod::Declare(
+        amq_protocol::protocol::queue::Declare {
+            queue: q.as_str().into(),
+            exclusive: true,
+            ..Default::default()
+        },
+    ));
+    let (_, ok) = raw.rpc(1, declare).await;
+    assert!(matches!(ok, AMQPClass::Queue(_)), "{ok:?}");
+    // publish on channel 1: method + header ...
+    let mut bytes = method_frame(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: q.as_str().into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    );
+    bytes.extend(content_header(1, 10));
+    bytes.extend(raw_frame(3, 1, b"hello", 0xCE));
+    raw.send_bytes(&bytes).await;
+    // ... a heartbeat and a whole round-trip on channel 2 in between ...
+    raw.send(&AMQPFrame::Heartbeat).await;
+    let (ch, reply) = raw
+        .rpc(
+            2,
+            AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+                prefetch_count: 5,
+                global: false,
+            })),
+        )
+        .await;
+    assert_eq!(ch, 2);
+    assert!(
+        matches!(reply, AMQPClass::Basic(basic::AMQPMethod::QosOk(_))),
+        "{reply:?}"
+    );
+    // ... then the rest of the body.
+    raw.send_bytes(&raw_frame(3, 1, b"world", 0xCE)).await;
+    let (_, reply) = raw
+        .rpc(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: q.as_str().into(),
+                no_ack: true,
+            })),
+        )
+        .await;
+    assert!(
+        matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))),
+        "{reply:?}"
+    );
+    match raw.recv().await {
+        AMQPFrame::Header(1, h) => assert_eq!(h.body_size, 10),
+        other => panic!("expected content header, got {other:?}"),
+    }
+    match raw.recv().await {
+        AMQPFrame::Body(1, b) => assert_eq!(b, b"helloworld"),
+        other => panic!("expected content body, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn zero_size_content_has_no_body_frames() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    let q = unique("empty-body");
+    let declare = AMQPClass::Queue(amq_protocol::protocol::queue::AMQPMethod::Declare(
+        amq_protocol::protocol::queue::Declare {
+            queue: q.as_str().into(),
+            exclusive: true,
+            ..Default::default()
+        },
+    ));
+    raw.rpc(1, declare).await;
+    let mut bytes = method_frame(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: q.as_str().into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    );
+    bytes.extend(content_header(1, 0));
+    raw.send_bytes(&bytes).await;
+    let (_, reply) = raw
+        .rpc(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: q.as_str().into(),
+                no_ack: true,
+            })),
+        )
+        .await;
+    assert!(
+        matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))),
+        "{reply:?}"
+    );
+    match raw.recv().await {
+        AMQPFrame::Header(1, h) => assert_eq!(h.body_size, 0),
+        other => panic!("expected content header, got {other:?}"),
+    }
+    // The next frame is the reply to the next method, not a body frame.
+    let (_, reply) = raw
+        .rpc(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: q.as_str().into(),
+                no_ack: true,
+            })),
+        )
+        .await;
+    assert!(
+        matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(_))),
+        "{reply:?}"
+    );
 }

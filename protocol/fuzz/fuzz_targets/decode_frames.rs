@@ -9,10 +9,10 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use warren_protocol::amq_protocol::protocol::{AMQPClass, basic};
+
 use warren_protocol::codec::{ProtocolHeader, check_protocol_header, decode_frame};
 use warren_protocol::content::ContentAssembler;
-use warren_protocol::{AmqpError, Frame, PROTOCOL_HEADER};
+use warren_protocol::{AmqpError, Frame, PROTOCOL_HEADER, Publish};
 
 /// Every result until the first error or Ok(None), from one buffer.
 fn decode_all(stream: &[u8], frame_max: u32) -> Vec<Result<Frame, AmqpError>> {
@@ -59,22 +59,18 @@ fn decode_chunked(stream: &[u8], frame_max: u32, chunk: usize) -> Vec<Result<Fra
 }
 
 fn assemble(frames: &[Result<Frame, AmqpError>]) {
-    let mut channels: HashMap<u16, (ContentAssembler<Box<AMQPClass>>, u64)> = HashMap::new();
+    let mut channels: HashMap<u16, (ContentAssembler<Publish>, u64)> = HashMap::new();
     for frame in frames.iter().filter_map(|r| r.as_ref().ok()) {
         let (a, declared) = channels.entry(frame.channel()).or_default();
         let result = match frame {
-            Frame::Method { method, .. } => match a.check_method_allowed() {
-                Ok(()) => {
-                    if matches!(**method, AMQPClass::Basic(basic::AMQPMethod::Publish(_))) {
-                        a.start(method.clone());
-                    }
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            },
-            Frame::Header { class_id, body_size, properties, raw_properties, .. } => {
+            Frame::Method { .. } => a.check_method_allowed().map(|()| None),
+            Frame::Publish { publish, .. } => a.check_method_allowed().map(|()| {
+                a.start(publish.clone());
+                None
+            }),
+            Frame::Header { class_id, body_size, properties, .. } => {
                 *declared = *body_size;
-                a.header(*class_id, *body_size, properties.clone(), raw_properties.clone())
+                a.header(*class_id, *body_size, properties.clone())
             }
             Frame::Body { payload, .. } => a.body(payload.clone()),
             Frame::Heartbeat { .. } => Ok(None),

@@ -129,7 +129,10 @@ impl<D: Clone + Eq> Default for HeadersBindings<D> {
 
 impl<D: Clone + Eq> HeadersBindings<D> {
     pub fn new() -> Self {
-        HeadersBindings { dests: Vec::new(), count: 0 }
+        HeadersBindings {
+            dests: Vec::new(),
+            count: 0,
+        }
     }
 
     /// Number of distinct `(dest, arguments)` bindings.
@@ -144,15 +147,26 @@ impl<D: Clone + Eq> HeadersBindings<D> {
     /// Adds the binding; returns true if `(dest, arguments)` was not bound before.
     pub fn bind(&mut self, arguments: &FieldTable, dest: D) -> bool {
         let (any, with_x) = match_kind(arguments);
-        let binding = Binding { arguments: arguments.clone(), any, with_x };
+        let binding = Binding {
+            arguments: arguments.clone(),
+            any,
+            with_x,
+        };
         match self.dests.iter_mut().find(|e| e.dest == dest) {
             Some(entry) => {
-                if entry.bindings.iter().any(|b| same_table(&b.arguments, arguments)) {
+                if entry
+                    .bindings
+                    .iter()
+                    .any(|b| same_table(&b.arguments, arguments))
+                {
                     return false;
                 }
                 entry.bindings.push(binding);
             }
-            None => self.dests.push(DestBindings { dest, bindings: vec![binding] }),
+            None => self.dests.push(DestBindings {
+                dest,
+                bindings: vec![binding],
+            }),
         }
         self.count += 1;
         true
@@ -164,7 +178,10 @@ impl<D: Clone + Eq> HeadersBindings<D> {
             return false;
         };
         let bindings = &mut self.dests[i].bindings;
-        let Some(j) = bindings.iter().position(|b| same_table(&b.arguments, arguments)) else {
+        let Some(j) = bindings
+            .iter()
+            .position(|b| same_table(&b.arguments, arguments))
+        else {
             return false;
         };
         bindings.swap_remove(j);
@@ -275,10 +292,15 @@ fn erl_eq(a: &AMQPValue, b: &AMQPValue) -> bool {
         // with the same entries in a different order (unequal in RabbitMQ) are equal here.
         (Term::Table(x), Term::Table(y)) => {
             x.inner().len() == y.inner().len()
-                && x.inner().iter().zip(y.inner()).all(|((k1, v1), (k2, v2))| k1 == k2 && typed_eq(v1, v2))
+                && x.inner()
+                    .iter()
+                    .zip(y.inner())
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && typed_eq(v1, v2))
         }
         // [] == [] whichever field type produced it.
-        (Term::Array(x), Term::Table(y)) | (Term::Table(y), Term::Array(x)) => x.is_empty() && y.inner().is_empty(),
+        (Term::Array(x), Term::Table(y)) | (Term::Table(y), Term::Array(x)) => {
+            x.is_empty() && y.inner().is_empty()
+        }
         _ => false,
     }
 }
@@ -297,7 +319,10 @@ fn same_value(a: &AMQPValue, b: &AMQPValue) -> bool {
         (V::Double(x), V::Double(y)) => x == y || x.to_bits() == y.to_bits(),
         (V::FieldArray(x), V::FieldArray(y)) => {
             x.as_slice().len() == y.as_slice().len()
-                && x.as_slice().iter().zip(y.as_slice()).all(|(p, q)| same_value(p, q))
+                && x.as_slice()
+                    .iter()
+                    .zip(y.as_slice())
+                    .all(|(p, q)| same_value(p, q))
         }
         (V::FieldTable(x), V::FieldTable(y)) => same_table(x, y),
         _ => a == b,
@@ -306,22 +331,34 @@ fn same_value(a: &AMQPValue, b: &AMQPValue) -> bool {
 
 fn same_table(a: &FieldTable, b: &FieldTable) -> bool {
     a.inner().len() == b.inner().len()
-        && a.inner().iter().zip(b.inner()).all(|((k1, v1), (k2, v2))| k1 == k2 && same_value(v1, v2))
+        && a.inner()
+            .iter()
+            .zip(b.inner())
+            .all(|((k1, v1), (k2, v2))| k1 == k2 && same_value(v1, v2))
 }
 
 // ---- Erlang `~tp` printing, for validation messages -------------------------------------------
 
 /// `<<"foo">>`, `<<"héllo"/utf8>>`, or `<<0,1,2>>` when not printable text.
 fn erl_binary(bytes: &[u8]) -> String {
-    let printable = |c: char| matches!(c, '\n' | '\r' | '\t' | '\x0b' | '\x08' | '\x0c' | '\x1b')
-        || (' '..='~').contains(&c)
-        || (c >= '\u{a0}' && c != '\u{fffe}' && c != '\u{ffff}');
+    let printable = |c: char| {
+        matches!(c, '\n' | '\r' | '\t' | '\x0b' | '\x08' | '\x0c' | '\x1b')
+            || (' '..='~').contains(&c)
+            || (c >= '\u{a0}' && c != '\u{fffe}' && c != '\u{ffff}')
+    };
     match std::str::from_utf8(bytes) {
         Ok("") => "<<>>".to_string(),
         Ok(s) if s.chars().all(printable) => {
             const ESCAPES: [(char, &str); 9] = [
-                ('"', "\\\""), ('\\', "\\\\"), ('\n', "\\n"), ('\r', "\\r"), ('\t', "\\t"),
-                ('\x0b', "\\v"), ('\x08', "\\b"), ('\x0c', "\\f"), ('\x1b', "\\e"),
+                ('"', "\\\""),
+                ('\\', "\\\\"),
+                ('\n', "\\n"),
+                ('\r', "\\r"),
+                ('\t', "\\t"),
+                ('\x0b', "\\v"),
+                ('\x08', "\\b"),
+                ('\x0c', "\\f"),
+                ('\x1b', "\\e"),
             ];
             let mut out = String::from("<<\"");
             for c in s.chars() {
@@ -332,7 +369,14 @@ fn erl_binary(bytes: &[u8]) -> String {
             }
             out + if s.is_ascii() { "\">>" } else { "\"/utf8>>" }
         }
-        _ => format!("<<{}>>", bytes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")),
+        _ => format!(
+            "<<{}>>",
+            bytes
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     }
 }
 
@@ -341,7 +385,11 @@ fn erl_binary(bytes: &[u8]) -> String {
 /// `1.2e3`, `0.001`, `1.0e-4`; always the exponent form from 2^53 up.
 fn erl_float(f: f64) -> String {
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     if !f.is_finite() {
         return format!("{f}"); // cannot come off the wire into RabbitMQ
@@ -387,14 +435,25 @@ fn erl_value(v: &AMQPValue) -> String {
         Term::Decimal(s, v) => format!("{{{s},{v}}}"),
         Term::Binary(b) => erl_binary(b),
         Term::Array(items) => {
-            let parts: Vec<String> = items.iter().map(|i| format!("{{{},{}}}", type_atom(i), erl_value(i))).collect();
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| format!("{{{},{}}}", type_atom(i), erl_value(i)))
+                .collect();
             format!("[{}]", parts.join(","))
         }
         Term::Table(t) => {
             let entry = |(k, i): (&ShortString, &AMQPValue)| {
-                format!("{{{},{},{}}}", erl_binary(key_str(k).as_bytes()), type_atom(i), erl_value(i))
+                format!(
+                    "{{{},{},{}}}",
+                    erl_binary(key_str(k).as_bytes()),
+                    type_atom(i),
+                    erl_value(i)
+                )
             };
-            format!("[{}]", t.inner().iter().map(entry).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                t.inner().iter().map(entry).collect::<Vec<_>>().join(",")
+            )
         }
     }
 }
@@ -442,7 +501,12 @@ mod tests {
     fn all_any_and_their_with_x_variants() {
         let (one, two) = (("a", s("1")), ("b", s("2")));
         let full = [one.clone(), two.clone(), ("c", s("3"))];
-        for all in [vec![], vec![xm("all")], vec![xm("all-with-x")], vec![xm("bogus")]] {
+        for all in [
+            vec![],
+            vec![xm("all")],
+            vec![xm("all-with-x")],
+            vec![xm("bogus")],
+        ] {
             let args = [all, vec![one.clone(), two.clone()]].concat();
             assert!(hit(&args, Some(&full)));
             assert!(!hit(&args, Some(std::slice::from_ref(&one))));
@@ -461,7 +525,11 @@ mod tests {
     #[test]
     fn bindings_without_keys_all_matches_everything_any_nothing() {
         for headers in [None, Some(&[][..]), Some(&[("a", s("1"))][..])] {
-            assert!(hit(&[], headers) && hit(&[xm("all")], headers) && hit(&[xm("all"), ("x-foo", s("1"))], headers));
+            assert!(
+                hit(&[], headers)
+                    && hit(&[xm("all")], headers)
+                    && hit(&[xm("all"), ("x-foo", s("1"))], headers)
+            );
             assert!(hit(&[xm("all-with-x")], headers));
             assert!(!hit(&[xm("any")], headers) && !hit(&[xm("any"), ("x-foo", s("1"))], headers));
             assert!(!hit(&[xm("any-with-x")], headers));
@@ -474,10 +542,19 @@ mod tests {
         assert!(hit(&[("x-foo", s("2")), ("a", s("1"))], Some(&h)));
         assert!(!hit(&[xm("any"), ("x-foo", s("1"))], Some(&h)));
         assert!(hit(&[xm("any-with-x"), ("x-foo", s("1"))], Some(&h)));
-        assert!(!hit(&[xm("all-with-x"), ("x-foo", s("2")), ("a", s("1"))], Some(&h)));
-        assert!(hit(&[xm("all-with-x"), ("x-foo", s("1")), ("a", s("1"))], Some(&h)));
+        assert!(!hit(
+            &[xm("all-with-x"), ("x-foo", s("2")), ("a", s("1"))],
+            Some(&h)
+        ));
+        assert!(hit(
+            &[xm("all-with-x"), ("x-foo", s("1")), ("a", s("1"))],
+            Some(&h)
+        ));
         assert!(hit(&[xm("all-with-x"), ("a", s("1"))], Some(&h)));
-        assert!(hit(&[xm("any-with-x"), ("a", s("1"))], Some(&[("a", s("1")), xm("all")])));
+        assert!(hit(
+            &[xm("any-with-x"), ("a", s("1"))],
+            Some(&[("a", s("1")), xm("all")])
+        ));
         // Only the exact prefix "x-" counts.
         assert!(!hit(&[("xfoo", s("1"))], Some(&[])) && !hit(&[("X-foo", s("1"))], Some(&[])));
     }
@@ -488,54 +565,113 @@ mod tests {
             assert!(same(V::Void, present));
         }
         assert!(!hit(&[("a", V::Void)], Some(&[("b", s("1"))])));
-        assert!(hit(&[xm("any"), ("a", V::Void), ("b", s("1"))], Some(&[("a", V::LongInt(0))])));
-        assert!(!same(s(""), V::Void), "a void header only equals a void binding value");
+        assert!(hit(
+            &[xm("any"), ("a", V::Void), ("b", s("1"))],
+            Some(&[("a", V::LongInt(0))])
+        ));
+        assert!(
+            !same(s(""), V::Void),
+            "a void header only equals a void binding value"
+        );
     }
 
     #[test]
     fn numbers_compare_by_value_across_types() {
         let ones = [
-            V::ShortShortInt(1), V::ShortShortUInt(1), V::ShortInt(1), V::ShortUInt(1), V::LongInt(1),
-            V::LongUInt(1), V::LongLongInt(1), V::Timestamp(1), V::Float(1.0), V::Double(1.0),
+            V::ShortShortInt(1),
+            V::ShortShortUInt(1),
+            V::ShortInt(1),
+            V::ShortUInt(1),
+            V::LongInt(1),
+            V::LongUInt(1),
+            V::LongLongInt(1),
+            V::Timestamp(1),
+            V::Float(1.0),
+            V::Double(1.0),
         ];
         for a in &ones {
             for b in &ones {
                 assert!(same(a.clone(), b.clone()), "{a:?} vs {b:?}");
             }
-            for b in [V::LongInt(2), s("1"), V::Boolean(true), dec(0, 1), V::Double(1.5)] {
+            for b in [
+                V::LongInt(2),
+                s("1"),
+                V::Boolean(true),
+                dec(0, 1),
+                V::Double(1.5),
+            ] {
                 assert!(!same(a.clone(), b.clone()), "{a:?} vs {b:?}");
             }
         }
-        assert!(same(V::LongInt(-1), V::ShortShortInt(-1)) && !same(V::LongUInt(u32::MAX), V::LongInt(-1)));
+        assert!(
+            same(V::LongInt(-1), V::ShortShortInt(-1))
+                && !same(V::LongUInt(u32::MAX), V::LongInt(-1))
+        );
         assert!(same(V::Double(0.0), V::Double(-0.0)) && same(V::Float(0.5), V::Double(0.5)));
-        assert!(!same(V::Float(0.1), V::Double(0.1)), "f32 0.1 widened is not the double 0.1");
+        assert!(
+            !same(V::Float(0.1), V::Double(0.1)),
+            "f32 0.1 widened is not the double 0.1"
+        );
         let big = 1i64 << 60; // exact int/float comparison beyond 2^53
-        assert!(same(V::LongLongInt(big), V::Double(big as f64)) && !same(V::LongLongInt(big + 1), V::Double(big as f64)));
-        assert!(same(V::Timestamp(u64::MAX), V::Timestamp(u64::MAX)) && !same(V::Timestamp(u64::MAX), V::LongLongInt(-1)));
+        assert!(
+            same(V::LongLongInt(big), V::Double(big as f64))
+                && !same(V::LongLongInt(big + 1), V::Double(big as f64))
+        );
+        assert!(
+            same(V::Timestamp(u64::MAX), V::Timestamp(u64::MAX))
+                && !same(V::Timestamp(u64::MAX), V::LongLongInt(-1))
+        );
         assert!(!same(V::Double(f64::NAN), V::Double(f64::NAN)));
     }
 
     #[test]
     fn strings_bools_decimals_arrays_tables() {
-        let strs = [s("abc"), V::ByteArray(b"abc".to_vec().into()), V::ShortString("abc".into())];
+        let strs = [
+            s("abc"),
+            V::ByteArray(b"abc".to_vec().into()),
+            V::ShortString("abc".into()),
+        ];
         for x in &strs {
             for y in &strs {
                 assert!(same(x.clone(), y.clone()));
             }
         }
         assert!(!same(s("abc"), s("ABC")) && same(V::Boolean(true), V::Boolean(true)));
-        assert!(!same(V::Boolean(true), V::Boolean(false)) && !same(V::Boolean(true), V::LongInt(1)));
+        assert!(
+            !same(V::Boolean(true), V::Boolean(false)) && !same(V::Boolean(true), V::LongInt(1))
+        );
         assert!(same(dec(2, 150), dec(2, 150)) && !same(dec(1, 15), dec(2, 150)));
         let arr = |v: Vec<V>| V::FieldArray(v.into());
         let tab = |e: &[(&str, V)]| V::FieldTable(table(e));
-        assert!(same(arr(vec![V::LongInt(1), s("a")]), arr(vec![V::LongInt(1), s("a")])));
+        assert!(same(
+            arr(vec![V::LongInt(1), s("a")]),
+            arr(vec![V::LongInt(1), s("a")])
+        ));
         // Nested values are {Type, Value} tuples in Erlang: the types must agree.
-        assert!(!same(arr(vec![V::LongInt(1)]), arr(vec![V::LongLongInt(1)])));
-        assert!(!same(arr(vec![s("a")]), arr(vec![V::ByteArray(b"a".to_vec().into())])));
-        assert!(!same(arr(vec![V::LongInt(1)]), arr(vec![V::LongInt(1), V::LongInt(1)])));
-        assert!(same(tab(&[("a", V::LongInt(1))]), tab(&[("a", V::LongInt(1))])));
-        assert!(!same(tab(&[("a", V::LongInt(1))]), tab(&[("a", V::ShortInt(1))])));
-        assert!(!same(tab(&[("a", V::LongInt(1))]), tab(&[("b", V::LongInt(1))])));
+        assert!(!same(
+            arr(vec![V::LongInt(1)]),
+            arr(vec![V::LongLongInt(1)])
+        ));
+        assert!(!same(
+            arr(vec![s("a")]),
+            arr(vec![V::ByteArray(b"a".to_vec().into())])
+        ));
+        assert!(!same(
+            arr(vec![V::LongInt(1)]),
+            arr(vec![V::LongInt(1), V::LongInt(1)])
+        ));
+        assert!(same(
+            tab(&[("a", V::LongInt(1))]),
+            tab(&[("a", V::LongInt(1))])
+        ));
+        assert!(!same(
+            tab(&[("a", V::LongInt(1))]),
+            tab(&[("a", V::ShortInt(1))])
+        ));
+        assert!(!same(
+            tab(&[("a", V::LongInt(1))]),
+            tab(&[("b", V::LongInt(1))])
+        ));
         assert!(same(arr(vec![]), tab(&[])), "both are [] in Erlang");
         assert!(!same(arr(vec![s("a")]), tab(&[("a", s("a"))])) && !same(arr(vec![]), s("")));
     }
@@ -546,20 +682,39 @@ mod tests {
         let a1 = table(&[("a", s("1"))]);
         let a1_any = table(&[xm("any"), ("a", s("1")), ("b", s("2"))]);
         assert!(b.is_empty());
-        assert!(b.bind(&a1, "q1") && !b.bind(&a1, "q1") && b.bind(&a1_any, "q1") && b.bind(&a1, "q2"));
+        assert!(
+            b.bind(&a1, "q1") && !b.bind(&a1, "q1") && b.bind(&a1_any, "q1") && b.bind(&a1, "q2")
+        );
         assert_eq!(b.len(), 3);
         let mut out = vec!["q1"];
         b.route(Some(&table(&[("a", s("1")), ("b", s("2"))])), &mut out);
         out.sort_unstable();
-        assert_eq!(out, vec!["q1", "q1", "q2"], "appends; q1 matches twice but is pushed once");
+        assert_eq!(
+            out,
+            vec!["q1", "q1", "q2"],
+            "appends; q1 matches twice but is pushed once"
+        );
         // Identity is type-exact: 1 as signedint is not 1 as long.
-        let (int, long) = (table(&[("n", V::LongInt(1))]), table(&[("n", V::LongLongInt(1))]));
-        assert!(b.bind(&int, "q3") && b.bind(&long, "q3") && b.unbind(&long, &"q3") && !b.unbind(&long, &"q3"));
+        let (int, long) = (
+            table(&[("n", V::LongInt(1))]),
+            table(&[("n", V::LongLongInt(1))]),
+        );
+        assert!(
+            b.bind(&int, "q3")
+                && b.bind(&long, "q3")
+                && b.unbind(&long, &"q3")
+                && !b.unbind(&long, &"q3")
+        );
         assert!(b.unbind(&int, &"q3"));
         let nan = table(&[("f", V::Double(f64::NAN))]);
         assert!(b.bind(&nan, "q4") && !b.bind(&nan, "q4") && b.unbind(&nan, &"q4"));
         assert!(!b.unbind(&a1, &"q9") && !b.unbind(&table(&[("a", s("2"))]), &"q1"));
-        assert!(b.unbind(&a1, &"q1") && b.unbind(&a1_any, &"q1") && b.unbind(&a1, &"q2") && b.is_empty());
+        assert!(
+            b.unbind(&a1, &"q1")
+                && b.unbind(&a1_any, &"q1")
+                && b.unbind(&a1, &"q2")
+                && b.is_empty()
+        );
         out.clear();
         b.route(None, &mut out);
         assert!(out.is_empty());
@@ -569,10 +724,19 @@ mod tests {
     fn validation_messages_match_rabbitmq() {
         assert_eq!(validate_binding_arguments(&FieldTable::default()), Ok(()));
         for ok in ["all", "any", "all-with-x", "any-with-x"] {
-            assert_eq!(validate_binding_arguments(&table(&[xm(ok), ("a", s("1"))])), Ok(()));
+            assert_eq!(
+                validate_binding_arguments(&table(&[xm(ok), ("a", s("1"))])),
+                Ok(())
+            );
         }
-        let value = |shown: &str| format!("Invalid x-match field value {shown}; expected all, any, all-with-x, or any-with-x");
-        let typed = |t: &str, shown: &str| format!("Invalid x-match field type {t} (value {shown}); expected longstr");
+        let value = |shown: &str| {
+            format!(
+                "Invalid x-match field value {shown}; expected all, any, all-with-x, or any-with-x"
+            )
+        };
+        let typed = |t: &str, shown: &str| {
+            format!("Invalid x-match field type {t} (value {shown}); expected longstr")
+        };
         let cases = [
             (s("foo"), value("<<\"foo\">>")),
             (s("ALL"), value("<<\"ALL\">>")),
@@ -585,24 +749,50 @@ mod tests {
             (V::Boolean(true), typed("bool", "true")),
             (V::Void, typed("void", "undefined")),
             (V::Timestamp(7), typed("timestamp", "7")),
-            (V::ByteArray(b"all".to_vec().into()), typed("binary", "<<\"all\">>")),
+            (
+                V::ByteArray(b"all".to_vec().into()),
+                typed("binary", "<<\"all\">>"),
+            ),
             (dec(2, 150), typed("decimal", "{2,150}")),
-            (V::FieldArray(vec![V::LongLongInt(1), s("a")].into()), typed("array", "[{long,1},{longstr,<<\"a\">>}]")),
-            (V::FieldTable(table(&[("k", V::Boolean(false))])), typed("table", "[{<<\"k\">>,bool,false}]")),
+            (
+                V::FieldArray(vec![V::LongLongInt(1), s("a")].into()),
+                typed("array", "[{long,1},{longstr,<<\"a\">>}]"),
+            ),
+            (
+                V::FieldTable(table(&[("k", V::Boolean(false))])),
+                typed("table", "[{<<\"k\">>,bool,false}]"),
+            ),
             (V::Double(1.5), typed("double", "1.5")),
         ];
         for (x_match, want) in cases {
-            assert_eq!(validate_binding_arguments(&table(&[("x-match", x_match)])), Err(want));
+            assert_eq!(
+                validate_binding_arguments(&table(&[("x-match", x_match)])),
+                Err(want)
+            );
         }
     }
 
     #[test]
     fn erlang_float_printing() {
         let cases = [
-            (1.0, "1.0"), (-1.0, "-1.0"), (0.5, "0.5"), (1.5, "1.5"), (100.0, "100.0"), (1000.0, "1.0e3"),
-            (1200.0, "1.2e3"), (123456.0, "123456.0"), (0.001, "0.001"), (0.0001, "1.0e-4"), (0.1, "0.1"),
-            (0.0, "0.0"), (1e100, "1.0e100"), (9007199254740992.0, "9.007199254740992e15"),
-            (f64::from(f32::from_bits(0x3dcc_cccd)), "0.10000000149011612"),
+            (1.0, "1.0"),
+            (-1.0, "-1.0"),
+            (0.5, "0.5"),
+            (1.5, "1.5"),
+            (100.0, "100.0"),
+            (1000.0, "1.0e3"),
+            (1200.0, "1.2e3"),
+            (123456.0, "123456.0"),
+            (0.001, "0.001"),
+            (0.0001, "1.0e-4"),
+            (0.1, "0.1"),
+            (0.0, "0.0"),
+            (1e100, "1.0e100"),
+            (9007199254740992.0, "9.007199254740992e15"),
+            (
+                f64::from(f32::from_bits(0x3dcc_cccd)),
+                "0.10000000149011612",
+            ),
         ];
         for (f, want) in cases {
             assert_eq!(erl_float(f), want, "{f}");

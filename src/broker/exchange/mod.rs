@@ -12,6 +12,8 @@ pub mod topic;
 use std::sync::Arc;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
+
+use crate::broker::message::LazyHeaders;
 use parking_lot::RwLock;
 
 use direct::DirectBindings;
@@ -98,7 +100,14 @@ impl Exchange {
             ExchangeKind::Topic => Matcher::Topic(TopicBindings::new()),
             ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
         };
-        Exchange { name, options, routes: RwLock::new(Routes { bindings: Vec::new(), matcher }) }
+        Exchange {
+            name,
+            options,
+            routes: RwLock::new(Routes {
+                bindings: Vec::new(),
+                matcher,
+            }),
+        }
     }
 
     pub fn kind(&self) -> ExchangeKind {
@@ -108,7 +117,9 @@ impl Exchange {
     /// The `alternate-exchange` argument, if it is a string.
     pub fn alternate_exchange(&self) -> Option<String> {
         match self.options.arguments.inner().get("alternate-exchange") {
-            Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            Some(AMQPValue::LongString(s)) => {
+                Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+            }
             Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
             _ => None,
         }
@@ -121,7 +132,10 @@ impl Exchange {
             return false;
         }
         // Bindings that differ only in arguments route the same way (except for headers).
-        let same_route = routes.bindings.iter().any(|b| same_route(b, &binding, self.options.kind));
+        let same_route = routes
+            .bindings
+            .iter()
+            .any(|b| same_route(b, &binding, self.options.kind));
         if !same_route {
             match &mut routes.matcher {
                 Matcher::Direct(m) => m.bind(&binding.routing_key, binding.destination.clone()),
@@ -141,10 +155,16 @@ impl Exchange {
     /// Removes a binding; false if it did not exist.
     pub fn unbind(&self, binding: &Binding) -> bool {
         let mut routes = self.routes.write();
-        let Some(pos) = routes.bindings.iter().position(|b| b == binding) else { return false };
+        let Some(pos) = routes.bindings.iter().position(|b| b == binding) else {
+            return false;
+        };
         let removed = routes.bindings.remove(pos);
         let kind = self.options.kind;
-        if !routes.bindings.iter().any(|b| same_route(b, &removed, kind)) {
+        if !routes
+            .bindings
+            .iter()
+            .any(|b| same_route(b, &removed, kind))
+        {
             match &mut routes.matcher {
                 Matcher::Direct(m) => m.unbind(&removed.routing_key, &removed.destination),
                 Matcher::Fanout(m) => m.unbind(&removed.destination),
@@ -161,7 +181,14 @@ impl Exchange {
 
     /// Removes every binding to `dest` (the destination was deleted); returns how many.
     pub fn unbind_destination(&self, dest: &Destination) -> usize {
-        let doomed: Vec<Binding> = self.routes.read().bindings.iter().filter(|b| &b.destination == dest).cloned().collect();
+        let doomed: Vec<Binding> = self
+            .routes
+            .read()
+            .bindings
+            .iter()
+            .filter(|b| &b.destination == dest)
+            .cloned()
+            .collect();
         for b in &doomed {
             self.unbind(b);
         }
@@ -177,13 +204,13 @@ impl Exchange {
     }
 
     /// Pushes the destinations matching a message (possibly with repeats).
-    pub fn route(&self, routing_key: &str, headers: Option<&FieldTable>, out: &mut Vec<Destination>) {
+    pub fn route(&self, routing_key: &str, headers: &mut LazyHeaders, out: &mut Vec<Destination>) {
         let routes = self.routes.read();
         match &routes.matcher {
             Matcher::Direct(m) => m.route(routing_key, out),
             Matcher::Fanout(m) => m.route(out),
             Matcher::Topic(m) => m.route(routing_key, out),
-            Matcher::Headers(m) => m.route(headers, out),
+            Matcher::Headers(m) => m.route(headers.get(), out),
         }
     }
 }

@@ -32,11 +32,19 @@ struct Node<D> {
 
 impl<D> Node<D> {
     fn new() -> Self {
-        Node { literal: HashMap::new(), star: None, hash: None, dests: HashSet::new() }
+        Node {
+            literal: HashMap::new(),
+            star: None,
+            hash: None,
+            dests: HashSet::new(),
+        }
     }
 
     fn is_unused(&self) -> bool {
-        self.literal.is_empty() && self.star.is_none() && self.hash.is_none() && self.dests.is_empty()
+        self.literal.is_empty()
+            && self.star.is_none()
+            && self.hash.is_none()
+            && self.dests.is_empty()
     }
 }
 
@@ -62,14 +70,25 @@ impl<'a> Edge<'a> {
 /// `#` edge and may swallow any number of words starting at pos".
 #[derive(Clone, Copy)]
 enum Step {
-    Match { node: NodeId, pos: usize, after_hash: bool },
-    Skip { node: NodeId, pos: usize },
+    Match {
+        node: NodeId,
+        pos: usize,
+        after_hash: bool,
+    },
+    Skip {
+        node: NodeId,
+        pos: usize,
+    },
 }
 
 /// Splits a key into words exactly like RabbitMQ's `split_topic_key/1`: `""` is zero words,
 /// otherwise every `.` separates words and empty words are kept.
 fn split_words(key: &str) -> Vec<&str> {
-    if key.is_empty() { Vec::new() } else { key.split('.').collect() }
+    if key.is_empty() {
+        Vec::new()
+    } else {
+        key.split('.').collect()
+    }
 }
 
 /// Topic-exchange bindings: a trie over dot-separated words, matching `*` (exactly one word) and
@@ -94,7 +113,11 @@ impl<D: Clone + Eq + Hash> Default for TopicBindings<D> {
 
 impl<D: Clone + Eq + Hash> TopicBindings<D> {
     pub fn new() -> Self {
-        TopicBindings { nodes: vec![Node::new()], free: Vec::new(), bindings: 0 }
+        TopicBindings {
+            nodes: vec![Node::new()],
+            free: Vec::new(),
+            bindings: 0,
+        }
     }
 
     /// Number of distinct `(pattern, dest)` bindings.
@@ -207,7 +230,11 @@ impl<D: Clone + Eq + Hash> TopicBindings<D> {
         let mut emitted: HashSet<&D> = HashSet::new();
         // Memo of expanded states: (node, pos, is_skip).
         let mut seen: HashSet<(NodeId, usize, bool)> = HashSet::new();
-        let mut stack = vec![Step::Match { node: ROOT, pos: 0, after_hash: false }];
+        let mut stack = vec![Step::Match {
+            node: ROOT,
+            pos: 0,
+            after_hash: false,
+        }];
 
         while let Some(step) = stack.pop() {
             match step {
@@ -218,10 +245,18 @@ impl<D: Clone + Eq + Hash> TopicBindings<D> {
                         if !seen.insert((node, p, true)) {
                             break;
                         }
-                        stack.push(Step::Match { node, pos: p, after_hash: true });
+                        stack.push(Step::Match {
+                            node,
+                            pos: p,
+                            after_hash: true,
+                        });
                     }
                 }
-                Step::Match { node, pos, after_hash } => {
+                Step::Match {
+                    node,
+                    pos,
+                    after_hash,
+                } => {
                     if after_hash && !seen.insert((node, pos, false)) {
                         continue;
                     }
@@ -242,10 +277,18 @@ impl<D: Clone + Eq + Hash> TopicBindings<D> {
                     // (those pattern words live in `star`/`hash`), and RabbitMQ's extra literal
                     // lookup of it would only reach children the `*`/`#` steps reach anyway.
                     if let Some(&c) = n.literal.get(words[pos]) {
-                        stack.push(Step::Match { node: c, pos: pos + 1, after_hash });
+                        stack.push(Step::Match {
+                            node: c,
+                            pos: pos + 1,
+                            after_hash,
+                        });
                     }
                     if let Some(s) = n.star {
-                        stack.push(Step::Match { node: s, pos: pos + 1, after_hash });
+                        stack.push(Step::Match {
+                            node: s,
+                            pos: pos + 1,
+                            after_hash,
+                        });
                     }
                 }
             }
@@ -278,28 +321,70 @@ mod tests {
 
     /// (pattern, routing key, matches?) — checked one binding at a time.
     const CASES: &[(&str, &str, bool)] = &[
-        ("a.b.c", "a.b.c", true), ("a.b.c", "a.b", false), ("a.b", "a.b.c", false), ("a.*.c", "a.x.c", true),
-        ("a.*.c", "a.c", false), ("a.*.c", "a.x.y.c", false), ("a.#.c", "a.c", true), ("a.#.c", "a.x.y.c", true),
-        ("#.c", "c", true), ("#.c", "a.b.c", true), ("#.c", "a.b.c.d", false), ("a.#", "a", true),
-        ("a.#", "a.b.c", true), ("a.#", "b.a", false), ("*", "a", true), ("*", "a.b", false), ("*.*", "a.b", true),
-        ("a.*.#", "a.b", true), ("a.*.#", "a.b.c.d", true), ("a.*.#", "a", false), ("#.*", "a", true),
-        ("#.*", "", false), ("*.#.*", "a.b", true), ("*.#.*", "a", false), ("#.a.#", "b.a.b", true),
+        ("a.b.c", "a.b.c", true),
+        ("a.b.c", "a.b", false),
+        ("a.b", "a.b.c", false),
+        ("a.*.c", "a.x.c", true),
+        ("a.*.c", "a.c", false),
+        ("a.*.c", "a.x.y.c", false),
+        ("a.#.c", "a.c", true),
+        ("a.#.c", "a.x.y.c", true),
+        ("#.c", "c", true),
+        ("#.c", "a.b.c", true),
+        ("#.c", "a.b.c.d", false),
+        ("a.#", "a", true),
+        ("a.#", "a.b.c", true),
+        ("a.#", "b.a", false),
+        ("*", "a", true),
+        ("*", "a.b", false),
+        ("*.*", "a.b", true),
+        ("a.*.#", "a.b", true),
+        ("a.*.#", "a.b.c.d", true),
+        ("a.*.#", "a", false),
+        ("#.*", "a", true),
+        ("#.*", "", false),
+        ("*.#.*", "a.b", true),
+        ("*.#.*", "a", false),
+        ("#.a.#", "b.a.b", true),
         // split_topic_key(<<>>) -> []: the empty key is zero words, not one empty word.
-        ("", "", true), ("*", "", false), ("", ".", false), ("", "a", false), ("a.#", "", false),
-        ("#.#", "", true), ("a", "", false),
+        ("", "", true),
+        ("*", "", false),
+        ("", ".", false),
+        ("", "a", false),
+        ("a.#", "", false),
+        ("#.#", "", true),
+        ("a", "", false),
         // Otherwise empty words are words: "." is two, "a." is "a" and "".
-        ("*.*", ".", true), (".", ".", true), ("*", ".", false), ("a.*", "a.", true), ("a.", "a.", true),
-        ("a", "a.", false), ("*.a", ".a", true), ("a.*.b", "a..b", true), ("a..b", "a..b", true),
-        ("a.#.b", "a..b", true), ("#", ".", true),
+        ("*.*", ".", true),
+        (".", ".", true),
+        ("*", ".", false),
+        ("a.*", "a.", true),
+        ("a.", "a.", true),
+        ("a", "a.", false),
+        ("*.a", ".a", true),
+        ("a.*.b", "a..b", true),
+        ("a..b", "a..b", true),
+        ("a.#.b", "a..b", true),
+        ("#", ".", true),
         // Only whole-word `*`/`#` are wildcards; in routing keys they are plain words.
-        ("a*", "a*", true), ("a*", "ab", false), ("#a", "a", false), ("*", "*", true), ("*", "#", true),
-        ("a", "*", false), ("a.b", "a.#", false), ("#", "#", true),
+        ("a*", "a*", true),
+        ("a*", "ab", false),
+        ("#a", "a", false),
+        ("*", "*", true),
+        ("*", "#", true),
+        ("a", "*", false),
+        ("a.b", "a.#", false),
+        ("#", "#", true),
     ];
 
     #[test]
     fn single_binding_cases() {
         for &(pattern, key, expected) in CASES {
-            assert_eq!(matches(pattern, key), expected, "pattern {pattern:?} key {key:?}");
+            assert_eq!(
+                matches(pattern, key),
+                expected,
+                "pattern {pattern:?} key {key:?}"
+            );
         }
     }
 
@@ -316,13 +401,32 @@ mod tests {
     fn bind_unbind_return_values_dedup_and_pruning() {
         let mut t = TopicBindings::new();
         assert!(t.is_empty());
-        assert!(t.bind("a.*", 1u32) && !t.bind("a.*", 1) && t.bind("a.*", 2) && t.bind("a.#", 1) && t.bind("#", 1));
+        assert!(
+            t.bind("a.*", 1u32)
+                && !t.bind("a.*", 1)
+                && t.bind("a.*", 2)
+                && t.bind("a.#", 1)
+                && t.bind("#", 1)
+        );
         assert_eq!(t.len(), 4);
-        assert_eq!(routed(&t, "a.b"), vec![1, 2], "dest 1 matches three patterns but is reported once");
+        assert_eq!(
+            routed(&t, "a.b"),
+            vec![1, 2],
+            "dest 1 matches three patterns but is reported once"
+        );
         let mut out = vec![1, 9];
         t.route("a.b", &mut out);
-        assert_eq!(out.len(), 4, "route appends and ignores what `out` already held");
-        assert!(!t.unbind("a.*", &3) && !t.unbind("a.b", &1) && !t.unbind("x.y.z", &1) && !t.unbind("", &1));
+        assert_eq!(
+            out.len(),
+            4,
+            "route appends and ignores what `out` already held"
+        );
+        assert!(
+            !t.unbind("a.*", &3)
+                && !t.unbind("a.b", &1)
+                && !t.unbind("x.y.z", &1)
+                && !t.unbind("", &1)
+        );
         assert!(t.unbind("a.*", &1) && !t.unbind("a.*", &1));
         assert_eq!(routed(&t, "a.b"), vec![1, 2]);
         assert!(t.unbind("#", &1) && t.unbind("a.#", &1));
@@ -337,7 +441,10 @@ mod tests {
         let before = t.live_nodes();
         assert!(t.unbind("a.b.c", &1));
         assert_eq!(t.live_nodes(), before - 1, "shared prefix a.b kept");
-        assert_eq!((routed(&t, "a.b"), routed(&t, "a.x.y.d")), (vec![2], vec![3]));
+        assert_eq!(
+            (routed(&t, "a.b"), routed(&t, "a.x.y.d")),
+            (vec![2], vec![3])
+        );
         assert!(t.unbind("a.b", &2) && t.unbind("a.#.d", &3));
         assert_eq!(t.live_nodes(), 1);
         let arena = t.nodes.len();
@@ -357,7 +464,11 @@ mod tests {
         assert_eq!(routed(&t, &miss), Vec::<u32>::new());
         assert_eq!(routed(&t, &(miss.clone() + ".a")), vec![1]);
         assert_eq!(routed(&t, &(miss + ".b")), vec![2]);
-        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
@@ -373,7 +484,10 @@ mod tests {
         t.bind("stock.#", 200_000);
         t.bind("*.*.9999", 300_000);
         assert_eq!(t.len(), 10_102);
-        assert_eq!(routed(&t, "stock.99.9999"), vec![9999, 100_099, 200_000, 300_000]);
+        assert_eq!(
+            routed(&t, "stock.99.9999"),
+            vec![9999, 100_099, 200_000, 300_000]
+        );
         assert_eq!(routed(&t, "stock.5.nope"), vec![100_005, 200_000]);
         assert_eq!(routed(&t, "bonds.1.1"), Vec::<u32>::new());
         let start = Instant::now();
@@ -382,7 +496,11 @@ mod tests {
             want.extend((i == 9999).then_some(300_000));
             assert_eq!(routed(&t, &key(i)), want);
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            start.elapsed()
+        );
         for i in 0..10_000u32 {
             assert!(t.unbind(&key(i), &i));
         }
@@ -418,7 +536,10 @@ mod tests {
 
     fn random_key(rng: &mut XorShift, alphabet: &[&str], max_words: usize) -> String {
         let n = rng.below(max_words + 1);
-        (0..n).map(|_| alphabet[rng.below(alphabet.len())]).collect::<Vec<_>>().join(".")
+        (0..n)
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     #[test]
@@ -452,7 +573,11 @@ mod tests {
                     .collect();
                 expected.sort_unstable();
                 expected.dedup();
-                assert_eq!(routed(&t, &key), expected, "round {round} key {key:?} {patterns:?}");
+                assert_eq!(
+                    routed(&t, &key),
+                    expected,
+                    "round {round} key {key:?} {patterns:?}"
+                );
             }
         }
     }

@@ -34,11 +34,17 @@ pub fn validate(arguments: &FieldTable, what: &str) -> Result<(), AmqpError> {
         let check = match key {
             "x-expires" => positive_int(v),
             "x-message-ttl" => non_negative_int(v, MAX_EXPIRY),
-            "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => non_negative_int(v, i64::MAX),
+            "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => {
+                non_negative_int(v, i64::MAX)
+            }
             "x-max-priority" => non_negative_int(v, 255),
             "x-consumer-timeout" => non_negative_int(v, i64::MAX),
             "x-dead-letter-exchange" | "x-dead-letter-routing-key" => string(v).map(|_| ()),
-            "x-overflow" => one_of(v, &["drop-head", "reject-publish", "reject-publish-dlx"], "invalid_overflow"),
+            "x-overflow" => one_of(
+                v,
+                &["drop-head", "reject-publish", "reject-publish-dlx"],
+                "invalid_overflow",
+            ),
             "x-queue-mode" => one_of(v, &["default", "lazy"], "invalid_queue_mode"),
             "x-queue-type" => one_of(v, &["classic"], "invalid_queue_type"),
             "x-single-active-consumer" => match v {
@@ -47,9 +53,13 @@ pub fn validate(arguments: &FieldTable, what: &str) -> Result<(), AmqpError> {
             },
             _ => Ok(()),
         };
-        check.map_err(|reason| AmqpError::precondition(format_args!("invalid arg '{key}' for {what}: {reason}")))?;
+        check.map_err(|reason| {
+            AmqpError::precondition(format_args!("invalid arg '{key}' for {what}: {reason}"))
+        })?;
     }
-    if arguments.inner().contains_key("x-dead-letter-routing-key") && !arguments.inner().contains_key("x-dead-letter-exchange") {
+    if arguments.inner().contains_key("x-dead-letter-routing-key")
+        && !arguments.inner().contains_key("x-dead-letter-exchange")
+    {
         return Err(AmqpError::precondition(format_args!(
             "invalid arg 'x-dead-letter-routing-key' for {what}: {{dead_letter_exchange_missing}}"
         )));
@@ -58,7 +68,9 @@ pub fn validate(arguments: &FieldTable, what: &str) -> Result<(), AmqpError> {
 }
 
 fn int(v: &AMQPValue) -> Result<i64, String> {
-    as_i64(v).filter(|_| !matches!(v, AMQPValue::Timestamp(_))).ok_or_else(|| format!("{{unacceptable_type,{}}}", type_name(v)))
+    as_i64(v)
+        .filter(|_| !matches!(v, AMQPValue::Timestamp(_)))
+        .ok_or_else(|| format!("{{unacceptable_type,{}}}", type_name(v)))
 }
 
 fn positive_int(v: &AMQPValue) -> Result<(), String> {
@@ -88,12 +100,20 @@ fn string(v: &AMQPValue) -> Result<String, String> {
 
 fn one_of(v: &AMQPValue, allowed: &[&str], error: &str) -> Result<(), String> {
     let s = string(v)?;
-    if allowed.contains(&s.as_str()) { Ok(()) } else { Err(format!("{{{error},<<\"{s}\">>}}")) }
+    if allowed.contains(&s.as_str()) {
+        Ok(())
+    } else {
+        Err(format!("{{{error},<<\"{s}\">>}}"))
+    }
 }
 
 /// Compares the arguments RabbitMQ compares on redeclare (integers of any width are equal
 /// when their values are).
-pub fn check_equivalent(current: &FieldTable, new: &FieldTable, what: &str) -> Result<(), AmqpError> {
+pub fn check_equivalent(
+    current: &FieldTable,
+    new: &FieldTable,
+    what: &str,
+) -> Result<(), AmqpError> {
     for key in EQUIVALENCE_CHECKED {
         let (cur, new) = (current.inner().get(key), new.inner().get(key));
         let same = match (cur, new) {
@@ -112,7 +132,12 @@ pub fn check_equivalent(current: &FieldTable, new: &FieldTable, what: &str) -> R
 }
 
 /// RabbitMQ's text for a mismatch: plain values when both sides have one, typed otherwise.
-pub fn inequivalent(key: &str, what: &str, received: Option<&AMQPValue>, current: Option<&AMQPValue>) -> AmqpError {
+pub fn inequivalent(
+    key: &str,
+    what: &str,
+    received: Option<&AMQPValue>,
+    current: Option<&AMQPValue>,
+) -> AmqpError {
     let describe = |v: Option<&AMQPValue>, both: bool| match v {
         None => "none".to_string(),
         Some(v) if both => format!("'{}'", value(v)),
@@ -138,18 +163,46 @@ mod tests {
 
     #[test]
     fn negative_max_length_is_refused_in_rabbitmq_words() {
-        let err = validate(&table("x-max-length", AMQPValue::LongLongInt(-1)), "queue 'q' in vhost '/'").unwrap_err();
-        assert_eq!(err.text, "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}");
+        let err = validate(
+            &table("x-max-length", AMQPValue::LongLongInt(-1)),
+            "queue 'q' in vhost '/'",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.text,
+            "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}"
+        );
     }
 
     #[test]
     fn integer_widths_are_equivalent_and_values_are_compared() {
         let what = "queue 'q' in vhost '/'";
-        assert!(check_equivalent(&table("x-max-length", AMQPValue::LongInt(10)), &table("x-max-length", AMQPValue::LongLongInt(10)), what).is_ok());
-        let err = check_equivalent(&table("x-max-length", AMQPValue::LongInt(10)), &table("x-max-length", AMQPValue::LongInt(20)), what)
-            .unwrap_err();
-        assert_eq!(err.text, "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '20' but current is '10'");
+        assert!(
+            check_equivalent(
+                &table("x-max-length", AMQPValue::LongInt(10)),
+                &table("x-max-length", AMQPValue::LongLongInt(10)),
+                what
+            )
+            .is_ok()
+        );
+        let err = check_equivalent(
+            &table("x-max-length", AMQPValue::LongInt(10)),
+            &table("x-max-length", AMQPValue::LongInt(20)),
+            what,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.text,
+            "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '20' but current is '10'"
+        );
         // Arguments RabbitMQ does not compare are ignored.
-        assert!(check_equivalent(&table("x-foo", AMQPValue::LongInt(1)), &FieldTable::default(), what).is_ok());
+        assert!(
+            check_equivalent(
+                &table("x-foo", AMQPValue::LongInt(1)),
+                &FieldTable::default(),
+                what
+            )
+            .is_ok()
+        );
     }
 }

@@ -58,7 +58,12 @@ pub enum ConsumerRemoved {
 
 impl Queue {
     pub fn new(name: Arc<str>, vhost: Arc<str>, options: QueueOptions) -> Self {
-        Queue { name, vhost, options, state: Mutex::new(QueueState::default()) }
+        Queue {
+            name,
+            vhost,
+            options,
+            state: Mutex::new(QueueState::default()),
+        }
     }
 
     pub fn is_exclusive_to_other(&self, connection_id: u64) -> bool {
@@ -84,7 +89,11 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready.push_back(QueuedMessage { seq, message, redelivered: false });
+        st.ready.push_back(QueuedMessage {
+            seq,
+            message,
+            redelivered: false,
+        });
         self.dispatch_locked(&mut st);
     }
 
@@ -102,7 +111,9 @@ impl Queue {
         // Stop once every consumer in turn has declined: none can take more right now.
         let mut declined_in_a_row = 0;
         while declined_in_a_row < n {
-            let Some(message) = st.ready.pop_front() else { break };
+            let Some(message) = st.ready.pop_front() else {
+                break;
+            };
             let i = st.next_consumer % n;
             st.next_consumer = (i + 1) % n;
             let consumer = &st.consumers[i];
@@ -142,7 +153,9 @@ impl Queue {
     /// nothing yet: the caller replies consume-ok first, then calls [`Queue::dispatch`].
     pub fn add_consumer(&self, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
         let mut st = self.state.lock();
-        if st.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !st.consumers.is_empty()) {
+        if st.consumers.iter().any(|c| c.exclusive)
+            || (consumer.exclusive && !st.consumers.is_empty())
+        {
             return Err(AmqpError::access_refused(format_args!(
                 "{} in exclusive use",
                 names::queue(&self.name, &self.vhost)
@@ -156,7 +169,8 @@ impl Queue {
     pub fn remove_consumer(&self, tag: &str, connection_id: u64) -> ConsumerRemoved {
         let mut st = self.state.lock();
         let before = st.consumers.len();
-        st.consumers.retain(|c| !(c.tag == tag && c.connection_id == connection_id));
+        st.consumers
+            .retain(|c| !(c.tag == tag && c.connection_id == connection_id));
         if st.consumers.len() == before {
             return ConsumerRemoved::NotFound;
         }
@@ -178,7 +192,11 @@ impl Queue {
     }
 
     /// Puts unacked messages back in their original order, marked redelivered.
-    pub fn requeue(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, mut messages: Vec<QueuedMessage>) {
+    pub fn requeue(
+        self: &Arc<Self>,
+        consumer: Option<&Arc<Consumer>>,
+        mut messages: Vec<QueuedMessage>,
+    ) {
         let mut st = self.state.lock();
         let count = messages.len();
         st.unacked = st.unacked.saturating_sub(count);
@@ -192,7 +210,11 @@ impl Queue {
             m.redelivered = true;
         }
         messages.sort_by_key(|m| m.seq);
-        if st.ready.front().is_none_or(|head| messages.last().is_some_and(|last| last.seq < head.seq)) {
+        if st
+            .ready
+            .front()
+            .is_none_or(|head| messages.last().is_some_and(|last| last.seq < head.seq))
+        {
             // Usual case: everything requeued is older than the ready head.
             for m in messages.into_iter().rev() {
                 st.ready.push_front(m);
@@ -243,6 +265,9 @@ impl Queue {
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").field("name", &self.name).field("vhost", &self.vhost).finish()
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("vhost", &self.vhost)
+            .finish()
     }
 }

@@ -6,39 +6,51 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, basic as b};
 use warren_protocol::content::Content;
 use warren_protocol::reply::NO_ROUTE;
-use warren_protocol::{AmqpError, encode};
+use warren_protocol::{AmqpError, Publish, encode};
 
 use super::shared::Settlement;
 use super::{Channel, ChannelContext};
 use crate::broker::consumer::Consumer;
-use crate::broker::message::Message;
+use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
 
 impl Channel {
-    pub(super) fn handle_basic_method(&mut self, method: b::AMQPMethod, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
+    pub(super) fn handle_basic_method(
+        &mut self,
+        method: b::AMQPMethod,
+        ctx: &mut ChannelContext,
+    ) -> Result<(), AmqpError> {
         match method {
-            b::AMQPMethod::Publish(m) => {
-                if m.immediate {
-                    return Err(AmqpError::not_implemented("immediate=true").on(60, 40));
-                }
-                self.assembler.start(m);
-                Ok(())
-            }
             b::AMQPMethod::Consume(m) => self.consume(m, ctx),
             b::AMQPMethod::Cancel(m) => {
                 self.cancel(m.consumer_tag.as_str(), ctx);
                 if !m.nowait {
-                    self.reply(ctx, AMQPClass::Basic(b::AMQPMethod::CancelOk(b::CancelOk { consumer_tag: m.consumer_tag })));
+                    self.reply(
+                        ctx,
+                        AMQPClass::Basic(b::AMQPMethod::CancelOk(b::CancelOk {
+                            consumer_tag: m.consumer_tag,
+                        })),
+                    );
                 }
                 Ok(())
             }
             b::AMQPMethod::Get(m) => {
-                let name = self.queue_name(m.queue.as_str()).map_err(|e| e.on(60, 70))?;
-                let queue = ctx.vhost.existing_queue(&name, ctx.connection.id).map_err(|e| e.on(60, 70))?;
+                let name = self
+                    .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on(60, 70))?;
+                let queue = ctx
+                    .vhost
+                    .existing_queue(&name, ctx.connection.id)
+                    .map_err(|e| e.on(60, 70))?;
                 match queue.get(m.no_ack) {
-                    Some((message, remaining)) => self.shared.deliver_get(&queue, message, m.no_ack, remaining),
-                    None => self.reply(ctx, AMQPClass::Basic(b::AMQPMethod::GetEmpty(b::GetEmpty {}))),
+                    Some((message, remaining)) => self
+                        .shared
+                        .deliver_get(&queue, message, m.no_ack, remaining),
+                    None => self.reply(
+                        ctx,
+                        AMQPClass::Basic(b::AMQPMethod::GetEmpty(b::GetEmpty {})),
+                    ),
                 }
                 Ok(())
             }
@@ -52,27 +64,57 @@ impl Channel {
                 Ok(())
             }
             b::AMQPMethod::Ack(m) => self.settle(m.delivery_tag, m.multiple, Settlement::Remove),
-            b::AMQPMethod::Nack(m) => {
-                self.settle(m.delivery_tag, m.multiple, if m.requeue { Settlement::Requeue } else { Settlement::Remove })
-            }
-            b::AMQPMethod::Reject(m) => {
-                self.settle(m.delivery_tag, false, if m.requeue { Settlement::Requeue } else { Settlement::Remove })
-            }
+            b::AMQPMethod::Nack(m) => self.settle(
+                m.delivery_tag,
+                m.multiple,
+                if m.requeue {
+                    Settlement::Requeue
+                } else {
+                    Settlement::Remove
+                },
+            ),
+            b::AMQPMethod::Reject(m) => self.settle(
+                m.delivery_tag,
+                false,
+                if m.requeue {
+                    Settlement::Requeue
+                } else {
+                    Settlement::Remove
+                },
+            ),
             b::AMQPMethod::Recover(m) => {
                 if !m.requeue {
                     return self.recover(false);
                 }
                 // recover-ok first, as RabbitMQ: clients may drop deliveries that precede it.
-                self.reply(ctx, AMQPClass::Basic(b::AMQPMethod::RecoverOk(b::RecoverOk {})));
+                self.reply(
+                    ctx,
+                    AMQPClass::Basic(b::AMQPMethod::RecoverOk(b::RecoverOk {})),
+                );
                 self.recover(true)
             }
             b::AMQPMethod::RecoverAsync(m) => self.recover(m.requeue),
-            other => Err(AmqpError::command_invalid(format_args!("unexpected method {other:?}"))),
+            other => Err(AmqpError::command_invalid(format_args!(
+                "unexpected method {other:?}"
+            ))),
         }
     }
 
+    /// basic.publish arrived: its header and body come next.
+    pub(super) fn start_publish(&mut self, publish: Publish) -> Result<(), AmqpError> {
+        if publish.immediate {
+            return Err(AmqpError::not_implemented("immediate=true").on(60, 40));
+        }
+        self.assembler.start(publish);
+        Ok(())
+    }
+
     /// A message is complete: in a transaction it waits for commit, otherwise it is routed now.
-    pub(super) fn publish(&mut self, content: Content<b::Publish>, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
+    pub(super) fn publish(
+        &mut self,
+        content: Content<Publish>,
+        ctx: &mut ChannelContext,
+    ) -> Result<(), AmqpError> {
         if let Some(tx) = &mut self.tx {
             tx.publishes.push(content);
             return Ok(());
@@ -86,9 +128,20 @@ impl Channel {
     }
 
     /// Routes a message to its queues, or returns it (mandatory) when nothing matches.
-    pub(super) fn route(&mut self, content: Content<b::Publish>, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
-        let Content { method, properties, raw_properties, body } = content;
-        let exchange = ctx.vhost.existing_exchange(method.exchange.as_str()).map_err(|e| e.on(60, 40))?;
+    pub(super) fn route(
+        &mut self,
+        content: Content<Publish>,
+        ctx: &mut ChannelContext,
+    ) -> Result<(), AmqpError> {
+        let Content {
+            method,
+            properties,
+            body,
+        } = content;
+        let exchange = ctx
+            .vhost
+            .existing_exchange(method.exchange.as_str())
+            .map_err(|e| e.on(60, 40))?;
         if exchange.options.internal {
             return Err(AmqpError::access_refused(format_args!(
                 "cannot publish to internal {}",
@@ -97,7 +150,7 @@ impl Channel {
             .on(60, 40));
         }
         if let Some(user_id) = properties.user_id()
-            && user_id.as_str() != ctx.user
+            && user_id != ctx.user
         {
             return Err(AmqpError::precondition(format_args!(
                 "user_id property set to '{user_id}' but authenticated user was '{}'",
@@ -105,23 +158,39 @@ impl Channel {
             ))
             .on(60, 40));
         }
-        ctx.vhost.route(&exchange, method.routing_key.as_str(), properties.headers().as_ref(), &mut self.route_out, &mut self.route_scratch);
+        let mut headers = LazyHeaders::new(&properties);
+        ctx.vhost.route(
+            &exchange,
+            &method.routing_key,
+            &mut headers,
+            &mut self.route_out,
+            &mut self.route_scratch,
+        );
         if self.route_out.is_empty() {
             if method.mandatory {
                 let id = self.id;
-                let frame_max = ctx.connection.frame_max.load(std::sync::atomic::Ordering::Relaxed);
+                let frame_max = ctx
+                    .connection
+                    .frame_max
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 ctx.connection.outbox.push(|out| {
-                    encode::basic_return(out, id, NO_ROUTE, "NO_ROUTE", method.exchange.as_str(), method.routing_key.as_str());
-                    encode::content(out, id, &raw_properties, &body, frame_max);
+                    encode::basic_return(
+                        out,
+                        id,
+                        NO_ROUTE,
+                        "NO_ROUTE",
+                        method.exchange.as_str(),
+                        method.routing_key.as_str(),
+                    );
+                    encode::content(out, id, properties.raw(), &body, frame_max);
                 });
             }
             return Ok(());
         }
         let message = Arc::new(Message {
             exchange: exchange.name.clone(),
-            routing_key: method.routing_key.into(),
+            routing_key: method.routing_key,
             properties,
-            raw_properties,
             body,
         });
         for queue in self.route_out.drain(..) {
@@ -131,9 +200,18 @@ impl Channel {
     }
 
     fn consume(&mut self, m: b::Consume, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
-        let name = self.queue_name(m.queue.as_str()).map_err(|e| e.on(60, 20))?;
-        let queue = ctx.vhost.existing_queue(&name, ctx.connection.id).map_err(|e| e.on(60, 20))?;
-        let tag = if m.consumer_tag.as_str().is_empty() { names::consumer_tag() } else { m.consumer_tag.to_string() };
+        let name = self
+            .queue_name(m.queue.as_str())
+            .map_err(|e| e.on(60, 20))?;
+        let queue = ctx
+            .vhost
+            .existing_queue(&name, ctx.connection.id)
+            .map_err(|e| e.on(60, 20))?;
+        let tag = if m.consumer_tag.as_str().is_empty() {
+            names::consumer_tag()
+        } else {
+            m.consumer_tag.to_string()
+        };
         let consumer = Arc::new(Consumer::new(
             tag.clone(),
             m.no_ack,
@@ -142,13 +220,20 @@ impl Channel {
             ctx.connection.id,
             self.shared.clone(),
         ));
-        self.shared.add_consumer(queue.clone(), consumer.clone()).map_err(|e| e.on(60, 20))?;
+        self.shared
+            .add_consumer(queue.clone(), consumer.clone())
+            .map_err(|e| e.on(60, 20))?;
         if let Err(e) = queue.add_consumer(consumer) {
             self.shared.remove_consumer(&tag);
             return Err(e.on(60, 20));
         }
         if !m.nowait {
-            self.reply(ctx, AMQPClass::Basic(b::AMQPMethod::ConsumeOk(b::ConsumeOk { consumer_tag: tag.as_str().into() })));
+            self.reply(
+                ctx,
+                AMQPClass::Basic(b::AMQPMethod::ConsumeOk(b::ConsumeOk {
+                    consumer_tag: tag.as_str().into(),
+                })),
+            );
         }
         queue.dispatch();
         Ok(())
@@ -156,7 +241,8 @@ impl Channel {
 
     fn cancel(&mut self, tag: &str, ctx: &mut ChannelContext) {
         if let Some(entry) = self.shared.remove_consumer(tag)
-            && entry.queue.remove_consumer(tag, ctx.connection.id) == ConsumerRemoved::RemovedLastOfAutoDelete
+            && entry.queue.remove_consumer(tag, ctx.connection.id)
+                == ConsumerRemoved::RemovedLastOfAutoDelete
         {
             ctx.vhost.remove_queue(&entry.queue);
         }

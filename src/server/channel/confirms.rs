@@ -48,15 +48,24 @@ impl Confirms {
 }
 
 impl Channel {
-    pub(super) fn confirm_select(&mut self, nowait: bool, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
+    pub(super) fn confirm_select(
+        &mut self,
+        nowait: bool,
+        ctx: &mut ChannelContext,
+    ) -> Result<(), AmqpError> {
         if self.tx.is_some() {
-            return Err(AmqpError::precondition("cannot switch from tx to confirm mode").on(85, 10));
+            return Err(
+                AmqpError::precondition("cannot switch from tx to confirm mode").on(85, 10),
+            );
         }
         if self.confirms.is_none() {
             self.confirms = Some(Confirms::default());
         }
         if !nowait {
-            self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+            self.reply(
+                ctx,
+                AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+            );
         }
         Ok(())
     }

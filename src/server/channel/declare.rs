@@ -11,16 +11,28 @@ use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOption
 use crate::broker::queue::QueueOptions;
 
 impl Channel {
-    pub(super) fn handle_exchange_method(&mut self, method: ex::AMQPMethod, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
+    pub(super) fn handle_exchange_method(
+        &mut self,
+        method: ex::AMQPMethod,
+        ctx: &mut ChannelContext,
+    ) -> Result<(), AmqpError> {
         match method {
             ex::AMQPMethod::Declare(m) => {
                 let Some(kind) = ExchangeKind::parse(m.kind.as_str()) else {
                     if m.passive {
                         ctx.vhost.existing_exchange(m.exchange.as_str())?;
                     } else {
-                        return Err(AmqpError::command_invalid(format_args!("unknown exchange type '{}'", m.kind)).on(40, 10));
+                        return Err(AmqpError::command_invalid(format_args!(
+                            "unknown exchange type '{}'",
+                            m.kind
+                        ))
+                        .on(40, 10));
                     }
-                    return self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeclareOk(ex::DeclareOk {}));
+                    return self.reply_unless(
+                        m.nowait,
+                        ctx,
+                        ex::AMQPMethod::DeclareOk(ex::DeclareOk {}),
+                    );
                 };
                 let options = ExchangeOptions {
                     kind,
@@ -29,11 +41,15 @@ impl Channel {
                     internal: m.internal,
                     arguments: m.arguments,
                 };
-                ctx.vhost.declare_exchange(m.exchange.as_str(), options, m.passive).map_err(|e| e.on(40, 10))?;
+                ctx.vhost
+                    .declare_exchange(m.exchange.as_str(), options, m.passive)
+                    .map_err(|e| e.on(40, 10))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeclareOk(ex::DeclareOk {}))
             }
             ex::AMQPMethod::Delete(m) => {
-                ctx.vhost.delete_exchange(m.exchange.as_str(), m.if_unused).map_err(|e| e.on(40, 20))?;
+                ctx.vhost
+                    .delete_exchange(m.exchange.as_str(), m.if_unused)
+                    .map_err(|e| e.on(40, 20))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeleteOk(ex::DeleteOk {}))
             }
             ex::AMQPMethod::Bind(m) => {
@@ -42,7 +58,9 @@ impl Channel {
                     routing_key: m.routing_key.to_string(),
                     arguments: m.arguments,
                 };
-                ctx.vhost.bind(m.source.as_str(), binding, ctx.connection.id).map_err(|e| e.on(40, 30))?;
+                ctx.vhost
+                    .bind(m.source.as_str(), binding, ctx.connection.id)
+                    .map_err(|e| e.on(40, 30))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::BindOk(ex::BindOk {}))
             }
             ex::AMQPMethod::Unbind(m) => {
@@ -51,41 +69,69 @@ impl Channel {
                     routing_key: m.routing_key.to_string(),
                     arguments: m.arguments,
                 };
-                ctx.vhost.unbind(m.source.as_str(), &binding, ctx.connection.id).map_err(|e| e.on(40, 40))?;
+                ctx.vhost
+                    .unbind(m.source.as_str(), &binding, ctx.connection.id)
+                    .map_err(|e| e.on(40, 40))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::UnbindOk(ex::UnbindOk {}))
             }
-            other => Err(AmqpError::command_invalid(format_args!("unexpected method {other:?}"))),
+            other => Err(AmqpError::command_invalid(format_args!(
+                "unexpected method {other:?}"
+            ))),
         }
     }
 
-    fn reply_unless(&self, nowait: bool, ctx: &ChannelContext, method: ex::AMQPMethod) -> Result<(), AmqpError> {
+    fn reply_unless(
+        &self,
+        nowait: bool,
+        ctx: &ChannelContext,
+        method: ex::AMQPMethod,
+    ) -> Result<(), AmqpError> {
         if !nowait {
             self.reply(ctx, AMQPClass::Exchange(method));
         }
         Ok(())
     }
 
-    fn reply_queue_unless(&self, nowait: bool, ctx: &ChannelContext, method: q::AMQPMethod) -> Result<(), AmqpError> {
+    fn reply_queue_unless(
+        &self,
+        nowait: bool,
+        ctx: &ChannelContext,
+        method: q::AMQPMethod,
+    ) -> Result<(), AmqpError> {
         if !nowait {
             self.reply(ctx, AMQPClass::Queue(method));
         }
         Ok(())
     }
 
-    pub(super) fn handle_queue_method(&mut self, method: q::AMQPMethod, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
+    pub(super) fn handle_queue_method(
+        &mut self,
+        method: q::AMQPMethod,
+        ctx: &mut ChannelContext,
+    ) -> Result<(), AmqpError> {
         let conn_id = ctx.connection.id;
         match method {
             q::AMQPMethod::Declare(m) => {
-                let name = if m.passive { self.queue_name(m.queue.as_str()).map_err(|e| e.on(50, 10))? } else { m.queue.to_string() };
+                let name = if m.passive {
+                    self.queue_name(m.queue.as_str())
+                        .map_err(|e| e.on(50, 10))?
+                } else {
+                    m.queue.to_string()
+                };
                 let options = QueueOptions {
                     durable: m.durable,
                     exclusive_owner: m.exclusive.then_some(conn_id),
                     auto_delete: m.auto_delete,
                     arguments: m.arguments,
                 };
-                let declared = ctx.vhost.declare_queue(&name, options, m.passive, conn_id).map_err(|e| e.on(50, 10))?;
+                let declared = ctx
+                    .vhost
+                    .declare_queue(&name, options, m.passive, conn_id)
+                    .map_err(|e| e.on(50, 10))?;
                 let queue = declared.queue;
-                if queue.options.exclusive_owner == Some(conn_id) && !ctx.exclusive_queues.iter().any(|x| Arc::ptr_eq(x, &queue)) {
+                if queue.options.exclusive_owner == Some(conn_id)
+                    && !ctx.exclusive_queues.iter().any(|x| Arc::ptr_eq(x, &queue))
+                {
                     ctx.exclusive_queues.push(queue.clone());
                 }
                 self.last_queue = Some(queue.name.to_string());
@@ -100,40 +146,70 @@ impl Channel {
                 )
             }
             q::AMQPMethod::Bind(m) => {
-                let queue = self.queue_name(m.queue.as_str()).map_err(|e| e.on(50, 20))?;
+                let queue = self
+                    .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on(50, 20))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
                     routing_key: m.routing_key.to_string(),
                     arguments: m.arguments,
                 };
-                ctx.vhost.bind(m.exchange.as_str(), binding, conn_id).map_err(|e| e.on(50, 20))?;
+                ctx.vhost
+                    .bind(m.exchange.as_str(), binding, conn_id)
+                    .map_err(|e| e.on(50, 20))?;
                 self.reply_queue_unless(m.nowait, ctx, q::AMQPMethod::BindOk(q::BindOk {}))
             }
             q::AMQPMethod::Unbind(m) => {
-                let queue = self.queue_name(m.queue.as_str()).map_err(|e| e.on(50, 50))?;
+                let queue = self
+                    .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on(50, 50))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
                     routing_key: m.routing_key.to_string(),
                     arguments: m.arguments,
                 };
-                ctx.vhost.unbind(m.exchange.as_str(), &binding, conn_id).map_err(|e| e.on(50, 50))?;
-                self.reply(ctx, AMQPClass::Queue(q::AMQPMethod::UnbindOk(q::UnbindOk {})));
+                ctx.vhost
+                    .unbind(m.exchange.as_str(), &binding, conn_id)
+                    .map_err(|e| e.on(50, 50))?;
+                self.reply(
+                    ctx,
+                    AMQPClass::Queue(q::AMQPMethod::UnbindOk(q::UnbindOk {})),
+                );
                 Ok(())
             }
             q::AMQPMethod::Purge(m) => {
-                let name = self.queue_name(m.queue.as_str()).map_err(|e| e.on(50, 30))?;
-                let queue = ctx.vhost.existing_queue(&name, conn_id).map_err(|e| e.on(50, 30))?;
+                let name = self
+                    .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on(50, 30))?;
+                let queue = ctx
+                    .vhost
+                    .existing_queue(&name, conn_id)
+                    .map_err(|e| e.on(50, 30))?;
                 let message_count = queue.purge();
-                self.reply_queue_unless(m.nowait, ctx, q::AMQPMethod::PurgeOk(q::PurgeOk { message_count }))
+                self.reply_queue_unless(
+                    m.nowait,
+                    ctx,
+                    q::AMQPMethod::PurgeOk(q::PurgeOk { message_count }),
+                )
             }
             q::AMQPMethod::Delete(m) => {
-                let name = self.queue_name(m.queue.as_str()).map_err(|e| e.on(50, 40))?;
-                let message_count =
-                    ctx.vhost.delete_queue(&name, m.if_unused, m.if_empty, conn_id).map_err(|e| e.on(50, 40))?;
+                let name = self
+                    .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on(50, 40))?;
+                let message_count = ctx
+                    .vhost
+                    .delete_queue(&name, m.if_unused, m.if_empty, conn_id)
+                    .map_err(|e| e.on(50, 40))?;
                 ctx.exclusive_queues.retain(|x| *x.name != *name);
-                self.reply_queue_unless(m.nowait, ctx, q::AMQPMethod::DeleteOk(q::DeleteOk { message_count }))
+                self.reply_queue_unless(
+                    m.nowait,
+                    ctx,
+                    q::AMQPMethod::DeleteOk(q::DeleteOk { message_count }),
+                )
             }
-            other => Err(AmqpError::command_invalid(format_args!("unexpected method {other:?}"))),
+            other => Err(AmqpError::command_invalid(format_args!(
+                "unexpected method {other:?}"
+            ))),
         }
     }
 }

@@ -14,18 +14,18 @@ mod tx;
 
 use std::sync::Arc;
 
-use amq_protocol::protocol::{AMQPClass, basic as b, channel as chan, confirm, tx as txm};
-use warren_protocol::AmqpError;
+use amq_protocol::protocol::{AMQPClass, channel as chan, confirm, tx as txm};
 use warren_protocol::codec::Frame;
 use warren_protocol::content::ContentAssembler;
+use warren_protocol::{AmqpError, Publish};
 
 pub use shared::ChannelShared;
 use shared::Settlement;
 
 use crate::broker::Broker;
 use crate::broker::exchange::Destination;
-use crate::broker::queue::Queue;
 use crate::broker::queue::ConsumerRemoved;
+use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::server::connection::{ConnectionShared, short_text};
 
@@ -42,7 +42,7 @@ pub struct ChannelContext<'a> {
 pub struct Channel {
     id: u16,
     shared: Arc<ChannelShared>,
-    assembler: ContentAssembler<b::Publish>,
+    assembler: ContentAssembler<Publish>,
     /// We sent channel.close and wait for close-ok; everything else is dropped.
     closing: bool,
     /// basic.qos global=false: the prefetch given to consumers created from now on.
@@ -78,20 +78,40 @@ impl Channel {
 
     fn reply(&self, ctx: &ChannelContext, class: AMQPClass) {
         let id = self.id;
-        ctx.connection.outbox.push(|out| warren_protocol::encode::method(out, id, &class));
+        ctx.connection
+            .outbox
+            .push(|out| warren_protocol::encode::method(out, id, &class));
     }
 
     /// Handles one frame for this channel; `Ok(false)` once the channel is closed for good.
-    pub fn handle_frame(&mut self, frame: Frame, ctx: &mut ChannelContext) -> Result<bool, AmqpError> {
+    pub fn handle_frame(
+        &mut self,
+        frame: Frame,
+        ctx: &mut ChannelContext,
+    ) -> Result<bool, AmqpError> {
         if self.closing {
             return Ok(self.handle_while_closing(frame, ctx));
         }
         match frame {
             Frame::Method { method, .. } => {
-                self.assembler.check_method_allowed().map_err(|e| e.on(60, 40))?;
-                self.handle_method(*method, ctx)
+                self.assembler
+                    .check_method_allowed()
+                    .map_err(|e| e.on(60, 40))?;
+                self.handle_method(method, ctx)
             }
-            Frame::Header { class_id, body_size, properties, raw_properties, .. } => {
+            Frame::Publish { publish, .. } => {
+                self.assembler
+                    .check_method_allowed()
+                    .map_err(|e| e.on(60, 40))?;
+                self.start_publish(publish)?;
+                Ok(true)
+            }
+            Frame::Header {
+                class_id,
+                body_size,
+                properties,
+                ..
+            } => {
                 if body_size > ctx.broker_max_message_size() {
                     self.assembler.reset();
                     return Err(AmqpError::precondition(format_args!(
@@ -100,7 +120,7 @@ impl Channel {
                     )));
                 }
                 let in_publish = !self.assembler.is_idle();
-                let header = self.assembler.header(class_id, body_size, properties, raw_properties);
+                let header = self.assembler.header(class_id, body_size, properties);
                 let header = header.map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
                 if let Some(content) = header {
                     self.publish(content, ctx)?;
@@ -109,7 +129,10 @@ impl Channel {
             }
             Frame::Body { payload, .. } => {
                 let in_publish = !self.assembler.is_idle();
-                let body = self.assembler.body(payload).map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
+                let body = self
+                    .assembler
+                    .body(payload)
+                    .map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
                 if let Some(content) = body {
                     self.publish(content, ctx)?;
                 }
@@ -121,10 +144,13 @@ impl Channel {
 
     fn handle_while_closing(&mut self, frame: Frame, ctx: &ChannelContext) -> bool {
         match frame {
-            Frame::Method { method, .. } => match *method {
+            Frame::Method { method, .. } => match method {
                 AMQPClass::Channel(chan::AMQPMethod::CloseOk(_)) => false,
                 AMQPClass::Channel(chan::AMQPMethod::Close(_)) => {
-                    self.reply(ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
+                    self.reply(
+                        ctx,
+                        AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})),
+                    );
                     false
                 }
                 _ => true,
@@ -133,18 +159,28 @@ impl Channel {
         }
     }
 
-    fn handle_method(&mut self, method: AMQPClass, ctx: &mut ChannelContext) -> Result<bool, AmqpError> {
+    fn handle_method(
+        &mut self,
+        method: AMQPClass,
+        ctx: &mut ChannelContext,
+    ) -> Result<bool, AmqpError> {
         match method {
             AMQPClass::Channel(m) => return self.handle_channel_method(m, ctx),
             AMQPClass::Exchange(m) => self.handle_exchange_method(m, ctx)?,
             AMQPClass::Queue(m) => self.handle_queue_method(m, ctx)?,
             AMQPClass::Basic(m) => self.handle_basic_method(m, ctx)?,
-            AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => self.confirm_select(select.nowait, ctx)?,
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => {
+                self.confirm_select(select.nowait, ctx)?
+            }
             AMQPClass::Tx(m) => match m {
                 txm::AMQPMethod::Select(_) => self.tx_select(ctx)?,
                 txm::AMQPMethod::Commit(_) => self.tx_commit(ctx)?,
                 txm::AMQPMethod::Rollback(_) => self.tx_rollback(ctx)?,
-                other => return Err(AmqpError::command_invalid(format_args!("unexpected method {other:?}"))),
+                other => {
+                    return Err(AmqpError::command_invalid(format_args!(
+                        "unexpected method {other:?}"
+                    )));
+                }
             },
             other => {
                 return Err(AmqpError::command_invalid(format_args!(
@@ -157,21 +193,41 @@ impl Channel {
         Ok(true)
     }
 
-    fn handle_channel_method(&mut self, method: chan::AMQPMethod, ctx: &mut ChannelContext) -> Result<bool, AmqpError> {
+    fn handle_channel_method(
+        &mut self,
+        method: chan::AMQPMethod,
+        ctx: &mut ChannelContext,
+    ) -> Result<bool, AmqpError> {
         match method {
-            chan::AMQPMethod::Open(_) => Err(AmqpError::channel_error("second 'channel.open' seen")),
+            chan::AMQPMethod::Open(_) => {
+                Err(AmqpError::channel_error("second 'channel.open' seen"))
+            }
             chan::AMQPMethod::Close(_) => {
                 self.release(ctx);
-                self.reply(ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
+                self.reply(
+                    ctx,
+                    AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})),
+                );
                 Ok(false)
             }
-            chan::AMQPMethod::CloseOk(_) => Err(AmqpError::command_invalid("unimplemented method").on(20, 41)),
-            chan::AMQPMethod::OpenOk(_) => Err(AmqpError::command_invalid("unimplemented method").on(20, 11)),
+            chan::AMQPMethod::CloseOk(_) => {
+                Err(AmqpError::command_invalid("unimplemented method").on(20, 41))
+            }
+            chan::AMQPMethod::OpenOk(_) => {
+                Err(AmqpError::command_invalid("unimplemented method").on(20, 11))
+            }
             // RabbitMQ 3.x no longer implements flow control requested by clients.
-            chan::AMQPMethod::Flow(flow) if !flow.active => Err(AmqpError::not_implemented("active=false").on(20, 20)),
+            chan::AMQPMethod::Flow(flow) if !flow.active => {
+                Err(AmqpError::not_implemented("active=false").on(20, 20))
+            }
             chan::AMQPMethod::Flow(flow) => {
                 self.shared.set_flow(flow.active);
-                self.reply(ctx, AMQPClass::Channel(chan::AMQPMethod::FlowOk(chan::FlowOk { active: flow.active })));
+                self.reply(
+                    ctx,
+                    AMQPClass::Channel(chan::AMQPMethod::FlowOk(chan::FlowOk {
+                        active: flow.active,
+                    })),
+                );
                 Ok(true)
             }
             chan::AMQPMethod::FlowOk(_) => Ok(true),
@@ -180,7 +236,12 @@ impl Channel {
 
     /// Sends channel.close for a soft error and releases the channel's resources; the channel
     /// then waits for close-ok.
-    pub fn close_with_error(&mut self, e: &AmqpError, connection: &ConnectionShared, ctx: &mut ChannelContext) {
+    pub fn close_with_error(
+        &mut self,
+        e: &AmqpError,
+        connection: &ConnectionShared,
+        ctx: &mut ChannelContext,
+    ) {
         tracing::debug!(channel = self.id, "closing channel: {e}");
         self.release(ctx);
         self.closing = true;
@@ -191,7 +252,9 @@ impl Channel {
             method_id: e.method_id,
         }));
         let id = self.id;
-        connection.outbox.push(|out| warren_protocol::encode::method(out, id, &close));
+        connection
+            .outbox
+            .push(|out| warren_protocol::encode::method(out, id, &close));
     }
 
     /// Requeues unacked deliveries and detaches consumers (channel or connection closing).
@@ -199,7 +262,9 @@ impl Channel {
         self.assembler.reset();
         self.tx = None;
         for entry in self.shared.close() {
-            let outcome = entry.queue.remove_consumer(&entry.consumer.tag, ctx.connection.id);
+            let outcome = entry
+                .queue
+                .remove_consumer(&entry.consumer.tag, ctx.connection.id);
             if outcome == ConsumerRemoved::RemovedLastOfAutoDelete {
                 ctx.vhost.remove_queue(&entry.queue);
             }
@@ -223,7 +288,9 @@ impl Channel {
         if !name.is_empty() {
             return Ok(name.to_string());
         }
-        self.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+        self.last_queue
+            .clone()
+            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 }
 

@@ -83,18 +83,37 @@ impl ChannelShared {
     }
 
     /// basic.get: assigns a tag, records the delivery unless `no_ack`, writes get-ok + content.
-    pub fn deliver_get(&self, queue: &Arc<Queue>, message: QueuedMessage, no_ack: bool, remaining: u32) {
+    pub fn deliver_get(
+        &self,
+        queue: &Arc<Queue>,
+        message: QueuedMessage,
+        no_ack: bool,
+        remaining: u32,
+    ) {
         let mut st = self.state.lock();
         let tag = st.next_tag;
         st.next_tag += 1;
         let m = &message.message;
         let frame_max = self.frame_max();
         self.connection.outbox.push(|out| {
-            encode::get_ok(out, self.id, tag, message.redelivered, &m.exchange, &m.routing_key, remaining);
-            encode::content(out, self.id, &m.raw_properties, &m.body, frame_max);
+            encode::get_ok(
+                out,
+                self.id,
+                tag,
+                message.redelivered,
+                &m.exchange,
+                &m.routing_key,
+                remaining,
+            );
+            encode::content(out, self.id, m.properties.raw(), &m.body, frame_max);
         });
         if !no_ack {
-            st.unacked.push_back(Unacked { tag, queue: queue.clone(), message, consumer: None });
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                message,
+                consumer: None,
+            });
         }
     }
 
@@ -106,10 +125,17 @@ impl ChannelShared {
             if tag != 0 && st.unacked.binary_search_by_key(&tag, |u| u.tag).is_err() {
                 return Err(unknown_tag(tag));
             }
-            let upto = if tag == 0 { st.unacked.len() } else { st.unacked.partition_point(|u| u.tag <= tag) };
+            let upto = if tag == 0 {
+                st.unacked.len()
+            } else {
+                st.unacked.partition_point(|u| u.tag <= tag)
+            };
             st.unacked.drain(..upto).collect()
         } else {
-            let pos = st.unacked.binary_search_by_key(&tag, |u| u.tag).map_err(|_| unknown_tag(tag))?;
+            let pos = st
+                .unacked
+                .binary_search_by_key(&tag, |u| u.tag)
+                .map_err(|_| unknown_tag(tag))?;
             st.unacked.remove(pos).into_iter().collect()
         };
         let from_consumers = taken.iter().filter(|u| u.consumer.is_some()).count() as u32;
@@ -144,7 +170,9 @@ impl ChannelShared {
             }
             let messages = std::mem::take(&mut run);
             match how {
-                Settlement::Remove => entry.queue.settle(entry.consumer.as_ref(), messages.len() as u32),
+                Settlement::Remove => entry
+                    .queue
+                    .settle(entry.consumer.as_ref(), messages.len() as u32),
                 Settlement::Requeue => entry.queue.requeue(entry.consumer.as_ref(), messages),
             }
         }
@@ -176,12 +204,20 @@ impl ChannelShared {
     }
 
     /// Registers a consumer tag; 530 NOT_ALLOWED if the tag is in use on this channel.
-    pub fn add_consumer(&self, queue: Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+    pub fn add_consumer(
+        &self,
+        queue: Arc<Queue>,
+        consumer: Arc<Consumer>,
+    ) -> Result<(), AmqpError> {
         let mut st = self.state.lock();
         if st.consumers.contains_key(&consumer.tag) {
-            return Err(AmqpError::not_allowed(format_args!("attempt to reuse consumer tag '{}'", consumer.tag)));
+            return Err(AmqpError::not_allowed(format_args!(
+                "attempt to reuse consumer tag '{}'",
+                consumer.tag
+            )));
         }
-        st.consumers.insert(consumer.tag.clone(), ConsumerEntry { queue, consumer });
+        st.consumers
+            .insert(consumer.tag.clone(), ConsumerEntry { queue, consumer });
         Ok(())
     }
 
@@ -198,7 +234,13 @@ impl ChannelShared {
 
     /// Asks every queue this channel consumes from to deliver what it can.
     pub fn resume_deliveries(&self) {
-        let queues: Vec<Arc<Queue>> = self.state.lock().consumers.values().map(|e| e.queue.clone()).collect();
+        let queues: Vec<Arc<Queue>> = self
+            .state
+            .lock()
+            .consumers
+            .values()
+            .map(|e| e.queue.clone())
+            .collect();
         for queue in queues {
             queue.dispatch();
         }
@@ -206,7 +248,9 @@ impl ChannelShared {
 
     fn write(&self, class: AMQPClass) {
         let id = self.id;
-        self.connection.outbox.push(|out| encode::method(out, id, &class));
+        self.connection
+            .outbox
+            .push(|out| encode::method(out, id, &class));
     }
 }
 
@@ -215,7 +259,12 @@ fn unknown_tag(tag: u64) -> AmqpError {
 }
 
 impl DeliveryTarget for ChannelShared {
-    fn try_deliver(&self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, message: QueuedMessage) -> Result<(), QueuedMessage> {
+    fn try_deliver(
+        &self,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        message: QueuedMessage,
+    ) -> Result<(), QueuedMessage> {
         let mut st = self.state.lock();
         if st.closed || !st.flow_active {
             return Err(message);
@@ -227,8 +276,16 @@ impl DeliveryTarget for ChannelShared {
         let frame_max = self.frame_max();
         let m = &message.message;
         let written = self.connection.outbox.try_push(|out| {
-            encode::deliver(out, self.id, &consumer.tag, tag, message.redelivered, &m.exchange, &m.routing_key);
-            encode::content(out, self.id, &m.raw_properties, &m.body, frame_max);
+            encode::deliver(
+                out,
+                self.id,
+                &consumer.tag,
+                tag,
+                message.redelivered,
+                &m.exchange,
+                &m.routing_key,
+            );
+            encode::content(out, self.id, m.properties.raw(), &m.body, frame_max);
         });
         if !written {
             return Err(message);
@@ -236,7 +293,12 @@ impl DeliveryTarget for ChannelShared {
         st.next_tag += 1;
         if !consumer.no_ack {
             st.global_unacked += 1;
-            st.unacked.push_back(Unacked { tag, queue: queue.clone(), message, consumer: Some(consumer.clone()) });
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                message,
+                consumer: Some(consumer.clone()),
+            });
         }
         Ok(())
     }
@@ -245,7 +307,11 @@ impl DeliveryTarget for ChannelShared {
         if self.remove_consumer(consumer_tag).is_none() {
             return;
         }
-        if self.connection.consumer_cancel_notify.load(Ordering::Relaxed) {
+        if self
+            .connection
+            .consumer_cancel_notify
+            .load(Ordering::Relaxed)
+        {
             self.write(AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
                 consumer_tag: consumer_tag.into(),
                 nowait: true,

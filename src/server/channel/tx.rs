@@ -1,16 +1,16 @@
 //! Transactions (tx.select / commit / rollback): publishes and acknowledgements made inside a
 //! transaction take effect at commit, or never.
 
-use amq_protocol::protocol::{AMQPClass, basic as b, tx};
-use warren_protocol::AmqpError;
+use amq_protocol::protocol::{AMQPClass, tx};
 use warren_protocol::content::Content;
+use warren_protocol::{AmqpError, Publish};
 
 use super::shared::{Settlement, Unacked};
 use super::{Channel, ChannelContext};
 
 #[derive(Default)]
 pub struct Transaction {
-    pub publishes: Vec<Content<b::Publish>>,
+    pub publishes: Vec<Content<Publish>>,
     /// Deliveries already taken out of the unacked list, settled at commit.
     pub settlements: Vec<(Vec<Unacked>, Settlement)>,
 }
@@ -22,34 +22,49 @@ fn not_transactional(method_id: u16) -> AmqpError {
 impl Channel {
     pub(super) fn tx_select(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
         if self.confirms.is_some() {
-            return Err(AmqpError::precondition("cannot switch from confirm to tx mode").on(90, 10));
+            return Err(
+                AmqpError::precondition("cannot switch from confirm to tx mode").on(90, 10),
+            );
         }
         if self.tx.is_none() {
             self.tx = Some(Transaction::default());
         }
-        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+        self.reply(
+            ctx,
+            AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})),
+        );
         Ok(())
     }
 
     pub(super) fn tx_commit(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
-        let Some(work) = self.tx.replace(Transaction::default()) else { return Err(not_transactional(20)) };
+        let Some(work) = self.tx.replace(Transaction::default()) else {
+            return Err(not_transactional(20));
+        };
         for content in work.publishes {
             self.route(content, ctx)?;
         }
         for (entries, how) in work.settlements {
             self.shared.settle(entries, how);
         }
-        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+        self.reply(
+            ctx,
+            AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+        );
         Ok(())
     }
 
     pub(super) fn tx_rollback(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
-        let Some(work) = self.tx.replace(Transaction::default()) else { return Err(not_transactional(30)) };
+        let Some(work) = self.tx.replace(Transaction::default()) else {
+            return Err(not_transactional(30));
+        };
         // Acks made in the transaction are undone: those deliveries are outstanding again.
         for (entries, _) in work.settlements {
             self.shared.restore_unacked(entries);
         }
-        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
+        self.reply(
+            ctx,
+            AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
+        );
         Ok(())
     }
 }

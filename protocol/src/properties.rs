@@ -1,0 +1,227 @@
+//! Content-header properties as a view over the publisher's bytes.
+//!
+//! Decoding walks the property list once to validate it and remember where each present
+//! property starts — no allocation. Deliveries forward the raw bytes unchanged (so field-table
+//! order and type tags survive exactly); the broker reads single properties through accessors,
+//! and parses the `headers` table only when something needs it (a headers exchange).
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::protocol::basic::parse_properties;
+use amq_protocol::types::FieldTable;
+use amq_protocol::types::parsing::parse_field_table;
+use bytes::Bytes;
+
+use crate::depth;
+use crate::reply::AmqpError;
+
+/// Property order in the flags word, most significant bit first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Property {
+    ContentType = 0,
+    ContentEncoding,
+    Headers,
+    DeliveryMode,
+    Priority,
+    CorrelationId,
+    ReplyTo,
+    Expiration,
+    MessageId,
+    Timestamp,
+    Type,
+    UserId,
+    AppId,
+    ClusterId,
+}
+
+const COUNT: usize = 14;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    ShortStr,
+    Table,
+    Octet,
+    Timestamp,
+}
+
+const KINDS: [Kind; COUNT] = [
+    Kind::ShortStr,
+    Kind::ShortStr,
+    Kind::Table,
+    Kind::Octet,
+    Kind::Octet,
+    Kind::ShortStr,
+    Kind::ShortStr,
+    Kind::ShortStr,
+    Kind::ShortStr,
+    Kind::Timestamp,
+    Kind::ShortStr,
+    Kind::ShortStr,
+    Kind::ShortStr,
+    Kind::ShortStr,
+];
+
+/// The properties of one message: its raw bytes (flags first) and where each present one starts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Properties {
+    raw: Bytes,
+    /// Offset into `raw` of each property's value; 0 = absent (offset 0 is the flags word).
+    offsets: [u32; COUNT],
+}
+
+fn cannot_decode() -> AmqpError {
+    AmqpError::frame_error("cannot decode content header")
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties {
+            raw: Bytes::from_static(&[0, 0]),
+            offsets: [0; COUNT],
+        }
+    }
+}
+
+impl Properties {
+    /// Validates `raw` (property flags, then the values) and indexes it.
+    pub fn parse(raw: Bytes) -> Result<Self, AmqpError> {
+        let flags = raw
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(cannot_decode)?;
+        if flags & 1 != 0 {
+            // A continuation flags word: basic has only 14 properties, so this is malformed.
+            return Err(cannot_decode());
+        }
+        let mut offsets = [0u32; COUNT];
+        let mut pos = 2usize;
+        for (i, kind) in KINDS.iter().enumerate() {
+            if flags & (1 << (15 - i)) == 0 {
+                continue;
+            }
+            offsets[i] = pos as u32;
+            pos = match kind {
+                Kind::Octet => pos + 1,
+                Kind::Timestamp => pos + 8,
+                Kind::ShortStr => pos + 1 + *raw.get(pos).ok_or_else(cannot_decode)? as usize,
+                Kind::Table => depth::table_end(&raw, pos)?.ok_or_else(cannot_decode)?,
+            };
+            if pos > raw.len() {
+                return Err(cannot_decode());
+            }
+        }
+        if pos != raw.len() {
+            return Err(cannot_decode());
+        }
+        Ok(Properties { raw, offsets })
+    }
+
+    /// Encodes amq-protocol properties (for messages the broker itself creates).
+    pub fn from_basic(props: &BasicProperties) -> Self {
+        Self::parse(Bytes::from(crate::encode::properties(props))).unwrap_or_default()
+    }
+
+    /// The bytes exactly as the publisher sent them.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    fn offset(&self, p: Property) -> Option<usize> {
+        match self.offsets[p as usize] {
+            0 => None,
+            o => Some(o as usize),
+        }
+    }
+
+    /// A short-string property; `None` if absent or not UTF-8.
+    pub fn short_str(&self, p: Property) -> Option<&str> {
+        let o = self.offset(p)?;
+        let len = *self.raw.get(o)? as usize;
+        std::str::from_utf8(self.raw.get(o + 1..o + 1 + len)?).ok()
+    }
+
+    pub fn delivery_mode(&self) -> Option<u8> {
+        self.raw.get(self.offset(Property::DeliveryMode)?).copied()
+    }
+
+    pub fn priority(&self) -> Option<u8> {
+        self.raw.get(self.offset(Property::Priority)?).copied()
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        self.short_str(Property::UserId)
+    }
+
+    pub fn expiration(&self) -> Option<&str> {
+        self.short_str(Property::Expiration)
+    }
+
+    pub fn reply_to(&self) -> Option<&str> {
+        self.short_str(Property::ReplyTo)
+    }
+
+    pub fn has_headers(&self) -> bool {
+        self.offset(Property::Headers).is_some()
+    }
+
+    /// Parses the `headers` table (allocates: call only when it is needed).
+    pub fn headers(&self) -> Option<FieldTable> {
+        let o = self.offset(Property::Headers)?;
+        parse_field_table(&self.raw[o..]).ok().map(|(_, t)| t)
+    }
+
+    /// Every property parsed by amq-protocol (allocates; for the broker's rare rewrite paths).
+    pub fn to_basic(&self) -> BasicProperties {
+        parse_properties(&self.raw[..])
+            .map(|(_, p)| p)
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_basic(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::AMQPValue;
+
+    #[test]
+    fn indexes_every_property_and_matches_amq_protocol() {
+        let mut headers = FieldTable::default();
+        headers.insert("k".into(), AMQPValue::LongString("v".into()));
+        let basic = BasicProperties::default()
+            .with_content_type("text/plain".into())
+            .with_headers(headers.clone())
+            .with_delivery_mode(2)
+            .with_priority(7)
+            .with_reply_to("r".into())
+            .with_expiration("1000".into())
+            .with_timestamp(42)
+            .with_user_id("guest".into())
+            .with_cluster_id("c".into());
+        let props = Properties::from_basic(&basic);
+        assert_eq!(props.delivery_mode(), Some(2));
+        assert_eq!(props.priority(), Some(7));
+        assert_eq!(props.user_id(), Some("guest"));
+        assert_eq!(props.expiration(), Some("1000"));
+        assert_eq!(props.reply_to(), Some("r"));
+        assert_eq!(props.headers(), Some(headers));
+        assert_eq!(props.to_basic(), basic);
+    }
+
+    #[test]
+    fn truncated_or_trailing_bytes_are_refused() {
+        let raw =
+            crate::encode::properties(&BasicProperties::default().with_message_id("abc".into()));
+        assert!(Properties::parse(Bytes::from(raw.clone())).is_ok());
+        assert!(Properties::parse(Bytes::from(raw[..raw.len() - 1].to_vec())).is_err());
+        let mut longer = raw.clone();
+        longer.push(0);
+        assert!(Properties::parse(Bytes::from(longer)).is_err());
+        assert!(Properties::parse(Bytes::from_static(&[0])).is_err());
+    }
+}
