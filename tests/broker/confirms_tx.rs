@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
 use amq_protocol::types::FieldTable;
 use lapin::{
@@ -455,4 +456,39 @@ async fn consumer_sees_tx_messages_only_after_commit() {
     txch.tx_commit().await.unwrap();
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.data, b"late");
+}
+
+#[tokio::test]
+async fn tx_mandatory_unroutable_is_returned_on_commit() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_open().await;
+    raw.open_channel(1).await;
+    let (_, ok) = raw
+        .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
+        .await;
+    assert!(
+        matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
+        "{ok:?}"
+    );
+    raw.publish(1, "", &unique("nobody"), true, false, b"r")
+        .await;
+    match raw.recv_within(Duration::from_millis(300)).await {
+        Recv::Timeout => {}
+        other => panic!("nothing may happen before commit, got {other:?}"),
+    }
+    raw.send_method(1, tx_method(tx::AMQPMethod::Commit(tx::Commit {})))
+        .await;
+    let mut saw_return = false;
+    loop {
+        match raw.recv().await {
+            AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Return(r))) => {
+                assert_eq!(r.reply_code, 312);
+                saw_return = true;
+            }
+            AMQPFrame::Method(1, AMQPClass::Tx(tx::AMQPMethod::CommitOk(_))) => break,
+            AMQPFrame::Header(..) | AMQPFrame::Body(..) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert!(saw_return, "basic.return must come before tx.commit-ok");
 }
