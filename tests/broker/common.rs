@@ -68,6 +68,12 @@ impl TestBroker {
                 return Self::external(url);
             }
         }
+        Self::spawn(&[])
+    }
+
+    /// Spawns the warren binary with extra command-line arguments (after `--listen 127.0.0.1:0
+    /// --data-dir DIR`), whatever `WARREN_TEST_AMQP_URL` says: for tests of warren's own CLI.
+    pub fn spawn(extra_args: &[&str]) -> TestBroker {
         let bin = option_env!("CARGO_BIN_EXE_warren").expect(
             "CARGO_BIN_EXE_warren is not set: run inside the warren package or set WARREN_TEST_AMQP_URL",
         );
@@ -79,6 +85,7 @@ impl TestBroker {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(if show_log {
@@ -198,6 +205,31 @@ impl TestBroker {
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => true,
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the broker process and waits up to 10 s for it to exit.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        let child = self
+            .child
+            .as_mut()
+            .expect("only a spawned broker can be signalled");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for broker") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker still running 10 s after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -15,4 +15,5 @@ mod connection;
 mod errors;
 mod exchanges;
 mod frames;
+mod lifecycle;
 mod queues;
