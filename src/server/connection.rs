@@ -243,16 +243,13 @@ async fn await_close_ok(reader: &mut FrameReader) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             match reader.next_frame().await {
-                Ok(Frame::Method { channel: 0, method })
-                    if matches!(
-                        method,
+                Ok(Frame::Method {
+                    channel: 0,
+                    method:
                         AMQPClass::Connection(
-                            connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_)
-                        )
-                    ) =>
-                {
-                    return;
-                }
+                            connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_),
+                        ),
+                }) => return,
                 Ok(_) => continue,
                 // Undecodable bytes (often the very frame that caused the close): drop what is
                 // buffered and keep waiting for close-ok in what arrives next.

@@ -74,9 +74,7 @@ impl TestBroker {
     /// Spawns the warren binary with extra command-line arguments (after `--listen 127.0.0.1:0
     /// --data-dir DIR`), whatever `WARREN_TEST_AMQP_URL` says: for tests of warren's own CLI.
     pub fn spawn(extra_args: &[&str]) -> TestBroker {
-        let bin = option_env!("CARGO_BIN_EXE_warren").expect(
-            "CARGO_BIN_EXE_warren is not set: run inside the warren package or set WARREN_TEST_AMQP_URL",
-        );
+        let bin = env!("CARGO_BIN_EXE_warren");
         let data_dir = std::env::temp_dir().join(unique("warren-test"));
         std::fs::create_dir_all(&data_dir).expect("create broker data dir");
         let show_log = std::env::var_os("WARREN_TEST_LOG").is_some();
@@ -326,8 +324,8 @@ pub async fn publish_props(
 ) {
     // The PublisherConfirm is dropped: without confirm.select it resolves
     // immediately; with it, wait_for_confirms collects it.
-    let _ = ch
-        .basic_publish(
+    drop(
+        ch.basic_publish(
             exchange.into(),
             routing_key.into(),
             Default::default(),
@@ -335,7 +333,8 @@ pub async fn publish_props(
             props,
         )
         .await
-        .expect("basic.publish");
+        .expect("basic.publish"),
+    );
 }
 
 /// basic.get with no-ack; returns the body, or None on get-empty.
