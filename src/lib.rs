@@ -8,6 +8,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use server::{RunningBroker, start};

@@ -20,6 +20,11 @@ impl ShortStr {
         Self::from_bytes(Bytes::from_static(s.as_bytes()))
     }
 
+    /// The bytes, as a cheap clone of the buffer slice.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Checked in every constructor.
         std::str::from_utf8(&self.0).unwrap_or_default()

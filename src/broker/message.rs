@@ -16,6 +16,15 @@ pub struct Message {
     pub routing_key: ShortStr,
     pub properties: Properties,
     pub body: Bytes,
+    /// Set when the message is stored (persistent, routed to at least one durable queue).
+    pub store_id: Option<u64>,
+}
+
+impl Message {
+    /// delivery-mode 2.
+    pub fn is_persistent(&self) -> bool {
+        self.properties.delivery_mode() == Some(2)
+    }
 }
 
 /// A message's place in one queue.

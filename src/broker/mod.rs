@@ -3,6 +3,7 @@
 //! [`consumer::DeliveryTarget`] for deliveries going out.
 
 pub mod consumer;
+pub mod durable;
 pub mod exchange;
 pub mod field_display;
 pub mod message;
@@ -16,6 +17,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::auth::Users;
+use crate::store::{Recovered, Store};
+use durable::Durability;
 use vhost::VHost;
 
 /// Everything the broker holds: vhosts and users.
@@ -24,17 +27,33 @@ pub struct Broker {
     pub users: Users,
     /// Largest message body accepted (406 beyond it).
     pub max_message_size: u64,
+    pub store: Option<Arc<Store>>,
 }
 
 impl Broker {
     /// A broker with the default vhost `/` and the default user.
-    pub fn new(users: Users, max_message_size: u64) -> Self {
+    /// With a store, durable definitions and persistent messages are kept in it.
+    pub fn new(users: Users, max_message_size: u64, store: Option<Arc<Store>>) -> Self {
         let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_string(), Arc::new(VHost::new("/")));
+        let durability = store.clone().map(|store| Durability { store });
+        vhosts.insert("/".to_string(), Arc::new(VHost::new("/", durability)));
         Broker {
             vhosts: RwLock::new(vhosts),
             users,
             max_message_size,
+            store,
+        }
+    }
+
+    /// Rebuilds vhosts from what the store recovered at start-up; index entries of queues that
+    /// no longer exist are dropped.
+    pub fn restore(&self, mut recovered: Recovered) {
+        let Some(store) = &self.store else { return };
+        for vhost in self.vhosts.read().values() {
+            durable::restore(vhost, store, &mut recovered);
+        }
+        for (queue_id, _) in recovered.queues.drain() {
+            store.drop_queue(queue_id);
         }
     }
 

@@ -13,6 +13,7 @@ use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
 use warren_protocol::AmqpError;
 
+use super::durable::Durability;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::message::LazyHeaders;
 use super::names;
@@ -22,6 +23,8 @@ pub struct VHost {
     pub name: Arc<str>,
     exchanges: RwLock<HashMap<Arc<str>, Arc<Exchange>>>,
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
+    /// Where durable definitions and messages go; `None` keeps everything in memory.
+    durability: Option<Durability>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -46,7 +49,7 @@ fn bool_str(b: bool) -> &'static str {
 }
 
 impl VHost {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, durability: Option<Durability>) -> Self {
         let mut exchanges = HashMap::new();
         for (ex, kind) in STANDARD_EXCHANGES {
             let options = ExchangeOptions {
@@ -65,7 +68,29 @@ impl VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
+            durability,
         }
+    }
+
+    /// Adds a recovered exchange (no name checks: it was checked when first declared).
+    pub(super) fn insert_exchange(&self, exchange: Arc<Exchange>) {
+        self.exchanges
+            .write()
+            .insert(exchange.name.clone(), exchange);
+    }
+
+    /// Adds a recovered queue.
+    pub(super) fn insert_queue(&self, queue: Arc<Queue>) {
+        self.queues.write().insert(queue.name.clone(), queue);
+    }
+
+    /// A binding is durable when both its ends are.
+    fn is_durable_binding(&self, source: &Exchange, dest: &Destination) -> bool {
+        source.options.durable
+            && match dest {
+                Destination::Queue(q) => self.queue(q).is_some_and(|q| q.persistence.is_some()),
+                Destination::Exchange(e) => self.exchange(e).is_some_and(|e| e.options.durable),
+            }
     }
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -121,7 +146,13 @@ impl VHost {
             )));
         }
         let name: Arc<str> = Arc::from(name);
-        exchanges.insert(name.clone(), Arc::new(Exchange::new(name, options)));
+        let exchange = Arc::new(Exchange::new(name.clone(), options));
+        if let Some(d) = &self.durability
+            && exchange.options.durable
+        {
+            d.save_exchange(&self.name, &exchange)?;
+        }
+        exchanges.insert(name, exchange);
         Ok(())
     }
 
@@ -211,6 +242,11 @@ impl VHost {
             }
         };
         if removed {
+            if let Some(d) = &self.durability
+                && exchange.options.durable
+            {
+                d.forget_exchange(&self.name, exchange);
+            }
             self.unbind_everywhere(&Destination::Exchange(exchange.name.clone()));
         }
     }
@@ -219,9 +255,16 @@ impl VHost {
     fn unbind_everywhere(&self, dest: &Destination) {
         let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
         for source in sources {
-            if source.unbind_destination(dest) > 0 {
-                self.maybe_auto_delete_exchange(&source);
+            let removed = source.unbind_destination(dest);
+            if removed.is_empty() {
+                continue;
             }
+            if let Some(d) = &self.durability
+                && source.options.durable
+            {
+                d.forget_bindings(&self.name, &source.name, &removed);
+            }
+            self.maybe_auto_delete_exchange(&source);
         }
     }
 
@@ -278,8 +321,20 @@ impl VHost {
             )));
         }
         args::validate(&options.arguments, &names::queue(&name, &self.name))?;
+        // Exclusive queues die with their connection: never worth storing.
+        let persistence = match &self.durability {
+            Some(d) if options.durable && options.exclusive_owner.is_none() => {
+                Some(d.create_queue(&self.name, &name, &options)?)
+            }
+            _ => None,
+        };
         let name: Arc<str> = Arc::from(name);
-        let queue = Arc::new(Queue::new(name.clone(), self.name.clone(), options));
+        let queue = Arc::new(Queue::new(
+            name.clone(),
+            self.name.clone(),
+            options,
+            persistence,
+        ));
         queues.insert(name, queue.clone());
         Ok(queue)
     }
@@ -358,6 +413,9 @@ impl VHost {
                 _ => return 0,
             }
         }
+        if let (Some(d), Some(p)) = (&self.durability, &queue.persistence) {
+            d.forget_queue(&self.name, queue, p);
+        }
         let (consumers, dropped) = queue.mark_deleted();
         self.unbind_everywhere(&Destination::Queue(queue.name.clone()));
         for consumer in consumers {
@@ -377,6 +435,11 @@ impl VHost {
             super::exchange::headers::validate_binding_arguments(&binding.arguments)
                 .map_err(AmqpError::precondition)?;
         }
+        let durable =
+            self.durability.is_some() && self.is_durable_binding(&source, &binding.destination);
+        if durable && let Some(d) = &self.durability {
+            d.save_binding(&self.name, &source.name, &binding)?;
+        }
         source.bind(binding);
         Ok(())
     }
@@ -389,6 +452,11 @@ impl VHost {
     ) -> Result<(), AmqpError> {
         let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
         if source.unbind(binding) {
+            if let Some(d) = &self.durability
+                && source.options.durable
+            {
+                d.forget_bindings(&self.name, &source.name, std::slice::from_ref(binding));
+            }
             self.maybe_auto_delete_exchange(&source);
         }
         Ok(())

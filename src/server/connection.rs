@@ -293,7 +293,7 @@ impl Connection {
                 }
             }
             for channel in self.channels.values_mut() {
-                channel.end_of_batch(&self.shared);
+                channel.end_of_batch();
             }
             tokio::select! {
                 filled = reader.fill() => {

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::Config;
 use crate::auth::Users;
 use crate::broker::Broker;
+use crate::store::Store;
 
 /// A started broker: its bound addresses and a way to stop it.
 pub struct RunningBroker {
@@ -40,6 +41,11 @@ impl RunningBroker {
         }
         // Give connection tasks a moment to send their close frames.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Some(store) = &self.broker.store {
+            // Commits whatever is still pending; the writer thread blocks, so not on a worker.
+            let store = store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        }
     }
 }
 
@@ -52,7 +58,14 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         )
     })?;
     let users = Users::with_default_user(&config.default_user, &config.default_pass);
-    let broker = Arc::new(Broker::new(users, config.max_message_size));
+    let (store, recovered) = Store::open(&config.data_dir).map_err(|e| {
+        io::Error::other(format!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let broker = Arc::new(Broker::new(users, config.max_message_size, Some(store)));
+    broker.restore(recovered);
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut addrs = Vec::new();

@@ -179,8 +179,8 @@ impl Exchange {
         true
     }
 
-    /// Removes every binding to `dest` (the destination was deleted); returns how many.
-    pub fn unbind_destination(&self, dest: &Destination) -> usize {
+    /// Removes every binding to `dest` (the destination was deleted); returns them.
+    pub fn unbind_destination(&self, dest: &Destination) -> Vec<Binding> {
         let doomed: Vec<Binding> = self
             .routes
             .read()
@@ -192,7 +192,7 @@ impl Exchange {
         for b in &doomed {
             self.unbind(b);
         }
-        doomed.len()
+        doomed
     }
 
     pub fn has_bindings(&self) -> bool {

@@ -5,4 +5,4 @@ pub mod args;
 #[allow(clippy::module_inception)]
 mod queue;
 
-pub use queue::{ConsumerRemoved, Queue, QueueOptions};
+pub use queue::{ConsumerRemoved, Persistence, Queue, QueueOptions};

@@ -16,6 +16,7 @@ use warren_protocol::AmqpError;
 use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
+use crate::store::Store;
 
 /// The declare-time properties of a queue.
 #[derive(Debug, Clone)]
@@ -31,7 +32,15 @@ pub struct Queue {
     pub name: Arc<str>,
     pub vhost: Arc<str>,
     pub options: QueueOptions,
+    /// Durable queues keep their persistent messages in the store under this id.
+    pub persistence: Option<Persistence>,
     state: Mutex<QueueState>,
+}
+
+/// Where a durable queue's index lives in the store.
+pub struct Persistence {
+    pub store: Arc<Store>,
+    pub queue_id: u64,
 }
 
 #[derive(Default)]
@@ -57,12 +66,49 @@ pub enum ConsumerRemoved {
 }
 
 impl Queue {
-    pub fn new(name: Arc<str>, vhost: Arc<str>, options: QueueOptions) -> Self {
+    pub fn new(
+        name: Arc<str>,
+        vhost: Arc<str>,
+        options: QueueOptions,
+        persistence: Option<Persistence>,
+    ) -> Self {
         Queue {
             name,
             vhost,
             options,
+            persistence,
             state: Mutex::new(QueueState::default()),
+        }
+    }
+
+    /// Whether this queue stores `message` (persistent message, durable queue with a store).
+    fn stores(&self, message: &QueuedMessage) -> Option<(&Persistence, u64)> {
+        Some((self.persistence.as_ref()?, message.message.store_id?))
+    }
+
+    /// The queue is done with these messages: their index entries go from the store.
+    fn forget_stored<'a>(&self, messages: impl IntoIterator<Item = &'a QueuedMessage>) {
+        if self.persistence.is_none() {
+            return;
+        }
+        for m in messages {
+            if let Some((p, id)) = self.stores(m) {
+                p.store.remove(p.queue_id, m.seq, id);
+            }
+        }
+    }
+
+    /// Puts recovered messages (in FIFO order) back, marked redelivered: they may have been
+    /// delivered before the restart.
+    pub fn restore(&self, messages: impl IntoIterator<Item = (u64, Arc<Message>)>) {
+        let mut st = self.state.lock();
+        for (seq, message) in messages {
+            st.next_seq = st.next_seq.max(seq + 1);
+            st.ready.push_back(QueuedMessage {
+                seq,
+                message,
+                redelivered: true,
+            });
         }
     }
 
@@ -89,11 +135,16 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready.push_back(QueuedMessage {
+        let queued = QueuedMessage {
             seq,
             message,
             redelivered: false,
-        });
+        };
+        // Sent under the queue lock, so the store sees this before any ack of the message.
+        if let Some((p, id)) = self.stores(&queued) {
+            p.store.enqueue(p.queue_id, seq, id);
+        }
+        st.ready.push_back(queued);
         self.dispatch_locked(&mut st);
     }
 
@@ -123,10 +174,18 @@ impl Queue {
                 continue;
             }
             consumer.record_delivery();
+            // A no-ack delivery is final: the queue forgets the message as it goes out.
+            let stored = match consumer.no_ack {
+                true => self.stores(&message).map(|(p, id)| (p, message.seq, id)),
+                false => None,
+            };
             match consumer.channel.try_deliver(consumer, self, message) {
                 Ok(()) => {
                     if !consumer.no_ack {
                         st.unacked += 1;
+                    }
+                    if let Some((p, seq, id)) = stored {
+                        p.store.remove(p.queue_id, seq, id);
                     }
                     declined_in_a_row = 0;
                 }
@@ -143,7 +202,9 @@ impl Queue {
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
         let message = st.ready.pop_front()?;
-        if !no_ack {
+        if no_ack {
+            self.forget_stored([&message]);
+        } else {
             st.unacked += 1;
         }
         Some((message, st.ready.len() as u32))
@@ -181,9 +242,11 @@ impl Queue {
         }
     }
 
-    /// `count` deliveries (of `consumer`, or of basic.get when `None`) were acked or dropped.
-    pub fn settle(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, count: u32) {
+    /// These deliveries (of `consumer`, or of basic.get when `None`) were acked or dropped.
+    pub fn settle(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, messages: &[QueuedMessage]) {
+        let count = messages.len() as u32;
         let mut st = self.state.lock();
+        self.forget_stored(messages);
         st.unacked = st.unacked.saturating_sub(count as usize);
         if let Some(c) = consumer {
             c.settle(count);
@@ -231,6 +294,7 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let n = st.ready.len();
+        self.forget_stored(&st.ready);
         st.ready.clear();
         n as u32
     }
@@ -255,6 +319,9 @@ impl Queue {
         st.deleted = true;
         let n = st.ready.len() as u32;
         st.ready.clear();
+        if let Some(p) = &self.persistence {
+            p.store.drop_queue(p.queue_id);
+        }
         (std::mem::take(&mut st.consumers), n)
     }
 

@@ -14,6 +14,7 @@ use crate::broker::consumer::Consumer;
 use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
+use crate::store::MessageRecord;
 
 impl Channel {
     pub(super) fn handle_basic_method(
@@ -119,20 +120,25 @@ impl Channel {
             tx.publishes.push(content);
             return Ok(());
         }
-        let confirm_seq = self.confirms.as_mut().map(|c| c.next_seq());
-        self.route(content, ctx)?;
-        if let (Some(confirms), Some(seq)) = (&mut self.confirms, confirm_seq) {
-            confirms.ack(seq);
+        let confirm_seq = self.confirm_mode.then(|| self.shared.register_confirm());
+        let stored = self.route(content, ctx)?;
+        if let Some(seq) = confirm_seq {
+            match (stored, &ctx.broker.store) {
+                // Confirmed once the store has committed it (and everything before it).
+                (true, Some(store)) => store.notify_when_committed(self.shared.clone(), seq),
+                _ => self.shared.settle_confirm(seq, true),
+            }
         }
         Ok(())
     }
 
     /// Routes a message to its queues, or returns it (mandatory) when nothing matches.
+    /// `Ok(true)` when the message went to the store (persistent, reached a durable queue).
     pub(super) fn route(
         &mut self,
         content: Content<Publish>,
         ctx: &mut ChannelContext,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<bool, AmqpError> {
         let Content {
             method,
             properties,
@@ -185,18 +191,35 @@ impl Channel {
                     encode::content(out, id, properties.raw(), &body, frame_max);
                 });
             }
-            return Ok(());
+            return Ok(false);
         }
+        // Persistent messages reaching a durable queue are stored once, whatever the fan-out.
+        let store = ctx.broker.store.as_ref().filter(|_| {
+            properties.delivery_mode() == Some(2)
+                && self.route_out.iter().any(|q| q.persistence.is_some())
+        });
+        let store_id = store.map(|store| {
+            let id = store.next_message_id();
+            let record = MessageRecord {
+                exchange: exchange.name.clone(),
+                routing_key: method.routing_key.bytes().clone(),
+                properties: properties.raw().clone(),
+                body: body.clone(),
+            };
+            store.put_message(id, record);
+            id
+        });
         let message = Arc::new(Message {
             exchange: exchange.name.clone(),
             routing_key: method.routing_key,
             properties,
             body,
+            store_id,
         });
         for queue in self.route_out.drain(..) {
             queue.publish(message.clone());
         }
-        Ok(())
+        Ok(store_id.is_some())
     }
 
     fn consume(&mut self, m: b::Consume, ctx: &mut ChannelContext) -> Result<(), AmqpError> {

@@ -1,49 +1,79 @@
-//! Publisher confirms (confirm.select): sequence numbers for published messages and the
-//! basic.ack / basic.nack frames that settle them, coalesced with `multiple` once per batch of
-//! frames read from the socket.
+//! Publisher confirms (confirm.select): each published message gets a sequence number; it is
+//! settled at once when nothing needs storing, or when the store commits the transaction
+//! holding it. Settled confirms are reported in sequence order, coalesced into one basic.ack
+//! with `multiple` where a run allows, so a client never sees a later message confirmed before
+//! an earlier one that is still being written.
+
+use std::collections::VecDeque;
 
 use amq_protocol::protocol::{AMQPClass, confirm};
+use bytes::BytesMut;
 use warren_protocol::{AmqpError, encode};
 
 use super::{Channel, ChannelContext};
-use crate::server::outbox::Outbox;
 
-#[derive(Default)]
-pub struct Confirms {
-    /// The sequence number the next published message gets (starts at 1).
-    last_seq: u64,
-    /// Highest confirmed sequence number not yet sent, and how many confirms that covers.
-    ack_upto: u64,
-    pending_acks: u32,
+const PENDING: u8 = 0;
+const ACKED: u8 = 1;
+const NACKED: u8 = 2;
+
+/// Confirm state of one channel, shared with the store's commit callbacks.
+pub struct ConfirmTracker {
+    /// Sequence number of `states[0]`; everything before it has been reported.
+    first_seq: u64,
+    states: VecDeque<u8>,
 }
 
-impl Confirms {
-    pub fn next_seq(&mut self) -> u64 {
-        self.last_seq += 1;
-        self.last_seq
-    }
-
-    /// `seq` is settled positively. Confirms are released in sequence order.
-    pub fn ack(&mut self, seq: u64) {
-        self.ack_upto = seq;
-        self.pending_acks += 1;
-    }
-
-    /// `seq` could not be taken: flush earlier acks so the order stays, then nack it.
-    #[allow(dead_code)] // used once overflow/reject-publish lands (queue extensions issue)
-    pub fn nack(&mut self, seq: u64, channel: u16, outbox: &Outbox) {
-        self.flush(channel, outbox);
-        outbox.push(|out| encode::basic_nack(out, channel, seq, false));
-    }
-
-    /// Sends the pending acks as one frame (`multiple` when it covers more than one message).
-    pub fn flush(&mut self, channel: u16, outbox: &Outbox) {
-        if self.pending_acks == 0 {
-            return;
+impl Default for ConfirmTracker {
+    fn default() -> Self {
+        ConfirmTracker {
+            first_seq: 1,
+            states: VecDeque::new(),
         }
-        let (upto, multiple) = (self.ack_upto, self.pending_acks > 1);
-        self.pending_acks = 0;
-        outbox.push(|out| encode::basic_ack(out, channel, upto, multiple));
+    }
+}
+
+impl ConfirmTracker {
+    /// The next published message's sequence number (starting at 1), pending until settled.
+    pub fn register(&mut self) -> u64 {
+        self.states.push_back(PENDING);
+        self.first_seq + self.states.len() as u64 - 1
+    }
+
+    pub fn settle(&mut self, seq: u64, ok: bool) {
+        if let Some(state) = seq
+            .checked_sub(self.first_seq)
+            .and_then(|i| self.states.get_mut(i as usize))
+        {
+            *state = if ok { ACKED } else { NACKED };
+        }
+    }
+
+    /// Writes basic.ack / basic.nack for the settled prefix; false when nothing was written.
+    pub fn flush(&mut self, channel: u16, out: &mut BytesMut) -> bool {
+        let mut run: Option<(u64, u32)> = None; // (last acked seq, run length)
+        let mut wrote = false;
+        while let Some(&state) = self.states.front() {
+            if state == PENDING {
+                break;
+            }
+            self.states.pop_front();
+            let seq = self.first_seq;
+            self.first_seq += 1;
+            if state == ACKED {
+                run = Some((seq, run.map_or(1, |(_, n)| n + 1)));
+                continue;
+            }
+            if let Some((upto, n)) = run.take() {
+                encode::basic_ack(out, channel, upto, n > 1);
+            }
+            encode::basic_nack(out, channel, seq, false);
+            wrote = true;
+        }
+        if let Some((upto, n)) = run {
+            encode::basic_ack(out, channel, upto, n > 1);
+            wrote = true;
+        }
+        wrote
     }
 }
 
@@ -58,9 +88,7 @@ impl Channel {
                 AmqpError::precondition("cannot switch from tx to confirm mode").on(85, 10),
             );
         }
-        if self.confirms.is_none() {
-            self.confirms = Some(Confirms::default());
-        }
+        self.confirm_mode = true;
         if !nowait {
             self.reply(
                 ctx,
@@ -68,5 +96,53 @@ impl Channel {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::protocol::basic;
+    use warren_protocol::Frame;
+    use warren_protocol::codec::decode_frame;
+
+    fn frames(out: &mut BytesMut) -> Vec<basic::AMQPMethod> {
+        let mut v = vec![];
+        while let Some(Frame::Method {
+            method: AMQPClass::Basic(m),
+            ..
+        }) = decode_frame(out, 0).unwrap()
+        {
+            v.push(m);
+        }
+        v
+    }
+
+    #[test]
+    fn confirms_are_reported_in_order_and_coalesced() {
+        let mut t = ConfirmTracker::default();
+        let (a, b, c, d) = (t.register(), t.register(), t.register(), t.register());
+        assert_eq!((a, b, c, d), (1, 2, 3, 4));
+        let mut out = BytesMut::new();
+        t.settle(b, true);
+        t.settle(c, true);
+        assert!(!t.flush(1, &mut out), "2 and 3 wait for 1");
+        t.settle(a, true);
+        t.settle(d, false);
+        assert!(t.flush(1, &mut out));
+        assert_eq!(
+            frames(&mut out),
+            vec![
+                basic::AMQPMethod::Ack(basic::Ack {
+                    delivery_tag: 3,
+                    multiple: true
+                }),
+                basic::AMQPMethod::Nack(basic::Nack {
+                    delivery_tag: 4,
+                    multiple: false,
+                    requeue: false
+                }),
+            ]
+        );
     }
 }

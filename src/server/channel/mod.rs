@@ -47,7 +47,8 @@ pub struct Channel {
     closing: bool,
     /// basic.qos global=false: the prefetch given to consumers created from now on.
     consumer_prefetch: u32,
-    confirms: Option<confirms::Confirms>,
+    /// confirm.select was sent: published messages get confirms (tracked in `shared`).
+    confirm_mode: bool,
     tx: Option<tx::Transaction>,
     /// The last queue declared on this channel, used when a method names the queue "".
     last_queue: Option<String>,
@@ -64,7 +65,7 @@ impl Channel {
             assembler: ContentAssembler::default(),
             closing: false,
             consumer_prefetch: 0,
-            confirms: None,
+            confirm_mode: false,
             tx: None,
             last_queue: None,
             route_scratch: Vec::new(),
@@ -271,16 +272,12 @@ impl Channel {
         }
         let unacked = self.shared.take_all_unacked();
         self.shared.settle(unacked, Settlement::Requeue);
-        if let Some(confirms) = &mut self.confirms {
-            confirms.flush(self.id, &ctx.connection.outbox);
-        }
+        self.shared.flush_confirms();
     }
 
     /// Called after each batch of frames read from the socket: sends pending confirms.
-    pub fn end_of_batch(&mut self, connection: &ConnectionShared) {
-        if let Some(confirms) = &mut self.confirms {
-            confirms.flush(self.id, &connection.outbox);
-        }
+    pub fn end_of_batch(&self) {
+        self.shared.flush_confirms();
     }
 
     /// The queue a method names; "" means the last queue declared on this channel.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use amq_protocol::protocol::{AMQPClass, basic};
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use warren_protocol::{AmqpError, encode};
 
@@ -18,6 +19,12 @@ use crate::broker::consumer::{Consumer, DeliveryTarget};
 use crate::broker::message::QueuedMessage;
 use crate::broker::queue::Queue;
 use crate::server::connection::ConnectionShared;
+use crate::store::CommitListener;
+
+use super::confirms::ConfirmTracker;
+
+/// The commit token that means "reply tx.commit-ok" rather than a confirm sequence number.
+pub const TX_COMMIT_TOKEN: u64 = u64::MAX;
 
 /// A delivery awaiting ack, reject or nack.
 pub struct Unacked {
@@ -37,6 +44,7 @@ pub struct ChannelShared {
     pub id: u16,
     connection: Arc<ConnectionShared>,
     state: Mutex<DeliveryState>,
+    confirms: Mutex<ConfirmTracker>,
 }
 
 struct DeliveryState {
@@ -75,6 +83,28 @@ impl ChannelShared {
                 closed: false,
                 consumers: HashMap::new(),
             }),
+            confirms: Mutex::new(ConfirmTracker::default()),
+        }
+    }
+
+    /// A confirm-mode publish: its sequence number, pending until settled.
+    pub fn register_confirm(&self) -> u64 {
+        self.confirms.lock().register()
+    }
+
+    /// Settles a confirm; it is sent at the next [`ChannelShared::flush_confirms`].
+    pub fn settle_confirm(&self, seq: u64, ok: bool) {
+        self.confirms.lock().settle(seq, ok);
+    }
+
+    /// Sends settled confirms (once per batch of frames, and after each store commit).
+    pub fn flush_confirms(&self) {
+        let mut confirms = self.confirms.lock();
+        let mut pending = BytesMut::new();
+        if confirms.flush(self.id, &mut pending) {
+            self.connection
+                .outbox
+                .push(|out| out.extend_from_slice(&pending));
         }
     }
 
@@ -170,9 +200,7 @@ impl ChannelShared {
             }
             let messages = std::mem::take(&mut run);
             match how {
-                Settlement::Remove => entry
-                    .queue
-                    .settle(entry.consumer.as_ref(), messages.len() as u32),
+                Settlement::Remove => entry.queue.settle(entry.consumer.as_ref(), &messages),
                 Settlement::Requeue => entry.queue.requeue(entry.consumer.as_ref(), messages),
             }
         }
@@ -317,5 +345,27 @@ impl DeliveryTarget for ChannelShared {
                 nowait: true,
             })));
         }
+    }
+}
+
+impl CommitListener for ChannelShared {
+    fn committed(&self, token: u64, ok: bool) {
+        if token == TX_COMMIT_TOKEN {
+            if ok {
+                self.write(AMQPClass::Tx(
+                    amq_protocol::protocol::tx::AMQPMethod::CommitOk(
+                        amq_protocol::protocol::tx::CommitOk {},
+                    ),
+                ));
+            } else {
+                tracing::error!(
+                    channel = self.id,
+                    "tx.commit did not reach the disk; commit-ok withheld"
+                );
+            }
+            return;
+        }
+        self.settle_confirm(token, ok);
+        self.flush_confirms();
     }
 }

@@ -5,7 +5,7 @@ use amq_protocol::protocol::{AMQPClass, tx};
 use warren_protocol::content::Content;
 use warren_protocol::{AmqpError, Publish};
 
-use super::shared::{Settlement, Unacked};
+use super::shared::{Settlement, TX_COMMIT_TOKEN, Unacked};
 use super::{Channel, ChannelContext};
 
 #[derive(Default)]
@@ -21,7 +21,7 @@ fn not_transactional(method_id: u16) -> AmqpError {
 
 impl Channel {
     pub(super) fn tx_select(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
-        if self.confirms.is_some() {
+        if self.confirm_mode {
             return Err(
                 AmqpError::precondition("cannot switch from confirm to tx mode").on(90, 10),
             );
@@ -40,16 +40,23 @@ impl Channel {
         let Some(work) = self.tx.replace(Transaction::default()) else {
             return Err(not_transactional(20));
         };
+        let mut stored = false;
         for content in work.publishes {
-            self.route(content, ctx)?;
+            stored |= self.route(content, ctx)?;
         }
         for (entries, how) in work.settlements {
             self.shared.settle(entries, how);
         }
-        self.reply(
-            ctx,
-            AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
-        );
+        match (&ctx.broker.store, stored) {
+            // commit-ok only once the transaction's persistent messages are on disk.
+            (Some(store), true) => {
+                store.notify_when_committed(self.shared.clone(), TX_COMMIT_TOKEN)
+            }
+            _ => self.reply(
+                ctx,
+                AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+            ),
+        }
         Ok(())
     }
 

@@ -1,0 +1,268 @@
+//! The broker's side of durability: which definitions are durable, their store form, and
+//! rebuilding a vhost from what the store recovered. The vhost calls [`Durability`] when a
+//! durable exchange, queue or binding appears or goes; this file alone maps broker objects to
+//! `store::Definition`s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warren_protocol::{AmqpError, Properties, ShortStr};
+
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
+use super::message::Message;
+use super::queue::{Persistence, Queue, QueueOptions};
+use super::vhost::VHost;
+use crate::store::{Definition, Recovered, RecoveredMessage, Store};
+
+/// A vhost's handle on the store.
+pub struct Durability {
+    pub store: Arc<Store>,
+}
+
+fn internal(e: impl std::fmt::Display) -> AmqpError {
+    tracing::error!("store write failed: {e}");
+    AmqpError::internal(format_args!("cannot store the definition: {e}"))
+}
+
+fn exchange_definition(vhost: &str, e: &Exchange) -> Definition {
+    Definition::Exchange {
+        vhost: vhost.to_string(),
+        name: e.name.to_string(),
+        kind: e.kind().as_str().to_string(),
+        auto_delete: e.options.auto_delete,
+        internal: e.options.internal,
+        arguments: e.options.arguments.clone(),
+    }
+}
+
+fn binding_definition(vhost: &str, source: &str, b: &Binding) -> Definition {
+    let (to_exchange, destination) = match &b.destination {
+        Destination::Queue(q) => (false, q.to_string()),
+        Destination::Exchange(e) => (true, e.to_string()),
+    };
+    Definition::Binding {
+        vhost: vhost.to_string(),
+        source: source.to_string(),
+        to_exchange,
+        destination,
+        routing_key: b.routing_key.clone(),
+        arguments: b.arguments.clone(),
+    }
+}
+
+impl Durability {
+    pub fn save_exchange(&self, vhost: &str, e: &Exchange) -> Result<(), AmqpError> {
+        self.store
+            .put_definition(&exchange_definition(vhost, e))
+            .map_err(internal)
+    }
+
+    /// Forgets an exchange and the bindings it was the source of.
+    pub fn forget_exchange(&self, vhost: &str, e: &Exchange) {
+        let mut defs = vec![exchange_definition(vhost, e)];
+        defs.extend(
+            e.bindings()
+                .iter()
+                .map(|b| binding_definition(vhost, &e.name, b)),
+        );
+        if let Err(e) = self.store.delete_definitions(&defs) {
+            tracing::error!("cannot delete stored definitions: {e}");
+        }
+    }
+
+    /// A new durable queue: its id for the message index, and its stored definition.
+    pub fn create_queue(
+        &self,
+        vhost: &str,
+        name: &str,
+        options: &QueueOptions,
+    ) -> Result<Persistence, AmqpError> {
+        let queue_id = self.store.next_queue_id();
+        let def = Definition::Queue {
+            vhost: vhost.to_string(),
+            name: name.to_string(),
+            id: queue_id,
+            auto_delete: options.auto_delete,
+            arguments: options.arguments.clone(),
+        };
+        self.store.put_definition(&def).map_err(internal)?;
+        Ok(Persistence {
+            store: self.store.clone(),
+            queue_id,
+        })
+    }
+
+    pub fn forget_queue(&self, vhost: &str, q: &Queue, p: &Persistence) {
+        let def = Definition::Queue {
+            vhost: vhost.to_string(),
+            name: q.name.to_string(),
+            id: p.queue_id,
+            auto_delete: q.options.auto_delete,
+            arguments: q.options.arguments.clone(),
+        };
+        if let Err(e) = self.store.delete_definitions(&[def]) {
+            tracing::error!("cannot delete a stored queue definition: {e}");
+        }
+    }
+
+    pub fn save_binding(&self, vhost: &str, source: &str, b: &Binding) -> Result<(), AmqpError> {
+        self.store
+            .put_definition(&binding_definition(vhost, source, b))
+            .map_err(internal)
+    }
+
+    pub fn forget_bindings(&self, vhost: &str, source: &str, bindings: &[Binding]) {
+        if bindings.is_empty() {
+            return;
+        }
+        let defs: Vec<Definition> = bindings
+            .iter()
+            .map(|b| binding_definition(vhost, source, b))
+            .collect();
+        if let Err(e) = self.store.delete_definitions(&defs) {
+            tracing::error!("cannot delete stored bindings: {e}");
+        }
+    }
+}
+
+/// Rebuilds `vhost` from recovered definitions and queue contents. Messages shared by several
+/// queues become one `Arc<Message>` again.
+pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
+    let mut messages: HashMap<u64, Arc<Message>> = HashMap::new();
+    let mut restored_queue_ids = Vec::new();
+    let mine = |v: &str| v == &*vhost.name;
+    for def in &recovered.definitions {
+        if let Definition::Exchange {
+            vhost: v,
+            name,
+            kind,
+            auto_delete,
+            internal,
+            arguments,
+        } = def
+            && mine(v)
+        {
+            let Some(kind) = ExchangeKind::parse(kind) else {
+                continue;
+            };
+            let options = ExchangeOptions {
+                kind,
+                durable: true,
+                auto_delete: *auto_delete,
+                internal: *internal,
+                arguments: arguments.clone(),
+            };
+            vhost.insert_exchange(Arc::new(Exchange::new(Arc::from(name.as_str()), options)));
+        }
+    }
+    for def in &recovered.definitions {
+        if let Definition::Queue {
+            vhost: v,
+            name,
+            id,
+            auto_delete,
+            arguments,
+        } = def
+            && mine(v)
+        {
+            let contents = match recovered.queues.remove(id) {
+                Some(Ok(contents)) => contents,
+                None => Vec::new(),
+                Some(Err(reason)) => {
+                    tracing::error!("queue '{name}' in vhost '{v}' not loaded: {reason}");
+                    continue;
+                }
+            };
+            let options = QueueOptions {
+                durable: true,
+                exclusive_owner: None,
+                auto_delete: *auto_delete,
+                arguments: arguments.clone(),
+            };
+            let persistence = Persistence {
+                store: store.clone(),
+                queue_id: *id,
+            };
+            let queue = Arc::new(Queue::new(
+                Arc::from(name.as_str()),
+                vhost.name.clone(),
+                options,
+                Some(persistence),
+            ));
+            let count = contents.len();
+            queue.restore(
+                contents
+                    .into_iter()
+                    .filter_map(|m| Some((m.seq, shared_message(&mut messages, m)?))),
+            );
+            if count > 0 {
+                tracing::info!("queue '{name}' in vhost '{v}': {count} messages recovered");
+            }
+            restored_queue_ids.push(*id);
+            vhost.insert_queue(queue);
+        }
+    }
+    for def in &recovered.definitions {
+        if let Definition::Binding {
+            vhost: v,
+            source,
+            to_exchange,
+            destination,
+            routing_key,
+            arguments,
+        } = def
+            && mine(v)
+        {
+            let destination_exists = if *to_exchange {
+                vhost.exchange(destination).is_some()
+            } else {
+                vhost.queue(destination).is_some()
+            };
+            let Some(source) = vhost.exchange(source) else {
+                continue;
+            };
+            if !destination_exists {
+                continue;
+            }
+            let name: Arc<str> = Arc::from(destination.as_str());
+            let destination = if *to_exchange {
+                Destination::Exchange(name)
+            } else {
+                Destination::Queue(name)
+            };
+            source.bind(Binding {
+                destination,
+                routing_key: routing_key.clone(),
+                arguments: arguments.clone(),
+            });
+        }
+    }
+}
+
+fn shared_message(
+    cache: &mut HashMap<u64, Arc<Message>>,
+    m: RecoveredMessage,
+) -> Option<Arc<Message>> {
+    if let Some(existing) = cache.get(&m.id) {
+        return Some(existing.clone());
+    }
+    let (Some(routing_key), Ok(properties)) = (
+        ShortStr::from_bytes(m.routing_key),
+        Properties::parse(m.properties),
+    ) else {
+        tracing::error!(
+            "stored message {} has an invalid routing key or properties; skipped",
+            m.id
+        );
+        return None;
+    };
+    let message = Arc::new(Message {
+        exchange: Arc::from(m.exchange.as_str()),
+        routing_key,
+        properties,
+        body: m.body,
+        store_id: Some(m.id),
+    });
+    cache.insert(m.id, message.clone());
+    Some(message)
+}

@@ -1,0 +1,245 @@
+//! Durable state in LMDB (through heed): definitions written synchronously, messages written by
+//! one writer thread that groups everything pending into one transaction per commit (one fsync
+//! for many publishes), then tells whoever waits (publisher confirms, tx.commit) that their
+//! writes are durable.
+//!
+//! This layer knows nothing of exchanges, queues or channels: it stores [`Definition`]s, message
+//! records and per-queue index entries keyed by numeric ids the broker hands it.
+
+mod definitions;
+mod recovery;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use heed::types::Bytes as Raw;
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
+use parking_lot::Mutex;
+
+pub use definitions::Definition;
+pub use recovery::{Recovered, RecoveredMessage};
+use schema::{
+    DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+};
+
+/// Virtual size of the memory map; the file only grows as pages are used.
+const MAP_SIZE: usize = 64 << 30;
+
+pub type Db = Database<'static, Raw, Raw>;
+
+#[derive(Clone, Copy)]
+pub struct Dbs {
+    pub meta: Db,
+    pub definitions: Db,
+    pub messages: Db,
+    pub queue_index: Db,
+    pub refcounts: Db,
+}
+
+/// Told when writes it waited for are durable (`ok`) or failed to commit.
+pub trait CommitListener: Send + Sync {
+    fn committed(&self, token: u64, ok: bool);
+}
+
+/// The fields of a message that are stored (cheap clones of the broker's buffers).
+pub struct MessageRecord {
+    pub exchange: Arc<str>,
+    pub routing_key: Bytes,
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+pub(crate) enum Op {
+    PutMessage {
+        id: u64,
+        record: MessageRecord,
+    },
+    /// A queue now holds message `id` at position `seq`.
+    Enqueue {
+        queue_id: u64,
+        seq: u64,
+        id: u64,
+    },
+    /// A queue is done with the message at `seq` (acked, dropped, purged).
+    Remove {
+        queue_id: u64,
+        seq: u64,
+        id: u64,
+    },
+    /// A durable queue was deleted: drop its whole index.
+    DropQueue {
+        queue_id: u64,
+    },
+    /// Call back once everything sent before this is committed.
+    Notify {
+        listener: Arc<dyn CommitListener>,
+        token: u64,
+    },
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<heed::Error> for StoreError {
+    fn from(e: heed::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+pub struct Store {
+    env: &'static Env,
+    dbs: Dbs,
+    ops: mpsc::Sender<Op>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    next_message_id: AtomicU64,
+    next_queue_id: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`, recovers what it holds, and starts the writer.
+    pub fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), StoreError> {
+        let path = dir.join("lmdb");
+        std::fs::create_dir_all(&path)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", path.display())))?;
+        // SAFETY (heed's open contract): the environment is opened once per process per path
+        // and its files are not modified by anything else while open.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(MAP_SIZE)
+                .max_dbs(8)
+                .open(&path)?
+        };
+        // The environment lives as long as the process: databases borrow it for 'static.
+        let env: &'static Env = Box::leak(Box::new(env));
+        let wtxn = env.write_txn()?;
+        let dbs =
+            env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
+                let meta: Db = opener.create_database(wtxn, Some(DB_META))?;
+                let definitions: Db = opener.create_database(wtxn, Some(DB_DEFINITIONS))?;
+                let messages: Db = opener.create_database(wtxn, Some(DB_MESSAGES))?;
+                let queue_index: Db = opener.create_database(wtxn, Some(DB_QUEUE_INDEX))?;
+                let refcounts: Db = opener.create_database(wtxn, Some(DB_REFCOUNTS))?;
+                match meta.get(wtxn, SCHEMA_VERSION_KEY)? {
+                    None => meta.put(wtxn, SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?,
+                    Some(v) if v == SCHEMA_VERSION.to_be_bytes() => {}
+                    Some(v) => return Ok(CommitOrAbort::Abort(v.to_vec())),
+                }
+                Ok(CommitOrAbort::Commit((
+                    meta,
+                    definitions,
+                    messages,
+                    queue_index,
+                    refcounts,
+                )))
+            })?;
+        let (meta, definitions, messages, queue_index, refcounts) = match dbs {
+            CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(version) => {
+                return Err(StoreError(format!(
+                    "{}: schema version {version:?} is not {SCHEMA_VERSION}; refusing to guess",
+                    path.display()
+                )));
+            }
+        };
+        let dbs = Dbs {
+            meta,
+            definitions,
+            messages,
+            queue_index,
+            refcounts,
+        };
+        let recovered = recovery::recover(env, &dbs)?;
+        let (ops, rx) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("warren-store".into())
+            .spawn(move || writer::run(env, dbs, rx))
+            .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
+        let store = Store {
+            env,
+            dbs,
+            ops,
+            writer: Mutex::new(Some(writer)),
+            next_message_id: AtomicU64::new(recovered.max_message_id + 1),
+            next_queue_id: AtomicU64::new(recovered.max_queue_id + 1),
+        };
+        Ok((Arc::new(store), recovered))
+    }
+
+    pub fn next_message_id(&self) -> u64 {
+        self.next_message_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn next_queue_id(&self) -> u64 {
+        self.next_queue_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Writes a definition and commits before returning (declares are rare; their -ok must
+    /// mean durable).
+    pub fn put_definition(&self, def: &Definition) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        self.dbs
+            .definitions
+            .put(&mut wtxn, &def.key(), &def.encode())?;
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// Deletes definitions in one transaction (a cascade of deletes commits once).
+    pub fn delete_definitions(&self, defs: &[Definition]) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        for def in defs {
+            self.dbs.definitions.delete(&mut wtxn, &def.key())?;
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    fn send(&self, op: Op) {
+        // Only fails once the writer has stopped (shutdown): nothing more can be made durable.
+        if self.ops.send(op).is_err() {
+            tracing::warn!("store writer stopped; a write was dropped");
+        }
+    }
+
+    pub fn put_message(&self, id: u64, record: MessageRecord) {
+        self.send(Op::PutMessage { id, record });
+    }
+
+    pub fn enqueue(&self, queue_id: u64, seq: u64, id: u64) {
+        self.send(Op::Enqueue { queue_id, seq, id });
+    }
+
+    pub fn remove(&self, queue_id: u64, seq: u64, id: u64) {
+        self.send(Op::Remove { queue_id, seq, id });
+    }
+
+    pub fn drop_queue(&self, queue_id: u64) {
+        self.send(Op::DropQueue { queue_id });
+    }
+
+    /// `listener.committed(token, …)` runs once everything sent so far is durable.
+    pub fn notify_when_committed(&self, listener: Arc<dyn CommitListener>, token: u64) {
+        self.send(Op::Notify { listener, token });
+    }
+
+    /// Commits what is pending and stops the writer.
+    pub fn shutdown(&self) {
+        self.send(Op::Shutdown);
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
