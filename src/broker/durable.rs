@@ -128,7 +128,7 @@ impl Durability {
 /// Rebuilds `vhost` from recovered definitions and queue contents. Messages shared by several
 /// queues become one `Arc<Message>` again.
 pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
-    let mut messages: HashMap<u64, Arc<Message>> = HashMap::new();
+    let mut messages = Shared::default();
     let mut restored_queue_ids = Vec::new();
     let mine = |v: &str| v == &*vhost.name;
     for def in &recovered.definitions {
@@ -239,11 +239,15 @@ pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
     }
 }
 
-fn shared_message(
-    cache: &mut HashMap<u64, Arc<Message>>,
-    m: RecoveredMessage,
-) -> Option<Arc<Message>> {
-    if let Some(existing) = cache.get(&m.id) {
+/// Recovery's caches: one `Arc<Message>` per stored message (fan-out), one name per exchange.
+#[derive(Default)]
+struct Shared {
+    messages: HashMap<u64, Arc<Message>>,
+    exchanges: HashMap<String, Arc<str>>,
+}
+
+fn shared_message(cache: &mut Shared, m: RecoveredMessage) -> Option<Arc<Message>> {
+    if let Some(existing) = cache.messages.get(&m.id) {
         return Some(existing.clone());
     }
     let (Some(routing_key), Ok(properties)) = (
@@ -257,12 +261,16 @@ fn shared_message(
         return None;
     };
     let message = Arc::new(Message {
-        exchange: Arc::from(m.exchange.as_str()),
+        exchange: cache
+            .exchanges
+            .entry(m.exchange)
+            .or_insert_with_key(|name| Arc::from(name.as_str()))
+            .clone(),
         routing_key,
         properties,
         body: m.body,
         store_id: Some(m.id),
     });
-    cache.insert(m.id, message.clone());
+    cache.messages.insert(m.id, message.clone());
     Some(message)
 }

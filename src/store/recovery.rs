@@ -123,11 +123,19 @@ pub fn recover(env: &Env, dbs: &Dbs) -> Result<Recovered, StoreError> {
     Ok(recovered)
 }
 
+/// Splits a message record; routing key, properties and body share one copied buffer (one
+/// allocation per recovered message instead of three).
 fn decode_message(record: &[u8]) -> Result<(String, Bytes, Bytes, Bytes), RecordError> {
-    let mut r = Reader(open(record)?);
+    let payload = open(record)?;
+    let owned = Bytes::copy_from_slice(payload);
+    let part = |s: &[u8]| {
+        let start = s.as_ptr() as usize - payload.as_ptr() as usize;
+        owned.slice(start..start + s.len())
+    };
+    let mut r = Reader(payload);
     let exchange = r.string()?;
-    let routing_key = Bytes::copy_from_slice(r.bytes()?);
-    let properties = Bytes::copy_from_slice(r.bytes()?);
-    let body = Bytes::copy_from_slice(r.rest());
+    let routing_key = part(r.bytes()?);
+    let properties = part(r.bytes()?);
+    let body = part(r.rest());
     Ok((exchange, routing_key, properties, body))
 }
