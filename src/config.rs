@@ -27,6 +27,12 @@ pub struct Config {
     pub max_message_size: u64,
     /// Seconds a client has to complete the handshake.
     pub handshake_timeout: u64,
+    /// Memory alarm threshold as a fraction of total RAM (RabbitMQ's vm_memory_high_watermark).
+    pub memory_high_watermark: f64,
+    /// An absolute memory alarm threshold in bytes; overrides the fraction when non-zero.
+    pub memory_limit_bytes: u64,
+    /// Disk alarm threshold: free bytes under the data directory (RabbitMQ's disk_free_limit).
+    pub disk_free_limit_bytes: u64,
 }
 
 impl Default for Config {
@@ -42,11 +48,23 @@ impl Default for Config {
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
             handshake_timeout: 10,
+            memory_high_watermark: 0.4,
+            memory_limit_bytes: 0,
+            disk_free_limit_bytes: 50_000_000,
         }
     }
 }
 
 impl Config {
+    /// The memory alarm threshold in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        if self.memory_limit_bytes > 0 {
+            return self.memory_limit_bytes;
+        }
+        let total = crate::alarms::total_memory().unwrap_or(4 << 30);
+        (total as f64 * self.memory_high_watermark) as u64
+    }
+
     /// Reads a TOML file; absent keys keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)

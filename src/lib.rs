@@ -4,6 +4,7 @@
 //! state machines) → [`broker`] (vhosts, exchanges, queues, consumers) → the `warren-protocol`
 //! crate (frames). [`auth`] checks logins; [`config`] holds the settings.
 
+pub mod alarms;
 pub mod auth;
 pub mod broker;
 pub mod config;

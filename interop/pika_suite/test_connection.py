@@ -5,13 +5,12 @@ from pika import exceptions as exc
 
 import helpers
 
-# What warren implements today. RabbitMQ also advertises connection.blocked; warren will once
-# its memory/disk alarms can block publishers (durability issue), and not before.
 REQUIRED_CAPABILITIES = [
     "publisher_confirms",
     "exchange_exchange_bindings",
     "basic.nack",
     "consumer_cancel_notify",
+    "connection.blocked",
     "authentication_failure_close",
     "per_consumer_qos",
 ]

@@ -24,9 +24,11 @@ use warren_protocol::codec::{Frame, ProtocolHeader, check_protocol_header, decod
 use warren_protocol::{AmqpError, ErrorScope, PROTOCOL_HEADER};
 
 use super::channel::{Channel, ChannelContext, ChannelShared};
+use super::flow::PublisherFlow;
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
 use crate::Config;
+use crate::alarms::Alarm;
 use crate::broker::Broker;
 use crate::broker::queue::Queue;
 
@@ -121,6 +123,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     config: Arc<Config>,
     shutdown: watch::Receiver<bool>,
+    alarm: watch::Receiver<Option<Alarm>>,
 ) {
     let (read_half, write_half) = socket.into_split();
     let shared = Arc::new(ConnectionShared {
@@ -186,12 +189,14 @@ pub async fn serve(
         .consumer_cancel_notify
         .store(negotiated.consumer_cancel_notify, Ordering::Relaxed);
 
+    let flow = PublisherFlow::new(alarm, negotiated.connection_blocked);
     let mut conn = Connection {
         shared: shared.clone(),
         broker,
         negotiated,
         channels: HashMap::new(),
         exclusive_queues: Vec::new(),
+        flow,
     };
     let outcome = conn.run(&mut reader, shutdown).await;
     match outcome {
@@ -267,6 +272,7 @@ struct Connection {
     negotiated: Negotiated,
     channels: HashMap<u16, Channel>,
     exclusive_queues: Vec<Arc<Queue>>,
+    flow: PublisherFlow,
 }
 
 impl Connection {
@@ -295,6 +301,26 @@ impl Connection {
             for channel in self.channels.values_mut() {
                 channel.end_of_batch();
             }
+            if let Some(alarm) = self.flow.must_pause() {
+                // A resource alarm: stop reading this publisher's socket until it clears.
+                self.flow.blocked(alarm, &self.shared.outbox);
+                tokio::select! {
+                    _ = self.flow.changed() => {}
+                    _ = ticker.tick(), if !heartbeat.is_zero() => {
+                        // We are not reading, so the client's silence proves nothing.
+                        last_read = Instant::now();
+                        if self.shared.outbox.written() == last_written {
+                            self.shared.outbox.push(warren_protocol::encode::heartbeat);
+                        }
+                        last_written = self.shared.outbox.written();
+                    }
+                    _ = shutdown.changed() => {
+                        return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
+                    }
+                }
+                continue;
+            }
+            self.flow.unblocked(&self.shared.outbox);
             tokio::select! {
                 filled = reader.fill() => {
                     filled?;
@@ -320,6 +346,9 @@ impl Connection {
 
     /// Handles one frame; `Ok(true)` when the connection is finished (close handshake done).
     fn handle_frame(&mut self, frame: Frame) -> Result<bool, AmqpError> {
+        if matches!(frame, Frame::Publish { .. }) {
+            self.flow.on_publish();
+        }
         let channel_id = frame.channel();
         if channel_id == 0 {
             return self.handle_channel_zero(frame);

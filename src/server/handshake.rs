@@ -26,10 +26,13 @@ pub struct Negotiated {
     pub heartbeat: u16,
     /// The client's `capabilities.consumer_cancel_notify`.
     pub consumer_cancel_notify: bool,
+    /// The client's `capabilities.connection.blocked`.
+    pub connection_blocked: bool,
 }
 
 /// Capabilities warren implements; advertised in connection.start and nothing else.
-const CAPABILITIES: [&str; 6] = [
+const CAPABILITIES: [&str; 7] = [
+    "connection.blocked",
     "publisher_confirms",
     "exchange_exchange_bindings",
     "basic.nack",
@@ -142,10 +145,14 @@ pub async fn run(
             ));
         }
     };
-    let consumer_cancel_notify = matches!(
-        start_ok.client_properties.inner().get("capabilities"),
-        Some(AMQPValue::FieldTable(caps)) if matches!(caps.inner().get("consumer_cancel_notify"), Some(AMQPValue::Boolean(true)))
-    );
+    let client_has = |capability: &str| {
+        matches!(
+            start_ok.client_properties.inner().get("capabilities"),
+            Some(AMQPValue::FieldTable(caps)) if matches!(caps.inner().get(capability), Some(AMQPValue::Boolean(true)))
+        )
+    };
+    let consumer_cancel_notify = client_has("consumer_cancel_notify");
+    let connection_blocked = client_has("connection.blocked");
 
     outbox.push(method(AMQPClass::Connection(connection::AMQPMethod::Tune(
         connection::Tune {
@@ -196,6 +203,7 @@ pub async fn run(
         frame_max,
         heartbeat: tune_ok.heartbeat,
         consumer_cancel_notify,
+        connection_blocked,
     })
 }
 

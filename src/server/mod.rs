@@ -4,6 +4,7 @@
 
 mod channel;
 mod connection;
+mod flow;
 mod handshake;
 mod listener;
 mod outbox;
@@ -68,6 +69,12 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
     broker.restore(recovered);
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let alarm = crate::alarms::spawn_monitor(crate::alarms::AlarmLimits {
+        memory_bytes: config.memory_limit(),
+        disk_free_bytes: config.disk_free_limit_bytes,
+        data_dir: config.data_dir.clone(),
+        interval: std::time::Duration::from_millis(250),
+    });
     let mut addrs = Vec::new();
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -78,6 +85,7 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         tracing::info!("listening on {local}");
         addrs.push(local);
         listeners.push(tokio::spawn(listener::accept_loop(
+            alarm.clone(),
             socket,
             broker.clone(),
             config.clone(),

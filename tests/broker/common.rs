@@ -74,9 +74,22 @@ impl TestBroker {
     /// Spawns the warren binary with extra command-line arguments (after `--listen 127.0.0.1:0
     /// --data-dir DIR`), whatever `WARREN_TEST_AMQP_URL` says: for tests of warren's own CLI.
     pub fn spawn(extra_args: &[&str]) -> TestBroker {
-        let bin = env!("CARGO_BIN_EXE_warren");
         let data_dir = std::env::temp_dir().join(unique("warren-test"));
         std::fs::create_dir_all(&data_dir).expect("create broker data dir");
+        Self::spawn_on(data_dir, true, extra_args)
+    }
+
+    /// Spawns the warren binary on an existing data directory (`--data-dir data_dir`), e.g. to
+    /// restart a broker on the state a previous one left. Unlike [`TestBroker::spawn`], the
+    /// directory is NOT deleted when the broker is dropped: the caller owns it.
+    #[allow(dead_code)]
+    pub fn spawn_in(data_dir: &std::path::Path, extra_args: &[&str]) -> TestBroker {
+        std::fs::create_dir_all(data_dir).expect("create broker data dir");
+        Self::spawn_on(data_dir.to_path_buf(), false, extra_args)
+    }
+
+    fn spawn_on(data_dir: PathBuf, delete_on_drop: bool, extra_args: &[&str]) -> TestBroker {
+        let bin = env!("CARGO_BIN_EXE_warren");
         let show_log = std::env::var_os("WARREN_TEST_LOG").is_some();
         let mut child = Command::new(bin)
             .arg("--listen")
@@ -109,7 +122,7 @@ impl TestBroker {
         });
         let mut broker = TestBroker {
             child: Some(child),
-            data_dir: Some(data_dir),
+            data_dir: delete_on_drop.then_some(data_dir),
             addr: "127.0.0.1:0".parse().unwrap(),
             uri: String::new(),
         };
@@ -229,6 +242,17 @@ impl TestBroker {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Crashes the broker: SIGKILL, then waits for the process to be gone.
+    #[allow(dead_code)]
+    pub fn kill9(&mut self) {
+        let child = self
+            .child
+            .as_mut()
+            .expect("only a spawned broker can be killed");
+        child.kill().expect("SIGKILL the broker");
+        child.wait().expect("wait for the killed broker");
     }
 
     /// Asserts that the broker survived whatever the test did and still
@@ -853,4 +877,27 @@ pub fn short(s: &str) -> ShortString {
 
 pub fn version_0_9_1() -> ProtocolVersion {
     ProtocolVersion::amqp_0_9_1()
+}
+
+/// basic.publish + content header (no properties) + one body frame, as raw bytes.
+pub fn publish_frames(channel: u16, exchange: &str, routing_key: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = method_frame(
+        channel,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    );
+    out.extend(encode(&AMQPFrame::Header(
+        channel,
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: body.len() as u64,
+            properties: BasicProperties::default(),
+        },
+    )));
+    out.extend(raw_frame(3, channel, body, 0xCE));
+    out
 }

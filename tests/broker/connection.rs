@@ -70,8 +70,7 @@ async fn connection_start_advertises_server_properties_and_capabilities() {
         "consumer_cancel_notify",
         "per_consumer_qos",
         "authentication_failure_close",
-        // RabbitMQ also advertises connection.blocked; warren will once its memory and disk
-        // alarms block publishers (durability issue). Capabilities list only what works.
+        "connection.blocked",
     ] {
         assert!(bool_cap(&caps, cap), "capability {cap} must be true");
     }

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod alarms;
 mod basic;
 mod confirms_tx;
 mod connection;
