@@ -33,6 +33,9 @@ pub struct Config {
     pub memory_limit_bytes: u64,
     /// Disk alarm threshold: free bytes under the data directory (RabbitMQ's disk_free_limit).
     pub disk_free_limit_bytes: u64,
+    /// Ready messages a durable queue keeps in memory; beyond that, persistent messages wait in
+    /// LMDB only (a backlog larger than RAM) and are read back as they are delivered.
+    pub queue_page_threshold: usize,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             memory_high_watermark: 0.4,
             memory_limit_bytes: 0,
             disk_free_limit_bytes: 50_000_000,
+            queue_page_threshold: 20_000,
         }
     }
 }

@@ -3,7 +3,6 @@
 //! durable exchange, queue or binding appears or goes; this file alone maps broker objects to
 //! `store::Definition`s.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use warren_protocol::{AmqpError, Properties, ShortStr};
@@ -12,11 +11,13 @@ use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOpti
 use super::message::Message;
 use super::queue::{Persistence, Queue, QueueOptions};
 use super::vhost::VHost;
-use crate::store::{Definition, Recovered, RecoveredMessage, Store};
+use crate::store::{Definition, RecordError, Recovered, Store, StoredMessage};
 
 /// A vhost's handle on the store.
 pub struct Durability {
     pub store: Arc<Store>,
+    /// Ready messages a durable queue keeps in memory before paging (see queue/backlog.rs).
+    pub page_threshold: usize,
 }
 
 fn internal(e: impl std::fmt::Display) -> AmqpError {
@@ -89,6 +90,7 @@ impl Durability {
         Ok(Persistence {
             store: self.store.clone(),
             queue_id,
+            page_threshold: self.page_threshold,
         })
     }
 
@@ -125,11 +127,14 @@ impl Durability {
     }
 }
 
-/// Rebuilds `vhost` from recovered definitions and queue contents. Messages shared by several
-/// queues become one `Arc<Message>` again.
-pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
-    let mut messages = Shared::default();
-    let mut restored_queue_ids = Vec::new();
+/// Rebuilds `vhost` from recovered definitions and queue indexes (bodies stay in the store
+/// until delivered).
+pub fn restore(
+    vhost: &VHost,
+    store: &Arc<Store>,
+    recovered: &mut Recovered,
+    page_threshold: usize,
+) {
     let mine = |v: &str| v == &*vhost.name;
     for def in &recovered.definitions {
         if let Definition::Exchange {
@@ -165,14 +170,8 @@ pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
         } = def
             && mine(v)
         {
-            let contents = match recovered.queues.remove(id) {
-                Some(Ok(contents)) => contents,
-                None => Vec::new(),
-                Some(Err(reason)) => {
-                    tracing::error!("queue '{name}' in vhost '{v}' not loaded: {reason}");
-                    continue;
-                }
-            };
+            let runs = recovered.queues.remove(id).unwrap_or_default();
+            let count: u64 = runs.iter().map(|r| r.len).sum();
             let options = QueueOptions {
                 durable: true,
                 exclusive_owner: None,
@@ -182,6 +181,7 @@ pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
             let persistence = Persistence {
                 store: store.clone(),
                 queue_id: *id,
+                page_threshold,
             };
             let queue = Arc::new(Queue::new(
                 Arc::from(name.as_str()),
@@ -189,16 +189,10 @@ pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
                 options,
                 Some(persistence),
             ));
-            let count = contents.len();
-            queue.restore(
-                contents
-                    .into_iter()
-                    .filter_map(|m| Some((m.seq, shared_message(&mut messages, m)?))),
-            );
+            queue.restore(runs);
             if count > 0 {
                 tracing::info!("queue '{name}' in vhost '{v}': {count} messages recovered");
             }
-            restored_queue_ids.push(*id);
             vhost.insert_queue(queue);
         }
     }
@@ -239,38 +233,40 @@ pub fn restore(vhost: &VHost, store: &Arc<Store>, recovered: &mut Recovered) {
     }
 }
 
-/// Recovery's caches: one `Arc<Message>` per stored message (fan-out), one name per exchange.
-#[derive(Default)]
-struct Shared {
-    messages: HashMap<u64, Arc<Message>>,
-    exchanges: HashMap<String, Arc<str>>,
-}
-
-fn shared_message(cache: &mut Shared, m: RecoveredMessage) -> Option<Arc<Message>> {
-    if let Some(existing) = cache.messages.get(&m.id) {
-        return Some(existing.clone());
-    }
+/// A message read back from the store; `None` (logged) when its record is damaged.
+/// `exchange_name` carries the last exchange name so a batch shares one allocation.
+pub fn message_from_store(
+    id: u64,
+    record: Result<StoredMessage, RecordError>,
+    exchange_name: &mut Option<Arc<str>>,
+) -> Option<Arc<Message>> {
+    let stored = match record {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!("stored message {id} is damaged: {e}");
+            return None;
+        }
+    };
     let (Some(routing_key), Ok(properties)) = (
-        ShortStr::from_bytes(m.routing_key),
-        Properties::parse(m.properties),
+        ShortStr::from_bytes(stored.routing_key),
+        Properties::parse(stored.properties),
     ) else {
-        tracing::error!(
-            "stored message {} has an invalid routing key or properties; skipped",
-            m.id
-        );
+        tracing::error!("stored message {id} has an invalid routing key or properties");
         return None;
     };
-    let message = Arc::new(Message {
-        exchange: cache
-            .exchanges
-            .entry(m.exchange)
-            .or_insert_with_key(|name| Arc::from(name.as_str()))
-            .clone(),
+    let exchange = match exchange_name {
+        Some(name) if **name == *stored.exchange => name.clone(),
+        _ => {
+            let name: Arc<str> = Arc::from(stored.exchange.as_str());
+            *exchange_name = Some(name.clone());
+            name
+        }
+    };
+    Some(Arc::new(Message {
+        exchange,
         routing_key,
         properties,
-        body: m.body,
-        store_id: Some(m.id),
-    });
-    cache.messages.insert(m.id, message.clone());
-    Some(message)
+        body: stored.body,
+        store_id: Some(id),
+    }))
 }

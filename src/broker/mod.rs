@@ -28,20 +28,30 @@ pub struct Broker {
     /// Largest message body accepted (406 beyond it).
     pub max_message_size: u64,
     pub store: Option<Arc<Store>>,
+    page_threshold: usize,
 }
 
 impl Broker {
     /// A broker with the default vhost `/` and the default user.
     /// With a store, durable definitions and persistent messages are kept in it.
-    pub fn new(users: Users, max_message_size: u64, store: Option<Arc<Store>>) -> Self {
+    pub fn new(
+        users: Users,
+        max_message_size: u64,
+        store: Option<Arc<Store>>,
+        page_threshold: usize,
+    ) -> Self {
         let mut vhosts = HashMap::new();
-        let durability = store.clone().map(|store| Durability { store });
+        let durability = store.clone().map(|store| Durability {
+            store,
+            page_threshold,
+        });
         vhosts.insert("/".to_string(), Arc::new(VHost::new("/", durability)));
         Broker {
             vhosts: RwLock::new(vhosts),
             users,
             max_message_size,
             store,
+            page_threshold,
         }
     }
 
@@ -50,7 +60,7 @@ impl Broker {
     pub fn restore(&self, mut recovered: Recovered) {
         let Some(store) = &self.store else { return };
         for vhost in self.vhosts.read().values() {
-            durable::restore(vhost, store, &mut recovered);
+            durable::restore(vhost, store, &mut recovered, self.page_threshold);
         }
         for (queue_id, _) in recovered.queues.drain() {
             store.drop_queue(queue_id);

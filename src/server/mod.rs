@@ -65,7 +65,12 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
             config.data_dir.display()
         ))
     })?;
-    let broker = Arc::new(Broker::new(users, config.max_message_size, Some(store)));
+    let broker = Arc::new(Broker::new(
+        users,
+        config.max_message_size,
+        Some(store),
+        config.queue_page_threshold,
+    ));
     broker.restore(recovered);
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);

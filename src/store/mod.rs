@@ -22,7 +22,8 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 use parking_lot::Mutex;
 
 pub use definitions::Definition;
-pub use recovery::{Recovered, RecoveredMessage};
+pub use recovery::{IndexRun, Recovered};
+pub use schema::RecordError;
 use schema::{
     DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
@@ -72,6 +73,11 @@ pub(crate) enum Op {
         seq: u64,
         id: u64,
     },
+    /// Like `Remove` for a whole run (purging a paged backlog).
+    RemoveRun {
+        queue_id: u64,
+        run: IndexRun,
+    },
     /// A durable queue was deleted: drop its whole index.
     DropQueue {
         queue_id: u64,
@@ -102,10 +108,45 @@ impl From<heed::Error> for StoreError {
 pub struct Store {
     env: &'static Env,
     dbs: Dbs,
-    ops: mpsc::Sender<Op>,
+    /// The writer's queue and the number the next operation gets (1, 2, …); numbering under
+    /// the same lock as sending makes numbers follow the channel's order.
+    ops: Mutex<(mpsc::Sender<Op>, u64)>,
+    /// Every operation numbered up to this has been committed (or its batch failed, logged).
+    committed_ops: Arc<AtomicU64>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_message_id: AtomicU64,
     next_queue_id: AtomicU64,
+    map_bytes_read: AtomicU64,
+}
+
+/// A stored message, decoded: routing key, properties and body share one buffer.
+pub struct StoredMessage {
+    pub exchange: String,
+    pub routing_key: Bytes,
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+impl StoredMessage {
+    fn decode(record: &[u8]) -> Result<Self, RecordError> {
+        let payload = schema::open(record)?;
+        let owned = Bytes::copy_from_slice(payload);
+        let part = |s: &[u8]| {
+            let start = s.as_ptr() as usize - payload.as_ptr() as usize;
+            owned.slice(start..start + s.len())
+        };
+        let mut r = schema::Reader(payload);
+        let exchange = r.string()?;
+        let routing_key = part(r.bytes()?);
+        let properties = part(r.bytes()?);
+        let body = part(r.rest());
+        Ok(StoredMessage {
+            exchange,
+            routing_key,
+            properties,
+            body,
+        })
+    }
 }
 
 impl Store {
@@ -163,18 +204,26 @@ impl Store {
         };
         let recovered = recovery::recover(env, &dbs)?;
         let (ops, rx) = mpsc::channel();
+        let committed_ops = Arc::new(AtomicU64::new(0));
         let writer = std::thread::Builder::new()
             .name("warren-store".into())
-            .spawn(move || writer::run(env, dbs, rx))
+            .spawn({
+                let committed_ops = committed_ops.clone();
+                move || writer::run(env, dbs, rx, &committed_ops)
+            })
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         let store = Store {
             env,
             dbs,
-            ops,
+            ops: Mutex::new((ops, 0)),
+            committed_ops,
             writer: Mutex::new(Some(writer)),
             next_message_id: AtomicU64::new(recovered.max_message_id + 1),
             next_queue_id: AtomicU64::new(recovered.max_queue_id + 1),
+            map_bytes_read: AtomicU64::new(0),
         };
+        // Recovery walked the whole index through the map: give those pages back.
+        store.release_map_pages();
         Ok((Arc::new(store), recovered))
     }
 
@@ -207,23 +256,84 @@ impl Store {
         Ok(())
     }
 
-    fn send(&self, op: Op) {
+    /// Queues an operation for the writer; returns its number (see [`Store::committed_ops`]).
+    fn send(&self, op: Op) -> u64 {
+        let mut ops = self.ops.lock();
+        ops.1 += 1;
         // Only fails once the writer has stopped (shutdown): nothing more can be made durable.
-        if self.ops.send(op).is_err() {
+        if ops.0.send(op).is_err() {
             tracing::warn!("store writer stopped; a write was dropped");
         }
+        ops.1
+    }
+
+    /// Operations numbered up to this are committed.
+    pub fn committed_ops(&self) -> u64 {
+        self.committed_ops.load(Ordering::Acquire)
     }
 
     pub fn put_message(&self, id: u64, record: MessageRecord) {
         self.send(Op::PutMessage { id, record });
     }
 
-    pub fn enqueue(&self, queue_id: u64, seq: u64, id: u64) {
-        self.send(Op::Enqueue { queue_id, seq, id });
+    /// Returns the operation's number: the entry is durable once [`Store::committed_ops`]
+    /// reaches it.
+    pub fn enqueue(&self, queue_id: u64, seq: u64, id: u64) -> u64 {
+        self.send(Op::Enqueue { queue_id, seq, id })
     }
 
     pub fn remove(&self, queue_id: u64, seq: u64, id: u64) {
         self.send(Op::Remove { queue_id, seq, id });
+    }
+
+    pub fn remove_run(&self, queue_id: u64, run: IndexRun) {
+        self.send(Op::RemoveRun { queue_id, run });
+    }
+
+    /// Reads stored messages in one read transaction; `found` gets each id with its decoded
+    /// record (or why it could not be read).
+    pub fn read_messages(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+        mut found: impl FnMut(u64, Result<StoredMessage, RecordError>),
+    ) -> Result<(), StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut bytes_read = 0usize;
+        for id in ids {
+            let record = match self.dbs.messages.get(&rtxn, &id.to_be_bytes())? {
+                Some(bytes) => {
+                    bytes_read += bytes.len();
+                    StoredMessage::decode(bytes)
+                }
+                None => Err(RecordError::Malformed("message record missing")),
+            };
+            found(id, record);
+        }
+        drop(rtxn);
+        self.account_map_reads(bytes_read);
+        Ok(())
+    }
+
+    /// Pages read through the memory map stay in this process's RSS until released; after
+    /// every so many bytes read, let the kernel drop them from our page tables (they stay in
+    /// the page cache). This keeps a draining backlog from inflating the broker's RSS.
+    fn account_map_reads(&self, bytes: usize) {
+        const RELEASE_EVERY: u64 = 64 << 20;
+        let before = self
+            .map_bytes_read
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        if before / RELEASE_EVERY != (before + bytes as u64) / RELEASE_EVERY {
+            self.release_map_pages();
+        }
+    }
+
+    pub fn release_map_pages(&self) {
+        let info = self.env.info();
+        // SAFETY: the range is LMDB's own read-only shared file mapping; MADV_DONTNEED only
+        // drops our page-table entries, and later reads fault the same file pages back in.
+        unsafe {
+            libc::madvise(info.map_addr, info.map_size, libc::MADV_DONTNEED);
+        }
     }
 
     pub fn drop_queue(&self, queue_id: u64) {

@@ -3,6 +3,7 @@
 //! fanned-out message body stored once until the last queue is done with it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 
 use heed::{Env, RwTxn};
@@ -13,7 +14,7 @@ use super::{CommitListener, Dbs, MessageRecord, Op};
 /// Upper bound on operations per transaction, so one huge burst still commits in steps.
 const MAX_BATCH: usize = 50_000;
 
-pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>) {
+pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>, committed_ops: &AtomicU64) {
     let mut batch: Vec<Op> = Vec::with_capacity(1024);
     let mut waiting: Vec<(Arc<dyn CommitListener>, u64)> = Vec::new();
     loop {
@@ -26,6 +27,7 @@ pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>) {
             }
         }
         let mut shutdown = false;
+        let batch_len = batch.len() as u64;
         let ok = match env.write_txn() {
             Ok(mut wtxn) => {
                 let mut applied = Ok(());
@@ -54,6 +56,8 @@ pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>) {
                 false
             }
         };
+        // Advanced even when the batch failed (logged above), so waiters are never stuck.
+        committed_ops.fetch_add(batch_len, Ordering::Release);
         for (listener, token) in waiting.drain(..) {
             listener.committed(token, ok);
         }
@@ -74,6 +78,17 @@ fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: Op) -> heed::Result<()> {
         Op::Remove { queue_id, seq, id } => {
             if dbs.queue_index.delete(wtxn, &index_key(queue_id, seq))? {
                 add_ref(dbs, wtxn, id, -1)?;
+            }
+            Ok(())
+        }
+        Op::RemoveRun { queue_id, run } => {
+            for i in 0..run.len {
+                if dbs
+                    .queue_index
+                    .delete(wtxn, &index_key(queue_id, run.seq + i))?
+                {
+                    add_ref(dbs, wtxn, run.id + i, -1)?;
+                }
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Queues: the ready list, consumers with their prefetch windows, and delivery order.
 
 pub mod args;
+mod backlog;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;

@@ -13,10 +13,14 @@ use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
 use warren_protocol::AmqpError;
 
+use super::backlog::{Backlog, Entry, Taken};
 use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
-use crate::store::Store;
+use crate::store::{IndexRun, Store};
+
+/// Messages paged in from the store per read transaction.
+const PAGE_IN_BATCH: usize = 1000;
 
 /// The declare-time properties of a queue.
 #[derive(Debug, Clone)]
@@ -41,11 +45,15 @@ pub struct Queue {
 pub struct Persistence {
     pub store: Arc<Store>,
     pub queue_id: u64,
+    /// Ready messages kept in memory; beyond this, new messages go to the paged backlog.
+    pub page_threshold: usize,
 }
 
 #[derive(Default)]
 struct QueueState {
     ready: VecDeque<QueuedMessage>,
+    /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
+    backlog: Backlog,
     next_seq: u64,
     consumers: Vec<Arc<Consumer>>,
     next_consumer: usize,
@@ -98,18 +106,72 @@ impl Queue {
         }
     }
 
-    /// Puts recovered messages (in FIFO order) back, marked redelivered: they may have been
-    /// delivered before the restart.
-    pub fn restore(&self, messages: impl IntoIterator<Item = (u64, Arc<Message>)>) {
+    /// Puts a recovered index (FIFO order) back as paged messages, marked redelivered: they
+    /// may have been delivered before the restart. Bodies are read when delivered.
+    pub fn restore(&self, runs: Vec<IndexRun>) {
         let mut st = self.state.lock();
-        for (seq, message) in messages {
-            st.next_seq = st.next_seq.max(seq + 1);
-            st.ready.push_back(QueuedMessage {
-                seq,
-                message,
-                redelivered: true,
-            });
+        for run in runs {
+            st.next_seq = st.next_seq.max(run.seq + run.len);
+            st.backlog.push_run(run, true);
         }
+    }
+
+    /// Reads the next messages of the backlog into the ready list.
+    fn page_in(&self, st: &mut QueueState) {
+        let Some(p) = &self.persistence else { return };
+        st.backlog.settle(p.store.committed_ops());
+        let mut taken = Vec::with_capacity(PAGE_IN_BATCH);
+        st.backlog.take_front(PAGE_IN_BATCH, &mut taken);
+        let ids: Vec<u64> = taken
+            .iter()
+            .filter_map(|t| match t {
+                Taken::Paged { id, .. } => Some(*id),
+                Taken::InMemory(_) => None,
+            })
+            .collect();
+        let mut loaded = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let mut exchange_name = None;
+            let read = p.store.read_messages(ids.iter().copied(), |id, record| {
+                loaded.push(super::super::durable::message_from_store(
+                    id,
+                    record,
+                    &mut exchange_name,
+                ))
+            });
+            if let Err(e) = read {
+                tracing::error!(queue = %self.name, "cannot read messages back from the store: {e}");
+            }
+        }
+        let mut loaded = loaded.into_iter();
+        for t in taken {
+            match t {
+                Taken::InMemory(m) => st.ready.push_back(m),
+                Taken::Paged {
+                    seq,
+                    id,
+                    redelivered,
+                } => match loaded.next().flatten() {
+                    Some(message) => st.ready.push_back(QueuedMessage {
+                        seq,
+                        message,
+                        redelivered,
+                    }),
+                    None => tracing::error!(
+                        queue = %self.name,
+                        "message {id} at position {seq} could not be read back; skipped (it stays in the store)"
+                    ),
+                },
+            }
+        }
+    }
+
+    /// The head message, paging the backlog in when the ready list is empty.
+    fn pop_ready(&self, st: &mut QueueState) -> Option<QueuedMessage> {
+        if st.ready.is_empty() && !st.backlog.is_empty() {
+            self.page_in(st);
+        }
+        st.ready.pop_front()
     }
 
     pub fn is_exclusive_to_other(&self, connection_id: u64) -> bool {
@@ -141,10 +203,16 @@ impl Queue {
             redelivered: false,
         };
         // Sent under the queue lock, so the store sees this before any ack of the message.
-        if let Some((p, id)) = self.stores(&queued) {
-            p.store.enqueue(p.queue_id, seq, id);
+        let durable_at = self
+            .stores(&queued)
+            .map(|(p, id)| p.store.enqueue(p.queue_id, seq, id));
+        match &self.persistence {
+            Some(p) if !st.backlog.is_empty() || st.ready.len() >= p.page_threshold => {
+                st.backlog.settle(p.store.committed_ops());
+                st.backlog.push(queued, durable_at);
+            }
+            _ => st.ready.push_back(queued),
         }
-        st.ready.push_back(queued);
         self.dispatch_locked(&mut st);
     }
 
@@ -162,7 +230,7 @@ impl Queue {
         // Stop once every consumer in turn has declined: none can take more right now.
         let mut declined_in_a_row = 0;
         while declined_in_a_row < n {
-            let Some(message) = st.ready.pop_front() else {
+            let Some(message) = self.pop_ready(st) else {
                 break;
             };
             let i = st.next_consumer % n;
@@ -201,13 +269,13 @@ impl Queue {
     /// basic.get: the head message and the number left behind it. `no_ack` settles it at once.
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
-        let message = st.ready.pop_front()?;
+        let message = self.pop_ready(&mut st)?;
         if no_ack {
             self.forget_stored([&message]);
         } else {
             st.unacked += 1;
         }
-        Some((message, st.ready.len() as u32))
+        Some((message, Self::ready_count(&st)))
     }
 
     /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
@@ -293,14 +361,28 @@ impl Queue {
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len();
+        let n = st.ready.len() as u64 + st.backlog.len();
         self.forget_stored(&st.ready);
         st.ready.clear();
+        let st = &mut *st;
+        st.backlog.drain(|entry| match entry {
+            Entry::Held(m) => self.forget_stored([&m]),
+            Entry::Paged { run, .. } => {
+                if let Some(p) = &self.persistence {
+                    p.store.remove_run(p.queue_id, run);
+                }
+            }
+        });
         n as u32
     }
 
+    /// Ready messages, in memory and paged.
+    fn ready_count(st: &QueueState) -> u32 {
+        (st.ready.len() as u64 + st.backlog.len()) as u32
+    }
+
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len() as u32
+        Self::ready_count(&self.state.lock())
     }
 
     pub fn consumer_count(&self) -> u32 {
@@ -309,7 +391,7 @@ impl Queue {
 
     pub fn counts(&self) -> (u32, u32) {
         let st = self.state.lock();
-        (st.ready.len() as u32, st.consumers.len() as u32)
+        (Self::ready_count(&st), st.consumers.len() as u32)
     }
 
     /// Marks the queue deleted and empties it; returns the consumers to notify and the number
@@ -317,8 +399,9 @@ impl Queue {
     pub fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
         let mut st = self.state.lock();
         st.deleted = true;
-        let n = st.ready.len() as u32;
+        let n = Self::ready_count(&st);
         st.ready.clear();
+        st.backlog.drain(|_| {});
         if let Some(p) = &self.persistence {
             p.store.drop_queue(p.queue_id);
         }
