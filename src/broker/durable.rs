@@ -170,8 +170,8 @@ pub fn restore(
         } = def
             && mine(v)
         {
-            let runs = recovered.queues.remove(id).unwrap_or_default();
-            let count: u64 = runs.iter().map(|r| r.len).sum();
+            let segments = recovered.queues.remove(id).unwrap_or_default();
+            let count: usize = segments.iter().map(|s| s.ids.len()).sum();
             let options = QueueOptions {
                 durable: true,
                 exclusive_owner: None,
@@ -189,7 +189,7 @@ pub fn restore(
                 options,
                 Some(persistence),
             ));
-            queue.restore(runs);
+            queue.restore(segments);
             if count > 0 {
                 tracing::info!("queue '{name}' in vhost '{v}': {count} messages recovered");
             }

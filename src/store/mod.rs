@@ -7,6 +7,7 @@
 //! records and per-queue index entries keyed by numeric ids the broker hands it.
 
 mod definitions;
+mod map_pages;
 mod recovery;
 mod schema;
 mod writer;
@@ -22,7 +23,8 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 use parking_lot::Mutex;
 
 pub use definitions::Definition;
-pub use recovery::{IndexRun, Recovered};
+use map_pages::MapPages;
+pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
 pub use schema::RecordError;
 use schema::{
     DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, SCHEMA_VERSION,
@@ -73,10 +75,10 @@ pub(crate) enum Op {
         seq: u64,
         id: u64,
     },
-    /// Like `Remove` for a whole run (purging a paged backlog).
-    RemoveRun {
+    /// Like `Remove` for a whole segment (purging a paged backlog).
+    RemoveSegment {
         queue_id: u64,
-        run: IndexRun,
+        segment: IndexSegment,
     },
     /// A durable queue was deleted: drop its whole index.
     DropQueue {
@@ -116,7 +118,7 @@ pub struct Store {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_message_id: AtomicU64,
     next_queue_id: AtomicU64,
-    map_bytes_read: AtomicU64,
+    map_pages: Arc<MapPages>,
 }
 
 /// A stored message, decoded: routing key, properties and body share one buffer.
@@ -205,11 +207,13 @@ impl Store {
         let recovered = recovery::recover(env, &dbs)?;
         let (ops, rx) = mpsc::channel();
         let committed_ops = Arc::new(AtomicU64::new(0));
+        let map_pages = Arc::new(MapPages::find(&path.join("data.mdb")));
         let writer = std::thread::Builder::new()
             .name("warren-store".into())
             .spawn({
                 let committed_ops = committed_ops.clone();
-                move || writer::run(env, dbs, rx, &committed_ops)
+                let map_pages = map_pages.clone();
+                move || writer::run(env, dbs, rx, &committed_ops, &map_pages)
             })
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         let store = Store {
@@ -220,10 +224,10 @@ impl Store {
             writer: Mutex::new(Some(writer)),
             next_message_id: AtomicU64::new(recovered.max_message_id + 1),
             next_queue_id: AtomicU64::new(recovered.max_queue_id + 1),
-            map_bytes_read: AtomicU64::new(0),
+            map_pages: map_pages.clone(),
         };
         // Recovery walked the whole index through the map: give those pages back.
-        store.release_map_pages();
+        store.map_pages.release();
         Ok((Arc::new(store), recovered))
     }
 
@@ -286,8 +290,8 @@ impl Store {
         self.send(Op::Remove { queue_id, seq, id });
     }
 
-    pub fn remove_run(&self, queue_id: u64, run: IndexRun) {
-        self.send(Op::RemoveRun { queue_id, run });
+    pub fn remove_segment(&self, queue_id: u64, segment: IndexSegment) {
+        self.send(Op::RemoveSegment { queue_id, segment });
     }
 
     /// Reads stored messages in one read transaction; `found` gets each id with its decoded
@@ -310,30 +314,8 @@ impl Store {
             found(id, record);
         }
         drop(rtxn);
-        self.account_map_reads(bytes_read);
+        self.map_pages.touched(bytes_read as u64);
         Ok(())
-    }
-
-    /// Pages read through the memory map stay in this process's RSS until released; after
-    /// every so many bytes read, let the kernel drop them from our page tables (they stay in
-    /// the page cache). This keeps a draining backlog from inflating the broker's RSS.
-    fn account_map_reads(&self, bytes: usize) {
-        const RELEASE_EVERY: u64 = 64 << 20;
-        let before = self
-            .map_bytes_read
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        if before / RELEASE_EVERY != (before + bytes as u64) / RELEASE_EVERY {
-            self.release_map_pages();
-        }
-    }
-
-    pub fn release_map_pages(&self) {
-        let info = self.env.info();
-        // SAFETY: the range is LMDB's own read-only shared file mapping; MADV_DONTNEED only
-        // drops our page-table entries, and later reads fault the same file pages back in.
-        unsafe {
-            libc::madvise(info.map_addr, info.map_size, libc::MADV_DONTNEED);
-        }
     }
 
     pub fn drop_queue(&self, queue_id: u64) {

@@ -1,5 +1,5 @@
 //! Start-up recovery: reads the definitions and every durable queue's index back. Message
-//! bodies are *not* read here — a queue gets its index as runs of (sequence, message id) and
+//! bodies are *not* read here — a queue gets its index as segments of message ids and
 //! pages bodies in as it delivers — so a backlog of millions of messages restarts in little
 //! time and memory.
 //!
@@ -13,20 +13,30 @@ use heed::Env;
 use super::schema::{parse_index_key, u64_value};
 use super::{Dbs, Definition, StoreError};
 
-/// Consecutive index entries: sequence numbers `seq..seq+len` holding message ids
-/// `id..id+len`. A single publisher filling one queue yields one run for any number of messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexRun {
-    pub seq: u64,
-    pub id: u64,
-    pub len: u64,
+/// Index entries with consecutive sequence numbers `first_seq, first_seq + 1, …` and the
+/// message ids they hold: 8 bytes a message. (Ids are not consecutive: publishers on several
+/// connections interleave their id allocation with their turns at the queue.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSegment {
+    pub first_seq: u64,
+    pub ids: Vec<u64>,
 }
 
-impl IndexRun {
-    /// Extends the run with (seq, id) if it continues it.
+/// Ids per segment: full segments waste no capacity (growth doubles up to exactly this).
+pub const SEGMENT_CAPACITY: usize = 16 * 1024;
+
+impl IndexSegment {
+    pub fn new(seq: u64, id: u64) -> Self {
+        IndexSegment {
+            first_seq: seq,
+            ids: vec![id],
+        }
+    }
+
+    /// Appends (seq, id) if it continues the segment and the segment has room.
     pub fn extend(&mut self, seq: u64, id: u64) -> bool {
-        if seq == self.seq + self.len && id == self.id + self.len {
-            self.len += 1;
+        if seq == self.first_seq + self.ids.len() as u64 && self.ids.len() < SEGMENT_CAPACITY {
+            self.ids.push(id);
             true
         } else {
             false
@@ -38,7 +48,7 @@ impl IndexRun {
 pub struct Recovered {
     pub definitions: Vec<Definition>,
     /// Per queue id: its index in FIFO order.
-    pub queues: HashMap<u64, Vec<IndexRun>>,
+    pub queues: HashMap<u64, Vec<IndexSegment>>,
     pub max_message_id: u64,
     pub max_queue_id: u64,
 }
@@ -67,9 +77,9 @@ pub fn recover(env: &Env, dbs: &Dbs) -> Result<Recovered, StoreError> {
             tracing::error!("skipping a damaged queue index entry");
             continue;
         };
-        let runs = recovered.queues.entry(queue_id).or_default();
-        if !runs.last_mut().is_some_and(|run| run.extend(seq, id)) {
-            runs.push(IndexRun { seq, id, len: 1 });
+        let segments = recovered.queues.entry(queue_id).or_default();
+        if !segments.last_mut().is_some_and(|s| s.extend(seq, id)) {
+            segments.push(IndexSegment::new(seq, id));
         }
     }
     Ok(recovered)

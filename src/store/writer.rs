@@ -8,13 +8,20 @@ use std::sync::mpsc::Receiver;
 
 use heed::{Env, RwTxn};
 
+use super::map_pages::MapPages;
 use super::schema::{envelope_size, index_key, seal_into};
 use super::{CommitListener, Dbs, MessageRecord, Op};
 
 /// Upper bound on operations per transaction, so one huge burst still commits in steps.
 const MAX_BATCH: usize = 50_000;
 
-pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>, committed_ops: &AtomicU64) {
+pub fn run(
+    env: &'static Env,
+    dbs: Dbs,
+    ops: Receiver<Op>,
+    committed_ops: &AtomicU64,
+    map_pages: &MapPages,
+) {
     let mut batch: Vec<Op> = Vec::with_capacity(1024);
     let mut waiting: Vec<(Arc<dyn CommitListener>, u64)> = Vec::new();
     loop {
@@ -28,6 +35,16 @@ pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>, committed_ops: &Atomi
         }
         let mut shutdown = false;
         let batch_len = batch.len() as u64;
+        // Roughly what this batch makes LMDB touch through its map (see map_pages.rs).
+        let batch_bytes: u64 = batch
+            .iter()
+            .map(|op| match op {
+                Op::PutMessage { record, .. } => {
+                    64 + (record.body.len() + record.properties.len()) as u64
+                }
+                _ => 64,
+            })
+            .sum();
         let ok = match env.write_txn() {
             Ok(mut wtxn) => {
                 let mut applied = Ok(());
@@ -58,6 +75,7 @@ pub fn run(env: &'static Env, dbs: Dbs, ops: Receiver<Op>, committed_ops: &Atomi
         };
         // Advanced even when the batch failed (logged above), so waiters are never stuck.
         committed_ops.fetch_add(batch_len, Ordering::Release);
+        map_pages.touched(batch_bytes);
         for (listener, token) in waiting.drain(..) {
             listener.committed(token, ok);
         }
@@ -81,13 +99,11 @@ fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: Op) -> heed::Result<()> {
             }
             Ok(())
         }
-        Op::RemoveRun { queue_id, run } => {
-            for i in 0..run.len {
-                if dbs
-                    .queue_index
-                    .delete(wtxn, &index_key(queue_id, run.seq + i))?
-                {
-                    add_ref(dbs, wtxn, run.id + i, -1)?;
+        Op::RemoveSegment { queue_id, segment } => {
+            for (i, id) in segment.ids.iter().enumerate() {
+                let key = index_key(queue_id, segment.first_seq + i as u64);
+                if dbs.queue_index.delete(wtxn, &key)? {
+                    add_ref(dbs, wtxn, *id, -1)?;
                 }
             }
             Ok(())

@@ -107,6 +107,15 @@ fn one_of(v: &AMQPValue, allowed: &[&str], error: &str) -> Result<(), String> {
     }
 }
 
+/// `x-max-length`, if set (validated at declare: a non-negative integer).
+pub fn max_length(arguments: &FieldTable) -> Option<u64> {
+    arguments
+        .inner()
+        .get("x-max-length")
+        .and_then(as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+}
+
 /// Compares the arguments RabbitMQ compares on redeclare (integers of any width are equal
 /// when their values are).
 pub fn check_equivalent(

@@ -1,23 +1,27 @@
 //! The tail of a durable queue that does not fit its in-memory budget.
 //!
 //! Once a durable queue holds more ready messages than its paging threshold, further messages
-//! wait here instead of in the ready list: persistent ones only as (sequence, store id) — runs
-//! of consecutive entries compress to one — with their bodies in LMDB, read back when the queue
-//! pages them in; transient ones (which cannot be paged) in memory, in FIFO order with the rest.
-//! A persistent message stays *pending* (body still in memory) until the store has committed
-//! its index entry, so paging in never races the writer.
+//! wait here instead of in the ready list: persistent ones only as their store ids (8 bytes a
+//! message, in segments of consecutive sequence numbers) with bodies in LMDB, read back when the
+//! queue pages them in; transient ones (which cannot be paged) in memory, in FIFO order with
+//! the rest. A persistent message stays *pending* (body still in memory) until the store has
+//! committed its index entry, so paging in never races the writer.
 //!
 //! This file owns the bookkeeping only; reading bodies back is the queue's business.
 
 use std::collections::VecDeque;
 
 use crate::broker::message::QueuedMessage;
-use crate::store::IndexRun;
+use crate::store::IndexSegment;
 
 /// One settled entry of the backlog.
 pub enum Entry {
-    /// Bodies in the store only.
-    Paged { run: IndexRun, redelivered: bool },
+    /// Bodies in the store only; `segment.ids[taken..]` are still queued.
+    Paged {
+        segment: IndexSegment,
+        taken: usize,
+        redelivered: bool,
+    },
     /// A transient message: kept in memory, in order.
     Held(QueuedMessage),
 }
@@ -53,24 +57,30 @@ impl Backlog {
         self.len == 0
     }
 
-    /// A recovered run of paged messages.
-    pub fn push_run(&mut self, run: IndexRun, redelivered: bool) {
-        self.len += run.len;
-        self.settled.push_back(Entry::Paged { run, redelivered });
+    /// A recovered segment of paged messages.
+    pub fn push_segment(&mut self, segment: IndexSegment, redelivered: bool) {
+        self.len += segment.ids.len() as u64;
+        self.settled.push_back(Entry::Paged {
+            segment,
+            taken: 0,
+            redelivered,
+        });
     }
 
     fn push_settled_paged(&mut self, seq: u64, id: u64, redelivered: bool) {
         if let Some(Entry::Paged {
-            run,
+            segment,
             redelivered: r,
+            ..
         }) = self.settled.back_mut()
             && *r == redelivered
-            && run.extend(seq, id)
+            && segment.extend(seq, id)
         {
             return;
         }
         self.settled.push_back(Entry::Paged {
-            run: IndexRun { seq, id, len: 1 },
+            segment: IndexSegment::new(seq, id),
+            taken: 0,
             redelivered,
         });
     }
@@ -103,12 +113,15 @@ impl Backlog {
     pub fn take_front(&mut self, max: usize, out: &mut Vec<Taken>) {
         while out.len() < max {
             match self.settled.front_mut() {
-                Some(Entry::Paged { run, redelivered }) => {
-                    let (seq, id, redelivered) = (run.seq, run.id, *redelivered);
-                    run.seq += 1;
-                    run.id += 1;
-                    run.len -= 1;
-                    if run.len == 0 {
+                Some(Entry::Paged {
+                    segment,
+                    taken,
+                    redelivered,
+                }) => {
+                    let (seq, id) = (segment.first_seq + *taken as u64, segment.ids[*taken]);
+                    let redelivered = *redelivered;
+                    *taken += 1;
+                    if *taken == segment.ids.len() {
                         self.settled.pop_front();
                     }
                     out.push(Taken::Paged {
@@ -131,10 +144,26 @@ impl Backlog {
         }
     }
 
-    /// Empties the backlog (purge, delete), handing every entry to `each`.
+    /// Empties the backlog (purge, delete), handing every entry to `each`; paged segments come
+    /// without the part already taken.
     pub fn drain(&mut self, mut each: impl FnMut(Entry)) {
         for entry in self.settled.drain(..) {
-            each(entry);
+            match entry {
+                Entry::Paged {
+                    mut segment,
+                    taken,
+                    redelivered,
+                } => {
+                    segment.first_seq += taken as u64;
+                    segment.ids.drain(..taken);
+                    each(Entry::Paged {
+                        segment,
+                        taken: 0,
+                        redelivered,
+                    });
+                }
+                held => each(held),
+            }
         }
         for (m, _, _) in self.pending.drain(..) {
             each(Entry::Held(m));
@@ -149,6 +178,7 @@ mod tests {
     use std::sync::Arc;
 
     use crate::broker::message::Message;
+    use crate::store::SEGMENT_CAPACITY;
 
     fn message(seq: u64, store_id: Option<u64>) -> QueuedMessage {
         let message = Arc::new(Message {
@@ -176,28 +206,37 @@ mod tests {
     }
 
     #[test]
-    fn committed_persistent_messages_compress_into_one_run_and_keep_fifo_order() {
+    fn committed_persistent_messages_pack_into_segments_and_keep_fifo_order() {
         let mut b = Backlog::default();
-        for seq in 0..1000 {
-            b.push(message(seq, Some(500 + seq)), Some(seq + 1));
+        let n = SEGMENT_CAPACITY as u64 + 100;
+        for seq in 0..n {
+            // Interleaved ids, as with several publishers.
+            b.push(message(seq, Some(1000 + seq * 3)), Some(seq + 1));
         }
-        b.push(message(1000, None), None); // transient, behind them
+        b.push(message(n, None), None); // transient, behind them
         b.settle(400); // only ops 1..=400 committed
-        assert_eq!(b.settled.len(), 1, "400 paged messages are one run");
-        assert_eq!(b.pending.len(), 601);
+        assert_eq!(b.settled.len(), 1, "400 paged messages are one segment");
         b.settle(u64::MAX);
-        assert_eq!(b.settled.len(), 2, "one run plus the transient message");
-        assert_eq!(b.len(), 1001);
+        assert_eq!(
+            b.settled.len(),
+            3,
+            "two segments plus the transient message"
+        );
+        assert_eq!(b.len(), n + 1);
         let mut taken = Vec::new();
         b.take_front(998, &mut taken);
-        b.take_front(1001, &mut taken);
+        b.take_front(n as usize + 1, &mut taken);
         let got = seqs(&taken);
-        assert_eq!(got.len(), 1001);
+        assert_eq!(got.len() as u64, n + 1);
         assert!(
             got.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64),
             "FIFO order"
         );
-        assert!(got[..1000].iter().all(|(_, paged)| *paged) && !got[1000].1);
+        assert!(got[..n as usize].iter().all(|(_, paged)| *paged) && !got[n as usize].1);
+        match &taken[5] {
+            Taken::Paged { id, .. } => assert_eq!(*id, 1000 + 15),
+            _ => panic!(),
+        }
         assert!(b.is_empty());
     }
 
@@ -209,5 +248,29 @@ mod tests {
         let mut taken = Vec::new();
         b.take_front(10, &mut taken);
         assert_eq!(seqs(&taken), vec![(7, false)]);
+    }
+
+    #[test]
+    fn drain_hands_back_only_what_was_not_taken() {
+        let mut b = Backlog::default();
+        for seq in 0..10 {
+            b.push(message(seq, Some(seq)), Some(1));
+        }
+        b.settle(1);
+        let mut taken = Vec::new();
+        b.take_front(4, &mut taken);
+        let mut rest = Vec::new();
+        b.drain(|e| {
+            if let Entry::Paged { segment, .. } = e {
+                rest.push(segment)
+            }
+        });
+        assert_eq!(
+            rest,
+            vec![IndexSegment {
+                first_seq: 4,
+                ids: (4..10).collect()
+            }]
+        );
     }
 }

@@ -17,7 +17,7 @@ use super::backlog::{Backlog, Entry, Taken};
 use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
-use crate::store::{IndexRun, Store};
+use crate::store::{IndexSegment, Store};
 
 /// Messages paged in from the store per read transaction.
 const PAGE_IN_BATCH: usize = 1000;
@@ -38,6 +38,8 @@ pub struct Queue {
     pub options: QueueOptions,
     /// Durable queues keep their persistent messages in the store under this id.
     pub persistence: Option<Persistence>,
+    /// `x-max-length`.
+    max_length: Option<u64>,
     state: Mutex<QueueState>,
 }
 
@@ -80,11 +82,13 @@ impl Queue {
         options: QueueOptions,
         persistence: Option<Persistence>,
     ) -> Self {
+        let max_length = super::args::max_length(&options.arguments);
         Queue {
             name,
             vhost,
             options,
             persistence,
+            max_length,
             state: Mutex::new(QueueState::default()),
         }
     }
@@ -108,11 +112,13 @@ impl Queue {
 
     /// Puts a recovered index (FIFO order) back as paged messages, marked redelivered: they
     /// may have been delivered before the restart. Bodies are read when delivered.
-    pub fn restore(&self, runs: Vec<IndexRun>) {
+    pub fn restore(&self, segments: Vec<IndexSegment>) {
         let mut st = self.state.lock();
-        for run in runs {
-            st.next_seq = st.next_seq.max(run.seq + run.len);
-            st.backlog.push_run(run, true);
+        for segment in segments {
+            st.next_seq = st
+                .next_seq
+                .max(segment.first_seq + segment.ids.len() as u64);
+            st.backlog.push_segment(segment, true);
         }
     }
 
@@ -213,7 +219,32 @@ impl Queue {
             }
             _ => st.ready.push_back(queued),
         }
+        self.enforce_max_length(&mut st);
         self.dispatch_locked(&mut st);
+    }
+
+    /// `x-max-length` with the default overflow behaviour, drop-head: the oldest ready
+    /// messages go until the queue is within its limit. (Other overflow modes and
+    /// dead-lettering belong to the queue-extensions work.)
+    fn enforce_max_length(&self, st: &mut QueueState) {
+        let Some(max) = self.max_length else { return };
+        while Self::ready_count(st) as u64 > max {
+            if let Some(head) = st.ready.pop_front() {
+                self.forget_stored([&head]);
+                continue;
+            }
+            let mut taken = Vec::with_capacity(1);
+            st.backlog.take_front(1, &mut taken);
+            match taken.pop() {
+                Some(Taken::InMemory(m)) => self.forget_stored([&m]),
+                Some(Taken::Paged { seq, id, .. }) => {
+                    if let Some(p) = &self.persistence {
+                        p.store.remove(p.queue_id, seq, id);
+                    }
+                }
+                None => break,
+            }
+        }
     }
 
     /// Delivers ready messages to consumers with credit, round-robin.
@@ -367,9 +398,9 @@ impl Queue {
         let st = &mut *st;
         st.backlog.drain(|entry| match entry {
             Entry::Held(m) => self.forget_stored([&m]),
-            Entry::Paged { run, .. } => {
+            Entry::Paged { segment, .. } => {
                 if let Some(p) = &self.persistence {
-                    p.store.remove_run(p.queue_id, run);
+                    p.store.remove_segment(p.queue_id, segment);
                 }
             }
         });

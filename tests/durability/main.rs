@@ -1,0 +1,38 @@
+//! Durability and crash tests for warren: what survives a restart of the broker process on the
+//! same data directory, after a graceful stop (SIGTERM) and after a crash (SIGKILL).
+//!
+//! - `restart`: durable exchanges, queues (with their `x-*` arguments) and bindings come back;
+//!   non-durable and exclusive ones do not.
+//! - `messages`: persistent messages in durable queues come back in order, with properties;
+//!   transient ones and ones in non-durable queues do not; acks, purge and delete are permanent;
+//!   delivered-but-unacked messages come back redelivered; confirms and tx.commit are durable.
+//! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
+//!   cycle; then nothing confirmed may be missing. `WARREN_CRASH_CYCLES=100` for a long run.
+//!
+//! These always spawn the warren binary (`WARREN_TEST_AMQP_URL` is ignored: they need to stop and
+//! restart the broker). Set `WARREN_TEST_LOG=1` to see the brokers' stderr.
+#![allow(dead_code)]
+
+#[path = "../broker/common.rs"]
+mod common;
+
+/// Two tests from one `async fn check(stop: Stop)`: restart after SIGTERM and after SIGKILL.
+macro_rules! both_stops {
+    ($check:ident, $graceful:ident, $kill:ident) => {
+        #[tokio::test]
+        async fn $graceful() {
+            $check($crate::support::Stop::Graceful).await
+        }
+
+        #[tokio::test]
+        async fn $kill() {
+            $check($crate::support::Stop::Kill).await
+        }
+    };
+}
+
+mod support;
+
+mod crash;
+mod messages;
+mod restart;
