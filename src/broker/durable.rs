@@ -171,6 +171,11 @@ pub fn restore(
             && mine(v)
         {
             let segments = recovered.queues.remove(id).unwrap_or_default();
+            if let Some(reason) = recovered.failed.get(id) {
+                // Its data stays in the store as it is, for inspection or repair.
+                tracing::error!("queue '{name}' in vhost '{v}' not loaded: {reason}");
+                continue;
+            }
             let count: usize = segments.iter().map(|s| s.ids.len()).sum();
             let options = QueueOptions {
                 durable: true,

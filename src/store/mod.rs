@@ -204,10 +204,10 @@ impl Store {
             queue_index,
             refcounts,
         };
-        let recovered = recovery::recover(env, &dbs)?;
+        let map_pages = Arc::new(MapPages::find(&path.join("data.mdb")));
+        let recovered = recovery::recover(env, &dbs, &map_pages)?;
         let (ops, rx) = mpsc::channel();
         let committed_ops = Arc::new(AtomicU64::new(0));
-        let map_pages = Arc::new(MapPages::find(&path.join("data.mdb")));
         let writer = std::thread::Builder::new()
             .name("warren-store".into())
             .spawn({

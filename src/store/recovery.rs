@@ -3,14 +3,16 @@
 //! pages bodies in as it delivers — so a backlog of millions of messages restarts in little
 //! time and memory.
 //!
-//! A damaged definition is skipped with one log line; damaged messages are found (and logged)
-//! when a queue pages them in.
+//! Every message record's envelope is checked here (a sequential read of the map, released as it
+//! goes): a queue that references a damaged record does not load, with one log line, and its
+//! data stays in the store untouched. A damaged definition or index entry is skipped, logged.
 
 use std::collections::HashMap;
 
 use heed::Env;
 
-use super::schema::{parse_index_key, u64_value};
+use super::map_pages::MapPages;
+use super::schema::{RecordError, open, parse_index_key, u64_value};
 use super::{Dbs, Definition, StoreError};
 
 /// Index entries with consecutive sequence numbers `first_seq, first_seq + 1, …` and the
@@ -49,11 +51,13 @@ pub struct Recovered {
     pub definitions: Vec<Definition>,
     /// Per queue id: its index in FIFO order.
     pub queues: HashMap<u64, Vec<IndexSegment>>,
+    /// Queues that must not load (a damaged record), with the reason.
+    pub failed: HashMap<u64, String>,
     pub max_message_id: u64,
     pub max_queue_id: u64,
 }
 
-pub fn recover(env: &Env, dbs: &Dbs) -> Result<Recovered, StoreError> {
+pub fn recover(env: &Env, dbs: &Dbs, map_pages: &MapPages) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered::default();
     let rtxn = env.read_txn()?;
     for entry in dbs.definitions.iter(&rtxn)? {
@@ -71,12 +75,27 @@ pub fn recover(env: &Env, dbs: &Dbs) -> Result<Recovered, StoreError> {
     if let Some((key, _)) = dbs.messages.last(&rtxn)? {
         recovered.max_message_id = u64_value(key).unwrap_or(0);
     }
+    // Check every message record's envelope (length, CRC) so that a damaged one makes its
+    // queue fail to load now, with a clear log line, rather than surface mid-delivery.
+    let mut damaged: HashMap<u64, RecordError> = HashMap::new();
+    for entry in dbs.messages.iter(&rtxn)? {
+        let (key, value) = entry?;
+        map_pages.touched(value.len() as u64);
+        if let (Err(e), Some(id)) = (open(value), u64_value(key)) {
+            damaged.insert(id, e);
+        }
+    }
     for entry in dbs.queue_index.iter(&rtxn)? {
         let (key, value) = entry?;
         let (Some((queue_id, seq)), Some(id)) = (parse_index_key(key), u64_value(value)) else {
             tracing::error!("skipping a damaged queue index entry");
             continue;
         };
+        if let Some(e) = damaged.get(&id) {
+            recovered.failed.entry(queue_id).or_insert_with(|| {
+                format!("stored message {id} at position {seq} is damaged ({e})")
+            });
+        }
         let segments = recovered.queues.entry(queue_id).or_default();
         if !segments.last_mut().is_some_and(|s| s.extend(seq, id)) {
             segments.push(IndexSegment::new(seq, id));

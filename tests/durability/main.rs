@@ -33,6 +33,7 @@ macro_rules! both_stops {
 
 mod support;
 
+mod corruption;
 mod crash;
 mod messages;
 mod restart;
