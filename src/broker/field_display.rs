@@ -3,7 +3,9 @@
 
 use amq_protocol::types::AMQPValue;
 
-/// RabbitMQ's name for a value's type.
+/// RabbitMQ's name for a value's type: the atom `rabbit_binary_parser` tags a decoded field
+/// with. (RabbitMQ has no short-string field type; amq-protocol's `ShortString` value never comes
+/// off the wire, and counts as a long string.)
 pub fn type_name(v: &AMQPValue) -> &'static str {
     match v {
         AMQPValue::Boolean(_) => "bool",
@@ -17,8 +19,7 @@ pub fn type_name(v: &AMQPValue) -> &'static str {
         AMQPValue::Float(_) => "float",
         AMQPValue::Double(_) => "double",
         AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::ShortString(_) | AMQPValue::LongString(_) => "longstr",
         AMQPValue::FieldArray(_) => "array",
         AMQPValue::Timestamp(_) => "timestamp",
         AMQPValue::FieldTable(_) => "table",

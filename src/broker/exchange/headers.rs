@@ -22,6 +22,7 @@
 //!   matches every message (even one without headers); `any` needs at least one matching key,
 //!   so such a binding matches nothing. A message without headers is an empty table.
 
+use crate::broker::field_display::type_name;
 use amq_protocol::types::{AMQPValue, DecimalValue, FieldTable, ShortString};
 
 /// The bytes of a string-like value (RabbitMQ only knows `longstr`; amq-protocol's `ShortString`
@@ -68,7 +69,7 @@ pub fn validate_binding_arguments(arguments: &FieldTable) -> Result<(), String> 
         )),
         None => Err(format!(
             "Invalid x-match field type {} (value {}); expected longstr",
-            type_atom(value),
+            type_name(value),
             erl_value(value)
         )),
     }
@@ -207,29 +208,6 @@ impl<D: Clone + Eq> HeadersBindings<D> {
 
 // ---- Erlang term semantics -------------------------------------------------------------------
 
-/// The atom RabbitMQ's `rabbit_binary_parser` tags a decoded field with.
-fn type_atom(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) | AMQPValue::LongString(_) => "longstr",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::Void => "void",
-    }
-}
-
 /// A decoded value as the Erlang term RabbitMQ holds, reduced to what `==` distinguishes.
 enum Term<'a> {
     Int(i128),
@@ -307,7 +285,7 @@ fn erl_eq(a: &AMQPValue, b: &AMQPValue) -> bool {
 
 /// `==` on nested `{Type, Value}` tuples: the type atoms must be identical.
 fn typed_eq(a: &AMQPValue, b: &AMQPValue) -> bool {
-    type_atom(a) == type_atom(b) && erl_eq(a, b)
+    type_name(a) == type_name(b) && erl_eq(a, b)
 }
 
 /// Exact identity of binding arguments (same structure, types and values), used for
@@ -437,7 +415,7 @@ fn erl_value(v: &AMQPValue) -> String {
         Term::Array(items) => {
             let parts: Vec<String> = items
                 .iter()
-                .map(|i| format!("{{{},{}}}", type_atom(i), erl_value(i)))
+                .map(|i| format!("{{{},{}}}", type_name(i), erl_value(i)))
                 .collect();
             format!("[{}]", parts.join(","))
         }
@@ -446,7 +424,7 @@ fn erl_value(v: &AMQPValue) -> String {
                 format!(
                     "{{{},{},{}}}",
                     erl_binary(key_str(k).as_bytes()),
-                    type_atom(i),
+                    type_name(i),
                     erl_value(i)
                 )
             };
