@@ -326,6 +326,8 @@ impl Connection {
                     filled?;
                     last_read = Instant::now();
                 }
+                // An alarm going on blocks an idle publisher at once, as RabbitMQ does.
+                _ = self.flow.changed() => {}
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
                     if last_read.elapsed() > heartbeat * 2 {
                         tracing::warn!(connection = self.shared.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
