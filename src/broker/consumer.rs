@@ -31,6 +31,8 @@ pub struct Consumer {
     pub exclusive: bool,
     /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = unlimited.
     pub prefetch: u32,
+    /// `x-priority` on basic.consume: higher-priority consumers are offered messages first.
+    pub priority: i32,
     unacked: AtomicU32,
     pub connection_id: u64,
     pub channel: Arc<dyn DeliveryTarget>,
@@ -42,6 +44,7 @@ impl Consumer {
         no_ack: bool,
         exclusive: bool,
         prefetch: u32,
+        priority: i32,
         connection_id: u64,
         channel: Arc<dyn DeliveryTarget>,
     ) -> Self {
@@ -50,6 +53,7 @@ impl Consumer {
             no_ack,
             exclusive,
             prefetch,
+            priority,
             unacked: AtomicU32::new(0),
             connection_id,
             channel,

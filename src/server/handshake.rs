@@ -31,8 +31,9 @@ pub struct Negotiated {
 }
 
 /// Capabilities warren implements; advertised in connection.start and nothing else.
-const CAPABILITIES: [&str; 7] = [
+const CAPABILITIES: [&str; 8] = [
     "connection.blocked",
+    "consumer_priorities",
     "publisher_confirms",
     "exchange_exchange_bindings",
     "basic.nack",

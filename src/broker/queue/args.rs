@@ -116,6 +116,23 @@ pub fn max_length(arguments: &FieldTable) -> Option<u64> {
         .and_then(|n| u64::try_from(n).ok())
 }
 
+/// `x-max-priority`: the highest priority level (0 = not a priority queue).
+pub fn max_priority(arguments: &FieldTable) -> u8 {
+    arguments
+        .inner()
+        .get("x-max-priority")
+        .and_then(as_i64)
+        .map_or(0, |n| n.clamp(0, 255) as u8)
+}
+
+/// `x-single-active-consumer`.
+pub fn single_active_consumer(arguments: &FieldTable) -> bool {
+    matches!(
+        arguments.inner().get("x-single-active-consumer"),
+        Some(AMQPValue::Boolean(true))
+    )
+}
+
 /// Compares the arguments RabbitMQ compares on redeclare (integers of any width are equal
 /// when their values are).
 pub fn check_equivalent(

@@ -2,8 +2,10 @@
 
 pub mod args;
 mod backlog;
+mod consumers;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;
+mod ready;
 
 pub use queue::{ConsumerRemoved, Persistence, Queue, QueueOptions};

@@ -6,7 +6,6 @@
 //! with a waiting consumer costs one lock and one write into that consumer's write buffer.
 //! This file must not know about sockets or frames.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -14,6 +13,8 @@ use parking_lot::Mutex;
 use warren_protocol::AmqpError;
 
 use super::backlog::{Backlog, Entry, Taken};
+use super::consumers::ConsumerSet;
+use super::ready::Ready;
 use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
@@ -40,6 +41,8 @@ pub struct Queue {
     pub persistence: Option<Persistence>,
     /// `x-max-length`.
     max_length: Option<u64>,
+    /// Whether persistent messages may be paged out to the store (see backlog.rs).
+    pages: bool,
     state: Mutex<QueueState>,
 }
 
@@ -51,14 +54,12 @@ pub struct Persistence {
     pub page_threshold: usize,
 }
 
-#[derive(Default)]
 struct QueueState {
-    ready: VecDeque<QueuedMessage>,
+    ready: Ready,
     /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
     backlog: Backlog,
     next_seq: u64,
-    consumers: Vec<Arc<Consumer>>,
-    next_consumer: usize,
+    consumers: ConsumerSet,
     /// Delivered (to consumers or basic.get) and not yet acked, rejected or requeued.
     unacked: usize,
     /// Set once any consumer attached: auto-delete applies only after that.
@@ -83,13 +84,26 @@ impl Queue {
         persistence: Option<Persistence>,
     ) -> Self {
         let max_length = super::args::max_length(&options.arguments);
+        let max_priority = super::args::max_priority(&options.arguments);
+        // Priority queues keep everything in memory: their order is not the store's FIFO.
+        let pages = max_priority == 0;
+        let state = QueueState {
+            ready: Ready::new(max_priority),
+            backlog: Backlog::default(),
+            next_seq: 0,
+            consumers: ConsumerSet::new(super::args::single_active_consumer(&options.arguments)),
+            unacked: 0,
+            had_consumer: false,
+            deleted: false,
+        };
         Queue {
             name,
             vhost,
             options,
             persistence,
             max_length,
-            state: Mutex::new(QueueState::default()),
+            pages,
+            state: Mutex::new(state),
         }
     }
 
@@ -213,7 +227,9 @@ impl Queue {
             .stores(&queued)
             .map(|(p, id)| p.store.enqueue(p.queue_id, seq, id));
         match &self.persistence {
-            Some(p) if !st.backlog.is_empty() || st.ready.len() >= p.page_threshold => {
+            Some(p)
+                if self.pages && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
+            {
                 st.backlog.settle(p.store.committed_ops());
                 st.backlog.push(queued, durable_at);
             }
@@ -254,44 +270,23 @@ impl Queue {
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
-        let n = st.consumers.len();
-        if n == 0 {
+        if st.consumers.is_empty() {
             return;
         }
-        // Stop once every consumer in turn has declined: none can take more right now.
-        let mut declined_in_a_row = 0;
-        while declined_in_a_row < n {
-            let Some(message) = self.pop_ready(st) else {
-                break;
-            };
-            let i = st.next_consumer % n;
-            st.next_consumer = (i + 1) % n;
-            let consumer = &st.consumers[i];
-            if !consumer.has_credit() {
-                st.ready.push_front(message);
-                declined_in_a_row += 1;
-                continue;
-            }
-            consumer.record_delivery();
+        while let Some(message) = self.pop_ready(st) {
             // A no-ack delivery is final: the queue forgets the message as it goes out.
-            let stored = match consumer.no_ack {
-                true => self.stores(&message).map(|(p, id)| (p, message.seq, id)),
-                false => None,
-            };
-            match consumer.channel.try_deliver(consumer, self, message) {
-                Ok(()) => {
-                    if !consumer.no_ack {
-                        st.unacked += 1;
-                    }
+            let stored = self.stores(&message).map(|(p, id)| (p, message.seq, id));
+            match st.consumers.deliver(self, message) {
+                Ok(true) => {
                     if let Some((p, seq, id)) = stored {
                         p.store.remove(p.queue_id, seq, id);
                     }
-                    declined_in_a_row = 0;
                 }
+                Ok(false) => st.unacked += 1,
                 Err(message) => {
-                    consumer.settle(1);
+                    // No consumer can take more right now.
                     st.ready.push_front(message);
-                    declined_in_a_row += 1;
+                    break;
                 }
             }
         }
@@ -321,17 +316,14 @@ impl Queue {
                 names::queue(&self.name, &self.vhost)
             )));
         }
-        st.consumers.push(consumer);
+        st.consumers.add(consumer);
         st.had_consumer = true;
         Ok(())
     }
 
     pub fn remove_consumer(&self, tag: &str, connection_id: u64) -> ConsumerRemoved {
         let mut st = self.state.lock();
-        let before = st.consumers.len();
-        st.consumers
-            .retain(|c| !(c.tag == tag && c.connection_id == connection_id));
-        if st.consumers.len() == before {
+        if !st.consumers.remove(tag, connection_id) {
             return ConsumerRemoved::NotFound;
         }
         if st.consumers.is_empty() && self.options.auto_delete && st.had_consumer && !st.deleted {
@@ -371,21 +363,7 @@ impl Queue {
         for m in &mut messages {
             m.redelivered = true;
         }
-        messages.sort_by_key(|m| m.seq);
-        if st
-            .ready
-            .front()
-            .is_none_or(|head| messages.last().is_some_and(|last| last.seq < head.seq))
-        {
-            // Usual case: everything requeued is older than the ready head.
-            for m in messages.into_iter().rev() {
-                st.ready.push_front(m);
-            }
-        } else {
-            let mut merged: Vec<QueuedMessage> = st.ready.drain(..).chain(messages).collect();
-            merged.sort_by_key(|m| m.seq);
-            st.ready = merged.into();
-        }
+        st.ready.requeue(messages);
         self.dispatch_locked(&mut st);
     }
 
@@ -393,7 +371,7 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let n = st.ready.len() as u64 + st.backlog.len();
-        self.forget_stored(&st.ready);
+        self.forget_stored(st.ready.iter());
         st.ready.clear();
         let st = &mut *st;
         st.backlog.drain(|entry| match entry {
@@ -436,7 +414,7 @@ impl Queue {
         if let Some(p) = &self.persistence {
             p.store.drop_queue(p.queue_id);
         }
-        (std::mem::take(&mut st.consumers), n)
+        (st.consumers.take_all(), n)
     }
 
     pub fn is_deleted(&self) -> bool {

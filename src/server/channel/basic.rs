@@ -240,6 +240,7 @@ impl Channel {
             m.no_ack,
             m.exclusive,
             self.consumer_prefetch,
+            consumer_priority(&m.arguments)?,
             ctx.connection.id,
             self.shared.clone(),
         ));
@@ -289,5 +290,21 @@ impl Channel {
         let entries = self.shared.take_all_unacked();
         self.shared.settle(entries, Settlement::Requeue);
         Ok(())
+    }
+}
+
+/// `x-priority` on basic.consume (default 0); a non-integer is refused as RabbitMQ does.
+fn consumer_priority(arguments: &amq_protocol::types::FieldTable) -> Result<i32, AmqpError> {
+    match arguments.inner().get("x-priority") {
+        None => Ok(0),
+        Some(v) => crate::broker::field_display::as_i64(v)
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| {
+                AmqpError::precondition(format_args!(
+                    "invalid arg 'x-priority' for consumer: {{unacceptable_type,{}}}",
+                    crate::broker::field_display::type_name(v)
+                ))
+                .on(60, 20)
+            }),
     }
 }

@@ -1,0 +1,104 @@
+//! A queue's in-memory ready list: FIFO by sequence number within each priority level, the
+//! highest level first (`x-max-priority`; an ordinary queue has one level). Requeued messages
+//! go back to their original place in their level.
+
+use std::collections::VecDeque;
+
+use crate::broker::message::QueuedMessage;
+
+pub struct Ready {
+    /// Index = priority; delivery takes from the highest non-empty level.
+    levels: Vec<VecDeque<QueuedMessage>>,
+    len: usize,
+}
+
+impl Ready {
+    /// `max_priority` 0 for an ordinary queue.
+    pub fn new(max_priority: u8) -> Self {
+        Ready {
+            levels: (0..=max_priority).map(|_| VecDeque::new()).collect(),
+            len: 0,
+        }
+    }
+
+    /// The level a message goes to: its priority property, capped at the queue's maximum
+    /// (RabbitMQ treats priorities above the maximum as the maximum, none as 0).
+    fn level(&self, m: &QueuedMessage) -> usize {
+        let top = self.levels.len() - 1;
+        if top == 0 {
+            return 0;
+        }
+        (m.message.properties.priority().unwrap_or(0) as usize).min(top)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push_back(&mut self, m: QueuedMessage) {
+        let level = self.level(&m);
+        self.levels[level].push_back(m);
+        self.len += 1;
+    }
+
+    /// Puts back a message just taken by [`Ready::pop_front`] (no consumer could take it).
+    pub fn push_front(&mut self, m: QueuedMessage) {
+        let level = self.level(&m);
+        self.levels[level].push_front(m);
+        self.len += 1;
+    }
+
+    pub fn front(&self) -> Option<&QueuedMessage> {
+        self.levels.iter().rev().find_map(|l| l.front())
+    }
+
+    pub fn pop_front(&mut self) -> Option<QueuedMessage> {
+        let m = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
+        self.len -= 1;
+        Some(m)
+    }
+
+    /// Puts requeued messages back in sequence order within their levels.
+    pub fn requeue(&mut self, messages: Vec<QueuedMessage>) {
+        let mut by_level: Vec<Vec<QueuedMessage>> =
+            (0..self.levels.len()).map(|_| Vec::new()).collect();
+        for m in messages {
+            let level = self.level(&m);
+            by_level[level].push(m);
+        }
+        for (level, mut msgs) in by_level.into_iter().enumerate() {
+            if msgs.is_empty() {
+                continue;
+            }
+            self.len += msgs.len();
+            msgs.sort_by_key(|m| m.seq);
+            let deque = &mut self.levels[level];
+            if deque
+                .front()
+                .is_none_or(|head| msgs.last().is_some_and(|last| last.seq < head.seq))
+            {
+                // Usual case: everything requeued is older than the level's head.
+                for m in msgs.into_iter().rev() {
+                    deque.push_front(m);
+                }
+            } else {
+                let mut merged: Vec<QueuedMessage> = deque.drain(..).chain(msgs).collect();
+                merged.sort_by_key(|m| m.seq);
+                *deque = merged.into();
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
+        self.levels.iter().rev().flat_map(|l| l.iter())
+    }
+
+    pub fn clear(&mut self) {
+        self.levels.iter_mut().for_each(VecDeque::clear);
+        self.len = 0;
+    }
+}
