@@ -21,6 +21,11 @@ pub struct Message {
 }
 
 impl Message {
+    /// The `expiration` property as milliseconds, if it is a valid one.
+    pub fn expiration_ms(&self) -> Option<u64> {
+        self.properties.expiration()?.parse().ok()
+    }
+
     /// delivery-mode 2.
     pub fn is_persistent(&self) -> bool {
         self.properties.delivery_mode() == Some(2)
@@ -34,6 +39,24 @@ pub struct QueuedMessage {
     pub seq: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
+    /// When this message expires in this queue ([`crate::broker::clock::now_ms`]); 0 = never.
+    pub expires_at: u64,
+}
+
+impl QueuedMessage {
+    pub fn new(seq: u64, message: Arc<Message>, redelivered: bool) -> Self {
+        QueuedMessage {
+            seq,
+            message,
+            redelivered,
+            expires_at: 0,
+        }
+    }
+
+    /// Expired strictly before `now`: a TTL-0 message can still go to a consumer waiting now.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at != 0 && self.expires_at < now
+    }
 }
 
 /// The `headers` property, parsed at most once per routing and only if an exchange asks for it

@@ -2,10 +2,12 @@
 //! to queues. No sockets here — the server layer calls in with typed operations and implements
 //! [`consumer::DeliveryTarget`] for deliveries going out.
 
+pub mod clock;
 pub mod consumer;
 pub mod durable;
 pub mod exchange;
 pub mod field_display;
+pub mod housekeeping;
 pub mod message;
 pub mod names;
 pub mod queue;
@@ -65,6 +67,10 @@ impl Broker {
         for (queue_id, _) in recovered.queues.drain() {
             store.drop_queue(queue_id);
         }
+    }
+
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        self.vhosts.read().values().cloned().collect()
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

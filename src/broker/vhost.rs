@@ -97,6 +97,10 @@ impl VHost {
         self.exchanges.read().get(name).cloned()
     }
 
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.read().values().cloned().collect()
+    }
+
     pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
         self.queues.read().get(name).cloned()
     }
@@ -290,7 +294,9 @@ impl VHost {
             }
         };
         if passive {
-            return self.existing_queue(name, connection_id).map(declared);
+            let queue = self.existing_queue(name, connection_id)?;
+            queue.touch();
+            return Ok(declared(queue));
         }
         let (name, generated) = if name.is_empty() {
             (names::queue_name(), true)
@@ -313,6 +319,7 @@ impl VHost {
         if let Some(existing) = queues.get(name.as_str()) {
             existing.check_access(connection_id)?;
             self.check_queue_equivalence(existing, &options)?;
+            existing.touch();
             return Ok(existing.clone());
         }
         if name.starts_with("amq.") && !generated {

@@ -80,6 +80,17 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         data_dir: config.data_dir.clone(),
         interval: std::time::Duration::from_millis(250),
     });
+    {
+        // Message TTL at rest and x-expires.
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
+            loop {
+                ticker.tick().await;
+                crate::broker::housekeeping::sweep(&broker);
+            }
+        });
+    }
     let mut addrs = Vec::new();
     let mut listeners = Vec::new();
     for addr in &config.listen {

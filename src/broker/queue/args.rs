@@ -116,6 +116,24 @@ pub fn max_length(arguments: &FieldTable) -> Option<u64> {
         .and_then(|n| u64::try_from(n).ok())
 }
 
+/// `x-message-ttl` in milliseconds.
+pub fn message_ttl(arguments: &FieldTable) -> Option<u64> {
+    arguments
+        .inner()
+        .get("x-message-ttl")
+        .and_then(as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+}
+
+/// `x-expires` in milliseconds.
+pub fn expires(arguments: &FieldTable) -> Option<u64> {
+    arguments
+        .inner()
+        .get("x-expires")
+        .and_then(as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+}
+
 /// `x-max-priority`: the highest priority level (0 = not a priority queue).
 pub fn max_priority(arguments: &FieldTable) -> u8 {
     arguments

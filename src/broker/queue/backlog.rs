@@ -188,11 +188,7 @@ mod tests {
             body: Default::default(),
             store_id,
         });
-        QueuedMessage {
-            seq,
-            message,
-            redelivered: false,
-        }
+        QueuedMessage::new(seq, message, false)
     }
 
     fn seqs(taken: &[Taken]) -> Vec<(u64, bool)> {

@@ -7,6 +7,7 @@
 //! This file must not know about sockets or frames.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
@@ -15,6 +16,7 @@ use warren_protocol::AmqpError;
 use super::backlog::{Backlog, Entry, Taken};
 use super::consumers::ConsumerSet;
 use super::ready::Ready;
+use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
@@ -41,6 +43,14 @@ pub struct Queue {
     pub persistence: Option<Persistence>,
     /// `x-max-length`.
     max_length: Option<u64>,
+    /// `x-message-ttl` in milliseconds.
+    message_ttl: Option<u64>,
+    /// `x-expires` in milliseconds.
+    expires: Option<u64>,
+    /// Last use, for `x-expires` ([`clock::now_ms`]).
+    last_used: AtomicU64,
+    /// Set when a message with a TTL is queued; housekeeping skips queues without.
+    may_expire: AtomicBool,
     /// Whether persistent messages may be paged out to the store (see backlog.rs).
     pages: bool,
     state: Mutex<QueueState>,
@@ -84,6 +94,8 @@ impl Queue {
         persistence: Option<Persistence>,
     ) -> Self {
         let max_length = super::args::max_length(&options.arguments);
+        let message_ttl = super::args::message_ttl(&options.arguments);
+        let expires = super::args::expires(&options.arguments);
         let max_priority = super::args::max_priority(&options.arguments);
         // Priority queues keep everything in memory: their order is not the store's FIFO.
         let pages = max_priority == 0;
@@ -102,6 +114,10 @@ impl Queue {
             options,
             persistence,
             max_length,
+            message_ttl,
+            expires,
+            last_used: AtomicU64::new(clock::now_ms()),
+            may_expire: AtomicBool::new(false),
             pages,
             state: Mutex::new(state),
         }
@@ -172,11 +188,10 @@ impl Queue {
                     id,
                     redelivered,
                 } => match loaded.next().flatten() {
-                    Some(message) => st.ready.push_back(QueuedMessage {
-                        seq,
-                        message,
-                        redelivered,
-                    }),
+                    Some(message) => {
+                        st.ready
+                            .push_back(QueuedMessage::new(seq, message, redelivered))
+                    }
                     None => tracing::error!(
                         queue = %self.name,
                         "message {id} at position {seq} could not be read back; skipped (it stays in the store)"
@@ -186,12 +201,20 @@ impl Queue {
         }
     }
 
-    /// The head message, paging the backlog in when the ready list is empty.
+    /// The head message, paging the backlog in when the ready list is empty; expired heads are
+    /// dropped on the way.
     fn pop_ready(&self, st: &mut QueueState) -> Option<QueuedMessage> {
-        if st.ready.is_empty() && !st.backlog.is_empty() {
-            self.page_in(st);
+        let now = clock::now_ms();
+        loop {
+            if st.ready.is_empty() && !st.backlog.is_empty() {
+                self.page_in(st);
+            }
+            let m = st.ready.pop_front()?;
+            if !m.is_expired(now) {
+                return Some(m);
+            }
+            self.forget_stored([&m]);
         }
-        st.ready.pop_front()
     }
 
     pub fn is_exclusive_to_other(&self, connection_id: u64) -> bool {
@@ -217,26 +240,91 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let queued = QueuedMessage {
-            seq,
-            message,
-            redelivered: false,
+        // The lower of the queue's x-message-ttl and the message's expiration wins.
+        let ttl = match (self.message_ttl, message.expiration_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
+        let mut queued = QueuedMessage::new(seq, message, false);
+        if let Some(ttl) = ttl {
+            queued.expires_at = clock::now_ms() + ttl;
+            self.may_expire.store(true, Ordering::Relaxed);
+        }
         // Sent under the queue lock, so the store sees this before any ack of the message.
         let durable_at = self
             .stores(&queued)
             .map(|(p, id)| p.store.enqueue(p.queue_id, seq, id));
+        if ttl == Some(0) {
+            // TTL 0: delivered only if a consumer can take it right now, else dropped.
+            return self.publish_now_or_never(&mut st, queued);
+        }
         match &self.persistence {
             Some(p)
                 if self.pages && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
             {
                 st.backlog.settle(p.store.committed_ops());
-                st.backlog.push(queued, durable_at);
+                // Messages with a TTL stay in memory: their expiry is not kept in the store.
+                st.backlog
+                    .push(queued, durable_at.filter(|_| ttl.is_none()));
             }
             _ => st.ready.push_back(queued),
         }
         self.enforce_max_length(&mut st);
         self.dispatch_locked(&mut st);
+    }
+
+    fn publish_now_or_never(self: &Arc<Self>, st: &mut QueueState, queued: QueuedMessage) {
+        if !st.ready.is_empty() || !st.backlog.is_empty() {
+            // Others are waiting ahead of it: no consumer can take it now.
+            self.forget_stored([&queued]);
+            return;
+        }
+        st.ready.push_back(queued);
+        self.dispatch_locked(st);
+        if let Some(left) = st.ready.pop_front() {
+            self.forget_stored([&left]);
+        }
+    }
+
+    /// Drops expired messages from the head of the ready list (messages expire only when they
+    /// reach the head, as in RabbitMQ). Returns how many went.
+    fn drop_expired_head(&self, st: &mut QueueState, now: u64) -> usize {
+        let mut dropped = 0;
+        while st.ready.front().is_some_and(|m| m.is_expired(now)) {
+            if let Some(m) = st.ready.pop_front() {
+                self.forget_stored([&m]);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Housekeeping: expire the head at rest. True if the queue may hold expiring messages.
+    pub fn expire(self: &Arc<Self>, now: u64) -> bool {
+        if !self.may_expire.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut st = self.state.lock();
+        self.drop_expired_head(&mut st, now);
+        if st.ready.is_empty() && st.backlog.is_empty() {
+            self.may_expire.store(false, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Marks the queue used now (x-expires counts idle time from the last use).
+    pub fn touch(&self) {
+        self.last_used.store(clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// `x-expires`: whether the queue has been unused (no consumers, no get, no redeclare) for
+    /// longer than its expiry.
+    pub fn is_expired(&self, now: u64) -> bool {
+        let Some(expires) = self.expires else {
+            return false;
+        };
+        now.saturating_sub(self.last_used.load(Ordering::Relaxed)) > expires
+            && self.state.lock().consumers.is_empty()
     }
 
     /// `x-max-length` with the default overflow behaviour, drop-head: the oldest ready
@@ -294,6 +382,7 @@ impl Queue {
 
     /// basic.get: the head message and the number left behind it. `no_ack` settles it at once.
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
+        self.touch();
         let mut st = self.state.lock();
         let message = self.pop_ready(&mut st)?;
         if no_ack {
@@ -318,6 +407,7 @@ impl Queue {
         }
         st.consumers.add(consumer);
         st.had_consumer = true;
+        self.touch();
         Ok(())
     }
 
@@ -326,6 +416,7 @@ impl Queue {
         if !st.consumers.remove(tag, connection_id) {
             return ConsumerRemoved::NotFound;
         }
+        self.touch();
         if st.consumers.is_empty() && self.options.auto_delete && st.had_consumer && !st.deleted {
             ConsumerRemoved::RemovedLastOfAutoDelete
         } else {
