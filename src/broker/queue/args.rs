@@ -116,6 +116,36 @@ pub fn max_length(arguments: &FieldTable) -> Option<u64> {
         .and_then(|n| u64::try_from(n).ok())
 }
 
+/// What a full queue does with a new message (`x-overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    DropHead,
+    RejectPublish,
+    RejectPublishDlx,
+}
+
+pub fn overflow(arguments: &FieldTable) -> Overflow {
+    match arguments
+        .inner()
+        .get("x-overflow")
+        .and_then(|v| string(v).ok())
+        .as_deref()
+    {
+        Some("reject-publish") => Overflow::RejectPublish,
+        Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+        _ => Overflow::DropHead,
+    }
+}
+
+/// `x-max-length-bytes`.
+pub fn max_length_bytes(arguments: &FieldTable) -> Option<u64> {
+    arguments
+        .inner()
+        .get("x-max-length-bytes")
+        .and_then(as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+}
+
 /// `x-message-ttl` in milliseconds.
 pub fn message_ttl(arguments: &FieldTable) -> Option<u64> {
     arguments

@@ -13,6 +13,7 @@ use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
 use warren_protocol::AmqpError;
 
+use super::args::Overflow;
 use super::backlog::{Backlog, Entry, Taken};
 use super::consumers::ConsumerSet;
 use super::ready::Ready;
@@ -41,8 +42,10 @@ pub struct Queue {
     pub options: QueueOptions,
     /// Durable queues keep their persistent messages in the store under this id.
     pub persistence: Option<Persistence>,
-    /// `x-max-length`.
+    /// `x-max-length`, `x-max-length-bytes` and what happens beyond them.
     max_length: Option<u64>,
+    max_length_bytes: Option<u64>,
+    overflow: Overflow,
     /// `x-message-ttl` in milliseconds.
     message_ttl: Option<u64>,
     /// `x-expires` in milliseconds.
@@ -94,11 +97,14 @@ impl Queue {
         persistence: Option<Persistence>,
     ) -> Self {
         let max_length = super::args::max_length(&options.arguments);
+        let max_length_bytes = super::args::max_length_bytes(&options.arguments);
+        let overflow = super::args::overflow(&options.arguments);
         let message_ttl = super::args::message_ttl(&options.arguments);
         let expires = super::args::expires(&options.arguments);
         let max_priority = super::args::max_priority(&options.arguments);
-        // Priority queues keep everything in memory: their order is not the store's FIFO.
-        let pages = max_priority == 0;
+        // Priority queues keep everything in memory (their order is not the store's FIFO), and
+        // so do byte-limited ones (their accounting needs body sizes).
+        let pages = max_priority == 0 && max_length_bytes.is_none();
         let state = QueueState {
             ready: Ready::new(max_priority),
             backlog: Backlog::default(),
@@ -114,6 +120,8 @@ impl Queue {
             options,
             persistence,
             max_length,
+            max_length_bytes,
+            overflow,
             message_ttl,
             expires,
             last_used: AtomicU64::new(clock::now_ms()),
@@ -233,10 +241,15 @@ impl Queue {
     }
 
     /// Appends a message and delivers what consumers can take.
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+    /// Enqueues a message and delivers what consumers can take. `false` when a full queue with
+    /// `x-overflow` reject-publish(-dlx) refused it (the publisher gets a nack).
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
         let mut st = self.state.lock();
         if st.deleted {
-            return;
+            return true;
+        }
+        if self.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
+            return false;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
@@ -256,7 +269,8 @@ impl Queue {
             .map(|(p, id)| p.store.enqueue(p.queue_id, seq, id));
         if ttl == Some(0) {
             // TTL 0: delivered only if a consumer can take it right now, else dropped.
-            return self.publish_now_or_never(&mut st, queued);
+            self.publish_now_or_never(&mut st, queued);
+            return true;
         }
         match &self.persistence {
             Some(p)
@@ -271,6 +285,16 @@ impl Queue {
         }
         self.enforce_max_length(&mut st);
         self.dispatch_locked(&mut st);
+        true
+    }
+
+    /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
+    fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
+        self.max_length
+            .is_some_and(|max| Self::ready_count(st) as u64 >= max)
+            || self
+                .max_length_bytes
+                .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
     }
 
     fn publish_now_or_never(self: &Arc<Self>, st: &mut QueueState, queued: QueuedMessage) {
@@ -331,8 +355,14 @@ impl Queue {
     /// messages go until the queue is within its limit. (Other overflow modes and
     /// dead-lettering belong to the queue-extensions work.)
     fn enforce_max_length(&self, st: &mut QueueState) {
-        let Some(max) = self.max_length else { return };
-        while Self::ready_count(st) as u64 > max {
+        let over = |st: &QueueState| {
+            self.max_length
+                .is_some_and(|max| Self::ready_count(st) as u64 > max)
+                || self
+                    .max_length_bytes
+                    .is_some_and(|max| st.ready.bytes() > max)
+        };
+        while over(st) {
             if let Some(head) = st.ready.pop_front() {
                 self.forget_stored([&head]);
                 continue;

@@ -10,6 +10,8 @@ pub struct Ready {
     /// Index = priority; delivery takes from the highest non-empty level.
     levels: Vec<VecDeque<QueuedMessage>>,
     len: usize,
+    /// Body bytes of the messages held (`x-max-length-bytes`).
+    bytes: u64,
 }
 
 impl Ready {
@@ -18,6 +20,7 @@ impl Ready {
         Ready {
             levels: (0..=max_priority).map(|_| VecDeque::new()).collect(),
             len: 0,
+            bytes: 0,
         }
     }
 
@@ -39,8 +42,13 @@ impl Ready {
         self.len == 0
     }
 
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     pub fn push_back(&mut self, m: QueuedMessage) {
         let level = self.level(&m);
+        self.bytes += m.message.body.len() as u64;
         self.levels[level].push_back(m);
         self.len += 1;
     }
@@ -48,6 +56,7 @@ impl Ready {
     /// Puts back a message just taken by [`Ready::pop_front`] (no consumer could take it).
     pub fn push_front(&mut self, m: QueuedMessage) {
         let level = self.level(&m);
+        self.bytes += m.message.body.len() as u64;
         self.levels[level].push_front(m);
         self.len += 1;
     }
@@ -59,6 +68,7 @@ impl Ready {
     pub fn pop_front(&mut self) -> Option<QueuedMessage> {
         let m = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
         self.len -= 1;
+        self.bytes -= m.message.body.len() as u64;
         Some(m)
     }
 
@@ -75,6 +85,10 @@ impl Ready {
                 continue;
             }
             self.len += msgs.len();
+            self.bytes += msgs
+                .iter()
+                .map(|m| m.message.body.len() as u64)
+                .sum::<u64>();
             msgs.sort_by_key(|m| m.seq);
             let deque = &mut self.levels[level];
             if deque
@@ -100,5 +114,6 @@ impl Ready {
     pub fn clear(&mut self) {
         self.levels.iter_mut().for_each(VecDeque::clear);
         self.len = 0;
+        self.bytes = 0;
     }
 }

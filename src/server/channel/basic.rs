@@ -121,9 +121,11 @@ impl Channel {
             return Ok(());
         }
         let confirm_seq = self.confirm_mode.then(|| self.shared.register_confirm());
-        let stored = self.route(content, ctx)?;
+        let outcome = self.route(content, ctx)?;
         if let Some(seq) = confirm_seq {
-            match (stored, &ctx.broker.store) {
+            match (outcome.stored, &ctx.broker.store) {
+                // A full queue with x-overflow reject-publish refused it.
+                _ if !outcome.accepted => self.shared.settle_confirm(seq, false),
                 // Confirmed once the store has committed it (and everything before it).
                 (true, Some(store)) => store.notify_when_committed(self.shared.clone(), seq),
                 _ => self.shared.settle_confirm(seq, true),
@@ -133,12 +135,11 @@ impl Channel {
     }
 
     /// Routes a message to its queues, or returns it (mandatory) when nothing matches.
-    /// `Ok(true)` when the message went to the store (persistent, reached a durable queue).
     pub(super) fn route(
         &mut self,
         content: Content<Publish>,
         ctx: &mut ChannelContext,
-    ) -> Result<bool, AmqpError> {
+    ) -> Result<RouteOutcome, AmqpError> {
         let Content {
             method,
             properties,
@@ -191,7 +192,10 @@ impl Channel {
                     encode::content(out, id, properties.raw(), &body, frame_max);
                 });
             }
-            return Ok(false);
+            return Ok(RouteOutcome {
+                stored: false,
+                accepted: true,
+            });
         }
         // Persistent messages reaching a durable queue are stored once, whatever the fan-out.
         let store = ctx.broker.store.as_ref().filter(|_| {
@@ -216,10 +220,14 @@ impl Channel {
             body,
             store_id,
         });
+        let mut accepted = true;
         for queue in self.route_out.drain(..) {
-            queue.publish(message.clone());
+            accepted &= queue.publish(message.clone());
         }
-        Ok(store_id.is_some())
+        Ok(RouteOutcome {
+            stored: store_id.is_some(),
+            accepted,
+        })
     }
 
     fn consume(&mut self, m: b::Consume, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
@@ -291,6 +299,14 @@ impl Channel {
         self.shared.settle(entries, Settlement::Requeue);
         Ok(())
     }
+}
+
+/// What routing a message did.
+pub(super) struct RouteOutcome {
+    /// The message went to the store (persistent, reached a durable queue).
+    pub stored: bool,
+    /// No queue refused it (x-overflow reject-publish).
+    pub accepted: bool,
 }
 
 /// `x-priority` on basic.consume (default 0); a non-integer is refused as RabbitMQ does.

@@ -42,7 +42,7 @@ impl Channel {
         };
         let mut stored = false;
         for content in work.publishes {
-            stored |= self.route(content, ctx)?;
+            stored |= self.route(content, ctx)?.stored;
         }
         for (entries, how) in work.settlements {
             self.shared.settle(entries, how);
