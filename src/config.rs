@@ -36,6 +36,9 @@ pub struct Config {
     /// Ready messages a durable queue keeps in memory; beyond that, persistent messages wait in
     /// LMDB only (a backlog larger than RAM) and are read back as they are delivered.
     pub queue_page_threshold: usize,
+    /// How long a consumer may hold a delivery unacknowledged before its channel is closed
+    /// (406), in ms; 0 = off. RabbitMQ's default: 30 minutes. `x-consumer-timeout` overrides.
+    pub consumer_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             memory_limit_bytes: 0,
             disk_free_limit_bytes: 50_000_000,
             queue_page_threshold: 20_000,
+            consumer_timeout_ms: 30 * 60 * 1000,
         }
     }
 }

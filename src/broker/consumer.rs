@@ -6,7 +6,7 @@
 //! changes it (under the queue's lock) or the ack path that settles it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::broker::message::QueuedMessage;
 use crate::broker::queue::Queue;
@@ -80,4 +80,16 @@ impl Consumer {
                 Some(n.saturating_sub(count))
             });
     }
+}
+
+/// The broker-wide consumer acknowledgement timeout in ms (0 = off), set once from the config;
+/// a queue's `x-consumer-timeout` overrides it.
+static DEFAULT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(30 * 60 * 1000);
+
+pub fn set_default_timeout(ms: u64) {
+    DEFAULT_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+pub fn default_timeout() -> Option<u64> {
+    Some(DEFAULT_TIMEOUT_MS.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
 }

@@ -292,6 +292,8 @@ impl Connection {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = Instant::now();
         let mut last_written = self.shared.outbox.written();
+        let mut ack_timeouts = tokio::time::interval(Duration::from_secs(1));
+        ack_timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while let Some(frame) = reader.decode()? {
                 if self.handle_frame(frame).map_err(ReadError::Protocol)? {
@@ -328,6 +330,7 @@ impl Connection {
                 }
                 // An alarm going on blocks an idle publisher at once, as RabbitMQ does.
                 _ = self.flow.changed() => {}
+                _ = ack_timeouts.tick() => self.close_timed_out_channels(),
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
                     if last_read.elapsed() > heartbeat * 2 {
                         tracing::warn!(connection = self.shared.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
@@ -342,6 +345,32 @@ impl Connection {
                 _ = shutdown.changed() => {
                     return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
                 }
+            }
+        }
+    }
+
+    /// Closes (406) every channel whose oldest consumer delivery has waited for its ack longer
+    /// than the consumer timeout, in RabbitMQ's words.
+    fn close_timed_out_channels(&mut self) {
+        let now = crate::broker::clock::now_ms();
+        let mut ctx = ChannelContext {
+            broker: &self.broker,
+            vhost: &self.negotiated.vhost,
+            user: &self.negotiated.user,
+            connection: &self.shared,
+            exclusive_queues: &mut self.exclusive_queues,
+        };
+        for (id, channel) in self.channels.iter_mut() {
+            if let Some(timeout) = channel.shared().ack_timed_out(now) {
+                let e = AmqpError::precondition(format_args!(
+                    "delivery acknowledgement on channel {id} timed out. Timeout value used: {timeout} ms. \
+                     This timeout value can be configured, see consumers doc guide to learn more"
+                ));
+                tracing::warn!(
+                    connection = self.shared.id,
+                    "consumer ack timeout on channel {id}"
+                );
+                channel.close_with_error(&e, &self.shared, &mut ctx);
             }
         }
     }

@@ -59,6 +59,7 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         )
     })?;
     let users = Users::with_default_user(&config.default_user, &config.default_pass);
+    crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
     let (store, recovered) = Store::open(&config.data_dir).map_err(|e| {
         io::Error::other(format!(
             "cannot open the store in {}: {e}",

@@ -146,6 +146,15 @@ pub fn max_length_bytes(arguments: &FieldTable) -> Option<u64> {
         .and_then(|n| u64::try_from(n).ok())
 }
 
+/// `x-consumer-timeout` in milliseconds.
+pub fn consumer_timeout(arguments: &FieldTable) -> Option<u64> {
+    arguments
+        .inner()
+        .get("x-consumer-timeout")
+        .and_then(as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+}
+
 /// `x-message-ttl` in milliseconds.
 pub fn message_ttl(arguments: &FieldTable) -> Option<u64> {
     arguments

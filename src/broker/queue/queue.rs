@@ -50,6 +50,8 @@ pub struct Queue {
     message_ttl: Option<u64>,
     /// `x-expires` in milliseconds.
     expires: Option<u64>,
+    /// `x-consumer-timeout`, or the broker's default; `None` = off.
+    consumer_timeout: Option<u64>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
     last_used: AtomicU64,
     /// Set when a message with a TTL is queued; housekeeping skips queues without.
@@ -101,6 +103,9 @@ impl Queue {
         let overflow = super::args::overflow(&options.arguments);
         let message_ttl = super::args::message_ttl(&options.arguments);
         let expires = super::args::expires(&options.arguments);
+        let consumer_timeout = super::args::consumer_timeout(&options.arguments)
+            .or_else(crate::broker::consumer::default_timeout)
+            .filter(|t| *t > 0);
         let max_priority = super::args::max_priority(&options.arguments);
         // Priority queues keep everything in memory (their order is not the store's FIFO), and
         // so do byte-limited ones (their accounting needs body sizes).
@@ -124,6 +129,7 @@ impl Queue {
             overflow,
             message_ttl,
             expires,
+            consumer_timeout,
             last_used: AtomicU64::new(clock::now_ms()),
             may_expire: AtomicBool::new(false),
             pages,
@@ -334,6 +340,11 @@ impl Queue {
             self.may_expire.store(false, Ordering::Relaxed);
         }
         true
+    }
+
+    /// How long a consumer may hold a delivery unacknowledged, in ms.
+    pub fn consumer_timeout(&self) -> Option<u64> {
+        self.consumer_timeout
     }
 
     /// Marks the queue used now (x-expires counts idle time from the last use).

@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use parking_lot::Mutex;
 use warren_protocol::{AmqpError, encode};
 
+use crate::broker::clock;
 use crate::broker::consumer::{Consumer, DeliveryTarget};
 use crate::broker::message::QueuedMessage;
 use crate::broker::queue::Queue;
@@ -33,6 +34,8 @@ pub struct Unacked {
     pub message: QueuedMessage,
     /// `None` for basic.get deliveries.
     pub consumer: Option<Arc<Consumer>>,
+    /// When the consumer acknowledgement timeout runs out ([`clock::now_ms`]); 0 = never.
+    pub ack_deadline: u64,
 }
 
 pub struct ConsumerEntry {
@@ -143,6 +146,7 @@ impl ChannelShared {
                 queue: queue.clone(),
                 message,
                 consumer: None,
+                ack_deadline: 0,
             });
         }
     }
@@ -171,6 +175,14 @@ impl ChannelShared {
         let from_consumers = taken.iter().filter(|u| u.consumer.is_some()).count() as u32;
         st.global_unacked = st.global_unacked.saturating_sub(from_consumers);
         Ok(taken)
+    }
+
+    /// The consumer acknowledgement timeout (in ms) of the oldest outstanding consumer delivery,
+    /// if it has run out.
+    pub fn ack_timed_out(&self, now: u64) -> Option<u64> {
+        let st = self.state.lock();
+        let oldest = st.unacked.iter().find(|u| u.ack_deadline != 0)?;
+        (oldest.ack_deadline < now).then(|| oldest.queue.consumer_timeout().unwrap_or(0))
     }
 
     /// Every outstanding delivery (channel closing, basic.recover).
@@ -321,11 +333,13 @@ impl DeliveryTarget for ChannelShared {
         st.next_tag += 1;
         if !consumer.no_ack {
             st.global_unacked += 1;
+            let ack_deadline = queue.consumer_timeout().map_or(0, |t| clock::now_ms() + t);
             st.unacked.push_back(Unacked {
                 tag,
                 queue: queue.clone(),
                 message,
                 consumer: Some(consumer.clone()),
+                ack_deadline,
             });
         }
         Ok(())
