@@ -193,6 +193,7 @@ pub fn restore(
                 vhost.name.clone(),
                 options,
                 Some(persistence),
+                vhost.weak(),
             ));
             queue.restore(segments);
             if count > 0 {

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod consumer;
 pub mod durable;
+pub mod enqueue;
 pub mod exchange;
 pub mod field_display;
 pub mod housekeeping;
@@ -47,7 +48,7 @@ impl Broker {
             store,
             page_threshold,
         });
-        vhosts.insert("/".to_string(), Arc::new(VHost::new("/", durability)));
+        vhosts.insert("/".to_string(), VHost::new("/", durability));
         Broker {
             vhosts: RwLock::new(vhosts),
             users,

@@ -7,7 +7,7 @@
 //! auto-delete) lives here so `Exchange` and `Queue` stay unaware of each other.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
@@ -18,6 +18,7 @@ use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOpti
 use super::message::LazyHeaders;
 use super::names;
 use super::queue::{Queue, QueueOptions, args};
+use crate::store::Store;
 
 pub struct VHost {
     pub name: Arc<str>,
@@ -25,6 +26,7 @@ pub struct VHost {
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
     /// Where durable definitions and messages go; `None` keeps everything in memory.
     durability: Option<Durability>,
+    me: Weak<VHost>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -49,7 +51,7 @@ fn bool_str(b: bool) -> &'static str {
 }
 
 impl VHost {
-    pub fn new(name: &str, durability: Option<Durability>) -> Self {
+    pub fn new(name: &str, durability: Option<Durability>) -> Arc<Self> {
         let mut exchanges = HashMap::new();
         for (ex, kind) in STANDARD_EXCHANGES {
             let options = ExchangeOptions {
@@ -64,12 +66,22 @@ impl VHost {
                 Arc::new(Exchange::new(Arc::from(ex), options)),
             );
         }
-        VHost {
+        Arc::new_cyclic(|me| VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             durability,
-        }
+            me: me.clone(),
+        })
+    }
+
+    /// This vhost, for queues that route dead letters through it.
+    pub fn weak(&self) -> Weak<VHost> {
+        self.me.clone()
+    }
+
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.durability.as_ref().map(|d| d.store.clone())
     }
 
     /// Adds a recovered exchange (no name checks: it was checked when first declared).
@@ -341,6 +353,7 @@ impl VHost {
             self.name.clone(),
             options,
             persistence,
+            self.weak(),
         ));
         queues.insert(name, queue.clone());
         Ok(queue)

@@ -3,6 +3,7 @@
 pub mod args;
 mod backlog;
 mod consumers;
+pub mod dead_letter;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;

@@ -6,21 +6,23 @@
 //! with a waiting consumer costs one lock and one write into that consumer's write buffer.
 //! This file must not know about sockets or frames.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use warren_protocol::AmqpError;
 
 use super::args::Overflow;
 use super::backlog::{Backlog, Entry, Taken};
 use super::consumers::ConsumerSet;
+use super::dead_letter::{self, DeadLetterTarget, Reason};
 use super::ready::Ready;
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
+use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
 
 /// Messages paged in from the store per read transaction.
@@ -52,6 +54,10 @@ pub struct Queue {
     expires: Option<u64>,
     /// `x-consumer-timeout`, or the broker's default; `None` = off.
     consumer_timeout: Option<u64>,
+    /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`.
+    dead_letter: Option<DeadLetterTarget>,
+    /// The vhost dead letters are routed through.
+    vhost_ref: Weak<VHost>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
     last_used: AtomicU64,
     /// Set when a message with a TTL is queued; housekeeping skips queues without.
@@ -80,6 +86,8 @@ struct QueueState {
     /// Set once any consumer attached: auto-delete applies only after that.
     had_consumer: bool,
     deleted: bool,
+    /// Messages that left for a dead-letter reason, routed once the lock is released.
+    dead: Vec<(Arc<Message>, Reason)>,
 }
 
 /// What removing a consumer left behind.
@@ -97,6 +105,7 @@ impl Queue {
         vhost: Arc<str>,
         options: QueueOptions,
         persistence: Option<Persistence>,
+        vhost_ref: Weak<VHost>,
     ) -> Self {
         let max_length = super::args::max_length(&options.arguments);
         let max_length_bytes = super::args::max_length_bytes(&options.arguments);
@@ -107,9 +116,11 @@ impl Queue {
             .or_else(crate::broker::consumer::default_timeout)
             .filter(|t| *t > 0);
         let max_priority = super::args::max_priority(&options.arguments);
+        let dead_letter = super::dead_letter::target(&options.arguments);
         // Priority queues keep everything in memory (their order is not the store's FIFO), and
-        // so do byte-limited ones (their accounting needs body sizes).
-        let pages = max_priority == 0 && max_length_bytes.is_none();
+        // so do byte-limited ones (their accounting needs body sizes) and dead-lettering ones
+        // (a dropped head must be at hand to dead-letter).
+        let pages = max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none();
         let state = QueueState {
             ready: Ready::new(max_priority),
             backlog: Backlog::default(),
@@ -118,6 +129,7 @@ impl Queue {
             unacked: 0,
             had_consumer: false,
             deleted: false,
+            dead: Vec::new(),
         };
         Queue {
             name,
@@ -130,6 +142,8 @@ impl Queue {
             message_ttl,
             expires,
             consumer_timeout,
+            dead_letter,
+            vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
             may_expire: AtomicBool::new(false),
             pages,
@@ -151,6 +165,28 @@ impl Queue {
             if let Some((p, id)) = self.stores(m) {
                 p.store.remove(p.queue_id, m.seq, id);
             }
+        }
+    }
+
+    /// A message leaves the queue without being delivered: out of the store, and through the
+    /// dead-letter exchange if the queue has one.
+    fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
+        self.forget_stored([&m]);
+        if self.dead_letter.is_some() {
+            st.dead.push((m.message, reason));
+        }
+    }
+
+    /// Releases the lock, then routes what left for a dead-letter reason meanwhile (outside the
+    /// lock: the dead-letter queue may be this one, or route back to it).
+    fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
+        if st.dead.is_empty() {
+            return;
+        }
+        let dead = std::mem::take(&mut st.dead);
+        drop(st);
+        if let (Some(target), Some(vhost)) = (&self.dead_letter, self.vhost_ref.upgrade()) {
+            dead_letter::publish(&vhost, &self.name, target, dead);
         }
     }
 
@@ -227,7 +263,7 @@ impl Queue {
             if !m.is_expired(now) {
                 return Some(m);
             }
-            self.forget_stored([&m]);
+            self.drop_message(st, m, Reason::Expired);
         }
     }
 
@@ -255,6 +291,10 @@ impl Queue {
             return true;
         }
         if self.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
+            if self.overflow == Overflow::RejectPublishDlx && self.dead_letter.is_some() {
+                st.dead.push((message, Reason::Maxlen));
+                self.finish(st);
+            }
             return false;
         }
         let seq = st.next_seq;
@@ -276,6 +316,7 @@ impl Queue {
         if ttl == Some(0) {
             // TTL 0: delivered only if a consumer can take it right now, else dropped.
             self.publish_now_or_never(&mut st, queued);
+            self.finish(st);
             return true;
         }
         match &self.persistence {
@@ -291,6 +332,7 @@ impl Queue {
         }
         self.enforce_max_length(&mut st);
         self.dispatch_locked(&mut st);
+        self.finish(st);
         true
     }
 
@@ -306,13 +348,13 @@ impl Queue {
     fn publish_now_or_never(self: &Arc<Self>, st: &mut QueueState, queued: QueuedMessage) {
         if !st.ready.is_empty() || !st.backlog.is_empty() {
             // Others are waiting ahead of it: no consumer can take it now.
-            self.forget_stored([&queued]);
+            self.drop_message(st, queued, Reason::Expired);
             return;
         }
         st.ready.push_back(queued);
         self.dispatch_locked(st);
         if let Some(left) = st.ready.pop_front() {
-            self.forget_stored([&left]);
+            self.drop_message(st, left, Reason::Expired);
         }
     }
 
@@ -322,7 +364,7 @@ impl Queue {
         let mut dropped = 0;
         while st.ready.front().is_some_and(|m| m.is_expired(now)) {
             if let Some(m) = st.ready.pop_front() {
-                self.forget_stored([&m]);
+                self.drop_message(st, m, Reason::Expired);
                 dropped += 1;
             }
         }
@@ -339,6 +381,7 @@ impl Queue {
         if st.ready.is_empty() && st.backlog.is_empty() {
             self.may_expire.store(false, Ordering::Relaxed);
         }
+        self.finish(st);
         true
     }
 
@@ -375,13 +418,13 @@ impl Queue {
         };
         while over(st) {
             if let Some(head) = st.ready.pop_front() {
-                self.forget_stored([&head]);
+                self.drop_message(st, head, Reason::Maxlen);
                 continue;
             }
             let mut taken = Vec::with_capacity(1);
             st.backlog.take_front(1, &mut taken);
             match taken.pop() {
-                Some(Taken::InMemory(m)) => self.forget_stored([&m]),
+                Some(Taken::InMemory(m)) => self.drop_message(st, m, Reason::Maxlen),
                 Some(Taken::Paged { seq, id, .. }) => {
                     if let Some(p) = &self.persistence {
                         p.store.remove(p.queue_id, seq, id);
@@ -396,6 +439,7 @@ impl Queue {
     pub fn dispatch(self: &Arc<Self>) {
         let mut st = self.state.lock();
         self.dispatch_locked(&mut st);
+        self.finish(st);
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
@@ -425,13 +469,18 @@ impl Queue {
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         self.touch();
         let mut st = self.state.lock();
-        let message = self.pop_ready(&mut st)?;
+        let Some(message) = self.pop_ready(&mut st) else {
+            self.finish(st);
+            return None;
+        };
         if no_ack {
             self.forget_stored([&message]);
         } else {
             st.unacked += 1;
         }
-        Some((message, Self::ready_count(&st)))
+        let remaining = Self::ready_count(&st);
+        self.finish(st);
+        Some((message, remaining))
     }
 
     /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
@@ -467,14 +516,36 @@ impl Queue {
 
     /// These deliveries (of `consumer`, or of basic.get when `None`) were acked or dropped.
     pub fn settle(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, messages: &[QueuedMessage]) {
+        self.settle_as(consumer, messages, None);
+    }
+
+    /// basic.reject / basic.nack without requeue: settled, and dead-lettered if configured.
+    pub fn reject(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, messages: &[QueuedMessage]) {
+        self.settle_as(consumer, messages, Some(Reason::Rejected));
+    }
+
+    fn settle_as(
+        self: &Arc<Self>,
+        consumer: Option<&Arc<Consumer>>,
+        messages: &[QueuedMessage],
+        reason: Option<Reason>,
+    ) {
         let count = messages.len() as u32;
         let mut st = self.state.lock();
-        self.forget_stored(messages);
+        match reason {
+            Some(reason) => {
+                for m in messages {
+                    self.drop_message(&mut st, m.clone(), reason);
+                }
+            }
+            None => self.forget_stored(messages),
+        }
         st.unacked = st.unacked.saturating_sub(count as usize);
         if let Some(c) = consumer {
             c.settle(count);
         }
         self.dispatch_locked(&mut st);
+        self.finish(st);
     }
 
     /// Puts unacked messages back in their original order, marked redelivered.
@@ -497,6 +568,7 @@ impl Queue {
         }
         st.ready.requeue(messages);
         self.dispatch_locked(&mut st);
+        self.finish(st);
     }
 
     /// Drops every ready message; returns how many.

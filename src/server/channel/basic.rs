@@ -11,10 +11,10 @@ use warren_protocol::{AmqpError, Publish, encode};
 use super::shared::Settlement;
 use super::{Channel, ChannelContext};
 use crate::broker::consumer::Consumer;
-use crate::broker::message::{LazyHeaders, Message};
+use crate::broker::enqueue::{Enqueued, enqueue};
+use crate::broker::message::LazyHeaders;
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
-use crate::store::MessageRecord;
 
 impl Channel {
     pub(super) fn handle_basic_method(
@@ -71,7 +71,7 @@ impl Channel {
                 if m.requeue {
                     Settlement::Requeue
                 } else {
-                    Settlement::Remove
+                    Settlement::Reject
                 },
             ),
             b::AMQPMethod::Reject(m) => self.settle(
@@ -80,7 +80,7 @@ impl Channel {
                 if m.requeue {
                     Settlement::Requeue
                 } else {
-                    Settlement::Remove
+                    Settlement::Reject
                 },
             ),
             b::AMQPMethod::Recover(m) => {
@@ -139,7 +139,7 @@ impl Channel {
         &mut self,
         content: Content<Publish>,
         ctx: &mut ChannelContext,
-    ) -> Result<RouteOutcome, AmqpError> {
+    ) -> Result<Enqueued, AmqpError> {
         let Content {
             method,
             properties,
@@ -192,42 +192,19 @@ impl Channel {
                     encode::content(out, id, properties.raw(), &body, frame_max);
                 });
             }
-            return Ok(RouteOutcome {
+            return Ok(Enqueued {
                 stored: false,
                 accepted: true,
             });
         }
-        // Persistent messages reaching a durable queue are stored once, whatever the fan-out.
-        let store = ctx.broker.store.as_ref().filter(|_| {
-            properties.delivery_mode() == Some(2)
-                && self.route_out.iter().any(|q| q.persistence.is_some())
-        });
-        let store_id = store.map(|store| {
-            let id = store.next_message_id();
-            let record = MessageRecord {
-                exchange: exchange.name.clone(),
-                routing_key: method.routing_key.bytes().clone(),
-                properties: properties.raw().clone(),
-                body: body.clone(),
-            };
-            store.put_message(id, record);
-            id
-        });
-        let message = Arc::new(Message {
-            exchange: exchange.name.clone(),
-            routing_key: method.routing_key,
+        Ok(enqueue(
+            ctx.broker.store.as_ref(),
+            exchange.name.clone(),
+            method.routing_key,
             properties,
             body,
-            store_id,
-        });
-        let mut accepted = true;
-        for queue in self.route_out.drain(..) {
-            accepted &= queue.publish(message.clone());
-        }
-        Ok(RouteOutcome {
-            stored: store_id.is_some(),
-            accepted,
-        })
+            &mut self.route_out,
+        ))
     }
 
     fn consume(&mut self, m: b::Consume, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
@@ -299,14 +276,6 @@ impl Channel {
         self.shared.settle(entries, Settlement::Requeue);
         Ok(())
     }
-}
-
-/// What routing a message did.
-pub(super) struct RouteOutcome {
-    /// The message went to the store (persistent, reached a durable queue).
-    pub stored: bool,
-    /// No queue refused it (x-overflow reject-publish).
-    pub accepted: bool,
 }
 
 /// `x-priority` on basic.consume (default 0); a non-integer is refused as RabbitMQ does.

@@ -66,8 +66,10 @@ struct DeliveryState {
 /// What to do with settled deliveries.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
-    /// Acked, or rejected without requeue: gone.
+    /// Acked: gone.
     Remove,
+    /// Rejected or nacked without requeue: gone, dead-lettered if the queue says so.
+    Reject,
     /// Back to the queue, marked redelivered.
     Requeue,
 }
@@ -213,6 +215,7 @@ impl ChannelShared {
             let messages = std::mem::take(&mut run);
             match how {
                 Settlement::Remove => entry.queue.settle(entry.consumer.as_ref(), &messages),
+                Settlement::Reject => entry.queue.reject(entry.consumer.as_ref(), &messages),
                 Settlement::Requeue => entry.queue.requeue(entry.consumer.as_ref(), messages),
             }
         }

@@ -1,0 +1,62 @@
+//! Handing a routed message to its queues: storing it once when it is persistent and reaches
+//! a durable queue, then enqueueing the one shared `Arc<Message>` in each. Used for client
+//! publishes and for dead-lettered messages alike.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warren_protocol::{Properties, ShortStr};
+
+use super::message::Message;
+use super::queue::Queue;
+use crate::store::{MessageRecord, Store};
+
+/// What enqueueing a message did.
+#[derive(Debug, Clone, Copy)]
+pub struct Enqueued {
+    /// The message went to the store (persistent, reached a durable queue).
+    pub stored: bool,
+    /// No queue refused it (x-overflow reject-publish).
+    pub accepted: bool,
+}
+
+/// Enqueues a message in `queues` (drained), storing it first if it must survive a restart.
+pub fn enqueue(
+    store: Option<&Arc<Store>>,
+    exchange: Arc<str>,
+    routing_key: ShortStr,
+    properties: Properties,
+    body: Bytes,
+    queues: &mut Vec<Arc<Queue>>,
+) -> Enqueued {
+    // Persistent messages reaching a durable queue are stored once, whatever the fan-out.
+    let store = store.filter(|_| {
+        properties.delivery_mode() == Some(2) && queues.iter().any(|q| q.persistence.is_some())
+    });
+    let store_id = store.map(|store| {
+        let id = store.next_message_id();
+        let record = MessageRecord {
+            exchange: exchange.clone(),
+            routing_key: routing_key.bytes().clone(),
+            properties: properties.raw().clone(),
+            body: body.clone(),
+        };
+        store.put_message(id, record);
+        id
+    });
+    let message = Arc::new(Message {
+        exchange,
+        routing_key,
+        properties,
+        body,
+        store_id,
+    });
+    let mut accepted = true;
+    for queue in queues.drain(..) {
+        accepted &= queue.publish(message.clone());
+    }
+    Enqueued {
+        stored: store_id.is_some(),
+        accepted,
+    }
+}

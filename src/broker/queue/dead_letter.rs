@@ -1,0 +1,251 @@
+//! Dead-lettering, as RabbitMQ does it: a message rejected without requeue, expired, or dropped
+//! for a length limit leaves its queue through `x-dead-letter-exchange` (with
+//! `x-dead-letter-routing-key`, or its own routing key), carrying an `x-death` history:
+//! one table per (queue, reason) — reason, queue, time, exchange, routing-keys, count, and
+//! original-expiration when it had one — newest first, the matching entry's count incremented
+//! and moved to the front; plus `x-first-death-reason/queue/exchange` set once. The copy loses
+//! its `expiration`. A message that would come back to a queue already in its history is
+//! dropped for that queue unless a client rejected it somewhere along the way (cycle rule).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use warren_protocol::{Properties, ShortStr};
+
+use crate::broker::enqueue::enqueue;
+use crate::broker::message::{LazyHeaders, Message};
+use crate::broker::vhost::VHost;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Rejected,
+    Expired,
+    Maxlen,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Rejected => "rejected",
+            Reason::Expired => "expired",
+            Reason::Maxlen => "maxlen",
+        }
+    }
+}
+
+/// A queue's `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
+#[derive(Debug, Clone)]
+pub struct DeadLetterTarget {
+    pub exchange: String,
+    pub routing_key: Option<String>,
+}
+
+fn text(t: &FieldTable, key: &str) -> Option<String> {
+    match t.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+pub fn target(arguments: &FieldTable) -> Option<DeadLetterTarget> {
+    Some(DeadLetterTarget {
+        exchange: text(arguments, "x-dead-letter-exchange")?,
+        routing_key: text(arguments, "x-dead-letter-routing-key"),
+    })
+}
+
+fn long_str(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
+}
+
+/// Key for a header we set; our keys are short constants, so this cannot fail.
+fn key(s: &'static str) -> ShortString {
+    ShortString::from(s)
+}
+
+/// The dead-lettered copy's headers and the facts the cycle rule needs: the queues already in
+/// its history, and whether a client ever rejected it.
+struct History {
+    headers: FieldTable,
+    queues: Vec<String>,
+    rejected: bool,
+}
+
+fn with_death(
+    message: &Message,
+    headers: Option<FieldTable>,
+    queue: &str,
+    reason: Reason,
+) -> History {
+    let mut headers = headers.unwrap_or_default();
+    let mut deaths: Vec<FieldTable> = match headers.inner().get("x-death") {
+        Some(AMQPValue::FieldArray(a)) => a
+            .as_slice()
+            .iter()
+            .filter_map(|v| match v {
+                AMQPValue::FieldTable(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let same = |t: &FieldTable| {
+        text(t, "queue").as_deref() == Some(queue)
+            && text(t, "reason").as_deref() == Some(reason.as_str())
+    };
+    let entry = match deaths.iter().position(same) {
+        Some(i) => {
+            let mut t = deaths.remove(i);
+            let count = match t.inner().get("count") {
+                Some(v) => crate::broker::field_display::as_i64(v).unwrap_or(0),
+                None => 0,
+            };
+            t.insert(key("count"), AMQPValue::LongLongInt(count + 1));
+            t
+        }
+        None => {
+            let mut t = FieldTable::default();
+            t.insert(key("count"), AMQPValue::LongLongInt(1));
+            t.insert(key("reason"), long_str(reason.as_str()));
+            t.insert(key("queue"), long_str(queue));
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            t.insert(key("time"), AMQPValue::Timestamp(now));
+            t.insert(key("exchange"), long_str(&message.exchange));
+            let keys = FieldArray::from(vec![long_str(&message.routing_key)]);
+            t.insert(key("routing-keys"), AMQPValue::FieldArray(keys));
+            if let Some(expiration) = message.properties.expiration() {
+                t.insert(key("original-expiration"), long_str(expiration));
+            }
+            t
+        }
+    };
+    deaths.insert(0, entry);
+    let queues = deaths.iter().filter_map(|t| text(t, "queue")).collect();
+    let rejected = deaths
+        .iter()
+        .any(|t| text(t, "reason").as_deref() == Some("rejected"));
+    if !headers.inner().contains_key("x-first-death-reason") {
+        headers.insert(key("x-first-death-reason"), long_str(reason.as_str()));
+        headers.insert(key("x-first-death-queue"), long_str(queue));
+        headers.insert(key("x-first-death-exchange"), long_str(&message.exchange));
+    }
+    let deaths = deaths
+        .into_iter()
+        .map(AMQPValue::FieldTable)
+        .collect::<Vec<_>>();
+    headers.insert(
+        key("x-death"),
+        AMQPValue::FieldArray(FieldArray::from(deaths)),
+    );
+    History {
+        headers,
+        queues,
+        rejected,
+    }
+}
+
+/// Sends `dead` (messages leaving `queue` for a reason) through the dead-letter exchange.
+pub fn publish(
+    vhost: &Arc<VHost>,
+    queue: &str,
+    target: &DeadLetterTarget,
+    dead: Vec<(Arc<Message>, Reason)>,
+) {
+    let Some(exchange) = vhost.exchange(&target.exchange) else {
+        // RabbitMQ drops dead letters for a missing dead-letter exchange.
+        return;
+    };
+    let store = vhost.store();
+    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    for (message, reason) in dead {
+        let mut basic = message.properties.to_basic();
+        let history = with_death(&message, basic.headers().clone(), queue, reason);
+        basic = basic.with_headers(history.headers);
+        let mut props = basic.clone();
+        if props.expiration().is_some() {
+            // The copy must not expire again on the way: rebuild without the property.
+            props = rebuild_without_expiration(&basic);
+        }
+        let properties = Properties::from_basic(&props);
+        let routing_key = match &target.routing_key {
+            Some(rk) => ShortStr::from_bytes(bytes::Bytes::from(rk.clone().into_bytes())),
+            None => Some(message.routing_key.clone()),
+        };
+        let Some(routing_key) = routing_key else {
+            continue;
+        };
+        let mut headers = LazyHeaders::new(&properties);
+        vhost.route(
+            &exchange,
+            &routing_key,
+            &mut headers,
+            &mut out,
+            &mut scratch,
+        );
+        if !history.rejected {
+            out.retain(|q| !history.queues.iter().any(|name| **name == *q.name));
+        }
+        if out.is_empty() {
+            continue;
+        }
+        enqueue(
+            store.as_ref(),
+            exchange.name.clone(),
+            routing_key,
+            properties,
+            message.body.clone(),
+            &mut out,
+        );
+    }
+}
+
+/// amq-protocol's properties have no "unset" for a field: copy every other one over.
+fn rebuild_without_expiration(
+    p: &amq_protocol::protocol::BasicProperties,
+) -> amq_protocol::protocol::BasicProperties {
+    let mut out = amq_protocol::protocol::BasicProperties::default();
+    if let Some(v) = p.content_type() {
+        out = out.with_content_type(v.clone());
+    }
+    if let Some(v) = p.content_encoding() {
+        out = out.with_content_encoding(v.clone());
+    }
+    if let Some(v) = p.headers() {
+        out = out.with_headers(v.clone());
+    }
+    if let Some(v) = p.delivery_mode() {
+        out = out.with_delivery_mode(*v);
+    }
+    if let Some(v) = p.priority() {
+        out = out.with_priority(*v);
+    }
+    if let Some(v) = p.correlation_id() {
+        out = out.with_correlation_id(v.clone());
+    }
+    if let Some(v) = p.reply_to() {
+        out = out.with_reply_to(v.clone());
+    }
+    if let Some(v) = p.message_id() {
+        out = out.with_message_id(v.clone());
+    }
+    if let Some(v) = p.timestamp() {
+        out = out.with_timestamp(*v);
+    }
+    if let Some(v) = p.kind() {
+        out = out.with_type(v.clone());
+    }
+    if let Some(v) = p.user_id() {
+        out = out.with_user_id(v.clone());
+    }
+    if let Some(v) = p.app_id() {
+        out = out.with_app_id(v.clone());
+    }
+    if let Some(v) = p.cluster_id() {
+        out = out.with_cluster_id(v.clone());
+    }
+    out
+}
