@@ -93,3 +93,8 @@ pub fn set_default_timeout(ms: u64) {
 pub fn default_timeout() -> Option<u64> {
     Some(DEFAULT_TIMEOUT_MS.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
 }
+
+/// A channel consuming `amq.rabbitmq.reply-to` (direct reply-to): replies skip queues.
+pub trait ReplyTarget: Send + Sync {
+    fn deliver_reply(&self, message: &crate::broker::message::Message);
+}

@@ -32,6 +32,8 @@ pub struct Broker {
     pub max_message_size: u64,
     pub store: Option<Arc<Store>>,
     page_threshold: usize,
+    /// Direct reply-to addresses (`amq.rabbitmq.reply-to.<key>`) and the channels behind them.
+    pub replies: dashmap::DashMap<String, std::sync::Weak<dyn consumer::ReplyTarget>>,
 }
 
 impl Broker {
@@ -55,6 +57,7 @@ impl Broker {
             max_message_size,
             store,
             page_threshold,
+            replies: dashmap::DashMap::new(),
         }
     }
 

@@ -31,9 +31,10 @@ pub struct Negotiated {
 }
 
 /// Capabilities warren implements; advertised in connection.start and nothing else.
-const CAPABILITIES: [&str; 8] = [
+const CAPABILITIES: [&str; 9] = [
     "connection.blocked",
     "consumer_priorities",
+    "direct_reply_to",
     "publisher_confirms",
     "exchange_exchange_bindings",
     "basic.nack",

@@ -12,7 +12,9 @@ use super::shared::Settlement;
 use super::{Channel, ChannelContext};
 use crate::broker::consumer::Consumer;
 use crate::broker::enqueue::{Enqueued, enqueue};
-use crate::broker::message::LazyHeaders;
+use crate::broker::message::{LazyHeaders, Message};
+
+use super::reply_to;
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
 
@@ -165,6 +167,25 @@ impl Channel {
             ))
             .on(60, 40));
         }
+        let properties = self.rewrite_reply_to(properties)?;
+        if exchange.name.is_empty() {
+            let reply = Message {
+                exchange: exchange.name.clone(),
+                routing_key: method.routing_key.clone(),
+                properties: properties.clone(),
+                body: body.clone(),
+                store_id: None,
+            };
+            let sent = reply_to::deliver_reply(ctx.broker, &method.routing_key, |target| {
+                target.deliver_reply(&reply)
+            });
+            if sent == Some(true) {
+                return Ok(Enqueued {
+                    stored: false,
+                    accepted: true,
+                });
+            }
+        }
         let mut headers = LazyHeaders::new(&properties);
         ctx.vhost.route(
             &exchange,
@@ -208,6 +229,9 @@ impl Channel {
     }
 
     fn consume(&mut self, m: b::Consume, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
+        if m.queue.as_str() == reply_to::PSEUDO_QUEUE {
+            return self.consume_reply_to(m, ctx);
+        }
         let name = self
             .queue_name(m.queue.as_str())
             .map_err(|e| e.on(60, 20))?;
@@ -249,6 +273,9 @@ impl Channel {
     }
 
     fn cancel(&mut self, tag: &str, ctx: &mut ChannelContext) {
+        if self.cancel_reply_to(tag, ctx.broker) {
+            return;
+        }
         if let Some(entry) = self.shared.remove_consumer(tag)
             && entry.queue.remove_consumer(tag, ctx.connection.id)
                 == ConsumerRemoved::RemovedLastOfAutoDelete

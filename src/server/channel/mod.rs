@@ -9,6 +9,7 @@
 mod basic;
 mod confirms;
 mod declare;
+mod reply_to;
 mod shared;
 mod tx;
 
@@ -52,6 +53,8 @@ pub struct Channel {
     tx: Option<tx::Transaction>,
     /// The last queue declared on this channel, used when a method names the queue "".
     last_queue: Option<String>,
+    /// This channel's direct reply-to address while it consumes `amq.rabbitmq.reply-to`.
+    reply_key: Option<String>,
     /// Reused per publish so routing allocates nothing in the steady state.
     route_scratch: Vec<Destination>,
     route_out: Vec<Arc<Queue>>,
@@ -68,6 +71,7 @@ impl Channel {
             confirm_mode: false,
             tx: None,
             last_queue: None,
+            reply_key: None,
             route_scratch: Vec::new(),
             route_out: Vec::new(),
         }
@@ -262,6 +266,7 @@ impl Channel {
     pub fn release(&mut self, ctx: &mut ChannelContext) {
         self.assembler.reset();
         self.tx = None;
+        self.forget_reply_to(ctx.broker);
         for entry in self.shared.close() {
             let outcome = entry
                 .queue

@@ -61,6 +61,8 @@ struct DeliveryState {
     flow_active: bool,
     closed: bool,
     consumers: HashMap<String, ConsumerEntry>,
+    /// The consumer tag of this channel's direct reply-to consumer.
+    reply_consumer: Option<String>,
 }
 
 /// What to do with settled deliveries.
@@ -87,9 +89,18 @@ impl ChannelShared {
                 flow_active: true,
                 closed: false,
                 consumers: HashMap::new(),
+                reply_consumer: None,
             }),
             confirms: Mutex::new(ConfirmTracker::default()),
         }
+    }
+
+    pub fn set_reply_consumer(&self, tag: Option<String>) {
+        self.state.lock().reply_consumer = tag;
+    }
+
+    pub fn reply_consumer(&self) -> Option<String> {
+        self.state.lock().reply_consumer.clone()
     }
 
     /// A confirm-mode publish: its sequence number, pending until settled.
@@ -384,5 +395,32 @@ impl CommitListener for ChannelShared {
         }
         self.settle_confirm(token, ok);
         self.flush_confirms();
+    }
+}
+
+impl crate::broker::consumer::ReplyTarget for ChannelShared {
+    fn deliver_reply(&self, m: &crate::broker::message::Message) {
+        let mut st = self.state.lock();
+        let Some(tag) = st.reply_consumer.clone() else {
+            return;
+        };
+        if st.closed {
+            return;
+        }
+        let delivery_tag = st.next_tag;
+        st.next_tag += 1;
+        let frame_max = self.frame_max();
+        self.connection.outbox.push(|out| {
+            encode::deliver(
+                out,
+                self.id,
+                &tag,
+                delivery_tag,
+                false,
+                &m.exchange,
+                &m.routing_key,
+            );
+            encode::content(out, self.id, m.properties.raw(), &m.body, frame_max);
+        });
     }
 }
