@@ -239,8 +239,14 @@ impl Queue {
                     redelivered,
                 } => match loaded.next().flatten() {
                     Some(message) => {
-                        st.ready
-                            .push_back(QueuedMessage::new(seq, message, redelivered))
+                        // Only messages without a TTL are paged while the broker runs, so a
+                        // paged message with one was recovered: its clock restarts now.
+                        let mut queued = QueuedMessage::new(seq, message, redelivered);
+                        if let Some(ttl) = self.ttl_of(&queued.message) {
+                            queued.expires_at = clock::now_ms() + ttl;
+                            self.may_expire.store(true, Ordering::Relaxed);
+                        }
+                        st.ready.push_back(queued)
                     }
                     None => tracing::error!(
                         queue = %self.name,
@@ -300,10 +306,7 @@ impl Queue {
         let seq = st.next_seq;
         st.next_seq += 1;
         // The lower of the queue's x-message-ttl and the message's expiration wins.
-        let ttl = match (self.message_ttl, message.expiration_ms()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let ttl = self.ttl_of(&message);
         let mut queued = QueuedMessage::new(seq, message, false);
         if let Some(ttl) = ttl {
             queued.expires_at = clock::now_ms() + ttl;
@@ -343,6 +346,14 @@ impl Queue {
             || self
                 .max_length_bytes
                 .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
+    }
+
+    /// The lower of the queue's x-message-ttl and the message's expiration.
+    fn ttl_of(&self, message: &Message) -> Option<u64> {
+        match (self.message_ttl, message.expiration_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn publish_now_or_never(self: &Arc<Self>, st: &mut QueueState, queued: QueuedMessage) {
