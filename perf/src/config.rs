@@ -1,0 +1,320 @@
+//! Command-line configuration (clap) and the parsing of its compound values: the AMQP URI,
+//! `--queue-args`, and the queue names a run uses. Short options follow RabbitMQ PerfTest's
+//! where they do not clash with clap's own (`-h` is help here, so the URI is `--uri` only).
+
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use clap::Parser;
+
+use crate::Error;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "warren-perf",
+    version,
+    about = "AMQP 0-9-1 load generator (PerfTest-style) with its own lean client"
+)]
+pub struct Config {
+    /// amqp://user:pass@host:port/vhost (user, password and vhost percent-encoded).
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub uri: String,
+    /// Number of producers (one connection each).
+    #[arg(short = 'x', long, default_value_t = 1)]
+    pub producers: usize,
+    /// Number of consumers (one connection each).
+    #[arg(short = 'y', long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Queue name (default "warren-perf" when no --queue-pattern is given).
+    #[arg(short = 'u', long, conflicts_with = "queue_pattern")]
+    pub queue: Option<String>,
+    /// Queue name pattern with one `%d`, e.g. 'perf-%d'; numbered 1..=--queues.
+    #[arg(long)]
+    pub queue_pattern: Option<String>,
+    /// Number of queues made from --queue-pattern; clients are spread round-robin over them.
+    #[arg(long, default_value_t = 1, requires = "queue_pattern")]
+    pub queues: usize,
+    /// Queue arguments, `k=v,k2=v2`: integers become long-long ints, true/false booleans,
+    /// anything else a long string (e.g. x-queue-type=quorum,x-max-length=1000).
+    #[arg(long)]
+    pub queue_args: Option<String>,
+    /// Declare queues (and the exchange) durable.
+    #[arg(long)]
+    pub durable: bool,
+    /// Declare queues auto-delete.
+    #[arg(long)]
+    pub auto_delete: bool,
+    /// Exchange to publish to (default: the default exchange, routing key = queue name).
+    #[arg(short = 'e', long)]
+    pub exchange: Option<String>,
+    /// Exchange type when --exchange is declared.
+    #[arg(short = 't', long, default_value = "direct")]
+    pub exchange_type: String,
+    /// Routing key for publishes and bindings (default: the queue name).
+    #[arg(short = 'k', long)]
+    pub routing_key: Option<String>,
+    /// Message body size in bytes (at least 16: send timestamp + sequence number).
+    #[arg(short = 's', long, default_value_t = 16)]
+    pub size: usize,
+    /// Publish with delivery-mode 2 (persistent).
+    #[arg(short = 'f', long)]
+    pub persistent: bool,
+    /// Publisher confirms with at most N unconfirmed messages per producer (0 = off).
+    #[arg(short = 'c', long, default_value_t = 0)]
+    pub confirm: u32,
+    /// Consumer prefetch (basic.qos), 0 = unlimited.
+    #[arg(short = 'q', long, default_value_t = 0)]
+    pub prefetch: u16,
+    /// Consume with no-ack (auto-ack).
+    #[arg(short = 'a', long)]
+    pub auto_ack: bool,
+    /// Manual ack with multiple=true every N messages (1 = ack each message).
+    #[arg(short = 'A', long, default_value_t = 1)]
+    pub multi_ack_every: u32,
+    /// Poll with basic.get instead of basic.consume.
+    #[arg(long)]
+    pub get: bool,
+    /// Publishing rate limit per producer in messages per second (0 = unlimited).
+    #[arg(short = 'r', long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Run time in seconds (0 = until the message counts are reached or Ctrl-C).
+    #[arg(short = 'z', long, default_value_t = 0)]
+    pub time: u64,
+    /// Messages per producer (0 = unlimited).
+    #[arg(short = 'C', long, default_value_t = 0)]
+    pub pmessages: u64,
+    /// Messages per consumer (0 = unlimited).
+    #[arg(short = 'D', long, default_value_t = 0)]
+    pub cmessages: u64,
+    /// Do not declare queues, exchanges or bindings: they exist already.
+    #[arg(short = 'p', long)]
+    pub predeclared: bool,
+    /// Print the final summary as one JSON object on stdout (per-second lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Run against an in-process fake broker that discards publishes: the tool's own ceiling.
+    #[arg(long)]
+    pub sink: bool,
+    /// No per-second lines (the summary is still printed).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Config {
+    /// Parses a command line (first item = program name), as the binary does.
+    pub fn from_args<I, T>(args: I) -> Result<Config, Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Config::try_parse_from(args).map_err(|e| Error(e.to_string()))
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.size < 16 {
+            return Err(Error::msg(
+                "--size must be at least 16 (timestamp + sequence)",
+            ));
+        }
+        if let Some(p) = &self.queue_pattern
+            && !p.contains("%d")
+        {
+            return Err(Error::msg("--queue-pattern must contain %d"));
+        }
+        if self.queues == 0 {
+            return Err(Error::msg("--queues must be at least 1"));
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err(Error::msg("--rate must be a non-negative number"));
+        }
+        if self.multi_ack_every == 0 {
+            return Err(Error::msg("--multi-ack-every must be at least 1"));
+        }
+        for q in self.queue_names() {
+            short_str(&q)?;
+        }
+        self.queue_arguments()?;
+        Ok(())
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        match &self.queue_pattern {
+            Some(p) => (1..=self.queues)
+                .map(|i| p.replacen("%d", &i.to_string(), 1))
+                .collect(),
+            None => vec![self.queue.clone().unwrap_or_else(|| "warren-perf".into())],
+        }
+    }
+
+    pub fn queue_arguments(&self) -> Result<FieldTable, Error> {
+        let mut table = FieldTable::default();
+        let Some(spec) = &self.queue_args else {
+            return Ok(table);
+        };
+        for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| Error(format!("--queue-args: '{pair}' is not k=v")))?;
+            let (k, v) = (k.trim(), v.trim());
+            let value = if let Ok(i) = v.parse::<i64>() {
+                AMQPValue::LongLongInt(i)
+            } else if v == "true" || v == "false" {
+                AMQPValue::Boolean(v == "true")
+            } else {
+                AMQPValue::LongString(LongString::from(v.as_bytes().to_vec()))
+            };
+            table.insert(short_str(k)?, value);
+        }
+        Ok(table)
+    }
+}
+
+/// A user-supplied name as an AMQP short string (at most 255 bytes).
+pub fn short_str(s: &str) -> Result<ShortString, Error> {
+    ShortString::try_new(s).map_err(|_| Error(format!("'{s}' is longer than 255 bytes")))
+}
+
+/// A parsed `amqp://` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub user: String,
+    pub password: String,
+    pub host: String,
+    pub port: u16,
+    pub vhost: String,
+}
+
+impl Uri {
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+pub fn parse_uri(uri: &str) -> Result<Uri, Error> {
+    let bad = |why: &str| Error(format!("bad URI '{uri}': {why}"));
+    let rest = uri
+        .strip_prefix("amqp://")
+        .ok_or_else(|| bad("only amqp:// is supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(ui) => match ui.split_once(':') {
+            Some((u, p)) => (percent_decode(u)?, percent_decode(p)?),
+            None => (percent_decode(ui)?, String::new()),
+        },
+        None => ("guest".into(), "guest".into()),
+    };
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let (h, after) = h.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) if !p.is_empty() => p.parse().map_err(|_| bad("bad port"))?,
+        _ => 5672,
+    };
+    let host = if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    };
+    // No path means the default vhost "/", as in RabbitMQ's URI spec.
+    let vhost = match path {
+        None | Some("") => "/".to_string(),
+        Some(p) => percent_decode(p)?,
+    };
+    Ok(Uri {
+        user,
+        password,
+        host,
+        port,
+        vhost,
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String, Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error(format!("bad percent-encoding in '{s}'")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error(format!("'{s}' is not UTF-8 once decoded")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parts_and_defaults() {
+        let u = parse_uri("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(
+            (u.user.as_str(), u.port, u.vhost.as_str()),
+            ("guest", 5672, "/")
+        );
+        let u = parse_uri("amqp://a%40b:p@host/v1").unwrap();
+        assert_eq!(
+            (u.user.as_str(), u.host.as_str(), u.vhost.as_str()),
+            ("a@b", "host", "v1")
+        );
+        let u = parse_uri("amqp://[::1]:5673").unwrap();
+        assert_eq!((u.addr().as_str(), u.vhost.as_str()), ("[::1]:5673", "/"));
+        assert!(parse_uri("amqps://h").is_err());
+        assert!(parse_uri("amqp://h:x").is_err());
+    }
+
+    #[test]
+    fn queue_args_types_and_names() {
+        let c = Config::from_args([
+            "p",
+            "--queue-pattern",
+            "q-%d",
+            "--queues",
+            "3",
+            "--queue-args",
+            "x-max-length=10,x-queue-type=quorum,x-single-active-consumer=true",
+        ])
+        .unwrap();
+        assert_eq!(c.queue_names(), vec!["q-1", "q-2", "q-3"]);
+        let t = c.queue_arguments().unwrap();
+        let inner = t.inner();
+        assert_eq!(inner.get("x-max-length"), Some(&AMQPValue::LongLongInt(10)));
+        assert_eq!(
+            inner.get("x-single-active-consumer"),
+            Some(&AMQPValue::Boolean(true))
+        );
+        assert!(matches!(
+            inner.get("x-queue-type"),
+            Some(AMQPValue::LongString(_))
+        ));
+        assert!(
+            Config::from_args(["p", "--size", "8"])
+                .unwrap()
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! warren-perf: an AMQP 0-9-1 load generator modelled on RabbitMQ's PerfTest, with its own
+//! lean client on tokio + `warren-protocol` (no lapin), so it works against any broker and is
+//! not the bottleneck. This module owns a run: topology setup, spawning one task per producer
+//! and consumer, the per-second report, deciding when the run is over, and the [`Summary`].
+//!
+//! - [`config`]: flags, URI, queue arguments.  - [`client`]: connection and handshake.
+//! - [`wire`]: frame decode fast path, publish template.  - [`producer`] / [`consumer`].
+//! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
+
+pub mod client;
+pub mod config;
+pub mod consumer;
+pub mod producer;
+pub mod sink;
+pub mod stats;
+pub mod wire;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use amq_protocol::protocol::{AMQPClass, exchange, queue};
+use amq_protocol::types::FieldTable;
+use tokio::sync::watch;
+
+pub use config::Config;
+pub use stats::{LatencySummary, Summary};
+
+use client::{CHANNEL, Conn};
+use config::{Uri, parse_uri, short_str};
+use stats::{Reporter, Stats};
+
+/// An error reported to the user (never a panic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl Error {
+    pub fn msg(s: &str) -> Error {
+        Error(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// With every producer done and consumers caught up or silent this long, the run is over.
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
+const TICK: Duration = Duration::from_millis(50);
+
+/// Runs a whole benchmark and returns its summary (also printed, as text or JSON).
+pub async fn run(config: Config) -> Result<Summary, Error> {
+    config.validate()?;
+    let uri = if config.sink {
+        let addr = sink::start().await?;
+        parse_uri(&format!("amqp://guest:guest@{addr}/%2f"))?
+    } else {
+        parse_uri(&config.uri)?
+    };
+    let queues = config.queue_names();
+    if !config.predeclared {
+        declare(&uri, &config, &queues).await?;
+    }
+    let exchange = config.exchange.clone().unwrap_or_default();
+    let stats = Arc::new(Stats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let producers_done = Arc::new(AtomicUsize::new(0));
+    let consumers_done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+
+    for id in 0..config.consumers {
+        let spec = consumer::ConsumerSpec {
+            id,
+            uri: uri.clone(),
+            queue: queues[id % queues.len()].clone(),
+            auto_ack: config.auto_ack,
+            prefetch: config.prefetch,
+            ack_every: config.multi_ack_every,
+            get: config.get,
+            messages: config.cmessages,
+        };
+        let (stats, stop, done) = (stats.clone(), stop_rx.clone(), consumers_done.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = consumer::run(spec, stats.clone(), stop).await {
+                stats.error(&format!("consumer {id}"), e);
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let start = Instant::now();
+    for id in 0..config.producers {
+        let queue = &queues[id % queues.len()];
+        let spec = producer::ProducerSpec {
+            id,
+            uri: uri.clone(),
+            exchange: exchange.clone(),
+            routing_key: config.routing_key.clone().unwrap_or_else(|| queue.clone()),
+            persistent: config.persistent,
+            size: config.size,
+            confirm: config.confirm,
+            rate: config.rate,
+            messages: config.pmessages,
+        };
+        let (stats, stop, done) = (stats.clone(), stop_rx.clone(), producers_done.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = producer::run(spec, stats.clone(), stop).await {
+                stats.error(&format!("producer {id}"), e);
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+
+    let mut reporter = Reporter::new(start);
+    let mut next_report = start + Duration::from_secs(1);
+    let deadline = (config.time > 0).then(|| start + Duration::from_secs(config.time));
+    let mut last_consumed = (0u64, Instant::now());
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut ctrl_c_armed = true;
+    let mut p_done_at: Option<Instant> = None;
+    let end = loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            r = &mut ctrl_c, if ctrl_c_armed => {
+                if r.is_ok() {
+                    break Instant::now();
+                }
+                ctrl_c_armed = false; // no signal handling here: just never interrupted
+            }
+        }
+        let now = Instant::now();
+        if now >= next_report {
+            let line = reporter.line(&stats);
+            if !config.quiet {
+                print_line(&line, config.json);
+            }
+            next_report += Duration::from_secs(1);
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            break now;
+        }
+        let consumed = stats.consumed.load(Ordering::Relaxed);
+        if consumed != last_consumed.0 {
+            last_consumed = (consumed, now);
+        }
+        let c_done = consumers_done.load(Ordering::SeqCst) == config.consumers;
+        if config.producers == 0 {
+            if c_done {
+                break now;
+            }
+            continue;
+        }
+        if producers_done.load(Ordering::SeqCst) < config.producers {
+            continue;
+        }
+        let p_done_at = *p_done_at.get_or_insert(now);
+        // Through the default exchange each message reaches exactly one queue, so consumers
+        // have caught up once they consumed as many as were published.
+        let caught_up =
+            config.exchange.is_none() && consumed >= stats.published.load(Ordering::Relaxed);
+        if c_done || caught_up {
+            break now;
+        }
+        if now.duration_since(last_consumed.1) >= DRAIN_IDLE {
+            break last_consumed.1.max(p_done_at);
+        }
+    };
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let handle = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .is_err()
+        {
+            handle.abort();
+        }
+    }
+    let summary = stats.summary(end.duration_since(start), config.confirm > 0);
+    if config.json {
+        let json = serde_json::to_string(&summary).map_err(|e| Error(format!("json: {e}")))?;
+        println!("{json}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(summary)
+}
+
+fn print_line(line: &str, to_stderr: bool) {
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Declares the exchange (unless it is a predefined `amq.*` one), the queues and bindings.
+async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Error> {
+    let mut conn = Conn::open(uri).await?;
+    let exchange = config.exchange.as_deref().unwrap_or("");
+    if !exchange.is_empty() && !exchange.starts_with("amq.") {
+        let declare = exchange::Declare {
+            exchange: short_str(exchange)?,
+            kind: short_str(&config.exchange_type)?,
+            passive: false,
+            durable: config.durable,
+            auto_delete: false,
+            internal: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        };
+        match conn
+            .call(
+                AMQPClass::Exchange(exchange::AMQPMethod::Declare(declare)),
+                CHANNEL,
+            )
+            .await?
+        {
+            AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(_)) => {}
+            other => {
+                return Err(Error(format!(
+                    "expected exchange.declare-ok, got {other:?}"
+                )));
+            }
+        }
+    }
+    let arguments = config.queue_arguments()?;
+    for q in queues {
+        let declare = queue::Declare {
+            queue: short_str(q)?,
+            passive: false,
+            durable: config.durable,
+            exclusive: false,
+            auto_delete: config.auto_delete,
+            nowait: false,
+            arguments: arguments.clone(),
+        };
+        match conn
+            .call(
+                AMQPClass::Queue(queue::AMQPMethod::Declare(declare)),
+                CHANNEL,
+            )
+            .await?
+        {
+            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)) => {}
+            other => return Err(Error(format!("expected queue.declare-ok, got {other:?}"))),
+        }
+        if !exchange.is_empty() {
+            let bind = queue::Bind {
+                queue: short_str(q)?,
+                exchange: short_str(exchange)?,
+                routing_key: short_str(config.routing_key.as_deref().unwrap_or(q))?,
+                nowait: false,
+                arguments: FieldTable::default(),
+            };
+            match conn
+                .call(AMQPClass::Queue(queue::AMQPMethod::Bind(bind)), CHANNEL)
+                .await?
+            {
+                AMQPClass::Queue(queue::AMQPMethod::BindOk(_)) => {}
+                other => return Err(Error(format!("expected queue.bind-ok, got {other:?}"))),
+            }
+        }
+    }
+    conn.close().await;
+    Ok(())
+}

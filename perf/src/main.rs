@@ -1,0 +1,28 @@
+//! The `warren-perf` binary: parses flags and runs [`warren_perf::run`] on a multi-threaded
+//! tokio runtime. Exit status 1 when the run could not start or a client failed.
+
+use clap::Parser;
+
+fn main() {
+    let config = warren_perf::Config::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warren-perf: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    match runtime.block_on(warren_perf::run(config)) {
+        Ok(summary) if summary.errors.is_empty() => {}
+        Ok(_) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("warren-perf: {e}");
+            std::process::exit(1);
+        }
+    }
+    // Tasks stuck on a dead peer must not keep the process alive.
+    runtime.shutdown_background();
+}

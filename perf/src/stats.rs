@@ -1,0 +1,274 @@
+//! Shared run statistics: message counters (atomics, bumped once per batch), latency
+//! histograms (each task records into its own local `hdrhistogram` and merges it into the
+//! shared interval and total histograms every few milliseconds), the per-second report line and
+//! the final [`Summary`].
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Largest latency tracked exactly (longer ones are clamped): 10 minutes in nanoseconds.
+const MAX_NS: u64 = 600_000_000_000;
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
+fn new_histogram() -> Histogram<u64> {
+    // Constant, valid bounds: this cannot fail.
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid histogram bounds")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A latency histogram shared by all tasks: the current reporting interval and the whole run.
+pub struct SharedHist {
+    interval: Mutex<Histogram<u64>>,
+    total: Mutex<Histogram<u64>>,
+}
+
+impl SharedHist {
+    fn new() -> SharedHist {
+        SharedHist {
+            interval: Mutex::new(new_histogram()),
+            total: Mutex::new(new_histogram()),
+        }
+    }
+
+    /// p50 and p99 (ms) of the interval since the last call, which starts a new interval.
+    fn take_interval(&self) -> Option<(f64, f64)> {
+        let mut h = lock(&self.interval);
+        let r =
+            (!h.is_empty()).then(|| (ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99))));
+        h.reset();
+        r
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let h = lock(&self.total);
+        LatencySummary {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// A task's own histogram, merged into a [`SharedHist`] periodically and when dropped.
+pub struct LocalHist<'a> {
+    shared: &'a SharedHist,
+    h: Histogram<u64>,
+    last_flush: Instant,
+}
+
+impl<'a> LocalHist<'a> {
+    pub fn new(shared: &'a SharedHist) -> Self {
+        LocalHist {
+            shared,
+            h: new_histogram(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    pub fn record(&mut self, ns: u64) {
+        self.h.saturating_record(ns.clamp(1, MAX_NS));
+    }
+
+    /// Merges into the shared histograms if the last merge is more than a few ms old.
+    pub fn maybe_flush(&mut self) {
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        if self.h.is_empty() {
+            return;
+        }
+        // Same bounds on both sides: `add` cannot fail.
+        let _ = lock(&self.shared.interval).add(&self.h);
+        let _ = lock(&self.shared.total).add(&self.h);
+        self.h.reset();
+    }
+}
+
+impl Drop for LocalHist<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+pub struct Stats {
+    pub published: AtomicU64,
+    pub confirmed: AtomicU64,
+    pub nacked: AtomicU64,
+    pub consumed: AtomicU64,
+    pub latency: SharedHist,
+    pub confirm_latency: SharedHist,
+    pub errors: Mutex<Vec<String>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            published: AtomicU64::new(0),
+            confirmed: AtomicU64::new(0),
+            nacked: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            latency: SharedHist::new(),
+            confirm_latency: SharedHist::new(),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    published: u64,
+    confirmed: u64,
+    consumed: u64,
+}
+
+impl Stats {
+    pub fn error(&self, who: &str, e: impl std::fmt::Display) {
+        let msg = format!("{who}: {e}");
+        eprintln!("warren-perf: {msg}");
+        lock(&self.errors).push(msg);
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            published: self.published.load(Ordering::Relaxed),
+            confirmed: self.confirmed.load(Ordering::Relaxed),
+            consumed: self.consumed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn summary(&self, elapsed: Duration, confirms: bool) -> Summary {
+        let c = self.counts();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        Summary {
+            duration_secs: elapsed.as_secs_f64(),
+            published: c.published,
+            confirmed: c.confirmed,
+            nacked: self.nacked.load(Ordering::Relaxed),
+            consumed: c.consumed,
+            publish_rate: c.published as f64 / secs,
+            confirm_rate: c.confirmed as f64 / secs,
+            consume_rate: c.consumed as f64 / secs,
+            latency: self.latency.summary(),
+            confirm_latency: confirms.then(|| self.confirm_latency.summary()),
+            errors: lock(&self.errors).clone(),
+        }
+    }
+}
+
+/// Produces the per-second lines from counter deltas and interval histograms.
+pub struct Reporter {
+    start: Instant,
+    last: Instant,
+    prev: Counts,
+}
+
+impl Reporter {
+    pub fn new(start: Instant) -> Reporter {
+        Reporter {
+            start,
+            last: start,
+            prev: Counts::default(),
+        }
+    }
+
+    pub fn line(&mut self, stats: &Stats) -> String {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64().max(1e-9);
+        let c = stats.counts();
+        let rate = |a: u64, b: u64| (a.saturating_sub(b) as f64 / dt).round() as u64;
+        let latency = match stats.latency.take_interval() {
+            Some((p50, p99)) => format!("{p50:.3}/{p99:.3} ms"),
+            None => "-/- ms".into(),
+        };
+        let _ = stats.confirm_latency.take_interval();
+        let line = format!(
+            "time {:.1}s, published {} msg/s, confirmed {} msg/s, consumed {} msg/s, latency p50/p99 {latency}",
+            now.duration_since(self.start).as_secs_f64(),
+            rate(c.published, self.prev.published),
+            rate(c.confirmed, self.prev.confirmed),
+            rate(c.consumed, self.prev.consumed),
+        );
+        self.last = now;
+        self.prev = c;
+        line
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub duration_secs: f64,
+    pub published: u64,
+    pub confirmed: u64,
+    pub nacked: u64,
+    pub consumed: u64,
+    pub publish_rate: f64,
+    pub confirm_rate: f64,
+    pub consume_rate: f64,
+    /// End-to-end latency, from the send timestamp in the body to its arrival at a consumer.
+    pub latency: LatencySummary,
+    /// Publish to confirm latency (only with --confirm).
+    pub confirm_latency: Option<LatencySummary>,
+    pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "summary: {:.2}s", self.duration_secs)?;
+        writeln!(
+            f,
+            "  published {} ({:.0} msg/s), confirmed {} ({:.0} msg/s), nacked {}, consumed {} ({:.0} msg/s)",
+            self.published,
+            self.publish_rate,
+            self.confirmed,
+            self.confirm_rate,
+            self.nacked,
+            self.consumed,
+            self.consume_rate
+        )?;
+        let l = &self.latency;
+        write!(
+            f,
+            "  latency ({} samples) p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
+        )?;
+        if let Some(c) = &self.confirm_latency {
+            write!(
+                f,
+                "\n  confirm latency ({} samples) p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                c.count, c.p50_ms, c.p99_ms, c.max_ms
+            )?;
+        }
+        for e in &self.errors {
+            write!(f, "\n  error: {e}")?;
+        }
+        Ok(())
+    }
+}

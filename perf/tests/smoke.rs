@@ -1,0 +1,201 @@
+//! Smoke tests of warren-perf against the real warren binary: a plain publish → consume run
+//! and a confirm-mode run with persistent messages on a durable queue. Counts only, no timing
+//! assertions. The broker binary is `<workspace target>/debug/warren`, built on demand.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use warren_perf::{Config, Summary};
+
+/// A warren process on 127.0.0.1:<random port> with its own data directory; killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+    data_dir: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn warren_binary() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("..").join("target"));
+    let bin = target.join("debug").join("warren");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "warren", "--bin", "warren"])
+            .current_dir(manifest.join(".."))
+            .status()
+            .expect("run cargo build -p warren");
+        assert!(status.success(), "cargo build -p warren failed");
+    }
+    assert!(bin.exists(), "no warren binary at {}", bin.display());
+    bin
+}
+
+impl Broker {
+    fn start(name: &str) -> Broker {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "warren-perf-smoke-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let mut child = Command::new(warren_binary())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn warren");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(a) = line.strip_prefix("warren: listening on ") {
+                addr = Some(a.trim().to_string());
+                break;
+            }
+        }
+        // Keep draining stdout so the broker never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let mut broker = Broker {
+            child,
+            addr: String::new(),
+            data_dir,
+        };
+        broker.addr = addr.expect("warren printed no 'listening on' line");
+        broker
+    }
+
+    fn config(&self, extra: &[&str]) -> Config {
+        let uri = format!("amqp://guest:guest@{}/%2f", self.addr);
+        let mut args = vec!["warren-perf", "--uri", &uri, "--quiet", "--time", "60"];
+        args.extend_from_slice(extra);
+        Config::from_args(args).expect("valid flags")
+    }
+}
+
+async fn run(config: Config) -> Summary {
+    warren_perf::run(config).await.expect("run")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_consume_5000() {
+    let broker = Broker::start("plain");
+    let summary = run(broker.config(&[
+        "--producers",
+        "1",
+        "--consumers",
+        "1",
+        "--pmessages",
+        "5000",
+        "--queue",
+        "smoke-plain",
+        "--auto-ack",
+    ]))
+    .await;
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!(summary.published, 5000);
+    assert_eq!(summary.consumed, 5000);
+    assert_eq!(summary.latency.count, 5000);
+    assert!(summary.confirm_latency.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirms_persistent_durable_2000() {
+    let broker = Broker::start("confirm");
+    let summary = run(broker.config(&[
+        "--producers",
+        "1",
+        "--consumers",
+        "1",
+        "--pmessages",
+        "2000",
+        "--queue",
+        "smoke-confirm",
+        "--confirm",
+        "100",
+        "--persistent",
+        "--durable",
+        "--prefetch",
+        "500",
+        "--multi-ack-every",
+        "50",
+        "--size",
+        "256",
+    ]))
+    .await;
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!(summary.published, 2000);
+    assert_eq!(summary.confirmed, 2000);
+    assert_eq!(summary.nacked, 0);
+    assert_eq!(summary.consumed, 2000);
+    assert_eq!(summary.latency.count, 2000);
+    assert_eq!(summary.confirm_latency.map(|c| c.count), Some(2000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_measures_the_tool_alone() {
+    let config = Config::from_args([
+        "warren-perf",
+        "--sink",
+        "--quiet",
+        "--consumers",
+        "0",
+        "--pmessages",
+        "20000",
+        "--confirm",
+        "1000",
+    ])
+    .expect("valid flags");
+    let summary = run(config).await;
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!((summary.published, summary.confirmed), (20000, 20000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_drains_with_a_small_prefetch() {
+    // Deliveries that arrive in the same read as consume-ok must not wait for more bytes.
+    let broker = Broker::start("backlog");
+    let fill = run(broker.config(&[
+        "--consumers",
+        "0",
+        "--pmessages",
+        "300",
+        "--queue",
+        "smoke-backlog",
+    ]))
+    .await;
+    assert_eq!(fill.published, 300);
+    let drain = run(broker.config(&[
+        "--producers",
+        "0",
+        "--cmessages",
+        "300",
+        "--prefetch",
+        "50",
+        "--multi-ack-every",
+        "10",
+        "--queue",
+        "smoke-backlog",
+    ]))
+    .await;
+    assert!(drain.errors.is_empty(), "{:?}", drain.errors);
+    assert_eq!((drain.consumed, drain.latency.count), (300, 300));
+}
