@@ -37,7 +37,7 @@ pub fn validate(arguments: &FieldTable, what: &str) -> Result<(), AmqpError> {
             "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => {
                 non_negative_int(v, i64::MAX)
             }
-            "x-max-priority" => non_negative_int(v, 255),
+            "x-max-priority" => max_priority_arg(v),
             "x-consumer-timeout" => non_negative_int(v, i64::MAX),
             "x-dead-letter-exchange" | "x-dead-letter-routing-key" => string(v).map(|_| ()),
             "x-overflow" => one_of(
@@ -61,7 +61,7 @@ pub fn validate(arguments: &FieldTable, what: &str) -> Result<(), AmqpError> {
         && !arguments.inner().contains_key("x-dead-letter-exchange")
     {
         return Err(AmqpError::precondition(format_args!(
-            "invalid arg 'x-dead-letter-routing-key' for {what}: {{dead_letter_exchange_missing}}"
+            "invalid arg 'x-dead-letter-routing-key' for {what}: routing_key_but_no_dlx_defined"
         )));
     }
     Ok(())
@@ -98,12 +98,25 @@ fn string(v: &AMQPValue) -> Result<String, String> {
     }
 }
 
+/// RabbitMQ reports an unknown value by its error atom alone (`invalid_overflow`).
 fn one_of(v: &AMQPValue, allowed: &[&str], error: &str) -> Result<(), String> {
     let s = string(v)?;
     if allowed.contains(&s.as_str()) {
         Ok(())
     } else {
-        Err(format!("{{{error},<<\"{s}\">>}}"))
+        Err(error.to_string())
+    }
+}
+
+/// `x-max-priority`: an integer up to 255 (0 is accepted: an ordinary queue).
+fn max_priority_arg(v: &AMQPValue) -> Result<(), String> {
+    let Some(n) = as_i64(v).filter(|_| !matches!(v, AMQPValue::Timestamp(_))) else {
+        return Err(format!("\"expected integer, got {}\"", type_name(v)));
+    };
+    match n {
+        n if n < 0 => Err(format!("{{value_negative,{n}}}")),
+        n if n > 255 => Err(format!("{{max_value_exceeded,{n}}}")),
+        _ => Ok(()),
     }
 }
 

@@ -115,7 +115,12 @@ fn with_death(
                 .map_or(0, |d| d.as_secs());
             t.insert(key("time"), AMQPValue::Timestamp(now));
             t.insert(key("exchange"), long_str(&message.exchange));
-            let keys = FieldArray::from(vec![long_str(&message.routing_key)]);
+            // The original routing key, then any sender-selected ones from the CC header.
+            let mut keys = vec![long_str(&message.routing_key)];
+            if let Some(AMQPValue::FieldArray(cc)) = headers.inner().get("CC") {
+                keys.extend(cc.as_slice().iter().cloned());
+            }
+            let keys = FieldArray::from(keys);
             t.insert(key("routing-keys"), AMQPValue::FieldArray(keys));
             if let Some(expiration) = message.properties.expiration() {
                 t.insert(key("original-expiration"), long_str(expiration));

@@ -333,8 +333,10 @@ impl Queue {
             }
             _ => st.ready.push_back(queued),
         }
-        self.enforce_max_length(&mut st);
+        // A waiting consumer gets it first; the limit applies to what is left (as RabbitMQ:
+        // even x-max-length 0 still delivers to a consumer that can take the message now).
         self.dispatch_locked(&mut st);
+        self.enforce_max_length(&mut st);
         self.finish(st);
         true
     }

@@ -167,6 +167,9 @@ impl Channel {
             ))
             .on(60, 40));
         }
+        if let Some(expiration) = properties.expiration() {
+            check_expiration(expiration)?;
+        }
         let properties = self.rewrite_reply_to(properties)?;
         if exchange.name.is_empty() {
             let reply = Message {
@@ -249,7 +252,7 @@ impl Channel {
             m.no_ack,
             m.exclusive,
             self.consumer_prefetch,
-            consumer_priority(&m.arguments)?,
+            consumer_priority(&m.arguments, &names::queue(&queue.name, &ctx.vhost.name))?,
             ctx.connection.id,
             self.shared.clone(),
         ));
@@ -306,17 +309,40 @@ impl Channel {
 }
 
 /// `x-priority` on basic.consume (default 0); a non-integer is refused as RabbitMQ does.
-fn consumer_priority(arguments: &amq_protocol::types::FieldTable) -> Result<i32, AmqpError> {
+fn consumer_priority(
+    arguments: &amq_protocol::types::FieldTable,
+    what: &str,
+) -> Result<i32, AmqpError> {
     match arguments.inner().get("x-priority") {
         None => Ok(0),
         Some(v) => crate::broker::field_display::as_i64(v)
             .and_then(|n| i32::try_from(n).ok())
             .ok_or_else(|| {
                 AmqpError::precondition(format_args!(
-                    "invalid arg 'x-priority' for consumer: {{unacceptable_type,{}}}",
+                    "invalid arg 'x-priority' for {what}: \"expected integer, got {}\"",
                     crate::broker::field_display::type_name(v)
                 ))
                 .on(60, 20)
             }),
     }
+}
+
+/// The `expiration` property must be a non-negative integer of milliseconds; RabbitMQ refuses
+/// anything else with 406 and says why in Erlang's terms.
+fn check_expiration(expiration: &str) -> Result<(), AmqpError> {
+    let digits = expiration.strip_prefix('-').unwrap_or(expiration);
+    let leading = digits.bytes().take_while(u8::is_ascii_digit).count();
+    let reason = if leading == 0 {
+        "no_integer".to_string()
+    } else if leading < digits.len() {
+        format!("{{leftover_string,\"{}\"}}", &digits[leading..])
+    } else if expiration.starts_with('-') {
+        format!("{{value_negative,{expiration}}}")
+    } else {
+        return Ok(());
+    };
+    Err(
+        AmqpError::precondition(format_args!("invalid expiration '{expiration}': {reason}"))
+            .on(60, 40),
+    )
 }

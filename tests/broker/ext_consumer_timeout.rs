@@ -1,0 +1,156 @@
+//! Consumer (delivery acknowledgement) timeout, per queue via the
+//! `x-consumer-timeout` argument (ms).
+//!
+//! RabbitMQ 3.10 IGNORES the `x-consumer-timeout` queue argument (it is
+//! accepted, unvalidated, and has no effect; the per-queue argument/policy
+//! arrived in later releases); 3.10 only has the global `consumer_timeout`
+//! setting, checked on each channel tick (`channel_tick_interval`, 60 s by
+//! default). To run these tests against RabbitMQ 3.10, start it with
+//! advanced.config `[{rabbit, [{consumer_timeout, 1000}, {channel_tick_interval, 500}]}].`
+//! (or `rabbitmqctl eval 'application:set_env(rabbit, consumer_timeout, 1000).'`
+//! before the test, which affects channels opened afterwards): the queue
+//! argument used here equals that global value, so the observable behaviour
+//! (close text, timing, requeue) is the same.
+
+use std::time::Duration;
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use futures_lite::StreamExt;
+use lapin::{
+    Channel,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, QueueDeclareOptions},
+};
+
+use crate::common::*;
+
+const TIMEOUT_MS: i32 = 1000;
+
+async fn declare_with_timeout(ch: &Channel, q: &str) {
+    ch.queue_declare(
+        q.into(),
+        QueueDeclareOptions::default(),
+        table(vec![("x-consumer-timeout", AMQPValue::LongInt(TIMEOUT_MS))]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+}
+
+async fn consume(ch: &Channel, q: &str, no_ack: bool) -> lapin::Consumer {
+    ch.basic_consume(
+        q.into(),
+        "".into(),
+        BasicConsumeOptions {
+            no_ack,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("consume {q}: {e:?}"))
+}
+
+/// Waits (up to 10 s: the broker checks timeouts periodically) for the
+/// consumer's channel to be closed by the broker; returns (code, text).
+async fn channel_closed(consumer: &mut lapin::Consumer) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Err(_) => panic!("channel was not closed within 10 s"),
+            Ok(None) => panic!("consumer ended without an error"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => {
+                return amqp_error(&e).unwrap_or_else(|| panic!("non-AMQP error {e:?}"));
+            }
+        }
+    }
+}
+
+fn timeout_text(channel_id: u16) -> String {
+    format!(
+        "PRECONDITION_FAILED - delivery acknowledgement on channel {channel_id} timed out. \
+         Timeout value used: {TIMEOUT_MS} ms. This timeout value can be configured, \
+         see consumers doc guide to learn more"
+    )
+}
+
+#[tokio::test]
+async fn unacked_delivery_past_timeout_closes_channel_with_406() {
+    let broker = TestBroker::start();
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("ctimeout");
+    declare_with_timeout(&ch, &q).await;
+    publish(&ch, "", &q, b"held").await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = consume(&cch, &q, false).await;
+    let started = std::time::Instant::now();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, b"held");
+    let (code, text) = channel_closed(&mut consumer).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(TIMEOUT_MS as u64),
+        "closed after {:?}, before the timeout",
+        started.elapsed()
+    );
+    assert_eq!(code, 406);
+    assert_eq!(text, timeout_text(cch.id()));
+    // Only the channel is closed: the connection and other channels live on.
+    sync(&ch).await;
+}
+
+#[tokio::test]
+async fn timed_out_delivery_is_requeued_as_redelivered() {
+    let broker = TestBroker::start();
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("ctimeout-requeue");
+    declare_with_timeout(&ch, &q).await;
+    publish(&ch, "", &q, b"held").await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = consume(&cch, &q, false).await;
+    let _d = next_delivery(&mut consumer).await;
+    let (code, _) = channel_closed(&mut consumer).await;
+    assert_eq!(code, 406);
+    let m = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the timed-out delivery is back in the queue");
+    assert_eq!(m.delivery.data, b"held");
+    assert!(m.delivery.redelivered);
+}
+
+#[tokio::test]
+async fn promptly_acked_deliveries_do_not_time_out() {
+    let broker = TestBroker::start();
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("ctimeout-acked");
+    declare_with_timeout(&ch, &q).await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = consume(&cch, &q, false).await;
+    // 3 s of traffic, each delivery acked at once.
+    for i in 0..6 {
+        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
+        let d = next_delivery(&mut consumer).await;
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    sync(&cch).await;
+    assert!(cch.status().connected());
+}
+
+#[tokio::test]
+async fn no_ack_consumer_never_times_out() {
+    let broker = TestBroker::start();
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("ctimeout-noack");
+    declare_with_timeout(&ch, &q).await;
+    publish(&ch, "", &q, b"m").await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = consume(&cch, &q, true).await;
+    assert_eq!(next_delivery(&mut consumer).await.data, b"m");
+    assert_no_delivery(&mut consumer, Duration::from_millis(3000)).await;
+    sync(&cch).await;
+}

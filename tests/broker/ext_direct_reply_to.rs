@@ -1,0 +1,186 @@
+//! Direct reply-to (`amq.rabbitmq.reply-to`), checked against RabbitMQ 3.10.
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::{
+    Channel,
+    options::{BasicConsumeOptions, BasicGetOptions},
+};
+
+use crate::common::*;
+
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+async fn consume_reply_to(ch: &Channel, no_ack: bool) -> lapin::Result<lapin::Consumer> {
+    ch.basic_consume(
+        REPLY_TO.into(),
+        "".into(),
+        BasicConsumeOptions {
+            no_ack,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+}
+
+/// Requester publishes a request with reply_to = amq.rabbitmq.reply-to to a
+/// fresh server queue; returns (server queue, reply_to the server sees).
+async fn request(requester: &Channel, server: &Channel, body: &[u8]) -> (String, String) {
+    let q = unique("rpc-server");
+    declare_queue(server, &q).await;
+    publish_props(
+        requester,
+        "",
+        &q,
+        body,
+        BasicProperties::default().with_reply_to(REPLY_TO.into()),
+    )
+    .await;
+    sync(requester).await;
+    let m = server
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("request reached the server queue");
+    assert_eq!(m.delivery.data, body);
+    let reply_to = m
+        .delivery
+        .properties
+        .reply_to()
+        .as_ref()
+        .expect("request has reply_to")
+        .as_str()
+        .to_string();
+    (q, reply_to)
+}
+
+#[tokio::test]
+async fn capability_direct_reply_to_is_advertised() {
+    let broker = TestBroker::start();
+    let mut raw = RawClient::connect(broker.addr()).await;
+    let start = raw.start().await;
+    let caps = match start.server_properties.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(t)) => t.clone(),
+        other => panic!("capabilities missing: {other:?}"),
+    };
+    assert_eq!(
+        caps.inner().get("direct_reply_to"),
+        Some(&AMQPValue::Boolean(true))
+    );
+}
+
+#[tokio::test]
+async fn reply_to_is_rewritten_and_reply_reaches_the_requester() {
+    let broker = TestBroker::start();
+    let (_rconn, requester) = broker.channel().await;
+    let (_sconn, server) = broker.channel().await;
+    let mut replies = consume_reply_to(&requester, true)
+        .await
+        .expect("consume reply-to");
+    let (_q, reply_to) = request(&requester, &server, b"ping").await;
+    let suffix = reply_to
+        .strip_prefix("amq.rabbitmq.reply-to.")
+        .unwrap_or_else(|| panic!("reply_to not rewritten: {reply_to:?}"));
+    assert!(!suffix.is_empty());
+    publish_props(
+        &server,
+        "",
+        &reply_to,
+        b"pong",
+        BasicProperties::default().with_correlation_id("c-1".into()),
+    )
+    .await;
+    let d = next_delivery(&mut replies).await;
+    assert_eq!(d.data, b"pong");
+    assert_eq!(d.exchange.as_str(), "");
+    assert_eq!(d.routing_key.as_str(), reply_to);
+    assert!(!d.redelivered);
+    assert_eq!(
+        d.properties.correlation_id().as_ref().map(|s| s.as_str()),
+        Some("c-1")
+    );
+}
+
+#[tokio::test]
+async fn each_request_on_the_channel_gets_a_working_reply_address() {
+    let broker = TestBroker::start();
+    let (_rconn, requester) = broker.channel().await;
+    let (_sconn, server) = broker.channel().await;
+    let mut replies = consume_reply_to(&requester, true).await.unwrap();
+    let (_, a) = request(&requester, &server, b"one").await;
+    let (_, b) = request(&requester, &server, b"two").await;
+    publish(&server, "", &b, b"reply-two").await;
+    publish(&server, "", &a, b"reply-one").await;
+    assert_eq!(next_delivery(&mut replies).await.data, b"reply-two");
+    assert_eq!(next_delivery(&mut replies).await.data, b"reply-one");
+}
+
+#[tokio::test]
+async fn consuming_reply_to_without_no_ack_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let (code, text) = expect_amqp_error(consume_reply_to(&ch, false).await);
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        "PRECONDITION_FAILED - reply consumer cannot acknowledge"
+    );
+}
+
+#[tokio::test]
+async fn consuming_reply_to_twice_on_a_channel_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let _first = consume_reply_to(&ch, true).await.unwrap();
+    let (code, text) = expect_amqp_error(consume_reply_to(&ch, true).await);
+    assert_eq!(code, 406);
+    assert_eq!(text, "PRECONDITION_FAILED - reply consumer already set");
+}
+
+#[tokio::test]
+async fn publishing_with_reply_to_without_reply_consumer_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("rpc-noconsumer");
+    declare_queue(&ch, &q).await;
+    let watch = ChannelErrorWatch::new(&ch).await;
+    publish_props(
+        &ch,
+        "",
+        &q,
+        b"req",
+        BasicProperties::default().with_reply_to(REPLY_TO.into()),
+    )
+    .await;
+    assert_eq!(
+        watch.error().await,
+        (
+            406,
+            "PRECONDITION_FAILED - fast reply consumer does not exist".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn reply_to_an_unknown_reply_address_is_silently_dropped() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    publish(&ch, "", "amq.rabbitmq.reply-to.garbage", b"lost").await;
+    sync(&ch).await;
+}
+
+#[tokio::test]
+async fn reply_after_the_requester_cancelled_is_silently_dropped() {
+    let broker = TestBroker::start();
+    let (_rconn, requester) = broker.channel().await;
+    let (_sconn, server) = broker.channel().await;
+    let replies = consume_reply_to(&requester, true).await.unwrap();
+    let (_, reply_to) = request(&requester, &server, b"req").await;
+    requester
+        .basic_cancel(replies.tag(), Default::default())
+        .await
+        .unwrap();
+    publish(&server, "", &reply_to, b"late").await;
+    sync(&server).await;
+}

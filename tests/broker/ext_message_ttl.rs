@@ -1,0 +1,269 @@
+//! Message TTL: the `x-message-ttl` queue argument and the per-message
+//! `expiration` property (checked against RabbitMQ 3.10).
+
+use std::time::{Duration, Instant};
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::{
+    Channel,
+    options::{BasicConsumeOptions, QueueDeclareOptions},
+};
+
+use crate::common::*;
+
+async fn declare_ttl(ch: &Channel, q: &str, ttl: Option<i32>) {
+    let args = match ttl {
+        Some(t) => table(vec![("x-message-ttl", AMQPValue::LongInt(t))]),
+        None => FieldTable::default(),
+    };
+    ch.queue_declare(q.into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+}
+
+fn expiring(ms: &str) -> BasicProperties {
+    BasicProperties::default().with_expiration(ms.into())
+}
+
+/// Polls the ready count (passive declare) until it is `n`, for at most `within`.
+async fn wait_count_within(ch: &Channel, q: &str, n: u32, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let c = message_count(ch, q).await;
+        if c == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue {q} still has {c} messages after {within:?}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn no_ack_consumer(ch: &Channel, q: &str) -> lapin::Consumer {
+    ch.basic_consume(
+        q.into(),
+        "".into(),
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn queue_ttl_expired_message_is_not_returned_by_basic_get() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-get");
+    declare_ttl(&ch, &q, Some(200)).await;
+    publish(&ch, "", &q, b"old").await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get_body(&ch, &q).await, None);
+    // A fresh message is still delivered normally.
+    publish(&ch, "", &q, b"new").await;
+    sync(&ch).await;
+    assert_eq!(get_body(&ch, &q).await, Some(b"new".to_vec()));
+}
+
+#[tokio::test]
+async fn queue_ttl_expires_messages_at_rest() {
+    // No publish, get or consumer after the messages arrive: the queue still
+    // drops them once they expire, and the message count goes to 0.
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-rest");
+    declare_ttl(&ch, &q, Some(300)).await;
+    for i in 0..3 {
+        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
+    }
+    wait_count_within(&ch, &q, 3, Duration::from_millis(250)).await;
+    wait_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn per_message_expiration_expires_message() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-msg");
+    declare_ttl(&ch, &q, None).await;
+    publish_props(&ch, "", &q, b"short", expiring("200")).await;
+    publish_props(&ch, "", &q, b"forever", BasicProperties::default()).await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(drain_bodies(&ch, &q).await, vec!["forever"]);
+}
+
+#[tokio::test]
+async fn per_message_expiration_expires_head_at_rest() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-msg-rest");
+    declare_ttl(&ch, &q, None).await;
+    publish_props(&ch, "", &q, b"short", expiring("200")).await;
+    wait_count_within(&ch, &q, 1, Duration::from_millis(150)).await;
+    wait_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn lower_message_expiration_wins_over_queue_ttl() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-msg-lower");
+    declare_ttl(&ch, &q, Some(60_000)).await;
+    publish_props(&ch, "", &q, b"short", expiring("200")).await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get_body(&ch, &q).await, None);
+}
+
+#[tokio::test]
+async fn lower_queue_ttl_wins_over_message_expiration() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-queue-lower");
+    declare_ttl(&ch, &q, Some(200)).await;
+    publish_props(&ch, "", &q, b"long", expiring("60000")).await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get_body(&ch, &q).await, None);
+}
+
+#[tokio::test]
+async fn expired_message_behind_live_head_is_counted_but_never_delivered() {
+    // RabbitMQ only expires per-message TTLs at the head of the queue: a
+    // short-lived message behind a long-lived one still counts as ready, but
+    // is dropped (not delivered) when it reaches the head.
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-behind");
+    declare_ttl(&ch, &q, None).await;
+    publish_props(&ch, "", &q, b"long", expiring("60000")).await;
+    publish_props(&ch, "", &q, b"short", expiring("100")).await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(message_count(&ch, &q).await, 2);
+    assert_eq!(drain_bodies(&ch, &q).await, vec!["long"]);
+    assert_eq!(message_count(&ch, &q).await, 0);
+}
+
+#[tokio::test]
+async fn queue_ttl_zero_drops_message_without_consumer() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-zero");
+    declare_ttl(&ch, &q, Some(0)).await;
+    publish(&ch, "", &q, b"gone").await;
+    sync(&ch).await;
+    assert_eq!(get_body(&ch, &q).await, None);
+    assert_eq!(message_count(&ch, &q).await, 0);
+}
+
+#[tokio::test]
+async fn queue_ttl_zero_delivers_to_waiting_consumer() {
+    let broker = TestBroker::start();
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("ttl-zero-consumer");
+    declare_ttl(&ch, &q, Some(0)).await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = no_ack_consumer(&cch, &q).await;
+    publish(&ch, "", &q, b"now").await;
+    assert_eq!(next_delivery(&mut consumer).await.data, b"now");
+}
+
+#[tokio::test]
+async fn expiration_zero_drops_message_without_consumer() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("exp-zero");
+    declare_ttl(&ch, &q, None).await;
+    publish_props(&ch, "", &q, b"gone", expiring("0")).await;
+    sync(&ch).await;
+    assert_eq!(get_body(&ch, &q).await, None);
+    assert_eq!(message_count(&ch, &q).await, 0);
+}
+
+#[tokio::test]
+async fn expiration_zero_delivers_to_waiting_consumer() {
+    let broker = TestBroker::start();
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("exp-zero-consumer");
+    declare_ttl(&ch, &q, None).await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = no_ack_consumer(&cch, &q).await;
+    publish_props(&ch, "", &q, b"now", expiring("0")).await;
+    assert_eq!(next_delivery(&mut consumer).await.data, b"now");
+}
+
+async fn publish_bad_expiration(expiration: &str) -> (u16, String) {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("exp-bad");
+    declare_ttl(&ch, &q, None).await;
+    let watch = ChannelErrorWatch::new(&ch).await;
+    publish_props(&ch, "", &q, b"x", expiring(expiration)).await;
+    watch.error().await
+}
+
+#[tokio::test]
+async fn non_numeric_expiration_is_406() {
+    assert_eq!(
+        publish_bad_expiration("abc").await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid expiration 'abc': no_integer".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn negative_expiration_is_406() {
+    assert_eq!(
+        publish_bad_expiration("-1").await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn fractional_expiration_is_406() {
+    assert_eq!(
+        publish_bad_expiration("1.5").await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid expiration '1.5': {leftover_string,\".5\"}".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn negative_x_message_ttl_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("ttl-neg");
+    let (code, text) = expect_amqp_error(
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            table(vec![("x-message-ttl", AMQPValue::LongInt(-1))]),
+        )
+        .await,
+    );
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '{q}' in vhost '/': {{value_negative,-1}}"
+        )
+    );
+}

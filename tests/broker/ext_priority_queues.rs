@@ -1,0 +1,269 @@
+//! Priority queues (`x-max-priority`), checked against RabbitMQ 3.10.
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::{
+    Channel,
+    options::{BasicConsumeOptions, QueueDeclareOptions},
+};
+
+use crate::common::*;
+
+fn max_priority(v: AMQPValue) -> FieldTable {
+    table(vec![("x-max-priority", v)])
+}
+
+async fn declare_prio(ch: &Channel, q: &str, max: i32) {
+    ch.queue_declare(
+        q.into(),
+        QueueDeclareOptions::default(),
+        max_priority(AMQPValue::LongInt(max)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+}
+
+/// Publishes (body, priority) pairs; `None` = no priority property.
+async fn publish_all(ch: &Channel, q: &str, msgs: &[(&str, Option<u8>)]) {
+    for (body, prio) in msgs {
+        let props = match prio {
+            Some(p) => BasicProperties::default().with_priority(*p),
+            None => BasicProperties::default(),
+        };
+        publish_props(ch, "", q, body.as_bytes(), props).await;
+    }
+    wait_message_count(ch, q, msgs.len() as u32).await;
+}
+
+async fn declare_err(ch: &Channel, q: &str, v: AMQPValue) -> (u16, String) {
+    expect_amqp_error(
+        ch.queue_declare(q.into(), QueueDeclareOptions::default(), max_priority(v))
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn higher_priority_messages_are_delivered_first_by_basic_get() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-get");
+    declare_prio(&ch, &q, 10).await;
+    publish_all(
+        &ch,
+        &q,
+        &[
+            ("p1", Some(1)),
+            ("p5", Some(5)),
+            ("p3", Some(3)),
+            ("p10", Some(10)),
+        ],
+    )
+    .await;
+    assert_eq!(drain_bodies(&ch, &q).await, vec!["p10", "p5", "p3", "p1"]);
+}
+
+#[tokio::test]
+async fn higher_priority_messages_are_delivered_first_to_a_consumer() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-consume");
+    declare_prio(&ch, &q, 10).await;
+    publish_all(
+        &ch,
+        &q,
+        &[
+            ("p2", Some(2)),
+            ("p9", Some(9)),
+            ("p0", Some(0)),
+            ("p4", Some(4)),
+        ],
+    )
+    .await;
+    let mut consumer = ch
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(String::from_utf8(next_delivery(&mut consumer).await.data).unwrap());
+    }
+    assert_eq!(got, vec!["p9", "p4", "p2", "p0"]);
+}
+
+#[tokio::test]
+async fn messages_of_equal_priority_stay_fifo() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-fifo");
+    declare_prio(&ch, &q, 5).await;
+    publish_all(
+        &ch,
+        &q,
+        &[
+            ("a1", Some(1)),
+            ("b3", Some(3)),
+            ("a2", Some(1)),
+            ("b4", Some(3)),
+            ("a3", Some(1)),
+            ("b5", Some(3)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        drain_bodies(&ch, &q).await,
+        vec!["b3", "b4", "b5", "a1", "a2", "a3"]
+    );
+}
+
+#[tokio::test]
+async fn priority_above_max_counts_as_max() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-cap");
+    declare_prio(&ch, &q, 5).await;
+    // 9 and 7 are capped to 5: the three are equal and stay in publish order,
+    // all ahead of priority 4.
+    publish_all(
+        &ch,
+        &q,
+        &[
+            ("four", Some(4)),
+            ("nine", Some(9)),
+            ("five", Some(5)),
+            ("seven", Some(7)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        drain_bodies(&ch, &q).await,
+        vec!["nine", "five", "seven", "four"]
+    );
+}
+
+#[tokio::test]
+async fn message_without_priority_counts_as_zero() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-none");
+    declare_prio(&ch, &q, 5).await;
+    publish_all(
+        &ch,
+        &q,
+        &[
+            ("none1", None),
+            ("zero", Some(0)),
+            ("one", Some(1)),
+            ("none2", None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        drain_bodies(&ch, &q).await,
+        vec!["one", "none1", "zero", "none2"]
+    );
+}
+
+#[tokio::test]
+async fn message_count_includes_all_priorities() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-count");
+    declare_prio(&ch, &q, 3).await;
+    publish_all(
+        &ch,
+        &q,
+        &[
+            ("a", Some(0)),
+            ("b", Some(3)),
+            ("c", None),
+            ("d", Some(200)),
+        ],
+    )
+    .await;
+    assert_eq!(message_count(&ch, &q).await, 4);
+}
+
+#[tokio::test]
+async fn max_priority_255_is_accepted() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-255");
+    declare_prio(&ch, &q, 255).await;
+    publish_all(
+        &ch,
+        &q,
+        &[("low", Some(1)), ("top", Some(255)), ("mid", Some(128))],
+    )
+    .await;
+    assert_eq!(drain_bodies(&ch, &q).await, vec!["top", "mid", "low"]);
+}
+
+#[tokio::test]
+async fn max_priority_0_is_accepted_and_queue_stays_fifo() {
+    // RabbitMQ 3.10 accepts x-max-priority 0 (no 406); the queue does not
+    // reorder by priority.
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-0");
+    declare_prio(&ch, &q, 0).await;
+    publish_all(
+        &ch,
+        &q,
+        &[("zero", Some(0)), ("five", Some(5)), ("one", Some(1))],
+    )
+    .await;
+    assert_eq!(drain_bodies(&ch, &q).await, vec!["zero", "five", "one"]);
+}
+
+#[tokio::test]
+async fn max_priority_above_255_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-256");
+    let (code, text) = declare_err(&ch, &q, AMQPValue::LongInt(256)).await;
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{max_value_exceeded,256}}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn negative_max_priority_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-neg");
+    let (code, text) = declare_err(&ch, &q, AMQPValue::LongInt(-1)).await;
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{value_negative,-1}}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn non_integer_max_priority_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("pq-str");
+    let (code, text) = declare_err(&ch, &q, long_str("10")).await;
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': \"expected integer, got longstr\""
+        )
+    );
+}

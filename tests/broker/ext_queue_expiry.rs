@@ -1,0 +1,212 @@
+//! Queue expiry (`x-expires`), checked against RabbitMQ 3.10. A queue is
+//! "unused" while it has no consumers and sees no basic.get or (passive or
+//! full) redeclare; every such use restarts the timer. NB: polling a queue
+//! with passive declares keeps it alive, so these tests sleep instead.
+
+use std::time::Duration;
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::{
+    Channel,
+    options::{BasicConsumeOptions, QueueDeclareOptions},
+};
+
+use crate::common::*;
+
+fn expires(ms: i32) -> FieldTable {
+    table(vec![("x-expires", AMQPValue::LongInt(ms))])
+}
+
+async fn declare_expiring(ch: &Channel, q: &str, ms: i32) {
+    ch.queue_declare(q.into(), QueueDeclareOptions::default(), expires(ms))
+        .await
+        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+}
+
+/// Whether the queue exists: passive declare on a throw-away channel.
+/// (A passive declare is itself a use that restarts the expiry timer.)
+async fn exists(broker: &TestBroker, q: &str) -> bool {
+    let (conn, ch) = broker.channel().await;
+    let res = ch
+        .queue_declare(
+            q.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    let out = match res {
+        Ok(_) => true,
+        Err(e) => {
+            let (code, text) = amqp_error(&e).expect("AMQP error");
+            assert_eq!(code, 404);
+            assert_eq!(text, format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
+            false
+        }
+    };
+    let _ = conn.close(200, "bye".into()).await;
+    out
+}
+
+async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[tokio::test]
+async fn unused_queue_is_deleted_after_x_expires() {
+    let broker = TestBroker::start();
+    let (conn, ch) = broker.channel().await;
+    let q = unique("qexp-unused");
+    declare_expiring(&ch, &q, 300).await;
+    drop(ch);
+    let _ = conn.close(200, "bye".into()).await;
+    sleep_ms(1200).await;
+    assert!(!exists(&broker, &q).await, "queue {q} should have expired");
+}
+
+#[tokio::test]
+async fn queue_with_messages_expires_too() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-msgs");
+    declare_expiring(&ch, &q, 300).await;
+    for _ in 0..3 {
+        publish(&ch, "", &q, b"m").await;
+    }
+    // Publishing is not a use.
+    sleep_ms(1200).await;
+    assert!(!exists(&broker, &q).await);
+}
+
+#[tokio::test]
+async fn passive_declare_after_expiry_is_404() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-404");
+    declare_expiring(&ch, &q, 200).await;
+    sleep_ms(1000).await;
+    let (code, text) = expect_amqp_error(
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await,
+    );
+    assert_eq!(code, 404);
+    assert_eq!(text, format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
+}
+
+#[tokio::test]
+async fn consumer_keeps_queue_alive_until_cancelled() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-consumer");
+    declare_expiring(&ch, &q, 300).await;
+    let consumer = ch
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    sleep_ms(1000).await;
+    assert!(
+        exists(&broker, &q).await,
+        "a consumed queue must not expire"
+    );
+    ch.basic_cancel(consumer.tag(), Default::default())
+        .await
+        .unwrap();
+    // Unused again from now on.
+    sleep_ms(1200).await;
+    assert!(
+        !exists(&broker, &q).await,
+        "queue should expire after the cancel"
+    );
+}
+
+#[tokio::test]
+async fn redeclare_restarts_the_expiry_timer() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-redeclare");
+    declare_expiring(&ch, &q, 800).await;
+    for _ in 0..4 {
+        sleep_ms(400).await;
+        declare_expiring(&ch, &q, 800).await;
+    }
+    // 1.6 s after the first declare, far more than 800 ms.
+    sleep_ms(200).await;
+    assert!(exists(&broker, &q).await);
+    sleep_ms(2000).await;
+    assert!(!exists(&broker, &q).await);
+}
+
+#[tokio::test]
+async fn basic_get_restarts_the_expiry_timer() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-get");
+    declare_expiring(&ch, &q, 800).await;
+    for _ in 0..4 {
+        sleep_ms(400).await;
+        // basic.get on an empty queue counts as a use too.
+        assert_eq!(get_body(&ch, &q).await, None);
+    }
+    sleep_ms(200).await;
+    assert!(exists(&broker, &q).await);
+    sleep_ms(2000).await;
+    assert!(!exists(&broker, &q).await);
+}
+
+#[tokio::test]
+async fn zero_x_expires_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-zero");
+    let (code, text) = expect_amqp_error(
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            expires(0),
+        )
+        .await,
+    );
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '{q}' in vhost '/': {{value_zero,0}}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn negative_x_expires_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("qexp-neg");
+    let (code, text) = expect_amqp_error(
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            expires(-1),
+        )
+        .await,
+    );
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '{q}' in vhost '/': {{value_negative,-1}}"
+        )
+    );
+}
