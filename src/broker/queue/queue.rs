@@ -25,6 +25,11 @@ use crate::broker::names;
 use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
 
+#[path = "limits.rs"]
+mod limits;
+#[path = "ttl.rs"]
+mod ttl;
+
 /// Messages paged in from the store per read transaction.
 const PAGE_IN_BATCH: usize = 1000;
 
@@ -339,113 +344,6 @@ impl Queue {
         self.enforce_max_length(&mut st);
         self.finish(st);
         true
-    }
-
-    /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
-    fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
-        self.max_length
-            .is_some_and(|max| Self::ready_count(st) as u64 >= max)
-            || self
-                .max_length_bytes
-                .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
-    }
-
-    /// The lower of the queue's x-message-ttl and the message's expiration.
-    fn ttl_of(&self, message: &Message) -> Option<u64> {
-        match (self.message_ttl, message.expiration_ms()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn publish_now_or_never(self: &Arc<Self>, st: &mut QueueState, queued: QueuedMessage) {
-        if !st.ready.is_empty() || !st.backlog.is_empty() {
-            // Others are waiting ahead of it: no consumer can take it now.
-            self.drop_message(st, queued, Reason::Expired);
-            return;
-        }
-        st.ready.push_back(queued);
-        self.dispatch_locked(st);
-        if let Some(left) = st.ready.pop_front() {
-            self.drop_message(st, left, Reason::Expired);
-        }
-    }
-
-    /// Drops expired messages from the head of the ready list (messages expire only when they
-    /// reach the head, as in RabbitMQ). Returns how many went.
-    fn drop_expired_head(&self, st: &mut QueueState, now: u64) -> usize {
-        let mut dropped = 0;
-        while st.ready.front().is_some_and(|m| m.is_expired(now)) {
-            if let Some(m) = st.ready.pop_front() {
-                self.drop_message(st, m, Reason::Expired);
-                dropped += 1;
-            }
-        }
-        dropped
-    }
-
-    /// Housekeeping: expire the head at rest. True if the queue may hold expiring messages.
-    pub fn expire(self: &Arc<Self>, now: u64) -> bool {
-        if !self.may_expire.load(Ordering::Relaxed) {
-            return false;
-        }
-        let mut st = self.state.lock();
-        self.drop_expired_head(&mut st, now);
-        if st.ready.is_empty() && st.backlog.is_empty() {
-            self.may_expire.store(false, Ordering::Relaxed);
-        }
-        self.finish(st);
-        true
-    }
-
-    /// How long a consumer may hold a delivery unacknowledged, in ms.
-    pub fn consumer_timeout(&self) -> Option<u64> {
-        self.consumer_timeout
-    }
-
-    /// Marks the queue used now (x-expires counts idle time from the last use).
-    pub fn touch(&self) {
-        self.last_used.store(clock::now_ms(), Ordering::Relaxed);
-    }
-
-    /// `x-expires`: whether the queue has been unused (no consumers, no get, no redeclare) for
-    /// longer than its expiry.
-    pub fn is_expired(&self, now: u64) -> bool {
-        let Some(expires) = self.expires else {
-            return false;
-        };
-        now.saturating_sub(self.last_used.load(Ordering::Relaxed)) > expires
-            && self.state.lock().consumers.is_empty()
-    }
-
-    /// `x-max-length` with the default overflow behaviour, drop-head: the oldest ready
-    /// messages go until the queue is within its limit. (Other overflow modes and
-    /// dead-lettering belong to the queue-extensions work.)
-    fn enforce_max_length(&self, st: &mut QueueState) {
-        let over = |st: &QueueState| {
-            self.max_length
-                .is_some_and(|max| Self::ready_count(st) as u64 > max)
-                || self
-                    .max_length_bytes
-                    .is_some_and(|max| st.ready.bytes() > max)
-        };
-        while over(st) {
-            if let Some(head) = st.ready.pop_front() {
-                self.drop_message(st, head, Reason::Maxlen);
-                continue;
-            }
-            let mut taken = Vec::with_capacity(1);
-            st.backlog.take_front(1, &mut taken);
-            match taken.pop() {
-                Some(Taken::InMemory(m)) => self.drop_message(st, m, Reason::Maxlen),
-                Some(Taken::Paged { seq, id, .. }) => {
-                    if let Some(p) = &self.persistence {
-                        p.store.remove(p.queue_id, seq, id);
-                    }
-                }
-                None => break,
-            }
-        }
     }
 
     /// Delivers ready messages to consumers with credit, round-robin.

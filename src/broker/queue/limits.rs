@@ -1,0 +1,49 @@
+//! Length limits: `x-max-length` and `x-max-length-bytes`, with `x-overflow` drop-head (the
+//! oldest ready messages go, dead-lettered as maxlen) or reject-publish(-dlx) (the new message is
+//! refused; see `Queue::publish`).
+
+use super::super::backlog::Taken;
+use super::super::dead_letter::Reason;
+use super::{Queue, QueueState};
+use crate::broker::message::Message;
+
+impl Queue {
+    /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
+    pub(super) fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
+        self.max_length
+            .is_some_and(|max| Self::ready_count(st) as u64 >= max)
+            || self
+                .max_length_bytes
+                .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
+    }
+
+    /// `x-max-length` with the default overflow behaviour, drop-head: the oldest ready
+    /// messages go until the queue is within its limit. (Other overflow modes and
+    /// dead-lettering belong to the queue-extensions work.)
+    pub(super) fn enforce_max_length(&self, st: &mut QueueState) {
+        let over = |st: &QueueState| {
+            self.max_length
+                .is_some_and(|max| Self::ready_count(st) as u64 > max)
+                || self
+                    .max_length_bytes
+                    .is_some_and(|max| st.ready.bytes() > max)
+        };
+        while over(st) {
+            if let Some(head) = st.ready.pop_front() {
+                self.drop_message(st, head, Reason::Maxlen);
+                continue;
+            }
+            let mut taken = Vec::with_capacity(1);
+            st.backlog.take_front(1, &mut taken);
+            match taken.pop() {
+                Some(Taken::InMemory(m)) => self.drop_message(st, m, Reason::Maxlen),
+                Some(Taken::Paged { seq, id, .. }) => {
+                    if let Some(p) = &self.persistence {
+                        p.store.remove(p.queue_id, seq, id);
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+}
