@@ -29,16 +29,28 @@ fn damage(data_dir: &std::path::Path, marker: &[u8]) {
 }
 
 /// Starts warren on `dir` with its log captured; returns the child, its address and log path.
-fn start_logged(dir: &std::path::Path) -> (std::process::Child, String, std::path::PathBuf) {
+/// Kills the broker when the test ends, failing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_logged(dir: &std::path::Path) -> (KillOnDrop, String, std::path::PathBuf) {
     let log = dir.join("broker.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     let addr = loop {
@@ -73,7 +85,7 @@ async fn damaged_message_record_fails_only_its_queue_with_a_log_line() {
     node.stop(Stop::Graceful);
     damage(node.path(), marker.as_bytes());
 
-    let (mut child, addr, log) = start_logged(node.path());
+    let (_broker, addr, log) = start_logged(node.path());
     let uri = format!("amqp://guest:guest@{addr}/%2f");
     let conn = Connection::connect(&uri, ConnectionProperties::default())
         .await
@@ -93,6 +105,4 @@ async fn damaged_message_record_fails_only_its_queue_with_a_log_line() {
         text.contains("queue 'damaged-q' in vhost '/' not loaded") && text.contains("checksum"),
         "log: {text}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
