@@ -96,6 +96,14 @@ pub struct Config {
     /// No per-second lines (the summary is still printed).
     #[arg(long)]
     pub quiet: bool,
+    /// Idle-connections mode: open N connections with one channel each, hold them for --hold
+    /// seconds, close them; no publishing or consuming (for measuring the broker's memory
+    /// per connection).
+    #[arg(long, default_value_t = 0)]
+    pub idle_connections: usize,
+    /// Seconds to hold the idle connections once all are open.
+    #[arg(long, default_value_t = 10.0)]
+    pub hold: f64,
 }
 
 impl Config {
@@ -124,6 +132,9 @@ impl Config {
         }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err(Error::msg("--rate must be a non-negative number"));
+        }
+        if !(self.hold >= 0.0 && self.hold.is_finite()) {
+            return Err(Error::msg("--hold must be a non-negative number"));
         }
         if self.multi_ack_every == 0 {
             return Err(Error::msg("--multi-ack-every must be at least 1"));

@@ -6,10 +6,12 @@
 //! - [`config`]: flags, URI, queue arguments.  - [`client`]: connection and handshake.
 //! - [`wire`]: frame decode fast path, publish template.  - [`producer`] / [`consumer`].
 //! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
+//! - [`idle`]: `--idle-connections`, connections that only stay open.
 
 pub mod client;
 pub mod config;
 pub mod consumer;
+pub mod idle;
 pub mod producer;
 pub mod sink;
 pub mod stats;

@@ -15,6 +15,22 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if config.idle_connections > 0 {
+        let result = runtime.block_on(async {
+            config.validate()?;
+            warren_perf::idle::run(&config).await
+        });
+        match result {
+            Ok(s) if s.errors.is_empty() && s.lost == 0 => {}
+            Ok(_) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("warren-perf: {e}");
+                std::process::exit(1);
+            }
+        }
+        runtime.shutdown_background();
+        return;
+    }
     match runtime.block_on(warren_perf::run(config)) {
         Ok(summary) if summary.errors.is_empty() => {}
         Ok(_) => std::process::exit(1),

@@ -199,3 +199,16 @@ async fn backlog_drains_with_a_small_prefetch() {
     assert!(drain.errors.is_empty(), "{:?}", drain.errors);
     assert_eq!((drain.consumed, drain.latency.count), (300, 300));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_open_hold_and_close() {
+    let broker = Broker::start("idle");
+    let config = broker.config(&["--idle-connections", "200", "--hold", "0.3"]);
+    let summary = warren_perf::idle::run(&config).await.expect("idle run");
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!(
+        (summary.requested, summary.opened, summary.lost),
+        (200, 200, 0)
+    );
+    assert!(summary.hold_secs >= 0.3);
+}
