@@ -7,6 +7,10 @@
 //! auto-delete) lives here so `Exchange` and `Queue` stay unaware of each other.
 
 use std::collections::HashMap;
+
+// ahash: several times faster than SipHash on these per-publish lookups, still keyed randomly
+// per process so clients cannot force collisions.
+use ahash::RandomState;
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
@@ -22,8 +26,8 @@ use crate::store::Store;
 
 pub struct VHost {
     pub name: Arc<str>,
-    exchanges: RwLock<HashMap<Arc<str>, Arc<Exchange>>>,
-    queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
+    exchanges: RwLock<HashMap<Arc<str>, Arc<Exchange>, RandomState>>,
+    queues: RwLock<HashMap<Arc<str>, Arc<Queue>, RandomState>>,
     /// Where durable definitions and messages go; `None` keeps everything in memory.
     durability: Option<Durability>,
     me: Weak<VHost>,
@@ -52,7 +56,7 @@ fn bool_str(b: bool) -> &'static str {
 
 impl VHost {
     pub fn new(name: &str, durability: Option<Durability>) -> Arc<Self> {
-        let mut exchanges = HashMap::new();
+        let mut exchanges = HashMap::default();
         for (ex, kind) in STANDARD_EXCHANGES {
             let options = ExchangeOptions {
                 kind,
@@ -69,7 +73,7 @@ impl VHost {
         Arc::new_cyclic(|me| VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
-            queues: RwLock::new(HashMap::new()),
+            queues: RwLock::new(HashMap::default()),
             durability,
             me: me.clone(),
         })

@@ -6,7 +6,7 @@ use super::Destination;
 
 #[derive(Default)]
 pub struct DirectBindings {
-    by_key: HashMap<String, Vec<Destination>>,
+    by_key: HashMap<String, Vec<Destination>, ahash::RandomState>,
 }
 
 impl DirectBindings {

@@ -23,7 +23,7 @@ const ROOT: NodeId = 0;
 
 struct Node<D> {
     /// Children reached by a literal word (never `*` or `#`, which have dedicated slots).
-    literal: HashMap<Box<str>, NodeId>,
+    literal: HashMap<Box<str>, NodeId, ahash::RandomState>,
     star: Option<NodeId>,
     hash: Option<NodeId>,
     /// Destinations bound with the pattern that ends at this node.
@@ -33,7 +33,7 @@ struct Node<D> {
 impl<D> Node<D> {
     fn new() -> Self {
         Node {
-            literal: HashMap::new(),
+            literal: HashMap::default(),
             star: None,
             hash: None,
             dests: HashSet::new(),

@@ -265,13 +265,14 @@ impl Queue {
     /// The head message, paging the backlog in when the ready list is empty; expired heads are
     /// dropped on the way.
     fn pop_ready(&self, st: &mut QueueState) -> Option<QueuedMessage> {
-        let now = clock::now_ms();
+        // Read the clock only for messages that can expire (it showed at 5% of a publish).
+        let mut now = None;
         loop {
             if st.ready.is_empty() && !st.backlog.is_empty() {
                 self.page_in(st);
             }
             let m = st.ready.pop_front()?;
-            if !m.is_expired(now) {
+            if m.expires_at == 0 || !m.is_expired(*now.get_or_insert_with(clock::now_ms)) {
                 return Some(m);
             }
             self.drop_message(st, m, Reason::Expired);
