@@ -194,7 +194,7 @@ pub async fn serve(
         shared: shared.clone(),
         broker,
         negotiated,
-        channels: HashMap::new(),
+        channels: HashMap::default(),
         exclusive_queues: Vec::new(),
         flow,
     };
@@ -270,7 +270,8 @@ struct Connection {
     shared: Arc<ConnectionShared>,
     broker: Arc<Broker>,
     negotiated: Negotiated,
-    channels: HashMap<u16, Channel>,
+    // Looked up for every frame: ahash, not SipHash.
+    channels: HashMap<u16, Channel, ahash::RandomState>,
     exclusive_queues: Vec<Arc<Queue>>,
     flow: PublisherFlow,
 }
