@@ -133,29 +133,28 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
             buf[total - 1]
         )));
     }
-    buf.advance(FRAME_HEADER_SIZE);
-    let payload = buf.split_to(size).freeze();
-    buf.advance(1);
-    decode_payload(kind, channel, payload).map(Some)
-}
-
-fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
-    match kind {
-        FRAME_METHOD => decode_method(channel, &payload),
-        FRAME_HEADER => decode_header(channel, payload),
-        FRAME_BODY => Ok(Frame::Body { channel, payload }),
-        _ => {
-            if channel != 0 {
-                return Err(AmqpError::unexpected_frame(format_args!(
-                    "heartbeat frame on channel {channel}"
-                )));
-            }
-            Ok(Frame::Heartbeat { channel })
+    // Method and header frames are decoded straight from the buffer: only what outlives the
+    // frame (a body, the properties) becomes a `Bytes` slice of it.
+    let frame = match kind {
+        FRAME_METHOD => decode_method(channel, &buf[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + size]),
+        // These two consume the frame themselves: what they keep is a slice of it.
+        FRAME_HEADER => return decode_header(channel, buf, size).map(Some),
+        FRAME_BODY => {
+            buf.advance(FRAME_HEADER_SIZE);
+            let payload = buf.split_to(size).freeze();
+            buf.advance(1);
+            return Ok(Some(Frame::Body { channel, payload }));
         }
-    }
+        _ if channel != 0 => Err(AmqpError::unexpected_frame(format_args!(
+            "heartbeat frame on channel {channel}"
+        ))),
+        _ => Ok(Frame::Heartbeat { channel }),
+    };
+    buf.advance(total);
+    frame.map(Some)
 }
 
-fn decode_method(channel: u16, payload: &Bytes) -> Result<Frame, AmqpError> {
+fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
     if payload.len() < 4 {
         return Err(AmqpError::frame_error("method frame too short"));
     }
@@ -169,7 +168,7 @@ fn decode_method(channel: u16, payload: &Bytes) -> Result<Frame, AmqpError> {
     }
     crate::depth::check_method(payload, class_id, method_id)?;
     check_dropped_fields(payload, class_id, method_id)?;
-    match all_consuming(parse_class).parse(&payload[..]) {
+    match all_consuming(parse_class).parse(payload) {
         Ok((_, method)) => Ok(Frame::Method { channel, method }),
         Err(_) if !is_known_method(class_id, method_id) => Err(AmqpError::command_invalid(
             format_args!("unknown method class {class_id} method {method_id}"),
@@ -237,24 +236,21 @@ fn is_known_method(class_id: u16, method_id: u16) -> bool {
     }
 }
 
-fn decode_header(channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
+/// Decodes a content header frame of `size` payload bytes at the front of `buf`, consuming the
+/// whole frame; the properties become one `Bytes` slice.
+fn decode_header(channel: u16, buf: &mut BytesMut, size: usize) -> Result<Frame, AmqpError> {
     // class-id (2) + weight (2) + body-size (8) precede the property flags.
     const PROPERTIES_OFFSET: usize = 12;
-    if payload.len() < PROPERTIES_OFFSET + 2 {
+    if size < PROPERTIES_OFFSET + 2 {
         return Err(AmqpError::frame_error("cannot decode content header"));
     }
-    let class_id = u16::from_be_bytes([payload[0], payload[1]]);
-    let body_size = u64::from_be_bytes([
-        payload[4],
-        payload[5],
-        payload[6],
-        payload[7],
-        payload[8],
-        payload[9],
-        payload[10],
-        payload[11],
-    ]);
-    let properties = Properties::parse(payload.slice(PROPERTIES_OFFSET..))?;
+    let p = &buf[FRAME_HEADER_SIZE..];
+    let class_id = u16::from_be_bytes([p[0], p[1]]);
+    let body_size = u64::from_be_bytes([p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]]);
+    buf.advance(FRAME_HEADER_SIZE + PROPERTIES_OFFSET);
+    let raw = buf.split_to(size - PROPERTIES_OFFSET).freeze();
+    buf.advance(1);
+    let properties = Properties::parse(raw)?;
     Ok(Frame::Header {
         channel,
         class_id,

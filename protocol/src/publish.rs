@@ -5,8 +5,6 @@
 
 use amq_protocol::protocol::{AMQPClass, basic};
 
-use bytes::Bytes;
-
 use crate::reply::AmqpError;
 use crate::short_str::ShortStr;
 
@@ -23,7 +21,7 @@ fn cannot_decode() -> AmqpError {
 }
 
 /// Decodes the arguments of basic.publish; `payload` starts with the class and method ids.
-pub fn decode(payload: &Bytes) -> Result<Publish, AmqpError> {
+pub fn decode(payload: &[u8]) -> Result<Publish, AmqpError> {
     // class (2) + method (2) + reserved-1 short (2)
     let mut pos = 6;
     let short_str = |pos: &mut usize| -> Result<ShortStr, AmqpError> {
@@ -34,7 +32,7 @@ pub fn decode(payload: &Bytes) -> Result<Publish, AmqpError> {
             return Err(cannot_decode());
         }
         *pos = end;
-        ShortStr::from_bytes(payload.slice(start..end)).ok_or_else(cannot_decode)
+        ShortStr::from_slice(&payload[start..end]).ok_or_else(cannot_decode)
     };
     let exchange = short_str(&mut pos)?;
     let routing_key = short_str(&mut pos)?;
@@ -134,9 +132,8 @@ mod tests {
         }));
         let mut out = BytesMut::new();
         encode::method(&mut out, 1, &class);
-        let payload = out.freeze().slice(7..);
-        let payload = payload.slice(..payload.len() - 1);
-        let p = decode(&payload).unwrap();
+        let payload = &out[7..out.len() - 1];
+        let p = decode(payload).unwrap();
         assert_eq!(
             (
                 p.exchange.as_str(),
@@ -146,6 +143,6 @@ mod tests {
             ),
             ("x", "a.b", true, false)
         );
-        assert!(decode(&payload.slice(..payload.len() - 1)).is_err());
+        assert!(decode(&payload[..payload.len() - 1]).is_err());
     }
 }

@@ -37,7 +37,7 @@ pub fn enqueue(
         let id = store.next_message_id();
         let record = MessageRecord {
             exchange: exchange.clone(),
-            routing_key: routing_key.bytes().clone(),
+            routing_key: routing_key.clone(),
             properties: properties.raw().clone(),
             body: body.clone(),
         };

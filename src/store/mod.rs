@@ -53,7 +53,7 @@ pub trait CommitListener: Send + Sync {
 /// The fields of a message that are stored (cheap clones of the broker's buffers).
 pub struct MessageRecord {
     pub exchange: Arc<str>,
-    pub routing_key: Bytes,
+    pub routing_key: warren_protocol::ShortStr,
     pub properties: Bytes,
     pub body: Bytes,
 }

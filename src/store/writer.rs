@@ -143,7 +143,7 @@ fn put_message(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, r: &MessageRecord) -> heed:
         &ex_len,
         exchange,
         &rk_len,
-        &r.routing_key,
+        r.routing_key.as_bytes(),
         &props_len,
         &r.properties,
         &r.body,
