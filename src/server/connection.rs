@@ -234,6 +234,23 @@ fn method_ids(frame: &Frame) -> (u16, u16) {
     }
 }
 
+/// What channel handlers may touch, built from the connection's parts (borrowed field by field
+/// so the caller can hold a channel of `Connection::channels` at the same time).
+fn channel_context<'a>(
+    broker: &'a Broker,
+    negotiated: &'a Negotiated,
+    connection: &'a Arc<ConnectionShared>,
+    exclusive_queues: &'a mut Vec<Arc<Queue>>,
+) -> ChannelContext<'a> {
+    ChannelContext {
+        broker,
+        vhost: &negotiated.vhost,
+        user: &negotiated.user,
+        connection,
+        exclusive_queues,
+    }
+}
+
 /// A reply text as a short string (truncated at 255 bytes on a character boundary).
 pub fn short_text(text: &str) -> amq_protocol::types::ShortString {
     let mut end = text.len().min(255);
@@ -354,13 +371,12 @@ impl Connection {
     /// than the consumer timeout, in RabbitMQ's words.
     fn close_timed_out_channels(&mut self) {
         let now = crate::broker::clock::now_ms();
-        let mut ctx = ChannelContext {
-            broker: &self.broker,
-            vhost: &self.negotiated.vhost,
-            user: &self.negotiated.user,
-            connection: &self.shared,
-            exclusive_queues: &mut self.exclusive_queues,
-        };
+        let mut ctx = channel_context(
+            &self.broker,
+            &self.negotiated,
+            &self.shared,
+            &mut self.exclusive_queues,
+        );
         for (id, channel) in self.channels.iter_mut() {
             if let Some(timeout) = channel.shared().ack_timed_out(now) {
                 let e = AmqpError::precondition(format_args!(
@@ -400,13 +416,12 @@ impl Connection {
         let Some(channel) = self.channels.get_mut(&channel_id) else {
             return Err(AmqpError::channel_error("expected 'channel.open'").on(ids.0, ids.1));
         };
-        let mut ctx = ChannelContext {
-            broker: &self.broker,
-            vhost: &self.negotiated.vhost,
-            user: &self.negotiated.user,
-            connection: &self.shared,
-            exclusive_queues: &mut self.exclusive_queues,
-        };
+        let mut ctx = channel_context(
+            &self.broker,
+            &self.negotiated,
+            &self.shared,
+            &mut self.exclusive_queues,
+        );
         match channel.handle_frame(frame, &mut ctx) {
             Ok(still_open) => {
                 if !still_open {
@@ -501,13 +516,14 @@ impl Connection {
     /// Connection is going away: requeue every channel's unacked messages, cancel consumers,
     /// delete exclusive queues.
     fn release_all(&mut self) {
-        let mut ctx = ChannelContext {
-            broker: &self.broker,
-            vhost: &self.negotiated.vhost,
-            user: &self.negotiated.user,
-            connection: &self.shared,
-            exclusive_queues: &mut Vec::new(),
-        };
+        // Nothing declared while releasing: a scratch list for the context.
+        let mut no_new_queues = Vec::new();
+        let mut ctx = channel_context(
+            &self.broker,
+            &self.negotiated,
+            &self.shared,
+            &mut no_new_queues,
+        );
         for (_, mut channel) in self.channels.drain() {
             channel.release(&mut ctx);
         }
