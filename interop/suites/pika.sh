@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Suite "pika": our own pika 1.3.2 scenario suite (interop/pika_suite), written against
+# RabbitMQ's behaviour. Contract: see interop/run (install | test; last line "summary: ...").
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+INTEROP_ROOT=${INTEROP_ROOT:-$(cd "$HERE/.." && pwd)}
+: "${INTEROP_CACHE:?INTEROP_CACHE must be set}"
+VENV="$INTEROP_CACHE/venv"
+REQ="$HERE/pika.requirements.txt"
+
+install() {
+  local stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum "$REQ" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  rm -rf "$VENV"; mkdir -p "$INTEROP_CACHE"
+  python3 -m venv "$VENV" || return 1
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" || return 1
+  echo "$want" > "$stamp"
+}
+
+run_tests() {
+  local junit="$INTEROP_CACHE/junit.xml"
+  rm -f "$junit"
+  cd "$INTEROP_ROOT" || return 1
+  AMQP_URL="amqp://guest:guest@$AMQP_HOST:$AMQP_PORT/%2F" PYTHONDONTWRITEBYTECODE=1 \
+    "$VENV/bin/python" -m pytest -p no:cacheprovider -q -rfE --junitxml="$junit" pika_suite "$@"
+  local status=$?
+  "$VENV/bin/python" - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print("summary: passed=0 failed=1 skipped=0"); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = f = s = 0
+for su in suites:
+    t += int(su.get("tests", 0)); s += int(su.get("skipped", 0))
+    f += int(su.get("failures", 0)) + int(su.get("errors", 0))
+print("summary: passed=%d failed=%d skipped=%d" % (t - f - s, f, s))
+PY
+  return $status
+}
+
+case ${1:-} in
+  install) install ;;
+  test) shift; run_tests "$@" ;;
+  *) echo "usage: $0 install|test [pytest args]" >&2; exit 2 ;;
+esac
