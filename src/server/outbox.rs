@@ -33,8 +33,11 @@ pub struct Outbox {
 impl Outbox {
     /// Appends frames unconditionally (replies, errors, confirms).
     pub fn push(&self, write: impl FnOnce(&mut BytesMut)) {
-        write(&mut self.buf.lock());
-        self.wake.notify_one();
+        let mut buf = self.buf.lock();
+        let was_empty = buf.is_empty();
+        write(&mut buf);
+        drop(buf);
+        self.wake_writer(was_empty);
     }
 
     /// Appends frames unless the buffer is over its high-water mark or closed.
@@ -44,10 +47,20 @@ impl Outbox {
             self.refused.store(true, Ordering::Relaxed);
             return false;
         }
+        let was_empty = buf.is_empty();
         write(&mut buf);
         drop(buf);
-        self.wake.notify_one();
+        self.wake_writer(was_empty);
         true
+    }
+
+    /// Only the push that makes the buffer non-empty wakes the writer: any later push before
+    /// the writer swaps the buffer out rides on that wake-up (the writer takes everything at
+    /// once), so a burst of deliveries costs one notification, not one each.
+    fn wake_writer(&self, was_empty: bool) {
+        if was_empty {
+            self.wake.notify_one();
+        }
     }
 
     /// No more frames: the writer flushes what is buffered and shuts the socket down.

@@ -172,15 +172,16 @@ impl Channel {
         }
         let properties = self.rewrite_reply_to(properties)?;
         if exchange.name.is_empty() {
-            let reply = Message {
-                exchange: exchange.name.clone(),
-                routing_key: method.routing_key.clone(),
-                properties: properties.clone(),
-                body: body.clone(),
-                store_id: None,
-            };
+            // The reply message is built only for a reply-to routing key: this is every
+            // default-exchange publish's path.
             let sent = reply_to::deliver_reply(ctx.broker, &method.routing_key, |target| {
-                target.deliver_reply(&reply)
+                target.deliver_reply(&Message {
+                    exchange: exchange.name.clone(),
+                    routing_key: method.routing_key.clone(),
+                    properties: properties.clone(),
+                    body: body.clone(),
+                    store_id: None,
+                })
             });
             if sent == Some(true) {
                 return Ok(Enqueued {
