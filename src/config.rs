@@ -39,6 +39,12 @@ pub struct Config {
     /// How long a consumer may hold a delivery unacknowledged before its channel is closed
     /// (406), in ms; 0 = off. RabbitMQ's default: 30 minutes. `x-consumer-timeout` overrides.
     pub consumer_timeout_ms: u64,
+    /// `product` and `version` in connection.start. Clients and their test suites switch
+    /// RabbitMQ-specific behaviour on `product == "RabbitMQ"` (amqp091-go does), and warren
+    /// behaves as RabbitMQ 3.10 does, so it says so by default; `platform` and `information`
+    /// name warren.
+    pub product: String,
+    pub product_version: String,
 }
 
 impl Default for Config {
@@ -59,6 +65,8 @@ impl Default for Config {
             disk_free_limit_bytes: 50_000_000,
             queue_page_threshold: 20_000,
             consumer_timeout_ms: 30 * 60 * 1000,
+            product: "RabbitMQ".into(),
+            product_version: "3.10.0".into(),
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct FrameReader {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a closed connection waits for the client to close its socket (RabbitMQ: 30 s).
+const CLOSED_LINGER: Duration = Duration::from_secs(30);
 
 impl FrameReader {
     /// Reads more bytes; `Closed` at end of stream.
@@ -198,7 +200,7 @@ pub async fn serve(
         exclusive_queues: Vec::new(),
         flow,
     };
-    let outcome = conn.run(&mut reader, shutdown).await;
+    let outcome = conn.run(&mut reader, shutdown.clone()).await;
     match outcome {
         Err(ReadError::Protocol(e)) => {
             tracing::info!(%peer, "closing connection: {e}");
@@ -206,7 +208,11 @@ pub async fn serve(
             send_connection_close(&shared, &e);
             await_close_ok(&mut reader).await;
         }
-        Err(ReadError::Closed) | Ok(()) => conn.release_all(),
+        Err(ReadError::Closed) => conn.release_all(),
+        Ok(()) => {
+            conn.release_all();
+            linger_until_peer_closes(&mut reader, &shared.outbox, shutdown).await;
+        }
     }
     shared.outbox.close();
     let _ = writer.await;
@@ -277,6 +283,42 @@ async fn await_close_ok(reader: &mut FrameReader) {
                 // buffered and keep waiting for close-ok in what arrives next.
                 Err(ReadError::Protocol(_)) => reader.buf.clear(),
                 Err(ReadError::Closed) => return,
+            }
+        }
+    })
+    .await;
+}
+
+/// The close handshake is done (we sent or received connection.close-ok): as RabbitMQ, leave
+/// closing the socket to the client for at most `CLOSED_LINGER`, answering any further
+/// connection.close with close-ok and discarding everything else. Closing first would make a
+/// client that is still sending (several threads closing at once, say) see an end of stream
+/// instead of its close-ok.
+async fn linger_until_peer_closes(
+    reader: &mut FrameReader,
+    outbox: &Outbox,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let close_ok = AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}));
+    let _ = tokio::time::timeout(CLOSED_LINGER, async {
+        loop {
+            loop {
+                match reader.decode() {
+                    Ok(Some(Frame::Method {
+                        channel: 0,
+                        method: AMQPClass::Connection(connection::AMQPMethod::Close(_)),
+                    })) => outbox.push(|b| warren_protocol::encode::method(b, 0, &close_ok)),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        reader.buf.clear();
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                filled = reader.fill() => if filled.is_err() { return },
+                _ = shutdown.changed() => return,
             }
         }
     })

@@ -46,19 +46,20 @@ const CAPABILITIES: [&str; 9] = [
 /// The smallest frame_max the spec lets a peer choose.
 const FRAME_MIN_SIZE: u32 = 4096;
 
-pub fn server_properties() -> FieldTable {
+pub fn server_properties(config: &Config) -> FieldTable {
     let mut caps = FieldTable::default();
     for cap in CAPABILITIES {
         caps.insert(ShortString::from(cap), AMQPValue::Boolean(true));
     }
     let mut props = FieldTable::default();
     let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
-    props.insert("product".into(), text("warren"));
-    props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
+    props.insert("product".into(), text(&config.product));
+    props.insert("version".into(), text(&config.product_version));
     props.insert(
         "platform".into(),
         text(&format!(
-            "Rust ({} {})",
+            "warren {} (Rust, {} {})",
+            env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH
         )),
@@ -114,7 +115,7 @@ pub async fn run(
         connection::AMQPMethod::Start(connection::Start {
             version_major: 0,
             version_minor: 9,
-            server_properties: server_properties(),
+            server_properties: server_properties(config),
             mechanisms: LongString::from(SUPPORTED_MECHANISMS.as_bytes().to_vec()),
             locales: LongString::from(b"en_US".to_vec()),
         }),

@@ -11,6 +11,7 @@ mod common;
 
 mod alarms;
 mod basic;
+mod close_races;
 mod confirms_tx;
 mod connection;
 mod errors;

@@ -196,16 +196,22 @@ impl Channel {
                 let name = self
                     .queue_name(m.queue.as_str())
                     .map_err(|e| e.on(50, 40))?;
-                let message_count = ctx
+                // Our own consumers of the queue hear basic.cancel after the delete-ok.
+                self.shared.defer_cancels();
+                let deleted = ctx
                     .vhost
                     .delete_queue(&name, m.if_unused, m.if_empty, conn_id)
-                    .map_err(|e| e.on(50, 40))?;
-                ctx.exclusive_queues.retain(|x| *x.name != *name);
-                self.reply_queue_unless(
-                    m.nowait,
-                    ctx,
-                    q::AMQPMethod::DeleteOk(q::DeleteOk { message_count }),
-                )
+                    .map_err(|e| e.on(50, 40));
+                if let Ok(message_count) = deleted {
+                    ctx.exclusive_queues.retain(|x| *x.name != *name);
+                    self.reply_queue_unless(
+                        m.nowait,
+                        ctx,
+                        q::AMQPMethod::DeleteOk(q::DeleteOk { message_count }),
+                    )?;
+                }
+                self.shared.send_deferred_cancels();
+                deleted.map(|_| ())
             }
             other => Err(AmqpError::command_invalid(format_args!(
                 "unexpected method {other:?}"

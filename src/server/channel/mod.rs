@@ -151,12 +151,15 @@ impl Channel {
         match frame {
             Frame::Method { method, .. } => match method {
                 AMQPClass::Channel(chan::AMQPMethod::CloseOk(_)) => false,
+                // Both sides closed at once: answer the client's close, but the channel stays
+                // closing until the client's close-ok for ours (as RabbitMQ; a client that
+                // reuses the id before that would otherwise meet a 504).
                 AMQPClass::Channel(chan::AMQPMethod::Close(_)) => {
                     self.reply(
                         ctx,
                         AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})),
                     );
-                    false
+                    true
                 }
                 _ => true,
             },

@@ -63,6 +63,10 @@ struct DeliveryState {
     consumers: HashMap<String, ConsumerEntry>,
     /// The consumer tag of this channel's direct reply-to consumer.
     reply_consumer: Option<String>,
+    /// While this channel deletes a queue: tags of consumers the deletion cancelled, whose
+    /// basic.cancel must follow the queue.delete-ok (RabbitMQ's order; py-amqp fails a
+    /// queue_delete that meets a cancel first).
+    deferred_cancels: Option<Vec<String>>,
 }
 
 /// What to do with settled deliveries.
@@ -90,6 +94,7 @@ impl ChannelShared {
                 closed: false,
                 consumers: HashMap::new(),
                 reply_consumer: None,
+                deferred_cancels: None,
             }),
             confirms: Mutex::new(ConfirmTracker::default()),
         }
@@ -363,16 +368,40 @@ impl DeliveryTarget for ChannelShared {
         if self.remove_consumer(consumer_tag).is_none() {
             return;
         }
-        if self
+        if !self
             .connection
             .consumer_cancel_notify
             .load(Ordering::Relaxed)
         {
-            self.write(AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
-                consumer_tag: consumer_tag.into(),
-                nowait: true,
-            })));
+            return;
         }
+        if let Some(deferred) = &mut self.state.lock().deferred_cancels {
+            deferred.push(consumer_tag.to_owned());
+            return;
+        }
+        self.write_cancel(consumer_tag);
+    }
+}
+
+impl ChannelShared {
+    /// From now until [`Self::send_deferred_cancels`], broker-initiated basic.cancel frames
+    /// wait (this channel is deleting a queue and owes its client the delete-ok first).
+    pub fn defer_cancels(&self) {
+        self.state.lock().deferred_cancels = Some(Vec::new());
+    }
+
+    pub fn send_deferred_cancels(&self) {
+        let tags = self.state.lock().deferred_cancels.take();
+        for tag in tags.into_iter().flatten() {
+            self.write_cancel(&tag);
+        }
+    }
+
+    fn write_cancel(&self, consumer_tag: &str) {
+        self.write(AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+            consumer_tag: consumer_tag.into(),
+            nowait: true,
+        })));
     }
 }
 
