@@ -11,6 +11,7 @@ use std::collections::HashMap;
 // ahash: several times faster than SipHash on these per-publish lookups, still keyed randomly
 // per process so clients cannot force collisions.
 use ahash::RandomState;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
@@ -31,6 +32,9 @@ pub struct VHost {
     /// Where durable definitions and messages go; `None` keeps everything in memory.
     durability: Option<Durability>,
     me: Weak<VHost>,
+    /// Bumped after an exchange or queue leaves the maps: memos of lookups (a channel's
+    /// `RouteCache`) are valid while it is unchanged.
+    generation: AtomicU64,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -76,6 +80,7 @@ impl VHost {
             queues: RwLock::new(HashMap::default()),
             durability,
             me: me.clone(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +112,11 @@ impl VHost {
                 Destination::Queue(q) => self.queue(q).is_some_and(|q| q.persistence.is_some()),
                 Destination::Exchange(e) => self.exchange(e).is_some_and(|e| e.options.durable),
             }
+    }
+
+    /// Changes whenever an exchange or queue has left this vhost.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -261,6 +271,9 @@ impl VHost {
                 _ => false,
             }
         };
+        if removed {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         if removed {
             if let Some(d) = &self.durability
                 && exchange.options.durable
@@ -437,6 +450,7 @@ impl VHost {
                 _ => return 0,
             }
         }
+        self.generation.fetch_add(1, Ordering::Release);
         if let (Some(d), Some(p)) = (&self.durability, &queue.persistence) {
             d.forget_queue(&self.name, queue, p);
         }

@@ -28,3 +28,4 @@ mod ext_single_active_consumer;
 mod frames;
 mod lifecycle;
 mod queues;
+mod redeclare;

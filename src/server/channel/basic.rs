@@ -147,10 +147,10 @@ impl Channel {
             properties,
             body,
         } = content;
-        let exchange = ctx
-            .vhost
-            .existing_exchange(method.exchange.as_str())
-            .map_err(|e| e.on(60, 40))?;
+        let exchange = self
+            .route_cache
+            .exchange(ctx.vhost, method.exchange.as_str())
+            .ok_or_else(|| ctx.vhost.no_exchange(method.exchange.as_str()).on(60, 40))?;
         if exchange.options.internal {
             return Err(AmqpError::access_refused(format_args!(
                 "cannot publish to internal {}",
@@ -190,14 +190,22 @@ impl Channel {
                 });
             }
         }
-        let mut headers = LazyHeaders::new(&properties);
-        ctx.vhost.route(
-            &exchange,
-            &method.routing_key,
-            &mut headers,
-            &mut self.route_out,
-            &mut self.route_scratch,
-        );
+        if exchange.name.is_empty() {
+            // The default exchange: every queue is implicitly bound by its own name.
+            self.route_out.extend(
+                self.route_cache
+                    .default_exchange_queue(ctx.vhost, &method.routing_key),
+            );
+        } else {
+            let mut headers = LazyHeaders::new(&properties);
+            ctx.vhost.route(
+                &exchange,
+                &method.routing_key,
+                &mut headers,
+                &mut self.route_out,
+                &mut self.route_scratch,
+            );
+        }
         if self.route_out.is_empty() {
             if method.mandatory {
                 let id = self.id;

@@ -10,6 +10,7 @@ mod basic;
 mod confirms;
 mod declare;
 mod reply_to;
+mod route_cache;
 mod shared;
 mod tx;
 
@@ -58,6 +59,8 @@ pub struct Channel {
     /// Reused per publish so routing allocates nothing in the steady state.
     route_scratch: Vec<Destination>,
     route_out: Vec<Arc<Queue>>,
+    /// The last publish's exchange (and default-exchange queue), while still valid.
+    route_cache: route_cache::RouteCache,
 }
 
 impl Channel {
@@ -74,6 +77,7 @@ impl Channel {
             reply_key: None,
             route_scratch: Vec::new(),
             route_out: Vec::new(),
+            route_cache: Default::default(),
         }
     }
 
