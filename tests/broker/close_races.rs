@@ -180,3 +180,78 @@ async fn deleting_a_queue_answers_delete_ok_before_cancelling_own_consumers() {
         other => panic!("expected basic.cancel after delete-ok, got {other:?}"),
     }
 }
+
+/// Persistent messages with confirms, then channel.close right behind them: the store commits
+/// after the channel is gone, and nothing (no late basic.ack) may follow close-ok on that
+/// channel id, nor land on a channel reopened with the same id. (amqp091-go deadlocked on a
+/// frame after close-ok.)
+#[tokio::test]
+async fn confirms_committed_after_channel_close_are_not_sent() {
+    use amq_protocol::frame::AMQPContentHeader;
+    use amq_protocol::protocol::{BasicProperties, basic, confirm, queue};
+    let broker = TestBroker::start();
+    let mut raw = RawClient::connect(broker.addr()).await;
+    raw.handshake().await;
+    raw.open_channel(1).await;
+    let q = unique("late-confirms");
+    let declare = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+        queue: q.as_str().into(),
+        durable: true,
+        ..Default::default()
+    }));
+    match raw.rpc(1, declare).await {
+        (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => {}
+        other => panic!("expected queue.declare-ok, got {other:?}"),
+    }
+    let select = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false }));
+    match raw.rpc(1, select).await {
+        (1, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))) => {}
+        other => panic!("expected confirm.select-ok, got {other:?}"),
+    }
+    // 200 persistent publishes and the close in one write: the close is handled before the
+    // store's group commit of those messages finishes.
+    let mut bytes = Vec::new();
+    for _ in 0..200 {
+        bytes.extend(method_frame(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: "".into(),
+                routing_key: q.as_str().into(),
+                mandatory: false,
+                immediate: false,
+            })),
+        ));
+        bytes.extend(encode(&AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: 3,
+                properties: BasicProperties::default().with_delivery_mode(2),
+            },
+        )));
+        bytes.extend(encode(&AMQPFrame::Body(1, b"abc".to_vec())));
+    }
+    bytes.extend(method_frame(1, channel_close()));
+    raw.send_bytes(&bytes).await;
+    loop {
+        match raw.recv_method().await {
+            (1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => break,
+            (1, AMQPClass::Basic(basic::AMQPMethod::Ack(_))) => {} // before close-ok: fine
+            other => panic!("expected basic.ack or channel.close-ok, got {other:?}"),
+        }
+    }
+    raw.open_channel(1).await;
+    match raw.recv_within(Duration::from_millis(500)).await {
+        Recv::Timeout | Recv::Frame(AMQPFrame::Heartbeat) => {}
+        other => panic!("nothing may arrive on channel 1 after close-ok and reopen, got {other:?}"),
+    }
+    // Cleanup (a durable queue outlives the test otherwise when run against another broker).
+    let delete = AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+        queue: q.as_str().into(),
+        ..Default::default()
+    }));
+    match raw.rpc(1, delete).await {
+        (1, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(_))) => {}
+        other => panic!("expected queue.delete-ok, got {other:?}"),
+    }
+}

@@ -21,6 +21,9 @@ pub struct ConfirmTracker {
     /// Sequence number of `states[0]`; everything before it has been reported.
     first_seq: u64,
     states: VecDeque<u8>,
+    /// The channel is gone: commits that finish later must not write on its id (a client may
+    /// have opened a new channel with it, or already seen close-ok).
+    closed: bool,
 }
 
 impl Default for ConfirmTracker {
@@ -28,6 +31,7 @@ impl Default for ConfirmTracker {
         ConfirmTracker {
             first_seq: 1,
             states: VecDeque::new(),
+            closed: false,
         }
     }
 }
@@ -48,8 +52,21 @@ impl ConfirmTracker {
         }
     }
 
+    /// Nothing is reported after this (what is still pending is forgotten).
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.states.clear();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Writes basic.ack / basic.nack for the settled prefix; false when nothing was written.
     pub fn flush(&mut self, channel: u16, out: &mut BytesMut) -> bool {
+        if self.closed {
+            return false;
+        }
         let mut run: Option<(u64, u32)> = None; // (last acked seq, run length)
         let mut wrote = false;
         while let Some(&state) = self.states.front() {

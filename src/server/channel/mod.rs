@@ -284,7 +284,7 @@ impl Channel {
         }
         let unacked = self.shared.take_all_unacked();
         self.shared.settle(unacked, Settlement::Requeue);
-        self.shared.flush_confirms();
+        self.shared.close_confirms();
     }
 
     /// Called after each batch of frames read from the socket: sends pending confirms.

@@ -129,6 +129,13 @@ impl ChannelShared {
         }
     }
 
+    /// The channel is closing: sends what is settled, then nothing more on this channel id,
+    /// whatever the store commits later (under the same lock, so no confirm can slip past).
+    pub fn close_confirms(&self) {
+        self.flush_confirms();
+        self.confirms.lock().close();
+    }
+
     fn frame_max(&self) -> u32 {
         self.connection.frame_max.load(Ordering::Relaxed)
     }
@@ -408,6 +415,11 @@ impl ChannelShared {
 impl CommitListener for ChannelShared {
     fn committed(&self, token: u64, ok: bool) {
         if token == TX_COMMIT_TOKEN {
+            // Held while writing: a channel closing meanwhile gets no commit-ok after close-ok.
+            let confirms = self.confirms.lock();
+            if confirms.is_closed() {
+                return;
+            }
             if ok {
                 self.write(AMQPClass::Tx(
                     amq_protocol::protocol::tx::AMQPMethod::CommitOk(
