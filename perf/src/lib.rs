@@ -7,17 +7,18 @@
 //! - [`wire`]: frame decode fast path, publish template.  - [`producer`] / [`consumer`].
 //! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
 //! - [`idle`]: `--idle-connections`, connections that only stay open.
+//! - [`progress`]: per-second lines, or a status line on a terminal.
 
 pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod idle;
 pub mod producer;
+pub mod progress;
 pub mod sink;
 pub mod stats;
 pub mod wire;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ pub use stats::{LatencySummary, Summary};
 
 use client::{CHANNEL, Conn};
 use config::{Uri, parse_uri, short_str};
+use progress::Progress;
 use stats::{Reporter, Stats};
 
 /// An error reported to the user (never a panic).
@@ -118,6 +120,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     }
 
     let mut reporter = Reporter::new(start);
+    let mut progress = Progress::new(&config);
     let mut next_report = start + Duration::from_secs(1);
     let deadline = (config.time > 0).then(|| start + Duration::from_secs(config.time));
     let mut last_consumed = (0u64, Instant::now());
@@ -136,11 +139,10 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         }
         let now = Instant::now();
         if now >= next_report {
-            let line = reporter.line(&stats);
-            if !config.quiet {
-                print_line(&line, config.json);
-            }
+            progress.report(reporter.tick(&stats));
             next_report += Duration::from_secs(1);
+        } else {
+            progress.refresh(now.duration_since(start), &stats);
         }
         if deadline.is_some_and(|d| now >= d) {
             break now;
@@ -171,6 +173,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             break last_consumed.1.max(p_done_at);
         }
     };
+    progress.finish();
     let _ = stop_tx.send(true);
     for task in tasks {
         let handle = task.abort_handle();
@@ -189,16 +192,6 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         println!("{summary}");
     }
     Ok(summary)
-}
-
-fn print_line(line: &str, to_stderr: bool) {
-    if to_stderr {
-        eprintln!("{line}");
-    } else {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
 }
 
 /// Declares the exchange (unless it is a predefined `amq.*` one), the queues and bindings.

@@ -1,7 +1,7 @@
 //! Shared run statistics: message counters (atomics, bumped once per batch), latency
 //! histograms (each task records into its own local `hdrhistogram` and merges it into the
-//! shared interval and total histograms every few milliseconds), the per-second report line and
-//! the final [`Summary`].
+//! shared interval and total histograms every few milliseconds), the per-second [`Tick`] (its
+//! plain line) and the final [`Summary`]. Where ticks are shown: [`crate::progress`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,10 +132,10 @@ fn ms(ns: u64) -> f64 {
 }
 
 #[derive(Clone, Copy, Default)]
-struct Counts {
-    published: u64,
-    confirmed: u64,
-    consumed: u64,
+pub(crate) struct Counts {
+    pub published: u64,
+    pub confirmed: u64,
+    pub consumed: u64,
 }
 
 impl Stats {
@@ -145,7 +145,7 @@ impl Stats {
         lock(&self.errors).push(msg);
     }
 
-    fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         Counts {
             published: self.published.load(Ordering::Relaxed),
             confirmed: self.confirmed.load(Ordering::Relaxed),
@@ -172,7 +172,40 @@ impl Stats {
     }
 }
 
-/// Produces the per-second lines from counter deltas and interval histograms.
+/// One per-second report: rates over the interval since the previous report, the interval's
+/// end-to-end latency (p50, p99 in ms) and the running totals. Its `Display` is the plain
+/// per-second line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    /// Since the start of the run.
+    pub elapsed: Duration,
+    pub published_rate: u64,
+    pub confirmed_rate: u64,
+    pub consumed_rate: u64,
+    pub latency: Option<(f64, f64)>,
+    pub published: u64,
+    pub confirmed: u64,
+    pub consumed: u64,
+}
+
+impl std::fmt::Display for Tick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "time {:.1}s, published {} msg/s, confirmed {} msg/s, consumed {} msg/s, latency p50/p99 ",
+            self.elapsed.as_secs_f64(),
+            self.published_rate,
+            self.confirmed_rate,
+            self.consumed_rate,
+        )?;
+        match self.latency {
+            Some((p50, p99)) => write!(f, "{p50:.3}/{p99:.3} ms"),
+            None => f.write_str("-/- ms"),
+        }
+    }
+}
+
+/// Produces the per-second [`Tick`]s from counter deltas and interval histograms.
 pub struct Reporter {
     start: Instant,
     last: Instant,
@@ -188,26 +221,27 @@ impl Reporter {
         }
     }
 
-    pub fn line(&mut self, stats: &Stats) -> String {
+    /// The report for the interval since the previous call (which starts a new interval).
+    pub fn tick(&mut self, stats: &Stats) -> Tick {
         let now = Instant::now();
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-9);
         let c = stats.counts();
         let rate = |a: u64, b: u64| (a.saturating_sub(b) as f64 / dt).round() as u64;
-        let latency = match stats.latency.take_interval() {
-            Some((p50, p99)) => format!("{p50:.3}/{p99:.3} ms"),
-            None => "-/- ms".into(),
-        };
+        let latency = stats.latency.take_interval();
         let _ = stats.confirm_latency.take_interval();
-        let line = format!(
-            "time {:.1}s, published {} msg/s, confirmed {} msg/s, consumed {} msg/s, latency p50/p99 {latency}",
-            now.duration_since(self.start).as_secs_f64(),
-            rate(c.published, self.prev.published),
-            rate(c.confirmed, self.prev.confirmed),
-            rate(c.consumed, self.prev.consumed),
-        );
+        let tick = Tick {
+            elapsed: now.duration_since(self.start),
+            published_rate: rate(c.published, self.prev.published),
+            confirmed_rate: rate(c.confirmed, self.prev.confirmed),
+            consumed_rate: rate(c.consumed, self.prev.consumed),
+            latency,
+            published: c.published,
+            confirmed: c.confirmed,
+            consumed: c.consumed,
+        };
         self.last = now;
         self.prev = c;
-        line
+        tick
     }
 }
 
