@@ -69,6 +69,28 @@ pub struct Properties {
     offsets: [u32; COUNT],
 }
 
+fn be_u32(buf: &[u8], pos: usize) -> Option<usize> {
+    let b = buf.get(pos..pos + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+/// Where the field value (type octet first) at `pos` ends; nested tables and arrays are
+/// skipped by their length prefix.
+fn skip_field_value(buf: &[u8], pos: usize) -> Option<usize> {
+    let p = pos + 1;
+    let end = match buf.get(pos)? {
+        b't' | b'b' | b'B' => p + 1,
+        b's' | b'u' | b'U' => p + 2,
+        b'I' | b'i' | b'f' => p + 4,
+        b'l' | b'L' | b'd' | b'T' => p + 8,
+        b'D' => p + 5,
+        b'V' => p,
+        b'S' | b'x' | b'A' | b'F' => p + 4 + be_u32(buf, p)?,
+        _ => return None,
+    };
+    (end <= buf.len()).then_some(end)
+}
+
 fn cannot_decode() -> AmqpError {
     AmqpError::frame_error("cannot decode content header")
 }
@@ -164,6 +186,35 @@ impl Properties {
         self.offset(Property::Headers).is_some()
     }
 
+    /// Whether the `headers` table has one of `names` as a top-level key. Reads the raw bytes
+    /// without allocating (values are skipped by their sizes), so a hot path can ask before
+    /// deciding to parse the table.
+    pub fn has_header_key(&self, names: &[&str]) -> bool {
+        let Some(o) = self.offset(Property::Headers) else {
+            return false;
+        };
+        let raw = &self.raw[o..];
+        let Some(len) = be_u32(raw, 0) else {
+            return false;
+        };
+        let end = (4 + len).min(raw.len());
+        let mut p = 4;
+        while p < end {
+            let key_len = raw[p] as usize;
+            let Some(key) = raw.get(p + 1..p + 1 + key_len) else {
+                return false;
+            };
+            if names.iter().any(|n| n.as_bytes() == key) {
+                return true;
+            }
+            match skip_field_value(raw, p + 1 + key_len) {
+                Some(next) => p = next,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Parses the `headers` table (allocates: call only when it is needed).
     pub fn headers(&self) -> Option<FieldTable> {
         let o = self.offset(Property::Headers)?;
@@ -211,6 +262,42 @@ mod tests {
         assert_eq!(props.reply_to(), Some("r"));
         assert_eq!(props.headers(), Some(headers));
         assert_eq!(props.to_basic(), basic);
+    }
+
+    #[test]
+    fn finds_top_level_header_keys_past_every_value_type() {
+        use amq_protocol::types::{DecimalValue, FieldArray};
+        let mut nested = FieldTable::default();
+        nested.insert("CC".into(), AMQPValue::Boolean(true)); // nested: must not count
+        let mut headers = FieldTable::default();
+        headers.insert("a-bool".into(), AMQPValue::Boolean(true));
+        headers.insert("b-i8".into(), AMQPValue::ShortShortInt(-1));
+        headers.insert("c-u16".into(), AMQPValue::ShortUInt(2));
+        headers.insert("d-i32".into(), AMQPValue::LongInt(3));
+        headers.insert("e-f32".into(), AMQPValue::Float(1.5));
+        headers.insert("f-i64".into(), AMQPValue::LongLongInt(4));
+        headers.insert("g-f64".into(), AMQPValue::Double(2.5));
+        headers.insert("h-ts".into(), AMQPValue::Timestamp(5));
+        headers.insert(
+            "i-dec".into(),
+            AMQPValue::DecimalValue(DecimalValue { scale: 1, value: 7 }),
+        );
+        headers.insert("j-void".into(), AMQPValue::Void);
+        headers.insert("k-str".into(), AMQPValue::LongString("CC".into()));
+        headers.insert("l-bytes".into(), AMQPValue::ByteArray(vec![1, 2].into()));
+        headers.insert(
+            "m-array".into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString("x".into())])),
+        );
+        headers.insert("n-table".into(), AMQPValue::FieldTable(nested));
+        let without = Properties::from_basic(&BasicProperties::default().with_headers(headers.clone()));
+        assert!(!without.has_header_key(&["CC", "BCC"]));
+        headers.insert("zz".into(), AMQPValue::LongInt(0));
+        headers.insert("BCC".into(), AMQPValue::FieldArray(FieldArray::default()));
+        let with = Properties::from_basic(&BasicProperties::default().with_headers(headers));
+        assert!(with.has_header_key(&["CC", "BCC"]));
+        assert!(with.has_header_key(&["zz"]));
+        assert!(!Properties::from_basic(&BasicProperties::default()).has_header_key(&["CC"]));
     }
 
     #[test]

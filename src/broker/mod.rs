@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod sender_selected;
 pub mod vhost;
 
 use std::collections::HashMap;

@@ -29,3 +29,4 @@ mod frames;
 mod lifecycle;
 mod queues;
 mod redeclare;
+mod sender_selected;

@@ -16,6 +16,7 @@ use crate::broker::message::{LazyHeaders, Message};
 
 use super::reply_to;
 use crate::broker::names;
+use crate::broker::sender_selected::{sender_selected, without_bcc};
 use crate::broker::queue::ConsumerRemoved;
 
 impl Channel {
@@ -170,7 +171,14 @@ impl Channel {
         if let Some(expiration) = properties.expiration() {
             check_expiration(expiration)?;
         }
-        let properties = self.rewrite_reply_to(properties)?;
+        let mut properties = self.rewrite_reply_to(properties)?;
+        // CC / BCC headers: extra routing keys chosen by the publisher (a cheap raw scan first;
+        // the table is parsed only when one of them is there).
+        let selected = if properties.has_header_key(&["CC", "BCC"]) {
+            sender_selected(properties.headers().as_ref()).map_err(|e| e.on(60, 40))?
+        } else {
+            None
+        };
         if exchange.name.is_empty() {
             // The reply message is built only for a reply-to routing key: this is every
             // default-exchange publish's path.
@@ -190,7 +198,19 @@ impl Channel {
                 });
             }
         }
-        if exchange.name.is_empty() {
+        if let Some(selected) = &selected {
+            let mut keys: Vec<&str> = Vec::with_capacity(1 + selected.keys.len());
+            keys.push(&method.routing_key);
+            keys.extend(selected.keys.iter().map(String::as_str));
+            let mut headers = LazyHeaders::new(&properties);
+            ctx.vhost.route_keys(
+                &exchange,
+                &keys,
+                &mut headers,
+                &mut self.route_out,
+                &mut self.route_scratch,
+            );
+        } else if exchange.name.is_empty() {
             // The default exchange: every queue is implicitly bound by its own name.
             self.route_out.extend(
                 self.route_cache
@@ -205,6 +225,10 @@ impl Channel {
                 &mut self.route_out,
                 &mut self.route_scratch,
             );
+        }
+        if selected.is_some_and(|s| s.has_bcc) {
+            // Nobody sees who was blind-copied.
+            properties = without_bcc(&properties);
         }
         if self.route_out.is_empty() {
             if method.mandatory {

@@ -1,6 +1,6 @@
-//! One virtual host: its exchanges, queues and the bindings between them, and the routing walk
-//! that turns (exchange, routing key, headers) into the set of target queues — following
-//! exchange-to-exchange bindings and alternate exchanges.
+//! One virtual host: its exchanges, queues and the bindings between them. The routing walk
+//! that turns (exchange, routing keys, headers) into the set of target queues is in
+//! [`routing`].
 //!
 //! Declare/delete/bind operations check equivalence and reserved names here, with RabbitMQ's
 //! reply texts. Everything that involves more than one exchange or queue (cascading deletes,
@@ -18,9 +18,10 @@ use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
 use warren_protocol::AmqpError;
 
+mod routing;
+
 use super::durable::Durability;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
-use super::message::LazyHeaders;
 use super::names;
 use super::queue::{Queue, QueueOptions, args};
 use crate::store::Store;
@@ -525,81 +526,5 @@ impl VHost {
             ));
         }
         self.existing_exchange(source)
-    }
-
-    /// Every queue a message published to `exchange` reaches, each once, following
-    /// exchange-to-exchange bindings and alternate exchanges. `scratch` is reused across calls.
-    pub fn route(
-        &self,
-        exchange: &Arc<Exchange>,
-        routing_key: &str,
-        headers: &mut LazyHeaders,
-        out: &mut Vec<Arc<Queue>>,
-        scratch: &mut Vec<Destination>,
-    ) {
-        if exchange.name.is_empty() {
-            // The default exchange: every queue is implicitly bound by its own name.
-            if let Some(q) = self.queues.read().get(routing_key) {
-                out.push(q.clone());
-            }
-            return;
-        }
-        // Only exchange-to-exchange bindings and alternate exchanges grow this (no allocation
-        // for a plain publish).
-        let mut visited: Vec<Arc<str>> = Vec::new();
-        self.route_through(exchange, routing_key, headers, out, scratch, &mut visited);
-    }
-
-    fn route_through(
-        &self,
-        exchange: &Arc<Exchange>,
-        routing_key: &str,
-        headers: &mut LazyHeaders,
-        out: &mut Vec<Arc<Queue>>,
-        scratch: &mut Vec<Destination>,
-        visited: &mut Vec<Arc<str>>,
-    ) {
-        let before = out.len();
-        scratch.clear();
-        exchange.route(routing_key, headers, scratch);
-        let mut next_exchanges = Vec::new();
-        {
-            let queues = self.queues.read();
-            for dest in scratch.drain(..) {
-                match dest {
-                    Destination::Queue(name) => {
-                        if let Some(q) = queues.get(&name)
-                            && !out.iter().any(|o| Arc::ptr_eq(o, q))
-                        {
-                            out.push(q.clone());
-                        }
-                    }
-                    Destination::Exchange(name) => next_exchanges.push(name),
-                }
-            }
-        }
-        let ae = if out.len() == before {
-            exchange.alternate_exchange()
-        } else {
-            None
-        };
-        if !next_exchanges.is_empty() || ae.is_some() {
-            visited.push(exchange.name.clone());
-        }
-        for name in next_exchanges {
-            if visited.contains(&name) {
-                continue;
-            }
-            if let Some(next) = self.exchange(&name) {
-                self.route_through(&next, routing_key, headers, out, scratch, visited);
-            }
-        }
-        if out.len() == before
-            && let Some(ae) = ae
-            && !visited.iter().any(|v| **v == *ae)
-            && let Some(ae) = self.exchange(&ae)
-        {
-            self.route_through(&ae, routing_key, headers, out, scratch, visited);
-        }
     }
 }

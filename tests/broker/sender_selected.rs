@@ -1,0 +1,120 @@
+//! Sender-selected distribution (RabbitMQ's CC and BCC headers): extra routing keys chosen by
+//! the publisher; BCC is removed before delivery; a header that is not an array is a 406.
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
+use lapin::options::{BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions};
+
+use crate::common::*;
+
+fn keys(names: &[&str]) -> AMQPValue {
+    AMQPValue::FieldArray(FieldArray::from(
+        names.iter().map(|n| long_str(n)).collect::<Vec<_>>(),
+    ))
+}
+
+async fn get_headers(ch: &lapin::Channel, q: &str) -> Option<FieldTable> {
+    let m = ch
+        .basic_get(q.into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")?;
+    Some(m.delivery.properties.headers().clone().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn cc_and_bcc_route_to_more_queues_and_bcc_is_removed() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let x = unique("sel-x");
+    ch.exchange_declare(
+        x.as_str().into(),
+        lapin::ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange.declare");
+    let names: Vec<String> = ["main", "cc", "bcc", "other"]
+        .iter()
+        .map(|n| unique(&format!("sel-{n}")))
+        .collect();
+    for q in &names {
+        declare_queue(&ch, q).await;
+        ch.queue_bind(
+            q.as_str().into(),
+            x.as_str().into(),
+            q.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue.bind");
+    }
+    let (main, cc, bcc, other) = (&names[0], &names[1], &names[2], &names[3]);
+    // The CC key twice and a non-string element: each queue still gets one copy.
+    let headers = table(vec![
+        (
+            "CC",
+            AMQPValue::FieldArray(FieldArray::from(vec![
+                long_str(cc),
+                long_str(cc),
+                AMQPValue::LongInt(5),
+            ])),
+        ),
+        ("BCC", keys(&[bcc])),
+        ("x-app", long_str("kept")),
+    ]);
+    publish_props(
+        &ch,
+        &x,
+        main,
+        b"m",
+        BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    sync(&ch).await;
+    for q in [main, cc, bcc] {
+        let h = get_headers(&ch, q)
+            .await
+            .unwrap_or_else(|| panic!("{q} got nothing"));
+        assert!(h.inner().contains_key("CC"), "CC is kept: {h:?}");
+        assert!(!h.inner().contains_key("BCC"), "BCC must be removed: {h:?}");
+        assert!(h.inner().contains_key("x-app"), "{h:?}");
+        assert!(get_headers(&ch, q).await.is_none(), "{q} got a second copy");
+    }
+    assert!(get_headers(&ch, other).await.is_none());
+}
+
+#[tokio::test]
+async fn cc_works_on_the_default_exchange() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let (a, b) = (unique("sel-default-a"), unique("sel-default-b"));
+    declare_queue(&ch, &a).await;
+    declare_queue(&ch, &b).await;
+    let headers = table(vec![("CC", keys(&[&b]))]);
+    publish_props(&ch, "", &a, b"d", BasicProperties::default().with_headers(headers)).await;
+    sync(&ch).await;
+    assert_eq!(message_count(&ch, &a).await, 1);
+    assert_eq!(message_count(&ch, &b).await, 1);
+}
+
+#[tokio::test]
+async fn a_cc_header_that_is_not_an_array_is_406() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("sel-bad");
+    declare_queue(&ch, &q).await;
+    let watch = ChannelErrorWatch::new(&ch).await;
+    let headers = table(vec![("CC", long_str(&q))]);
+    publish_props(&ch, "", &q, b"x", BasicProperties::default().with_headers(headers)).await;
+    let (code, text) = watch.error().await;
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        "PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}"
+    );
+}
