@@ -290,7 +290,8 @@ mod tests {
             AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString("x".into())])),
         );
         headers.insert("n-table".into(), AMQPValue::FieldTable(nested));
-        let without = Properties::from_basic(&BasicProperties::default().with_headers(headers.clone()));
+        let without =
+            Properties::from_basic(&BasicProperties::default().with_headers(headers.clone()));
         assert!(!without.has_header_key(&["CC", "BCC"]));
         headers.insert("zz".into(), AMQPValue::LongInt(0));
         headers.insert("BCC".into(), AMQPValue::FieldArray(FieldArray::default()));

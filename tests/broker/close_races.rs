@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{AMQPClass, channel, connection, exchange};
+use amq_protocol::protocol::{AMQPClass, channel, connection, exchange, queue};
 use amq_protocol::types::AMQPValue;
 
 use crate::common::*;
@@ -30,6 +30,18 @@ fn declare_fanout(name: &str) -> AMQPClass {
         auto_delete: true,
         ..Default::default()
     }))
+}
+
+async fn declare_queue_on_1(raw: &mut RawClient, q: &str, durable: bool) {
+    let declare = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+        queue: q.into(),
+        durable,
+        ..Default::default()
+    }));
+    match raw.rpc(1, declare).await {
+        (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => {}
+        other => panic!("expected queue.declare-ok, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -136,26 +148,22 @@ async fn server_properties_name_rabbitmq_as_product_and_warren_as_platform() {
     // Clients switch RabbitMQ behaviour on this (amqp091-go's suite does).
     assert_eq!(prop("product"), "RabbitMQ");
     assert!(prop("version").starts_with("3."), "{}", prop("version"));
-    assert!(prop("platform").starts_with("warren "), "{}", prop("platform"));
+    assert!(
+        prop("platform").starts_with("warren "),
+        "{}",
+        prop("platform")
+    );
 }
 
 #[tokio::test]
 async fn deleting_a_queue_answers_delete_ok_before_cancelling_own_consumers() {
-    use amq_protocol::protocol::{basic, queue};
+    use amq_protocol::protocol::basic;
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.handshake().await;
     raw.open_channel(1).await;
     let q = unique("delete-order");
-    let declare = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-        queue: q.as_str().into(),
-        auto_delete: false,
-        ..Default::default()
-    }));
-    match raw.rpc(1, declare).await {
-        (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => {}
-        other => panic!("expected queue.declare-ok, got {other:?}"),
-    }
+    declare_queue_on_1(&mut raw, &q, false).await;
     let consume = AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
         queue: q.as_str().into(),
         consumer_tag: "own".into(),
@@ -188,22 +196,16 @@ async fn deleting_a_queue_answers_delete_ok_before_cancelling_own_consumers() {
 #[tokio::test]
 async fn confirms_committed_after_channel_close_are_not_sent() {
     use amq_protocol::frame::AMQPContentHeader;
-    use amq_protocol::protocol::{BasicProperties, basic, confirm, queue};
+    use amq_protocol::protocol::{BasicProperties, basic, confirm};
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
     raw.handshake().await;
     raw.open_channel(1).await;
     let q = unique("late-confirms");
-    let declare = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-        queue: q.as_str().into(),
-        durable: true,
-        ..Default::default()
+    declare_queue_on_1(&mut raw, &q, true).await;
+    let select = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
+        nowait: false,
     }));
-    match raw.rpc(1, declare).await {
-        (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => {}
-        other => panic!("expected queue.declare-ok, got {other:?}"),
-    }
-    let select = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false }));
     match raw.rpc(1, select).await {
         (1, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))) => {}
         other => panic!("expected confirm.select-ok, got {other:?}"),

@@ -96,7 +96,14 @@ async fn cc_works_on_the_default_exchange() {
     declare_queue(&ch, &a).await;
     declare_queue(&ch, &b).await;
     let headers = table(vec![("CC", keys(&[&b]))]);
-    publish_props(&ch, "", &a, b"d", BasicProperties::default().with_headers(headers)).await;
+    publish_props(
+        &ch,
+        "",
+        &a,
+        b"d",
+        BasicProperties::default().with_headers(headers),
+    )
+    .await;
     sync(&ch).await;
     assert_eq!(message_count(&ch, &a).await, 1);
     assert_eq!(message_count(&ch, &b).await, 1);
@@ -110,7 +117,14 @@ async fn a_cc_header_that_is_not_an_array_is_406() {
     declare_queue(&ch, &q).await;
     let watch = ChannelErrorWatch::new(&ch).await;
     let headers = table(vec![("CC", long_str(&q))]);
-    publish_props(&ch, "", &q, b"x", BasicProperties::default().with_headers(headers)).await;
+    publish_props(
+        &ch,
+        "",
+        &q,
+        b"x",
+        BasicProperties::default().with_headers(headers),
+    )
+    .await;
     let (code, text) = watch.error().await;
     assert_eq!(code, 406);
     assert_eq!(

@@ -16,8 +16,8 @@ use crate::broker::message::{LazyHeaders, Message};
 
 use super::reply_to;
 use crate::broker::names;
-use crate::broker::sender_selected::{sender_selected, without_bcc};
 use crate::broker::queue::ConsumerRemoved;
+use crate::broker::sender_selected::{sender_selected, without_bcc};
 
 impl Channel {
     pub(super) fn handle_basic_method(

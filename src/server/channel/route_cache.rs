@@ -44,7 +44,11 @@ impl RouteCache {
     }
 
     /// The queue the default exchange routes `routing_key` to (the queue of that name).
-    pub fn default_exchange_queue(&mut self, vhost: &VHost, routing_key: &str) -> Option<Arc<Queue>> {
+    pub fn default_exchange_queue(
+        &mut self,
+        vhost: &VHost,
+        routing_key: &str,
+    ) -> Option<Arc<Queue>> {
         self.check(vhost);
         if let Some(q) = &self.default_queue
             && *q.name == *routing_key
