@@ -125,101 +125,83 @@ async fn declare_ok_reports_message_and_consumer_counts() {
     assert_eq!((info.message_count(), info.consumer_count()), (2, 1));
 }
 
-#[tokio::test]
-async fn redeclaring_queue_with_other_durability_is_406_inequivalent_arg() {
+/// Declares `q` with `first`, redeclares it with `second` and expects RabbitMQ's 406 for the
+/// inequivalent `arg`; then deletes the queue on a fresh channel.
+async fn assert_redeclare_is_inequivalent(
+    prefix: &str,
+    first: (QueueDeclareOptions, FieldTable),
+    second: (QueueDeclareOptions, FieldTable),
+    arg: &str,
+    received: &str,
+    current: &str,
+) {
     let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
-    let q = unique("equiv-durable-q");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let (conn, ch) = broker.channel().await;
+    let q = unique(prefix);
+    ch.queue_declare(q.as_str().into(), first.0, first.1)
+        .await
+        .unwrap();
     let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await,
+        ch.queue_declare(q.as_str().into(), second.0, second.1)
+            .await,
     );
     assert_eq!(code, 406);
     assert_eq!(
         text,
         format!(
-            "PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{q}' in vhost '/': received 'true' but current is 'false'"
+            "PRECONDITION_FAILED - inequivalent arg '{arg}' for queue '{q}' in vhost '/': received '{received}' but current is '{current}'"
         )
     );
-    let ch = _conn.create_channel().await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
     delete_queue(&ch, &q).await;
+}
+
+#[tokio::test]
+async fn redeclaring_queue_with_other_durability_is_406_inequivalent_arg() {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    assert_redeclare_is_inequivalent(
+        "equiv-durable-q",
+        (QueueDeclareOptions::default(), FieldTable::default()),
+        (durable, FieldTable::default()),
+        "durable",
+        "true",
+        "false",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn redeclaring_queue_with_other_auto_delete_is_406_inequivalent_arg() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
-    let q = unique("equiv-ad-q");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
+    let auto_delete = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    assert_redeclare_is_inequivalent(
+        "equiv-ad-q",
+        (QueueDeclareOptions::default(), FieldTable::default()),
+        (auto_delete, FieldTable::default()),
+        "auto_delete",
+        "true",
+        "false",
     )
-    .await
-    .unwrap();
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
-    assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue '{q}' in vhost '/': received 'true' but current is 'false'"
-        )
-    );
-    let ch = _conn.create_channel().await.unwrap();
-    delete_queue(&ch, &q).await;
+    .await;
 }
 
 #[tokio::test]
 async fn redeclaring_queue_with_other_arguments_is_406_inequivalent_arg() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
-    let q = unique("equiv-args-q");
-    ch.queue_declare(
-        q.as_str().into(),
-        exclusive(),
-        table(vec![("x-max-length", AMQPValue::LongInt(10))]),
+    let max_length = |n| table(vec![("x-max-length", AMQPValue::LongInt(n))]);
+    assert_redeclare_is_inequivalent(
+        "equiv-args-q",
+        (exclusive(), max_length(10)),
+        (exclusive(), max_length(20)),
+        "x-max-length",
+        "20",
+        "10",
     )
-    .await
-    .unwrap();
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            exclusive(),
-            table(vec![("x-max-length", AMQPValue::LongInt(20))]),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
-    assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue '{q}' in vhost '/': received '20' but current is '10'"
-        )
-    );
+    .await;
 }
 
 #[tokio::test]
