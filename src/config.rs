@@ -27,6 +27,12 @@ pub struct Config {
     pub max_message_size: u64,
     /// Seconds a client has to complete the handshake.
     pub handshake_timeout: u64,
+    /// Seconds a write to a client may make no progress (the client reads nothing) before the
+    /// connection is closed.
+    pub write_timeout: u64,
+    /// Open connections allowed at once; 0 = no limit (RabbitMQ's `connection_max`). At the
+    /// limit, new connections wait in the listen backlog until one closes, as on RabbitMQ.
+    pub max_connections: usize,
     /// Memory alarm threshold as a fraction of total RAM (RabbitMQ's vm_memory_high_watermark).
     pub memory_high_watermark: f64,
     /// An absolute memory alarm threshold in bytes; overrides the fraction when non-zero.
@@ -60,6 +66,8 @@ impl Default for Config {
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
             handshake_timeout: 10,
+            write_timeout: 30,
+            max_connections: 0,
             memory_high_watermark: 0.4,
             memory_limit_bytes: 0,
             disk_free_limit_bytes: 50_000_000,

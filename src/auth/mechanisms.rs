@@ -25,6 +25,10 @@ pub fn parse_response(mechanism: &str, response: &[u8]) -> Result<(String, Strin
         "AMQPLAIN" => {
             let mut framed = (response.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(response);
+            // The parser below recurses once per nesting level: refuse deep nesting first.
+            if !matches!(warren_protocol::depth::table_end(&framed, 0), Ok(Some(_))) {
+                return Err(AuthError::Malformed);
+            }
             let (_, table) = parse_field_table(&framed[..]).map_err(|_| AuthError::Malformed)?;
             let field = |k: &str| match table.inner().get(k) {
                 Some(AMQPValue::LongString(s)) => utf8(s.as_bytes()),

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use amq_protocol::protocol::{AMQPClass, channel as chan, connection};
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use warren_protocol::codec::{Frame, ProtocolHeader, check_protocol_header, decode_frame};
 use warren_protocol::{AmqpError, ErrorScope, PROTOCOL_HEADER};
@@ -67,11 +65,16 @@ impl From<io::Error> for ReadError {
     }
 }
 
+/// The read half of the connection's stream (TCP, or an in-memory pipe in tests and fuzzing).
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+
 /// The read half of the socket with its buffer and the negotiated frame_max.
 pub struct FrameReader {
-    socket: OwnedReadHalf,
+    socket: ReadHalf,
     buf: BytesMut,
     pub frame_max: u32,
+    /// Bytes read since this task last yielded (see [`FrameReader::fill`]).
+    read_since_yield: usize,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -79,14 +82,35 @@ const READ_CHUNK: usize = 64 * 1024;
 const CLOSED_LINGER: Duration = Duration::from_secs(30);
 
 impl FrameReader {
+    pub fn new(socket: ReadHalf, frame_max: u32) -> Self {
+        FrameReader {
+            socket,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            frame_max,
+            read_since_yield: 0,
+        }
+    }
+
     /// Reads more bytes; `Closed` at end of stream.
+    ///
+    /// Every [`READ_CHUNK`] bytes the task yields to the scheduler first: a peer that sends as
+    /// fast as it can (a flood of tiny frames costs far more to decode than to send) would
+    /// otherwise keep a worker thread for tokio's whole budget of 128 reads, and every other
+    /// connection on that thread would wait for it.
     async fn fill(&mut self) -> Result<(), ReadError> {
+        if self.read_since_yield >= READ_CHUNK {
+            self.read_since_yield = 0;
+            tokio::task::yield_now().await;
+        }
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             self.buf.reserve(READ_CHUNK);
         }
         match self.socket.read_buf(&mut self.buf).await? {
             0 => Err(ReadError::Closed),
-            _ => Ok(()),
+            n => {
+                self.read_since_yield += n;
+                Ok(())
+            }
         }
     }
 
@@ -118,16 +142,39 @@ impl FrameReader {
     }
 }
 
-pub async fn serve(
+/// Where a connection's bytes come from and go to, and who is at the other end.
+pub struct Stream<W> {
+    pub read: ReadHalf,
+    pub write: W,
+    pub peer: SocketAddr,
+}
+
+/// The broker-wide things every connection needs.
+#[derive(Clone)]
+pub struct ConnectionEnv {
+    pub broker: Arc<Broker>,
+    pub config: Arc<Config>,
+    pub shutdown: watch::Receiver<bool>,
+    pub alarm: watch::Receiver<Option<Alarm>>,
+}
+
+/// Serves one client connection from its first byte to its end.
+pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
     id: u64,
-    socket: TcpStream,
-    peer: SocketAddr,
-    broker: Arc<Broker>,
-    config: Arc<Config>,
-    shutdown: watch::Receiver<bool>,
-    alarm: watch::Receiver<Option<Alarm>>,
+    stream: Stream<W>,
+    env: ConnectionEnv,
 ) {
-    let (read_half, write_half) = socket.into_split();
+    let ConnectionEnv {
+        broker,
+        config,
+        shutdown,
+        alarm,
+    } = env;
+    let Stream {
+        read: read_half,
+        write: write_half,
+        peer,
+    } = stream;
     let shared = Arc::new(ConnectionShared {
         id,
         outbox: Outbox::default(),
@@ -135,21 +182,20 @@ pub async fn serve(
         consumer_cancel_notify: false.into(),
         channels: Mutex::new(HashMap::new()),
     });
+    let write_timeout = Duration::from_secs(config.write_timeout.max(1));
     let writer = {
         let shared = shared.clone();
         tokio::spawn(async move {
             let resume_target = shared.clone();
-            super::outbox::drain(&shared.outbox, write_half, move || {
+            super::outbox::drain(&shared.outbox, write_half, write_timeout, move || {
                 resume_target.resume_deliveries()
             })
             .await;
         })
     };
-    let mut reader = FrameReader {
-        socket: read_half,
-        buf: BytesMut::with_capacity(READ_CHUNK),
-        frame_max: config.frame_max,
-    };
+    // Until tune-ok settles frame_max, frames are limited to the spec's minimum, as RabbitMQ
+    // does: an unauthenticated peer cannot make us buffer more than 4 KB of one frame.
+    let mut reader = FrameReader::new(read_half, handshake::FRAME_MIN_SIZE);
 
     let handshake_deadline = Duration::from_secs(config.handshake_timeout);
     let negotiated = match tokio::time::timeout(handshake_deadline, async {
@@ -355,7 +401,10 @@ impl Connection {
         let mut ack_timeouts = tokio::time::interval(Duration::from_secs(1));
         ack_timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            while let Some(frame) = reader.decode()? {
+            // Stop decoding while the peer has not taken our answers: what it sent stays in
+            // the read buffer (and in its socket) until the writer catches up.
+            while !self.shared.outbox.over_read_limit() {
+                let Some(frame) = reader.decode()? else { break };
                 if self.handle_frame(frame).map_err(ReadError::Protocol)? {
                     return Ok(());
                 }
@@ -363,11 +412,24 @@ impl Connection {
             for channel in self.channels.values_mut() {
                 channel.end_of_batch();
             }
+            if self.shared.outbox.over_read_limit() {
+                tokio::select! {
+                    _ = self.shared.outbox.wait_drained() => {}
+                    _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
+                    _ = shutdown.changed() => {
+                        return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
+                    }
+                }
+                // Not reading, so the client's silence proves nothing.
+                last_read = Instant::now();
+                continue;
+            }
             if let Some(alarm) = self.flow.must_pause() {
                 // A resource alarm: stop reading this publisher's socket until it clears.
                 self.flow.blocked(alarm, &self.shared.outbox);
                 tokio::select! {
                     _ = self.flow.changed() => {}
+                    _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                     _ = ticker.tick(), if !heartbeat.is_zero() => {
                         // We are not reading, so the client's silence proves nothing.
                         last_read = Instant::now();
@@ -390,6 +452,7 @@ impl Connection {
                 }
                 // An alarm going on blocks an idle publisher at once, as RabbitMQ does.
                 _ = self.flow.changed() => {}
+                _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                 _ = ack_timeouts.tick() => self.close_timed_out_channels(),
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
                     if last_read.elapsed() > heartbeat * 2 {

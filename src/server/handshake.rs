@@ -44,7 +44,7 @@ const CAPABILITIES: [&str; 9] = [
 ];
 
 /// The smallest frame_max the spec lets a peer choose.
-const FRAME_MIN_SIZE: u32 = 4096;
+pub const FRAME_MIN_SIZE: u32 = 4096;
 
 pub fn server_properties(config: &Config) -> FieldTable {
     let mut caps = FieldTable::default();
@@ -77,22 +77,25 @@ fn method(class: AMQPClass) -> impl FnOnce(&mut bytes::BytesMut) {
     move |buf| warren_protocol::encode::method(buf, 0, &class)
 }
 
-/// Reads the next channel-0 method, as the handshake expects nothing else.
+/// Reads the next channel-0 method, as the handshake expects nothing else. Heartbeats are
+/// skipped in a loop (never by recursion: a peer may send any number of them).
 async fn expect_method(reader: &mut FrameReader) -> Result<connection::AMQPMethod, ReadError> {
-    match reader.next_frame().await? {
-        Frame::Method { channel: 0, method } => match method {
-            AMQPClass::Connection(m) => Ok(m),
-            other => Err(ReadError::Protocol(AmqpError::command_invalid(
-                format_args!(
-                    "expected a connection method during the handshake, got {}",
-                    class_name(&other)
-                ),
+    loop {
+        return match reader.next_frame().await? {
+            Frame::Method { channel: 0, method } => match method {
+                AMQPClass::Connection(m) => Ok(m),
+                other => Err(ReadError::Protocol(AmqpError::command_invalid(
+                    format_args!(
+                        "expected a connection method during the handshake, got {}",
+                        class_name(&other)
+                    ),
+                ))),
+            },
+            Frame::Heartbeat { .. } => continue,
+            _ => Err(ReadError::Protocol(AmqpError::unexpected_frame(
+                "expected a connection method during the handshake",
             ))),
-        },
-        Frame::Heartbeat { .. } => Box::pin(expect_method(reader)).await,
-        _ => Err(ReadError::Protocol(AmqpError::unexpected_frame(
-            "expected a connection method during the handshake",
-        ))),
+        };
     }
 }
 

@@ -1,32 +1,44 @@
 //! Accept loop: one task per listening socket, one spawned connection task per client.
+//!
+//! With `max_connections` set, the loop stops accepting while that many connections are open,
+//! as RabbitMQ's `connection_max` does (its listener stops accepting; clients wait in the
+//! kernel's listen backlog until a connection closes). The limit is shared by all listeners.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use super::connection;
-use crate::Config;
-use crate::alarms::Alarm;
-use crate::broker::Broker;
+use super::connection::{self, ConnectionEnv, Stream};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-pub async fn accept_loop(
-    alarm: watch::Receiver<Option<Alarm>>,
-    listener: TcpListener,
-    broker: Arc<Broker>,
-    config: Arc<Config>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// How many connections may be open at once (`None`: no limit).
+pub type ConnectionSlots = Option<Arc<Semaphore>>;
+
+pub fn connection_slots(max_connections: usize) -> ConnectionSlots {
+    (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)))
+}
+
+pub async fn accept_loop(listener: TcpListener, slots: ConnectionSlots, env: ConnectionEnv) {
+    let mut shutdown = env.shutdown.clone();
     loop {
+        let Some(permit) = take_slot(&slots, &mut shutdown).await else {
+            break;
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(connection::serve(id, socket, peer, broker.clone(), config.clone(), shutdown.clone(), alarm.clone()));
+                    let (read, write) = socket.into_split();
+                    let stream = Stream { read: Box::new(read), write, peer };
+                    let env = env.clone();
+                    tokio::spawn(async move {
+                        connection::serve(id, stream, env).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -36,5 +48,25 @@ pub async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// A free connection slot (waiting for one when the limit is reached); `None` on shutdown.
+async fn take_slot(
+    slots: &ConnectionSlots,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Option<OwnedSemaphorePermit>> {
+    let Some(slots) = slots else {
+        return Some(None);
+    };
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some(Some(permit));
+    }
+    tracing::warn!(
+        "connection limit reached: new connections wait until one closes (max_connections)"
+    );
+    tokio::select! {
+        permit = slots.clone().acquire_owned() => permit.ok().map(Some),
+        _ = shutdown.changed() => None,
     }
 }

@@ -92,6 +92,13 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
             }
         });
     }
+    let env = connection::ConnectionEnv {
+        broker: broker.clone(),
+        config: config.clone(),
+        shutdown: shutdown_rx.clone(),
+        alarm,
+    };
+    let slots = listener::connection_slots(config.max_connections);
     let mut addrs = Vec::new();
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -102,11 +109,9 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         tracing::info!("listening on {local}");
         addrs.push(local);
         listeners.push(tokio::spawn(listener::accept_loop(
-            alarm.clone(),
             socket,
-            broker.clone(),
-            config.clone(),
-            shutdown_rx.clone(),
+            slots.clone(),
+            env.clone(),
         )));
     }
     Ok(RunningBroker {

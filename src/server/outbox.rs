@@ -1,33 +1,50 @@
 //! A connection's outbound byte buffer and the task that drains it to the socket.
 //!
 //! Anyone may append frames (the connection task for replies, queues for deliveries); the writer
-//! task swaps the whole buffer out and writes it with one `write_all`, so many frames go out per
-//! syscall. When the buffer is above its high-water mark, deliveries are refused (the queue keeps
-//! the message) and the outbox remembers it; once the writer has drained it, it asks the
-//! connection to resume those deliveries. This file owns buffering and writing, not framing.
+//! task swaps the whole buffer out and writes it with as few syscalls as it can, so many frames
+//! go out per write. When the buffer is above its high-water mark, deliveries are refused (the
+//! queue keeps the message for another consumer) and the outbox remembers it; once the writer
+//! has drained it, it asks the connection to resume those deliveries.
+//!
+//! Replies cannot be refused, so the buffer is bounded from the other side: the connection task
+//! stops decoding the peer's frames while [`Outbox::over_read_limit`] (a peer that sends requests
+//! but never reads the answers gets no more answers, and no more of its bytes are read). A peer
+//! that reads nothing at all is cut off once a write has made no progress for the write
+//! timeout: [`Outbox::failed`] tells the connection task to end the connection.
+//!
+//! This file owns buffering and writing, not framing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 /// Above this many pending bytes, deliveries wait for the writer.
 const HIGH_WATER: usize = 1 << 20;
+/// Above this many pending bytes, the connection stops reading (and so replying to) its peer.
+const READ_LIMIT: usize = 4 << 20;
 /// A write buffer that grew past this (a huge message) is not kept for reuse.
 const KEEP_CAPACITY: usize = 4 << 20;
 
 #[derive(Default)]
 pub struct Outbox {
     buf: Mutex<BytesMut>,
+    /// `buf.len()` as of the last change, readable without the lock.
+    pending: AtomicUsize,
     wake: Notify,
     closed: AtomicBool,
     /// A delivery was refused because the buffer was full.
     refused: AtomicBool,
     /// Bytes handed to the socket so far (heartbeat logic: did we send anything lately?).
     written: AtomicU64,
+    /// The writer drained the buffer (waking a connection that stopped reading).
+    drained: Notify,
+    /// The socket write failed or stalled past the write timeout: the connection is over.
+    failed: AtomicBool,
+    failed_notify: Notify,
 }
 
 impl Outbox {
@@ -36,6 +53,7 @@ impl Outbox {
         let mut buf = self.buf.lock();
         let was_empty = buf.is_empty();
         write(&mut buf);
+        self.pending.store(buf.len(), Ordering::Relaxed);
         drop(buf);
         self.wake_writer(was_empty);
     }
@@ -49,6 +67,7 @@ impl Outbox {
         }
         let was_empty = buf.is_empty();
         write(&mut buf);
+        self.pending.store(buf.len(), Ordering::Relaxed);
         drop(buf);
         self.wake_writer(was_empty);
         true
@@ -72,30 +91,75 @@ impl Outbox {
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
+
+    /// So much is waiting for the peer that the connection should stop reading from it.
+    pub fn over_read_limit(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) > READ_LIMIT
+    }
+
+    /// Waits until the writer has taken the buffer (or failed).
+    pub async fn wait_drained(&self) {
+        let drained = self.drained.notified();
+        tokio::pin!(drained);
+        drained.as_mut().enable();
+        if !self.over_read_limit() || self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        drained.await;
+    }
+
+    /// Resolves once the writer has given up on the socket (it failed or stalled).
+    pub async fn failed(&self) {
+        let failed = self.failed_notify.notified();
+        tokio::pin!(failed);
+        failed.as_mut().enable();
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        failed.await;
+    }
+
+    fn mark_failed(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.failed.store(true, Ordering::Release);
+        self.failed_notify.notify_waiters();
+        self.drained.notify_waiters();
+    }
 }
 
 /// The writer task's loop: drains `outbox` into `socket` until the outbox is closed. `resume`
-/// runs after a drain that follows a refused delivery.
-pub async fn drain(outbox: &Outbox, mut socket: OwnedWriteHalf, resume: impl Fn()) {
+/// runs after a drain that follows a refused delivery. A write that makes no progress for
+/// `write_timeout` ends the connection (the peer stopped reading).
+pub async fn drain(
+    outbox: &Outbox,
+    mut socket: impl AsyncWrite + Unpin,
+    write_timeout: Duration,
+    resume: impl Fn(),
+) {
     let mut spare = BytesMut::with_capacity(64 * 1024);
     loop {
         let closed = outbox.closed.load(Ordering::Relaxed);
-        std::mem::swap(&mut *outbox.buf.lock(), &mut spare);
+        {
+            let mut buf = outbox.buf.lock();
+            std::mem::swap(&mut *buf, &mut spare);
+            outbox.pending.store(0, Ordering::Relaxed);
+        }
         if spare.is_empty() {
-            if closed {
+            if closed || outbox.failed.load(Ordering::Acquire) {
                 break;
             }
+            outbox.drained.notify_waiters();
             outbox.wake.notified().await;
             continue;
         }
-        if let Err(e) = socket.write_all(&spare).await {
+        let len = spare.len() as u64;
+        if let Err(e) = write_with_progress(&mut socket, &spare, write_timeout).await {
             tracing::debug!("write failed: {e}");
-            outbox.closed.store(true, Ordering::Relaxed);
-            break;
+            outbox.mark_failed();
+            return;
         }
-        outbox
-            .written
-            .fetch_add(spare.len() as u64, Ordering::Relaxed);
+        outbox.written.fetch_add(len, Ordering::Relaxed);
+        outbox.drained.notify_waiters();
         spare.clear();
         if spare.capacity() > KEEP_CAPACITY {
             spare = BytesMut::with_capacity(64 * 1024);
@@ -104,5 +168,31 @@ pub async fn drain(outbox: &Outbox, mut socket: OwnedWriteHalf, resume: impl Fn(
             resume();
         }
     }
-    let _ = socket.shutdown().await;
+    let _ = tokio::time::timeout(write_timeout, socket.shutdown()).await;
+}
+
+/// Writes all of `buf`, failing when one write call makes no progress within `timeout`.
+async fn write_with_progress(
+    socket: &mut (impl AsyncWrite + Unpin),
+    buf: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let mut written = 0;
+    while written < buf.len() {
+        match tokio::time::timeout(timeout, socket.write(&buf[written..])).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                tracing::warn!(
+                    "closing connection: the peer has read nothing for {} s",
+                    timeout.as_secs()
+                );
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+        }
+    }
+    tokio::time::timeout(timeout, socket.flush())
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }

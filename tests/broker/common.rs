@@ -177,6 +177,26 @@ impl TestBroker {
         }
     }
 
+    /// Spawns warren with a TOML configuration file holding `toml` (plus the usual
+    /// `--listen`/`--data-dir`), whatever `WARREN_TEST_AMQP_URL` says.
+    pub fn spawn_with_config(toml: &str) -> TestBroker {
+        let path = std::env::temp_dir().join(format!("{}.toml", unique("warren-config")));
+        std::fs::write(&path, toml).expect("write config file");
+        let broker = Self::spawn(&["--config", path.to_str().expect("utf-8 temp path")]);
+        let _ = std::fs::remove_file(&path);
+        broker
+    }
+
+    /// The resident memory of a spawned broker process, in kB (None for an external broker).
+    pub fn rss_kb(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -628,6 +648,11 @@ impl RawClient {
             buf: Vec::new(),
             frame_max: 131_072,
         }
+    }
+
+    /// The socket, for tests that go on writing raw bytes without this client's help.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {

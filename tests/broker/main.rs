@@ -26,6 +26,7 @@ mod ext_priority_queues;
 mod ext_queue_expiry;
 mod ext_single_active_consumer;
 mod frames;
+mod hostile;
 mod lifecycle;
 mod queues;
 mod redeclare;
