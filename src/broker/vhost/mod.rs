@@ -152,6 +152,15 @@ impl VHost {
         Ok(queue)
     }
 
+    /// exchange.declare with passive set: only checks that the exchange exists (whatever the
+    /// type and flags say), and, as RabbitMQ, refuses the default exchange.
+    pub fn passive_declare_exchange(&self, name: &str) -> Result<(), AmqpError> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        self.existing_exchange(name).map(|_| ())
+    }
+
     pub fn declare_exchange(
         &self,
         name: &str,
@@ -159,7 +168,7 @@ impl VHost {
         passive: bool,
     ) -> Result<(), AmqpError> {
         if passive {
-            return self.existing_exchange(name).map(|_| ());
+            return self.passive_declare_exchange(name);
         }
         if name.is_empty() {
             return Err(AmqpError::access_refused(
@@ -241,11 +250,10 @@ impl VHost {
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
         if name.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
-        if name.starts_with("amq.") && self.exchange(name).is_some() {
+        // RabbitMQ refuses by name alone: also an amq.* exchange that does not exist.
+        if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format_args!(
                 "deletion of system {} not allowed",
                 names::exchange(name, &self.name)
@@ -540,7 +548,7 @@ impl VHost {
     }
 }
 
-/// What RabbitMQ answers for binding (or unbinding) the default exchange.
+/// What RabbitMQ answers for declaring, deleting or binding the default exchange.
 fn default_exchange_refused() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")
 }

@@ -20,7 +20,9 @@ impl Channel {
             ex::AMQPMethod::Declare(m) => {
                 let Some(kind) = ExchangeKind::parse(m.kind.as_str()) else {
                     if m.passive {
-                        ctx.vhost.existing_exchange(m.exchange.as_str())?;
+                        ctx.vhost
+                            .passive_declare_exchange(m.exchange.as_str())
+                            .map_err(|e| e.on(40, 10))?;
                     } else {
                         return Err(AmqpError::command_invalid(format_args!(
                             "unknown exchange type '{}'",
