@@ -27,6 +27,7 @@ mod ext_queue_expiry;
 mod ext_single_active_consumer;
 mod frames;
 mod lifecycle;
+mod missing_objects;
 mod queues;
 mod redeclare;
 mod sender_selected;
