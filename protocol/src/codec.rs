@@ -250,7 +250,13 @@ fn decode_header(channel: u16, buf: &mut BytesMut, size: usize) -> Result<Frame,
     buf.advance(FRAME_HEADER_SIZE + PROPERTIES_OFFSET);
     let raw = buf.split_to(size - PROPERTIES_OFFSET).freeze();
     buf.advance(1);
-    let properties = Properties::parse(raw)?;
+    // Only basic (60) has content clients may send; any other class is refused by the channel
+    // (505, as RabbitMQ) whatever its property bytes hold, so they are not parsed.
+    let properties = if class_id == 60 {
+        Properties::parse(raw)?
+    } else {
+        Properties::default()
+    };
     Ok(Frame::Header {
         channel,
         class_id,

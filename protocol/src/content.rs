@@ -93,8 +93,8 @@ impl<M> ContentAssembler<M> {
             }
         };
         if class_id != 60 {
-            return Err(AmqpError::frame_error(format_args!(
-                "content header for class {class_id}, expected 60"
+            return Err(AmqpError::unexpected_frame(format_args!(
+                "expected content header for class 60, got one for class {class_id} instead"
             )));
         }
         let content = Content {
@@ -205,5 +205,17 @@ mod tests {
         assert_eq!(a.check_method_allowed().unwrap_err().code, 505);
         header(&mut a, 1).unwrap();
         assert_eq!(a.body(Bytes::from_static(b"xy")).unwrap_err().code, 501);
+    }
+
+    #[test]
+    fn header_of_another_class_is_unexpected() {
+        let mut a = ContentAssembler::default();
+        a.start(1u8);
+        let e = a.header(50, 1, Properties::default()).unwrap_err();
+        assert_eq!(e.code, 505);
+        assert_eq!(
+            e.text,
+            "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead"
+        );
     }
 }

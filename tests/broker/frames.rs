@@ -215,6 +215,83 @@ async fn method_instead_of_content_body_is_505_unexpected_frame() {
     .await;
 }
 
+/// A content header frame payload: class, weight 0, body size, then `properties` (flags first).
+fn header_payload(class_id: u16, body_size: u64, properties: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&class_id.to_be_bytes());
+    payload.extend_from_slice(&0u16.to_be_bytes());
+    payload.extend_from_slice(&body_size.to_be_bytes());
+    payload.extend_from_slice(properties);
+    payload
+}
+
+#[tokio::test]
+async fn header_with_wrong_class_after_publish_is_505_unexpected_frame() {
+    let mut bytes = publish_method();
+    bytes.extend(raw_frame(2, 1, &header_payload(50, 5, &[0, 0]), 0xCE));
+    assert_connection_error(
+        bytes,
+        505,
+        Text::Exact(
+            "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead",
+        ),
+        (60, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn header_with_wrong_class_is_505_whatever_its_properties_hold() {
+    // Flags announce a headers table that is not there: never looked at, the class is wrong.
+    let mut bytes = publish_method();
+    bytes.extend(raw_frame(
+        2,
+        1,
+        &header_payload(10, 5, &[0x20, 0x00, 0xFF]),
+        0xCE,
+    ));
+    assert_connection_error(
+        bytes,
+        505,
+        Text::Exact(
+            "UNEXPECTED_FRAME - expected content header for class 60, got one for class 10 instead",
+        ),
+        (60, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn header_with_wrong_class_and_oversized_body_is_505_unexpected_frame() {
+    let mut bytes = publish_method();
+    bytes.extend(raw_frame(
+        2,
+        1,
+        &header_payload(50, u64::MAX, &[0, 0]),
+        0xCE,
+    ));
+    assert_connection_error(
+        bytes,
+        505,
+        Text::Exact(
+            "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead",
+        ),
+        (60, 40),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn header_with_wrong_class_without_publish_is_505_unexpected_frame() {
+    assert_connection_error(
+        raw_frame(2, 1, &header_payload(50, 5, &[0, 0]), 0xCE),
+        505,
+        Text::Exact("UNEXPECTED_FRAME - expected method frame, got non method frame instead"),
+        (0, 0),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn heartbeat_on_nonzero_channel_is_505_unexpected_frame() {
     assert_connection_error(

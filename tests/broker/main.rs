@@ -28,6 +28,7 @@ mod ext_single_active_consumer;
 mod frames;
 mod hostile;
 mod lifecycle;
+mod missing_objects;
 mod queues;
 mod redeclare;
 mod sender_selected;

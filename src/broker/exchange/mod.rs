@@ -195,6 +195,11 @@ impl Exchange {
         doomed
     }
 
+    /// Whether this exact binding (destination, routing key, arguments) exists.
+    pub fn has_binding(&self, binding: &Binding) -> bool {
+        self.routes.read().bindings.contains(binding)
+    }
+
     pub fn has_bindings(&self) -> bool {
         !self.routes.read().bindings.is_empty()
     }

@@ -152,6 +152,15 @@ impl VHost {
         Ok(queue)
     }
 
+    /// exchange.declare with passive set: only checks that the exchange exists (whatever the
+    /// type and flags say), and, as RabbitMQ, refuses the default exchange.
+    pub fn passive_declare_exchange(&self, name: &str) -> Result<(), AmqpError> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        self.existing_exchange(name).map(|_| ())
+    }
+
     pub fn declare_exchange(
         &self,
         name: &str,
@@ -159,7 +168,7 @@ impl VHost {
         passive: bool,
     ) -> Result<(), AmqpError> {
         if passive {
-            return self.existing_exchange(name).map(|_| ());
+            return self.passive_declare_exchange(name);
         }
         if name.is_empty() {
             return Err(AmqpError::access_refused(
@@ -241,11 +250,10 @@ impl VHost {
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
         if name.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
-        if name.starts_with("amq.") && self.exchange(name).is_some() {
+        // RabbitMQ refuses by name alone: also an amq.* exchange that does not exist.
+        if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format_args!(
                 "deletion of system {} not allowed",
                 names::exchange(name, &self.name)
@@ -463,16 +471,23 @@ impl VHost {
         dropped
     }
 
+    /// exchange.bind / queue.bind, checked in RabbitMQ's order: the default exchange at either
+    /// end (403), a missing source, then a missing destination (404), the binding's arguments
+    /// (406), exclusive access to the destination queue (405).
     pub fn bind(
         &self,
         source: &str,
         binding: Binding,
         connection_id: u64,
     ) -> Result<(), AmqpError> {
-        let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
+        refuse_default_exchange(source, &binding.destination)?;
+        let (source, queue) = self.binding_ends(source, &binding.destination)?;
         if source.kind() == ExchangeKind::Headers {
             super::exchange::headers::validate_binding_arguments(&binding.arguments)
                 .map_err(AmqpError::precondition)?;
+        }
+        if let Some(queue) = queue {
+            queue.check_access(connection_id)?;
         }
         let durable =
             self.durability.is_some() && self.is_durable_binding(&source, &binding.destination);
@@ -483,13 +498,26 @@ impl VHost {
         Ok(())
     }
 
+    /// exchange.unbind / queue.unbind. Idempotent, as in RabbitMQ: a missing source,
+    /// destination or binding is success (clients unbind in cleanup paths, after auto-delete
+    /// queues are gone). Only the default exchange at either end (403) and, for a binding that
+    /// exists, a queue exclusive to another connection (405) are refused.
     pub fn unbind(
         &self,
         source: &str,
         binding: &Binding,
         connection_id: u64,
     ) -> Result<(), AmqpError> {
-        let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
+        refuse_default_exchange(source, &binding.destination)?;
+        let Ok((source, queue)) = self.binding_ends(source, &binding.destination) else {
+            return Ok(());
+        };
+        if !source.has_binding(binding) {
+            return Ok(());
+        }
+        if let Some(queue) = queue {
+            queue.check_access(connection_id)?;
+        }
         if source.unbind(binding) {
             if let Some(d) = &self.durability
                 && source.options.durable
@@ -501,30 +529,35 @@ impl VHost {
         Ok(())
     }
 
-    fn check_binding_ends(
+    /// The source exchange and, for a queue destination, the queue; 404 naming the source if
+    /// it is missing, else the destination.
+    fn binding_ends(
         &self,
         source: &str,
         dest: &Destination,
-        connection_id: u64,
-    ) -> Result<Arc<Exchange>, AmqpError> {
-        match dest {
-            Destination::Queue(q) => {
-                self.existing_queue(q, connection_id)?;
-            }
+    ) -> Result<(Arc<Exchange>, Option<Arc<Queue>>), AmqpError> {
+        let source = self.existing_exchange(source)?;
+        let queue = match dest {
+            Destination::Queue(q) => Some(self.queue(q).ok_or_else(|| self.no_queue(q))?),
             Destination::Exchange(e) => {
-                if e.is_empty() {
-                    return Err(AmqpError::access_refused(
-                        "operation not permitted on the default exchange",
-                    ));
-                }
                 self.existing_exchange(e)?;
+                None
             }
-        }
-        if source.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
-        }
-        self.existing_exchange(source)
+        };
+        Ok((source, queue))
     }
+}
+
+/// What RabbitMQ answers for declaring, deleting or binding the default exchange.
+fn default_exchange_refused() -> AmqpError {
+    AmqpError::access_refused("operation not permitted on the default exchange")
+}
+
+/// RabbitMQ refuses the default exchange at either end of a binding before looking up anything.
+fn refuse_default_exchange(source: &str, dest: &Destination) -> Result<(), AmqpError> {
+    let dest_is_default = matches!(dest, Destination::Exchange(e) if e.is_empty());
+    if source.is_empty() || dest_is_default {
+        return Err(default_exchange_refused());
+    }
+    Ok(())
 }

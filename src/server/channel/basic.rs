@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic as b};
+use bytes::Bytes;
 use warren_protocol::content::Content;
 use warren_protocol::reply::NO_ROUTE;
-use warren_protocol::{AmqpError, Publish, encode};
+use warren_protocol::{AmqpError, Properties, Publish, encode};
 
 use super::shared::Settlement;
 use super::{Channel, ChannelContext};
@@ -15,9 +16,10 @@ use crate::broker::enqueue::{Enqueued, enqueue};
 use crate::broker::message::{LazyHeaders, Message};
 
 use super::reply_to;
+use crate::broker::exchange::Exchange;
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
-use crate::broker::sender_selected::{sender_selected, without_bcc};
+use crate::broker::sender_selected::{SenderSelected, sender_selected, without_bcc};
 
 impl Channel {
     pub(super) fn handle_basic_method(
@@ -113,18 +115,20 @@ impl Channel {
         Ok(())
     }
 
-    /// A message is complete: in a transaction it waits for commit, otherwise it is routed now.
+    /// A message is complete: it is checked now, then routed now or, in a transaction, at
+    /// commit.
     pub(super) fn publish(
         &mut self,
         content: Content<Publish>,
         ctx: &mut ChannelContext,
     ) -> Result<(), AmqpError> {
+        let checked = self.check_publish(content, ctx)?;
         if let Some(tx) = &mut self.tx {
-            tx.publishes.push(content);
+            tx.publishes.push(checked);
             return Ok(());
         }
         let confirm_seq = self.confirm_mode.then(|| self.shared.register_confirm());
-        let outcome = self.route(content, ctx)?;
+        let outcome = self.route(checked, ctx);
         if let Some(seq) = confirm_seq {
             match (outcome.stored, &ctx.broker.store) {
                 // A full queue with x-overflow reject-publish refused it.
@@ -137,12 +141,13 @@ impl Channel {
         Ok(())
     }
 
-    /// Routes a message to its queues, or returns it (mandatory) when nothing matches.
-    pub(super) fn route(
+    /// Everything RabbitMQ refuses a publish for, checked when the message arrives (also in a
+    /// transaction: a publish to a missing exchange fails at once, not at commit).
+    fn check_publish(
         &mut self,
         content: Content<Publish>,
         ctx: &mut ChannelContext,
-    ) -> Result<Enqueued, AmqpError> {
+    ) -> Result<CheckedPublish, AmqpError> {
         let Content {
             method,
             properties,
@@ -171,7 +176,7 @@ impl Channel {
         if let Some(expiration) = properties.expiration() {
             check_expiration(expiration)?;
         }
-        let mut properties = self.rewrite_reply_to(properties)?;
+        let properties = self.rewrite_reply_to(properties)?;
         // CC / BCC headers: extra routing keys chosen by the publisher (a cheap raw scan first;
         // the table is parsed only when one of them is there).
         let selected = if properties.has_header_key(&["CC", "BCC"]) {
@@ -179,6 +184,24 @@ impl Channel {
         } else {
             None
         };
+        Ok(CheckedPublish {
+            exchange,
+            method,
+            properties,
+            body,
+            selected,
+        })
+    }
+
+    /// Routes a checked message to its queues, or returns it (mandatory) when nothing matches.
+    pub(super) fn route(&mut self, checked: CheckedPublish, ctx: &mut ChannelContext) -> Enqueued {
+        let CheckedPublish {
+            exchange,
+            method,
+            mut properties,
+            body,
+            selected,
+        } = checked;
         if exchange.name.is_empty() {
             // The reply message is built only for a reply-to routing key: this is every
             // default-exchange publish's path.
@@ -192,10 +215,10 @@ impl Channel {
                 })
             });
             if sent == Some(true) {
-                return Ok(Enqueued {
+                return Enqueued {
                     stored: false,
                     accepted: true,
-                });
+                };
             }
         }
         if let Some(selected) = &selected {
@@ -249,19 +272,19 @@ impl Channel {
                     encode::content(out, id, properties.raw(), &body, frame_max);
                 });
             }
-            return Ok(Enqueued {
+            return Enqueued {
                 stored: false,
                 accepted: true,
-            });
+            };
         }
-        Ok(enqueue(
+        enqueue(
             ctx.broker.store.as_ref(),
             exchange.name.clone(),
             method.routing_key,
             properties,
             body,
             &mut self.route_out,
-        ))
+        )
     }
 
     fn consume(&mut self, m: b::Consume, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
@@ -339,6 +362,17 @@ impl Channel {
         self.shared.settle(entries, Settlement::Requeue);
         Ok(())
     }
+}
+
+/// A publish that passed [`Channel::check_publish`]: its exchange, and its properties as they
+/// will be delivered (reply-to rewritten).
+pub(super) struct CheckedPublish {
+    exchange: Arc<Exchange>,
+    method: Publish,
+    properties: Properties,
+    body: Bytes,
+    /// Extra routing keys from CC / BCC headers.
+    selected: Option<SenderSelected>,
 }
 
 /// `x-priority` on basic.consume (default 0); a non-integer is refused as RabbitMQ does.

@@ -20,7 +20,9 @@ impl Channel {
             ex::AMQPMethod::Declare(m) => {
                 let Some(kind) = ExchangeKind::parse(m.kind.as_str()) else {
                     if m.passive {
-                        ctx.vhost.existing_exchange(m.exchange.as_str())?;
+                        ctx.vhost
+                            .passive_declare_exchange(m.exchange.as_str())
+                            .map_err(|e| e.on(40, 10))?;
                     } else {
                         return Err(AmqpError::command_invalid(format_args!(
                             "unknown exchange type '{}'",
@@ -112,12 +114,9 @@ impl Channel {
         let conn_id = ctx.connection.id;
         match method {
             q::AMQPMethod::Declare(m) => {
-                let name = if m.passive {
-                    self.queue_name(m.queue.as_str())
-                        .map_err(|e| e.on(50, 10))?
-                } else {
-                    m.queue.to_string()
-                };
+                // Even a passive declare takes "" literally (no "last queue" shortcut), as
+                // RabbitMQ: it is 404 for queue ''.
+                let name = m.queue.to_string();
                 let options = QueueOptions {
                     durable: m.durable,
                     exclusive_owner: m.exclusive.then_some(conn_id),
@@ -151,7 +150,11 @@ impl Channel {
                     .map_err(|e| e.on(50, 20))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
-                    routing_key: m.routing_key.to_string(),
+                    routing_key: shortcut_routing_key(
+                        m.queue.as_str(),
+                        m.routing_key.as_str(),
+                        &queue,
+                    ),
                     arguments: m.arguments,
                 };
                 ctx.vhost
@@ -165,7 +168,11 @@ impl Channel {
                     .map_err(|e| e.on(50, 50))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
-                    routing_key: m.routing_key.to_string(),
+                    routing_key: shortcut_routing_key(
+                        m.queue.as_str(),
+                        m.routing_key.as_str(),
+                        &queue,
+                    ),
                     arguments: m.arguments,
                 };
                 ctx.vhost
@@ -217,5 +224,15 @@ impl Channel {
                 "unexpected method {other:?}"
             ))),
         }
+    }
+}
+
+/// queue.bind / queue.unbind naming neither the queue nor a routing key use the last declared
+/// queue with its name as the key (RabbitMQ's shortcut); otherwise the key is as sent.
+fn shortcut_routing_key(queue_sent: &str, routing_key: &str, queue: &str) -> String {
+    if queue_sent.is_empty() && routing_key.is_empty() {
+        queue.to_string()
+    } else {
+        routing_key.to_string()
     }
 }

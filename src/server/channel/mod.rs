@@ -121,6 +121,11 @@ impl Channel {
                 properties,
                 ..
             } => {
+                // The frame sequence (and the header's class) is checked before the size, as
+                // RabbitMQ does.
+                let in_publish = !self.assembler.is_idle();
+                let header = self.assembler.header(class_id, body_size, properties);
+                let header = header.map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
                 if body_size > ctx.broker_max_message_size() {
                     self.assembler.reset();
                     return Err(AmqpError::precondition(format_args!(
@@ -128,9 +133,6 @@ impl Channel {
                         ctx.broker_max_message_size()
                     )));
                 }
-                let in_publish = !self.assembler.is_idle();
-                let header = self.assembler.header(class_id, body_size, properties);
-                let header = header.map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
                 if let Some(content) = header {
                     self.publish(content, ctx)?;
                 }

@@ -2,15 +2,16 @@
 //! transaction take effect at commit, or never.
 
 use amq_protocol::protocol::{AMQPClass, tx};
-use warren_protocol::content::Content;
-use warren_protocol::{AmqpError, Publish};
+use warren_protocol::AmqpError;
 
+use super::basic::CheckedPublish;
 use super::shared::{Settlement, TX_COMMIT_TOKEN, Unacked};
 use super::{Channel, ChannelContext};
 
 #[derive(Default)]
 pub struct Transaction {
-    pub publishes: Vec<Content<Publish>>,
+    /// Publishes already checked (a refused one closed the channel when it arrived).
+    pub publishes: Vec<CheckedPublish>,
     /// Deliveries already taken out of the unacked list, settled at commit.
     pub settlements: Vec<(Vec<Unacked>, Settlement)>,
 }
@@ -41,8 +42,8 @@ impl Channel {
             return Err(not_transactional(20));
         };
         let mut stored = false;
-        for content in work.publishes {
-            stored |= self.route(content, ctx)?.stored;
+        for publish in work.publishes {
+            stored |= self.route(publish, ctx).stored;
         }
         for (entries, how) in work.settlements {
             self.shared.settle(entries, how);
