@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 
-use heed::Env;
-
-use super::map_pages::MapPages;
+use super::lmdb::Lmdb;
 use super::schema::{RecordError, open, parse_index_key, u64_value};
 use super::{Dbs, Definition, StoreError};
 
@@ -57,9 +55,11 @@ pub struct Recovered {
     pub max_queue_id: u64,
 }
 
-pub fn recover(env: &Env, dbs: &Dbs, map_pages: &MapPages) -> Result<Recovered, StoreError> {
+pub fn recover(lmdb: &Lmdb, dbs: &Dbs) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered::default();
-    let rtxn = env.read_txn()?;
+    let shared = lmdb.shared()?;
+    let map_pages = shared.map_pages();
+    let rtxn = shared.read_txn()?;
     for entry in dbs.definitions.iter(&rtxn)? {
         let (_, value) = entry?;
         match Definition::decode(value) {
