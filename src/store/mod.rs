@@ -13,6 +13,7 @@ mod fault_tests;
 mod inspect;
 mod lmdb;
 mod map_pages;
+mod orphans;
 mod recovery;
 mod schema;
 mod writer;
