@@ -1,6 +1,7 @@
 //! Resource alarms, as RabbitMQ's memory and disk alarms: a monitor samples the broker's
 //! resident memory and the free space under the data directory, and publishes whether an alarm
-//! is on. Publishing connections stop reading their sockets while it is (TCP pushes back on the
+//! is on. A store that cannot commit raises the disk alarm too, at once, until a commit
+//! succeeds again. Publishing connections stop reading their sockets while it is (TCP pushes back on the
 //! publisher) and are told with `connection.blocked`; see `server/flow.rs`.
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub struct AlarmLimits {
     pub disk_free_bytes: u64,
     pub data_dir: PathBuf,
     pub interval: Duration,
+    /// True while the store's commits fail (see `Store::watch_failing`).
+    pub store_failing: Option<watch::Receiver<bool>>,
 }
 
 /// Starts the monitor; the receiver holds the active alarm, if any.
@@ -45,8 +48,16 @@ pub fn spawn_monitor(limits: AlarmLimits) -> watch::Receiver<Option<Alarm>> {
     }
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(limits.interval);
+        let mut store_failing = limits.store_failing.clone();
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                changed = changed(&mut store_failing) => {
+                    if changed.is_err() {
+                        store_failing = None; // the store is gone: nothing more to hear
+                    }
+                }
+            }
             let now = check(&limits);
             if now != *tx.borrow() {
                 match now {
@@ -64,9 +75,22 @@ pub fn spawn_monitor(limits: AlarmLimits) -> watch::Receiver<Option<Alarm>> {
     rx
 }
 
+/// Waits for the store's failing flag to change; never returns without one.
+async fn changed(
+    store_failing: &mut Option<watch::Receiver<bool>>,
+) -> Result<(), watch::error::RecvError> {
+    match store_failing {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn check(limits: &AlarmLimits) -> Option<Alarm> {
     if resident_memory().is_some_and(|rss| rss > limits.memory_bytes) {
         return Some(Alarm::Memory);
+    }
+    if limits.store_failing.as_ref().is_some_and(|rx| *rx.borrow()) {
+        return Some(Alarm::Disk);
     }
     if disk_free(&limits.data_dir).is_some_and(|free| free < limits.disk_free_bytes) {
         return Some(Alarm::Disk);
@@ -125,9 +149,27 @@ mod tests {
             disk_free_bytes,
             data_dir: "/".into(),
             interval: Duration::from_millis(100),
+            store_failing: None,
         };
         assert_eq!(check(&limits(u64::MAX, 0)), None);
         assert_eq!(check(&limits(1, 0)), Some(Alarm::Memory));
         assert_eq!(check(&limits(u64::MAX, u64::MAX)), Some(Alarm::Disk));
+    }
+
+    #[test]
+    fn a_failing_store_raises_the_disk_alarm_until_it_commits_again() {
+        let (failing, rx) = watch::channel(false);
+        let limits = AlarmLimits {
+            memory_bytes: u64::MAX,
+            disk_free_bytes: 0,
+            data_dir: "/".into(),
+            interval: Duration::from_millis(100),
+            store_failing: Some(rx),
+        };
+        assert_eq!(check(&limits), None);
+        failing.send_replace(true);
+        assert_eq!(check(&limits), Some(Alarm::Disk));
+        failing.send_replace(false);
+        assert_eq!(check(&limits), None);
     }
 }

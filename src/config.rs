@@ -39,6 +39,10 @@ pub struct Config {
     pub memory_limit_bytes: u64,
     /// Disk alarm threshold: free bytes under the data directory (RabbitMQ's disk_free_limit).
     pub disk_free_limit_bytes: u64,
+    /// The LMDB memory map's size to start with, in bytes (rounded up to whole pages, at least
+    /// 1 MiB). Only address space: the data file grows as it is used. When it is full the
+    /// store doubles it and goes on.
+    pub store_map_size_bytes: u64,
     /// Ready messages a durable queue keeps in memory; beyond that, persistent messages wait in
     /// LMDB only (a backlog larger than RAM) and are read back as they are delivered.
     pub queue_page_threshold: usize,
@@ -71,6 +75,7 @@ impl Default for Config {
             memory_high_watermark: 0.4,
             memory_limit_bytes: 0,
             disk_free_limit_bytes: 50_000_000,
+            store_map_size_bytes: crate::store::DEFAULT_MAP_SIZE as u64,
             queue_page_threshold: 20_000,
             consumer_timeout_ms: 30 * 60 * 1000,
             product: "RabbitMQ".into(),

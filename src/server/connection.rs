@@ -38,6 +38,9 @@ pub struct ConnectionShared {
     pub frame_max: AtomicU32,
     pub consumer_cancel_notify: std::sync::atomic::AtomicBool,
     pub channels: Mutex<HashMap<u16, Arc<ChannelShared>>>,
+    /// Woken when a channel's tx.commit failed in the store (the store's writer thread cannot
+    /// close a channel itself; this task does, in `close_channels_with_failed_commits`).
+    pub commit_failures: tokio::sync::Notify,
 }
 
 impl ConnectionShared {
@@ -181,6 +184,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         frame_max: AtomicU32::new(config.frame_max),
         consumer_cancel_notify: false.into(),
         channels: Mutex::new(HashMap::new()),
+        commit_failures: tokio::sync::Notify::new(),
     });
     let write_timeout = Duration::from_secs(config.write_timeout.max(1));
     let writer = {
@@ -430,6 +434,8 @@ impl Connection {
                 tokio::select! {
                     _ = self.flow.changed() => {}
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
+                    // A failing store is what raises the disk alarm: close now, not later.
+                    _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
                     _ = ticker.tick(), if !heartbeat.is_zero() => {
                         // We are not reading, so the client's silence proves nothing.
                         last_read = Instant::now();
@@ -454,6 +460,7 @@ impl Connection {
                 _ = self.flow.changed() => {}
                 _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                 _ = ack_timeouts.tick() => self.close_timed_out_channels(),
+                _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
                     if last_read.elapsed() > heartbeat * 2 {
                         tracing::warn!(connection = self.shared.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
@@ -491,6 +498,30 @@ impl Connection {
                 tracing::warn!(
                     connection = self.shared.id,
                     "consumer ack timeout on channel {id}"
+                );
+                channel.close_with_error(&e, &self.shared, &mut ctx);
+            }
+        }
+    }
+
+    /// Closes (541) every channel whose tx.commit the store failed to commit: the client gets
+    /// an error instead of a commit-ok that would lie or one that never comes.
+    fn close_channels_with_failed_commits(&mut self) {
+        let mut ctx = channel_context(
+            &self.broker,
+            &self.negotiated,
+            &self.shared,
+            &mut self.exclusive_queues,
+        );
+        for (id, channel) in self.channels.iter_mut() {
+            if channel.shared().take_commit_failure() {
+                let e = AmqpError::internal(
+                    "tx.commit failed: the store could not write the transaction to disk",
+                )
+                .on(90, 20);
+                tracing::warn!(
+                    connection = self.shared.id,
+                    "tx.commit failed on channel {id}"
                 );
                 channel.close_with_error(&e, &self.shared, &mut ctx);
             }

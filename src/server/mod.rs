@@ -60,12 +60,14 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
     })?;
     let users = Users::with_default_user(&config.default_user, &config.default_pass);
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
-    let (store, recovered) = Store::open(&config.data_dir).map_err(|e| {
+    let map_size = usize::try_from(config.store_map_size_bytes).unwrap_or(usize::MAX);
+    let (store, recovered) = Store::open(&config.data_dir, map_size).map_err(|e| {
         io::Error::other(format!(
             "cannot open the store in {}: {e}",
             config.data_dir.display()
         ))
     })?;
+    let store_failing = store.watch_failing();
     let broker = Arc::new(Broker::new(
         users,
         config.max_message_size,
@@ -80,6 +82,7 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         disk_free_bytes: config.disk_free_limit_bytes,
         data_dir: config.data_dir.clone(),
         interval: std::time::Duration::from_millis(250),
+        store_failing: Some(store_failing),
     });
     {
         // Message TTL at rest and x-expires.

@@ -7,20 +7,23 @@
 //! `madvise(MADV_DONTNEED)` every so many bytes keeps RSS bounded; the pages stay in the page
 //! cache, and a later read simply faults them back in.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Release after this many bytes have gone through the map.
 const RELEASE_EVERY: u64 = 64 << 20;
 
 pub struct MapPages {
+    /// LMDB's data file, to find its mapping again after the map is resized.
+    pub data_file: PathBuf,
     /// Start and length of the data file's mapping, found in /proc/self/maps.
     range: Option<(usize, usize)>,
     touched: AtomicU64,
 }
 
 impl MapPages {
-    /// Finds the mapping of `data_file` (LMDB's data.mdb) in this process.
+    /// Finds the mapping of `data_file` (LMDB's data.mdb) in this process. A resize moves the
+    /// mapping: find it again then (see lmdb.rs), or `release` would advise the wrong range.
     pub fn find(data_file: &Path) -> Self {
         let range = std::fs::read_to_string("/proc/self/maps")
             .ok()
@@ -40,6 +43,7 @@ impl MapPages {
             );
         }
         MapPages {
+            data_file: data_file.to_path_buf(),
             range,
             touched: AtomicU64::new(0),
         }

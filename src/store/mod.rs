@@ -7,7 +7,13 @@
 //! records and per-queue index entries keyed by numeric ids the broker hands it.
 
 mod definitions;
+mod dir_lock;
+#[cfg(test)]
+mod fault_tests;
+mod inspect;
+mod lmdb;
 mod map_pages;
+mod orphans;
 mod recovery;
 mod schema;
 mod writer;
@@ -21,8 +27,14 @@ use bytes::Bytes;
 use heed::types::Bytes as Raw;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 pub use definitions::Definition;
+use dir_lock::DirLock;
+pub use dir_lock::LOCK_FILE;
+#[doc(hidden)]
+pub use inspect::{RecordCounts, count_in_dir};
+use lmdb::Lmdb;
 use map_pages::MapPages;
 pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
 pub use schema::RecordError;
@@ -31,8 +43,9 @@ use schema::{
     SCHEMA_VERSION_KEY,
 };
 
-/// Virtual size of the memory map; the file only grows as pages are used.
-const MAP_SIZE: usize = 64 << 30;
+/// Default virtual size of the memory map; the file only grows as pages are used, and the map
+/// doubles when it is full (lmdb.rs).
+pub const DEFAULT_MAP_SIZE: usize = 64 << 30;
 
 pub type Db = Database<'static, Raw, Raw>;
 
@@ -108,17 +121,18 @@ impl From<heed::Error> for StoreError {
 }
 
 pub struct Store {
-    env: &'static Env,
+    lmdb: Arc<Lmdb>,
     dbs: Dbs,
     /// The writer's queue and the number the next operation gets (1, 2, …); numbering under
     /// the same lock as sending makes numbers follow the channel's order.
     ops: Mutex<(mpsc::Sender<Op>, u64)>,
-    /// Every operation numbered up to this has been committed (or its batch failed, logged).
-    committed_ops: Arc<AtomicU64>,
+    /// What the writer reports: committed operations, whether commits fail.
+    writer_shared: Arc<writer::WriterShared>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_message_id: AtomicU64,
     next_queue_id: AtomicU64,
-    map_pages: Arc<MapPages>,
+    /// Held from open to shutdown.
+    dir_lock: Mutex<Option<DirLock>>,
 }
 
 /// A stored message, decoded: routing key, properties and body share one buffer.
@@ -152,16 +166,20 @@ impl StoredMessage {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`, recovers what it holds, and starts the writer.
-    pub fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), StoreError> {
+    /// Opens (or creates) the store under `dir` with a memory map of `map_size` bytes to start
+    /// with, recovers what it holds, and starts the writer. Refuses (before touching LMDB) a
+    /// directory that another process holds.
+    pub fn open(dir: &Path, map_size: usize) -> Result<(Arc<Store>, Recovered), StoreError> {
+        let dir_lock = DirLock::acquire(dir)?;
         let path = dir.join("lmdb");
         std::fs::create_dir_all(&path)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", path.display())))?;
         // SAFETY (heed's open contract): the environment is opened once per process per path
-        // and its files are not modified by anything else while open.
+        // and its files are not modified by anything else while open (the directory lock
+        // keeps other warren processes out).
         let env = unsafe {
             EnvOpenOptions::new()
-                .map_size(MAP_SIZE)
+                .map_size(page_multiple(map_size))
                 .max_dbs(8)
                 .open(&path)?
         };
@@ -204,30 +222,30 @@ impl Store {
             queue_index,
             refcounts,
         };
-        let map_pages = Arc::new(MapPages::find(&path.join("data.mdb")));
-        let recovered = recovery::recover(env, &dbs, &map_pages)?;
+        let lmdb = Arc::new(Lmdb::new(env, MapPages::find(&path.join("data.mdb"))));
+        let recovered = recovery::recover(&lmdb, &dbs)?;
+        // Recovery walked the whole index through the map: give those pages back.
+        lmdb.shared()?.map_pages().release();
         let (ops, rx) = mpsc::channel();
-        let committed_ops = Arc::new(AtomicU64::new(0));
+        let writer_shared = Arc::new(writer::WriterShared::new());
         let writer = std::thread::Builder::new()
             .name("warren-store".into())
             .spawn({
-                let committed_ops = committed_ops.clone();
-                let map_pages = map_pages.clone();
-                move || writer::run(env, dbs, rx, &committed_ops, &map_pages)
+                let lmdb = lmdb.clone();
+                let writer_shared = writer_shared.clone();
+                move || writer::run(&lmdb, dbs, rx, &writer_shared)
             })
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         let store = Store {
-            env,
+            lmdb,
             dbs,
             ops: Mutex::new((ops, 0)),
-            committed_ops,
+            writer_shared,
             writer: Mutex::new(Some(writer)),
             next_message_id: AtomicU64::new(recovered.max_message_id + 1),
             next_queue_id: AtomicU64::new(recovered.max_queue_id + 1),
-            map_pages: map_pages.clone(),
+            dir_lock: Mutex::new(Some(dir_lock)),
         };
-        // Recovery walked the whole index through the map: give those pages back.
-        store.map_pages.release();
         Ok((Arc::new(store), recovered))
     }
 
@@ -242,22 +260,20 @@ impl Store {
     /// Writes a definition and commits before returning (declares are rare; their -ok must
     /// mean durable).
     pub fn put_definition(&self, def: &Definition) -> Result<(), StoreError> {
-        let mut wtxn = self.env.write_txn()?;
-        self.dbs
-            .definitions
-            .put(&mut wtxn, &def.key(), &def.encode())?;
-        wtxn.commit()?;
-        Ok(())
+        let (key, value) = (def.key(), def.encode());
+        self.lmdb
+            .write(|wtxn| self.dbs.definitions.put(wtxn, &key, &value))
     }
 
     /// Deletes definitions in one transaction (a cascade of deletes commits once).
     pub fn delete_definitions(&self, defs: &[Definition]) -> Result<(), StoreError> {
-        let mut wtxn = self.env.write_txn()?;
-        for def in defs {
-            self.dbs.definitions.delete(&mut wtxn, &def.key())?;
-        }
-        wtxn.commit()?;
-        Ok(())
+        let keys: Vec<_> = defs.iter().map(Definition::key).collect();
+        self.lmdb.write(|wtxn| {
+            for key in &keys {
+                self.dbs.definitions.delete(wtxn, key)?;
+            }
+            Ok(())
+        })
     }
 
     /// Queues an operation for the writer; returns its number (see [`Store::committed_ops`]).
@@ -271,9 +287,39 @@ impl Store {
         ops.1
     }
 
-    /// Operations numbered up to this are committed.
+    /// Every operation numbered up to this is durable (a failed commit does not count; its
+    /// operations are retried until they are).
     pub fn committed_ops(&self) -> u64 {
-        self.committed_ops.load(Ordering::Acquire)
+        self.writer_shared.committed_ops.load(Ordering::Acquire)
+    }
+
+    /// True while commits fail (from a failed commit to the next successful one); the disk
+    /// alarm follows it.
+    pub fn watch_failing(&self) -> watch::Receiver<bool> {
+        self.writer_shared.failing.subscribe()
+    }
+
+    /// Test hook: the next `n` commits of the writer fail as if the disk refused them
+    /// (`u64::MAX`: until called again with 0).
+    #[doc(hidden)]
+    pub fn fail_next_commits(&self, n: u64) {
+        self.writer_shared
+            .injected_failures
+            .store(n, Ordering::Relaxed);
+    }
+
+    /// How many records the message databases hold now (committed ones only).
+    #[doc(hidden)]
+    pub fn record_counts(&self) -> Result<RecordCounts, StoreError> {
+        let shared = self.lmdb.shared()?;
+        let rtxn = shared.read_txn()?;
+        Ok(inspect::count(&rtxn, &self.dbs)?)
+    }
+
+    /// The memory map's current size in bytes (it doubles when full).
+    #[doc(hidden)]
+    pub fn map_size(&self) -> usize {
+        self.lmdb.map_size()
     }
 
     pub fn put_message(&self, id: u64, record: MessageRecord) {
@@ -301,7 +347,8 @@ impl Store {
         ids: impl IntoIterator<Item = u64>,
         mut found: impl FnMut(u64, Result<StoredMessage, RecordError>),
     ) -> Result<(), StoreError> {
-        let rtxn = self.env.read_txn()?;
+        let shared = self.lmdb.shared()?;
+        let rtxn = shared.read_txn()?;
         let mut bytes_read = 0usize;
         for id in ids {
             let record = match self.dbs.messages.get(&rtxn, &id.to_be_bytes())? {
@@ -314,7 +361,7 @@ impl Store {
             found(id, record);
         }
         drop(rtxn);
-        self.map_pages.touched(bytes_read as u64);
+        shared.map_pages().touched(bytes_read as u64);
         Ok(())
     }
 
@@ -327,11 +374,27 @@ impl Store {
         self.send(Op::Notify { listener, token });
     }
 
-    /// Commits what is pending and stops the writer.
+    /// Commits what is pending, stops the writer, refuses transactions from now on, and
+    /// releases the data directory.
     pub fn shutdown(&self) {
         self.send(Op::Shutdown);
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
+        self.lmdb.close();
+        self.dir_lock.lock().take();
     }
+}
+
+/// The smallest map the store opens with: room for its databases and a few records.
+const MIN_MAP_SIZE: usize = 1 << 20;
+
+/// `bytes` (at least [`MIN_MAP_SIZE`]) rounded up to a whole number of pages, as LMDB wants.
+fn page_multiple(bytes: usize) -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    };
+    bytes.max(MIN_MAP_SIZE).div_ceil(page).saturating_mul(page)
 }

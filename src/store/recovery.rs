@@ -6,12 +6,14 @@
 //! Every message record's envelope is checked here (a sequential read of the map, released as it
 //! goes): a queue that references a damaged record does not load, with one log line, and its
 //! data stays in the store untouched. A damaged definition or index entry is skipped, logged.
+//!
+//! Then records that no index entry references are dropped (orphans.rs), unless an index entry
+//! was unreadable (it might have been the reference).
 
 use std::collections::HashMap;
 
-use heed::Env;
-
-use super::map_pages::MapPages;
+use super::lmdb::Lmdb;
+use super::orphans;
 use super::schema::{RecordError, open, parse_index_key, u64_value};
 use super::{Dbs, Definition, StoreError};
 
@@ -57,9 +59,40 @@ pub struct Recovered {
     pub max_queue_id: u64,
 }
 
-pub fn recover(env: &Env, dbs: &Dbs, map_pages: &MapPages) -> Result<Recovered, StoreError> {
+pub fn recover(lmdb: &Lmdb, dbs: &Dbs) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered::default();
-    let rtxn = env.read_txn()?;
+    // Every message id the index references, once per reference.
+    let mut referenced = Vec::new();
+    let mut damaged_index_entries = 0u64;
+    read(
+        lmdb,
+        dbs,
+        &mut recovered,
+        &mut referenced,
+        &mut damaged_index_entries,
+    )?;
+    if damaged_index_entries > 0 {
+        tracing::warn!(
+            "{damaged_index_entries} damaged queue index entries: not dropping unreferenced \
+             message records this time"
+        );
+    } else {
+        orphans::sweep(lmdb, dbs, referenced)?;
+    }
+    Ok(recovered)
+}
+
+/// Reads definitions and indexes into `recovered` in one read transaction.
+fn read(
+    lmdb: &Lmdb,
+    dbs: &Dbs,
+    recovered: &mut Recovered,
+    referenced: &mut Vec<u64>,
+    damaged_index_entries: &mut u64,
+) -> Result<(), StoreError> {
+    let shared = lmdb.shared()?;
+    let map_pages = shared.map_pages();
+    let rtxn = shared.read_txn()?;
     for entry in dbs.definitions.iter(&rtxn)? {
         let (_, value) = entry?;
         match Definition::decode(value) {
@@ -89,8 +122,10 @@ pub fn recover(env: &Env, dbs: &Dbs, map_pages: &MapPages) -> Result<Recovered, 
         let (key, value) = entry?;
         let (Some((queue_id, seq)), Some(id)) = (parse_index_key(key), u64_value(value)) else {
             tracing::error!("skipping a damaged queue index entry");
+            *damaged_index_entries += 1;
             continue;
         };
+        referenced.push(id);
         if let Some(e) = damaged.get(&id) {
             recovered.failed.entry(queue_id).or_insert_with(|| {
                 format!("stored message {id} at position {seq} is damaged ({e})")
@@ -101,5 +136,5 @@ pub fn recover(env: &Env, dbs: &Dbs, map_pages: &MapPages) -> Result<Recovered, 
             segments.push(IndexSegment::new(seq, id));
         }
     }
-    Ok(recovered)
+    Ok(())
 }

@@ -1,42 +1,98 @@
 //! The writer thread: drains every pending operation into one LMDB write transaction, commits
 //! it (one fsync), then notifies the listeners waiting on that batch. Reference counts keep a
 //! fanned-out message body stored once until the last queue is done with it.
+//!
+//! A batch that fails to commit is not lost and does not count as committed: its listeners
+//! are told `ok = false` (publishers get basic.nack), its data operations are kept and tried
+//! again — in their order, followed by what arrived since — after a short back-off, and
+//! [`WriterShared::committed_ops`] only moves once a commit succeeds. While commits fail the
+//! store reports itself failing ([`WriterShared::failing`]), which raises the disk alarm.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
-use heed::{Env, RwTxn};
+use heed::RwTxn;
+use tokio::sync::watch;
 
-use super::map_pages::MapPages;
+use super::lmdb::Lmdb;
 use super::schema::{envelope_size, index_key, seal_into};
-use super::{CommitListener, Dbs, MessageRecord, Op};
+use super::{CommitListener, Dbs, MessageRecord, Op, StoreError};
 
-/// Upper bound on operations per transaction, so one huge burst still commits in steps.
+/// Upper bound on new operations taken into one transaction, so one huge burst still commits
+/// in steps (operations kept from a failed attempt come on top).
 const MAX_BATCH: usize = 50_000;
+/// First wait before retrying a failed commit; doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Attempts at the final commit when shutting down on a failing store.
+const SHUTDOWN_ATTEMPTS: u32 = 5;
 
-pub fn run(
-    env: &'static Env,
-    dbs: Dbs,
-    ops: Receiver<Op>,
-    committed_ops: &AtomicU64,
-    map_pages: &MapPages,
-) {
-    let mut batch: Vec<Op> = Vec::with_capacity(1024);
-    let mut waiting: Vec<(Arc<dyn CommitListener>, u64)> = Vec::new();
-    loop {
-        let Ok(first) = ops.recv() else { return };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match ops.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
+/// What the writer shares with the [`Store`](super::Store).
+pub struct WriterShared {
+    /// Every operation numbered up to this is durable (committed).
+    pub committed_ops: AtomicU64,
+    /// True from a failed commit until the next successful one.
+    pub failing: watch::Sender<bool>,
+    /// Test hook: this many coming commits fail as if the disk had refused them.
+    pub injected_failures: AtomicU64,
+}
+
+impl WriterShared {
+    pub fn new() -> Self {
+        WriterShared {
+            committed_ops: AtomicU64::new(0),
+            failing: watch::Sender::new(false),
+            injected_failures: AtomicU64::new(0),
         }
-        let mut shutdown = false;
-        let batch_len = batch.len() as u64;
-        // Roughly what this batch makes LMDB touch through its map (see map_pages.rs).
-        let batch_bytes: u64 = batch
+    }
+
+    /// Consumes one injected failure, if any is armed (one relaxed load when none is).
+    fn take_injected_failure(&self) -> bool {
+        self.injected_failures.load(Ordering::Relaxed) != 0
+            && self
+                .injected_failures
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+    }
+}
+
+/// Operations taken from the queue and not committed yet.
+#[derive(Default)]
+struct Pending {
+    /// Data operations, in the order they were sent.
+    data: Vec<Op>,
+    /// Listeners to tell about the next commit attempt.
+    waiting: Vec<(Arc<dyn CommitListener>, u64)>,
+    /// How many numbered operations (data, notifications, shutdown) this holds.
+    numbered: u64,
+    shutdown: bool,
+}
+
+impl Pending {
+    fn take(&mut self, op: Op) {
+        self.numbered += 1;
+        match op {
+            Op::Notify { listener, token } => self.waiting.push((listener, token)),
+            Op::Shutdown => self.shutdown = true,
+            op => self.data.push(op),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.numbered == 0
+    }
+
+    fn notify(&mut self, ok: bool) {
+        for (listener, token) in self.waiting.drain(..) {
+            listener.committed(token, ok);
+        }
+    }
+
+    /// Roughly what committing this makes LMDB touch through its map (see map_pages.rs).
+    fn bytes(&self) -> u64 {
+        self.data
             .iter()
             .map(|op| match op {
                 Op::PutMessage { record, .. } => {
@@ -44,50 +100,101 @@ pub fn run(
                 }
                 _ => 64,
             })
-            .sum();
-        let ok = match env.write_txn() {
-            Ok(mut wtxn) => {
-                let mut applied = Ok(());
-                for op in batch.drain(..) {
-                    match op {
-                        Op::Notify { listener, token } => waiting.push((listener, token)),
-                        Op::Shutdown => shutdown = true,
-                        op => {
-                            if applied.is_ok() {
-                                applied = apply(&dbs, &mut wtxn, op);
-                            }
-                        }
-                    }
+            .sum()
+    }
+}
+
+pub fn run(lmdb: &Lmdb, dbs: Dbs, ops: Receiver<Op>, shared: &WriterShared) {
+    let mut pending = Pending::default();
+    let mut backoff = FIRST_BACKOFF;
+    let mut failed_attempts = 0u32;
+    loop {
+        // Wait for work only when nothing is left over from a failed attempt.
+        if pending.is_empty() {
+            let Ok(first) = ops.recv() else { return };
+            pending.take(first);
+        }
+        for _ in 0..MAX_BATCH {
+            match ops.try_recv() {
+                Ok(op) => pending.take(op),
+                Err(_) => break,
+            }
+        }
+        match commit(lmdb, &dbs, &pending.data, shared) {
+            Ok(()) => {
+                shared
+                    .committed_ops
+                    .fetch_add(pending.numbered, Ordering::Release);
+                if let Ok(guard) = lmdb.shared() {
+                    guard.map_pages().touched(pending.bytes());
                 }
-                match applied.and_then(|()| wtxn.commit()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!("store commit failed: {e}");
-                        false
-                    }
+                pending.data.clear();
+                pending.numbered = 0;
+                pending.notify(true);
+                if failed_attempts > 0 {
+                    tracing::warn!(
+                        "store commits again after {failed_attempts} failed attempts; \
+                         clearing the disk alarm"
+                    );
+                    shared.failing.send_replace(false);
+                    failed_attempts = 0;
+                    backoff = FIRST_BACKOFF;
+                }
+                if pending.shutdown {
+                    return;
                 }
             }
             Err(e) => {
-                tracing::error!("store cannot begin a transaction: {e}");
-                batch.clear();
-                false
+                failed_attempts += 1;
+                if failed_attempts == 1 {
+                    tracing::error!(
+                        "store commit failed: {e}; {} operations kept for retry, waiting \
+                         confirms nacked, disk alarm raised",
+                        pending.data.len()
+                    );
+                    // Before the nacks go out: whoever sees a nack can already see the alarm.
+                    shared.failing.send_replace(true);
+                } else {
+                    tracing::warn!(
+                        "store commit failed again (attempt {failed_attempts}): {e}; {} \
+                         operations kept",
+                        pending.data.len()
+                    );
+                }
+                pending.notify(false);
+                if pending.shutdown && failed_attempts >= SHUTDOWN_ATTEMPTS {
+                    tracing::error!(
+                        "shutting down with {} operations the store could not commit",
+                        pending.data.len()
+                    );
+                    return;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-        };
-        // Advanced even when the batch failed (logged above), so waiters are never stuck.
-        committed_ops.fetch_add(batch_len, Ordering::Release);
-        map_pages.touched(batch_bytes);
-        for (listener, token) in waiting.drain(..) {
-            listener.committed(token, ok);
-        }
-        if shutdown {
-            return;
         }
     }
 }
 
-fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: Op) -> heed::Result<()> {
-    match op {
-        Op::PutMessage { id, record } => put_message(dbs, wtxn, id, &record),
+/// Applies `data` in one write transaction and commits it (growing the map if it is full).
+fn commit(lmdb: &Lmdb, dbs: &Dbs, data: &[Op], shared: &WriterShared) -> Result<(), StoreError> {
+    lmdb.write(|wtxn| {
+        for op in data {
+            apply(dbs, wtxn, op)?;
+        }
+        if shared.take_injected_failure() {
+            // Dropping the transaction aborts it: nothing of this attempt reaches the disk.
+            return Err(heed::Error::Io(std::io::Error::other(
+                "injected commit failure (test hook)",
+            )));
+        }
+        Ok(())
+    })
+}
+
+fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
+    match *op {
+        Op::PutMessage { id, ref record } => put_message(dbs, wtxn, id, record),
         Op::Enqueue { queue_id, seq, id } => {
             dbs.queue_index
                 .put(wtxn, &index_key(queue_id, seq), &id.to_be_bytes())?;
@@ -99,7 +206,10 @@ fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: Op) -> heed::Result<()> {
             }
             Ok(())
         }
-        Op::RemoveSegment { queue_id, segment } => {
+        Op::RemoveSegment {
+            queue_id,
+            ref segment,
+        } => {
             for (i, id) in segment.ids.iter().enumerate() {
                 let key = index_key(queue_id, segment.first_seq + i as u64);
                 if dbs.queue_index.delete(wtxn, &key)? {

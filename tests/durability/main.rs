@@ -6,6 +6,9 @@
 //! - `messages`: persistent messages in durable queues come back in order, with properties;
 //!   transient ones and ones in non-durable queues do not; acks, purge and delete are permanent;
 //!   delivered-but-unacked messages come back redelivered; confirms and tx.commit are durable.
+//! - `store_faults`: failed commits (nacks, the disk alarm, nothing acked lost), a full LMDB map
+//!   (grown, not an outage); `data_dir_lock`: one broker per data directory; `orphans`: message
+//!   records nothing references are dropped at start-up.
 //! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
 //!   cycle; then nothing confirmed may be missing. `WARREN_CRASH_CYCLES=100` for a long run.
 //!
@@ -31,9 +34,13 @@ macro_rules! both_stops {
     };
 }
 
+mod logged;
 mod support;
 
 mod corruption;
 mod crash;
+mod data_dir_lock;
 mod messages;
+mod orphans;
 mod restart;
+mod store_faults;

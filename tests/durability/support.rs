@@ -60,6 +60,11 @@ impl Node {
         Node { broker, dir }
     }
 
+    /// A node of a broker already started on `dir`.
+    pub fn from_parts(broker: TestBroker, dir: DataDir) -> Node {
+        Node { broker, dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

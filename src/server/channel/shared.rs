@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use bytes::BytesMut;
@@ -48,6 +48,8 @@ pub struct ChannelShared {
     connection: Arc<ConnectionShared>,
     state: Mutex<DeliveryState>,
     confirms: Mutex<ConfirmTracker>,
+    /// A tx.commit's writes failed to commit: the connection task closes this channel (541).
+    commit_failed: AtomicBool,
 }
 
 struct DeliveryState {
@@ -97,7 +99,13 @@ impl ChannelShared {
                 deferred_cancels: None,
             }),
             confirms: Mutex::new(ConfirmTracker::default()),
+            commit_failed: AtomicBool::new(false),
         }
+    }
+
+    /// True once, after a tx.commit of this channel failed to reach the disk.
+    pub fn take_commit_failure(&self) -> bool {
+        self.commit_failed.swap(false, Ordering::AcqRel)
     }
 
     pub fn set_reply_consumer(&self, tag: Option<String>) {
@@ -427,10 +435,14 @@ impl CommitListener for ChannelShared {
                     ),
                 ));
             } else {
+                // Never commit-ok, and not silence either (the client would wait forever): the
+                // connection task closes the channel with 541 (see Connection::run).
                 tracing::error!(
                     channel = self.id,
-                    "tx.commit did not reach the disk; commit-ok withheld"
+                    "tx.commit did not reach the disk; closing the channel"
                 );
+                self.commit_failed.store(true, Ordering::Release);
+                self.connection.commit_failures.notify_one();
             }
             return;
         }
