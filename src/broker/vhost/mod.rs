@@ -5,6 +5,11 @@
 //! Declare/delete/bind operations check equivalence and reserved names here, with RabbitMQ's
 //! reply texts. Everything that involves more than one exchange or queue (cascading deletes,
 //! auto-delete) lives here so `Exchange` and `Queue` stay unaware of each other.
+//!
+//! Changes to the topology (declare, delete, bind, unbind) are serialised by one mutex per
+//! vhost, `topology`, which publishing never takes: a change is checked and its definition
+//! written to the store (an fsync) under that mutex alone, and the exchange and queue maps that
+//! every publish reads are write-locked only for the insert or removal itself.
 
 use std::collections::HashMap;
 
@@ -15,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use warren_protocol::AmqpError;
 
 mod routing;
@@ -30,6 +35,9 @@ pub struct VHost {
     pub name: Arc<str>,
     exchanges: RwLock<HashMap<Arc<str>, Arc<Exchange>, RandomState>>,
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>, RandomState>>,
+    /// Held by whoever changes exchanges, queues or bindings (never by publishing), from the
+    /// checks through the store write to the map update, so those need no map lock meanwhile.
+    topology: Mutex<()>,
     /// Where durable definitions and messages go; `None` keeps everything in memory.
     durability: Option<Durability>,
     me: Weak<VHost>,
@@ -79,6 +87,7 @@ impl VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::default()),
+            topology: Mutex::new(()),
             durability,
             me: me.clone(),
             generation: AtomicU64::new(0),
@@ -166,9 +175,13 @@ impl VHost {
                 "operation not permitted on the default exchange",
             ));
         }
-        let mut exchanges = self.exchanges.write();
-        if let Some(existing) = exchanges.get(name) {
-            return self.check_exchange_equivalence(existing, &options);
+        // Redeclaring writes nothing: no need to wait for other declares.
+        if let Some(existing) = self.exchange(name) {
+            return self.check_exchange_equivalence(&existing, &options);
+        }
+        let _topology = self.topology.lock();
+        if let Some(existing) = self.exchange(name) {
+            return self.check_exchange_equivalence(&existing, &options);
         }
         // As RabbitMQ: the reserved prefix only stops creating, not redeclaring amq.direct etc.
         if name.starts_with("amq.") {
@@ -183,7 +196,7 @@ impl VHost {
         {
             d.save_exchange(&self.name, &exchange)?;
         }
-        exchanges.insert(name, exchange);
+        self.exchanges.write().insert(name, exchange);
         Ok(())
     }
 
@@ -245,6 +258,8 @@ impl VHost {
                 "operation not permitted on the default exchange",
             ));
         }
+        // Held from the if-unused check to the removal: nothing binds to it meanwhile.
+        let _topology = self.topology.lock();
         if name.starts_with("amq.") && self.exchange(name).is_some() {
             return Err(AmqpError::access_refused(format_args!(
                 "deletion of system {} not allowed",
@@ -264,7 +279,9 @@ impl VHost {
         Ok(())
     }
 
+    /// Caller holds `topology`.
     fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+        debug_assert!(self.topology.is_locked());
         let removed = {
             let mut exchanges = self.exchanges.write();
             match exchanges.get(&exchange.name) {
@@ -286,7 +303,9 @@ impl VHost {
     }
 
     /// Removes every binding leading to `dest`, then deletes auto-delete exchanges left unbound.
+    /// Caller holds `topology`.
     fn unbind_everywhere(&self, dest: &Destination) {
+        debug_assert!(self.topology.is_locked());
         let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
         for source in sources {
             let removed = source.unbind_destination(dest);
@@ -302,6 +321,7 @@ impl VHost {
         }
     }
 
+    /// Caller holds `topology`.
     fn maybe_auto_delete_exchange(&self, exchange: &Arc<Exchange>) {
         if exchange.options.auto_delete && !exchange.has_bindings() {
             self.remove_exchange(exchange);
@@ -345,12 +365,13 @@ impl VHost {
         options: QueueOptions,
         connection_id: u64,
     ) -> Result<Arc<Queue>, AmqpError> {
-        let mut queues = self.queues.write();
-        if let Some(existing) = queues.get(name.as_str()) {
-            existing.check_access(connection_id)?;
-            self.check_queue_equivalence(existing, &options)?;
-            existing.touch();
-            return Ok(existing.clone());
+        // Redeclaring writes nothing: no need to wait for other declares.
+        if let Some(existing) = self.queue(&name) {
+            return self.redeclared_queue(existing, &options, connection_id);
+        }
+        let _topology = self.topology.lock();
+        if let Some(existing) = self.queue(&name) {
+            return self.redeclared_queue(existing, &options, connection_id);
         }
         if name.starts_with("amq.") && !generated {
             return Err(AmqpError::access_refused(format_args!(
@@ -358,7 +379,8 @@ impl VHost {
             )));
         }
         args::validate(&options.arguments, &names::queue(&name, &self.name))?;
-        // Exclusive queues die with their connection: never worth storing.
+        // Exclusive queues die with their connection: never worth storing. The store commits
+        // with no map lock held: publishes to other queues go on meanwhile.
         let persistence = match &self.durability {
             Some(d) if options.durable && options.exclusive_owner.is_none() => {
                 Some(d.create_queue(&self.name, &name, &options)?)
@@ -373,8 +395,22 @@ impl VHost {
             persistence,
             self.weak(),
         ));
-        queues.insert(name, queue.clone());
+        self.queues.write().insert(name, queue.clone());
         Ok(queue)
+    }
+
+    /// queue.declare of a queue that exists: allowed if the connection may use it and the
+    /// declaration is equivalent.
+    fn redeclared_queue(
+        &self,
+        existing: Arc<Queue>,
+        options: &QueueOptions,
+        connection_id: u64,
+    ) -> Result<Arc<Queue>, AmqpError> {
+        existing.check_access(connection_id)?;
+        self.check_queue_equivalence(&existing, options)?;
+        existing.touch();
+        Ok(existing)
     }
 
     fn check_queue_equivalence(
@@ -442,6 +478,7 @@ impl VHost {
     /// Deletes a queue unconditionally: unbinds it, cancels its consumers (with notification),
     /// drops its messages. Returns the number of ready messages dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let _topology = self.topology.lock();
         {
             let mut queues = self.queues.write();
             match queues.get(&queue.name) {
@@ -469,6 +506,7 @@ impl VHost {
         binding: Binding,
         connection_id: u64,
     ) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
         let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
         if source.kind() == ExchangeKind::Headers {
             super::exchange::headers::validate_binding_arguments(&binding.arguments)
@@ -489,6 +527,7 @@ impl VHost {
         binding: &Binding,
         connection_id: u64,
     ) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
         let source = self.check_binding_ends(source, &binding.destination, connection_id)?;
         if source.unbind(binding) {
             if let Some(d) = &self.durability
@@ -528,3 +567,6 @@ impl VHost {
         self.existing_exchange(source)
     }
 }
+
+#[cfg(test)]
+mod topology_tests;
