@@ -6,6 +6,8 @@
 //! - `messages`: persistent messages in durable queues come back in order, with properties;
 //!   transient ones and ones in non-durable queues do not; acks, purge and delete are permanent;
 //!   delivered-but-unacked messages come back redelivered; confirms and tx.commit are durable.
+//! - `paging`: backlogs beyond a queue's in-memory budget are read back in order while
+//!   publishers, consumers and basic.get go on.
 //! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
 //!   cycle; then nothing confirmed may be missing. `WARREN_CRASH_CYCLES=100` for a long run.
 //!
@@ -36,4 +38,5 @@ mod support;
 mod corruption;
 mod crash;
 mod messages;
+mod paging;
 mod restart;
