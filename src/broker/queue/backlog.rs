@@ -120,9 +120,30 @@ impl Backlog {
     /// Takes the messages at the front numbered up to `last_seq` (what is left of a range
     /// chosen by [`Backlog::to_read`] once its read is done).
     pub fn take_front_through(&mut self, last_seq: u64, out: &mut Vec<Taken>) {
-        while self.front_seq().is_some_and(|seq| seq <= last_seq) {
-            let Some(taken) = self.take_one() else { break };
-            out.push(taken);
+        while let Some(seq) = self.front_seq().filter(|seq| *seq <= last_seq) {
+            let Some(Entry::Paged {
+                segment,
+                taken,
+                redelivered,
+            }) = self.settled.front_mut()
+            else {
+                let Some(taken) = self.take_one() else { break };
+                out.push(taken);
+                continue;
+            };
+            // A run of one segment at once (a page-in takes up to a thousand of them).
+            let n = (segment.ids.len() - *taken).min((last_seq - seq + 1) as usize);
+            let redelivered = *redelivered;
+            out.extend((0..n).map(|i| Taken::Paged {
+                seq: seq + i as u64,
+                id: segment.ids[*taken + i],
+                redelivered,
+            }));
+            *taken += n;
+            if *taken == segment.ids.len() {
+                self.settled.pop_front();
+            }
+            self.len -= n as u64;
         }
     }
 

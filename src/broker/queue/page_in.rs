@@ -24,9 +24,6 @@ use crate::broker::message::{Message, QueuedMessage};
 /// Messages paged in from the store per read transaction.
 const PAGE_IN_BATCH: usize = 1000;
 
-/// A body read back for (sequence number, store id); `None` if it could not be read.
-type ReadBack = ((u64, u64), Option<Arc<Message>>);
-
 /// What [`Queue::begin_page_in`] decided.
 pub(super) enum PageIn {
     /// Nothing to page in, or another page-in is under way.
@@ -61,6 +58,8 @@ impl Queue {
         }
     }
 
+    /// Under the lock: chooses the range to read and marks the queue as paging in, or moves
+    /// the front at once when it is in memory.
     pub(super) fn begin_page_in(&self, st: &mut QueueState) -> PageIn {
         let Some(p) = &self.persistence else {
             return PageIn::Nothing;
@@ -78,7 +77,7 @@ impl Queue {
             None => {
                 let mut taken = Vec::new();
                 st.backlog.take_front(PAGE_IN_BATCH, &mut taken);
-                self.put_paged_in(st, taken, Vec::new());
+                self.put_paged_in(st, taken, &[], Vec::new());
                 PageIn::Done
             }
         }
@@ -102,6 +101,7 @@ impl Queue {
         loaded
     }
 
+    /// Under the lock again: what is left of the range goes to the ready list.
     pub(super) fn end_page_in(
         &self,
         st: &mut QueueState,
@@ -113,56 +113,66 @@ impl Queue {
         if st.deleted {
             return;
         }
-        let mut taken = Vec::new();
+        let mut taken = Vec::with_capacity(read.ids.len());
         st.backlog.take_front_through(read.last_seq, &mut taken);
-        // A read cut short leaves the rest `None`.
-        let loaded = read
-            .ids
-            .into_iter()
-            .zip(loaded.into_iter().chain(std::iter::repeat(None)))
-            .collect();
-        self.put_paged_in(st, taken, loaded);
+        self.put_paged_in(st, taken, &read.ids, loaded);
     }
 
     /// Puts messages taken from the front of the backlog into the ready list, in sequence
-    /// order; `loaded` holds the bodies read for the paged ones (by sequence number and id).
-    fn put_paged_in(&self, st: &mut QueueState, taken: Vec<Taken>, loaded: Vec<ReadBack>) {
-        let mut loaded = loaded.into_iter().peekable();
-        let mut batch = Vec::with_capacity(taken.len());
+    /// order. `loaded[i]` is the body read for `ids[i]` (a read cut short has fewer).
+    fn put_paged_in(
+        &self,
+        st: &mut QueueState,
+        taken: Vec<Taken>,
+        ids: &[(u64, u64)],
+        mut loaded: Vec<Option<Arc<Message>>>,
+    ) {
+        // Usually nothing reached the ready list during the read: straight to its back.
+        let mut merge = (!st.ready.is_empty()).then(|| Vec::with_capacity(taken.len()));
+        let mut next = 0;
         for t in taken {
-            let (seq, id, redelivered) = match t {
-                Taken::InMemory(m) => {
-                    batch.push(m);
-                    continue;
-                }
+            let queued = match t {
+                Taken::InMemory(m) => m,
                 Taken::Paged {
                     seq,
                     id,
                     redelivered,
-                } => (seq, id, redelivered),
+                } => {
+                    // Both in sequence order; reads of messages dropped meanwhile are skipped.
+                    while ids.get(next).is_some_and(|(s, _)| *s < seq) {
+                        next += 1;
+                    }
+                    let message = match ids.get(next) {
+                        Some(key) if *key == (seq, id) => {
+                            loaded.get_mut(next).and_then(Option::take)
+                        }
+                        _ => None,
+                    };
+                    let Some(message) = message else {
+                        tracing::error!(
+                            queue = %self.name,
+                            "message {id} at position {seq} could not be read back; skipped (it stays in the store)"
+                        );
+                        continue;
+                    };
+                    // Only messages without a TTL are paged while the broker runs, so a paged
+                    // message with one was recovered: its clock restarts now.
+                    let mut queued = QueuedMessage::new(seq, message, redelivered);
+                    if let Some(ttl) = self.ttl_of(&queued.message) {
+                        queued.expires_at = clock::now_ms() + ttl;
+                        self.may_expire.store(true, Ordering::Relaxed);
+                    }
+                    queued
+                }
             };
-            // Both in sequence order; what was read for messages dropped meanwhile is skipped.
-            while loaded.next_if(|((s, _), _)| *s < seq).is_some() {}
-            let message = loaded
-                .next_if(|(key, _)| *key == (seq, id))
-                .and_then(|(_, m)| m);
-            let Some(message) = message else {
-                tracing::error!(
-                    queue = %self.name,
-                    "message {id} at position {seq} could not be read back; skipped (it stays in the store)"
-                );
-                continue;
-            };
-            // Only messages without a TTL are paged while the broker runs, so a paged message
-            // with one was recovered: its clock restarts now.
-            let mut queued = QueuedMessage::new(seq, message, redelivered);
-            if let Some(ttl) = self.ttl_of(&queued.message) {
-                queued.expires_at = clock::now_ms() + ttl;
-                self.may_expire.store(true, Ordering::Relaxed);
+            match &mut merge {
+                Some(batch) => batch.push(queued),
+                None => st.ready.push_back(queued),
             }
-            batch.push(queued);
         }
-        st.ready.requeue(batch);
+        if let Some(batch) = merge {
+            st.ready.requeue(batch);
+        }
     }
 }
 
