@@ -4,7 +4,8 @@
 Each run starts a fresh broker on an empty data dir, runs warren-perf against it (one producer,
 one consumer, publisher confirms, a fixed rate, through `amq.direct` so every publish routes
 through the vhost's queue map), after --lead seconds runs declare.py (1,000 durable
-queue.declares, sequential, one connection), and stops warren-perf (SIGINT: it prints its
+queue.declares, sequential, one connection; --declarers N splits them over N connections
+declaring in parallel), and stops warren-perf (SIGINT: it prints its
 summary) as soon as the declares are done, so the latencies are those of the declaring window
 (plus the lead). The binaries alternate, and so does which one goes first, run after run.
 Prints every run and a table of medians; raw JSON goes to --out.
@@ -55,16 +56,22 @@ def one_run(binary, args, scenario, out_dir, tag):
         perf = subprocess.Popen(perf_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True)
         time.sleep(args.lead)
-        declared = subprocess.run(
-            [sys.executable, os.path.join(HERE, "declare.py"), "--host", host, "--port", port,
-             "--count", str(args.count)],
-            capture_output=True, text=True, check=True,
-        )
+        start = time.perf_counter()
+        declarers = [
+            subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "declare.py"), "--host", host, "--port",
+                 port, "--count", str(args.count // args.declarers), "--prefix", f"d{i}-"],
+                stdout=subprocess.PIPE, text=True,
+            )
+            for i in range(args.declarers)
+        ]
+        declared = [json.loads(d.communicate()[0]) for d in declarers]
+        declare_seconds = time.perf_counter() - start
         perf.send_signal(signal.SIGINT)
         perf_out, _ = perf.communicate(timeout=30)
         result = {
             "perf": json.loads(perf_out),
-            "declare": json.loads(declared.stdout),
+            "declare": {"seconds": declare_seconds, "declarers": declared},
         }
         with open(os.path.join(out_dir, f"{tag}.json"), "w") as f:
             json.dump(result, f, indent=1)
@@ -79,6 +86,7 @@ def row(r):
     p, c = r["perf"], r["perf"]["confirm_latency"]
     return {
         "confirm_p50": c["p50_ms"],
+        "confirm_p95": c["p95_ms"],
         "confirm_p99": c["p99_ms"],
         "confirm_max": c["max_ms"],
         "e2e_p99": p["latency"]["p99_ms"],
@@ -96,7 +104,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs per binary and scenario")
     ap.add_argument("--scenarios", default="transient,persistent")
     ap.add_argument("--rate", type=int, default=4000, help="publishes per second")
-    ap.add_argument("--lead", type=float, default=0.3,
+    ap.add_argument("--declarers", type=int, default=1,
+                    help="declaring connections in parallel, sharing --count between them")
+    ap.add_argument("--lead", type=float, default=0.1,
                     help="seconds between starting warren-perf and starting to declare")
     ap.add_argument("--count", type=int, default=1000, help="durable queues declared")
     ap.add_argument("--out", default=None, help="where raw JSON goes (default: a new temp dir)")
@@ -115,7 +125,7 @@ def main():
                 print(f"run {run} {scenario:10} {which:6} " +
                       " ".join(f"{k} {v:.3f}" for k, v in r.items()), flush=True)
     print(f"\nmedians of {args.runs} runs (ms unless noted); raw JSON in {out_dir}\n")
-    keys = ["confirm_p50", "confirm_p99", "confirm_max", "e2e_p99", "msg_s", "declare_s"]
+    keys = ["confirm_p50", "confirm_p95", "confirm_p99", "confirm_max", "e2e_p99", "msg_s", "declare_s"]
     print("| scenario | build | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for (scenario, which), rs in rows.items():
