@@ -170,6 +170,8 @@ impl Store {
     /// with, recovers what it holds, and starts the writer. Refuses (before touching LMDB) a
     /// directory that another process holds.
     pub fn open(dir: &Path, map_size: usize) -> Result<(Arc<Store>, Recovered), StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let dir_lock = DirLock::acquire(dir)?;
         let path = dir.join("lmdb");
         std::fs::create_dir_all(&path)

@@ -9,6 +9,8 @@
 //! - `store_faults`: failed commits (nacks, the disk alarm, nothing acked lost), a full LMDB map
 //!   (grown, not an outage); `data_dir_lock`: one broker per data directory; `orphans`: message
 //!   records nothing references are dropped at start-up.
+//! - `paging`: backlogs beyond a queue's in-memory budget are read back in order while
+//!   publishers, consumers and basic.get go on.
 //! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
 //!   cycle; then nothing confirmed may be missing. `WARREN_CRASH_CYCLES=100` for a long run.
 //!
@@ -42,5 +44,6 @@ mod crash;
 mod data_dir_lock;
 mod messages;
 mod orphans;
+mod paging;
 mod restart;
 mod store_faults;

@@ -109,39 +109,112 @@ impl Backlog {
         }
     }
 
-    /// Takes up to `max` messages from the front.
+    /// Takes messages from the front until `out` holds `max`.
     pub fn take_front(&mut self, max: usize, out: &mut Vec<Taken>) {
         while out.len() < max {
-            match self.settled.front_mut() {
-                Some(Entry::Paged {
-                    segment,
-                    taken,
-                    redelivered,
-                }) => {
-                    let (seq, id) = (segment.first_seq + *taken as u64, segment.ids[*taken]);
-                    let redelivered = *redelivered;
-                    *taken += 1;
-                    if *taken == segment.ids.len() {
-                        self.settled.pop_front();
-                    }
-                    out.push(Taken::Paged {
-                        seq,
-                        id,
-                        redelivered,
-                    });
-                }
-                Some(Entry::Held(_)) => {
-                    if let Some(Entry::Held(m)) = self.settled.pop_front() {
-                        out.push(Taken::InMemory(m));
-                    }
-                }
-                None => match self.pending.pop_front() {
-                    Some((m, _, _)) => out.push(Taken::InMemory(m)),
-                    None => break,
-                },
-            }
-            self.len -= 1;
+            let Some(taken) = self.take_one() else { break };
+            out.push(taken);
         }
+    }
+
+    /// Takes the messages at the front numbered up to `last_seq` (what is left of a range
+    /// chosen by [`Backlog::to_read`] once its read is done).
+    pub fn take_front_through(&mut self, last_seq: u64, out: &mut Vec<Taken>) {
+        while let Some(seq) = self.front_seq().filter(|seq| *seq <= last_seq) {
+            let Some(Entry::Paged {
+                segment,
+                taken,
+                redelivered,
+            }) = self.settled.front_mut()
+            else {
+                let Some(taken) = self.take_one() else { break };
+                out.push(taken);
+                continue;
+            };
+            // A run of one segment at once (a page-in takes up to a thousand of them).
+            let n = (segment.ids.len() - *taken).min((last_seq - seq + 1) as usize);
+            let redelivered = *redelivered;
+            out.extend((0..n).map(|i| Taken::Paged {
+                seq: seq + i as u64,
+                id: segment.ids[*taken + i],
+                redelivered,
+            }));
+            *taken += n;
+            if *taken == segment.ids.len() {
+                self.settled.pop_front();
+            }
+            self.len -= n as u64;
+        }
+    }
+
+    /// What a page-in must read from the store: the (sequence number, store id) of the paged
+    /// messages among the first `max` settled entries, into `out`, and the sequence number of
+    /// the last entry looked at. `None` when none of them is paged: the front is in memory.
+    /// Looks only: the entries stay (counted, purgeable) until taken.
+    pub fn to_read(&self, max: usize, out: &mut Vec<(u64, u64)>) -> Option<u64> {
+        let mut looked = 0;
+        let mut last_seq = None;
+        for entry in &self.settled {
+            if looked == max {
+                break;
+            }
+            match entry {
+                Entry::Paged { segment, taken, .. } => {
+                    for (i, id) in segment.ids.iter().enumerate().skip(*taken) {
+                        if looked == max {
+                            break;
+                        }
+                        let seq = segment.first_seq + i as u64;
+                        out.push((seq, *id));
+                        last_seq = Some(seq);
+                        looked += 1;
+                    }
+                }
+                Entry::Held(m) => {
+                    last_seq = Some(m.seq);
+                    looked += 1;
+                }
+            }
+        }
+        last_seq.filter(|_| !out.is_empty())
+    }
+
+    /// The sequence number of the front message.
+    fn front_seq(&self) -> Option<u64> {
+        match self.settled.front() {
+            Some(Entry::Paged { segment, taken, .. }) => Some(segment.first_seq + *taken as u64),
+            Some(Entry::Held(m)) => Some(m.seq),
+            None => self.pending.front().map(|(m, _, _)| m.seq),
+        }
+    }
+
+    fn take_one(&mut self) -> Option<Taken> {
+        let taken = match self.settled.front_mut() {
+            Some(Entry::Paged {
+                segment,
+                taken,
+                redelivered,
+            }) => {
+                let (seq, id) = (segment.first_seq + *taken as u64, segment.ids[*taken]);
+                let redelivered = *redelivered;
+                *taken += 1;
+                if *taken == segment.ids.len() {
+                    self.settled.pop_front();
+                }
+                Taken::Paged {
+                    seq,
+                    id,
+                    redelivered,
+                }
+            }
+            Some(Entry::Held(_)) => match self.settled.pop_front() {
+                Some(Entry::Held(m)) => Taken::InMemory(m),
+                _ => return None,
+            },
+            None => Taken::InMemory(self.pending.pop_front()?.0),
+        };
+        self.len -= 1;
+        Some(taken)
     }
 
     /// Empties the backlog (purge, delete), handing every entry to `each`; paged segments come
@@ -244,6 +317,57 @@ mod tests {
         let mut taken = Vec::new();
         b.take_front(10, &mut taken);
         assert_eq!(seqs(&taken), vec![(7, false)]);
+    }
+
+    #[test]
+    fn to_read_looks_at_settled_entries_only_and_take_through_takes_what_is_left_of_them() {
+        let mut b = Backlog::default();
+        for seq in 0..6 {
+            b.push(message(seq, Some(100 + seq)), Some(1));
+        }
+        b.push(message(6, None), None); // transient, held in order
+        b.push(message(7, Some(107)), Some(1));
+        b.push(message(8, Some(108)), Some(2)); // not committed yet
+        b.settle(1);
+        let mut ids = Vec::new();
+        assert_eq!(b.to_read(4, &mut ids), Some(3));
+        assert_eq!(ids, vec![(0, 100), (1, 101), (2, 102), (3, 103)]);
+        ids.clear();
+        assert_eq!(
+            b.to_read(100, &mut ids),
+            Some(7),
+            "stops before the pending entry"
+        );
+        assert_eq!(ids.len(), 7);
+        assert_eq!(b.len(), 9, "looking takes nothing");
+        // Meanwhile the head went (x-max-length drop-head) and more arrived behind.
+        let mut taken = Vec::new();
+        b.take_front(2, &mut taken);
+        b.push(message(9, Some(109)), Some(1));
+        b.settle(2);
+        taken.clear();
+        b.take_front_through(7, &mut taken);
+        assert_eq!(
+            seqs(&taken),
+            vec![
+                (2, true),
+                (3, true),
+                (4, true),
+                (5, true),
+                (6, false),
+                (7, true)
+            ]
+        );
+        assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn nothing_to_read_when_the_front_is_in_memory() {
+        let mut b = Backlog::default();
+        b.push(message(0, None), None);
+        b.push(message(1, Some(1)), Some(5));
+        b.settle(4);
+        assert_eq!(b.to_read(10, &mut Vec::new()), None);
     }
 
     #[test]

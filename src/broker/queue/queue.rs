@@ -3,18 +3,20 @@
 //!
 //! State sits behind one short `Mutex`; every operation takes it once. Delivery happens under the
 //! lock, straight into the consumer's channel (see [`DeliveryTarget`]), so a publish to a queue
-//! with a waiting consumer costs one lock and one write into that consumer's write buffer.
-//! This file must not know about sockets or frames.
+//! with a waiting consumer costs one lock and one write into that consumer's write buffer. The
+//! one exception is paging the backlog in from the store (page_in.rs): the lock is released
+//! during the read, so callers of [`Queue::dispatch_paging`] must not assume the state stayed
+//! put across it. This file must not know about sockets or frames.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use warren_protocol::AmqpError;
 
 use super::args::Overflow;
-use super::backlog::{Backlog, Entry, Taken};
+use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
 use super::dead_letter::{self, DeadLetterTarget, Reason};
 use super::ready::Ready;
@@ -27,11 +29,10 @@ use crate::store::{IndexSegment, Store};
 
 #[path = "limits.rs"]
 mod limits;
+#[path = "page_in.rs"]
+mod page_in;
 #[path = "ttl.rs"]
 mod ttl;
-
-/// Messages paged in from the store per read transaction.
-const PAGE_IN_BATCH: usize = 1000;
 
 /// The declare-time properties of a queue.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct Queue {
     /// Whether persistent messages may be paged out to the store (see backlog.rs).
     pages: bool,
     state: Mutex<QueueState>,
+    /// Signalled when a page-in ends (`QueueState::paging_in` cleared): basic.get waits on it.
+    paged_in: Condvar,
 }
 
 /// Where a durable queue's index lives in the store.
@@ -84,6 +87,9 @@ struct QueueState {
     ready: Ready,
     /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
     backlog: Backlog,
+    /// A page-in is reading the front of the backlog with the lock released: nobody else pages
+    /// in until it is back (see page_in.rs).
+    paging_in: bool,
     next_seq: u64,
     consumers: ConsumerSet,
     /// Delivered (to consumers or basic.get) and not yet acked, rejected or requeued.
@@ -129,6 +135,7 @@ impl Queue {
         let state = QueueState {
             ready: Ready::new(max_priority),
             backlog: Backlog::default(),
+            paging_in: false,
             next_seq: 0,
             consumers: ConsumerSet::new(super::args::single_active_consumer(&options.arguments)),
             unacked: 0,
@@ -153,6 +160,7 @@ impl Queue {
             may_expire: AtomicBool::new(false),
             pages,
             state: Mutex::new(state),
+            paged_in: Condvar::new(),
         }
     }
 
@@ -207,70 +215,12 @@ impl Queue {
         }
     }
 
-    /// Reads the next messages of the backlog into the ready list.
-    fn page_in(&self, st: &mut QueueState) {
-        let Some(p) = &self.persistence else { return };
-        st.backlog.settle(p.store.committed_ops());
-        let mut taken = Vec::with_capacity(PAGE_IN_BATCH);
-        st.backlog.take_front(PAGE_IN_BATCH, &mut taken);
-        let ids: Vec<u64> = taken
-            .iter()
-            .filter_map(|t| match t {
-                Taken::Paged { id, .. } => Some(*id),
-                Taken::InMemory(_) => None,
-            })
-            .collect();
-        let mut loaded = Vec::with_capacity(ids.len());
-        if !ids.is_empty() {
-            let mut exchange_name = None;
-            let read = p.store.read_messages(ids.iter().copied(), |id, record| {
-                loaded.push(super::super::durable::message_from_store(
-                    id,
-                    record,
-                    &mut exchange_name,
-                ))
-            });
-            if let Err(e) = read {
-                tracing::error!(queue = %self.name, "cannot read messages back from the store: {e}");
-            }
-        }
-        let mut loaded = loaded.into_iter();
-        for t in taken {
-            match t {
-                Taken::InMemory(m) => st.ready.push_back(m),
-                Taken::Paged {
-                    seq,
-                    id,
-                    redelivered,
-                } => match loaded.next().flatten() {
-                    Some(message) => {
-                        // Only messages without a TTL are paged while the broker runs, so a
-                        // paged message with one was recovered: its clock restarts now.
-                        let mut queued = QueuedMessage::new(seq, message, redelivered);
-                        if let Some(ttl) = self.ttl_of(&queued.message) {
-                            queued.expires_at = clock::now_ms() + ttl;
-                            self.may_expire.store(true, Ordering::Relaxed);
-                        }
-                        st.ready.push_back(queued)
-                    }
-                    None => tracing::error!(
-                        queue = %self.name,
-                        "message {id} at position {seq} could not be read back; skipped (it stays in the store)"
-                    ),
-                },
-            }
-        }
-    }
-
-    /// The head message, paging the backlog in when the ready list is empty; expired heads are
-    /// dropped on the way.
+    /// The head of the in-memory ready list (see [`Queue::page_in`] for the backlog); expired
+    /// heads are dropped on the way.
     fn pop_ready(&self, st: &mut QueueState) -> Option<QueuedMessage> {
         // Read the clock only for messages that can expire (it showed at 5% of a publish).
         let mut now = None;
         loop {
-            if st.ready.is_empty() && !st.backlog.is_empty() {
-                self.page_in(st);
-            }
             let m = st.ready.pop_front()?;
             if m.expires_at == 0 || !m.is_expired(*now.get_or_insert_with(clock::now_ms)) {
                 return Some(m);
@@ -341,7 +291,7 @@ impl Queue {
         }
         // A waiting consumer gets it first; the limit applies to what is left (as RabbitMQ:
         // even x-max-length 0 still delivers to a consumer that can take the message now).
-        self.dispatch_locked(&mut st);
+        self.dispatch_paging(&mut st);
         self.enforce_max_length(&mut st);
         self.finish(st);
         true
@@ -350,10 +300,22 @@ impl Queue {
     /// Delivers ready messages to consumers with credit, round-robin.
     pub fn dispatch(self: &Arc<Self>) {
         let mut st = self.state.lock();
-        self.dispatch_locked(&mut st);
+        self.dispatch_paging(&mut st);
         self.finish(st);
     }
 
+    /// Delivers what consumers can take, paging the backlog in whenever the in-memory ready
+    /// list runs dry. The lock is released during each store read.
+    fn dispatch_paging(self: &Arc<Self>, st: &mut MutexGuard<'_, QueueState>) {
+        loop {
+            self.dispatch_locked(st);
+            if !st.ready.is_empty() || st.consumers.is_empty() || !self.page_in(st) {
+                return;
+            }
+        }
+    }
+
+    /// Delivers from the in-memory ready list only (the lock stays held).
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
         if st.consumers.is_empty() {
             return;
@@ -378,18 +340,38 @@ impl Queue {
     }
 
     /// basic.get: the head message and the number left behind it. `no_ack` settles it at once.
-    pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
+    /// With the ready list empty it pages in (or waits for the page-in under way), so a queue
+    /// holding messages never answers get-empty.
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         self.touch();
         let mut st = self.state.lock();
-        let Some(message) = self.pop_ready(&mut st) else {
+        let mut paged = false;
+        let message = loop {
+            if let Some(m) = self.pop_ready(&mut st) {
+                break Some(m);
+            }
+            if st.backlog.is_empty() {
+                break None;
+            }
+            if st.paging_in {
+                self.paged_in.wait(&mut st);
+            } else {
+                paged |= self.page_in(&mut st);
+            }
+        };
+        match &message {
+            Some(m) if no_ack => self.forget_stored([m]),
+            Some(_) => st.unacked += 1,
+            None => {}
+        }
+        if paged {
+            // Consumers found nothing while this read went on: the rest is theirs.
+            self.dispatch_paging(&mut st);
+        }
+        let Some(message) = message else {
             self.finish(st);
             return None;
         };
-        if no_ack {
-            self.forget_stored([&message]);
-        } else {
-            st.unacked += 1;
-        }
         let remaining = Self::ready_count(&st);
         self.finish(st);
         Some((message, remaining))
@@ -456,7 +438,7 @@ impl Queue {
         if let Some(c) = consumer {
             c.settle(count);
         }
-        self.dispatch_locked(&mut st);
+        self.dispatch_paging(&mut st);
         self.finish(st);
     }
 
@@ -479,7 +461,7 @@ impl Queue {
             m.redelivered = true;
         }
         st.ready.requeue(messages);
-        self.dispatch_locked(&mut st);
+        self.dispatch_paging(&mut st);
         self.finish(st);
     }
 

@@ -72,7 +72,8 @@ impl Ready {
         Some(m)
     }
 
-    /// Puts requeued messages back in sequence order within their levels.
+    /// Puts messages back in sequence order within their levels: requeued ones, and ones paged
+    /// in from the store (which may meet requeued ones older than them).
     pub fn requeue(&mut self, messages: Vec<QueuedMessage>) {
         let mut by_level: Vec<Vec<QueuedMessage>> =
             (0..self.levels.len()).map(|_| Vec::new()).collect();

@@ -5,6 +5,11 @@
 //! Declare/delete/bind operations check equivalence and reserved names here, with RabbitMQ's
 //! reply texts. Everything that involves more than one exchange or queue (cascading deletes,
 //! auto-delete) lives here so `Exchange` and `Queue` stay unaware of each other.
+//!
+//! Changes to the topology (declare, delete, bind, unbind) are serialised by one mutex per
+//! vhost, `topology`, which publishing never takes: a change is checked and its definition
+//! written to the store (an fsync) under that mutex alone, and the exchange and queue maps that
+//! every publish reads are write-locked only for the insert or removal itself.
 
 use std::collections::HashMap;
 
@@ -15,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use warren_protocol::AmqpError;
 
 mod routing;
@@ -30,6 +35,9 @@ pub struct VHost {
     pub name: Arc<str>,
     exchanges: RwLock<HashMap<Arc<str>, Arc<Exchange>, RandomState>>,
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>, RandomState>>,
+    /// Held by whoever changes exchanges, queues or bindings (never by publishing), from the
+    /// checks through the store write to the map update, so those need no map lock meanwhile.
+    topology: Mutex<()>,
     /// Where durable definitions and messages go; `None` keeps everything in memory.
     durability: Option<Durability>,
     me: Weak<VHost>,
@@ -79,6 +87,7 @@ impl VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::default()),
+            topology: Mutex::new(()),
             durability,
             me: me.clone(),
             generation: AtomicU64::new(0),
@@ -171,13 +180,15 @@ impl VHost {
             return self.passive_declare_exchange(name);
         }
         if name.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
-        let mut exchanges = self.exchanges.write();
-        if let Some(existing) = exchanges.get(name) {
-            return self.check_exchange_equivalence(existing, &options);
+        // Redeclaring writes nothing: no need to wait for other declares.
+        if let Some(existing) = self.exchange(name) {
+            return self.check_exchange_equivalence(&existing, &options);
+        }
+        let _topology = self.topology.lock();
+        if let Some(existing) = self.exchange(name) {
+            return self.check_exchange_equivalence(&existing, &options);
         }
         // As RabbitMQ: the reserved prefix only stops creating, not redeclaring amq.direct etc.
         if name.starts_with("amq.") {
@@ -192,7 +203,7 @@ impl VHost {
         {
             d.save_exchange(&self.name, &exchange)?;
         }
-        exchanges.insert(name, exchange);
+        self.exchanges.write().insert(name, exchange);
         Ok(())
     }
 
@@ -252,6 +263,8 @@ impl VHost {
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
+        // Held from the if-unused check to the removal: nothing binds to it meanwhile.
+        let _topology = self.topology.lock();
         // RabbitMQ refuses by name alone: also an amq.* exchange that does not exist.
         if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format_args!(
@@ -272,7 +285,9 @@ impl VHost {
         Ok(())
     }
 
+    /// Caller holds `topology`.
     fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+        debug_assert!(self.topology.is_locked());
         let removed = {
             let mut exchanges = self.exchanges.write();
             match exchanges.get(&exchange.name) {
@@ -294,7 +309,9 @@ impl VHost {
     }
 
     /// Removes every binding leading to `dest`, then deletes auto-delete exchanges left unbound.
+    /// Caller holds `topology`.
     fn unbind_everywhere(&self, dest: &Destination) {
+        debug_assert!(self.topology.is_locked());
         let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
         for source in sources {
             let removed = source.unbind_destination(dest);
@@ -310,6 +327,7 @@ impl VHost {
         }
     }
 
+    /// Caller holds `topology`.
     fn maybe_auto_delete_exchange(&self, exchange: &Arc<Exchange>) {
         if exchange.options.auto_delete && !exchange.has_bindings() {
             self.remove_exchange(exchange);
@@ -353,12 +371,13 @@ impl VHost {
         options: QueueOptions,
         connection_id: u64,
     ) -> Result<Arc<Queue>, AmqpError> {
-        let mut queues = self.queues.write();
-        if let Some(existing) = queues.get(name.as_str()) {
-            existing.check_access(connection_id)?;
-            self.check_queue_equivalence(existing, &options)?;
-            existing.touch();
-            return Ok(existing.clone());
+        // Redeclaring writes nothing: no need to wait for other declares.
+        if let Some(existing) = self.queue(&name) {
+            return self.redeclared_queue(existing, &options, connection_id);
+        }
+        let _topology = self.topology.lock();
+        if let Some(existing) = self.queue(&name) {
+            return self.redeclared_queue(existing, &options, connection_id);
         }
         if name.starts_with("amq.") && !generated {
             return Err(AmqpError::access_refused(format_args!(
@@ -366,7 +385,8 @@ impl VHost {
             )));
         }
         args::validate(&options.arguments, &names::queue(&name, &self.name))?;
-        // Exclusive queues die with their connection: never worth storing.
+        // Exclusive queues die with their connection: never worth storing. The store commits
+        // with no map lock held: publishes to other queues go on meanwhile.
         let persistence = match &self.durability {
             Some(d) if options.durable && options.exclusive_owner.is_none() => {
                 Some(d.create_queue(&self.name, &name, &options)?)
@@ -381,8 +401,22 @@ impl VHost {
             persistence,
             self.weak(),
         ));
-        queues.insert(name, queue.clone());
+        self.queues.write().insert(name, queue.clone());
         Ok(queue)
+    }
+
+    /// queue.declare of a queue that exists: allowed if the connection may use it and the
+    /// declaration is equivalent.
+    fn redeclared_queue(
+        &self,
+        existing: Arc<Queue>,
+        options: &QueueOptions,
+        connection_id: u64,
+    ) -> Result<Arc<Queue>, AmqpError> {
+        existing.check_access(connection_id)?;
+        self.check_queue_equivalence(&existing, options)?;
+        existing.touch();
+        Ok(existing)
     }
 
     fn check_queue_equivalence(
@@ -450,6 +484,7 @@ impl VHost {
     /// Deletes a queue unconditionally: unbinds it, cancels its consumers (with notification),
     /// drops its messages. Returns the number of ready messages dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let _topology = self.topology.lock();
         {
             let mut queues = self.queues.write();
             match queues.get(&queue.name) {
@@ -481,6 +516,7 @@ impl VHost {
         connection_id: u64,
     ) -> Result<(), AmqpError> {
         refuse_default_exchange(source, &binding.destination)?;
+        let _topology = self.topology.lock();
         let (source, queue) = self.binding_ends(source, &binding.destination)?;
         if source.kind() == ExchangeKind::Headers {
             super::exchange::headers::validate_binding_arguments(&binding.arguments)
@@ -509,6 +545,7 @@ impl VHost {
         connection_id: u64,
     ) -> Result<(), AmqpError> {
         refuse_default_exchange(source, &binding.destination)?;
+        let _topology = self.topology.lock();
         let Ok((source, queue)) = self.binding_ends(source, &binding.destination) else {
             return Ok(());
         };
@@ -561,3 +598,6 @@ fn refuse_default_exchange(source: &str, dest: &Destination) -> Result<(), AmqpE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod topology_tests;
