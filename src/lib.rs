@@ -8,6 +8,8 @@ pub mod alarms;
 pub mod auth;
 pub mod broker;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod server;
 pub mod store;
 

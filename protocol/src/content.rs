@@ -42,6 +42,9 @@ impl<M> Default for ContentAssembler<M> {
 /// Body sizes beyond this are accumulated in steps rather than reserved up front, so a header
 /// that merely *claims* a huge body cannot make us allocate it.
 const INITIAL_RESERVE_LIMIT: u64 = 1 << 20;
+/// Nor may a tiny first body frame: what is reserved is at most this many times what arrived
+/// (a client that sends full frames still gets its whole body reserved at once).
+const RESERVE_PER_RECEIVED: u64 = 16;
 
 impl<M> ContentAssembler<M> {
     pub fn is_idle(&self) -> bool {
@@ -137,7 +140,10 @@ impl<M> ContentAssembler<M> {
             return Ok(self.finish(payload));
         }
         if chunks.is_empty() {
-            chunks.reserve((*size).min(INITIAL_RESERVE_LIMIT) as usize);
+            let reserve = (*size)
+                .min(INITIAL_RESERVE_LIMIT)
+                .min(payload.len() as u64 * RESERVE_PER_RECEIVED);
+            chunks.reserve(reserve as usize);
         }
         chunks.extend_from_slice(&payload);
         if complete {

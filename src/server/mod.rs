@@ -9,6 +9,8 @@ mod handshake;
 mod listener;
 mod outbox;
 
+pub(crate) use connection::{ConnectionEnv, Stream, serve};
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,19 @@
+//! Fuzzing the connection state machine: arbitrary bytes become a client's byte stream
+//! ([`script`]), which drives one real connection task in-process ([`drive`]) — the handshake,
+//! channels, content assembly, every method handler and the broker behind them, not only the
+//! codec. The cargo-fuzz target in `fuzz/` and the property test below both call [`run`].
+//!
+//! Test support only: nothing in the broker calls this module.
+
+pub mod drive;
+pub mod script;
+
+pub use drive::Outcome;
+
+/// One fuzz run: `data` chooses the client's bytes; panics if the broker breaks a rule.
+pub fn run(data: &[u8]) -> Outcome {
+    drive::run_script(&script::Script::from_choices(data))
+}
+
+#[cfg(test)]
+mod tests;
