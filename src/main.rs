@@ -68,6 +68,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives right after the "listening" line (a test
+        // harness restarting the broker) must stop the broker cleanly, not kill it.
+        let signals = ShutdownSignals::install();
         let broker = match warren::start(config).await {
             Ok(b) => b,
             Err(e) => {
@@ -79,25 +82,40 @@ fn main() -> ExitCode {
         for addr in broker.local_addrs() {
             println!("warren: listening on {addr}");
         }
-        wait_for_shutdown_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down");
         broker.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, Ctrl-C still works through the default disposition.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, installed before the broker starts listening.
+struct ShutdownSignals {
+    term_and_int: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term_and_int = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            // Without handlers, Ctrl-C still works through the default disposition.
+            _ => None,
+        };
+        ShutdownSignals { term_and_int }
+    }
+
+    async fn wait(mut self) {
+        let Some((term, int)) = self.term_and_int.as_mut() else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

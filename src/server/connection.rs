@@ -7,22 +7,23 @@
 //! before the next read, and publisher confirms are flushed once per such batch.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{AMQPClass, channel as chan, connection};
-use bytes::BytesMut;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::AsyncWrite;
 use tokio::sync::watch;
-use warren_protocol::codec::{Frame, ProtocolHeader, check_protocol_header, decode_frame};
+use warren_protocol::codec::Frame;
 use warren_protocol::{AmqpError, ErrorScope, PROTOCOL_HEADER};
 
 use super::channel::{Channel, ChannelContext, ChannelShared};
+pub use super::closing::short_text;
+use super::closing::{await_close_ok, linger_until_peer_closes, send_connection_close};
 use super::flow::PublisherFlow;
+pub use super::frame_reader::{FrameReader, ReadError, ReadHalf};
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
 use crate::Config;
@@ -49,98 +50,6 @@ impl ConnectionShared {
         let channels: Vec<Arc<ChannelShared>> = self.channels.lock().values().cloned().collect();
         for channel in channels {
             channel.resume_deliveries();
-        }
-    }
-}
-
-/// Why reading frames stopped.
-#[derive(Debug)]
-pub enum ReadError {
-    /// The peer closed the socket or it failed.
-    Closed,
-    /// The peer broke the protocol: close the connection with this error.
-    Protocol(AmqpError),
-}
-
-impl From<io::Error> for ReadError {
-    fn from(_: io::Error) -> Self {
-        ReadError::Closed
-    }
-}
-
-/// The read half of the connection's stream (TCP, or an in-memory pipe in tests and fuzzing).
-pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
-
-/// The read half of the socket with its buffer and the negotiated frame_max.
-pub struct FrameReader {
-    socket: ReadHalf,
-    buf: BytesMut,
-    pub frame_max: u32,
-    /// Bytes read since this task last yielded (see [`FrameReader::fill`]).
-    read_since_yield: usize,
-}
-
-const READ_CHUNK: usize = 64 * 1024;
-/// How long a closed connection waits for the client to close its socket (RabbitMQ: 30 s).
-const CLOSED_LINGER: Duration = Duration::from_secs(30);
-
-impl FrameReader {
-    pub fn new(socket: ReadHalf, frame_max: u32) -> Self {
-        FrameReader {
-            socket,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            frame_max,
-            read_since_yield: 0,
-        }
-    }
-
-    /// Reads more bytes; `Closed` at end of stream.
-    ///
-    /// Every [`READ_CHUNK`] bytes the task yields to the scheduler first: a peer that sends as
-    /// fast as it can (a flood of tiny frames costs far more to decode than to send) would
-    /// otherwise keep a worker thread for tokio's whole budget of 128 reads, and every other
-    /// connection on that thread would wait for it.
-    async fn fill(&mut self) -> Result<(), ReadError> {
-        if self.read_since_yield >= READ_CHUNK {
-            self.read_since_yield = 0;
-            tokio::task::yield_now().await;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        match self.socket.read_buf(&mut self.buf).await? {
-            0 => Err(ReadError::Closed),
-            n => {
-                self.read_since_yield += n;
-                Ok(())
-            }
-        }
-    }
-
-    fn decode(&mut self) -> Result<Option<Frame>, ReadError> {
-        decode_frame(&mut self.buf, self.frame_max).map_err(ReadError::Protocol)
-    }
-
-    pub async fn next_frame(&mut self) -> Result<Frame, ReadError> {
-        loop {
-            if let Some(frame) = self.decode()? {
-                return Ok(frame);
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// Reads and checks the 8-byte protocol header.
-    async fn protocol_header(&mut self) -> Result<bool, ReadError> {
-        loop {
-            match check_protocol_header(&self.buf) {
-                ProtocolHeader::Accepted => {
-                    let _ = self.buf.split_to(PROTOCOL_HEADER.len());
-                    return Ok(true);
-                }
-                ProtocolHeader::Rejected => return Ok(false),
-                ProtocolHeader::Incomplete => self.fill().await?,
-            }
         }
     }
 }
@@ -269,18 +178,6 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
     tracing::debug!(%peer, "connection closed");
 }
 
-fn send_connection_close(shared: &ConnectionShared, e: &AmqpError) {
-    let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-        reply_code: e.code,
-        reply_text: short_text(&e.text),
-        class_id: e.class_id,
-        method_id: e.method_id,
-    }));
-    shared
-        .outbox
-        .push(|b| warren_protocol::encode::method(b, 0, &close));
-}
-
 /// The (class, method) ids of a method frame, (0, 0) for other frames: reported in close frames.
 fn method_ids(frame: &Frame) -> (u16, u16) {
     match frame {
@@ -305,74 +202,6 @@ fn channel_context<'a>(
         connection,
         exclusive_queues,
     }
-}
-
-/// A reply text as a short string (truncated at 255 bytes on a character boundary).
-pub fn short_text(text: &str) -> amq_protocol::types::ShortString {
-    let mut end = text.len().min(255);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    amq_protocol::types::ShortString::from(&text[..end])
-}
-
-/// After sending connection.close, wait briefly for close-ok, discarding everything else.
-async fn await_close_ok(reader: &mut FrameReader) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match reader.next_frame().await {
-                Ok(Frame::Method {
-                    channel: 0,
-                    method:
-                        AMQPClass::Connection(
-                            connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_),
-                        ),
-                }) => return,
-                Ok(_) => continue,
-                // Undecodable bytes (often the very frame that caused the close): drop what is
-                // buffered and keep waiting for close-ok in what arrives next.
-                Err(ReadError::Protocol(_)) => reader.buf.clear(),
-                Err(ReadError::Closed) => return,
-            }
-        }
-    })
-    .await;
-}
-
-/// The close handshake is done (we sent or received connection.close-ok): as RabbitMQ, leave
-/// closing the socket to the client for at most `CLOSED_LINGER`, answering any further
-/// connection.close with close-ok and discarding everything else. Closing first would make a
-/// client that is still sending (several threads closing at once, say) see an end of stream
-/// instead of its close-ok.
-async fn linger_until_peer_closes(
-    reader: &mut FrameReader,
-    outbox: &Outbox,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let close_ok = AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}));
-    let _ = tokio::time::timeout(CLOSED_LINGER, async {
-        loop {
-            loop {
-                match reader.decode() {
-                    Ok(Some(Frame::Method {
-                        channel: 0,
-                        method: AMQPClass::Connection(connection::AMQPMethod::Close(_)),
-                    })) => outbox.push(|b| warren_protocol::encode::method(b, 0, &close_ok)),
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(_) => {
-                        reader.buf.clear();
-                        break;
-                    }
-                }
-            }
-            tokio::select! {
-                filled = reader.fill() => if filled.is_err() { return },
-                _ = shutdown.changed() => return,
-            }
-        }
-    })
-    .await;
 }
 
 struct Connection {

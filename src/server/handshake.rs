@@ -10,7 +10,7 @@ use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use warren_protocol::AmqpError;
 use warren_protocol::codec::Frame;
 
-use super::connection::{FrameReader, ReadError};
+use super::frame_reader::{FrameReader, ReadError};
 use super::outbox::Outbox;
 use crate::Config;
 use crate::auth::{AuthError, SUPPORTED_MECHANISMS};

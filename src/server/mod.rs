@@ -3,8 +3,10 @@
 //! typed operations; never holds broker locks across an `.await`.
 
 mod channel;
+mod closing;
 mod connection;
 mod flow;
+mod frame_reader;
 mod handshake;
 mod listener;
 mod outbox;

@@ -1,0 +1,105 @@
+//! The read side of a connection: the socket's read half, one buffer that bytes are read into
+//! and frames decoded from, and the frame_max that decoding enforces. Owns reading and fair
+//! scheduling between connections; knows nothing of what the frames mean.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use warren_protocol::codec::{Frame, ProtocolHeader, check_protocol_header, decode_frame};
+use warren_protocol::{AmqpError, PROTOCOL_HEADER};
+
+/// Why reading frames stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed the socket or it failed.
+    Closed,
+    /// The peer broke the protocol: close the connection with this error.
+    Protocol(AmqpError),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(_: io::Error) -> Self {
+        ReadError::Closed
+    }
+}
+
+/// The read half of the connection's stream (TCP, or an in-memory pipe in tests and fuzzing).
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+
+/// The read half of the socket with its buffer and the negotiated frame_max.
+pub struct FrameReader {
+    socket: ReadHalf,
+    buf: BytesMut,
+    pub frame_max: u32,
+    /// Bytes read since this task last yielded (see [`FrameReader::fill`]).
+    read_since_yield: usize,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl FrameReader {
+    pub fn new(socket: ReadHalf, frame_max: u32) -> Self {
+        FrameReader {
+            socket,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            frame_max,
+            read_since_yield: 0,
+        }
+    }
+
+    /// Reads more bytes; `Closed` at end of stream.
+    ///
+    /// Every [`READ_CHUNK`] bytes the task yields to the scheduler first: a peer that sends as
+    /// fast as it can (a flood of tiny frames costs far more to decode than to send) would
+    /// otherwise keep a worker thread for tokio's whole budget of 128 reads, and every other
+    /// connection on that thread would wait for it.
+    pub async fn fill(&mut self) -> Result<(), ReadError> {
+        if self.read_since_yield >= READ_CHUNK {
+            self.read_since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.socket.read_buf(&mut self.buf).await? {
+            0 => Err(ReadError::Closed),
+            n => {
+                self.read_since_yield += n;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn decode(&mut self) -> Result<Option<Frame>, ReadError> {
+        decode_frame(&mut self.buf, self.frame_max).map_err(ReadError::Protocol)
+    }
+
+    /// Drops every byte read and not decoded yet (after a frame that cannot be decoded).
+    pub fn discard_buffered(&mut self) {
+        self.buf.clear();
+    }
+
+    pub async fn next_frame(&mut self) -> Result<Frame, ReadError> {
+        loop {
+            if let Some(frame) = self.decode()? {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads and checks the 8-byte protocol header.
+    pub async fn protocol_header(&mut self) -> Result<bool, ReadError> {
+        loop {
+            match check_protocol_header(&self.buf) {
+                ProtocolHeader::Accepted => {
+                    let _ = self.buf.split_to(PROTOCOL_HEADER.len());
+                    return Ok(true);
+                }
+                ProtocolHeader::Rejected => return Ok(false),
+                ProtocolHeader::Incomplete => self.fill().await?,
+            }
+        }
+    }
+}
