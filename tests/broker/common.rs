@@ -63,10 +63,10 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn start() -> TestBroker {
-        if let Ok(url) = std::env::var(EXTERNAL_URL_ENV) {
-            if !url.is_empty() {
-                return Self::external(url);
-            }
+        if let Ok(url) = std::env::var(EXTERNAL_URL_ENV)
+            && !url.is_empty()
+        {
+            return Self::external(url);
         }
         Self::spawn(&[])
     }
@@ -537,6 +537,8 @@ pub const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
 
 /// What a raw read produced.
 #[derive(Debug)]
+// Short-lived values in tests: boxing the frame would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Recv {
     Frame(AMQPFrame),
     /// The server closed the socket (EOF or reset).

@@ -79,7 +79,7 @@ async fn damaged_message_record_fails_only_its_queue_with_a_log_line() {
         let (_c, ch) = node.confirm_channel().await;
         declare_durable_queue(&ch, "damaged-q", Default::default()).await;
         declare_durable_queue(&ch, "healthy-q", Default::default()).await;
-        publish_all_confirmed(&ch, "damaged-q", &[marker.clone()]).await;
+        publish_all_confirmed(&ch, "damaged-q", std::slice::from_ref(&marker)).await;
         publish_all_confirmed(&ch, "healthy-q", &["fine".to_string()]).await;
     }
     node.stop(Stop::Graceful);

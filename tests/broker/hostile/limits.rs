@@ -9,6 +9,19 @@ use amq_protocol::protocol::{AMQPClass, channel, connection};
 use super::{Abuse, assert_served_during_abuse, assert_served_within_5s};
 use crate::common::*;
 
+/// A client's channel.close (200, "bye") on `ch`.
+fn channel_close_frame(ch: u16) -> Vec<u8> {
+    method_frame(
+        ch,
+        AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+            reply_code: 200,
+            reply_text: "bye".into(),
+            class_id: 0,
+            method_id: 0,
+        })),
+    )
+}
+
 /// Reads `n` methods of the expected kind, skipping heartbeats.
 async fn expect_n(raw: &mut RawClient, n: usize, what: &str, is: impl Fn(&AMQPClass) -> bool) {
     for i in 0..n {
@@ -29,19 +42,7 @@ async fn opening_and_closing_every_channel_many_times_over() {
     let opens: Vec<u8> = (1..=channel_max)
         .flat_map(|ch| method_frame(ch, channel_open()))
         .collect();
-    let closes: Vec<u8> = (1..=channel_max)
-        .flat_map(|ch| {
-            method_frame(
-                ch,
-                AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-                    reply_code: 200,
-                    reply_text: "bye".into(),
-                    class_id: 0,
-                    method_id: 0,
-                })),
-            )
-        })
-        .collect();
+    let closes: Vec<u8> = (1..=channel_max).flat_map(channel_close_frame).collect();
     let mut rss_after_first = None;
     for round in 0..20 {
         raw.send_bytes(&opens).await;
@@ -99,15 +100,7 @@ async fn channel_churn_on_many_connections_leaves_others_served() {
                 let mut bytes = Vec::new();
                 for ch in 1..=200u16 {
                     bytes.extend(method_frame(ch, channel_open()));
-                    bytes.extend(method_frame(
-                        ch,
-                        AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-                            reply_code: 200,
-                            reply_text: "bye".into(),
-                            class_id: 0,
-                            method_id: 0,
-                        })),
-                    ));
+                    bytes.extend(channel_close_frame(ch));
                 }
                 raw.send_bytes(&bytes).await;
                 for _ in 0..400 {

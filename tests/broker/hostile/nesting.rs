@@ -72,10 +72,10 @@ async fn expect_some_answer(raw: &mut RawClient, what: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_client_properties_in_start_ok() {
+/// Sends start-ok with `start_ok(deep_table)` for the deepest a pre-login frame allows and for
+/// a frame too large to be read at all; each gets an answer and others are served meanwhile.
+async fn deep_start_ok(what: &str, start_ok: impl Fn(&[u8]) -> Vec<u8>) {
     let mut broker = TestBroker::start();
-    // The deepest a pre-login frame allows, and a frame too large to be read at all.
     for (room, tables) in [
         (ROOM_BEFORE_TUNE, false),
         (ROOM_BEFORE_TUNE, true),
@@ -83,52 +83,46 @@ async fn deep_client_properties_in_start_ok() {
     ] {
         let mut raw = RawClient::connect(broker.addr()).await;
         raw.start().await;
-        let payload = method_payload(
-            10,
-            11,
-            &[
-                &deep_table(room, tables),
-                &short("PLAIN"),
-                &long(&plain_response("guest", "guest")),
-                &short("en_US"),
-            ],
-        );
+        let payload = start_ok(&deep_table(room, tables));
         raw.send_bytes(&raw_frame(1, 0, &payload, 0xCE)).await;
-        expect_some_answer(&mut raw, "deep client-properties").await;
+        expect_some_answer(&mut raw, what).await;
         assert_served_within_5s(&broker).await;
     }
     broker.assert_alive().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_client_properties_in_start_ok() {
+    deep_start_ok("deep client-properties", |deep| {
+        let plain = plain_response("guest", "guest");
+        method_payload(
+            10,
+            11,
+            &[deep, &short("PLAIN"), &long(&plain), &short("en_US")],
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_amqplain_response() {
-    let mut broker = TestBroker::start();
-    // The deepest a pre-login frame allows, and a frame too large to be read at all.
-    for (room, tables) in [
-        (ROOM_BEFORE_TUNE, false),
-        (ROOM_BEFORE_TUNE, true),
-        (ROOM, false),
-    ] {
-        let mut raw = RawClient::connect(broker.addr()).await;
-        raw.start().await;
+    deep_start_ok("deep AMQPLAIN response", |deep| {
         // The AMQPLAIN response is a table without its length: LOGIN, PASSWORD, then the bomb.
         let mut response = amqplain_response("guest", "guest");
-        response.extend_from_slice(&deep_table(room, tables)[4..]);
-        let payload = method_payload(
+        response.extend_from_slice(&deep[4..]);
+        let no_properties = [0u8, 0, 0, 0];
+        method_payload(
             10,
             11,
             &[
-                &[0, 0, 0, 0],
+                &no_properties,
                 &short("AMQPLAIN"),
                 &long(&response),
                 &short("en_US"),
             ],
-        );
-        raw.send_bytes(&raw_frame(1, 0, &payload, 0xCE)).await;
-        expect_some_answer(&mut raw, "deep AMQPLAIN response").await;
-        assert_served_within_5s(&broker).await;
-    }
-    broker.assert_alive().await;
+        )
+    })
+    .await;
 }
 
 /// Every method that carries a field table, with a deep one, on a fresh connection each.
