@@ -57,3 +57,22 @@ fn random_scripts_reach_deep_states() {
         "only {frames} frames from the broker in 50 runs"
     );
 }
+
+/// Every input the fuzzer ever crashed the broker with (`fuzz/regressions/`) runs cleanly now.
+#[test]
+fn inputs_that_once_crashed_the_broker_run_cleanly() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions exists") {
+        let path = entry.expect("read fuzz/regressions").path();
+        let data = std::fs::read(&path).expect("read a regression input");
+        // On the main test thread's stack, like the fuzzer's runs.
+        let handle = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || run(&data))
+            .expect("spawn a thread for the run");
+        assert!(handle.join().is_ok(), "{} fails", path.display());
+        count += 1;
+    }
+    assert!(count > 0, "no regression inputs in {}", dir.display());
+}

@@ -5,8 +5,15 @@
 //! original-expiration when it had one — newest first, the matching entry's count incremented
 //! and moved to the front; plus `x-first-death-reason/queue/exchange` set once. The copy loses
 //! its `expiration`. A message that would come back to a queue already in its history is
-//! dropped for that queue unless a client rejected it somewhere along the way (cycle rule).
+//! dropped for that queue unless a client rejected it since its last visit there (RabbitMQ's
+//! cycle rule, `rabbit_dead_letter:is_cycle`).
+//!
+//! Dead letters can make more dead letters (a full dead-letter queue dead-letters in turn), to
+//! any depth a client configures: they are handled in a loop on a per-thread worklist, never by
+//! recursion.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,12 +72,24 @@ fn key(s: &'static str) -> ShortString {
     ShortString::from(s)
 }
 
-/// The dead-lettered copy's headers and the facts the cycle rule needs: the queues already in
-/// its history, and whether a client ever rejected it.
+/// The dead-lettered copy's headers and what the cycle rule needs: its history, newest first,
+/// as (queue, whether that death was a client's rejection).
 struct History {
     headers: FieldTable,
-    queues: Vec<String>,
-    rejected: bool,
+    visits: Vec<(String, bool)>,
+}
+
+impl History {
+    /// Coming back to `queue` is a cycle to break unless a client rejected the message since
+    /// its last visit there: every entry from the newest up to and including that queue's.
+    fn is_cycle(&self, queue: &str) -> bool {
+        match self.visits.iter().position(|(q, _)| q == queue) {
+            None => false,
+            Some(last_visit) => self.visits[..=last_visit]
+                .iter()
+                .all(|(_, rejected)| !rejected),
+        }
+    }
 }
 
 fn with_death(
@@ -129,10 +148,13 @@ fn with_death(
         }
     };
     deaths.insert(0, entry);
-    let queues = deaths.iter().filter_map(|t| text(t, "queue")).collect();
-    let rejected = deaths
+    let visits = deaths
         .iter()
-        .any(|t| text(t, "reason").as_deref() == Some("rejected"));
+        .filter_map(|t| {
+            let rejected = text(t, "reason").as_deref() == Some("rejected");
+            Some((text(t, "queue")?, rejected))
+        })
+        .collect();
     if !headers.inner().contains_key("x-first-death-reason") {
         headers.insert(key("x-first-death-reason"), long_str(reason.as_str()));
         headers.insert(key("x-first-death-queue"), long_str(queue));
@@ -146,15 +168,67 @@ fn with_death(
         key("x-death"),
         AMQPValue::FieldArray(FieldArray::from(deaths)),
     );
-    History {
-        headers,
-        queues,
-        rejected,
+    History { headers, visits }
+}
+
+/// Dead letters of one queue, waiting to be published.
+struct Batch {
+    vhost: Arc<VHost>,
+    queue: Arc<str>,
+    target: DeadLetterTarget,
+    dead: Vec<(Arc<Message>, Reason)>,
+}
+
+thread_local! {
+    /// Dead letters made while this thread publishes dead letters: `Some` while a
+    /// [`publish`] is draining it.
+    static WORKLIST: RefCell<Option<VecDeque<Batch>>> = const { RefCell::new(None) };
+}
+
+/// Ends the drain even if publishing panics, so the next [`publish`] drains again.
+struct Draining;
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        WORKLIST.with(|w| *w.borrow_mut() = None);
     }
 }
 
-/// Sends `dead` (messages leaving `queue` for a reason) through the dead-letter exchange.
+/// Sends `dead` (messages leaving `queue` for a reason) through the dead-letter exchange, and
+/// then whatever dead letters that makes in turn. Called while already publishing dead letters
+/// on this thread (a dead-letter queue that overflows), it only adds to the worklist that the
+/// outer call is draining.
 pub fn publish(
+    vhost: &Arc<VHost>,
+    queue: &Arc<str>,
+    target: &DeadLetterTarget,
+    dead: Vec<(Arc<Message>, Reason)>,
+) {
+    let batch = Batch {
+        vhost: vhost.clone(),
+        queue: queue.clone(),
+        target: target.clone(),
+        dead,
+    };
+    let outermost = WORKLIST.with(|w| match w.borrow_mut().as_mut() {
+        Some(pending) => {
+            pending.push_back(batch);
+            None
+        }
+        None => Some(batch),
+    });
+    let Some(first) = outermost else { return };
+    WORKLIST.with(|w| *w.borrow_mut() = Some(VecDeque::new()));
+    let _draining = Draining;
+    let mut next = Some(first);
+    while let Some(batch) = next {
+        publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead);
+        next = WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(VecDeque::pop_front));
+    }
+}
+
+/// Routes and enqueues one queue's dead letters (which may add to the worklist).
+fn publish_batch(
     vhost: &Arc<VHost>,
     queue: &str,
     target: &DeadLetterTarget,
@@ -168,8 +242,8 @@ pub fn publish(
     let (mut out, mut scratch) = (Vec::new(), Vec::new());
     for (message, reason) in dead {
         let mut basic = message.properties.to_basic();
-        let history = with_death(&message, basic.headers().clone(), queue, reason);
-        basic = basic.with_headers(history.headers);
+        let mut history = with_death(&message, basic.headers().clone(), queue, reason);
+        basic = basic.with_headers(std::mem::take(&mut history.headers));
         let mut props = basic.clone();
         if props.expiration().is_some() {
             // The copy must not expire again on the way: rebuild without the property.
@@ -191,9 +265,7 @@ pub fn publish(
             &mut out,
             &mut scratch,
         );
-        if !history.rejected {
-            out.retain(|q| !history.queues.iter().any(|name| **name == *q.name));
-        }
+        out.retain(|q| !history.is_cycle(&q.name));
         if out.is_empty() {
             continue;
         }

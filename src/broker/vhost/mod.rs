@@ -288,30 +288,48 @@ impl VHost {
 
     /// Caller holds `topology`.
     fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+        self.remove_exchanges(vec![exchange.clone()]);
+    }
+
+    /// Removes `doomed` exchanges and, in turn, the auto-delete exchanges that removing them
+    /// leaves unbound, however long that chain is (a loop, not a recursion per exchange).
+    /// Caller holds `topology`.
+    fn remove_exchanges(&self, mut doomed: Vec<Arc<Exchange>>) {
         debug_assert!(self.topology.is_locked());
-        let removed = {
-            let mut exchanges = self.exchanges.write();
-            match exchanges.get(&exchange.name) {
-                Some(e) if Arc::ptr_eq(e, exchange) => exchanges.remove(&exchange.name).is_some(),
-                _ => false,
+        while let Some(exchange) = doomed.pop() {
+            let removed = {
+                let mut exchanges = self.exchanges.write();
+                match exchanges.get(&exchange.name) {
+                    Some(e) if Arc::ptr_eq(e, &exchange) => {
+                        exchanges.remove(&exchange.name).is_some()
+                    }
+                    _ => false,
+                }
+            };
+            if !removed {
+                continue;
             }
-        };
-        if removed {
             self.generation.fetch_add(1, Ordering::Release);
-        }
-        if removed {
             if let Some(d) = &self.durability
                 && exchange.options.durable
             {
-                d.forget_exchange(&self.name, exchange);
+                d.forget_exchange(&self.name, &exchange);
             }
-            self.unbind_everywhere(&Destination::Exchange(exchange.name.clone()));
+            self.unbind_from_sources(&Destination::Exchange(exchange.name.clone()), &mut doomed);
         }
     }
 
     /// Removes every binding leading to `dest`, then deletes auto-delete exchanges left unbound.
     /// Caller holds `topology`.
     fn unbind_everywhere(&self, dest: &Destination) {
+        let mut doomed = Vec::new();
+        self.unbind_from_sources(dest, &mut doomed);
+        self.remove_exchanges(doomed);
+    }
+
+    /// Removes every binding leading to `dest`; auto-delete sources left without bindings go
+    /// to `doomed`. Caller holds `topology`.
+    fn unbind_from_sources(&self, dest: &Destination, doomed: &mut Vec<Arc<Exchange>>) {
         debug_assert!(self.topology.is_locked());
         let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
         for source in sources {
@@ -324,7 +342,9 @@ impl VHost {
             {
                 d.forget_bindings(&self.name, &source.name, &removed);
             }
-            self.maybe_auto_delete_exchange(&source);
+            if source.options.auto_delete && !source.has_bindings() {
+                doomed.push(source);
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! exchange-to-exchange bindings and alternate exchanges, to the set of queues it reaches (each
 //! once), for one routing key or several (CC/BCC). Reads the vhost's maps; changes nothing.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::VHost;
@@ -45,27 +46,61 @@ impl VHost {
             }
             return;
         }
-        // Only exchange-to-exchange bindings and alternate exchanges grow this (no allocation
-        // for a plain publish).
-        let mut visited: Vec<Arc<str>> = Vec::new();
-        self.route_through(exchange, routing_keys, headers, out, scratch, &mut visited);
+        // Only exchange-to-exchange bindings and alternate exchanges grow these (no allocation
+        // for a plain publish). The walk is a loop over an explicit stack: a client can chain
+        // exchanges as long as it likes, and a recursion per exchange would overflow the stack.
+        let mut visited: HashSet<Arc<str>, ahash::RandomState> = HashSet::default();
+        let mut steps = vec![Step::Visit(exchange.clone())];
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Visit(exchange) => self.visit(
+                    &exchange,
+                    routing_keys,
+                    headers,
+                    out,
+                    scratch,
+                    &mut visited,
+                    &mut steps,
+                ),
+                Step::Next(name) => {
+                    if !visited.contains(&name)
+                        && let Some(next) = self.exchange(&name)
+                    {
+                        steps.push(Step::Visit(next));
+                    }
+                }
+                Step::Alternate { ae, before } => {
+                    if out.len() == before
+                        && !visited.contains(ae.as_str())
+                        && let Some(ae) = self.exchange(&ae)
+                    {
+                        steps.push(Step::Visit(ae));
+                    }
+                }
+            }
+        }
     }
 
-    fn route_through(
+    /// Routes through one exchange: its queues go to `out`; the exchanges it binds to, then
+    /// its alternate exchange (taken only if nothing downstream took the message), go on the
+    /// stack, so they run in that order, each exchange's subtree before its next sibling.
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
         &self,
         exchange: &Arc<Exchange>,
         routing_keys: &[&str],
         headers: &mut LazyHeaders,
         out: &mut Vec<Arc<Queue>>,
         scratch: &mut Vec<Destination>,
-        visited: &mut Vec<Arc<str>>,
+        visited: &mut HashSet<Arc<str>, ahash::RandomState>,
+        steps: &mut Vec<Step>,
     ) {
         let before = out.len();
         scratch.clear();
         for key in routing_keys {
             exchange.route(key, headers, scratch);
         }
-        let mut next_exchanges = Vec::new();
+        let next_from = steps.len();
         {
             let queues = self.queues.read();
             for dest in scratch.drain(..) {
@@ -77,7 +112,7 @@ impl VHost {
                             out.push(q.clone());
                         }
                     }
-                    Destination::Exchange(name) => next_exchanges.push(name),
+                    Destination::Exchange(name) => steps.push(Step::Next(name)),
                 }
             }
         }
@@ -86,23 +121,25 @@ impl VHost {
         } else {
             None
         };
-        if !next_exchanges.is_empty() || ae.is_some() {
-            visited.push(exchange.name.clone());
+        let has_next = steps.len() > next_from;
+        if has_next || ae.is_some() {
+            visited.insert(exchange.name.clone());
         }
-        for name in next_exchanges {
-            if visited.contains(&name) {
-                continue;
-            }
-            if let Some(next) = self.exchange(&name) {
-                self.route_through(&next, routing_keys, headers, out, scratch, visited);
-            }
-        }
-        if out.len() == before
-            && let Some(ae) = ae
-            && !visited.iter().any(|v| **v == *ae)
-            && let Some(ae) = self.exchange(&ae)
-        {
-            self.route_through(&ae, routing_keys, headers, out, scratch, visited);
+        // Popped last-in first-out: the alternate exchange below the bound exchanges, and those
+        // reversed so the first binding is followed first.
+        steps[next_from..].reverse();
+        if let Some(ae) = ae {
+            steps.insert(next_from, Step::Alternate { ae, before });
         }
     }
+}
+
+/// What the routing walk does next.
+enum Step {
+    /// Route through this exchange.
+    Visit(Arc<Exchange>),
+    /// Route through the exchange of this name, unless the walk has been there.
+    Next(Arc<str>),
+    /// Route through the alternate exchange `ae` if nothing was routed since `before`.
+    Alternate { ae: String, before: usize },
 }

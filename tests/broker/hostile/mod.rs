@@ -5,6 +5,7 @@
 //! Abusers are tasks bounded in time (they stop when told to, or after [`ABUSE_MAX`]); they
 //! reconnect when the broker closes them, so the abuse really goes on while the probe runs.
 
+mod depth;
 mod floods;
 mod limits;
 mod nesting;

@@ -1,0 +1,135 @@
+//! Dead-letter cycles and chains, as RabbitMQ 3.10 handles them: a message that would come
+//! back to a queue is dropped when nothing between its last visit and now was a client's
+//! rejection (`rabbit_dead_letter:is_cycle`), and a long chain of queues that dead-letter into
+//! each other is followed to its end without the broker recursing once per hop.
+
+use std::time::Duration;
+
+use amq_protocol::types::AMQPValue;
+use lapin::Channel;
+use lapin::options::{BasicGetOptions, BasicRejectOptions, QueueDeclareOptions};
+
+use crate::common::*;
+
+async fn declare_with(ch: &Channel, q: &str, args: Vec<(&str, AMQPValue)>) {
+    ch.queue_declare(q.into(), QueueDeclareOptions::default(), table(args))
+        .await
+        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+}
+
+/// Dead-letters through the default exchange into `target`.
+fn dead_letter_to(target: &str) -> Vec<(&'static str, AMQPValue)> {
+    vec![
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(target)),
+    ]
+}
+
+async fn get_and_reject(ch: &Channel, q: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = ch
+            .basic_get(q.into(), BasicGetOptions { no_ack: false })
+            .await
+            .expect("basic.get")
+        {
+            m.delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .expect("basic.reject");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing arrived in {q}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A message rejected from `first` reaches `full` (x-max-length 0), which dead-letters it back
+/// into itself. Its history holds a rejection, but not since its last visit to `full`: RabbitMQ
+/// drops it there. (warren used to skip the cycle check for any message ever rejected and
+/// recursed until the stack overflowed, killing the process.)
+#[tokio::test]
+async fn an_automatic_cycle_is_dropped_even_after_an_earlier_rejection() {
+    let mut broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let (first, full) = (unique("dlc-first"), unique("dlc-full"));
+    let mut full_args = dead_letter_to(&full);
+    full_args.push(("x-max-length", AMQPValue::LongInt(0)));
+    declare_with(&ch, &full, full_args).await;
+    declare_with(&ch, &first, dead_letter_to(&full)).await;
+    publish(&ch, "", &first, b"loop").await;
+    get_and_reject(&ch, &first).await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(message_count(&ch, &full).await, 0);
+    assert_eq!(message_count(&ch, &first).await, 0);
+    broker.assert_alive().await;
+}
+
+/// A rejection inside the cycle lets the message go round again, every time a client rejects it.
+#[tokio::test]
+async fn a_cycle_with_a_rejection_in_it_goes_round_again() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let q = unique("dlc-self");
+    declare_with(&ch, &q, dead_letter_to(&q)).await;
+    publish(&ch, "", &q, b"again").await;
+    for _ in 0..3 {
+        get_and_reject(&ch, &q).await;
+    }
+    let m = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get");
+    let deadline = std::time::Instant::now() + WAIT;
+    let m = match m {
+        Some(m) => m,
+        None => loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(m) = ch
+                .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("basic.get")
+            {
+                break m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the message never came back"
+            );
+        },
+    };
+    assert_eq!(m.delivery.data, b"again");
+}
+
+/// 2,000 queues, each with x-max-length 0 dead-lettering into the next: one publish walks the
+/// whole chain and the message is dropped at its end. warren follows such chains in a loop; a
+/// recursion per hop would overflow the stack.
+#[tokio::test]
+async fn a_long_chain_of_full_queues_is_followed_without_recursion() {
+    let mut broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let names: Vec<String> = (0..2000)
+        .map(|i| unique(&format!("dlc-chain{i}")))
+        .collect();
+    for (i, name) in names.iter().enumerate().rev() {
+        let mut args = vec![("x-max-length", AMQPValue::LongInt(0))];
+        if let Some(next) = names.get(i + 1) {
+            args.extend(dead_letter_to(next));
+        }
+        declare_with(&ch, name, args).await;
+    }
+    publish(&ch, "", &names[0], b"down the chain").await;
+    sync(&ch).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(message_count(&ch, &names[1999]).await, 0);
+    broker.assert_alive().await;
+    for name in &names {
+        let _ = ch
+            .queue_delete(name.as_str().into(), Default::default())
+            .await;
+    }
+}
