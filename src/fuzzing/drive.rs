@@ -104,7 +104,19 @@ async fn drive(script: &Script) -> Outcome {
     }
     let _ = client.to_broker.shutdown().await;
 
-    match tokio::time::timeout(END_WITHIN, connection).await {
+    // The client goes on reading while the connection ends (a broker with unsent answers waits
+    // for them to be taken, as it would on a socket).
+    let ended = tokio::time::timeout(END_WITHIN, async {
+        tokio::pin!(connection);
+        loop {
+            tokio::select! {
+                ended = &mut connection => return ended,
+                _ = client.read_some(), if !client.eof => {}
+            }
+        }
+    })
+    .await;
+    match ended {
         Ok(Ok(())) => {}
         Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
         Err(_) => panic!(
@@ -164,6 +176,14 @@ impl Client {
         self.parse(&mut answers);
         if !answers.is_empty() {
             self.send(&answers).await;
+        }
+    }
+
+    /// Waits for more of the broker's output.
+    async fn read_some(&mut self) {
+        match self.from_broker.read_buf(&mut self.received).await {
+            Ok(n) if n > 0 => {}
+            _ => self.eof = true,
         }
     }
 
