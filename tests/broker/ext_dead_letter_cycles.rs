@@ -133,3 +133,63 @@ async fn a_long_chain_of_full_queues_is_followed_without_recursion() {
             .await;
     }
 }
+
+/// Ten full queues bound to one fanout exchange, each dead-lettering into it: one message
+/// multiplies into a copy per path until the cycle rule ends each path (986,409 copies; warren
+/// took 89 s over them, holding its connection, before it stopped cascades past a budget, with
+/// a warning). The publisher is answered within 5 s and others are served.
+#[tokio::test]
+async fn a_mesh_of_full_queues_dead_lettering_into_each_other_ends() {
+    let mut broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let mesh = unique("dlc-mesh");
+    ch.exchange_declare(
+        mesh.as_str().into(),
+        lapin::ExchangeKind::Fanout,
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .expect("declare the fanout");
+    let names: Vec<String> = (0..10).map(|i| unique(&format!("dlc-mesh{i}"))).collect();
+    for name in &names {
+        declare_with(
+            &ch,
+            name,
+            vec![
+                ("x-max-length", AMQPValue::LongInt(0)),
+                ("x-dead-letter-exchange", long_str(&mesh)),
+            ],
+        )
+        .await;
+        ch.queue_bind(
+            name.as_str().into(),
+            mesh.as_str().into(),
+            "".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .expect("bind");
+    }
+    tokio::time::timeout(WAIT, async {
+        publish(&ch, "", &names[0], b"multiplied").await;
+        sync(&ch).await;
+    })
+    .await
+    .expect("the publisher was answered within 5 s");
+    let (_conn2, ch2) = broker.channel().await;
+    sync(&ch2).await;
+    for name in &names {
+        assert_eq!(message_count(&ch2, name).await, 0);
+    }
+    broker.assert_alive().await;
+    for name in &names {
+        let _ = ch2
+            .queue_delete(name.as_str().into(), Default::default())
+            .await;
+    }
+    let _ = ch2
+        .exchange_delete(mesh.as_str().into(), Default::default())
+        .await;
+}

@@ -179,10 +179,26 @@ struct Batch {
     dead: Vec<(Arc<Message>, Reason)>,
 }
 
+/// Dead letters that dead letters may cause in one drain, beyond [`CASCADE_PER_MESSAGE`] per
+/// message that started it. A DLQ that overflows into a parking queue costs one or two per
+/// message; queues that overflow into each other by fanout multiply copies until the cycle
+/// rule stops each path (factorially many with a dozen queues; RabbitMQ works through them
+/// all, asynchronously). Past the budget the rest are dropped, with a warning.
+const CASCADE_BASE: usize = 1_000;
+const CASCADE_PER_MESSAGE: usize = 8;
+
+/// The dead letters waiting while one [`publish`] drains them.
+struct Worklist {
+    pending: VecDeque<Batch>,
+    /// Dead letters that dead letters caused so far, and how many may still come.
+    cascaded: usize,
+    budget: usize,
+    dropped: usize,
+}
+
 thread_local! {
-    /// Dead letters made while this thread publishes dead letters: `Some` while a
-    /// [`publish`] is draining it.
-    static WORKLIST: RefCell<Option<VecDeque<Batch>>> = const { RefCell::new(None) };
+    /// `Some` while a [`publish`] on this thread is draining it.
+    static WORKLIST: RefCell<Option<Worklist>> = const { RefCell::new(None) };
 }
 
 /// Ends the drain even if publishing panics, so the next [`publish`] drains again.
@@ -190,7 +206,17 @@ struct Draining;
 
 impl Drop for Draining {
     fn drop(&mut self) {
-        WORKLIST.with(|w| *w.borrow_mut() = None);
+        let ended = WORKLIST.with(|w| w.borrow_mut().take());
+        if let Some(w) = ended
+            && w.dropped > 0
+        {
+            tracing::warn!(
+                "dead-letter cascade stopped after {} dead letters caused by dead letters; {} dropped \
+                 (queues that overflow into each other?)",
+                w.cascaded,
+                w.dropped
+            );
+        }
     }
 }
 
@@ -211,19 +237,32 @@ pub fn publish(
         dead,
     };
     let outermost = WORKLIST.with(|w| match w.borrow_mut().as_mut() {
-        Some(pending) => {
-            pending.push_back(batch);
+        Some(w) => {
+            w.cascaded += batch.dead.len();
+            if w.cascaded > w.budget {
+                w.dropped += batch.dead.len();
+            } else {
+                w.pending.push_back(batch);
+            }
             None
         }
         None => Some(batch),
     });
     let Some(first) = outermost else { return };
-    WORKLIST.with(|w| *w.borrow_mut() = Some(VecDeque::new()));
+    let budget = CASCADE_BASE.saturating_add(first.dead.len().saturating_mul(CASCADE_PER_MESSAGE));
+    WORKLIST.with(|w| {
+        *w.borrow_mut() = Some(Worklist {
+            pending: VecDeque::new(),
+            cascaded: 0,
+            budget,
+            dropped: 0,
+        })
+    });
     let _draining = Draining;
     let mut next = Some(first);
     while let Some(batch) = next {
         publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead);
-        next = WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(VecDeque::pop_front));
+        next = WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()));
     }
 }
 
