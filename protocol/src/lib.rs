@@ -8,12 +8,14 @@
 //! - [`codec`]: streaming decode of client frames (partial input waits, bad input is an error).
 //! - [`encode`]: server frames into a `BytesMut` write buffer, with hand-written hot-path frames.
 //! - [`content`]: method + header + body frames ⇄ one message.
+//! - [`method`]: names for the methods an error points at.
 //! - [`reply`]: reply codes and the soft (channel) / hard (connection) error type.
 
 pub mod codec;
 pub mod content;
 pub mod depth;
 pub mod encode;
+pub mod method;
 pub mod properties;
 pub mod publish;
 pub mod reply;
@@ -21,6 +23,7 @@ pub mod short_str;
 
 pub use amq_protocol;
 pub use codec::{Frame, PROTOCOL_HEADER};
+pub use method::MethodId;
 pub use properties::Properties;
 pub use publish::Publish;
 pub use reply::{AmqpError, ErrorScope};

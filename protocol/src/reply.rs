@@ -87,6 +87,11 @@ impl AmqpError {
         self
     }
 
+    /// Records the method that caused the error (reported in the close frame).
+    pub fn on_method(self, method: crate::MethodId) -> Self {
+        self.on(method.class, method.method)
+    }
+
     /// Channel-level codes (3xx and 4xx) are soft; everything else closes the connection.
     pub fn scope(&self) -> ErrorScope {
         if (300..500).contains(&self.code) {

@@ -5,12 +5,12 @@
 pub mod clock;
 pub mod consumer;
 pub mod durable;
-pub mod enqueue;
 pub mod exchange;
 pub mod field_display;
 pub mod housekeeping;
 pub mod message;
 pub mod names;
+pub mod publish;
 pub mod queue;
 pub mod sender_selected;
 pub mod vhost;
@@ -34,7 +34,7 @@ pub struct Broker {
     pub store: Option<Arc<Store>>,
     page_threshold: usize,
     /// Direct reply-to addresses (`amq.rabbitmq.reply-to.<key>`) and the channels behind them.
-    pub replies: dashmap::DashMap<String, std::sync::Weak<dyn consumer::ReplyTarget>>,
+    pub replies: Arc<publish::DirectReplies>,
 }
 
 impl Broker {
@@ -51,14 +51,18 @@ impl Broker {
             store,
             page_threshold,
         });
-        vhosts.insert("/".to_string(), VHost::new("/", durability));
+        let replies = Arc::new(publish::DirectReplies::default());
+        vhosts.insert(
+            "/".to_string(),
+            VHost::new("/", durability, replies.clone()),
+        );
         Broker {
             vhosts: RwLock::new(vhosts),
             users,
             max_message_size,
             store,
             page_threshold,
-            replies: dashmap::DashMap::new(),
+            replies,
         }
     }
 

@@ -20,9 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use warren_protocol::{Properties, ShortStr};
 
-use crate::broker::enqueue::enqueue;
 use crate::broker::message::{LazyHeaders, Message};
-use crate::broker::vhost::VHost;
+use crate::broker::publish::enqueue;
+use crate::broker::vhost::{RouteScratch, VHost};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -278,7 +278,7 @@ fn publish_batch(
         return;
     };
     let store = vhost.store();
-    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    let (mut out, mut scratch) = (Vec::new(), RouteScratch::default());
     for (message, reason) in dead {
         let mut basic = message.properties.to_basic();
         let mut history = with_death(&message, basic.headers().clone(), queue, reason);
@@ -308,8 +308,8 @@ fn publish_batch(
         if out.is_empty() {
             continue;
         }
-        enqueue(
-            store.as_ref(),
+        let _ = enqueue(
+            store,
             exchange.name.clone(),
             routing_key,
             properties,

@@ -26,9 +26,12 @@ use warren_protocol::AmqpError;
 mod bindings;
 mod routing;
 
+pub use routing::RouteScratch;
+
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
+use super::publish::DirectReplies;
 use super::queue::{Queue, QueueOptions, args};
 use crate::store::Store;
 
@@ -41,9 +44,11 @@ pub struct VHost {
     topology: Mutex<()>,
     /// Where durable definitions and messages go; `None` keeps everything in memory.
     durability: Option<Durability>,
+    /// Direct reply-to addresses (shared by every vhost, as RabbitMQ's are node-wide).
+    pub(crate) replies: Arc<DirectReplies>,
     me: Weak<VHost>,
     /// Bumped after an exchange or queue leaves the maps: memos of lookups (a channel's
-    /// `RouteCache`) are valid while it is unchanged.
+    /// `Publisher`) are valid while it is unchanged.
     generation: AtomicU64,
 }
 
@@ -69,7 +74,11 @@ fn bool_str(b: bool) -> &'static str {
 }
 
 impl VHost {
-    pub fn new(name: &str, durability: Option<Durability>) -> Arc<Self> {
+    pub fn new(
+        name: &str,
+        durability: Option<Durability>,
+        replies: Arc<DirectReplies>,
+    ) -> Arc<Self> {
         let mut exchanges = HashMap::default();
         for (ex, kind) in STANDARD_EXCHANGES {
             let options = ExchangeOptions {
@@ -90,6 +99,7 @@ impl VHost {
             queues: RwLock::new(HashMap::default()),
             topology: Mutex::new(()),
             durability,
+            replies,
             me: me.clone(),
             generation: AtomicU64::new(0),
         })
@@ -100,8 +110,8 @@ impl VHost {
         self.me.clone()
     }
 
-    pub fn store(&self) -> Option<Arc<Store>> {
-        self.durability.as_ref().map(|d| d.store.clone())
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.durability.as_ref().map(|d| &d.store)
     }
 
     /// Adds a recovered exchange (no name checks: it was checked when first declared).

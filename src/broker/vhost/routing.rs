@@ -19,7 +19,7 @@ impl VHost {
         routing_key: &str,
         headers: &mut LazyHeaders,
         out: &mut Vec<Arc<Queue>>,
-        scratch: &mut Vec<Destination>,
+        scratch: &mut RouteScratch,
     ) {
         self.route_keys(exchange, &[routing_key], headers, out, scratch)
     }
@@ -32,7 +32,7 @@ impl VHost {
         routing_keys: &[&str],
         headers: &mut LazyHeaders,
         out: &mut Vec<Arc<Queue>>,
-        scratch: &mut Vec<Destination>,
+        scratch: &mut RouteScratch,
     ) {
         if exchange.name.is_empty() {
             // The default exchange: every queue is implicitly bound by its own name.
@@ -46,11 +46,17 @@ impl VHost {
             }
             return;
         }
-        // Only exchange-to-exchange bindings and alternate exchanges grow these (no allocation
-        // for a plain publish). The walk is a loop over an explicit stack: a client can chain
-        // exchanges as long as it likes, and a recursion per exchange would overflow the stack.
-        let mut visited: HashSet<Arc<str>, ahash::RandomState> = HashSet::default();
-        let mut steps = vec![Step::Visit(exchange.clone())];
+        // The walk is a loop over an explicit stack: a client can chain exchanges as long as it
+        // likes, and a recursion per exchange would overflow the stack. The stack and the
+        // visited set live in `scratch`, reused from one message to the next.
+        let RouteScratch {
+            destinations,
+            steps,
+            visited,
+        } = scratch;
+        visited.clear();
+        steps.clear();
+        steps.push(Step::Visit(exchange.clone()));
         while let Some(step) = steps.pop() {
             match step {
                 Step::Visit(exchange) => self.visit(
@@ -58,9 +64,9 @@ impl VHost {
                     routing_keys,
                     headers,
                     out,
-                    scratch,
-                    &mut visited,
-                    &mut steps,
+                    destinations,
+                    visited,
+                    steps,
                 ),
                 Step::Next(name) => {
                     if !visited.contains(&name)
@@ -132,6 +138,19 @@ impl VHost {
             steps.insert(next_from, Step::Alternate { ae, before });
         }
     }
+}
+
+/// The routing walk's working memory, kept by whoever routes many messages (a channel, the
+/// dead-letter path) so that a plain publish allocates nothing.
+#[derive(Default)]
+pub struct RouteScratch {
+    /// What one exchange matched.
+    destinations: Vec<Destination>,
+    /// The walk's explicit stack.
+    steps: Vec<Step>,
+    /// Exchanges already routed through (only filled when a chain or an alternate exchange
+    /// makes a second visit possible).
+    visited: HashSet<Arc<str>, ahash::RandomState>,
 }
 
 /// What the routing walk does next.

@@ -23,7 +23,7 @@ fn queue_options() -> QueueOptions {
 
 /// A vhost with direct exchange `x` bound to queue `q` by key `k`.
 fn bound_vhost() -> Arc<VHost> {
-    let vhost = VHost::new("/", None);
+    let vhost = VHost::new("/", None, Default::default());
     let options = ExchangeOptions {
         kind: ExchangeKind::Direct,
         durable: false,
@@ -61,7 +61,8 @@ fn routing_does_not_wait_for_a_topology_change_in_progress() {
         move || {
             let exchange = vhost.exchange("x").unwrap();
             let properties = Default::default();
-            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            let (mut out, mut scratch) =
+                (Vec::new(), crate::broker::vhost::RouteScratch::default());
             let mut headers = LazyHeaders::new(&properties);
             vhost.route(&exchange, "k", &mut headers, &mut out, &mut scratch);
             let default = vhost.exchange("").unwrap();

@@ -9,8 +9,8 @@
 mod basic;
 mod confirms;
 mod declare;
+mod publish;
 mod reply_to;
-mod route_cache;
 mod shared;
 mod tx;
 
@@ -25,7 +25,7 @@ pub use shared::ChannelShared;
 use shared::Settlement;
 
 use crate::broker::Broker;
-use crate::broker::exchange::Destination;
+use crate::broker::publish::Publisher;
 use crate::broker::queue::ConsumerRemoved;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
@@ -55,12 +55,9 @@ pub struct Channel {
     /// The last queue declared on this channel, used when a method names the queue "".
     last_queue: Option<String>,
     /// This channel's direct reply-to address while it consumes `amq.rabbitmq.reply-to`.
-    reply_key: Option<String>,
-    /// Reused per publish so routing allocates nothing in the steady state.
-    route_scratch: Vec<Destination>,
-    route_out: Vec<Arc<Queue>>,
-    /// The last publish's exchange (and default-exchange queue), while still valid.
-    route_cache: route_cache::RouteCache,
+    reply_address: Option<String>,
+    /// This channel's routing memory, reused from one publish to the next.
+    publisher: Publisher,
 }
 
 impl Channel {
@@ -74,10 +71,8 @@ impl Channel {
             confirm_mode: false,
             tx: None,
             last_queue: None,
-            reply_key: None,
-            route_scratch: Vec::new(),
-            route_out: Vec::new(),
-            route_cache: Default::default(),
+            reply_address: None,
+            publisher: Publisher::default(),
         }
     }
 

@@ -18,9 +18,9 @@ use warren_protocol::{AmqpError, encode};
 use crate::broker::clock;
 use crate::broker::consumer::{Consumer, DeliveryTarget};
 use crate::broker::message::QueuedMessage;
+use crate::broker::publish::CommitListener;
 use crate::broker::queue::Queue;
 use crate::server::connection::ConnectionShared;
-use crate::store::CommitListener;
 
 use super::confirms::ConfirmTracker;
 

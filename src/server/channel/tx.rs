@@ -4,9 +4,9 @@
 use amq_protocol::protocol::{AMQPClass, tx};
 use warren_protocol::AmqpError;
 
-use super::basic::CheckedPublish;
 use super::shared::{Settlement, TX_COMMIT_TOKEN, Unacked};
 use super::{Channel, ChannelContext};
+use crate::broker::publish::CheckedPublish;
 
 #[derive(Default)]
 pub struct Transaction {
@@ -41,19 +41,14 @@ impl Channel {
         let Some(work) = self.tx.replace(Transaction::default()) else {
             return Err(not_transactional(20));
         };
-        let mut stored = false;
-        for publish in work.publishes {
-            stored |= self.route(publish, ctx).stored;
-        }
+        let ticket = self.commit_publishes(work.publishes, ctx);
         for (entries, how) in work.settlements {
             self.shared.settle(entries, how);
         }
-        match (&ctx.broker.store, stored) {
+        match ticket {
             // commit-ok only once the transaction's persistent messages are on disk.
-            (Some(store), true) => {
-                store.notify_when_committed(self.shared.clone(), TX_COMMIT_TOKEN)
-            }
-            _ => self.reply(
+            Some(ticket) => ticket.when_committed(self.shared.clone(), TX_COMMIT_TOKEN),
+            None => self.reply(
                 ctx,
                 AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
             ),

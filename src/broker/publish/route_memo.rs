@@ -1,4 +1,4 @@
-//! A channel's memo of its last publish's destination: the exchange it named and, for the
+//! A publisher's memo of its last publish's destination: the exchange it named and, for the
 //! default exchange, the queue its routing key named.
 //!
 //! A publisher usually sends to one place many times over; the memo saves a map lock and a
@@ -13,13 +13,13 @@ use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 
 #[derive(Default)]
-pub struct RouteCache {
+pub struct RouteMemo {
     generation: u64,
     exchange: Option<Arc<Exchange>>,
     default_queue: Option<Arc<Queue>>,
 }
 
-impl RouteCache {
+impl RouteMemo {
     /// Drops the memo if anything left the vhost since it was filled.
     fn check(&mut self, vhost: &VHost) {
         let generation = vhost.generation();

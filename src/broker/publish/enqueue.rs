@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use warren_protocol::{Properties, ShortStr};
 
-use super::message::Message;
-use super::queue::Queue;
+use crate::broker::message::Message;
+use crate::broker::queue::Queue;
 use crate::store::{MessageRecord, Store};
 
 /// What enqueueing a message did.
