@@ -37,8 +37,13 @@ pub struct AlarmLimits {
     pub store_failing: Option<watch::Receiver<bool>>,
 }
 
-/// Starts the monitor; the receiver holds the active alarm, if any.
-pub fn spawn_monitor(limits: AlarmLimits) -> watch::Receiver<Option<Alarm>> {
+/// Starts the monitor on `tasks` until `shutdown` turns true; the receiver holds the active
+/// alarm, if any.
+pub fn spawn_monitor(
+    limits: AlarmLimits,
+    mut shutdown: watch::Receiver<bool>,
+    tasks: &tokio_util::task::TaskTracker,
+) -> watch::Receiver<Option<Alarm>> {
     let (tx, rx) = watch::channel(check(&limits));
     if let Some(alarm) = *rx.borrow() {
         tracing::warn!(
@@ -46,11 +51,12 @@ pub fn spawn_monitor(limits: AlarmLimits) -> watch::Receiver<Option<Alarm>> {
             alarm.reason()
         );
     }
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut ticker = tokio::time::interval(limits.interval);
         let mut store_failing = limits.store_failing.clone();
         loop {
             tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
                 _ = ticker.tick() => {}
                 changed = changed(&mut store_failing) => {
                     if changed.is_err() {

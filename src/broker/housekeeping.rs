@@ -2,8 +2,24 @@
 //! wait for a publish or a consumer) and deletes queues unused for longer than their
 //! `x-expires`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
 use super::Broker;
 use super::clock;
+
+/// Runs housekeeping for `broker` until `shutdown` turns true.
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = ticker.tick() => sweep(&broker),
+        }
+    }
+}
 
 /// One pass over every queue; cheap for queues without TTLs or expiry (atomic flags only).
 pub fn sweep(broker: &Broker) {

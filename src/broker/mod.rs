@@ -21,6 +21,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::auth::Users;
+use crate::config::Config;
 use crate::store::{Recovered, Store};
 use durable::Durability;
 use vhost::VHost;
@@ -31,7 +32,8 @@ pub struct Broker {
     pub users: Users,
     /// Largest message body accepted (406 beyond it).
     pub max_message_size: u64,
-    pub store: Option<Arc<Store>>,
+    /// Where durable state goes; `None` only for an in-memory broker (unit tests, fuzzing).
+    store: Option<Arc<Store>>,
     page_threshold: usize,
     /// Direct reply-to addresses (`amq.rabbitmq.reply-to.<key>`) and the channels behind them.
     pub replies: Arc<publish::DirectReplies>,
@@ -66,9 +68,46 @@ impl Broker {
         }
     }
 
+    /// The broker of a data directory: opens its store (creating the directory if needed;
+    /// refused if another broker holds it) and rebuilds the vhosts from what it holds.
+    pub fn open(config: &Config, users: Users) -> Result<Broker, String> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        let map_size = usize::try_from(config.store_map_size_bytes).unwrap_or(usize::MAX);
+        let (store, recovered) = Store::open(dir, map_size)
+            .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
+        let broker = Broker::new(
+            users,
+            config.max_message_size,
+            Some(store),
+            config.queue_page_threshold,
+        );
+        broker.restore(recovered);
+        Ok(broker)
+    }
+
+    /// True while the store's commits fail (the disk alarm listens); `None` in memory.
+    pub fn store_failing(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.store.as_ref().map(|store| store.watch_failing())
+    }
+
+    /// Commits what is still pending and closes the store. Blocks until the store's writer
+    /// has finished: call it off the async workers, once nothing publishes any more.
+    pub fn close_store(&self) {
+        if let Some(store) = &self.store {
+            store.shutdown();
+        }
+    }
+
+    /// The store, for tests that inject faults or count records.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
     /// Rebuilds vhosts from what the store recovered at start-up; index entries of queues that
     /// no longer exist are dropped.
-    pub fn restore(&self, mut recovered: Recovered) {
+    fn restore(&self, mut recovered: Recovered) {
         let Some(store) = &self.store else { return };
         for vhost in self.vhosts.read().values() {
             durable::restore(vhost, store, &mut recovered, self.page_threshold);

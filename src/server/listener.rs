@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_util::task::TaskTracker;
 
 use super::connection::{self, ConnectionEnv, Stream};
 
@@ -21,7 +22,13 @@ pub fn connection_slots(max_connections: usize) -> ConnectionSlots {
     (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)))
 }
 
-pub async fn accept_loop(listener: TcpListener, slots: ConnectionSlots, env: ConnectionEnv) {
+/// Accepts until shutdown; each connection runs on `connections`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    slots: ConnectionSlots,
+    env: ConnectionEnv,
+    connections: TaskTracker,
+) {
     let mut shutdown = env.shutdown.clone();
     loop {
         let Some(permit) = take_slot(&slots, &mut shutdown).await else {
@@ -35,7 +42,7 @@ pub async fn accept_loop(listener: TcpListener, slots: ConnectionSlots, env: Con
                     let (read, write) = socket.into_split();
                     let stream = Stream { read: Box::new(read), write, peer };
                     let env = env.clone();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         connection::serve(id, stream, env).await;
                         drop(permit);
                     });

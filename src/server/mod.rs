@@ -16,20 +16,27 @@ pub(crate) use connection::{ConnectionEnv, Stream, serve};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::Config;
 use crate::auth::Users;
 use crate::broker::Broker;
-use crate::store::Store;
+
+/// How long shutdown waits for connections to send their 320 and finish.
+const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
 
 /// A started broker: its bound addresses and a way to stop it.
 pub struct RunningBroker {
     addrs: Vec<SocketAddr>,
+    /// The one shutdown signal: listeners, connections and background tasks all watch it.
     shutdown: watch::Sender<bool>,
-    listeners: Vec<JoinHandle<()>>,
+    /// Listeners, housekeeping and the alarm monitor.
+    background: TaskTracker,
+    /// One task per client connection.
+    connections: TaskTracker,
     pub broker: Arc<Broker>,
 }
 
@@ -38,67 +45,54 @@ impl RunningBroker {
         &self.addrs
     }
 
-    /// Stops accepting, closes every connection with 320 CONNECTION_FORCED, and returns.
+    /// Stops accepting, closes every connection with 320 CONNECTION_FORCED, waits for the
+    /// connections (up to a grace period) and the background tasks to end, then commits what
+    /// is pending and closes the store.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for l in self.listeners {
-            let _ = l.await;
+        self.background.close();
+        self.background.wait().await;
+        // Listeners are gone: no connection starts from here on.
+        self.connections.close();
+        if tokio::time::timeout(CONNECTIONS_GRACE, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} connections still open after {CONNECTIONS_GRACE:?}; closing the store anyway",
+                self.connections.len()
+            );
         }
-        // Give connection tasks a moment to send their close frames.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(store) = &self.broker.store {
-            // Commits whatever is still pending; the writer thread blocks, so not on a worker.
-            let store = store.clone();
-            let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
-        }
+        // The store's writer thread blocks, so not on a worker.
+        let broker = self.broker.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.close_store()).await;
     }
 }
 
 /// Binds every listener and starts accepting connections.
 pub async fn start(config: Config) -> io::Result<RunningBroker> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot create data dir {}: {e}", config.data_dir.display()),
-        )
-    })?;
     let users = Users::with_default_user(&config.default_user, &config.default_pass);
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
-    let map_size = usize::try_from(config.store_map_size_bytes).unwrap_or(usize::MAX);
-    let (store, recovered) = Store::open(&config.data_dir, map_size).map_err(|e| {
-        io::Error::other(format!(
-            "cannot open the store in {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
-    let store_failing = store.watch_failing();
-    let broker = Arc::new(Broker::new(
-        users,
-        config.max_message_size,
-        Some(store),
-        config.queue_page_threshold,
-    ));
-    broker.restore(recovered);
+    let broker = Arc::new(Broker::open(&config, users).map_err(io::Error::other)?);
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let alarm = crate::alarms::spawn_monitor(crate::alarms::AlarmLimits {
-        memory_bytes: config.memory_limit(),
-        disk_free_bytes: config.disk_free_limit_bytes,
-        data_dir: config.data_dir.clone(),
-        interval: std::time::Duration::from_millis(250),
-        store_failing: Some(store_failing),
-    });
-    {
-        // Message TTL at rest and x-expires.
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
-            loop {
-                ticker.tick().await;
-                crate::broker::housekeeping::sweep(&broker);
-            }
-        });
-    }
+    let background = TaskTracker::new();
+    let connections = TaskTracker::new();
+    let alarm = crate::alarms::spawn_monitor(
+        crate::alarms::AlarmLimits {
+            memory_bytes: config.memory_limit(),
+            disk_free_bytes: config.disk_free_limit_bytes,
+            data_dir: config.data_dir.clone(),
+            interval: Duration::from_millis(250),
+            store_failing: broker.store_failing(),
+        },
+        shutdown_rx.clone(),
+        &background,
+    );
+    background.spawn(crate::broker::housekeeping::run(
+        broker.clone(),
+        shutdown_rx.clone(),
+    ));
     let env = connection::ConnectionEnv {
         broker: broker.clone(),
         config: config.clone(),
@@ -107,7 +101,6 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
     };
     let slots = listener::connection_slots(config.max_connections);
     let mut addrs = Vec::new();
-    let mut listeners = Vec::new();
     for addr in &config.listen {
         let socket = tokio::net::TcpListener::bind(addr)
             .await
@@ -115,16 +108,18 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
         let local = socket.local_addr()?;
         tracing::info!("listening on {local}");
         addrs.push(local);
-        listeners.push(tokio::spawn(listener::accept_loop(
+        background.spawn(listener::accept_loop(
             socket,
             slots.clone(),
             env.clone(),
-        )));
+            connections.clone(),
+        ));
     }
     Ok(RunningBroker {
         addrs,
         shutdown,
-        listeners,
+        background,
+        connections,
         broker,
     })
 }

@@ -1,5 +1,6 @@
 //! The store under storage faults, without a broker around it: a commit that fails (injected
-//! with [`Store::fail_next_commits`]) and a memory map that fills up.
+//! with [`Store::fail_next_commits`]) and a memory map that fills up; and a data directory
+//! opened twice in one process.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -156,4 +157,26 @@ fn a_full_map_grows_and_every_commit_succeeds() {
         .unwrap();
     assert_eq!(read, messages);
     store.shutdown();
+}
+
+#[test]
+fn a_data_directory_is_opened_once_per_process() {
+    let dir = ScratchDir::new("open-twice");
+    let (first, _) = Store::open(&dir.0, 1 << 20).unwrap();
+    let refused = Store::open(&dir.0, 1 << 20)
+        .err()
+        .expect("a second open is refused");
+    assert!(refused.0.contains("warren.lock"), "{}", refused.0);
+    first.shutdown();
+    drop(first);
+    // The directory is free for another process now, but this one's environment stays open
+    // until it exits.
+    let refused = Store::open(&dir.0, 1 << 20)
+        .err()
+        .expect("refused for good");
+    assert!(
+        refused.0.contains("already opened by this process"),
+        "{}",
+        refused.0
+    );
 }

@@ -8,8 +8,11 @@
 //! `MapFull` is aborted, the map doubled, and the work redone ([`Lmdb::write`]): a full map
 //! is a pause, not an outage.
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
 use heed::{Env, MdbError, RoTxn, RwTxn, WithTls};
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use super::StoreError;
 use super::map_pages::MapPages;
@@ -46,6 +49,28 @@ impl Shared<'_> {
     pub fn map_pages(&self) -> &MapPages {
         &self.state.pages
     }
+}
+
+/// Environment directories this process has opened. An environment lives as long as the
+/// process (databases borrow it for `'static`), and heed's `open` is only sound once per
+/// process per path, so a path is claimed for good.
+static OPENED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Claims `path` for this process's one LMDB environment there, or refuses: it was opened
+/// before (by an earlier store in this process, even one that has shut down).
+pub fn claim_once_per_process(path: &Path) -> Result<(), StoreError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| StoreError(format!("cannot resolve {}: {e}", path.display())))?;
+    let mut opened = OPENED.lock();
+    if !opened.get_or_insert_with(HashSet::new).insert(canonical) {
+        return Err(StoreError(format!(
+            "the store in {} was already opened by this process (an LMDB environment is \
+             opened once per process)",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether an error is LMDB's "map full".

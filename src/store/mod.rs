@@ -176,9 +176,10 @@ impl Store {
         let path = dir.join("lmdb");
         std::fs::create_dir_all(&path)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", path.display())))?;
+        lmdb::claim_once_per_process(&path)?;
         // SAFETY (heed's open contract): the environment is opened once per process per path
-        // and its files are not modified by anything else while open (the directory lock
-        // keeps other warren processes out).
+        // (claimed just above) and its files are not modified by anything else while open (the
+        // directory lock keeps other warren processes out).
         let env = unsafe {
             EnvOpenOptions::new()
                 .map_size(page_multiple(map_size))

@@ -27,8 +27,8 @@ async fn start_in_process(dir: &Path) -> (RunningBroker, Arc<Store>, Connection)
         .expect("start warren in process");
     let store = running
         .broker
-        .store
-        .clone()
+        .store()
+        .cloned()
         .expect("the broker has a store");
     let uri = format!("amqp://guest:guest@{}/%2f", running.local_addrs()[0]);
     let conn = Connection::connect(&uri, ConnectionProperties::default())
