@@ -1,6 +1,7 @@
 //! Names for the (class id, method id) pairs an error points at in channel.close and
 //! connection.close, so code says `AmqpError::on_method(method::BASIC_PUBLISH)` rather than
-//! `.on(60, 40)`. Only the methods a client sends are here (the ones a broker can refuse).
+//! `.on(60, 40)`. Only the methods an error can point at are here: those a client sends, and
+//! the server-only ones a broker refuses when a client sends them.
 
 /// One AMQP method: its class id and its method id within the class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

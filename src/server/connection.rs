@@ -30,6 +30,7 @@ use crate::Config;
 use crate::alarms::Alarm;
 use crate::broker::Broker;
 use crate::broker::queue::Queue;
+use warren_protocol::method;
 
 /// The parts of a connection that queues and the writer task reach: its outbox and the
 /// channels whose deliveries must resume once the outbox drains.
@@ -336,7 +337,7 @@ impl Connection {
                 AmqpError::internal(
                     "tx.commit failed: the store could not write the transaction to disk",
                 )
-                .on(90, 20),
+                .on_method(method::TX_COMMIT),
             )
         });
     }
@@ -445,7 +446,7 @@ impl Connection {
             Frame::Publish { .. } => Err(AmqpError::channel_error(
                 "unexpected method in connection state running",
             )
-            .on(60, 40)),
+            .on_method(method::BASIC_PUBLISH)),
             _ => Err(AmqpError::unexpected_frame("content frame on channel 0")),
         }
     }
@@ -460,7 +461,8 @@ impl Connection {
             )));
         }
         if self.channels.contains_key(&id) {
-            return Err(AmqpError::channel_error("second 'channel.open' seen").on(20, 10));
+            return Err(AmqpError::channel_error("second 'channel.open' seen")
+                .on_method(method::CHANNEL_OPEN));
         }
         let channel = Channel::new(id, self.shared.clone());
         self.shared

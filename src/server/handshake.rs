@@ -16,6 +16,7 @@ use crate::Config;
 use crate::auth::{AuthError, SUPPORTED_MECHANISMS};
 use crate::broker::Broker;
 use crate::broker::vhost::VHost;
+use warren_protocol::method;
 
 /// What the handshake settled.
 pub struct Negotiated {
@@ -147,7 +148,7 @@ pub async fn run(
                 ),
             };
             return Err(ReadError::Protocol(
-                AmqpError::access_refused(text).on(10, 11),
+                AmqpError::access_refused(text).on_method(method::CONNECTION_START_OK),
             ));
         }
     };
@@ -196,7 +197,7 @@ pub async fn run(
                 "vhost {} not found",
                 open.virtual_host.as_str()
             ))
-            .on(10, 40),
+            .on_method(method::CONNECTION_OPEN),
         ));
     };
     outbox.push(method(AMQPClass::Connection(

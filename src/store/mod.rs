@@ -123,9 +123,9 @@ impl From<heed::Error> for StoreError {
 pub struct Store {
     lmdb: Arc<Lmdb>,
     dbs: Dbs,
-    /// The writer's queue and the number the next operation gets (1, 2, …); numbering under
-    /// the same lock as sending makes numbers follow the channel's order.
-    ops: Mutex<(mpsc::Sender<Op>, u64)>,
+    /// The writer's queue, numbered under the same lock as sending so that numbers follow
+    /// the channel's order.
+    ops: Mutex<WriterQueue>,
     /// What the writer reports: committed operations, whether commits fail.
     writer_shared: Arc<writer::WriterShared>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -133,6 +133,13 @@ pub struct Store {
     next_queue_id: AtomicU64,
     /// Held from open to shutdown.
     dir_lock: Mutex<Option<DirLock>>,
+}
+
+/// The writer's operation queue and the number of the last operation sent on it (the first
+/// is 1).
+struct WriterQueue {
+    sender: mpsc::Sender<Op>,
+    last_number: u64,
 }
 
 /// A stored message, decoded: routing key, properties and body share one buffer.
@@ -242,7 +249,10 @@ impl Store {
         let store = Store {
             lmdb,
             dbs,
-            ops: Mutex::new((ops, 0)),
+            ops: Mutex::new(WriterQueue {
+                sender: ops,
+                last_number: 0,
+            }),
             writer_shared,
             writer: Mutex::new(Some(writer)),
             next_message_id: AtomicU64::new(recovered.max_message_id + 1),
@@ -282,12 +292,12 @@ impl Store {
     /// Queues an operation for the writer; returns its number (see [`Store::committed_ops`]).
     fn send(&self, op: Op) -> u64 {
         let mut ops = self.ops.lock();
-        ops.1 += 1;
+        ops.last_number += 1;
         // Only fails once the writer has stopped (shutdown): nothing more can be made durable.
-        if ops.0.send(op).is_err() {
+        if ops.sender.send(op).is_err() {
             tracing::warn!("store writer stopped; a write was dropped");
         }
-        ops.1
+        ops.last_number
     }
 
     /// Every operation numbered up to this is durable (a failed commit does not count; its

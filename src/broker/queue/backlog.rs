@@ -44,8 +44,17 @@ pub struct Backlog {
     /// Newest entries, in order after `settled`: persistent messages whose index entry the store
     /// has not committed yet (with the store operation number that makes them durable), and
     /// transient messages that arrived behind them (`op` 0).
-    pending: VecDeque<(QueuedMessage, u64, bool)>,
+    pending: VecDeque<Pending>,
     len: u64,
+}
+
+/// A message in the backlog whose place in the store may not be committed yet.
+struct Pending {
+    message: QueuedMessage,
+    /// The store operation whose commit makes its index entry durable (0: nothing to wait for).
+    durable_at: u64,
+    /// Stored (paged once committed) rather than held in memory.
+    persistent: bool,
 }
 
 impl Backlog {
@@ -89,17 +98,25 @@ impl Backlog {
     /// index entry durable) are paged once that commits; transient ones stay in memory.
     pub fn push(&mut self, message: QueuedMessage, durable_at: Option<u64>) {
         self.len += 1;
-        self.pending
-            .push_back((message, durable_at.unwrap_or(0), durable_at.is_some()));
+        self.pending.push_back(Pending {
+            message,
+            durable_at: durable_at.unwrap_or(0),
+            persistent: durable_at.is_some(),
+        });
     }
 
     /// Moves entries whose store writes are committed out of `pending`, dropping their bodies.
     pub fn settle(&mut self, committed_ops: u64) {
-        while let Some((_, op, _)) = self.pending.front() {
-            if *op > committed_ops {
+        while let Some(front) = self.pending.front() {
+            if front.durable_at > committed_ops {
                 break;
             }
-            let Some((message, _, persistent)) = self.pending.pop_front() else {
+            let Some(Pending {
+                message,
+                persistent,
+                ..
+            }) = self.pending.pop_front()
+            else {
                 break;
             };
             match (persistent, message.message.store_id) {
@@ -184,7 +201,7 @@ impl Backlog {
         match self.settled.front() {
             Some(Entry::Paged { segment, taken, .. }) => Some(segment.first_seq + *taken as u64),
             Some(Entry::Held(m)) => Some(m.seq),
-            None => self.pending.front().map(|(m, _, _)| m.seq),
+            None => self.pending.front().map(|p| p.message.seq),
         }
     }
 
@@ -211,7 +228,7 @@ impl Backlog {
                 Some(Entry::Held(m)) => Taken::InMemory(m),
                 _ => return None,
             },
-            None => Taken::InMemory(self.pending.pop_front()?.0),
+            None => Taken::InMemory(self.pending.pop_front()?.message),
         };
         self.len -= 1;
         Some(taken)
@@ -238,8 +255,8 @@ impl Backlog {
                 held => each(held),
             }
         }
-        for (m, _, _) in self.pending.drain(..) {
-            each(Entry::Held(m));
+        for pending in self.pending.drain(..) {
+            each(Entry::Held(pending.message));
         }
         self.len = 0;
     }

@@ -12,6 +12,7 @@ use super::{Channel, ChannelContext};
 use crate::broker::consumer::Consumer;
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
+use warren_protocol::method;
 
 impl Channel {
     pub(super) fn handle_basic_method(
@@ -36,11 +37,11 @@ impl Channel {
             b::AMQPMethod::Get(m) => {
                 let name = self
                     .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on(60, 70))?;
+                    .map_err(|e| e.on_method(method::BASIC_GET))?;
                 let queue = ctx
                     .vhost
                     .existing_queue(&name, ctx.connection.id)
-                    .map_err(|e| e.on(60, 70))?;
+                    .map_err(|e| e.on_method(method::BASIC_GET))?;
                 match queue.get(m.no_ack) {
                     Some((message, remaining)) => self
                         .shared
@@ -104,11 +105,11 @@ impl Channel {
         }
         let name = self
             .queue_name(m.queue.as_str())
-            .map_err(|e| e.on(60, 20))?;
+            .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
         let queue = ctx
             .vhost
             .existing_queue(&name, ctx.connection.id)
-            .map_err(|e| e.on(60, 20))?;
+            .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
         let tag = if m.consumer_tag.as_str().is_empty() {
             names::consumer_tag()
         } else {
@@ -125,10 +126,10 @@ impl Channel {
         ));
         self.shared
             .add_consumer(queue.clone(), consumer.clone())
-            .map_err(|e| e.on(60, 20))?;
+            .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
         if let Err(e) = queue.add_consumer(consumer) {
             self.shared.remove_consumer(&tag);
-            return Err(e.on(60, 20));
+            return Err(e.on_method(method::BASIC_CONSUME));
         }
         if !m.nowait {
             self.reply(
@@ -167,7 +168,9 @@ impl Channel {
     /// basic.recover: RabbitMQ only implements requeue=true (540 otherwise, as RabbitMQ does).
     fn recover(&mut self, requeue: bool) -> Result<(), AmqpError> {
         if !requeue {
-            return Err(AmqpError::not_implemented("requeue=false").on(60, 110));
+            return Err(
+                AmqpError::not_implemented("requeue=false").on_method(method::BASIC_RECOVER)
+            );
         }
         let entries = self.shared.take_all_unacked();
         self.shared.settle(entries, Settlement::Requeue);
@@ -189,7 +192,7 @@ fn consumer_priority(
                     "invalid arg 'x-priority' for {what}: \"expected integer, got {}\"",
                     crate::broker::field_display::type_name(v)
                 ))
-                .on(60, 20)
+                .on_method(method::BASIC_CONSUME)
             }),
     }
 }

@@ -11,16 +11,24 @@ use bytes::BytesMut;
 use warren_protocol::{AmqpError, encode};
 
 use super::{Channel, ChannelContext};
+use warren_protocol::method;
 
-const PENDING: u8 = 0;
-const ACKED: u8 = 1;
-const NACKED: u8 = 2;
+/// Where one published message stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ConfirmState {
+    /// Waiting for its queues or the store.
+    Pending,
+    /// To be reported with basic.ack.
+    Acked,
+    /// To be reported with basic.nack.
+    Nacked,
+}
 
 /// Confirm state of one channel, shared with the store's commit callbacks.
 pub struct ConfirmTracker {
     /// Sequence number of `states[0]`; everything before it has been reported.
     first_seq: u64,
-    states: VecDeque<u8>,
+    states: VecDeque<ConfirmState>,
     /// The channel is gone: commits that finish later must not write on its id (a client may
     /// have opened a new channel with it, or already seen close-ok).
     closed: bool,
@@ -39,7 +47,7 @@ impl Default for ConfirmTracker {
 impl ConfirmTracker {
     /// The next published message's sequence number (starting at 1), pending until settled.
     pub fn register(&mut self) -> u64 {
-        self.states.push_back(PENDING);
+        self.states.push_back(ConfirmState::Pending);
         self.first_seq + self.states.len() as u64 - 1
     }
 
@@ -48,7 +56,11 @@ impl ConfirmTracker {
             .checked_sub(self.first_seq)
             .and_then(|i| self.states.get_mut(i as usize))
         {
-            *state = if ok { ACKED } else { NACKED };
+            *state = if ok {
+                ConfirmState::Acked
+            } else {
+                ConfirmState::Nacked
+            };
         }
     }
 
@@ -70,13 +82,13 @@ impl ConfirmTracker {
         let mut run: Option<(u64, u32)> = None; // (last acked seq, run length)
         let mut wrote = false;
         while let Some(&state) = self.states.front() {
-            if state == PENDING {
+            if state == ConfirmState::Pending {
                 break;
             }
             self.states.pop_front();
             let seq = self.first_seq;
             self.first_seq += 1;
-            if state == ACKED {
+            if state == ConfirmState::Acked {
                 run = Some((seq, run.map_or(1, |(_, n)| n + 1)));
                 continue;
             }
@@ -102,7 +114,8 @@ impl Channel {
     ) -> Result<(), AmqpError> {
         if self.tx.is_some() {
             return Err(
-                AmqpError::precondition("cannot switch from tx to confirm mode").on(85, 10),
+                AmqpError::precondition("cannot switch from tx to confirm mode")
+                    .on_method(method::CONFIRM_SELECT),
             );
         }
         self.confirm_mode = true;

@@ -9,6 +9,7 @@ use warren_protocol::AmqpError;
 use super::{Channel, ChannelContext};
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
 use crate::broker::queue::QueueOptions;
+use warren_protocol::method;
 
 impl Channel {
     pub(super) fn handle_exchange_method(
@@ -22,13 +23,13 @@ impl Channel {
                     if m.passive {
                         ctx.vhost
                             .passive_declare_exchange(m.exchange.as_str())
-                            .map_err(|e| e.on(40, 10))?;
+                            .map_err(|e| e.on_method(method::EXCHANGE_DECLARE))?;
                     } else {
                         return Err(AmqpError::command_invalid(format_args!(
                             "unknown exchange type '{}'",
                             m.kind
                         ))
-                        .on(40, 10));
+                        .on_method(method::EXCHANGE_DECLARE));
                     }
                     return self.reply_unless(
                         m.nowait,
@@ -45,13 +46,13 @@ impl Channel {
                 };
                 ctx.vhost
                     .declare_exchange(m.exchange.as_str(), options, m.passive)
-                    .map_err(|e| e.on(40, 10))?;
+                    .map_err(|e| e.on_method(method::EXCHANGE_DECLARE))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeclareOk(ex::DeclareOk {}))
             }
             ex::AMQPMethod::Delete(m) => {
                 ctx.vhost
                     .delete_exchange(m.exchange.as_str(), m.if_unused)
-                    .map_err(|e| e.on(40, 20))?;
+                    .map_err(|e| e.on_method(method::EXCHANGE_DELETE))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeleteOk(ex::DeleteOk {}))
             }
             ex::AMQPMethod::Bind(m) => {
@@ -62,7 +63,7 @@ impl Channel {
                 };
                 ctx.vhost
                     .bind(m.source.as_str(), binding, ctx.connection.id)
-                    .map_err(|e| e.on(40, 30))?;
+                    .map_err(|e| e.on_method(method::EXCHANGE_BIND))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::BindOk(ex::BindOk {}))
             }
             ex::AMQPMethod::Unbind(m) => {
@@ -73,7 +74,7 @@ impl Channel {
                 };
                 ctx.vhost
                     .unbind(m.source.as_str(), &binding, ctx.connection.id)
-                    .map_err(|e| e.on(40, 40))?;
+                    .map_err(|e| e.on_method(method::EXCHANGE_UNBIND))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::UnbindOk(ex::UnbindOk {}))
             }
             other => Err(AmqpError::command_invalid(format_args!(
@@ -126,7 +127,7 @@ impl Channel {
                 let declared = ctx
                     .vhost
                     .declare_queue(&name, options, m.passive, conn_id)
-                    .map_err(|e| e.on(50, 10))?;
+                    .map_err(|e| e.on_method(method::QUEUE_DECLARE))?;
                 let queue = declared.queue;
                 if queue.options.exclusive_owner == Some(conn_id)
                     && !ctx.exclusive_queues.iter().any(|x| Arc::ptr_eq(x, &queue))
@@ -147,7 +148,7 @@ impl Channel {
             q::AMQPMethod::Bind(m) => {
                 let queue = self
                     .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on(50, 20))?;
+                    .map_err(|e| e.on_method(method::QUEUE_BIND))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
                     routing_key: shortcut_routing_key(
@@ -159,13 +160,13 @@ impl Channel {
                 };
                 ctx.vhost
                     .bind(m.exchange.as_str(), binding, conn_id)
-                    .map_err(|e| e.on(50, 20))?;
+                    .map_err(|e| e.on_method(method::QUEUE_BIND))?;
                 self.reply_queue_unless(m.nowait, ctx, q::AMQPMethod::BindOk(q::BindOk {}))
             }
             q::AMQPMethod::Unbind(m) => {
                 let queue = self
                     .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on(50, 50))?;
+                    .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
                     routing_key: shortcut_routing_key(
@@ -177,7 +178,7 @@ impl Channel {
                 };
                 ctx.vhost
                     .unbind(m.exchange.as_str(), &binding, conn_id)
-                    .map_err(|e| e.on(50, 50))?;
+                    .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
                 self.reply(
                     ctx,
                     AMQPClass::Queue(q::AMQPMethod::UnbindOk(q::UnbindOk {})),
@@ -187,11 +188,11 @@ impl Channel {
             q::AMQPMethod::Purge(m) => {
                 let name = self
                     .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on(50, 30))?;
+                    .map_err(|e| e.on_method(method::QUEUE_PURGE))?;
                 let queue = ctx
                     .vhost
                     .existing_queue(&name, conn_id)
-                    .map_err(|e| e.on(50, 30))?;
+                    .map_err(|e| e.on_method(method::QUEUE_PURGE))?;
                 let message_count = queue.purge();
                 self.reply_queue_unless(
                     m.nowait,
@@ -202,13 +203,13 @@ impl Channel {
             q::AMQPMethod::Delete(m) => {
                 let name = self
                     .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on(50, 40))?;
+                    .map_err(|e| e.on_method(method::QUEUE_DELETE))?;
                 // Our own consumers of the queue hear basic.cancel after the delete-ok.
                 self.shared.defer_cancels();
                 let deleted = ctx
                     .vhost
                     .delete_queue(&name, m.if_unused, m.if_empty, conn_id)
-                    .map_err(|e| e.on(50, 40));
+                    .map_err(|e| e.on_method(method::QUEUE_DELETE));
                 if let Ok(message_count) = deleted {
                     ctx.exclusive_queues.retain(|x| *x.name != *name);
                     self.reply_queue_unless(

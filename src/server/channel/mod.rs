@@ -30,6 +30,7 @@ use crate::broker::queue::ConsumerRemoved;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::server::connection::{ConnectionShared, short_text};
+use warren_protocol::method;
 
 /// What a channel handler may touch beyond the channel itself.
 pub struct ChannelContext<'a> {
@@ -100,13 +101,13 @@ impl Channel {
             Frame::Method { method, .. } => {
                 self.assembler
                     .check_method_allowed()
-                    .map_err(|e| e.on(60, 40))?;
+                    .map_err(|e| e.on_method(method::BASIC_PUBLISH))?;
                 self.handle_method(method, ctx)
             }
             Frame::Publish { publish, .. } => {
                 self.assembler
                     .check_method_allowed()
-                    .map_err(|e| e.on(60, 40))?;
+                    .map_err(|e| e.on_method(method::BASIC_PUBLISH))?;
                 self.start_publish(publish)?;
                 Ok(true)
             }
@@ -120,7 +121,13 @@ impl Channel {
                 // RabbitMQ does.
                 let in_publish = !self.assembler.is_idle();
                 let header = self.assembler.header(class_id, body_size, properties);
-                let header = header.map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
+                let header = header.map_err(|e| {
+                    if in_publish {
+                        e.on_method(method::BASIC_PUBLISH)
+                    } else {
+                        e
+                    }
+                })?;
                 if body_size > ctx.broker_max_message_size() {
                     self.assembler.reset();
                     return Err(AmqpError::precondition(format_args!(
@@ -135,10 +142,13 @@ impl Channel {
             }
             Frame::Body { payload, .. } => {
                 let in_publish = !self.assembler.is_idle();
-                let body = self
-                    .assembler
-                    .body(payload)
-                    .map_err(|e| if in_publish { e.on(60, 40) } else { e })?;
+                let body = self.assembler.body(payload).map_err(|e| {
+                    if in_publish {
+                        e.on_method(method::BASIC_PUBLISH)
+                    } else {
+                        e
+                    }
+                })?;
                 if let Some(content) = body {
                     self.publish(content, ctx)?;
                 }
@@ -219,15 +229,13 @@ impl Channel {
                 );
                 Ok(false)
             }
-            chan::AMQPMethod::CloseOk(_) => {
-                Err(AmqpError::command_invalid("unimplemented method").on(20, 41))
-            }
-            chan::AMQPMethod::OpenOk(_) => {
-                Err(AmqpError::command_invalid("unimplemented method").on(20, 11))
-            }
+            chan::AMQPMethod::CloseOk(_) => Err(AmqpError::command_invalid("unimplemented method")
+                .on_method(method::CHANNEL_CLOSE_OK)),
+            chan::AMQPMethod::OpenOk(_) => Err(AmqpError::command_invalid("unimplemented method")
+                .on_method(method::CHANNEL_OPEN_OK)),
             // RabbitMQ 3.x no longer implements flow control requested by clients.
             chan::AMQPMethod::Flow(flow) if !flow.active => {
-                Err(AmqpError::not_implemented("active=false").on(20, 20))
+                Err(AmqpError::not_implemented("active=false").on_method(method::CHANNEL_FLOW))
             }
             chan::AMQPMethod::Flow(flow) => {
                 self.shared.set_flow(flow.active);

@@ -13,6 +13,7 @@ use super::{Channel, ChannelContext};
 use crate::broker::Broker;
 use crate::broker::consumer::ReplyTarget;
 use crate::broker::names;
+use warren_protocol::method;
 
 pub use crate::broker::publish::REPLY_PSEUDO_QUEUE as PSEUDO_QUEUE;
 impl Channel {
@@ -23,10 +24,12 @@ impl Channel {
         ctx: &mut ChannelContext,
     ) -> Result<(), AmqpError> {
         if !m.no_ack {
-            return Err(AmqpError::precondition("reply consumer cannot acknowledge").on(60, 20));
+            return Err(AmqpError::precondition("reply consumer cannot acknowledge")
+                .on_method(method::BASIC_CONSUME));
         }
         if self.reply_address.is_some() {
-            return Err(AmqpError::precondition("reply consumer already set").on(60, 20));
+            return Err(AmqpError::precondition("reply consumer already set")
+                .on_method(method::BASIC_CONSUME));
         }
         let tag = if m.consumer_tag.as_str().is_empty() {
             names::consumer_tag()

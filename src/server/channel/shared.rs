@@ -23,6 +23,7 @@ use crate::broker::queue::Queue;
 use crate::server::connection::ConnectionShared;
 
 use super::confirms::ConfirmTracker;
+use warren_protocol::method;
 
 /// The commit token that means "reply tx.commit-ok" rather than a confirm sequence number.
 pub const TX_COMMIT_TOKEN: u64 = u64::MAX;
@@ -329,7 +330,7 @@ impl ChannelShared {
 }
 
 fn unknown_tag(tag: u64) -> AmqpError {
-    AmqpError::precondition(format_args!("unknown delivery tag {tag}")).on(60, 80)
+    AmqpError::precondition(format_args!("unknown delivery tag {tag}")).on_method(method::BASIC_ACK)
 }
 
 impl DeliveryTarget for ChannelShared {

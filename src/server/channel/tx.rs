@@ -7,6 +7,7 @@ use warren_protocol::AmqpError;
 use super::shared::{Settlement, TX_COMMIT_TOKEN, Unacked};
 use super::{Channel, ChannelContext};
 use crate::broker::publish::CheckedPublish;
+use warren_protocol::method::{self, MethodId};
 
 #[derive(Default)]
 pub struct Transaction {
@@ -16,15 +17,16 @@ pub struct Transaction {
     pub settlements: Vec<(Vec<Unacked>, Settlement)>,
 }
 
-fn not_transactional(method_id: u16) -> AmqpError {
-    AmqpError::precondition("channel is not transactional").on(90, method_id)
+fn not_transactional(method: MethodId) -> AmqpError {
+    AmqpError::precondition("channel is not transactional").on_method(method)
 }
 
 impl Channel {
     pub(super) fn tx_select(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
         if self.confirm_mode {
             return Err(
-                AmqpError::precondition("cannot switch from confirm to tx mode").on(90, 10),
+                AmqpError::precondition("cannot switch from confirm to tx mode")
+                    .on_method(method::TX_SELECT),
             );
         }
         if self.tx.is_none() {
@@ -39,7 +41,7 @@ impl Channel {
 
     pub(super) fn tx_commit(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
         let Some(work) = self.tx.replace(Transaction::default()) else {
-            return Err(not_transactional(20));
+            return Err(not_transactional(method::TX_COMMIT));
         };
         let ticket = self.commit_publishes(work.publishes, ctx);
         for (entries, how) in work.settlements {
@@ -58,7 +60,7 @@ impl Channel {
 
     pub(super) fn tx_rollback(&mut self, ctx: &mut ChannelContext) -> Result<(), AmqpError> {
         let Some(work) = self.tx.replace(Transaction::default()) else {
-            return Err(not_transactional(30));
+            return Err(not_transactional(method::TX_ROLLBACK));
         };
         // Acks made in the transaction are undone: those deliveries are outstanding again.
         for (entries, _) in work.settlements {
