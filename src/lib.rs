@@ -1,8 +1,10 @@
 //! warren: an AMQP 0-9-1 message broker that behaves like RabbitMQ 3.x.
 //!
 //! Layers, each calling only the ones below it: [`server`] (sockets, connection and channel
-//! state machines) → [`broker`] (vhosts, exchanges, queues, consumers) → the `warren-protocol`
-//! crate (frames). [`auth`] checks logins; [`config`] holds the settings.
+//! state machines) → [`broker`] (vhosts, exchanges, queues, consumers, the publish pipeline)
+//! → [`store`] (LMDB: durable definitions and messages). The `warren-protocol` crate turns bytes
+//! into frames for the server. [`auth`] checks logins; [`alarms`] watches memory and disk;
+//! [`config`] holds the settings.
 
 pub mod alarms;
 pub mod auth;

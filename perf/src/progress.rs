@@ -116,7 +116,7 @@ impl Progress {
         }
     }
 
-    /// Between reports: redraws the status line (elapsed time, bar, totals) every [`REDRAW`].
+    /// Between reports: redraws the status line (elapsed time, bar, totals) every `REDRAW`.
     pub fn refresh(&mut self, elapsed: Duration, stats: &Stats) {
         if self.mode != Mode::Status || self.last_draw.is_some_and(|t| t.elapsed() < REDRAW) {
             return;

@@ -2,7 +2,7 @@
 //! count of messages delivered but not yet settled.
 //!
 //! State sits behind one short `Mutex`; every operation takes it once. Delivery happens under the
-//! lock, straight into the consumer's channel (see [`DeliveryTarget`]), so a publish to a queue
+//! lock, straight into the consumer's channel (see [`DeliveryTarget`](crate::broker::consumer::DeliveryTarget)), so a publish to a queue
 //! with a waiting consumer costs one lock and one write into that consumer's write buffer. The
 //! one exception is paging the backlog in from the store (page_in.rs): the lock is released
 //! during the read, so callers of [`Queue::dispatch_paging`] must not assume the state stayed

@@ -1,6 +1,6 @@
 //! One virtual host: its exchanges, queues and the bindings between them. The routing walk
 //! that turns (exchange, routing keys, headers) into the set of target queues is in
-//! [`routing`].
+//! `routing.rs`.
 //!
 //! Declare/delete/bind operations check equivalence and reserved names here, with RabbitMQ's
 //! reply texts. Everything that involves more than one exchange or queue (cascading deletes,
