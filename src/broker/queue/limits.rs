@@ -2,9 +2,9 @@
 //! oldest ready messages go, dead-lettered as maxlen) or reject-publish(-dlx) (the new message is
 //! refused; see `Queue::publish`).
 
-use super::super::backlog::Taken;
-use super::super::dead_letter::Reason;
-use super::{Queue, QueueState};
+use super::backlog::Taken;
+use super::dead_letter::Reason;
+use super::queue::{Queue, QueueState};
 use crate::broker::message::Message;
 
 impl Queue {

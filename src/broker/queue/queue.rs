@@ -7,6 +7,9 @@
 //! one exception is paging the backlog in from the store (page_in.rs): the lock is released
 //! during the read, so callers of [`Queue::dispatch_paging`] must not assume the state stayed
 //! put across it. This file must not know about sockets or frames.
+//!
+//! Some of `impl Queue` lives in sibling files, one concern each: length limits (limits.rs),
+//! time (ttl.rs) and paging in (page_in.rs). They reach the state through `pub(super)` fields.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -27,13 +30,6 @@ use crate::broker::names;
 use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
 
-#[path = "limits.rs"]
-mod limits;
-#[path = "page_in.rs"]
-mod page_in;
-#[path = "ttl.rs"]
-mod ttl;
-
 /// The declare-time properties of a queue.
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
@@ -51,28 +47,28 @@ pub struct Queue {
     /// Durable queues keep their persistent messages in the store under this id.
     pub persistence: Option<Persistence>,
     /// `x-max-length`, `x-max-length-bytes` and what happens beyond them.
-    max_length: Option<u64>,
-    max_length_bytes: Option<u64>,
+    pub(super) max_length: Option<u64>,
+    pub(super) max_length_bytes: Option<u64>,
     overflow: Overflow,
     /// `x-message-ttl` in milliseconds.
-    message_ttl: Option<u64>,
+    pub(super) message_ttl: Option<u64>,
     /// `x-expires` in milliseconds.
-    expires: Option<u64>,
+    pub(super) expires: Option<u64>,
     /// `x-consumer-timeout`, or the broker's default; `None` = off.
-    consumer_timeout: Option<u64>,
+    pub(super) consumer_timeout: Option<u64>,
     /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`.
     dead_letter: Option<DeadLetterTarget>,
     /// The vhost dead letters are routed through.
     vhost_ref: Weak<VHost>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
-    last_used: AtomicU64,
+    pub(super) last_used: AtomicU64,
     /// Set when a message with a TTL is queued; housekeeping skips queues without.
-    may_expire: AtomicBool,
+    pub(super) may_expire: AtomicBool,
     /// Whether persistent messages may be paged out to the store (see backlog.rs).
     pages: bool,
-    state: Mutex<QueueState>,
+    pub(super) state: Mutex<QueueState>,
     /// Signalled when a page-in ends (`QueueState::paging_in` cleared): basic.get waits on it.
-    paged_in: Condvar,
+    pub(super) paged_in: Condvar,
 }
 
 /// Where a durable queue's index lives in the store.
@@ -83,22 +79,22 @@ pub struct Persistence {
     pub page_threshold: usize,
 }
 
-struct QueueState {
-    ready: Ready,
+pub(super) struct QueueState {
+    pub(super) ready: Ready,
     /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
-    backlog: Backlog,
+    pub(super) backlog: Backlog,
     /// A page-in is reading the front of the backlog with the lock released: nobody else pages
     /// in until it is back (see page_in.rs).
-    paging_in: bool,
-    next_seq: u64,
-    consumers: ConsumerSet,
+    pub(super) paging_in: bool,
+    pub(super) next_seq: u64,
+    pub(super) consumers: ConsumerSet,
     /// Delivered (to consumers or basic.get) and not yet acked, rejected or requeued.
-    unacked: usize,
+    pub(super) unacked: usize,
     /// Set once any consumer attached: auto-delete applies only after that.
-    had_consumer: bool,
-    deleted: bool,
+    pub(super) had_consumer: bool,
+    pub(super) deleted: bool,
     /// Messages that left for a dead-letter reason, routed once the lock is released.
-    dead: Vec<(Arc<Message>, Reason)>,
+    pub(super) dead: Vec<(Arc<Message>, Reason)>,
 }
 
 /// What removing a consumer left behind.
@@ -183,7 +179,7 @@ impl Queue {
 
     /// A message leaves the queue without being delivered: out of the store, and through the
     /// dead-letter exchange if the queue has one.
-    fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
+    pub(super) fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
         self.forget_stored([&m]);
         if self.dead_letter.is_some() {
             st.dead.push((m.message, reason));
@@ -192,7 +188,7 @@ impl Queue {
 
     /// Releases the lock, then routes what left for a dead-letter reason meanwhile (outside the
     /// lock: the dead-letter queue may be this one, or route back to it).
-    fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
+    pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
         if st.dead.is_empty() {
             return;
         }
@@ -316,7 +312,7 @@ impl Queue {
     }
 
     /// Delivers from the in-memory ready list only (the lock stays held).
-    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+    pub(super) fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
         if st.consumers.is_empty() {
             return;
         }
@@ -484,7 +480,7 @@ impl Queue {
     }
 
     /// Ready messages, in memory and paged.
-    fn ready_count(st: &QueueState) -> u32 {
+    pub(super) fn ready_count(st: &QueueState) -> u32 {
         (st.ready.len() as u64 + st.backlog.len()) as u32
     }
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::super::dead_letter::Reason;
-use super::{Queue, QueueState};
+use super::dead_letter::Reason;
+use super::queue::{Queue, QueueState};
 use crate::broker::clock;
 use crate::broker::message::{Message, QueuedMessage};
 
