@@ -10,9 +10,10 @@ use crate::broker::message::Message;
 impl Queue {
     /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
     pub(super) fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
-        self.max_length
+        let args = &self.options.arguments;
+        args.max_length
             .is_some_and(|max| Self::ready_count(st) as u64 >= max)
-            || self
+            || args
                 .max_length_bytes
                 .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
     }
@@ -21,10 +22,11 @@ impl Queue {
     /// messages go until the queue is within its limit. (Other overflow modes and
     /// dead-lettering belong to the queue-extensions work.)
     pub(super) fn enforce_max_length(&self, st: &mut QueueState) {
+        let args = &self.options.arguments;
         let over = |st: &QueueState| {
-            self.max_length
+            args.max_length
                 .is_some_and(|max| Self::ready_count(st) as u64 > max)
-                || self
+                || args
                     .max_length_bytes
                     .is_some_and(|max| st.ready.bytes() > max)
         };

@@ -12,4 +12,5 @@ mod queue;
 mod ready;
 mod ttl;
 
-pub use queue::{ConsumerRemoved, Persistence, Queue, QueueOptions};
+pub use args::QueueArguments;
+pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};

@@ -18,10 +18,10 @@ use amq_protocol::types::FieldTable;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use warren_protocol::AmqpError;
 
-use super::args::Overflow;
+use super::args::{Overflow, QueueArguments};
 use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
-use super::dead_letter::{self, DeadLetterTarget, Reason};
+use super::dead_letter::{self, Reason};
 use super::ready::Ready;
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
@@ -30,14 +30,33 @@ use crate::broker::names;
 use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
 
-/// The declare-time properties of a queue.
+/// The declare-time properties of a queue. `A` holds its arguments: typed and checked
+/// ([`QueueArguments`]) once the queue exists, or as queue.declare carried them
+/// ([`QueueDeclaration`]) until the vhost knows the declare creates a queue.
 #[derive(Debug, Clone)]
-pub struct QueueOptions {
+pub struct QueueOptions<A = QueueArguments> {
     pub durable: bool,
     /// The connection that owns an exclusive queue.
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
-    pub arguments: FieldTable,
+    pub arguments: A,
+}
+
+/// A queue.declare (or a stored definition) before its arguments are parsed: a redeclare only
+/// compares them, a passive declare ignores them, as in RabbitMQ.
+pub type QueueDeclaration = QueueOptions<FieldTable>;
+
+impl QueueDeclaration {
+    /// The options of a queue about to be created: the arguments parsed and checked
+    /// ([`QueueArguments::parse`]; `what` names the queue in its error texts).
+    pub fn parse(self, what: &str) -> Result<QueueOptions, AmqpError> {
+        Ok(QueueOptions {
+            durable: self.durable,
+            exclusive_owner: self.exclusive_owner,
+            auto_delete: self.auto_delete,
+            arguments: QueueArguments::parse(self.arguments, what)?,
+        })
+    }
 }
 
 pub struct Queue {
@@ -46,18 +65,8 @@ pub struct Queue {
     pub options: QueueOptions,
     /// Durable queues keep their persistent messages in the store under this id.
     pub persistence: Option<Persistence>,
-    /// `x-max-length`, `x-max-length-bytes` and what happens beyond them.
-    pub(super) max_length: Option<u64>,
-    pub(super) max_length_bytes: Option<u64>,
-    overflow: Overflow,
-    /// `x-message-ttl` in milliseconds.
-    pub(super) message_ttl: Option<u64>,
-    /// `x-expires` in milliseconds.
-    pub(super) expires: Option<u64>,
     /// `x-consumer-timeout`, or the broker's default; `None` = off.
     pub(super) consumer_timeout: Option<u64>,
-    /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`.
-    dead_letter: Option<DeadLetterTarget>,
     /// The vhost dead letters are routed through.
     vhost_ref: Weak<VHost>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
@@ -114,26 +123,22 @@ impl Queue {
         persistence: Option<Persistence>,
         vhost_ref: Weak<VHost>,
     ) -> Self {
-        let max_length = super::args::max_length(&options.arguments);
-        let max_length_bytes = super::args::max_length_bytes(&options.arguments);
-        let overflow = super::args::overflow(&options.arguments);
-        let message_ttl = super::args::message_ttl(&options.arguments);
-        let expires = super::args::expires(&options.arguments);
-        let consumer_timeout = super::args::consumer_timeout(&options.arguments)
+        let args = &options.arguments;
+        let consumer_timeout = args
+            .consumer_timeout_ms
             .or_else(crate::broker::consumer::default_timeout)
             .filter(|t| *t > 0);
-        let max_priority = super::args::max_priority(&options.arguments);
-        let dead_letter = super::dead_letter::target(&options.arguments);
         // Priority queues keep everything in memory (their order is not the store's FIFO), and
         // so do byte-limited ones (their accounting needs body sizes) and dead-lettering ones
         // (a dropped head must be at hand to dead-letter).
-        let pages = max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none();
+        let pages =
+            args.max_priority == 0 && args.max_length_bytes.is_none() && args.dead_letter.is_none();
         let state = QueueState {
-            ready: Ready::new(max_priority),
+            ready: Ready::new(args.max_priority),
             backlog: Backlog::default(),
             paging_in: false,
             next_seq: 0,
-            consumers: ConsumerSet::new(super::args::single_active_consumer(&options.arguments)),
+            consumers: ConsumerSet::new(args.single_active_consumer),
             unacked: 0,
             had_consumer: false,
             deleted: false,
@@ -144,13 +149,7 @@ impl Queue {
             vhost,
             options,
             persistence,
-            max_length,
-            max_length_bytes,
-            overflow,
-            message_ttl,
-            expires,
             consumer_timeout,
-            dead_letter,
             vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
             may_expire: AtomicBool::new(false),
@@ -181,7 +180,7 @@ impl Queue {
     /// dead-letter exchange if the queue has one.
     pub(super) fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
         self.forget_stored([&m]);
-        if self.dead_letter.is_some() {
+        if self.options.arguments.dead_letter.is_some() {
             st.dead.push((m.message, reason));
         }
     }
@@ -194,7 +193,8 @@ impl Queue {
         }
         let dead = std::mem::take(&mut st.dead);
         drop(st);
-        if let (Some(target), Some(vhost)) = (&self.dead_letter, self.vhost_ref.upgrade()) {
+        let target = &self.options.arguments.dead_letter;
+        if let (Some(target), Some(vhost)) = (target, self.vhost_ref.upgrade()) {
             dead_letter::publish(&vhost, &self.name, target, dead);
         }
     }
@@ -248,8 +248,9 @@ impl Queue {
         if st.deleted {
             return true;
         }
-        if self.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
-            if self.overflow == Overflow::RejectPublishDlx && self.dead_letter.is_some() {
+        let args = &self.options.arguments;
+        if args.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
+            if args.overflow == Overflow::RejectPublishDlx && args.dead_letter.is_some() {
                 st.dead.push((message, Reason::Maxlen));
                 self.finish(st);
             }

@@ -29,7 +29,7 @@ mod routing;
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
-use super::queue::{Queue, QueueOptions, args};
+use super::queue::{Queue, QueueDeclaration, args};
 use crate::store::Store;
 
 pub struct VHost {
@@ -358,7 +358,7 @@ impl VHost {
     pub fn declare_queue(
         &self,
         name: &str,
-        options: QueueOptions,
+        options: QueueDeclaration,
         passive: bool,
         connection_id: u64,
     ) -> Result<DeclaredQueue, AmqpError> {
@@ -389,7 +389,7 @@ impl VHost {
         &self,
         name: String,
         generated: bool,
-        options: QueueOptions,
+        options: QueueDeclaration,
         connection_id: u64,
     ) -> Result<Arc<Queue>, AmqpError> {
         // Redeclaring writes nothing: no need to wait for other declares.
@@ -405,7 +405,7 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        args::validate(&options.arguments, &names::queue(&name, &self.name))?;
+        let options = options.parse(&names::queue(&name, &self.name))?;
         // Exclusive queues die with their connection: never worth storing. The store commits
         // with no map lock held: publishes to other queues go on meanwhile.
         let persistence = match &self.durability {
@@ -431,7 +431,7 @@ impl VHost {
     fn redeclared_queue(
         &self,
         existing: Arc<Queue>,
-        options: &QueueOptions,
+        options: &QueueDeclaration,
         connection_id: u64,
     ) -> Result<Arc<Queue>, AmqpError> {
         existing.check_access(connection_id)?;
@@ -443,7 +443,7 @@ impl VHost {
     fn check_queue_equivalence(
         &self,
         existing: &Queue,
-        new: &QueueOptions,
+        new: &QueueDeclaration,
     ) -> Result<(), AmqpError> {
         let current = &existing.options;
         let what = names::queue(&existing.name, &self.name);
@@ -471,7 +471,7 @@ impl VHost {
                 current.auto_delete,
             ));
         }
-        args::check_equivalent(&current.arguments, &new.arguments, &what)
+        current.arguments.check_equivalent(&new.arguments, &what)
     }
 
     /// queue.delete: returns the number of ready messages dropped.
