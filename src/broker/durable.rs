@@ -9,7 +9,8 @@ use warren_protocol::{AmqpError, Properties, ShortStr};
 
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::message::Message;
-use super::queue::{Persistence, Queue, QueueOptions};
+use super::names;
+use super::queue::{Persistence, Queue, QueueDeclaration, QueueOptions};
 use super::vhost::VHost;
 use crate::store::{Definition, RecordError, Recovered, Store, StoredMessage};
 
@@ -84,7 +85,7 @@ impl Durability {
             name: name.to_string(),
             id: queue_id,
             auto_delete: options.auto_delete,
-            arguments: options.arguments.clone(),
+            arguments: options.arguments.declared().clone(),
         };
         self.store.put_definition(&def).map_err(internal)?;
         Ok(Persistence {
@@ -100,7 +101,7 @@ impl Durability {
             name: q.name.to_string(),
             id: p.queue_id,
             auto_delete: q.options.auto_delete,
-            arguments: q.options.arguments.clone(),
+            arguments: q.options.arguments.declared().clone(),
         };
         if let Err(e) = self.store.delete_definitions(&[def]) {
             tracing::error!("cannot delete a stored queue definition: {e}");
@@ -176,13 +177,22 @@ pub fn restore(
                 tracing::error!("queue '{name}' in vhost '{v}' not loaded: {reason}");
                 continue;
             }
-            let count: usize = segments.iter().map(|s| s.ids.len()).sum();
-            let options = QueueOptions {
+            let declaration = QueueDeclaration {
                 durable: true,
                 exclusive_owner: None,
                 auto_delete: *auto_delete,
                 arguments: arguments.clone(),
             };
+            // The same parse as at declare: it passed then, so a failure means the stored
+            // definition is damaged (or the rules changed since).
+            let options = match declaration.parse(&names::queue(name, v)) {
+                Ok(options) => options,
+                Err(e) => {
+                    tracing::error!("queue '{name}' in vhost '{v}' not loaded: {}", e.text);
+                    continue;
+                }
+            };
+            let count: usize = segments.iter().map(|s| s.ids.len()).sum();
             let persistence = Persistence {
                 store: store.clone(),
                 queue_id: *id,

@@ -11,14 +11,14 @@ use warren_protocol::{AmqpError, Properties, ShortStr};
 use super::*;
 use crate::broker::consumer::ReplyTarget;
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
-use crate::broker::queue::QueueOptions;
+use crate::broker::queue::QueueDeclaration;
 
 fn short(s: &str) -> ShortStr {
     ShortStr::from_slice(s.as_bytes()).expect("a short string")
 }
 
-fn queue_options(arguments: FieldTable) -> QueueOptions {
-    QueueOptions {
+fn queue_options(arguments: FieldTable) -> QueueDeclaration {
+    QueueDeclaration {
         durable: false,
         exclusive_owner: None,
         auto_delete: false,

@@ -1,12 +1,16 @@
-//! `x-*` queue arguments: type and range checks at declare time, and the equivalence check on
-//! redeclare — both in one place and in RabbitMQ's wording
-//! (`invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}`).
+//! A queue's `x-*` arguments: [`QueueArguments::parse`] reads and checks them once, when a queue
+//! is created (by queue.declare or from the store), with RabbitMQ's reply texts
+//! (`invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}`); and
+//! [`QueueArguments::check_equivalent`] compares them on redeclare.
 //!
-//! Only validation lives here; what each argument does belongs to the file of its feature.
+//! Only the reading of arguments lives here; what each one does belongs to the file of its
+//! feature (limits.rs, ttl.rs, dead_letter.rs, consumers.rs, ready.rs), which reads the typed
+//! field and never the table.
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 use warren_protocol::AmqpError;
 
+use super::dead_letter::DeadLetterTarget;
 use crate::broker::field_display::{as_i64, type_name, value};
 
 /// Arguments RabbitMQ compares when a queue is redeclared; other arguments are ignored there.
@@ -27,66 +31,211 @@ const EQUIVALENCE_CHECKED: [&str; 11] = [
 /// RabbitMQ's largest TTL / expiry in milliseconds.
 const MAX_EXPIRY: i64 = 365 * 24 * 3600 * 1000 * 10;
 
-/// Checks every known `x-*` argument of a queue declaration. `what` is `queue 'q' in vhost '/'`.
-pub fn validate(arguments: &FieldTable, what: &str) -> Result<(), AmqpError> {
-    for (key, v) in arguments.inner() {
-        let key = key.as_str();
-        let check = match key {
-            "x-expires" => positive_int(v),
-            "x-message-ttl" => non_negative_int(v, MAX_EXPIRY),
-            "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => {
-                non_negative_int(v, i64::MAX)
-            }
-            "x-max-priority" => max_priority_arg(v),
-            "x-consumer-timeout" => non_negative_int(v, i64::MAX),
-            "x-dead-letter-exchange" | "x-dead-letter-routing-key" => string(v).map(|_| ()),
-            "x-overflow" => one_of(
-                v,
-                &["drop-head", "reject-publish", "reject-publish-dlx"],
-                "invalid_overflow",
-            ),
-            "x-queue-mode" => one_of(v, &["default", "lazy"], "invalid_queue_mode"),
-            "x-queue-type" => one_of(v, &["classic"], "invalid_queue_type"),
-            "x-single-active-consumer" => match v {
-                AMQPValue::Boolean(_) => Ok(()),
-                other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
-            },
-            _ => Ok(()),
-        };
-        check.map_err(|reason| {
-            AmqpError::precondition(format_args!("invalid arg '{key}' for {what}: {reason}"))
-        })?;
-    }
-    if arguments.inner().contains_key("x-dead-letter-routing-key")
-        && !arguments.inner().contains_key("x-dead-letter-exchange")
-    {
-        return Err(AmqpError::precondition(format_args!(
-            "invalid arg 'x-dead-letter-routing-key' for {what}: routing_key_but_no_dlx_defined"
-        )));
-    }
-    Ok(())
+/// What a full queue does with a new message (`x-overflow`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// The oldest ready messages go (dead-lettered as `maxlen`).
+    #[default]
+    DropHead,
+    /// The new message is refused (the publisher gets a nack).
+    RejectPublish,
+    /// As `RejectPublish`, and the refused message is dead-lettered.
+    RejectPublishDlx,
 }
 
+/// `x-queue-mode`. Accepted as RabbitMQ accepts it; durable queues page their backlog to the
+/// store in either mode (see backlog.rs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueMode {
+    #[default]
+    Default,
+    Lazy,
+}
+
+/// A queue's arguments, typed and checked. The [`Default`] is a queue declared without any.
+///
+/// Policies are not supported yet. When they are, they merge here, into the typed fields, by
+/// a `QueueArguments::with_policy(&self, &Policy) -> QueueArguments` next to [`Self::parse`]
+/// (RabbitMQ's rules: the lower of argument and policy for the lengths, TTL and expiry, the
+/// argument for the others); [`Self::declared`] stays as the client sent it, since redeclare
+/// equivalence and the stored definition use the declaration alone.
+#[derive(Debug, Clone, Default)]
+pub struct QueueArguments {
+    /// `x-max-length`: ready messages allowed before [`Self::overflow`] applies.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes`: body bytes of ready messages allowed before the same.
+    pub max_length_bytes: Option<u64>,
+    /// `x-overflow`.
+    pub overflow: Overflow,
+    /// `x-message-ttl` in milliseconds.
+    pub message_ttl_ms: Option<u64>,
+    /// `x-expires` in milliseconds (never 0).
+    pub expires_ms: Option<u64>,
+    /// `x-dead-letter-exchange`, with `x-dead-letter-routing-key` if given.
+    pub dead_letter: Option<DeadLetterTarget>,
+    /// `x-max-priority`: the highest priority level; 0 = not a priority queue.
+    pub max_priority: u8,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
+    /// `x-consumer-timeout` in milliseconds (0 = off); `None` leaves the broker's default.
+    pub consumer_timeout_ms: Option<u64>,
+    /// `x-delivery-limit`: checked as RabbitMQ checks it; it acts on quorum queues only.
+    pub delivery_limit: Option<u64>,
+    /// `x-queue-mode`.
+    pub mode: QueueMode,
+    /// The table as declared, unknown keys included.
+    declared: FieldTable,
+}
+
+/// The two dead-letter keys, gathered while reading: a routing key needs an exchange.
+#[derive(Default)]
+struct DeadLetterKeys {
+    exchange: Option<String>,
+    routing_key: Option<String>,
+}
+
+impl QueueArguments {
+    /// Reads every known `x-*` argument, refusing a wrong type or value with RabbitMQ's 406
+    /// text; keys are checked in the table's (sorted) order, so the first bad one is reported.
+    /// Unknown keys are kept in [`Self::declared`] and mean nothing, as in RabbitMQ. `what`
+    /// names the queue: `queue 'q' in vhost '/'`.
+    pub fn parse(declared: FieldTable, what: &str) -> Result<Self, AmqpError> {
+        let mut arguments = QueueArguments::default();
+        let mut dead_letter = DeadLetterKeys::default();
+        for (key, v) in declared.inner() {
+            let key = key.as_str();
+            arguments
+                .read(key, v, &mut dead_letter)
+                .map_err(|reason| invalid(key, what, reason))?;
+        }
+        arguments.dead_letter = match dead_letter {
+            DeadLetterKeys {
+                exchange: Some(exchange),
+                routing_key,
+            } => Some(DeadLetterTarget {
+                exchange,
+                routing_key,
+            }),
+            DeadLetterKeys {
+                routing_key: Some(_),
+                ..
+            } => {
+                return Err(invalid(
+                    "x-dead-letter-routing-key",
+                    what,
+                    "routing_key_but_no_dlx_defined".into(),
+                ));
+            }
+            _ => None,
+        };
+        arguments.declared = declared;
+        Ok(arguments)
+    }
+
+    /// One argument into its field; the error is RabbitMQ's reason (`{value_negative,-1}`).
+    fn read(
+        &mut self,
+        key: &str,
+        v: &AMQPValue,
+        dead_letter: &mut DeadLetterKeys,
+    ) -> Result<(), String> {
+        match key {
+            "x-expires" => self.expires_ms = Some(positive_int(v)?),
+            "x-message-ttl" => self.message_ttl_ms = Some(non_negative_int(v, MAX_EXPIRY)?),
+            "x-max-length" => self.max_length = Some(non_negative_int(v, i64::MAX)?),
+            "x-max-length-bytes" => self.max_length_bytes = Some(non_negative_int(v, i64::MAX)?),
+            "x-delivery-limit" => self.delivery_limit = Some(non_negative_int(v, i64::MAX)?),
+            "x-consumer-timeout" => {
+                self.consumer_timeout_ms = Some(non_negative_int(v, i64::MAX)?);
+            }
+            "x-max-priority" => self.max_priority = max_priority(v)?,
+            "x-dead-letter-exchange" => dead_letter.exchange = Some(string(v)?),
+            "x-dead-letter-routing-key" => dead_letter.routing_key = Some(string(v)?),
+            "x-overflow" => {
+                self.overflow = match string(v)?.as_str() {
+                    "drop-head" => Overflow::DropHead,
+                    "reject-publish" => Overflow::RejectPublish,
+                    "reject-publish-dlx" => Overflow::RejectPublishDlx,
+                    _ => return Err("invalid_overflow".into()),
+                }
+            }
+            "x-queue-mode" => {
+                self.mode = match string(v)?.as_str() {
+                    "default" => QueueMode::Default,
+                    "lazy" => QueueMode::Lazy,
+                    _ => return Err("invalid_queue_mode".into()),
+                }
+            }
+            // Classic queues are the only type; the argument is checked, not kept.
+            "x-queue-type" => match string(v)?.as_str() {
+                "classic" => {}
+                _ => return Err("invalid_queue_type".into()),
+            },
+            "x-single-active-consumer" => {
+                self.single_active_consumer = match v {
+                    AMQPValue::Boolean(b) => *b,
+                    other => return Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The arguments as the client declared them: what a redeclare is compared with and what
+    /// the store keeps.
+    pub fn declared(&self) -> &FieldTable {
+        &self.declared
+    }
+
+    /// Compares a redeclaration's arguments with these, on the keys RabbitMQ compares
+    /// (integers of any width are equal when their values are). The received table is not
+    /// checked otherwise, as in RabbitMQ.
+    pub fn check_equivalent(&self, received: &FieldTable, what: &str) -> Result<(), AmqpError> {
+        for key in EQUIVALENCE_CHECKED {
+            let (cur, new) = (self.declared.inner().get(key), received.inner().get(key));
+            let same = match (cur, new) {
+                (None, None) => true,
+                (Some(a), Some(b)) => match (as_i64(a), as_i64(b)) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => a == b,
+                },
+                _ => false,
+            };
+            if !same {
+                return Err(inequivalent(key, what, new, cur));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, what: &str, reason: String) -> AmqpError {
+    AmqpError::precondition(format_args!("invalid arg '{key}' for {what}: {reason}"))
+}
+
+/// An integer of any width; a timestamp is not one for RabbitMQ.
 fn int(v: &AMQPValue) -> Result<i64, String> {
     as_i64(v)
         .filter(|_| !matches!(v, AMQPValue::Timestamp(_)))
         .ok_or_else(|| format!("{{unacceptable_type,{}}}", type_name(v)))
 }
 
-fn positive_int(v: &AMQPValue) -> Result<(), String> {
+/// `x-expires`: 1 up to RabbitMQ's largest expiry.
+fn positive_int(v: &AMQPValue) -> Result<u64, String> {
     match int(v)? {
         0 => Err("{value_zero,0}".into()),
         n if n < 0 => Err(format!("{{value_negative,{n}}}")),
         n if n > MAX_EXPIRY => Err(format!("{{value_too_large,{n},{MAX_EXPIRY}}}")),
-        _ => Ok(()),
+        n => Ok(n.unsigned_abs()),
     }
 }
 
-fn non_negative_int(v: &AMQPValue, max: i64) -> Result<(), String> {
+fn non_negative_int(v: &AMQPValue, max: i64) -> Result<u64, String> {
     match int(v)? {
         n if n < 0 => Err(format!("{{value_negative,{n}}}")),
         n if n > max => Err(format!("{{value_too_large,{n},{max}}}")),
-        _ => Ok(()),
+        n => Ok(n.unsigned_abs()),
     }
 }
 
@@ -98,133 +247,16 @@ fn string(v: &AMQPValue) -> Result<String, String> {
     }
 }
 
-/// RabbitMQ reports an unknown value by its error atom alone (`invalid_overflow`).
-fn one_of(v: &AMQPValue, allowed: &[&str], error: &str) -> Result<(), String> {
-    let s = string(v)?;
-    if allowed.contains(&s.as_str()) {
-        Ok(())
-    } else {
-        Err(error.to_string())
-    }
-}
-
-/// `x-max-priority`: an integer up to 255 (0 is accepted: an ordinary queue).
-fn max_priority_arg(v: &AMQPValue) -> Result<(), String> {
+/// `x-max-priority`: an integer up to 255 (0 is accepted: an ordinary queue). RabbitMQ words
+/// its type error differently from the other integers'.
+fn max_priority(v: &AMQPValue) -> Result<u8, String> {
     let Some(n) = as_i64(v).filter(|_| !matches!(v, AMQPValue::Timestamp(_))) else {
         return Err(format!("\"expected integer, got {}\"", type_name(v)));
     };
     match n {
         n if n < 0 => Err(format!("{{value_negative,{n}}}")),
-        n if n > 255 => Err(format!("{{max_value_exceeded,{n}}}")),
-        _ => Ok(()),
+        n => u8::try_from(n).map_err(|_| format!("{{max_value_exceeded,{n}}}")),
     }
-}
-
-/// `x-max-length`, if set (validated at declare: a non-negative integer).
-pub fn max_length(arguments: &FieldTable) -> Option<u64> {
-    arguments
-        .inner()
-        .get("x-max-length")
-        .and_then(as_i64)
-        .and_then(|n| u64::try_from(n).ok())
-}
-
-/// What a full queue does with a new message (`x-overflow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    DropHead,
-    RejectPublish,
-    RejectPublishDlx,
-}
-
-pub fn overflow(arguments: &FieldTable) -> Overflow {
-    match arguments
-        .inner()
-        .get("x-overflow")
-        .and_then(|v| string(v).ok())
-        .as_deref()
-    {
-        Some("reject-publish") => Overflow::RejectPublish,
-        Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-        _ => Overflow::DropHead,
-    }
-}
-
-/// `x-max-length-bytes`.
-pub fn max_length_bytes(arguments: &FieldTable) -> Option<u64> {
-    arguments
-        .inner()
-        .get("x-max-length-bytes")
-        .and_then(as_i64)
-        .and_then(|n| u64::try_from(n).ok())
-}
-
-/// `x-consumer-timeout` in milliseconds.
-pub fn consumer_timeout(arguments: &FieldTable) -> Option<u64> {
-    arguments
-        .inner()
-        .get("x-consumer-timeout")
-        .and_then(as_i64)
-        .and_then(|n| u64::try_from(n).ok())
-}
-
-/// `x-message-ttl` in milliseconds.
-pub fn message_ttl(arguments: &FieldTable) -> Option<u64> {
-    arguments
-        .inner()
-        .get("x-message-ttl")
-        .and_then(as_i64)
-        .and_then(|n| u64::try_from(n).ok())
-}
-
-/// `x-expires` in milliseconds.
-pub fn expires(arguments: &FieldTable) -> Option<u64> {
-    arguments
-        .inner()
-        .get("x-expires")
-        .and_then(as_i64)
-        .and_then(|n| u64::try_from(n).ok())
-}
-
-/// `x-max-priority`: the highest priority level (0 = not a priority queue).
-pub fn max_priority(arguments: &FieldTable) -> u8 {
-    arguments
-        .inner()
-        .get("x-max-priority")
-        .and_then(as_i64)
-        .map_or(0, |n| n.clamp(0, 255) as u8)
-}
-
-/// `x-single-active-consumer`.
-pub fn single_active_consumer(arguments: &FieldTable) -> bool {
-    matches!(
-        arguments.inner().get("x-single-active-consumer"),
-        Some(AMQPValue::Boolean(true))
-    )
-}
-
-/// Compares the arguments RabbitMQ compares on redeclare (integers of any width are equal
-/// when their values are).
-pub fn check_equivalent(
-    current: &FieldTable,
-    new: &FieldTable,
-    what: &str,
-) -> Result<(), AmqpError> {
-    for key in EQUIVALENCE_CHECKED {
-        let (cur, new) = (current.inner().get(key), new.inner().get(key));
-        let same = match (cur, new) {
-            (None, None) => true,
-            (Some(a), Some(b)) => match (as_i64(a), as_i64(b)) {
-                (Some(x), Some(y)) => x == y,
-                _ => a == b,
-            },
-            _ => false,
-        };
-        if !same {
-            return Err(inequivalent(key, what, new, cur));
-        }
-    }
-    Ok(())
 }
 
 /// RabbitMQ's text for a mismatch: plain values when both sides have one, typed otherwise.
@@ -248,57 +280,5 @@ pub fn inequivalent(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(key: &str, v: AMQPValue) -> FieldTable {
-        let mut t = FieldTable::default();
-        t.insert(key.into(), v);
-        t
-    }
-
-    #[test]
-    fn negative_max_length_is_refused_in_rabbitmq_words() {
-        let err = validate(
-            &table("x-max-length", AMQPValue::LongLongInt(-1)),
-            "queue 'q' in vhost '/'",
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.text,
-            "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}"
-        );
-    }
-
-    #[test]
-    fn integer_widths_are_equivalent_and_values_are_compared() {
-        let what = "queue 'q' in vhost '/'";
-        assert!(
-            check_equivalent(
-                &table("x-max-length", AMQPValue::LongInt(10)),
-                &table("x-max-length", AMQPValue::LongLongInt(10)),
-                what
-            )
-            .is_ok()
-        );
-        let err = check_equivalent(
-            &table("x-max-length", AMQPValue::LongInt(10)),
-            &table("x-max-length", AMQPValue::LongInt(20)),
-            what,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.text,
-            "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '20' but current is '10'"
-        );
-        // Arguments RabbitMQ does not compare are ignored.
-        assert!(
-            check_equivalent(
-                &table("x-foo", AMQPValue::LongInt(1)),
-                &FieldTable::default(),
-                what
-            )
-            .is_ok()
-        );
-    }
-}
+#[path = "args_tests.rs"]
+mod tests;

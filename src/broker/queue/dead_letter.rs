@@ -41,7 +41,7 @@ impl Reason {
     }
 }
 
-/// A queue's `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
+/// A queue's `x-dead-letter-exchange` and `x-dead-letter-routing-key` (read by args.rs).
 #[derive(Debug, Clone)]
 pub struct DeadLetterTarget {
     pub exchange: String,
@@ -54,13 +54,6 @@ fn text(t: &FieldTable, key: &str) -> Option<String> {
         AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
         _ => None,
     }
-}
-
-pub fn target(arguments: &FieldTable) -> Option<DeadLetterTarget> {
-    Some(DeadLetterTarget {
-        exchange: text(arguments, "x-dead-letter-exchange")?,
-        routing_key: text(arguments, "x-dead-letter-routing-key"),
-    })
 }
 
 fn long_str(s: &str) -> AMQPValue {

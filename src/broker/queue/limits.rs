@@ -2,29 +2,32 @@
 //! oldest ready messages go, dead-lettered as maxlen) or reject-publish(-dlx) (the new message is
 //! refused; see `Queue::publish`).
 
-use super::super::backlog::Taken;
-use super::super::dead_letter::Reason;
-use super::{Queue, QueueState};
+use super::backlog::Taken;
+use super::dead_letter::Reason;
+use super::queue::{Queue, QueueState};
 use crate::broker::message::Message;
 
 impl Queue {
     /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
     pub(super) fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
-        self.max_length
+        let args = &self.options.arguments;
+        args.max_length
             .is_some_and(|max| Self::ready_count(st) as u64 >= max)
-            || self
+            || args
                 .max_length_bytes
                 .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
     }
 
-    /// `x-max-length` with the default overflow behaviour, drop-head: the oldest ready
-    /// messages go until the queue is within its limit. (Other overflow modes and
-    /// dead-lettering belong to the queue-extensions work.)
+    /// `x-max-length` / `x-max-length-bytes` with overflow drop-head: the oldest messages go
+    /// (dead-lettered with reason `maxlen` when the queue has a dead-letter exchange) until the
+    /// queue is within its limits. The reject-publish modes refuse before enqueueing instead
+    /// (see `Queue::publish`).
     pub(super) fn enforce_max_length(&self, st: &mut QueueState) {
+        let args = &self.options.arguments;
         let over = |st: &QueueState| {
-            self.max_length
+            args.max_length
                 .is_some_and(|max| Self::ready_count(st) as u64 > max)
-                || self
+                || args
                     .max_length_bytes
                     .is_some_and(|max| st.ready.bytes() > max)
         };

@@ -4,9 +4,13 @@ pub mod args;
 mod backlog;
 mod consumers;
 pub mod dead_letter;
+mod limits;
+mod page_in;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;
 mod ready;
+mod ttl;
 
-pub use queue::{ConsumerRemoved, Persistence, Queue, QueueOptions};
+pub use args::QueueArguments;
+pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};

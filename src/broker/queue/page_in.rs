@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 
-use super::super::backlog::Taken;
-use super::{Queue, QueueState};
+use super::backlog::Taken;
+use super::queue::{Queue, QueueState};
 use crate::broker::clock;
 use crate::broker::durable::message_from_store;
 use crate::broker::message::{Message, QueuedMessage};

@@ -16,7 +16,7 @@ use warren_protocol::{Properties, ShortStr};
 use super::{PageIn, PageRead};
 use crate::broker::consumer::{Consumer, DeliveryTarget};
 use crate::broker::message::{Message, QueuedMessage};
-use crate::broker::queue::{Persistence, Queue, QueueOptions};
+use crate::broker::queue::{Persistence, Queue, QueueDeclaration};
 use crate::store::{CommitListener, IndexSegment, MessageRecord, Store};
 
 struct Fixture {
@@ -72,12 +72,14 @@ impl Fixture {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let (store, _) = Store::open(&dir, crate::store::DEFAULT_MAP_SIZE).expect("open store");
-        let options = QueueOptions {
+        let options = QueueDeclaration {
             durable: true,
             exclusive_owner: None,
             auto_delete: false,
             arguments,
-        };
+        }
+        .parse("queue 'q' in vhost '/'")
+        .expect("valid arguments");
         let persistence = Persistence {
             store: store.clone(),
             queue_id: 1,

@@ -7,6 +7,9 @@
 //! one exception is paging the backlog in from the store (page_in.rs): the lock is released
 //! during the read, so callers of [`Queue::dispatch_paging`] must not assume the state stayed
 //! put across it. This file must not know about sockets or frames.
+//!
+//! Some of `impl Queue` lives in sibling files, one concern each: length limits (limits.rs),
+//! time (ttl.rs) and paging in (page_in.rs). They reach the state through `pub(super)` fields.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -15,10 +18,10 @@ use amq_protocol::types::FieldTable;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use warren_protocol::AmqpError;
 
-use super::args::Overflow;
+use super::args::{Overflow, QueueArguments};
 use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
-use super::dead_letter::{self, DeadLetterTarget, Reason};
+use super::dead_letter::{self, Reason};
 use super::ready::Ready;
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
@@ -27,21 +30,33 @@ use crate::broker::names;
 use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
 
-#[path = "limits.rs"]
-mod limits;
-#[path = "page_in.rs"]
-mod page_in;
-#[path = "ttl.rs"]
-mod ttl;
-
-/// The declare-time properties of a queue.
+/// The declare-time properties of a queue. `A` holds its arguments: typed and checked
+/// ([`QueueArguments`]) once the queue exists, or as queue.declare carried them
+/// ([`QueueDeclaration`]) until the vhost knows the declare creates a queue.
 #[derive(Debug, Clone)]
-pub struct QueueOptions {
+pub struct QueueOptions<A = QueueArguments> {
     pub durable: bool,
     /// The connection that owns an exclusive queue.
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
-    pub arguments: FieldTable,
+    pub arguments: A,
+}
+
+/// A queue.declare (or a stored definition) before its arguments are parsed: a redeclare only
+/// compares them, a passive declare ignores them, as in RabbitMQ.
+pub type QueueDeclaration = QueueOptions<FieldTable>;
+
+impl QueueDeclaration {
+    /// The options of a queue about to be created: the arguments parsed and checked
+    /// ([`QueueArguments::parse`]; `what` names the queue in its error texts).
+    pub fn parse(self, what: &str) -> Result<QueueOptions, AmqpError> {
+        Ok(QueueOptions {
+            durable: self.durable,
+            exclusive_owner: self.exclusive_owner,
+            auto_delete: self.auto_delete,
+            arguments: QueueArguments::parse(self.arguments, what)?,
+        })
+    }
 }
 
 pub struct Queue {
@@ -50,29 +65,19 @@ pub struct Queue {
     pub options: QueueOptions,
     /// Durable queues keep their persistent messages in the store under this id.
     pub persistence: Option<Persistence>,
-    /// `x-max-length`, `x-max-length-bytes` and what happens beyond them.
-    max_length: Option<u64>,
-    max_length_bytes: Option<u64>,
-    overflow: Overflow,
-    /// `x-message-ttl` in milliseconds.
-    message_ttl: Option<u64>,
-    /// `x-expires` in milliseconds.
-    expires: Option<u64>,
     /// `x-consumer-timeout`, or the broker's default; `None` = off.
-    consumer_timeout: Option<u64>,
-    /// `x-dead-letter-exchange` / `x-dead-letter-routing-key`.
-    dead_letter: Option<DeadLetterTarget>,
+    pub(super) consumer_timeout: Option<u64>,
     /// The vhost dead letters are routed through.
     vhost_ref: Weak<VHost>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
-    last_used: AtomicU64,
+    pub(super) last_used: AtomicU64,
     /// Set when a message with a TTL is queued; housekeeping skips queues without.
-    may_expire: AtomicBool,
+    pub(super) may_expire: AtomicBool,
     /// Whether persistent messages may be paged out to the store (see backlog.rs).
     pages: bool,
-    state: Mutex<QueueState>,
+    pub(super) state: Mutex<QueueState>,
     /// Signalled when a page-in ends (`QueueState::paging_in` cleared): basic.get waits on it.
-    paged_in: Condvar,
+    pub(super) paged_in: Condvar,
 }
 
 /// Where a durable queue's index lives in the store.
@@ -83,22 +88,22 @@ pub struct Persistence {
     pub page_threshold: usize,
 }
 
-struct QueueState {
-    ready: Ready,
+pub(super) struct QueueState {
+    pub(super) ready: Ready,
     /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
-    backlog: Backlog,
+    pub(super) backlog: Backlog,
     /// A page-in is reading the front of the backlog with the lock released: nobody else pages
     /// in until it is back (see page_in.rs).
-    paging_in: bool,
-    next_seq: u64,
-    consumers: ConsumerSet,
+    pub(super) paging_in: bool,
+    pub(super) next_seq: u64,
+    pub(super) consumers: ConsumerSet,
     /// Delivered (to consumers or basic.get) and not yet acked, rejected or requeued.
-    unacked: usize,
+    pub(super) unacked: usize,
     /// Set once any consumer attached: auto-delete applies only after that.
-    had_consumer: bool,
-    deleted: bool,
+    pub(super) had_consumer: bool,
+    pub(super) deleted: bool,
     /// Messages that left for a dead-letter reason, routed once the lock is released.
-    dead: Vec<(Arc<Message>, Reason)>,
+    pub(super) dead: Vec<(Arc<Message>, Reason)>,
 }
 
 /// What removing a consumer left behind.
@@ -118,26 +123,22 @@ impl Queue {
         persistence: Option<Persistence>,
         vhost_ref: Weak<VHost>,
     ) -> Self {
-        let max_length = super::args::max_length(&options.arguments);
-        let max_length_bytes = super::args::max_length_bytes(&options.arguments);
-        let overflow = super::args::overflow(&options.arguments);
-        let message_ttl = super::args::message_ttl(&options.arguments);
-        let expires = super::args::expires(&options.arguments);
-        let consumer_timeout = super::args::consumer_timeout(&options.arguments)
+        let args = &options.arguments;
+        let consumer_timeout = args
+            .consumer_timeout_ms
             .or_else(crate::broker::consumer::default_timeout)
             .filter(|t| *t > 0);
-        let max_priority = super::args::max_priority(&options.arguments);
-        let dead_letter = super::dead_letter::target(&options.arguments);
         // Priority queues keep everything in memory (their order is not the store's FIFO), and
         // so do byte-limited ones (their accounting needs body sizes) and dead-lettering ones
         // (a dropped head must be at hand to dead-letter).
-        let pages = max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none();
+        let pages =
+            args.max_priority == 0 && args.max_length_bytes.is_none() && args.dead_letter.is_none();
         let state = QueueState {
-            ready: Ready::new(max_priority),
+            ready: Ready::new(args.max_priority),
             backlog: Backlog::default(),
             paging_in: false,
             next_seq: 0,
-            consumers: ConsumerSet::new(super::args::single_active_consumer(&options.arguments)),
+            consumers: ConsumerSet::new(args.single_active_consumer),
             unacked: 0,
             had_consumer: false,
             deleted: false,
@@ -148,13 +149,7 @@ impl Queue {
             vhost,
             options,
             persistence,
-            max_length,
-            max_length_bytes,
-            overflow,
-            message_ttl,
-            expires,
             consumer_timeout,
-            dead_letter,
             vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
             may_expire: AtomicBool::new(false),
@@ -183,22 +178,23 @@ impl Queue {
 
     /// A message leaves the queue without being delivered: out of the store, and through the
     /// dead-letter exchange if the queue has one.
-    fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
+    pub(super) fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
         self.forget_stored([&m]);
-        if self.dead_letter.is_some() {
+        if self.options.arguments.dead_letter.is_some() {
             st.dead.push((m.message, reason));
         }
     }
 
     /// Releases the lock, then routes what left for a dead-letter reason meanwhile (outside the
     /// lock: the dead-letter queue may be this one, or route back to it).
-    fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
+    pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
         if st.dead.is_empty() {
             return;
         }
         let dead = std::mem::take(&mut st.dead);
         drop(st);
-        if let (Some(target), Some(vhost)) = (&self.dead_letter, self.vhost_ref.upgrade()) {
+        let target = &self.options.arguments.dead_letter;
+        if let (Some(target), Some(vhost)) = (target, self.vhost_ref.upgrade()) {
             dead_letter::publish(&vhost, &self.name, target, dead);
         }
     }
@@ -236,15 +232,20 @@ impl Queue {
     /// 405 for a connection that does not own this exclusive queue.
     pub fn check_access(&self, connection_id: u64) -> Result<(), AmqpError> {
         if self.is_exclusive_to_other(connection_id) {
-            return Err(AmqpError::resource_locked(format_args!(
-                "cannot obtain exclusive access to locked {}. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
-                names::queue(&self.name, &self.vhost)
-            )));
+            return Err(self.locked());
         }
         Ok(())
     }
 
-    /// Appends a message and delivers what consumers can take.
+    /// RabbitMQ's 405 for this exclusive queue, to anyone but its owner or to a redeclare that
+    /// disagrees about exclusivity.
+    pub fn locked(&self) -> AmqpError {
+        AmqpError::resource_locked(format_args!(
+            "cannot obtain exclusive access to locked {}. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+            names::queue(&self.name, &self.vhost)
+        ))
+    }
+
     /// Enqueues a message and delivers what consumers can take. `false` when a full queue with
     /// `x-overflow` reject-publish(-dlx) refused it (the publisher gets a nack).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
@@ -252,8 +253,9 @@ impl Queue {
         if st.deleted {
             return true;
         }
-        if self.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
-            if self.overflow == Overflow::RejectPublishDlx && self.dead_letter.is_some() {
+        let args = &self.options.arguments;
+        if args.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
+            if args.overflow == Overflow::RejectPublishDlx && args.dead_letter.is_some() {
                 st.dead.push((message, Reason::Maxlen));
                 self.finish(st);
             }
@@ -316,7 +318,7 @@ impl Queue {
     }
 
     /// Delivers from the in-memory ready list only (the lock stays held).
-    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+    pub(super) fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
         if st.consumers.is_empty() {
             return;
         }
@@ -484,7 +486,7 @@ impl Queue {
     }
 
     /// Ready messages, in memory and paged.
-    fn ready_count(st: &QueueState) -> u32 {
+    pub(super) fn ready_count(st: &QueueState) -> u32 {
         (st.ready.len() as u64 + st.backlog.len()) as u32
     }
 

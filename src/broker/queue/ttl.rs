@@ -5,15 +5,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::super::dead_letter::Reason;
-use super::{Queue, QueueState};
+use super::dead_letter::Reason;
+use super::queue::{Queue, QueueState};
 use crate::broker::clock;
 use crate::broker::message::{Message, QueuedMessage};
 
 impl Queue {
     /// The lower of the queue's x-message-ttl and the message's expiration.
     pub(super) fn ttl_of(&self, message: &Message) -> Option<u64> {
-        match (self.message_ttl, message.expiration_ms()) {
+        match (
+            self.options.arguments.message_ttl_ms,
+            message.expiration_ms(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -76,7 +79,7 @@ impl Queue {
     /// `x-expires`: whether the queue has been unused (no consumers, no get, no redeclare) for
     /// longer than its expiry.
     pub fn is_expired(&self, now: u64) -> bool {
-        let Some(expires) = self.expires else {
+        let Some(expires) = self.options.arguments.expires_ms else {
             return false;
         };
         now.saturating_sub(self.last_used.load(Ordering::Relaxed)) > expires

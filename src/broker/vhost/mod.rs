@@ -32,7 +32,7 @@ use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
 use super::publish::DirectReplies;
-use super::queue::{Queue, QueueOptions, args};
+use super::queue::{Queue, QueueDeclaration, args};
 use crate::store::Store;
 
 pub struct VHost {
@@ -368,7 +368,7 @@ impl VHost {
     pub fn declare_queue(
         &self,
         name: &str,
-        options: QueueOptions,
+        options: QueueDeclaration,
         passive: bool,
         connection_id: u64,
     ) -> Result<DeclaredQueue, AmqpError> {
@@ -399,7 +399,7 @@ impl VHost {
         &self,
         name: String,
         generated: bool,
-        options: QueueOptions,
+        options: QueueDeclaration,
         connection_id: u64,
     ) -> Result<Arc<Queue>, AmqpError> {
         // Redeclaring writes nothing: no need to wait for other declares.
@@ -415,7 +415,7 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        args::validate(&options.arguments, &names::queue(&name, &self.name))?;
+        let options = options.parse(&names::queue(&name, &self.name))?;
         // Exclusive queues die with their connection: never worth storing. The store commits
         // with no map lock held: publishes to other queues go on meanwhile.
         let persistence = match &self.durability {
@@ -441,7 +441,7 @@ impl VHost {
     fn redeclared_queue(
         &self,
         existing: Arc<Queue>,
-        options: &QueueOptions,
+        options: &QueueDeclaration,
         connection_id: u64,
     ) -> Result<Arc<Queue>, AmqpError> {
         existing.check_access(connection_id)?;
@@ -453,7 +453,7 @@ impl VHost {
     fn check_queue_equivalence(
         &self,
         existing: &Queue,
-        new: &QueueOptions,
+        new: &QueueDeclaration,
     ) -> Result<(), AmqpError> {
         let current = &existing.options;
         let what = names::queue(&existing.name, &self.name);
@@ -468,11 +468,13 @@ impl VHost {
             return Err(mismatch("durable", new.durable, current.durable));
         }
         if current.exclusive_owner.is_some() != new.exclusive_owner.is_some() {
-            return Err(existing.check_access(u64::MAX).err().unwrap_or_else(|| {
+            return Err(if current.exclusive_owner.is_some() {
+                existing.locked()
+            } else {
                 AmqpError::resource_locked(format_args!(
                     "cannot obtain exclusive access to locked {what}"
                 ))
-            }));
+            });
         }
         if current.auto_delete != new.auto_delete {
             return Err(mismatch(
@@ -481,7 +483,7 @@ impl VHost {
                 current.auto_delete,
             ));
         }
-        args::check_equivalent(&current.arguments, &new.arguments, &what)
+        current.arguments.check_equivalent(&new.arguments, &what)
     }
 
     /// queue.delete: returns the number of ready messages dropped.

@@ -10,10 +10,10 @@ use amq_protocol::types::FieldTable;
 use super::VHost;
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
 use crate::broker::message::LazyHeaders;
-use crate::broker::queue::QueueOptions;
+use crate::broker::queue::QueueDeclaration;
 
-fn queue_options() -> QueueOptions {
-    QueueOptions {
+fn queue_options() -> QueueDeclaration {
+    QueueDeclaration {
         durable: false,
         exclusive_owner: None,
         auto_delete: false,

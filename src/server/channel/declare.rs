@@ -8,7 +8,7 @@ use warren_protocol::AmqpError;
 
 use super::{Channel, ChannelContext};
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
-use crate::broker::queue::QueueOptions;
+use crate::broker::queue::QueueDeclaration;
 use warren_protocol::method;
 
 impl Channel {
@@ -118,7 +118,7 @@ impl Channel {
                 // Even a passive declare takes "" literally (no "last queue" shortcut), as
                 // RabbitMQ: it is 404 for queue ''.
                 let name = m.queue.to_string();
-                let options = QueueOptions {
+                let options = QueueDeclaration {
                     durable: m.durable,
                     exclusive_owner: m.exclusive.then_some(conn_id),
                     auto_delete: m.auto_delete,
