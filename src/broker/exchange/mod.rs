@@ -83,6 +83,8 @@ pub struct ExchangeOptions {
 pub struct Exchange {
     pub name: Arc<str>,
     pub options: ExchangeOptions,
+    /// The `alternate-exchange` argument (when a string), read once at declare time.
+    alternate: Option<Arc<str>>,
     routes: RwLock<Routes>,
 }
 
@@ -100,9 +102,17 @@ impl Exchange {
             ExchangeKind::Topic => Matcher::Topic(TopicBindings::new()),
             ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
         };
+        let alternate = match options.arguments.inner().get("alternate-exchange") {
+            Some(AMQPValue::LongString(s)) => {
+                Some(Arc::from(String::from_utf8_lossy(s.as_bytes())))
+            }
+            Some(AMQPValue::ShortString(s)) => Some(Arc::from(s.as_str())),
+            _ => None,
+        };
         Exchange {
             name,
             options,
+            alternate,
             routes: RwLock::new(Routes {
                 bindings: Vec::new(),
                 matcher,
@@ -115,14 +125,8 @@ impl Exchange {
     }
 
     /// The `alternate-exchange` argument, if it is a string.
-    pub fn alternate_exchange(&self) -> Option<String> {
-        match self.options.arguments.inner().get("alternate-exchange") {
-            Some(AMQPValue::LongString(s)) => {
-                Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-            }
-            Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
-            _ => None,
-        }
+    pub fn alternate_exchange(&self) -> Option<Arc<str>> {
+        self.alternate.clone()
     }
 
     /// Adds a binding; false if that exact binding already existed.

@@ -77,7 +77,7 @@ impl VHost {
                 }
                 Step::Alternate { ae, before } => {
                     if out.len() == before
-                        && !visited.contains(ae.as_str())
+                        && !visited.contains(&*ae)
                         && let Some(ae) = self.exchange(&ae)
                     {
                         steps.push(Step::Visit(ae));
@@ -160,5 +160,5 @@ enum Step {
     /// Route through the exchange of this name, unless the walk has been there.
     Next(Arc<str>),
     /// Route through the alternate exchange `ae` if nothing was routed since `before`.
-    Alternate { ae: String, before: usize },
+    Alternate { ae: Arc<str>, before: usize },
 }
