@@ -5,35 +5,17 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
 
 use crate::common::*;
 
-fn broker_with_config(toml: &str) -> TestBroker {
-    let dir = std::env::temp_dir().join(unique("warren-alarm-config"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("warren.toml");
-    std::fs::write(&path, toml).unwrap();
-    TestBroker::spawn(&["--config", path.to_str().unwrap()])
-}
-
 async fn publisher_is_blocked_and_consumers_still_work(broker: TestBroker, reason_hint: &str) {
-    let setup = broker.connect().await;
-    let ch = setup.create_channel().await.unwrap();
+    let (_setup, ch) = broker.channel().await;
     let q = unique("alarm-q");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    declare_queue(&ch, &q).await;
 
-    let publisher = Connection::connect(&broker.uri(), ConnectionProperties::default())
-        .await
-        .unwrap();
+    let publisher = broker.connect().await;
     let pch = publisher.create_channel().await.unwrap();
     let publish = |body: &'static [u8]| {
         let pch = pch.clone();
@@ -64,47 +46,32 @@ async fn publisher_is_blocked_and_consumers_still_work(broker: TestBroker, reaso
         publish(b"second"),
     ));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let declared = ch
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        declared.message_count(),
+        message_count(&ch, &q).await,
         1,
         "only the publish before the block was read"
     );
     // Consumers are not blocked.
-    let got = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap();
-    assert_eq!(got.expect("message").delivery.data, b"first");
+    assert_eq!(get_body(&ch, &q).await.expect("message"), b"first");
 }
 
 #[tokio::test]
 async fn memory_alarm_blocks_publishers_with_connection_blocked() {
     // A 1-byte limit: the alarm is on from the start.
-    let broker = broker_with_config("memory_limit_bytes = 1\n");
+    let broker = TestBroker::spawn_with_config("memory_limit_bytes = 1\n");
     publisher_is_blocked_and_consumers_still_work(broker, "low on memory").await;
 }
 
 #[tokio::test]
 async fn disk_alarm_blocks_publishers_with_connection_blocked() {
     // More free disk than any machine has: the disk alarm is on from the start.
-    let broker = broker_with_config("disk_free_limit_bytes = 18000000000000000000\n");
+    let broker = TestBroker::spawn_with_config("disk_free_limit_bytes = 18000000000000000000\n");
     publisher_is_blocked_and_consumers_still_work(broker, "low on disk").await;
 }
 
 #[tokio::test]
 async fn connection_blocked_reason_is_rabbitmqs_text() {
-    let broker = broker_with_config("memory_limit_bytes = 1\n");
+    let broker = TestBroker::spawn_with_config("memory_limit_bytes = 1\n");
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     raw.send_bytes(&publish_frames(1, "", "nowhere", b"x"))

@@ -10,24 +10,18 @@ use amq_protocol::types::AMQPValue;
 
 use crate::common::*;
 
-fn channel_close() -> AMQPClass {
-    AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-        reply_code: 200,
-        reply_text: "bye".into(),
-        class_id: 0,
-        method_id: 0,
-    }))
-}
-
-fn channel_close_ok() -> AMQPClass {
-    AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))
-}
-
 fn declare_fanout(name: &str) -> AMQPClass {
     AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
         exchange: name.into(),
         kind: "fanout".into(),
         auto_delete: true,
+        ..Default::default()
+    }))
+}
+
+fn queue_delete(q: &str) -> AMQPClass {
+    AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+        queue: q.into(),
         ..Default::default()
     }))
 }
@@ -46,10 +40,7 @@ async fn declare_queue_on_1(raw: &mut RawClient, q: &str, durable: bool) {
 
 #[tokio::test]
 async fn channel_closed_by_both_sides_stays_closing_until_the_clients_close_ok() {
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    raw.handshake().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.open_channel(2).await;
 
     // A soft error on channel 1, and the client closing channel 1 before it hears of it.
@@ -77,10 +68,7 @@ async fn channel_closed_by_both_sides_stays_closing_until_the_clients_close_ok()
 
 #[tokio::test]
 async fn reopening_a_channel_before_answering_the_brokers_close_is_a_connection_error() {
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    raw.handshake().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.publish(1, &unique("missing-exchange"), "", false, false, b"x")
         .await;
     raw.send_method(1, channel_close()).await;
@@ -99,19 +87,10 @@ async fn reopening_a_channel_before_answering_the_brokers_close_is_a_connection_
 
 #[tokio::test]
 async fn after_connection_close_ok_the_client_closes_the_socket() {
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    raw.handshake().await;
-    raw.open_channel(1).await;
-    let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-        reply_code: 200,
-        reply_text: "bye".into(),
-        class_id: 0,
-        method_id: 0,
-    }));
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     // Several threads of one client closing at once: the second close follows the first.
-    raw.send_method(0, close.clone()).await;
-    raw.send_method(0, close).await;
+    raw.send_method(0, connection_close()).await;
+    raw.send_method(0, connection_close()).await;
     match raw.recv_method().await {
         (0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => {}
         other => panic!("expected connection.close-ok, got {other:?}"),
@@ -158,10 +137,7 @@ async fn server_properties_name_rabbitmq_as_product_and_warren_as_platform() {
 #[tokio::test]
 async fn deleting_a_queue_answers_delete_ok_before_cancelling_own_consumers() {
     use amq_protocol::protocol::basic;
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    raw.handshake().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     let q = unique("delete-order");
     declare_queue_on_1(&mut raw, &q, false).await;
     let consume = AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
@@ -173,11 +149,7 @@ async fn deleting_a_queue_answers_delete_ok_before_cancelling_own_consumers() {
         (1, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))) => {}
         other => panic!("expected basic.consume-ok, got {other:?}"),
     }
-    let delete = AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
-        queue: q.as_str().into(),
-        ..Default::default()
-    }));
-    match raw.rpc(1, delete).await {
+    match raw.rpc(1, queue_delete(&q)).await {
         (1, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(_))) => {}
         other => panic!("expected queue.delete-ok first (as RabbitMQ), got {other:?}"),
     }
@@ -197,10 +169,7 @@ async fn deleting_a_queue_answers_delete_ok_before_cancelling_own_consumers() {
 async fn confirms_committed_after_channel_close_are_not_sent() {
     use amq_protocol::frame::AMQPContentHeader;
     use amq_protocol::protocol::{BasicProperties, basic, confirm};
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    raw.handshake().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     let q = unique("late-confirms");
     declare_queue_on_1(&mut raw, &q, true).await;
     let select = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
@@ -214,15 +183,7 @@ async fn confirms_committed_after_channel_close_are_not_sent() {
     // store's group commit of those messages finishes.
     let mut bytes = Vec::new();
     for _ in 0..200 {
-        bytes.extend(method_frame(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-                exchange: "".into(),
-                routing_key: q.as_str().into(),
-                mandatory: false,
-                immediate: false,
-            })),
-        ));
+        bytes.extend(publish_method_frame(1, "", &q));
         bytes.extend(encode(&AMQPFrame::Header(
             1,
             AMQPContentHeader {
@@ -248,11 +209,7 @@ async fn confirms_committed_after_channel_close_are_not_sent() {
         other => panic!("nothing may arrive on channel 1 after close-ok and reopen, got {other:?}"),
     }
     // Cleanup (a durable queue outlives the test otherwise when run against another broker).
-    let delete = AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
-        queue: q.as_str().into(),
-        ..Default::default()
-    }));
-    match raw.rpc(1, delete).await {
+    match raw.rpc(1, queue_delete(&q)).await {
         (1, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(_))) => {}
         other => panic!("expected queue.delete-ok, got {other:?}"),
     }

@@ -7,30 +7,11 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
 use amq_protocol::types::FieldTable;
 use lapin::{
-    BasicProperties, Channel,
-    options::{
-        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ConfirmSelectOptions,
-        QueueDeclareOptions,
-    },
+    BasicProperties, Channel, Connection,
+    options::{BasicAckOptions, ConfirmSelectOptions, QueueDeclareOptions},
 };
 
 use crate::common::*;
-
-async fn tmp_queue(ch: &Channel) -> String {
-    ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare server-named queue")
-    .name()
-    .as_str()
-    .to_string()
-}
 
 fn confirm_select(nowait: bool) -> AMQPClass {
     AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait }))
@@ -44,46 +25,22 @@ fn tx_method(m: tx::AMQPMethod) -> AMQPClass {
 
 #[tokio::test]
 async fn confirm_select_makes_publishes_acked() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let q = declare_tmp_queue(&ch).await;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirm.select");
-    let confirmation = ch
-        .basic_publish(
-            "".into(),
-            q.as_str().into(),
-            Default::default(),
-            b"m",
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let confirmation = publish_confirmed(&ch, "", &q, b"m", BasicProperties::default()).await;
     assert!(confirmation.is_ack());
     // An unroutable (non-mandatory) message is confirmed too.
-    let confirmation = ch
-        .basic_publish(
-            "".into(),
-            unique("nowhere").as_str().into(),
-            Default::default(),
-            b"m",
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let nowhere = unique("nowhere");
+    let confirmation = publish_confirmed(&ch, "", &nowhere, b"m", BasicProperties::default()).await;
     assert!(confirmation.is_ack());
 }
 
 #[tokio::test]
 async fn confirms_cover_every_publish_in_order_with_sequence_numbers_from_one() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     let (_, ok) = raw.rpc(1, confirm_select(false)).await;
     assert!(
         matches!(ok, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))),
@@ -139,9 +96,8 @@ async fn confirms_cover_every_publish_in_order_with_sequence_numbers_from_one() 
 
 #[tokio::test]
 async fn wait_for_confirms_resolves_after_many_publishes() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let q = declare_tmp_queue(&ch).await;
     ch.confirm_select(Default::default()).await.unwrap();
     for i in 0..500 {
         publish(&ch, "", &q, format!("{i}").as_bytes()).await;
@@ -156,9 +112,7 @@ async fn wait_for_confirms_resolves_after_many_publishes() {
 
 #[tokio::test]
 async fn confirm_select_nowait_enables_confirms_without_reply() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.send_method(1, confirm_select(true)).await;
     raw.publish(1, "", "nobody-home", false, false, b"x").await;
     match raw.recv_method().await {
@@ -171,9 +125,7 @@ async fn confirm_select_nowait_enables_confirms_without_reply() {
 
 #[tokio::test]
 async fn confirm_select_twice_is_ok() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     for _ in 0..2 {
         let (_, ok) = raw.rpc(1, confirm_select(false)).await;
         assert!(
@@ -185,9 +137,7 @@ async fn confirm_select_twice_is_ok() {
 
 #[tokio::test]
 async fn mandatory_unroutable_in_confirm_mode_is_returned_then_acked() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.rpc(1, confirm_select(false)).await;
     raw.publish(1, "", &unique("nobody"), true, false, b"r")
         .await;
@@ -207,43 +157,24 @@ async fn mandatory_unroutable_in_confirm_mode_is_returned_then_acked() {
 
 #[tokio::test]
 async fn persistent_message_to_durable_queue_is_confirmed() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("durable-confirm");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    declare_queue_as(&ch, &q, durable, FieldTable::default()).await;
     ch.confirm_select(Default::default()).await.unwrap();
-    let c = ch
-        .basic_publish(
-            "".into(),
-            q.as_str().into(),
-            Default::default(),
-            b"persistent",
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let persistent = BasicProperties::default().with_delivery_mode(2);
+    let c = publish_confirmed(&ch, "", &q, b"persistent", persistent).await;
     assert!(c.is_ack());
     assert_eq!(drain_bodies(&ch, &q).await, vec!["persistent"]);
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    delete_queue(&ch, &q).await;
 }
 
 #[tokio::test]
 async fn confirm_select_on_transactional_channel_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     ch.tx_select().await.unwrap();
     let (code, text) = expect_amqp_error(ch.confirm_select(Default::default()).await);
     assert_eq!(code, 406);
@@ -255,8 +186,7 @@ async fn confirm_select_on_transactional_channel_is_406() {
 
 #[tokio::test]
 async fn tx_select_on_confirm_channel_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     ch.confirm_select(Default::default()).await.unwrap();
     let (code, text) = expect_amqp_error(ch.tx_select().await);
     assert_eq!(code, 406);
@@ -268,13 +198,38 @@ async fn tx_select_on_confirm_channel_is_406() {
 
 // --- transactions --------------------------------------------------------------------
 
-#[tokio::test]
-async fn tx_publishes_are_invisible_until_commit() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
+/// A server-named queue, and a new channel in transaction mode to publish to it.
+async fn queue_and_tx_channel(conn: &Connection, ch: &Channel) -> (String, Channel) {
+    let q = declare_tmp_queue(ch).await;
+    (q, tx_channel(conn).await)
+}
+
+/// A new channel on `conn` in transaction mode (tx.select).
+async fn tx_channel(conn: &Connection) -> Channel {
     let txch = conn.create_channel().await.unwrap();
     txch.tx_select().await.expect("tx.select");
+    txch
+}
+
+/// A queue holding one message, and a transactional channel that got it and acked it, not
+/// committed yet: (queue, that channel).
+async fn uncommitted_ack(conn: &Connection, ch: &Channel, prefix: &str) -> (String, Channel) {
+    let q = unique(prefix);
+    declare_queue(ch, &q).await;
+    publish(ch, "", &q, b"m").await;
+    sync(ch).await;
+    let txch = tx_channel(conn).await;
+    let m = get_message(&txch, &q).await.expect("message");
+    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
+        .await
+        .unwrap();
+    (q, txch)
+}
+
+#[tokio::test]
+async fn tx_publishes_are_invisible_until_commit() {
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let (q, txch) = queue_and_tx_channel(&conn, &ch).await;
     publish(&txch, "", &q, b"t1").await;
     publish(&txch, "", &q, b"t2").await;
     sync(&txch).await;
@@ -289,11 +244,8 @@ async fn tx_publishes_are_invisible_until_commit() {
 
 #[tokio::test]
 async fn tx_rollback_discards_publishes() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
-    let txch = conn.create_channel().await.unwrap();
-    txch.tx_select().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let (q, txch) = queue_and_tx_channel(&conn, &ch).await;
     publish(&txch, "", &q, b"discarded").await;
     txch.tx_rollback().await.expect("tx.rollback");
     publish(&txch, "", &q, b"kept").await;
@@ -303,22 +255,8 @@ async fn tx_rollback_discards_publishes() {
 
 #[tokio::test]
 async fn tx_acks_take_effect_on_commit() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = unique("tx-ack");
-    declare_queue(&ch, &q).await;
-    publish(&ch, "", &q, b"m").await;
-    sync(&ch).await;
-    let txch = conn.create_channel().await.unwrap();
-    txch.tx_select().await.unwrap();
-    let m = txch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
-        .await
-        .unwrap()
-        .expect("message");
-    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
-        .await
-        .unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let (q, txch) = uncommitted_ack(&conn, &ch, "tx-ack").await;
     txch.tx_commit().await.unwrap();
     txch.close(200, "bye".into()).await.unwrap();
     assert_eq!(
@@ -326,52 +264,27 @@ async fn tx_acks_take_effect_on_commit() {
         0,
         "committed ack removes the message"
     );
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    delete_queue(&ch, &q).await;
 }
 
 #[tokio::test]
 async fn tx_rolled_back_acks_leave_messages_unacked() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = unique("tx-ack-rb");
-    declare_queue(&ch, &q).await;
-    publish(&ch, "", &q, b"m").await;
-    sync(&ch).await;
-    let txch = conn.create_channel().await.unwrap();
-    txch.tx_select().await.unwrap();
-    let m = txch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
-        .await
-        .unwrap()
-        .expect("message");
-    txch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
-        .await
-        .unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let (q, txch) = uncommitted_ack(&conn, &ch, "tx-ack-rb").await;
     txch.tx_rollback().await.unwrap();
     // Still unacked: not ready, and back in the queue once the channel closes.
     assert_eq!(message_count(&ch, &q).await, 0);
     txch.close(200, "bye".into()).await.unwrap();
     wait_message_count(&ch, &q, 1).await;
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .unwrap();
+    let m = get_message_no_ack(&ch, &q).await.unwrap();
     assert!(m.delivery.redelivered);
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    delete_queue(&ch, &q).await;
 }
 
 #[tokio::test]
 async fn tx_channel_can_commit_repeatedly() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
-    let txch = conn.create_channel().await.unwrap();
-    txch.tx_select().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let (q, txch) = queue_and_tx_channel(&conn, &ch).await;
     for i in 0..3 {
         publish(&txch, "", &q, format!("{i}").as_bytes()).await;
         txch.tx_commit().await.unwrap();
@@ -383,8 +296,7 @@ async fn tx_channel_can_commit_repeatedly() {
 
 #[tokio::test]
 async fn tx_commit_without_select_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (code, text) = expect_amqp_error(ch.tx_commit().await);
     assert_eq!(code, 406);
     assert_eq!(text, "PRECONDITION_FAILED - channel is not transactional");
@@ -392,9 +304,7 @@ async fn tx_commit_without_select_is_406() {
 
 #[tokio::test]
 async fn tx_rollback_without_select_is_406() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.send_method(1, tx_method(tx::AMQPMethod::Rollback(tx::Rollback {})))
         .await;
     let (code, text, class_id, method_id) = raw.expect_channel_close(1).await;
@@ -405,9 +315,7 @@ async fn tx_rollback_without_select_is_406() {
 
 #[tokio::test]
 async fn tx_select_twice_is_ok() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     for _ in 0..2 {
         let (_, ok) = raw
             .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
@@ -421,11 +329,8 @@ async fn tx_select_twice_is_ok() {
 
 #[tokio::test]
 async fn uncommitted_publishes_are_dropped_when_channel_closes() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
-    let txch = conn.create_channel().await.unwrap();
-    txch.tx_select().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let (q, txch) = queue_and_tx_channel(&conn, &ch).await;
     publish(&txch, "", &q, b"never").await;
     txch.close(200, "bye".into()).await.unwrap();
     sync(&ch).await;
@@ -434,23 +339,10 @@ async fn uncommitted_publishes_are_dropped_when_channel_closes() {
 
 #[tokio::test]
 async fn consumer_sees_tx_messages_only_after_commit() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
-    let q = tmp_queue(&ch).await;
-    let mut consumer = ch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let txch = conn.create_channel().await.unwrap();
-    txch.tx_select().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let q = declare_tmp_queue(&ch).await;
+    let mut consumer = consume_no_ack(&ch, &q).await;
+    let txch = tx_channel(&conn).await;
     publish(&txch, "", &q, b"late").await;
     assert_no_delivery(&mut consumer, Duration::from_millis(300)).await;
     txch.tx_commit().await.unwrap();
@@ -460,9 +352,7 @@ async fn consumer_sees_tx_messages_only_after_commit() {
 
 #[tokio::test]
 async fn tx_mandatory_unroutable_is_returned_on_commit() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     let (_, ok) = raw
         .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
         .await;

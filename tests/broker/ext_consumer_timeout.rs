@@ -14,39 +14,17 @@
 
 use std::time::Duration;
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::AMQPValue;
 use futures_lite::StreamExt;
-use lapin::{
-    Channel,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, QueueDeclareOptions},
-};
+use lapin::{Channel, options::BasicAckOptions};
 
 use crate::common::*;
 
 const TIMEOUT_MS: i32 = 1000;
 
 async fn declare_with_timeout(ch: &Channel, q: &str) {
-    ch.queue_declare(
-        q.into(),
-        QueueDeclareOptions::default(),
-        table(vec![("x-consumer-timeout", AMQPValue::LongInt(TIMEOUT_MS))]),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
-}
-
-async fn consume(ch: &Channel, q: &str, no_ack: bool) -> lapin::Consumer {
-    ch.basic_consume(
-        q.into(),
-        "".into(),
-        BasicConsumeOptions {
-            no_ack,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("consume {q}: {e:?}"))
+    let args = table(vec![("x-consumer-timeout", AMQPValue::LongInt(TIMEOUT_MS))]);
+    declare_queue_with(ch, q, args).await;
 }
 
 /// Waits (up to 10 s: the broker checks timeouts periodically) for the
@@ -75,14 +53,12 @@ fn timeout_text(channel_id: u16) -> String {
 
 #[tokio::test]
 async fn unacked_delivery_past_timeout_closes_channel_with_406() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("ctimeout");
     declare_with_timeout(&ch, &q).await;
     publish(&ch, "", &q, b"held").await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = consume(&cch, &q, false).await;
+    let mut consumer = consume_from(&cch, &q).await;
     let started = std::time::Instant::now();
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.data, b"held");
@@ -100,21 +76,17 @@ async fn unacked_delivery_past_timeout_closes_channel_with_406() {
 
 #[tokio::test]
 async fn timed_out_delivery_is_requeued_as_redelivered() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("ctimeout-requeue");
     declare_with_timeout(&ch, &q).await;
     publish(&ch, "", &q, b"held").await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = consume(&cch, &q, false).await;
+    let mut consumer = consume_from(&cch, &q).await;
     let _d = next_delivery(&mut consumer).await;
     let (code, _) = channel_closed(&mut consumer).await;
     assert_eq!(code, 406);
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+    let m = get_message_no_ack(&ch, &q)
         .await
-        .unwrap()
         .expect("the timed-out delivery is back in the queue");
     assert_eq!(m.delivery.data, b"held");
     assert!(m.delivery.redelivered);
@@ -122,13 +94,11 @@ async fn timed_out_delivery_is_requeued_as_redelivered() {
 
 #[tokio::test]
 async fn promptly_acked_deliveries_do_not_time_out() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("ctimeout-acked");
     declare_with_timeout(&ch, &q).await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = consume(&cch, &q, false).await;
+    let mut consumer = consume_from(&cch, &q).await;
     // 3 s of traffic, each delivery acked at once.
     for i in 0..6 {
         publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
@@ -142,14 +112,12 @@ async fn promptly_acked_deliveries_do_not_time_out() {
 
 #[tokio::test]
 async fn no_ack_consumer_never_times_out() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("ctimeout-noack");
     declare_with_timeout(&ch, &q).await;
     publish(&ch, "", &q, b"m").await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = consume(&cch, &q, true).await;
+    let mut consumer = consume_no_ack(&cch, &q).await;
     assert_eq!(next_delivery(&mut consumer).await.data, b"m");
     assert_no_delivery(&mut consumer, Duration::from_millis(3000)).await;
     sync(&cch).await;

@@ -6,46 +6,8 @@
 use std::time::Duration;
 
 use amq_protocol::types::AMQPValue;
-use lapin::Channel;
-use lapin::options::{BasicGetOptions, BasicRejectOptions, QueueDeclareOptions};
 
 use crate::common::*;
-
-async fn declare_with(ch: &Channel, q: &str, args: Vec<(&str, AMQPValue)>) {
-    ch.queue_declare(q.into(), QueueDeclareOptions::default(), table(args))
-        .await
-        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
-}
-
-/// Dead-letters through the default exchange into `target`.
-fn dead_letter_to(target: &str) -> Vec<(&'static str, AMQPValue)> {
-    vec![
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(target)),
-    ]
-}
-
-async fn get_and_reject(ch: &Channel, q: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(m) = ch
-            .basic_get(q.into(), BasicGetOptions { no_ack: false })
-            .await
-            .expect("basic.get")
-        {
-            m.delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await
-                .expect("basic.reject");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing arrived in {q}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// A message rejected from `first` reaches `full` (x-max-length 0), which dead-letters it back
 /// into itself. Its history holds a rejection, but not since its last visit to `full`: RabbitMQ
@@ -53,13 +15,12 @@ async fn get_and_reject(ch: &Channel, q: &str) {
 /// recursed until the stack overflowed, killing the process.)
 #[tokio::test]
 async fn an_automatic_cycle_is_dropped_even_after_an_earlier_rejection() {
-    let mut broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (mut broker, _conn, ch) = broker_with_channel().await;
     let (first, full) = (unique("dlc-first"), unique("dlc-full"));
     let mut full_args = dead_letter_to(&full);
     full_args.push(("x-max-length", AMQPValue::LongInt(0)));
-    declare_with(&ch, &full, full_args).await;
-    declare_with(&ch, &first, dead_letter_to(&full)).await;
+    declare_queue_with(&ch, &full, table(full_args)).await;
+    declare_queue_with(&ch, &first, table(dead_letter_to(&full))).await;
     publish(&ch, "", &first, b"loop").await;
     get_and_reject(&ch, &first).await;
     sync(&ch).await;
@@ -72,36 +33,15 @@ async fn an_automatic_cycle_is_dropped_even_after_an_earlier_rejection() {
 /// A rejection inside the cycle lets the message go round again, every time a client rejects it.
 #[tokio::test]
 async fn a_cycle_with_a_rejection_in_it_goes_round_again() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("dlc-self");
-    declare_with(&ch, &q, dead_letter_to(&q)).await;
+    declare_queue_with(&ch, &q, table(dead_letter_to(&q))).await;
     publish(&ch, "", &q, b"again").await;
     for _ in 0..3 {
         get_and_reject(&ch, &q).await;
     }
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get");
-    let deadline = std::time::Instant::now() + WAIT;
-    let m = match m {
-        Some(m) => m,
-        None => loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if let Some(m) = ch
-                .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-                .await
-                .expect("basic.get")
-            {
-                break m;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the message never came back"
-            );
-        },
-    };
+    // The message comes back once more.
+    let m = wait_for_message(&ch, &q).await;
     assert_eq!(m.delivery.data, b"again");
 }
 
@@ -110,8 +50,7 @@ async fn a_cycle_with_a_rejection_in_it_goes_round_again() {
 /// recursion per hop would overflow the stack.
 #[tokio::test]
 async fn a_long_chain_of_full_queues_is_followed_without_recursion() {
-    let mut broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (mut broker, _conn, ch) = broker_with_channel().await;
     let names: Vec<String> = (0..2000)
         .map(|i| unique(&format!("dlc-chain{i}")))
         .collect();
@@ -120,7 +59,7 @@ async fn a_long_chain_of_full_queues_is_followed_without_recursion() {
         if let Some(next) = names.get(i + 1) {
             args.extend(dead_letter_to(next));
         }
-        declare_with(&ch, name, args).await;
+        declare_queue_with(&ch, name, table(args)).await;
     }
     publish(&ch, "", &names[0], b"down the chain").await;
     sync(&ch).await;
@@ -140,37 +79,17 @@ async fn a_long_chain_of_full_queues_is_followed_without_recursion() {
 /// a warning). The publisher is answered within 5 s and others are served.
 #[tokio::test]
 async fn a_mesh_of_full_queues_dead_lettering_into_each_other_ends() {
-    let mut broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (mut broker, _conn, ch) = broker_with_channel().await;
     let mesh = unique("dlc-mesh");
-    ch.exchange_declare(
-        mesh.as_str().into(),
-        lapin::ExchangeKind::Fanout,
-        Default::default(),
-        Default::default(),
-    )
-    .await
-    .expect("declare the fanout");
+    declare_exchange(&ch, &mesh, lapin::ExchangeKind::Fanout).await;
     let names: Vec<String> = (0..10).map(|i| unique(&format!("dlc-mesh{i}"))).collect();
     for name in &names {
-        declare_with(
-            &ch,
-            name,
-            vec![
-                ("x-max-length", AMQPValue::LongInt(0)),
-                ("x-dead-letter-exchange", long_str(&mesh)),
-            ],
-        )
-        .await;
-        ch.queue_bind(
-            name.as_str().into(),
-            mesh.as_str().into(),
-            "".into(),
-            Default::default(),
-            Default::default(),
-        )
-        .await
-        .expect("bind");
+        let args = table(vec![
+            ("x-max-length", AMQPValue::LongInt(0)),
+            ("x-dead-letter-exchange", long_str(&mesh)),
+        ]);
+        declare_queue_with(&ch, name, args).await;
+        bind_queue(&ch, name, &mesh, "").await;
     }
     tokio::time::timeout(WAIT, async {
         publish(&ch, "", &names[0], b"multiplied").await;

@@ -19,10 +19,7 @@ use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
 use lapin::{
     Channel, ExchangeKind,
     message::BasicGetMessage,
-    options::{
-        BasicGetOptions, BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions,
-        QueueBindOptions, QueueDeclareOptions,
-    },
+    options::{BasicNackOptions, BasicRejectOptions},
 };
 
 use crate::common::*;
@@ -30,79 +27,16 @@ use crate::common::*;
 /// A fanout DLX with one queue bound to it: (exchange, queue).
 async fn dlx_with_queue(ch: &Channel) -> (String, String) {
     let dlx = unique("dlx");
-    ch.exchange_declare(
-        dlx.as_str().into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    declare_auto_delete_exchange(ch, &dlx, ExchangeKind::Fanout).await;
     let dlq = unique("dlq");
     declare_queue(ch, &dlq).await;
-    ch.queue_bind(
-        dlq.as_str().into(),
-        dlx.as_str().into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    bind_queue(ch, &dlq, &dlx, "").await;
     (dlx, dlq)
 }
 
-async fn declare_with(ch: &Channel, q: &str, args: Vec<(&str, AMQPValue)>) {
-    ch.queue_declare(q.into(), QueueDeclareOptions::default(), table(args))
-        .await
-        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
-}
-
-async fn get(ch: &Channel, q: &str, no_ack: bool) -> Option<BasicGetMessage> {
-    ch.basic_get(q.into(), BasicGetOptions { no_ack })
-        .await
-        .expect("basic.get")
-}
-
-/// Polls (basic.get no-ack) until a message arrives in `q`.
-async fn wait_get(ch: &Channel, q: &str) -> BasicGetMessage {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(m) = get(ch, q, true).await {
-            return m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing arrived in {q}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Takes the next message of `q` (ack mode) and rejects it without requeue.
-async fn get_and_reject(ch: &Channel, q: &str) {
-    let m = wait_get_ack(ch, q).await;
-    m.delivery
-        .reject(BasicRejectOptions { requeue: false })
-        .await
-        .unwrap();
-}
-
-async fn wait_get_ack(ch: &Channel, q: &str) -> BasicGetMessage {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(m) = get(ch, q, false).await {
-            return m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing arrived in {q}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Arguments that dead-letter into the exchange `dlx`.
+fn dead_letter_exchange(dlx: &str) -> FieldTable {
+    table(vec![("x-dead-letter-exchange", long_str(dlx))])
 }
 
 fn headers(m: &BasicGetMessage) -> FieldTable {
@@ -208,11 +142,10 @@ fn assert_first_death(h: &FieldTable, reason: &str, queue: &str, exchange: &str)
 
 #[tokio::test]
 async fn rejected_message_is_dead_lettered_with_x_death_headers() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-src");
-    declare_with(&ch, &src, vec![("x-dead-letter-exchange", long_str(&dlx))]).await;
+    declare_queue_with(&ch, &src, dead_letter_exchange(&dlx)).await;
     let app_headers = table(vec![("app", long_str("kept"))]);
     publish_props(
         &ch,
@@ -225,7 +158,7 @@ async fn rejected_message_is_dead_lettered_with_x_death_headers() {
     )
     .await;
     get_and_reject(&ch, &src).await;
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     assert_eq!(m.delivery.data, b"body");
     // Delivered from the DLX, with the original routing key.
     assert_eq!(m.delivery.exchange.as_str(), dlx);
@@ -261,13 +194,12 @@ async fn rejected_message_is_dead_lettered_with_x_death_headers() {
 
 #[tokio::test]
 async fn nack_without_requeue_dead_letters_with_reason_rejected() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-nack");
-    declare_with(&ch, &src, vec![("x-dead-letter-exchange", long_str(&dlx))]).await;
+    declare_queue_with(&ch, &src, dead_letter_exchange(&dlx)).await;
     publish(&ch, "", &src, b"n").await;
-    let m = wait_get_ack(&ch, &src).await;
+    let m = wait_for_message_to_ack(&ch, &src).await;
     m.delivery
         .nack(BasicNackOptions {
             multiple: false,
@@ -275,26 +207,25 @@ async fn nack_without_requeue_dead_letters_with_reason_rejected() {
         })
         .await
         .unwrap();
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     let deaths = x_death(&headers(&m));
     assert_death(&deaths[0], 1, "rejected", &src, "", &[&src], None);
 }
 
 #[tokio::test]
 async fn requeued_message_is_not_dead_lettered() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-requeue");
-    declare_with(&ch, &src, vec![("x-dead-letter-exchange", long_str(&dlx))]).await;
+    declare_queue_with(&ch, &src, dead_letter_exchange(&dlx)).await;
     publish(&ch, "", &src, b"r").await;
-    let m = wait_get_ack(&ch, &src).await;
+    let m = wait_for_message_to_ack(&ch, &src).await;
     m.delivery
         .reject(BasicRejectOptions { requeue: true })
         .await
         .unwrap();
     sync(&ch).await;
-    let again = wait_get(&ch, &src).await;
+    let again = wait_for_message(&ch, &src).await;
     assert!(again.delivery.redelivered);
     assert!(again.delivery.properties.headers().is_none());
     assert_eq!(get_body(&ch, &dlq).await, None);
@@ -302,22 +233,15 @@ async fn requeued_message_is_not_dead_lettered() {
 
 #[tokio::test]
 async fn expired_message_is_dead_lettered_with_reason_expired() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-ttl");
-    declare_with(
-        &ch,
-        &src,
-        vec![
-            ("x-dead-letter-exchange", long_str(&dlx)),
-            ("x-message-ttl", AMQPValue::LongInt(100)),
-        ],
-    )
-    .await;
+    let mut args = dead_letter_exchange(&dlx);
+    args.insert("x-message-ttl".into(), AMQPValue::LongInt(100));
+    declare_queue_with(&ch, &src, args).await;
     publish(&ch, "", &src, b"old").await;
     // Nobody touches the source queue: it expires the message by itself.
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     assert_eq!(m.delivery.data, b"old");
     let h = headers(&m);
     let deaths = x_death(&h);
@@ -328,11 +252,10 @@ async fn expired_message_is_dead_lettered_with_reason_expired() {
 
 #[tokio::test]
 async fn per_message_expiration_is_moved_to_original_expiration() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-exp");
-    declare_with(&ch, &src, vec![("x-dead-letter-exchange", long_str(&dlx))]).await;
+    declare_queue_with(&ch, &src, dead_letter_exchange(&dlx)).await;
     publish_props(
         &ch,
         "",
@@ -341,7 +264,7 @@ async fn per_message_expiration_is_moved_to_original_expiration() {
         BasicProperties::default().with_expiration("100".into()),
     )
     .await;
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     assert_eq!(m.delivery.properties.expiration(), &None);
     let deaths = x_death(&headers(&m));
     assert_death(&deaths[0], 1, "expired", &src, "", &[&src], Some("100"));
@@ -349,22 +272,15 @@ async fn per_message_expiration_is_moved_to_original_expiration() {
 
 #[tokio::test]
 async fn max_length_overflow_dead_letters_head_with_reason_maxlen() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-maxlen");
-    declare_with(
-        &ch,
-        &src,
-        vec![
-            ("x-dead-letter-exchange", long_str(&dlx)),
-            ("x-max-length", AMQPValue::LongInt(1)),
-        ],
-    )
-    .await;
+    let mut args = dead_letter_exchange(&dlx);
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    declare_queue_with(&ch, &src, args).await;
     publish(&ch, "", &src, b"first").await;
     publish(&ch, "", &src, b"second").await;
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     assert_eq!(m.delivery.data, b"first");
     let h = headers(&m);
     assert_death(&x_death(&h)[0], 1, "maxlen", &src, "", &[&src], None);
@@ -374,24 +290,15 @@ async fn max_length_overflow_dead_letters_head_with_reason_maxlen() {
 
 #[tokio::test]
 async fn dead_letter_routing_key_replaces_routing_key() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let target = unique("dl-target");
     declare_queue(&ch, &target).await;
     let src = unique("dl-rk");
     // Dead-letter through the default exchange to `target`.
-    declare_with(
-        &ch,
-        &src,
-        vec![
-            ("x-dead-letter-exchange", long_str("")),
-            ("x-dead-letter-routing-key", long_str(&target)),
-        ],
-    )
-    .await;
+    declare_queue_with(&ch, &src, table(dead_letter_to(&target))).await;
     publish(&ch, "", &src, b"m").await;
     get_and_reject(&ch, &src).await;
-    let m = wait_get(&ch, &target).await;
+    let m = wait_for_message(&ch, &target).await;
     assert_eq!(m.delivery.exchange.as_str(), "");
     assert_eq!(m.delivery.routing_key.as_str(), target);
     // routing-keys records the ORIGINAL routing key.
@@ -408,32 +315,13 @@ async fn dead_letter_routing_key_replaces_routing_key() {
 
 #[tokio::test]
 async fn x_death_records_original_exchange_and_cc_routing_keys() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-cc");
-    declare_with(&ch, &src, vec![("x-dead-letter-exchange", long_str(&dlx))]).await;
+    declare_queue_with(&ch, &src, dead_letter_exchange(&dlx)).await;
     let ex = unique("dl-cc-ex");
-    ch.exchange_declare(
-        ex.as_str().into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.queue_bind(
-        src.as_str().into(),
-        ex.as_str().into(),
-        "k1".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    declare_auto_delete_exchange(&ch, &ex, ExchangeKind::Direct).await;
+    bind_queue(&ch, &src, &ex, "k1").await;
     let mut cc = FieldArray::default();
     cc.push(long_str("k2"));
     publish_props(
@@ -445,7 +333,7 @@ async fn x_death_records_original_exchange_and_cc_routing_keys() {
     )
     .await;
     get_and_reject(&ch, &src).await;
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     let h = headers(&m);
     assert_death(
         &x_death(&h)[0],
@@ -461,23 +349,14 @@ async fn x_death_records_original_exchange_and_cc_routing_keys() {
 
 #[tokio::test]
 async fn count_increments_when_dead_lettered_again_from_same_queue_for_same_reason() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("dl-loop");
     // Rejections may cycle: q dead-letters back into itself.
-    declare_with(
-        &ch,
-        &q,
-        vec![
-            ("x-dead-letter-exchange", long_str("")),
-            ("x-dead-letter-routing-key", long_str(&q)),
-        ],
-    )
-    .await;
+    declare_queue_with(&ch, &q, table(dead_letter_to(&q))).await;
     publish(&ch, "", &q, b"again").await;
     get_and_reject(&ch, &q).await;
     get_and_reject(&ch, &q).await;
-    let m = wait_get(&ch, &q).await;
+    let m = wait_for_message(&ch, &q).await;
     let h = headers(&m);
     let deaths = x_death(&h);
     assert_eq!(deaths.len(), 1, "same queue + reason: one entry");
@@ -487,35 +366,19 @@ async fn count_increments_when_dead_lettered_again_from_same_queue_for_same_reas
 
 #[tokio::test]
 async fn death_in_another_queue_prepends_a_new_x_death_entry() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let dlq = unique("dl-final");
     declare_queue(&ch, &dlq).await;
     let q2 = unique("dl-q2");
-    declare_with(
-        &ch,
-        &q2,
-        vec![
-            ("x-dead-letter-exchange", long_str("")),
-            ("x-dead-letter-routing-key", long_str(&dlq)),
-        ],
-    )
-    .await;
+    declare_queue_with(&ch, &q2, table(dead_letter_to(&dlq))).await;
     let q1 = unique("dl-q1");
-    declare_with(
-        &ch,
-        &q1,
-        vec![
-            ("x-dead-letter-exchange", long_str("")),
-            ("x-dead-letter-routing-key", long_str(&q2)),
-            ("x-message-ttl", AMQPValue::LongInt(100)),
-        ],
-    )
-    .await;
+    let mut args = dead_letter_to(&q2);
+    args.push(("x-message-ttl", AMQPValue::LongInt(100)));
+    declare_queue_with(&ch, &q1, table(args)).await;
     publish(&ch, "", &q1, b"twice").await;
     // Expires from q1 into q2, then is rejected from q2 into dlq.
     get_and_reject(&ch, &q2).await;
-    let m = wait_get(&ch, &dlq).await;
+    let m = wait_for_message(&ch, &dlq).await;
     let h = headers(&m);
     let deaths = x_death(&h);
     assert_eq!(deaths.len(), 2);
@@ -528,19 +391,11 @@ async fn death_in_another_queue_prepends_a_new_x_death_entry() {
 
 #[tokio::test]
 async fn expiry_cycle_back_into_same_queue_is_dropped() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("dl-cycle");
-    declare_with(
-        &ch,
-        &q,
-        vec![
-            ("x-message-ttl", AMQPValue::LongInt(200)),
-            ("x-dead-letter-exchange", long_str("")),
-            ("x-dead-letter-routing-key", long_str(&q)),
-        ],
-    )
-    .await;
+    let mut args = dead_letter_to(&q);
+    args.push(("x-message-ttl", AMQPValue::LongInt(200)));
+    declare_queue_with(&ch, &q, table(args)).await;
     publish(&ch, "", &q, b"cycle").await;
     sync(&ch).await;
     // RabbitMQ detects the cycle on the first expiry (the new x-death entry
@@ -554,15 +409,9 @@ async fn expiry_cycle_back_into_same_queue_is_dropped() {
 
 #[tokio::test]
 async fn dead_letter_exchange_that_does_not_exist_drops_the_message() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let src = unique("dl-missing");
-    declare_with(
-        &ch,
-        &src,
-        vec![("x-dead-letter-exchange", long_str(&unique("no-such-dlx")))],
-    )
-    .await;
+    declare_queue_with(&ch, &src, dead_letter_exchange(&unique("no-such-dlx"))).await;
     publish(&ch, "", &src, b"m").await;
     get_and_reject(&ch, &src).await;
     sync(&ch).await;
@@ -571,22 +420,15 @@ async fn dead_letter_exchange_that_does_not_exist_drops_the_message() {
 
 #[tokio::test]
 async fn dead_letter_routing_key_without_exchange_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("dl-rk-only");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            table(vec![("x-dead-letter-routing-key", long_str("k"))]),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = table(vec![("x-dead-letter-routing-key", long_str("k"))]);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key' for queue '{q}' in vhost '/': routing_key_but_no_dlx_defined"
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(
+            &q,
+            "x-dead-letter-routing-key",
+            "routing_key_but_no_dlx_defined"
         )
     );
 }

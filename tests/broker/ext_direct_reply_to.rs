@@ -2,10 +2,7 @@
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{
-    Channel,
-    options::{BasicConsumeOptions, BasicGetOptions},
-};
+use lapin::{Channel, options::BasicConsumeOptions};
 
 use crate::common::*;
 
@@ -38,10 +35,8 @@ async fn request(requester: &Channel, server: &Channel, body: &[u8]) -> (String,
     )
     .await;
     sync(requester).await;
-    let m = server
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+    let m = get_message_no_ack(server, &q)
         .await
-        .unwrap()
         .expect("request reached the server queue");
     assert_eq!(m.delivery.data, body);
     let reply_to = m
@@ -59,11 +54,7 @@ async fn request(requester: &Channel, server: &Channel, body: &[u8]) -> (String,
 async fn capability_direct_reply_to_is_advertised() {
     let broker = TestBroker::start();
     let mut raw = RawClient::connect(broker.addr()).await;
-    let start = raw.start().await;
-    let caps = match start.server_properties.inner().get("capabilities") {
-        Some(AMQPValue::FieldTable(t)) => t.clone(),
-        other => panic!("capabilities missing: {other:?}"),
-    };
+    let caps = server_capabilities(&raw.start().await);
     assert_eq!(
         caps.inner().get("direct_reply_to"),
         Some(&AMQPValue::Boolean(true))
@@ -72,8 +63,7 @@ async fn capability_direct_reply_to_is_advertised() {
 
 #[tokio::test]
 async fn reply_to_is_rewritten_and_reply_reaches_the_requester() {
-    let broker = TestBroker::start();
-    let (_rconn, requester) = broker.channel().await;
+    let (broker, _rconn, requester) = broker_with_channel().await;
     let (_sconn, server) = broker.channel().await;
     let mut replies = consume_reply_to(&requester, true)
         .await
@@ -104,8 +94,7 @@ async fn reply_to_is_rewritten_and_reply_reaches_the_requester() {
 
 #[tokio::test]
 async fn each_request_on_the_channel_gets_a_working_reply_address() {
-    let broker = TestBroker::start();
-    let (_rconn, requester) = broker.channel().await;
+    let (broker, _rconn, requester) = broker_with_channel().await;
     let (_sconn, server) = broker.channel().await;
     let mut replies = consume_reply_to(&requester, true).await.unwrap();
     let (_, a) = request(&requester, &server, b"one").await;
@@ -118,8 +107,7 @@ async fn each_request_on_the_channel_gets_a_working_reply_address() {
 
 #[tokio::test]
 async fn consuming_reply_to_without_no_ack_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (code, text) = expect_amqp_error(consume_reply_to(&ch, false).await);
     assert_eq!(code, 406);
     assert_eq!(
@@ -130,8 +118,7 @@ async fn consuming_reply_to_without_no_ack_is_406() {
 
 #[tokio::test]
 async fn consuming_reply_to_twice_on_a_channel_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let _first = consume_reply_to(&ch, true).await.unwrap();
     let (code, text) = expect_amqp_error(consume_reply_to(&ch, true).await);
     assert_eq!(code, 406);
@@ -140,8 +127,7 @@ async fn consuming_reply_to_twice_on_a_channel_is_406() {
 
 #[tokio::test]
 async fn publishing_with_reply_to_without_reply_consumer_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("rpc-noconsumer");
     declare_queue(&ch, &q).await;
     let watch = ChannelErrorWatch::new(&ch).await;
@@ -164,16 +150,14 @@ async fn publishing_with_reply_to_without_reply_consumer_is_406() {
 
 #[tokio::test]
 async fn reply_to_an_unknown_reply_address_is_silently_dropped() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     publish(&ch, "", "amq.rabbitmq.reply-to.garbage", b"lost").await;
     sync(&ch).await;
 }
 
 #[tokio::test]
 async fn reply_after_the_requester_cancelled_is_silently_dropped() {
-    let broker = TestBroker::start();
-    let (_rconn, requester) = broker.channel().await;
+    let (broker, _rconn, requester) = broker_with_channel().await;
     let (_sconn, server) = broker.channel().await;
     let replies = consume_reply_to(&requester, true).await.unwrap();
     let (_, reply_to) = request(&requester, &server, b"req").await;

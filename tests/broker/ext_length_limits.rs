@@ -2,35 +2,15 @@
 //! `x-overflow` (checked against RabbitMQ 3.10).
 
 use amq_protocol::protocol::BasicProperties;
-use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{
-    Channel,
-    options::{BasicConsumeOptions, QueueDeclareOptions},
-};
+use amq_protocol::types::AMQPValue;
+use lapin::Channel;
 
 use crate::common::*;
 
-async fn declare_with(ch: &Channel, q: &str, args: FieldTable) {
-    ch.queue_declare(q.into(), QueueDeclareOptions::default(), args)
-        .await
-        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
-}
-
 /// Publishes with confirms (the channel must be in confirm mode) and returns
 /// whether the broker acked (true) or nacked (false).
-async fn publish_confirmed(ch: &Channel, q: &str, body: &[u8]) -> bool {
-    let confirmation = ch
-        .basic_publish(
-            "".into(),
-            q.into(),
-            Default::default(),
-            body,
-            BasicProperties::default(),
-        )
-        .await
-        .expect("basic.publish")
-        .await
-        .expect("publisher confirm");
+async fn publish_is_acked(ch: &Channel, q: &str, body: &[u8]) -> bool {
+    let confirmation = publish_confirmed(ch, "", q, body, BasicProperties::default()).await;
     assert!(confirmation.is_ack() || confirmation.is_nack());
     confirmation.is_ack()
 }
@@ -49,24 +29,19 @@ fn reject_publish() -> (&'static str, AMQPValue) {
 
 #[tokio::test]
 async fn max_length_drops_oldest_messages() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxlen");
-    declare_with(&ch, &q, table(vec![max_len(3)])).await;
-    for i in 0..5 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
-    sync(&ch).await;
+    declare_queue_with(&ch, &q, table(vec![max_len(3)])).await;
+    publish_n(&ch, &q, 5).await;
     assert_eq!(message_count(&ch, &q).await, 3);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m2", "m3", "m4"]);
 }
 
 #[tokio::test]
 async fn explicit_drop_head_overflow_drops_oldest() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxlen-drophead");
-    declare_with(
+    declare_queue_with(
         &ch,
         &q,
         table(vec![max_len(2), ("x-overflow", long_str("drop-head"))]),
@@ -75,17 +50,16 @@ async fn explicit_drop_head_overflow_drops_oldest() {
     ch.confirm_select(Default::default()).await.unwrap();
     for i in 0..4 {
         // drop-head never refuses a publish: every one is acked.
-        assert!(publish_confirmed(&ch, &q, format!("m{i}").as_bytes()).await);
+        assert!(publish_is_acked(&ch, &q, format!("m{i}").as_bytes()).await);
     }
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m2", "m3"]);
 }
 
 #[tokio::test]
 async fn max_length_bytes_drops_oldest_by_body_size() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxbytes");
-    declare_with(&ch, &q, table(vec![max_bytes(10)])).await;
+    declare_queue_with(&ch, &q, table(vec![max_bytes(10)])).await;
     for body in ["aaaa", "bbbb", "cccc"] {
         publish(&ch, "", &q, body.as_bytes()).await;
     }
@@ -96,10 +70,9 @@ async fn max_length_bytes_drops_oldest_by_body_size() {
 
 #[tokio::test]
 async fn max_length_bytes_counts_body_bytes_only() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxbytes-headers");
-    declare_with(&ch, &q, table(vec![max_bytes(10)])).await;
+    declare_queue_with(&ch, &q, table(vec![max_bytes(10)])).await;
     let big_headers = table(vec![("padding", long_str(&"p".repeat(500)))]);
     for body in ["aaaaa", "bbbbb"] {
         publish_props(
@@ -118,121 +91,74 @@ async fn max_length_bytes_counts_body_bytes_only() {
 
 #[tokio::test]
 async fn max_length_zero_keeps_nothing_but_a_waiting_consumer_still_receives() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("maxlen-zero");
-    declare_with(&ch, &q, table(vec![max_len(0)])).await;
+    declare_queue_with(&ch, &q, table(vec![max_len(0)])).await;
     ch.confirm_select(Default::default()).await.unwrap();
-    assert!(publish_confirmed(&ch, &q, b"dropped").await);
+    assert!(publish_is_acked(&ch, &q, b"dropped").await);
     assert_eq!(message_count(&ch, &q).await, 0);
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = cch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert!(publish_confirmed(&ch, &q, b"delivered").await);
+    let mut consumer = consume_no_ack(&cch, &q).await;
+    assert!(publish_is_acked(&ch, &q, b"delivered").await);
     assert_eq!(next_delivery(&mut consumer).await.data, b"delivered");
 }
 
 #[tokio::test]
 async fn reject_publish_nacks_and_keeps_old_messages() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxlen-reject");
-    declare_with(&ch, &q, table(vec![max_len(2), reject_publish()])).await;
+    declare_queue_with(&ch, &q, table(vec![max_len(2), reject_publish()])).await;
     ch.confirm_select(Default::default()).await.unwrap();
-    assert!(publish_confirmed(&ch, &q, b"m0").await);
-    assert!(publish_confirmed(&ch, &q, b"m1").await);
-    assert!(
-        !publish_confirmed(&ch, &q, b"m2").await,
-        "m2 must be nacked"
-    );
-    assert!(
-        !publish_confirmed(&ch, &q, b"m3").await,
-        "m3 must be nacked"
-    );
+    assert!(publish_is_acked(&ch, &q, b"m0").await);
+    assert!(publish_is_acked(&ch, &q, b"m1").await);
+    assert!(!publish_is_acked(&ch, &q, b"m2").await, "m2 must be nacked");
+    assert!(!publish_is_acked(&ch, &q, b"m3").await, "m3 must be nacked");
     assert_eq!(message_count(&ch, &q).await, 2);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m0", "m1"]);
     // Room again: publishes are accepted again.
-    assert!(publish_confirmed(&ch, &q, b"m4").await);
+    assert!(publish_is_acked(&ch, &q, b"m4").await);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m4"]);
 }
 
 #[tokio::test]
 async fn reject_publish_applies_to_max_length_bytes() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxbytes-reject");
-    declare_with(&ch, &q, table(vec![max_bytes(8), reject_publish()])).await;
+    declare_queue_with(&ch, &q, table(vec![max_bytes(8), reject_publish()])).await;
     ch.confirm_select(Default::default()).await.unwrap();
-    assert!(publish_confirmed(&ch, &q, b"aaaa").await);
-    assert!(publish_confirmed(&ch, &q, b"bbbb").await);
-    assert!(!publish_confirmed(&ch, &q, b"c").await);
+    assert!(publish_is_acked(&ch, &q, b"aaaa").await);
+    assert!(publish_is_acked(&ch, &q, b"bbbb").await);
+    assert!(!publish_is_acked(&ch, &q, b"c").await);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["aaaa", "bbbb"]);
 }
 
 #[tokio::test]
 async fn reject_publish_without_confirms_silently_drops() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("maxlen-reject-noconfirm");
-    declare_with(&ch, &q, table(vec![max_len(1), reject_publish()])).await;
-    for i in 0..3 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
-    sync(&ch).await;
+    declare_queue_with(&ch, &q, table(vec![max_len(1), reject_publish()])).await;
+    publish_n(&ch, &q, 3).await;
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m0"]);
 }
 
 #[tokio::test]
 async fn invalid_x_overflow_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("overflow-bad");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            table(vec![("x-overflow", long_str("bogus"))]),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = table(vec![("x-overflow", long_str("bogus"))]);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{q}' in vhost '/': invalid_overflow"
-        )
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(&q, "x-overflow", "invalid_overflow")
     );
 }
 
 async fn negative_limit_is_406(arg: &str) {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("limit-neg");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            table(vec![(arg, AMQPValue::LongInt(-1))]),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = table(vec![(arg, AMQPValue::LongInt(-1))]);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg '{arg}' for queue '{q}' in vhost '/': {{value_negative,-1}}"
-        )
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(&q, arg, "{value_negative,-1}")
     );
 }
 
@@ -248,10 +174,9 @@ async fn negative_max_length_bytes_is_406() {
 
 #[tokio::test]
 async fn reject_publish_dlx_overflow_is_accepted() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("overflow-rpdlx");
-    declare_with(
+    declare_queue_with(
         &ch,
         &q,
         table(vec![
@@ -261,7 +186,7 @@ async fn reject_publish_dlx_overflow_is_accepted() {
     )
     .await;
     ch.confirm_select(Default::default()).await.unwrap();
-    assert!(publish_confirmed(&ch, &q, b"m0").await);
-    assert!(!publish_confirmed(&ch, &q, b"m1").await);
+    assert!(publish_is_acked(&ch, &q, b"m0").await);
+    assert!(!publish_is_acked(&ch, &q, b"m1").await);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m0"]);
 }

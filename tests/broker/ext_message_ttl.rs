@@ -1,14 +1,11 @@
 //! Message TTL: the `x-message-ttl` queue argument and the per-message
 //! `expiration` property (checked against RabbitMQ 3.10).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{
-    Channel,
-    options::{BasicConsumeOptions, QueueDeclareOptions},
-};
+use lapin::Channel;
 
 use crate::common::*;
 
@@ -17,49 +14,16 @@ async fn declare_ttl(ch: &Channel, q: &str, ttl: Option<i32>) {
         Some(t) => table(vec![("x-message-ttl", AMQPValue::LongInt(t))]),
         None => FieldTable::default(),
     };
-    ch.queue_declare(q.into(), QueueDeclareOptions::default(), args)
-        .await
-        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+    declare_queue_with(ch, q, args).await;
 }
 
 fn expiring(ms: &str) -> BasicProperties {
     BasicProperties::default().with_expiration(ms.into())
 }
 
-/// Polls the ready count (passive declare) until it is `n`, for at most `within`.
-async fn wait_count_within(ch: &Channel, q: &str, n: u32, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let c = message_count(ch, q).await;
-        if c == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "queue {q} still has {c} messages after {within:?}, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn no_ack_consumer(ch: &Channel, q: &str) -> lapin::Consumer {
-    ch.basic_consume(
-        q.into(),
-        "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn queue_ttl_expired_message_is_not_returned_by_basic_get() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-get");
     declare_ttl(&ch, &q, Some(200)).await;
     publish(&ch, "", &q, b"old").await;
@@ -76,21 +40,17 @@ async fn queue_ttl_expired_message_is_not_returned_by_basic_get() {
 async fn queue_ttl_expires_messages_at_rest() {
     // No publish, get or consumer after the messages arrive: the queue still
     // drops them once they expire, and the message count goes to 0.
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-rest");
     declare_ttl(&ch, &q, Some(300)).await;
-    for i in 0..3 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
-    wait_count_within(&ch, &q, 3, Duration::from_millis(250)).await;
-    wait_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
+    publish_numbered(&ch, &q, 0..3).await;
+    wait_message_count_within(&ch, &q, 3, Duration::from_millis(250)).await;
+    wait_message_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
 }
 
 #[tokio::test]
 async fn per_message_expiration_expires_message() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-msg");
     declare_ttl(&ch, &q, None).await;
     publish_props(&ch, "", &q, b"short", expiring("200")).await;
@@ -102,19 +62,17 @@ async fn per_message_expiration_expires_message() {
 
 #[tokio::test]
 async fn per_message_expiration_expires_head_at_rest() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-msg-rest");
     declare_ttl(&ch, &q, None).await;
     publish_props(&ch, "", &q, b"short", expiring("200")).await;
-    wait_count_within(&ch, &q, 1, Duration::from_millis(150)).await;
-    wait_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
+    wait_message_count_within(&ch, &q, 1, Duration::from_millis(150)).await;
+    wait_message_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
 }
 
 #[tokio::test]
 async fn lower_message_expiration_wins_over_queue_ttl() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-msg-lower");
     declare_ttl(&ch, &q, Some(60_000)).await;
     publish_props(&ch, "", &q, b"short", expiring("200")).await;
@@ -125,8 +83,7 @@ async fn lower_message_expiration_wins_over_queue_ttl() {
 
 #[tokio::test]
 async fn lower_queue_ttl_wins_over_message_expiration() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-queue-lower");
     declare_ttl(&ch, &q, Some(200)).await;
     publish_props(&ch, "", &q, b"long", expiring("60000")).await;
@@ -140,8 +97,7 @@ async fn expired_message_behind_live_head_is_counted_but_never_delivered() {
     // RabbitMQ only expires per-message TTLs at the head of the queue: a
     // short-lived message behind a long-lived one still counts as ready, but
     // is dropped (not delivered) when it reaches the head.
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-behind");
     declare_ttl(&ch, &q, None).await;
     publish_props(&ch, "", &q, b"long", expiring("60000")).await;
@@ -155,8 +111,7 @@ async fn expired_message_behind_live_head_is_counted_but_never_delivered() {
 
 #[tokio::test]
 async fn queue_ttl_zero_drops_message_without_consumer() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-zero");
     declare_ttl(&ch, &q, Some(0)).await;
     publish(&ch, "", &q, b"gone").await;
@@ -167,21 +122,18 @@ async fn queue_ttl_zero_drops_message_without_consumer() {
 
 #[tokio::test]
 async fn queue_ttl_zero_delivers_to_waiting_consumer() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("ttl-zero-consumer");
     declare_ttl(&ch, &q, Some(0)).await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = no_ack_consumer(&cch, &q).await;
+    let mut consumer = consume_no_ack(&cch, &q).await;
     publish(&ch, "", &q, b"now").await;
     assert_eq!(next_delivery(&mut consumer).await.data, b"now");
 }
 
 #[tokio::test]
 async fn expiration_zero_drops_message_without_consumer() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("exp-zero");
     declare_ttl(&ch, &q, None).await;
     publish_props(&ch, "", &q, b"gone", expiring("0")).await;
@@ -192,20 +144,17 @@ async fn expiration_zero_drops_message_without_consumer() {
 
 #[tokio::test]
 async fn expiration_zero_delivers_to_waiting_consumer() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("exp-zero-consumer");
     declare_ttl(&ch, &q, None).await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = no_ack_consumer(&cch, &q).await;
+    let mut consumer = consume_no_ack(&cch, &q).await;
     publish_props(&ch, "", &q, b"now", expiring("0")).await;
     assert_eq!(next_delivery(&mut consumer).await.data, b"now");
 }
 
 async fn publish_bad_expiration(expiration: &str) -> (u16, String) {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("exp-bad");
     declare_ttl(&ch, &q, None).await;
     let watch = ChannelErrorWatch::new(&ch).await;
@@ -248,22 +197,11 @@ async fn fractional_expiration_is_406() {
 
 #[tokio::test]
 async fn negative_x_message_ttl_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("ttl-neg");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            table(vec![("x-message-ttl", AMQPValue::LongInt(-1))]),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = table(vec![("x-message-ttl", AMQPValue::LongInt(-1))]);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '{q}' in vhost '/': {{value_negative,-1}}"
-        )
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(&q, "x-message-ttl", "{value_negative,-1}")
     );
 }

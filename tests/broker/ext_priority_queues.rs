@@ -2,10 +2,7 @@
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{
-    Channel,
-    options::{BasicConsumeOptions, QueueDeclareOptions},
-};
+use lapin::Channel;
 
 use crate::common::*;
 
@@ -14,13 +11,7 @@ fn max_priority(v: AMQPValue) -> FieldTable {
 }
 
 async fn declare_prio(ch: &Channel, q: &str, max: i32) {
-    ch.queue_declare(
-        q.into(),
-        QueueDeclareOptions::default(),
-        max_priority(AMQPValue::LongInt(max)),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+    declare_queue_with(ch, q, max_priority(AMQPValue::LongInt(max))).await;
 }
 
 /// Publishes (body, priority) pairs; `None` = no priority property.
@@ -35,17 +26,9 @@ async fn publish_all(ch: &Channel, q: &str, msgs: &[(&str, Option<u8>)]) {
     wait_message_count(ch, q, msgs.len() as u32).await;
 }
 
-async fn declare_err(ch: &Channel, q: &str, v: AMQPValue) -> (u16, String) {
-    expect_amqp_error(
-        ch.queue_declare(q.into(), QueueDeclareOptions::default(), max_priority(v))
-            .await,
-    )
-}
-
 #[tokio::test]
 async fn higher_priority_messages_are_delivered_first_by_basic_get() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-get");
     declare_prio(&ch, &q, 10).await;
     publish_all(
@@ -64,8 +47,7 @@ async fn higher_priority_messages_are_delivered_first_by_basic_get() {
 
 #[tokio::test]
 async fn higher_priority_messages_are_delivered_first_to_a_consumer() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-consume");
     declare_prio(&ch, &q, 10).await;
     publish_all(
@@ -79,29 +61,17 @@ async fn higher_priority_messages_are_delivered_first_to_a_consumer() {
         ],
     )
     .await;
-    let mut consumer = ch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut consumer = consume_no_ack(&ch, &q).await;
     let mut got = Vec::new();
     for _ in 0..4 {
-        got.push(String::from_utf8(next_delivery(&mut consumer).await.data).unwrap());
+        got.push(body_str(&next_delivery(&mut consumer).await));
     }
     assert_eq!(got, vec!["p9", "p4", "p2", "p0"]);
 }
 
 #[tokio::test]
 async fn messages_of_equal_priority_stay_fifo() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-fifo");
     declare_prio(&ch, &q, 5).await;
     publish_all(
@@ -125,8 +95,7 @@ async fn messages_of_equal_priority_stay_fifo() {
 
 #[tokio::test]
 async fn priority_above_max_counts_as_max() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-cap");
     declare_prio(&ch, &q, 5).await;
     // 9 and 7 are capped to 5: the three are equal and stay in publish order,
@@ -150,8 +119,7 @@ async fn priority_above_max_counts_as_max() {
 
 #[tokio::test]
 async fn message_without_priority_counts_as_zero() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-none");
     declare_prio(&ch, &q, 5).await;
     publish_all(
@@ -173,8 +141,7 @@ async fn message_without_priority_counts_as_zero() {
 
 #[tokio::test]
 async fn message_count_includes_all_priorities() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-count");
     declare_prio(&ch, &q, 3).await;
     publish_all(
@@ -193,8 +160,7 @@ async fn message_count_includes_all_priorities() {
 
 #[tokio::test]
 async fn max_priority_255_is_accepted() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-255");
     declare_prio(&ch, &q, 255).await;
     publish_all(
@@ -210,8 +176,7 @@ async fn max_priority_255_is_accepted() {
 async fn max_priority_0_is_accepted_and_queue_stays_fifo() {
     // RabbitMQ 3.10 accepts x-max-priority 0 (no 406); the queue does not
     // reorder by priority.
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-0");
     declare_prio(&ch, &q, 0).await;
     publish_all(
@@ -225,45 +190,30 @@ async fn max_priority_0_is_accepted_and_queue_stays_fifo() {
 
 #[tokio::test]
 async fn max_priority_above_255_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-256");
-    let (code, text) = declare_err(&ch, &q, AMQPValue::LongInt(256)).await;
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{max_value_exceeded,256}}"
-        )
+        declare_queue_error(&ch, &q, max_priority(AMQPValue::LongInt(256))).await,
+        invalid_queue_arg(&q, "x-max-priority", "{max_value_exceeded,256}")
     );
 }
 
 #[tokio::test]
 async fn negative_max_priority_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-neg");
-    let (code, text) = declare_err(&ch, &q, AMQPValue::LongInt(-1)).await;
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{value_negative,-1}}"
-        )
+        declare_queue_error(&ch, &q, max_priority(AMQPValue::LongInt(-1))).await,
+        invalid_queue_arg(&q, "x-max-priority", "{value_negative,-1}")
     );
 }
 
 #[tokio::test]
 async fn non_integer_max_priority_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("pq-str");
-    let (code, text) = declare_err(&ch, &q, long_str("10")).await;
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': \"expected integer, got longstr\""
-        )
+        declare_queue_error(&ch, &q, max_priority(long_str("10"))).await,
+        invalid_queue_arg(&q, "x-max-priority", "\"expected integer, got longstr\"")
     );
 }

@@ -6,10 +6,7 @@
 use std::time::Duration;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{
-    Channel,
-    options::{BasicConsumeOptions, QueueDeclareOptions},
-};
+use lapin::Channel;
 
 use crate::common::*;
 
@@ -18,31 +15,17 @@ fn expires(ms: i32) -> FieldTable {
 }
 
 async fn declare_expiring(ch: &Channel, q: &str, ms: i32) {
-    ch.queue_declare(q.into(), QueueDeclareOptions::default(), expires(ms))
-        .await
-        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"));
+    declare_queue_with(ch, q, expires(ms)).await;
 }
 
 /// Whether the queue exists: passive declare on a throw-away channel.
 /// (A passive declare is itself a use that restarts the expiry timer.)
 async fn exists(broker: &TestBroker, q: &str) -> bool {
     let (conn, ch) = broker.channel().await;
-    let res = ch
-        .queue_declare(
-            q.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    let out = match res {
+    let out = match declare_queue_passive(&ch, q).await {
         Ok(_) => true,
         Err(e) => {
-            let (code, text) = amqp_error(&e).expect("AMQP error");
-            assert_eq!(code, 404);
-            assert_eq!(text, format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
+            assert_eq!(amqp_error(&e).expect("AMQP error"), no_queue(q));
             false
         }
     };
@@ -56,8 +39,7 @@ async fn sleep_ms(ms: u64) {
 
 #[tokio::test]
 async fn unused_queue_is_deleted_after_x_expires() {
-    let broker = TestBroker::start();
-    let (conn, ch) = broker.channel().await;
+    let (broker, conn, ch) = broker_with_channel().await;
     let q = unique("qexp-unused");
     declare_expiring(&ch, &q, 300).await;
     drop(ch);
@@ -68,8 +50,7 @@ async fn unused_queue_is_deleted_after_x_expires() {
 
 #[tokio::test]
 async fn queue_with_messages_expires_too() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-msgs");
     declare_expiring(&ch, &q, 300).await;
     for _ in 0..3 {
@@ -82,41 +63,20 @@ async fn queue_with_messages_expires_too() {
 
 #[tokio::test]
 async fn passive_declare_after_expiry_is_404() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-404");
     declare_expiring(&ch, &q, 200).await;
     sleep_ms(1000).await;
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await,
-    );
-    assert_eq!(code, 404);
-    assert_eq!(text, format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
+    let (code, text) = expect_amqp_error(declare_queue_passive(&ch, &q).await);
+    assert_eq!((code, text), no_queue(&q));
 }
 
 #[tokio::test]
 async fn consumer_keeps_queue_alive_until_cancelled() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-consumer");
     declare_expiring(&ch, &q, 300).await;
-    let consumer = ch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let consumer = consume_from(&ch, &q).await;
     sleep_ms(1000).await;
     assert!(
         exists(&broker, &q).await,
@@ -135,8 +95,7 @@ async fn consumer_keeps_queue_alive_until_cancelled() {
 
 #[tokio::test]
 async fn redeclare_restarts_the_expiry_timer() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-redeclare");
     declare_expiring(&ch, &q, 800).await;
     for _ in 0..4 {
@@ -152,8 +111,7 @@ async fn redeclare_restarts_the_expiry_timer() {
 
 #[tokio::test]
 async fn basic_get_restarts_the_expiry_timer() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-get");
     declare_expiring(&ch, &q, 800).await;
     for _ in 0..4 {
@@ -169,44 +127,22 @@ async fn basic_get_restarts_the_expiry_timer() {
 
 #[tokio::test]
 async fn zero_x_expires_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-zero");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            expires(0),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = expires(0);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '{q}' in vhost '/': {{value_zero,0}}"
-        )
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(&q, "x-expires", "{value_zero,0}")
     );
 }
 
 #[tokio::test]
 async fn negative_x_expires_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("qexp-neg");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            expires(-1),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = expires(-1);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '{q}' in vhost '/': {{value_negative,-1}}"
-        )
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(&q, "x-expires", "{value_negative,-1}")
     );
 }

@@ -6,10 +6,7 @@
 use std::time::Duration;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{
-    Channel,
-    options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions},
-};
+use lapin::{Channel, options::BasicAckOptions};
 
 use crate::common::*;
 
@@ -18,36 +15,19 @@ fn sac_args(v: bool) -> FieldTable {
 }
 
 async fn declare_sac(ch: &Channel, q: &str) -> lapin::Queue {
-    ch.queue_declare(q.into(), QueueDeclareOptions::default(), sac_args(true))
-        .await
-        .unwrap_or_else(|e| panic!("declare {q}: {e:?}"))
-}
-
-async fn consume(ch: &Channel, q: &str) -> lapin::Consumer {
-    ch.basic_consume(
-        q.into(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("consume {q}: {e:?}"))
+    declare_queue_with(ch, q, sac_args(true)).await
 }
 
 #[tokio::test]
 async fn only_first_registered_consumer_receives() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-first");
     declare_sac(&ch, &q).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume(&a_ch, &q).await;
-    let mut b = consume(&b_ch, &q).await;
-    for i in 0..5 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
+    let mut a = consume_from(&a_ch, &q).await;
+    let mut b = consume_from(&b_ch, &q).await;
+    publish_numbered(&ch, &q, 0..5).await;
     for i in 0..5 {
         let d = next_delivery(&mut a).await;
         assert_eq!(d.data, format!("m{i}").as_bytes());
@@ -57,15 +37,13 @@ async fn only_first_registered_consumer_receives() {
 
 #[tokio::test]
 async fn next_consumer_takes_over_when_active_one_cancels() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-cancel");
     declare_sac(&ch, &q).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume(&a_ch, &q).await;
-    let mut b = consume(&b_ch, &q).await;
+    let mut a = consume_from(&a_ch, &q).await;
+    let mut b = consume_from(&b_ch, &q).await;
     publish(&ch, "", &q, b"m0").await;
     let d = next_delivery(&mut a).await;
     assert_eq!(d.data, b"m0");
@@ -86,18 +64,14 @@ async fn next_consumer_takes_over_when_active_one_cancels() {
 
 #[tokio::test]
 async fn next_consumer_takes_over_requeued_messages_when_active_channel_closes() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-close");
     declare_sac(&ch, &q).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume(&a_ch, &q).await;
-    let mut b = consume(&b_ch, &q).await;
-    for i in 0..3 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
+    let mut a = consume_from(&a_ch, &q).await;
+    let mut b = consume_from(&b_ch, &q).await;
+    publish_numbered(&ch, &q, 0..3).await;
     for i in 0..3 {
         let d = next_delivery(&mut a).await;
         assert_eq!(d.data, format!("m{i}").as_bytes());
@@ -119,23 +93,19 @@ async fn next_consumer_takes_over_requeued_messages_when_active_channel_closes()
 
 #[tokio::test]
 async fn takeover_follows_registration_order() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-order");
     declare_sac(&ch, &q).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let c_ch = conn.create_channel().await.unwrap();
-    let a = consume(&a_ch, &q).await;
-    let mut b = consume(&b_ch, &q).await;
-    let mut c = consume(&c_ch, &q).await;
+    let a = consume_from(&a_ch, &q).await;
+    let mut b = consume_from(&b_ch, &q).await;
+    let mut c = consume_from(&c_ch, &q).await;
     a_ch.basic_cancel(a.tag(), Default::default())
         .await
         .unwrap();
-    for i in 0..3 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
+    publish_numbered(&ch, &q, 0..3).await;
     for i in 0..3 {
         assert_eq!(next_delivery(&mut b).await.data, format!("m{i}").as_bytes());
     }
@@ -144,19 +114,14 @@ async fn takeover_follows_registration_order() {
 
 #[tokio::test]
 async fn consumer_registered_after_messages_arrive_gets_them_only_if_first() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-late");
     declare_sac(&ch, &q).await;
-    for i in 0..3 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
-    sync(&ch).await;
+    publish_n(&ch, &q, 3).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume(&a_ch, &q).await;
-    let mut b = consume(&b_ch, &q).await;
+    let mut a = consume_from(&a_ch, &q).await;
+    let mut b = consume_from(&b_ch, &q).await;
     for i in 0..3 {
         assert_eq!(next_delivery(&mut a).await.data, format!("m{i}").as_bytes());
     }
@@ -165,9 +130,7 @@ async fn consumer_registered_after_messages_arrive_gets_them_only_if_first() {
 
 #[tokio::test]
 async fn declare_ok_counts_every_registered_consumer() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-count");
     let ok = declare_sac(&ch, &q).await;
     assert_eq!((ok.message_count(), ok.consumer_count()), (0, 0));
@@ -175,22 +138,12 @@ async fn declare_ok_counts_every_registered_consumer() {
     let mut consumers = Vec::new();
     for _ in 0..3 {
         let c = conn.create_channel().await.unwrap();
-        consumers.push(consume(&c, &q).await);
+        consumers.push(consume_from(&c, &q).await);
         chans.push(c);
     }
     // RabbitMQ counts all registered consumers, not just the active one,
     // in both a passive and a full (equivalent) redeclare.
-    let passive = ch
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let passive = declare_queue_passive(&ch, &q).await.unwrap();
     assert_eq!(passive.consumer_count(), 3);
     let redeclared = declare_sac(&ch, &q).await;
     assert_eq!(redeclared.consumer_count(), 3);
@@ -204,24 +157,14 @@ async fn declare_ok_counts_every_registered_consumer() {
 
 #[tokio::test]
 async fn sac_false_queue_round_robins() {
-    let broker = TestBroker::start();
-    let conn = broker.connect().await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_broker, conn, ch) = broker_with_channel().await;
     let q = unique("sac-false");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions::default(),
-        sac_args(false),
-    )
-    .await
-    .unwrap();
+    declare_queue_with(&ch, &q, sac_args(false)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume(&a_ch, &q).await;
-    let mut b = consume(&b_ch, &q).await;
-    for i in 0..4 {
-        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
-    }
+    let mut a = consume_from(&a_ch, &q).await;
+    let mut b = consume_from(&b_ch, &q).await;
+    publish_numbered(&ch, &q, 0..4).await;
     let a_got = [next_delivery(&mut a).await, next_delivery(&mut a).await];
     let b_got = [next_delivery(&mut b).await, next_delivery(&mut b).await];
     assert_eq!(a_got.len() + b_got.len(), 4);
@@ -229,40 +172,25 @@ async fn sac_false_queue_round_robins() {
 
 #[tokio::test]
 async fn non_boolean_sac_argument_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("sac-bad");
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            table(vec![("x-single-active-consumer", long_str("yes"))]),
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
+    let args = table(vec![("x-single-active-consumer", long_str("yes"))]);
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue '{q}' in vhost '/': {{unacceptable_type,longstr}}"
+        declare_queue_error(&ch, &q, args).await,
+        invalid_queue_arg(
+            &q,
+            "x-single-active-consumer",
+            "{unacceptable_type,longstr}"
         )
     );
 }
 
 #[tokio::test]
 async fn redeclare_without_sac_argument_is_inequivalent() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("sac-equiv");
     declare_sac(&ch, &q).await;
-    let (code, text) = expect_amqp_error(
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-    );
+    let (code, text) = declare_queue_error(&ch, &q, FieldTable::default()).await;
     assert_eq!(code, 406);
     assert_eq!(
         text,

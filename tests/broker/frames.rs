@@ -2,32 +2,13 @@
 //! RabbitMQ's code (and text where it is a fixed string), after which the
 //! broker still serves fresh connections.
 
-use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel};
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{AMQPClass, basic, channel};
 
 use crate::common::*;
 
 fn publish_method() -> Vec<u8> {
-    method_frame(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: "".into(),
-            routing_key: "nowhere".into(),
-            mandatory: false,
-            immediate: false,
-        })),
-    )
-}
-
-fn content_header(ch: u16, size: u64) -> Vec<u8> {
-    encode(&AMQPFrame::Header(
-        ch,
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: size,
-            properties: BasicProperties::default(),
-        },
-    ))
+    publish_method_frame(1, "", "nowhere")
 }
 
 fn qos_method(ch: u16) -> Vec<u8> {
@@ -49,9 +30,7 @@ enum Text {
 /// connection to be closed with `code`/`text`/`class_method`; then the
 /// socket closes and the broker serves a new connection.
 async fn assert_connection_error(bytes: Vec<u8>, code: u16, text: Text, class_method: (u16, u16)) {
-    let mut broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (mut broker, mut raw) = broker_with_raw_channel().await;
     raw.send_bytes(&bytes).await;
     let (got_code, got_text, class_id, method_id) = raw.expect_connection_close().await;
     assert_eq!(got_code, code, "reply text: {got_text}");
@@ -163,7 +142,7 @@ async fn content_body_without_header_is_505_unexpected_frame() {
 #[tokio::test]
 async fn content_header_without_publish_is_505_unexpected_frame() {
     assert_connection_error(
-        content_header(1, 5),
+        content_header_frame(1, 5),
         505,
         Text::Exact("UNEXPECTED_FRAME - expected method frame, got non method frame instead"),
         (0, 0),
@@ -204,7 +183,7 @@ async fn method_instead_of_content_header_after_publish_is_505_unexpected_frame(
 #[tokio::test]
 async fn method_instead_of_content_body_is_505_unexpected_frame() {
     let mut bytes = publish_method();
-    bytes.extend(content_header(1, 5));
+    bytes.extend(content_header_frame(1, 5));
     bytes.extend(qos_method(1));
     assert_connection_error(
         bytes,
@@ -317,7 +296,7 @@ async fn content_body_on_channel_zero_is_505_unexpected_frame() {
 #[tokio::test]
 async fn content_header_on_channel_zero_is_505_unexpected_frame() {
     assert_connection_error(
-        content_header(0, 5),
+        content_header_frame(0, 5),
         505,
         Text::Prefix("UNEXPECTED_FRAME"),
         (0, 0),
@@ -409,9 +388,7 @@ async fn unsolicited_channel_close_ok_is_503_command_invalid() {
 async fn unknown_class_and_method_ids_end_the_connection() {
     // RabbitMQ 3.10 drops the connection without a connection.close here;
     // a connection.close with a hard-error code is accepted as well.
-    let mut broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (mut broker, mut raw) = broker_with_raw_channel().await;
     raw.send_bytes(&raw_frame(1, 1, &[0, 99, 0, 10], 0xCE))
         .await;
     loop {
@@ -460,31 +437,15 @@ async fn broker_survives_random_bytes_after_handshake() {
 
 #[tokio::test]
 async fn frames_of_other_channels_may_interleave_with_content() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.open_channel(2).await;
     let q = unique("interleave");
-    let declare = AMQPClass::Queue(amq_protocol::protocol::queue::AMQPMethod::Declare(
-        amq_protocol::protocol::queue::Declare {
-            queue: q.as_str().into(),
-            exclusive: true,
-            ..Default::default()
-        },
-    ));
+    let declare = queue_declare_exclusive(&q);
     let (_, ok) = raw.rpc(1, declare).await;
     assert!(matches!(ok, AMQPClass::Queue(_)), "{ok:?}");
     // publish on channel 1: method + header ...
-    let mut bytes = method_frame(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: "".into(),
-            routing_key: q.as_str().into(),
-            mandatory: false,
-            immediate: false,
-        })),
-    );
-    bytes.extend(content_header(1, 10));
+    let mut bytes = publish_method_frame(1, "", &q);
+    bytes.extend(content_header_frame(1, 10));
     bytes.extend(raw_frame(3, 1, b"hello", 0xCE));
     raw.send_bytes(&bytes).await;
     // ... a heartbeat and a whole round-trip on channel 2 in between ...
@@ -505,15 +466,7 @@ async fn frames_of_other_channels_may_interleave_with_content() {
     );
     // ... then the rest of the body.
     raw.send_bytes(&raw_frame(3, 1, b"world", 0xCE)).await;
-    let (_, reply) = raw
-        .rpc(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
-                queue: q.as_str().into(),
-                no_ack: true,
-            })),
-        )
-        .await;
+    let (_, reply) = raw.rpc(1, basic_get_method(&q, true)).await;
     assert!(
         matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))),
         "{reply:?}"
@@ -530,38 +483,14 @@ async fn frames_of_other_channels_may_interleave_with_content() {
 
 #[tokio::test]
 async fn zero_size_content_has_no_body_frames() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     let q = unique("empty-body");
-    let declare = AMQPClass::Queue(amq_protocol::protocol::queue::AMQPMethod::Declare(
-        amq_protocol::protocol::queue::Declare {
-            queue: q.as_str().into(),
-            exclusive: true,
-            ..Default::default()
-        },
-    ));
+    let declare = queue_declare_exclusive(&q);
     raw.rpc(1, declare).await;
-    let mut bytes = method_frame(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: "".into(),
-            routing_key: q.as_str().into(),
-            mandatory: false,
-            immediate: false,
-        })),
-    );
-    bytes.extend(content_header(1, 0));
+    let mut bytes = publish_method_frame(1, "", &q);
+    bytes.extend(content_header_frame(1, 0));
     raw.send_bytes(&bytes).await;
-    let (_, reply) = raw
-        .rpc(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
-                queue: q.as_str().into(),
-                no_ack: true,
-            })),
-        )
-        .await;
+    let (_, reply) = raw.rpc(1, basic_get_method(&q, true)).await;
     assert!(
         matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))),
         "{reply:?}"
@@ -571,15 +500,7 @@ async fn zero_size_content_has_no_body_frames() {
         other => panic!("expected content header, got {other:?}"),
     }
     // The next frame is the reply to the next method, not a body frame.
-    let (_, reply) = raw
-        .rpc(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
-                queue: q.as_str().into(),
-                no_ack: true,
-            })),
-        )
-        .await;
+    let (_, reply) = raw.rpc(1, basic_get_method(&q, true)).await;
     assert!(
         matches!(reply, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(_))),
         "{reply:?}"

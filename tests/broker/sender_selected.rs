@@ -3,7 +3,6 @@
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
-use lapin::options::{BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions};
 
 use crate::common::*;
 
@@ -14,44 +13,22 @@ fn keys(names: &[&str]) -> AMQPValue {
 }
 
 async fn get_headers(ch: &lapin::Channel, q: &str) -> Option<FieldTable> {
-    let m = ch
-        .basic_get(q.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")?;
+    let m = get_message_no_ack(ch, q).await?;
     Some(m.delivery.properties.headers().clone().unwrap_or_default())
 }
 
 #[tokio::test]
 async fn cc_and_bcc_route_to_more_queues_and_bcc_is_removed() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let x = unique("sel-x");
-    ch.exchange_declare(
-        x.as_str().into(),
-        lapin::ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange.declare");
+    declare_auto_delete_exchange(&ch, &x, lapin::ExchangeKind::Direct).await;
     let names: Vec<String> = ["main", "cc", "bcc", "other"]
         .iter()
         .map(|n| unique(&format!("sel-{n}")))
         .collect();
     for q in &names {
         declare_queue(&ch, q).await;
-        ch.queue_bind(
-            q.as_str().into(),
-            x.as_str().into(),
-            q.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue.bind");
+        bind_queue(&ch, q, &x, q).await;
     }
     let (main, cc, bcc, other) = (&names[0], &names[1], &names[2], &names[3]);
     // The CC key twice and a non-string element: each queue still gets one copy.
@@ -90,8 +67,7 @@ async fn cc_and_bcc_route_to_more_queues_and_bcc_is_removed() {
 
 #[tokio::test]
 async fn cc_works_on_the_default_exchange() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let (a, b) = (unique("sel-default-a"), unique("sel-default-b"));
     declare_queue(&ch, &a).await;
     declare_queue(&ch, &b).await;
@@ -111,8 +87,7 @@ async fn cc_works_on_the_default_exchange() {
 
 #[tokio::test]
 async fn a_cc_header_that_is_not_an_array_is_406() {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("sel-bad");
     declare_queue(&ch, &q).await;
     let watch = ChannelErrorWatch::new(&ch).await;

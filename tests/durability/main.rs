@@ -18,7 +18,7 @@
 //! restart the broker). Set `WARREN_TEST_LOG=1` to see the brokers' stderr.
 #![allow(dead_code)]
 
-#[path = "../broker/common.rs"]
+#[path = "../broker/common/mod.rs"]
 mod common;
 
 /// Two tests from one `async fn check(stop: Stop)`: restart after SIGTERM and after SIGKILL.

@@ -14,6 +14,8 @@ use lapin::{
 
 use crate::common::*;
 use crate::support::*;
+// These durability versions take `durable` / binding arguments; the broker suite has its own.
+use crate::support::{bind_queue, declare_exchange, publish_confirmed};
 
 fn full_properties() -> BasicProperties {
     BasicProperties::default()

@@ -9,6 +9,8 @@ use warren::store::{RecordCounts, count_in_dir};
 use crate::common::*;
 use crate::logged::LoggedBroker;
 use crate::support::*;
+// These durability versions take `durable` / binding arguments; the broker suite has its own.
+use crate::support::publish_confirmed;
 
 #[tokio::test]
 async fn message_records_every_queue_refused_are_dropped_at_the_next_start() {

@@ -10,6 +10,8 @@ use lapin::{
 
 use crate::common::*;
 use crate::support::*;
+// These durability versions take `durable` / binding arguments; the broker suite has its own.
+use crate::support::{bind_queue, declare_exchange, publish_confirmed};
 
 /// Declares an exchange on a throw-away channel; the AMQP error if the broker refuses.
 async fn try_declare_exchange(

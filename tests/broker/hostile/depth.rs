@@ -61,8 +61,7 @@ async fn declare_chain(raw: &mut RawClient, names: &[String], queue_name: &str) 
 /// A broker with a chain of [`CHAIN`] auto-delete exchanges ending in a queue: (broker, the
 /// exchanges in order, the queue).
 async fn broker_with_chain() -> (TestBroker, Vec<String>, String) {
-    let broker = TestBroker::start();
-    let (_conn, ch) = broker.channel().await;
+    let (broker, _conn, ch) = broker_with_channel().await;
     let queue_name = unique("chain-end");
     declare_queue(&ch, &queue_name).await;
     let prefix = unique("chain");
@@ -93,20 +92,8 @@ async fn deleting_the_end_of_a_chain_of_five_thousand_auto_delete_exchanges_casc
     let (_conn, ch) = broker.channel().await;
     // Deleting the queue unbinds the last exchange, which auto-deletes, which unbinds the one
     // before it… back to the first.
-    ch.queue_delete(queue_name.as_str().into(), Default::default())
-        .await
-        .expect("queue.delete");
-    let gone = ch
-        .exchange_declare(
-            names[0].as_str().into(),
-            lapin::ExchangeKind::Fanout,
-            lapin::options::ExchangeDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await;
+    delete_queue(&ch, &queue_name).await;
+    let gone = declare_exchange_passive(&ch, &names[0], lapin::ExchangeKind::Fanout).await;
     assert_eq!(
         expect_amqp_error(gone).0,
         404,

@@ -93,9 +93,7 @@ async fn reach(addr: SocketAddr, stage: Stage) -> Option<TcpStream> {
     .await
     .ok()?;
     if !matches!(stage, Stage::BeforeStartOk) {
-        raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
-            .await;
-        let tune = raw.recv_tune().await;
+        let tune = raw.start_ok_as_guest().await;
         if !matches!(stage, Stage::BeforeTuneOk) {
             raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0))
                 .await;
@@ -170,12 +168,8 @@ async fn ten_thousand_heartbeats_before_start_ok_are_ignored() {
     raw.send_bytes(&raw_frame(8, 0, &[], 0xCE).repeat(10_000))
         .await;
     // The connection is still in the handshake and still answers it.
-    raw.send_method(0, start_ok("PLAIN", plain_response("guest", "guest")))
+    let tune = raw.start_ok_as_guest().await;
+    raw.tune_ok_and_open(tune.channel_max, tune.frame_max, 0)
         .await;
-    let tune = raw.recv_tune().await;
-    raw.send_method(0, tune_ok(tune.channel_max, tune.frame_max, 0))
-        .await;
-    raw.send_method(0, connection_open("/")).await;
-    raw.expect_open_ok().await;
     broker.assert_alive().await;
 }

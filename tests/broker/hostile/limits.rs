@@ -11,15 +11,7 @@ use crate::common::*;
 
 /// A client's channel.close (200, "bye") on `ch`.
 fn channel_close_frame(ch: u16) -> Vec<u8> {
-    method_frame(
-        ch,
-        AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-            reply_code: 200,
-            reply_text: "bye".into(),
-            class_id: 0,
-            method_id: 0,
-        })),
-    )
+    method_frame(ch, channel_close())
 }
 
 /// Reads `n` methods of the expected kind, skipping heartbeats.
@@ -133,17 +125,7 @@ async fn max_connections_makes_the_next_connection_wait_for_a_free_slot() {
     );
     // Closing one frees its slot: the waiting connection gets connection.start.
     let mut first = open.remove(0);
-    first
-        .send_method(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-                reply_code: 200,
-                reply_text: "bye".into(),
-                class_id: 0,
-                method_id: 0,
-            })),
-        )
-        .await;
+    first.send_method(0, connection_close()).await;
     drop(first);
     match waiting.recv_within(WAIT).await {
         Recv::Frame(AMQPFrame::Method(

@@ -16,8 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
 use tokio::task::JoinHandle;
 
 use crate::common::*;
@@ -90,26 +88,10 @@ pub async fn assert_served_within_5s(broker: &TestBroker) {
     let served = tokio::time::timeout(Duration::from_secs(5), async {
         let (conn, ch) = broker.channel().await;
         let queue = unique("probe");
-        ch.queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("probe: queue.declare");
-        ch.basic_publish(
-            "".into(),
-            queue.as_str().into(),
-            BasicPublishOptions::default(),
-            b"probe",
-            Default::default(),
-        )
-        .await
-        .expect("probe: basic.publish");
+        declare_queue(&ch, &queue).await;
+        publish(&ch, "", &queue, b"probe").await;
         let body = get_body(&ch, &queue).await;
-        ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .expect("probe: queue.delete");
+        delete_queue(&ch, &queue).await;
         let _ = conn.close(200, "bye".into()).await;
         body
     })

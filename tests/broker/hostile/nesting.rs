@@ -231,16 +231,7 @@ async fn deep_headers_in_a_content_header() {
     for tables in [false, true] {
         let mut raw = broker.raw_open().await;
         raw.open_channel(1).await;
-        let mut bytes = method_frame(
-            1,
-            AMQPClass::Basic(amq_protocol::protocol::basic::AMQPMethod::Publish(
-                amq_protocol::protocol::basic::Publish {
-                    exchange: "amq.headers".into(),
-                    routing_key: "".into(),
-                    ..Default::default()
-                },
-            )),
-        );
+        let mut bytes = publish_method_frame(1, "amq.headers", "");
         // class 60, weight 0, body size 0, flags: headers (bit 13), then the table.
         let mut header = vec![0, 60, 0, 0];
         header.extend_from_slice(&0u64.to_be_bytes());
@@ -262,9 +253,7 @@ async fn deep_headers_in_a_content_header() {
 /// Nesting within the limit is still accepted everywhere (the guard refuses only depth).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderately_nested_arguments_are_accepted() {
-    let broker = TestBroker::start();
-    let mut raw = broker.raw_open().await;
-    raw.open_channel(1).await;
+    let (_broker, mut raw) = broker_with_raw_channel().await;
     let name = unique("nested-ok");
     let payload = method_payload(
         50,

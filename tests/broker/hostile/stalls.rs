@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use futures_lite::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -100,14 +100,7 @@ async fn hundreds_of_peers_stopping_mid_frame_hold_up_nobody() {
         let frame = match i % 3 {
             0 => half_frame(1, 1, 100_000),
             1 => {
-                let mut v = method_frame(
-                    1,
-                    AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-                        exchange: "".into(),
-                        routing_key: "nowhere".into(),
-                        ..Default::default()
-                    })),
-                );
+                let mut v = publish_method_frame(1, "", "nowhere");
                 v.extend(half_frame(2, 1, 50_000));
                 v
             }
@@ -135,13 +128,7 @@ async fn a_consumer_that_never_reads_does_not_block_its_queue() {
     let mut broker = TestBroker::start();
     let queue_name = unique("stuck-reader");
     let (_conn, ch) = broker.channel().await;
-    ch.queue_declare(
-        queue_name.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare");
+    declare_queue(&ch, &queue_name).await;
 
     // The stuck consumer: consumes with no-ack and never reads again.
     let mut raw = broker.raw_open().await;
@@ -222,13 +209,7 @@ async fn a_requester_that_never_reads_is_bounded_and_cut_off() {
 
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
-    let get = method_frame(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
-            queue: queue_name.as_str().into(),
-            no_ack: false,
-        })),
-    );
+    let get = method_frame(1, basic_get_method(&queue_name, false));
     let mut socket = raw.into_stream();
     let mut abuse = Abuse::new();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();

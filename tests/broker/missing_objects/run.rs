@@ -140,12 +140,7 @@ impl<'a> World<'a> {
                 Some(other) => Outcome::Broken(format!("after the sync reply: {other:?}")),
             },
             (1, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => {
-                conn.raw
-                    .send_method(
-                        1,
-                        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
-                    )
-                    .await;
+                conn.raw.send_method(1, channel_close_ok()).await;
                 let outcome = Outcome::ChannelClose(
                     c.reply_code,
                     c.reply_text.as_str().to_string(),
@@ -153,26 +148,14 @@ impl<'a> World<'a> {
                     c.method_id,
                 );
                 // Only the channel closed: it can be opened again on the same connection.
-                conn.raw
-                    .send_method(
-                        1,
-                        AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-                    )
-                    .await;
+                conn.raw.send_method(1, channel_open()).await;
                 match conn.next_method_on(1).await {
                     (1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => outcome,
                     other => Outcome::Broken(format!("{outcome:?}, then reopening gave {other:?}")),
                 }
             }
             (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
-                conn.raw
-                    .send_method(
-                        0,
-                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(
-                            connection::CloseOk {},
-                        )),
-                    )
-                    .await;
+                conn.raw.send_method(0, connection_close_ok()).await;
                 Outcome::ConnectionClose(
                     c.reply_code,
                     c.reply_text.as_str().to_string(),
@@ -226,11 +209,7 @@ pub(super) async fn clean_up(broker: &TestBroker, names: &Names) {
         .chain(["x", "x2"].map(|x| exchange_delete(&names.get(x), false, false)));
     for delete in deletes {
         if let (1, AMQPClass::Channel(channel::AMQPMethod::Close(_))) = raw.rpc(1, delete).await {
-            raw.send_method(
-                1,
-                AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
-            )
-            .await;
+            raw.send_method(1, channel_close_ok()).await;
             raw.open_channel(1).await;
         }
     }

@@ -1,0 +1,272 @@
+//! Queues, exchanges and bindings through lapin: declare, bind, unbind and delete, each failing
+//! the test on an error unless its name says it returns one.
+
+use std::time::{Duration, Instant};
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::{Channel, ExchangeKind};
+
+use super::{WAIT, amqp_error, expect_amqp_error, long_str};
+
+/// Queue options with only `exclusive` set.
+pub fn exclusive() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    }
+}
+
+/// Queue options with only `passive` set.
+pub fn passive() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    }
+}
+
+/// Queue options with only `auto_delete` set.
+pub fn auto_delete() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    }
+}
+
+/// Queue arguments that dead-letter through the default exchange into `target`.
+pub fn dead_letter_to(target: &str) -> Vec<(&'static str, AMQPValue)> {
+    vec![
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(target)),
+    ]
+}
+
+/// Declares a queue with `options` and `args`; returns the declare-ok (name and counts).
+pub async fn declare_queue_as(
+    ch: &Channel,
+    name: &str,
+    options: QueueDeclareOptions,
+    args: FieldTable,
+) -> lapin::Queue {
+    ch.queue_declare(name.into(), options, args)
+        .await
+        .unwrap_or_else(|e| panic!("declare queue {name}: {e:?}"))
+}
+
+/// Declares a non-exclusive, non-durable queue with default options.
+pub async fn declare_queue(ch: &Channel, name: &str) -> lapin::Queue {
+    declare_queue_with(ch, name, FieldTable::default()).await
+}
+
+/// Declares a queue with default options and these `x-*` arguments.
+pub async fn declare_queue_with(ch: &Channel, name: &str, args: FieldTable) -> lapin::Queue {
+    declare_queue_as(ch, name, QueueDeclareOptions::default(), args).await
+}
+
+/// Declares a queue only this connection may use.
+pub async fn declare_exclusive_queue(ch: &Channel, name: &str) -> lapin::Queue {
+    declare_queue_as(ch, name, exclusive(), FieldTable::default()).await
+}
+
+/// Declares a queue deleted once its last consumer goes.
+pub async fn declare_auto_delete_queue(ch: &Channel, name: &str) -> lapin::Queue {
+    declare_queue_as(ch, name, auto_delete(), FieldTable::default()).await
+}
+
+/// Declares a server-named (`amq.gen-…`) queue with `options`; returns its name.
+pub async fn declare_server_named_queue(ch: &Channel, options: QueueDeclareOptions) -> String {
+    declare_queue_as(ch, "", options, FieldTable::default())
+        .await
+        .name()
+        .as_str()
+        .to_string()
+}
+
+/// A server-named exclusive queue, gone with its connection; returns its name.
+pub async fn declare_tmp_queue(ch: &Channel) -> String {
+    declare_server_named_queue(ch, exclusive()).await
+}
+
+/// Passive queue.declare: the declare-ok (the queue's counts) if it exists, else the error.
+pub async fn declare_queue_passive(ch: &Channel, name: &str) -> lapin::Result<lapin::Queue> {
+    ch.queue_declare(name.into(), passive(), FieldTable::default())
+        .await
+}
+
+/// queue.declare (default options) that must fail: the (code, text) of the error.
+pub async fn declare_queue_error(ch: &Channel, name: &str, args: FieldTable) -> (u16, String) {
+    expect_amqp_error(
+        ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
+            .await,
+    )
+}
+
+/// Deletes a queue; returns the number of messages deleted with it.
+pub async fn delete_queue(ch: &Channel, name: &str) -> u32 {
+    ch.queue_delete(name.into(), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete queue {name}: {e:?}"))
+}
+
+/// Polls (passive declare) until `queue` is gone, which the broker may do asynchronously (an
+/// exclusive queue after its connection, an auto-delete one after its last consumer); fails the
+/// test with `what` if it is still there after [`WAIT`].
+pub async fn wait_until_queue_is_gone(ch: &Channel, queue: &str, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match declare_queue_passive(ch, queue).await {
+            Err(e) => {
+                assert_eq!(amqp_error(&e).map(|(c, _)| c), Some(404), "{e:?}");
+                return;
+            }
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Declares an exchange of `kind` with `options` and `args`.
+pub async fn declare_exchange_as(
+    ch: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    options: ExchangeDeclareOptions,
+    args: FieldTable,
+) {
+    ch.exchange_declare(name.into(), kind, options, args)
+        .await
+        .unwrap_or_else(|e| panic!("declare exchange {name}: {e:?}"));
+}
+
+/// Declares a non-durable exchange of `kind` with default options.
+pub async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    declare_exchange_as(ch, name, kind, Default::default(), FieldTable::default()).await
+}
+
+/// Declares an exchange deleted once its last binding goes.
+pub async fn declare_auto_delete_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    let options = ExchangeDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    declare_exchange_as(ch, name, kind, options, FieldTable::default()).await
+}
+
+/// Passive exchange.declare (the broker ignores `kind`): Ok if it exists, else the error.
+pub async fn declare_exchange_passive(
+    ch: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+) -> lapin::Result<()> {
+    let options = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(name.into(), kind, options, FieldTable::default())
+        .await
+}
+
+/// exchange.declare that must fail: the (code, text) of the error.
+pub async fn declare_exchange_error(
+    ch: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    options: ExchangeDeclareOptions,
+) -> (u16, String) {
+    expect_amqp_error(
+        ch.exchange_declare(name.into(), kind, options, FieldTable::default())
+            .await,
+    )
+}
+
+/// Deletes an exchange.
+pub async fn delete_exchange(ch: &Channel, name: &str) {
+    ch.exchange_delete(name.into(), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete exchange {name}: {e:?}"));
+}
+
+/// Binds `queue` to `exchange` with `key`.
+pub async fn bind_queue(ch: &Channel, queue: &str, exchange: &str, key: &str) {
+    bind_queue_with(ch, queue, exchange, key, FieldTable::default()).await
+}
+
+/// Binds `queue` to `exchange` with `key` and binding arguments (e.g. a headers match).
+pub async fn bind_queue_with(
+    ch: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+    args: FieldTable,
+) {
+    try_bind_queue(ch, queue, exchange, key, args)
+        .await
+        .unwrap_or_else(|e| panic!("bind {queue} to {exchange} with {key:?}: {e:?}"));
+}
+
+/// queue.bind that must fail: the (code, text) of the error.
+pub async fn bind_queue_error(
+    ch: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+) -> (u16, String) {
+    expect_amqp_error(try_bind_queue(ch, queue, exchange, key, FieldTable::default()).await)
+}
+
+async fn try_bind_queue(
+    ch: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+    args: FieldTable,
+) -> lapin::Result<()> {
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        Default::default(),
+        args,
+    )
+    .await
+}
+
+/// Removes the binding of `queue` to `exchange` with `key` (and no arguments).
+pub async fn unbind_queue(ch: &Channel, queue: &str, exchange: &str, key: &str) {
+    ch.queue_unbind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("unbind {queue} from {exchange} with {key:?}: {e:?}"));
+}
+
+/// exchange.bind: messages routed by `source` with `key` go on to `destination`.
+pub async fn bind_exchange(ch: &Channel, destination: &str, source: &str, key: &str) {
+    ch.exchange_bind(
+        destination.into(),
+        source.into(),
+        key.into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bind {destination} to {source} with {key:?}: {e:?}"));
+}
+
+/// exchange.unbind of a binding made by [`bind_exchange`].
+pub async fn unbind_exchange(ch: &Channel, destination: &str, source: &str, key: &str) {
+    ch.exchange_unbind(
+        destination.into(),
+        source.into(),
+        key.into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("unbind {destination} from {source} with {key:?}: {e:?}"));
+}
