@@ -8,5 +8,9 @@ pub mod dead_letter;
 #[allow(clippy::module_inception)]
 mod queue;
 mod ready;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
 pub use queue::{ConsumerRemoved, Persistence, Queue, QueueOptions};
