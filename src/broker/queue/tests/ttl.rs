@@ -7,7 +7,7 @@
 //! test runs. The tests of expiry on the way out (basic.get, delivery) sleep a few milliseconds
 //! past a 1 ms TTL, and one sleeps 30 ms to tell an original expiry from a reset one.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::broker::queue::test_support::*;
 
@@ -220,4 +220,25 @@ fn expiration_0_behind_waiting_messages_is_dropped() {
     assert_eq!(q.message_count(), 1);
     let c = consume(&q, "c").attach();
     assert_eq!(c.take_bodies(), ["waiting"]);
+}
+
+/// A TTL-0 message gets its expiry from one clock reading in `Queue::publish` and is checked
+/// against a second one on the way out (`pop_ready`, `is_expired`: strictly before now). When the
+/// millisecond clock ticks between the two, the message counts as expired and is dropped (or
+/// dead-lettered) although the consumer was waiting with credit. Rare per message (about 1 in
+/// 10,000 here), so the test publishes for up to a second and stops at the first loss.
+#[test]
+#[ignore = "bug: a TTL-0 message to a waiting consumer is dropped when the clock ticks mid-publish (see the report of issue #11)"]
+fn queue_ttl_0_always_delivers_to_a_waiting_consumer_with_credit() {
+    let vhost = vhost();
+    let q = declare(&vhost, "q", &[("x-message-ttl", int(0))]);
+    let c = consume(&q, "c").no_ack().attach();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut published = 0u64;
+    while Instant::now() < deadline {
+        send(&vhost, "q", "now");
+        published += 1;
+        let got = c.take().len();
+        assert_eq!(got, 1, "message {published} was not delivered");
+    }
 }
