@@ -11,6 +11,10 @@ mod page_in;
 mod queue;
 mod ready;
 mod ttl;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
 pub use args::QueueArguments;
 pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};

@@ -543,4 +543,6 @@ impl VHost {
 use bindings::default_exchange_refused;
 
 #[cfg(test)]
+mod routing_tests;
+#[cfg(test)]
 mod topology_tests;
