@@ -55,6 +55,30 @@ async fn explicit_drop_head_overflow_drops_oldest() {
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m2", "m3"]);
 }
 
+/// A requeue puts the message back at the head and then the limit applies again: the head
+/// (the requeued message itself) is dropped, as RabbitMQ's requeue does (`maybe_drop_head`).
+#[tokio::test]
+async fn requeue_into_a_full_drop_head_queue_drops_the_head() {
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let q = unique("maxlen-requeue");
+    declare_queue_with(&ch, &q, table(vec![max_len(2)])).await;
+    publish(&ch, "", &q, b"m0").await;
+    let m0 = get_message(&ch, &q).await.expect("m0");
+    publish(&ch, "", &q, b"m1").await;
+    publish(&ch, "", &q, b"m2").await;
+    sync(&ch).await;
+    m0.delivery
+        .nack(lapin::options::BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    sync(&ch).await;
+    assert_eq!(message_count(&ch, &q).await, 2);
+    assert_eq!(drain_bodies(&ch, &q).await, vec!["m1", "m2"]);
+}
+
 #[tokio::test]
 async fn max_length_bytes_drops_oldest_by_body_size() {
     let (_broker, _conn, ch) = broker_with_channel().await;

@@ -10,11 +10,11 @@ mod page_in;
 #[allow(clippy::module_inception)]
 mod queue;
 mod ready;
-mod ttl;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+mod ttl;
 
 pub use args::QueueArguments;
 pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};

@@ -464,6 +464,11 @@ impl Queue {
         }
         st.ready.requeue(messages);
         self.dispatch_paging(&mut st);
+        if self.options.arguments.overflow == Overflow::DropHead {
+            // As RabbitMQ's requeue (maybe_drop_head): a drop-head queue is back within its
+            // limits once the requeue is over; reject-publish queues only refuse publishes.
+            self.enforce_max_length(&mut st);
+        }
         self.finish(st);
     }
 

@@ -75,21 +75,15 @@ impl VHost {
                         steps.push(Step::Visit(next));
                     }
                 }
-                Step::Alternate { ae, before } => {
-                    if out.len() == before
-                        && !visited.contains(&*ae)
-                        && let Some(ae) = self.exchange(&ae)
-                    {
-                        steps.push(Step::Visit(ae));
-                    }
-                }
             }
         }
     }
 
-    /// Routes through one exchange: its queues go to `out`; the exchanges it binds to, then
-    /// its alternate exchange (taken only if nothing downstream took the message), go on the
-    /// stack, so they run in that order, each exchange's subtree before its next sibling.
+    /// Routes through one exchange: its queues go to `out`; the exchanges it binds to go on the
+    /// stack, so they run in binding order, each exchange's subtree before its next sibling.
+    /// Its alternate exchange is followed only when its own bindings match nothing, as
+    /// RabbitMQ's `process_alternate` does (a match that leads to an exchange routing nowhere,
+    /// or to a queue already reached, is still a match).
     #[allow(clippy::too_many_arguments)]
     fn visit(
         &self,
@@ -101,11 +95,15 @@ impl VHost {
         visited: &mut HashSet<Arc<str>, ahash::RandomState>,
         steps: &mut Vec<Step>,
     ) {
-        let before = out.len();
         scratch.clear();
         for key in routing_keys {
             exchange.route(key, headers, scratch);
         }
+        let alternate = if scratch.is_empty() {
+            exchange.alternate_exchange()
+        } else {
+            None
+        };
         let next_from = steps.len();
         {
             let queues = self.queues.read();
@@ -122,25 +120,18 @@ impl VHost {
                 }
             }
         }
-        let ae = if out.len() == before {
-            exchange.alternate_exchange()
-        } else {
-            None
-        };
-        let has_next = steps.len() > next_from;
-        if has_next || ae.is_some() {
+        if let Some(alternate) = alternate {
+            steps.push(Step::Next(alternate));
+        }
+        if steps.len() > next_from {
             visited.insert(exchange.name.clone());
         }
-        // Popped last-in first-out: the alternate exchange below the bound exchanges, and those
-        // reversed so the first binding is followed first.
+        // Popped last-in first-out: reversed so the first binding is followed first.
         steps[next_from..].reverse();
-        if let Some(ae) = ae {
-            steps.insert(next_from, Step::Alternate { ae, before });
-        }
     }
 }
 
-/// The routing walk's working memory, kept by whoever routes many messages (a channel, the
+/// The routing walk's working memory, kept by whoever routes many messages (a publisher, the
 /// dead-letter path) so that a plain publish allocates nothing.
 #[derive(Default)]
 pub struct RouteScratch {
@@ -159,6 +150,4 @@ enum Step {
     Visit(Arc<Exchange>),
     /// Route through the exchange of this name, unless the walk has been there.
     Next(Arc<str>),
-    /// Route through the alternate exchange `ae` if nothing was routed since `before`.
-    Alternate { ae: Arc<str>, before: usize },
 }

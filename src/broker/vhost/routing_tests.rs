@@ -418,7 +418,6 @@ fn the_alternate_exchange_of_an_exchange_reached_by_a_binding_is_followed() {
 /// exchange only when the exchange's own bindings match nothing; a binding that leads on to
 /// another exchange is a match, even if that exchange then routes nowhere.
 #[test]
-#[ignore = "bug: the alternate exchange is taken when nothing downstream took the message (see the report of issue #11)"]
 fn an_exchange_whose_binding_matched_another_exchange_does_not_use_its_alternate() {
     let vhost = vhost();
     declare_exchange(&vhost, "ae", ExchangeKind::Fanout, &[]);
@@ -438,7 +437,6 @@ fn an_exchange_whose_binding_matched_another_exchange_does_not_use_its_alternate
 
 /// The same rule when the matched queue was already reached earlier in the walk.
 #[test]
-#[ignore = "bug: the alternate exchange is taken when the exchange matched only queues already reached (see the report of issue #11)"]
 fn an_exchange_matching_an_already_reached_queue_does_not_use_its_alternate() {
     let vhost = vhost();
     declare_exchange(&vhost, "front", ExchangeKind::Fanout, &[]);

@@ -125,6 +125,30 @@ async fn unroutable_message_goes_to_alternate_exchange() {
     }
 }
 
+/// RabbitMQ follows an exchange's alternate exchange only when the exchange's own bindings
+/// match nothing: a binding to another exchange is a match even if that exchange routes the
+/// message nowhere, and then the message is simply unroutable.
+#[tokio::test]
+async fn alternate_exchange_is_skipped_when_a_binding_matched_an_exchange_that_routes_nowhere() {
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let ae = unique("ae");
+    let x = unique("with-ae");
+    let dead_end = unique("dead-end");
+    declare_exchange(&ch, &ae, ExchangeKind::Fanout).await;
+    let args = table(vec![("alternate-exchange", long_str(&ae))]);
+    declare_exchange_as(&ch, &x, ExchangeKind::Fanout, Default::default(), args).await;
+    declare_exchange(&ch, &dead_end, ExchangeKind::Direct).await;
+    bind_exchange(&ch, &dead_end, &x, "").await;
+    let spill = declare_tmp_queue(&ch).await;
+    bind_queue(&ch, &spill, &ae, "").await;
+    publish(&ch, &x, "k", b"nowhere").await;
+    sync(&ch).await;
+    assert!(drain_bodies(&ch, &spill).await.is_empty());
+    for e in [&x, &ae, &dead_end] {
+        delete_exchange(&ch, e).await;
+    }
+}
+
 #[tokio::test]
 async fn publishing_to_internal_exchange_is_403() {
     let (_broker, _conn, ch) = broker_with_channel().await;

@@ -203,7 +203,6 @@ fn drop_head_in_a_priority_queue_drops_the_next_message_due_out() {
 /// `maybe_drop_head`): a queue never holds more ready messages than `x-max-length` once an
 /// operation is over.
 #[test]
-#[ignore = "bug: Queue::requeue does not enforce x-max-length (see the report of issue #11)"]
 fn requeueing_into_a_full_queue_drops_the_head() {
     let vhost = vhost();
     let q = declare(&vhost, "q", &[max_len(2)]);
