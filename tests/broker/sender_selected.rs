@@ -107,3 +107,75 @@ async fn a_cc_header_that_is_not_an_array_is_406() {
         "PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}"
     );
 }
+
+/// A dead letter is routed by every routing key the message was published with, CC included
+/// (RabbitMQ keeps the message's routing keys when no x-dead-letter-routing-key is set).
+#[tokio::test]
+async fn a_dead_letter_is_routed_by_its_cc_keys_too() {
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let dlx = unique("sel-dlx");
+    declare_auto_delete_exchange(&ch, &dlx, lapin::ExchangeKind::Direct).await;
+    let src = unique("sel-src");
+    let args = table(vec![("x-dead-letter-exchange", long_str(&dlx))]);
+    declare_queue_with(&ch, &src, args).await;
+    let (by_own, by_cc) = (unique("sel-own"), unique("sel-ccq"));
+    for (q, key) in [(&by_own, src.as_str()), (&by_cc, "cc-key")] {
+        declare_queue(&ch, q).await;
+        bind_queue(&ch, q, &dlx, key).await;
+    }
+    let mut headers = FieldTable::default();
+    headers.insert("CC".into(), keys(&["cc-key"]));
+    let props = BasicProperties::default().with_headers(headers);
+    publish_props(&ch, "", &src, b"m", props).await;
+    sync(&ch).await;
+    get_and_reject(&ch, &src).await;
+    sync(&ch).await;
+    assert_eq!(drain_bodies(&ch, &by_own).await, vec!["m"]);
+    assert_eq!(drain_bodies(&ch, &by_cc).await, vec!["m"]);
+    for q in [&src, &by_own, &by_cc] {
+        delete_queue(&ch, q).await;
+    }
+}
+
+/// With x-dead-letter-routing-key the dead letter goes by that key alone, and RabbitMQ drops
+/// the CC header from it (the CC keys stay recorded in x-death's routing-keys).
+#[tokio::test]
+async fn a_dead_letter_routing_key_replaces_the_cc_keys_and_drops_the_cc_header() {
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let (src, target, cc_queue) = (unique("sel-src"), unique("sel-tgt"), unique("sel-ccq"));
+    declare_queue(&ch, &target).await;
+    declare_queue(&ch, &cc_queue).await;
+    let args = table(vec![
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(&target)),
+    ]);
+    declare_queue_with(&ch, &src, args).await;
+    let mut headers = FieldTable::default();
+    headers.insert("CC".into(), keys(&[&cc_queue]));
+    let props = BasicProperties::default().with_headers(headers);
+    publish_props(&ch, "", &src, b"m", props).await;
+    sync(&ch).await;
+    // The CC copy went to cc_queue at publish time; take it out of the way.
+    assert_eq!(drain_bodies(&ch, &cc_queue).await, vec!["m"]);
+    get_and_reject(&ch, &src).await;
+    sync(&ch).await;
+    let dead = get_headers(&ch, &target).await.expect("the dead letter");
+    assert!(!dead.inner().contains_key("CC"), "CC header: {dead:?}");
+    let Some(AMQPValue::FieldArray(deaths)) = dead.inner().get("x-death") else {
+        panic!("x-death: {dead:?}");
+    };
+    let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else {
+        panic!("x-death: {deaths:?}");
+    };
+    assert_eq!(
+        death.inner().get("routing-keys"),
+        Some(&keys(&[&src, &cc_queue])),
+    );
+    assert!(
+        drain_bodies(&ch, &cc_queue).await.is_empty(),
+        "no dead letter by CC"
+    );
+    for q in [&src, &target, &cc_queue] {
+        delete_queue(&ch, q).await;
+    }
+}

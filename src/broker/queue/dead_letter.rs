@@ -22,6 +22,7 @@ use warren_protocol::{Properties, ShortStr};
 
 use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::publish::enqueue;
+use crate::broker::sender_selected::sender_selected;
 use crate::broker::vhost::{RouteScratch, VHost};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +276,28 @@ fn publish_batch(
     for (message, reason) in dead {
         let mut basic = message.properties.to_basic();
         let mut history = with_death(&message, basic.headers().clone(), queue, reason);
-        basic = basic.with_headers(std::mem::take(&mut history.headers));
+        let mut headers = std::mem::take(&mut history.headers);
+        // RabbitMQ routes a dead letter by all of the message's routing keys (its own and its
+        // CC keys), unless x-dead-letter-routing-key replaces them all, and then drops the CC
+        // header (rabbit_dead_letter:make_msg).
+        let cc_keys = match &target.routing_key {
+            Some(_) => {
+                let mut without_cc = FieldTable::default();
+                for (k, v) in headers.inner() {
+                    if k.as_str() != "CC" {
+                        without_cc.insert(k.clone(), v.clone());
+                    }
+                }
+                headers = without_cc;
+                Vec::new()
+            }
+            None => sender_selected(Some(&headers))
+                .ok()
+                .flatten()
+                .map(|selected| selected.keys)
+                .unwrap_or_default(),
+        };
+        basic = basic.with_headers(headers);
         let mut props = basic.clone();
         if props.expiration().is_some() {
             // The copy must not expire again on the way: rebuild without the property.
@@ -289,14 +311,11 @@ fn publish_batch(
         let Some(routing_key) = routing_key else {
             continue;
         };
-        let mut headers = LazyHeaders::new(&properties);
-        vhost.route(
-            &exchange,
-            &routing_key,
-            &mut headers,
-            &mut out,
-            &mut scratch,
-        );
+        let mut keys: Vec<&str> = Vec::with_capacity(1 + cc_keys.len());
+        keys.push(&routing_key);
+        keys.extend(cc_keys.iter().map(String::as_str));
+        let mut lazy_headers = LazyHeaders::new(&properties);
+        vhost.route_keys(&exchange, &keys, &mut lazy_headers, &mut out, &mut scratch);
         out.retain(|q| !history.is_cycle(&q.name));
         if out.is_empty() {
             continue;

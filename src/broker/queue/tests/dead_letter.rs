@@ -497,7 +497,6 @@ fn a_dead_letter_exchange_routes_like_any_exchange() {
 /// own and its CC keys (`rabbit_dead_letter:make_msg` keeps `routing_keys`) — unless
 /// `x-dead-letter-routing-key` replaces them all.
 #[test]
-#[ignore = "bug: a dead letter is routed by its first routing key only, not its CC keys (see the report of issue #11)"]
 fn without_a_dead_letter_routing_key_the_cc_keys_route_the_dead_letter_too() {
     let vhost = vhost();
     declare_exchange(&vhost, "ex", ExchangeKind::Direct, &[]);
@@ -518,7 +517,6 @@ fn without_a_dead_letter_routing_key_the_cc_keys_route_the_dead_letter_too() {
 /// With `x-dead-letter-routing-key`, RabbitMQ removes the CC header from the dead letter (its
 /// keys stay recorded in x-death's routing-keys).
 #[test]
-#[ignore = "bug: the CC header is kept when x-dead-letter-routing-key replaces the routing keys (see the report of issue #11)"]
 fn a_dead_letter_routing_key_removes_the_cc_header() {
     let vhost = vhost();
     let target = declare(&vhost, "target", &[]);
