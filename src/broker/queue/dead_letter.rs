@@ -173,20 +173,24 @@ struct Batch {
     dead: Vec<(Arc<Message>, Reason)>,
 }
 
-/// Dead letters that dead letters may cause in one drain, beyond [`CASCADE_PER_MESSAGE`] per
-/// message that started it. A DLQ that overflows into a parking queue costs one or two per
-/// message; queues that overflow into each other by fanout multiply copies until the cycle
-/// rule stops each path (factorially many with a dozen queues; RabbitMQ works through them
-/// all, asynchronously). Past the budget the rest are dropped, with a warning.
-const CASCADE_BASE: usize = 1_000;
+/// Queue deliveries that dead letters of dead letters may make in one drain, beyond
+/// [`CASCADE_PER_MESSAGE`] per message that started it (the first dead letters themselves are
+/// not counted). A DLQ that overflows into a parking queue costs one or two per message;
+/// queues that overflow into each other by fanout multiply copies until the cycle rule stops
+/// each path (factorially many with a dozen queues; RabbitMQ works through them all,
+/// asynchronously), and every copy is held by the queues it reaches. Past the budget the rest
+/// are dropped, with a warning. Deliveries, not dead letters, are counted: one dead letter
+/// fanned out to many queues is that many messages held.
+const CASCADE_BASE: usize = 256;
 const CASCADE_PER_MESSAGE: usize = 8;
 
 /// The dead letters waiting while one [`publish`] drains them.
 struct Worklist {
     pending: VecDeque<Batch>,
-    /// Dead letters that dead letters caused so far, and how many may still come.
+    /// Queue deliveries that dead letters of dead letters made so far, and how many may.
     cascaded: usize,
     budget: usize,
+    /// Dead letters dropped past the budget.
     dropped: usize,
 }
 
@@ -205,8 +209,8 @@ impl Drop for Draining {
             && w.dropped > 0
         {
             tracing::warn!(
-                "dead-letter cascade stopped after {} dead letters caused by dead letters; {} dropped \
-                 (queues that overflow into each other?)",
+                "dead-letter cascade stopped after {} deliveries of dead letters caused by dead \
+                 letters; {} dropped (queues that overflow into each other?)",
                 w.cascaded,
                 w.dropped
             );
@@ -232,12 +236,7 @@ pub fn publish(
     };
     let outermost = WORKLIST.with(|w| match w.borrow_mut().as_mut() {
         Some(w) => {
-            w.cascaded += batch.dead.len();
-            if w.cascaded > w.budget {
-                w.dropped += batch.dead.len();
-            } else {
-                w.pending.push_back(batch);
-            }
+            w.pending.push_back(batch);
             None
         }
         None => Some(batch),
@@ -253,19 +252,22 @@ pub fn publish(
         })
     });
     let _draining = Draining;
-    let mut next = Some(first);
-    while let Some(batch) = next {
-        publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead);
-        next = WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()));
+    publish_batch(&first.vhost, &first.queue, &first.target, first.dead, false);
+    while let Some(batch) =
+        WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()))
+    {
+        publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead, true);
     }
 }
 
-/// Routes and enqueues one queue's dead letters (which may add to the worklist).
+/// Routes and enqueues one queue's dead letters (which may add to the worklist); `budgeted`
+/// for dead letters caused by dead letters, whose deliveries count against the budget.
 fn publish_batch(
     vhost: &Arc<VHost>,
     queue: &str,
     target: &DeadLetterTarget,
     dead: Vec<(Arc<Message>, Reason)>,
+    budgeted: bool,
 ) {
     let Some(exchange) = vhost.exchange(&target.exchange) else {
         // RabbitMQ drops dead letters for a missing dead-letter exchange.
@@ -320,6 +322,10 @@ fn publish_batch(
         if out.is_empty() {
             continue;
         }
+        if budgeted && !charge_cascade(out.len()) {
+            out.clear();
+            continue;
+        }
         let _ = enqueue(
             store,
             exchange.name.clone(),
@@ -329,6 +335,21 @@ fn publish_batch(
             &mut out,
         );
     }
+}
+
+/// Counts `deliveries` against the drain's budget; false (and the dead letter counted as
+/// dropped) once it is spent.
+fn charge_cascade(deliveries: usize) -> bool {
+    WORKLIST.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return true };
+        if w.cascaded.saturating_add(deliveries) > w.budget {
+            w.dropped += 1;
+            return false;
+        }
+        w.cascaded += deliveries;
+        true
+    })
 }
 
 /// amq-protocol's properties have no "unset" for a field: copy every other one over.

@@ -541,3 +541,29 @@ fn a_dead_letter_routing_key_removes_the_cc_header() {
         h.inner().get("CC")
     );
 }
+
+/// Full queues that dead-letter into each other by fanout multiply copies until the cycle rule
+/// ends each path (thousands with four queues, each held by every queue that takes it). The
+/// deliveries such a cascade makes are capped, so one publish costs a bounded amount of memory
+/// and time.
+#[test]
+fn a_mesh_of_full_queues_makes_a_bounded_number_of_copies() {
+    let vhost = vhost();
+    declare_exchange(&vhost, "mesh", ExchangeKind::Fanout, &[]);
+    for i in 0..4 {
+        let name = format!("full{i}");
+        declare(&vhost, &name, &[("x-max-length", int(0)), dlx("mesh")]);
+        bind(&vhost, "mesh", &name, "");
+    }
+    let all = declare(&vhost, "all", &[]);
+    bind(&vhost, "mesh", "all", "");
+    assert_eq!(
+        publish(&vhost, "mesh", "", "m", BasicProperties::default()),
+        5
+    );
+    let held = all.message_count() as usize;
+    assert!(held > 1, "the cascade ran ({held} copies)");
+    // 1 original + the budget (256 deliveries, plus 8 for the one message that started it),
+    // of which the collecting queue takes at most all.
+    assert!(held <= 1 + 256 + 8, "{held} copies held");
+}
