@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod consumer;
+pub mod deadlines;
 pub mod durable;
 pub mod exchange;
 pub mod field_display;
