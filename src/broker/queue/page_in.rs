@@ -11,7 +11,6 @@
 //! not empty), behind.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 
@@ -160,7 +159,6 @@ impl Queue {
                     let mut queued = QueuedMessage::new(seq, message, redelivered);
                     if let Some(ttl) = self.ttl_of(&queued.message) {
                         queued.expires_at = clock::now_ms() + ttl;
-                        self.may_expire.store(true, Ordering::Relaxed);
                     }
                     queued
                 }

@@ -8,7 +8,7 @@
 //! during the read, so callers of [`Queue::dispatch_paging`] must not assume the state stayed
 //! put across it. This file must not know about sockets or frames.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
@@ -22,6 +22,7 @@ use super::dead_letter::{self, DeadLetterTarget, Reason};
 use super::ready::Ready;
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
+use crate::broker::deadlines::Registered;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
 use crate::broker::vhost::VHost;
@@ -66,8 +67,8 @@ pub struct Queue {
     vhost_ref: Weak<VHost>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
     last_used: AtomicU64,
-    /// Set when a message with a TTL is queued; housekeeping skips queues without.
-    may_expire: AtomicBool,
+    /// The deadline registered with the vhost's timer, if any (see ttl.rs).
+    deadline: Registered,
     /// Whether persistent messages may be paged out to the store (see backlog.rs).
     pages: bool,
     state: Mutex<QueueState>,
@@ -157,7 +158,7 @@ impl Queue {
             dead_letter,
             vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
-            may_expire: AtomicBool::new(false),
+            deadline: Registered::default(),
             pages,
             state: Mutex::new(state),
             paged_in: Condvar::new(),
@@ -190,9 +191,11 @@ impl Queue {
         }
     }
 
-    /// Releases the lock, then routes what left for a dead-letter reason meanwhile (outside the
-    /// lock: the dead-letter queue may be this one, or route back to it).
-    fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
+    /// Registers the next deadline if the operation brought an earlier one, releases the lock,
+    /// then routes what left for a dead-letter reason meanwhile (outside the lock: the
+    /// dead-letter queue may be this one, or route back to it).
+    fn finish(self: &Arc<Self>, mut st: MutexGuard<'_, QueueState>) {
+        self.schedule_locked(&st);
         if st.dead.is_empty() {
             return;
         }
@@ -266,7 +269,6 @@ impl Queue {
         let mut queued = QueuedMessage::new(seq, message, false);
         if let Some(ttl) = ttl {
             queued.expires_at = clock::now_ms() + ttl;
-            self.may_expire.store(true, Ordering::Relaxed);
         }
         // Sent under the queue lock, so the store sees this before any ack of the message.
         let durable_at = self
@@ -395,12 +397,14 @@ impl Queue {
         Ok(())
     }
 
-    pub fn remove_consumer(&self, tag: &str, connection_id: u64) -> ConsumerRemoved {
+    pub fn remove_consumer(self: &Arc<Self>, tag: &str, connection_id: u64) -> ConsumerRemoved {
         let mut st = self.state.lock();
         if !st.consumers.remove(tag, connection_id) {
             return ConsumerRemoved::NotFound;
         }
         self.touch();
+        // Unused from now on: x-expires starts counting.
+        self.schedule_locked(&st);
         if st.consumers.is_empty() && self.options.auto_delete && st.had_consumer && !st.deleted {
             ConsumerRemoved::RemovedLastOfAutoDelete
         } else {
@@ -506,6 +510,7 @@ impl Queue {
     pub fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
         let mut st = self.state.lock();
         st.deleted = true;
+        self.unschedule();
         let n = Self::ready_count(&st);
         st.ready.clear();
         st.backlog.drain(|_| {});
