@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod consumer;
+pub mod deadlines;
 pub mod durable;
 pub mod exchange;
 pub mod field_display;
@@ -23,7 +24,9 @@ use parking_lot::RwLock;
 use crate::auth::Users;
 use crate::config::Config;
 use crate::store::{Recovered, Store};
+use deadlines::Deadlines;
 use durable::Durability;
+use queue::Queue;
 use vhost::VHost;
 
 /// Everything the broker holds: vhosts and users.
@@ -37,6 +40,8 @@ pub struct Broker {
     page_threshold: usize,
     /// Direct reply-to addresses (`amq.rabbitmq.reply-to.<key>`) and the channels behind them.
     pub replies: Arc<publish::DirectReplies>,
+    /// The queues' deadlines (message TTL at rest, x-expires), run by [`housekeeping`].
+    deadlines: Arc<Deadlines<Queue>>,
 }
 
 impl Broker {
@@ -54,9 +59,10 @@ impl Broker {
             page_threshold,
         });
         let replies = Arc::new(publish::DirectReplies::default());
+        let deadlines = Arc::new(Deadlines::default());
         vhosts.insert(
             "/".to_string(),
-            VHost::new("/", durability, replies.clone()),
+            VHost::new("/", durability, replies.clone(), deadlines.clone()),
         );
         Broker {
             vhosts: RwLock::new(vhosts),
@@ -65,6 +71,7 @@ impl Broker {
             store,
             page_threshold,
             replies,
+            deadlines,
         }
     }
 

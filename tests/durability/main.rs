@@ -2,7 +2,7 @@
 //! same data directory, after a graceful stop (SIGTERM) and after a crash (SIGKILL).
 //!
 //! - `restart`: durable exchanges, queues (with their `x-*` arguments) and bindings come back;
-//!   non-durable and exclusive ones do not.
+//!   non-durable and exclusive ones do not. `expiry`: a recovered queue's x-expires still runs.
 //! - `messages`: persistent messages in durable queues come back in order, with properties;
 //!   transient ones and ones in non-durable queues do not; acks, purge and delete are permanent;
 //!   delivered-but-unacked messages come back redelivered; confirms and tx.commit are durable.
@@ -42,6 +42,7 @@ mod support;
 mod corruption;
 mod crash;
 mod data_dir_lock;
+mod expiry;
 mod messages;
 mod orphans;
 mod paging;

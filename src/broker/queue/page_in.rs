@@ -11,7 +11,6 @@
 //! not empty), behind.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 
@@ -159,8 +158,7 @@ impl Queue {
                     // message with one was recovered: its clock restarts now.
                     let mut queued = QueuedMessage::new(seq, message, redelivered);
                     if let Some(ttl) = self.ttl_of(&queued.message) {
-                        queued.expires_at = clock::now_ms() + ttl;
-                        self.may_expire.store(true, Ordering::Relaxed);
+                        queued.expires_at = clock::now_ms().saturating_add(ttl);
                     }
                     queued
                 }

@@ -11,7 +11,7 @@
 //! Some of `impl Queue` lives in sibling files, one concern each: length limits (limits.rs),
 //! time (ttl.rs) and paging in (page_in.rs). They reach the state through `pub(super)` fields.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
@@ -25,6 +25,7 @@ use super::dead_letter::{self, Reason};
 use super::ready::Ready;
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
+use crate::broker::deadlines::Registered;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
 use crate::broker::vhost::VHost;
@@ -68,11 +69,11 @@ pub struct Queue {
     /// `x-consumer-timeout`, or the broker's default; `None` = off.
     pub(super) consumer_timeout: Option<u64>,
     /// The vhost dead letters are routed through.
-    vhost_ref: Weak<VHost>,
+    pub(super) vhost_ref: Weak<VHost>,
     /// Last use, for `x-expires` ([`clock::now_ms`]).
     pub(super) last_used: AtomicU64,
-    /// Set when a message with a TTL is queued; housekeeping skips queues without.
-    pub(super) may_expire: AtomicBool,
+    /// The deadline registered with the vhost's timer, if any (see ttl.rs).
+    pub(super) deadline: Registered,
     /// Whether persistent messages may be paged out to the store (see backlog.rs).
     pages: bool,
     pub(super) state: Mutex<QueueState>,
@@ -152,7 +153,7 @@ impl Queue {
             consumer_timeout,
             vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
-            may_expire: AtomicBool::new(false),
+            deadline: Registered::default(),
             pages,
             state: Mutex::new(state),
             paged_in: Condvar::new(),
@@ -185,9 +186,11 @@ impl Queue {
         }
     }
 
-    /// Releases the lock, then routes what left for a dead-letter reason meanwhile (outside the
-    /// lock: the dead-letter queue may be this one, or route back to it).
-    pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
+    /// Registers the next deadline if the operation brought an earlier one, releases the lock,
+    /// then routes what left for a dead-letter reason meanwhile (outside the lock: the
+    /// dead-letter queue may be this one, or route back to it).
+    pub(super) fn finish(self: &Arc<Self>, mut st: MutexGuard<'_, QueueState>) {
+        self.schedule_locked(&st);
         if st.dead.is_empty() {
             return;
         }
@@ -267,8 +270,7 @@ impl Queue {
         let ttl = self.ttl_of(&message);
         let mut queued = QueuedMessage::new(seq, message, false);
         if let Some(ttl) = ttl {
-            queued.expires_at = clock::now_ms() + ttl;
-            self.may_expire.store(true, Ordering::Relaxed);
+            queued.expires_at = clock::now_ms().saturating_add(ttl);
         }
         // Sent under the queue lock, so the store sees this before any ack of the message.
         let durable_at = self
@@ -323,22 +325,31 @@ impl Queue {
             return;
         }
         while let Some(message) = self.pop_ready(st) {
-            // A no-ack delivery is final: the queue forgets the message as it goes out.
-            let stored = self.stores(&message).map(|(p, id)| (p, message.seq, id));
-            match st.consumers.deliver(self, message) {
-                Ok(true) => {
-                    if let Some((p, seq, id)) = stored {
-                        p.store.remove(p.queue_id, seq, id);
-                    }
-                }
-                Ok(false) => st.unacked += 1,
-                Err(message) => {
-                    // No consumer can take more right now.
-                    st.ready.push_front(message);
-                    break;
-                }
+            if let Err(message) = self.deliver_one(st, message) {
+                // No consumer can take more right now.
+                st.ready.push_front(message);
+                break;
             }
         }
+    }
+
+    /// Hands `message` to the next consumer that can take it, or back if none can.
+    pub(super) fn deliver_one(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        message: QueuedMessage,
+    ) -> Result<(), QueuedMessage> {
+        // A no-ack delivery is final: the queue forgets the message as it goes out.
+        let stored = self.stores(&message).map(|(p, id)| (p, message.seq, id));
+        match st.consumers.deliver(self, message)? {
+            true => {
+                if let Some((p, seq, id)) = stored {
+                    p.store.remove(p.queue_id, seq, id);
+                }
+            }
+            false => st.unacked += 1,
+        }
+        Ok(())
     }
 
     /// basic.get: the head message and the number left behind it. `no_ack` settles it at once.
@@ -397,12 +408,14 @@ impl Queue {
         Ok(())
     }
 
-    pub fn remove_consumer(&self, tag: &str, connection_id: u64) -> ConsumerRemoved {
+    pub fn remove_consumer(self: &Arc<Self>, tag: &str, connection_id: u64) -> ConsumerRemoved {
         let mut st = self.state.lock();
         if !st.consumers.remove(tag, connection_id) {
             return ConsumerRemoved::NotFound;
         }
         self.touch();
+        // Unused from now on: x-expires starts counting.
+        self.schedule_locked(&st);
         if st.consumers.is_empty() && self.options.auto_delete && st.had_consumer && !st.deleted {
             ConsumerRemoved::RemovedLastOfAutoDelete
         } else {
@@ -513,6 +526,7 @@ impl Queue {
     pub fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
         let mut st = self.state.lock();
         st.deleted = true;
+        self.unschedule();
         let n = Self::ready_count(&st);
         st.ready.clear();
         st.backlog.drain(|_| {});

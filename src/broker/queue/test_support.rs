@@ -28,7 +28,7 @@ pub const CONNECTION: u64 = 1;
 
 /// A fresh in-memory vhost `/` with the standard exchanges.
 pub fn vhost() -> Arc<VHost> {
-    VHost::new("/", None, Default::default())
+    VHost::new("/", None, Default::default(), Default::default())
 }
 
 /// Declares a plain (non-durable, non-exclusive, not auto-delete) queue with these `x-*`
@@ -199,7 +199,7 @@ pub fn drain(queue: &Arc<Queue>) -> Vec<String> {
 
 /// Housekeeping as if `ms` milliseconds had passed: expires the head of `queue` at rest.
 pub fn expire_after(queue: &Arc<Queue>, ms: u64) {
-    queue.expire(clock::now_ms() + ms);
+    let _ = queue.expire_at_rest(clock::now_ms() + ms);
 }
 
 /// One message handed to a consumer through a [`FakeTarget`].

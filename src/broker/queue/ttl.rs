@@ -1,6 +1,11 @@
 //! Time in a queue: message TTL (`x-message-ttl`, the `expiration` property, TTL 0), queue
 //! expiry (`x-expires`) and the consumer acknowledgement timeout setting. Messages expire only
 //! when they reach the head, as in RabbitMQ; housekeeping expires the head of queues at rest.
+//!
+//! For that, a queue keeps one deadline registered with its vhost's timer (see
+//! broker/deadlines.rs): the earlier of its head message's expiry and, while it has no
+//! consumers, its x-expires. An operation that brings an earlier one registers it; a later one
+//! (a `touch`) waits until the registered deadline fires and the queue reports its next.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,6 +13,7 @@ use std::sync::atomic::Ordering;
 use super::dead_letter::Reason;
 use super::queue::{Queue, QueueState};
 use crate::broker::clock;
+use crate::broker::deadlines::{Registered, Scheduled};
 use crate::broker::message::{Message, QueuedMessage};
 
 impl Queue {
@@ -32,9 +38,9 @@ impl Queue {
             self.drop_message(st, queued, Reason::Expired);
             return;
         }
-        st.ready.push_back(queued);
-        self.dispatch_locked(st);
-        if let Some(left) = st.ready.pop_front() {
+        // Offered at the moment it was published: a second clock reading must not call it
+        // expired on the way to a consumer that can take it.
+        if let Err(left) = self.deliver_one(st, queued) {
             self.drop_message(st, left, Reason::Expired);
         }
     }
@@ -52,18 +58,15 @@ impl Queue {
         dropped
     }
 
-    /// Housekeeping: expire the head at rest. True if the queue may hold expiring messages.
-    pub fn expire(self: &Arc<Self>, now: u64) -> bool {
-        if !self.may_expire.load(Ordering::Relaxed) {
-            return false;
-        }
+    /// Housekeeping, when the queue's deadline comes: expires the head at rest, and tells
+    /// whether the queue itself has expired (x-expires: the caller deletes it). Otherwise the
+    /// queue's next deadline is registered on the way out.
+    pub fn expire_at_rest(self: &Arc<Self>, now: u64) -> bool {
         let mut st = self.state.lock();
         self.drop_expired_head(&mut st, now);
-        if st.ready.is_empty() && st.backlog.is_empty() {
-            self.may_expire.store(false, Ordering::Relaxed);
-        }
+        let expired = self.unused_too_long(&st, now);
         self.finish(st);
-        true
+        expired
     }
 
     /// How long a consumer may hold a delivery unacknowledged, in ms.
@@ -78,11 +81,73 @@ impl Queue {
 
     /// `x-expires`: whether the queue has been unused (no consumers, no get, no redeclare) for
     /// longer than its expiry.
-    pub fn is_expired(&self, now: u64) -> bool {
+    fn unused_too_long(&self, st: &QueueState, now: u64) -> bool {
         let Some(expires) = self.options.arguments.expires_ms else {
             return false;
         };
         now.saturating_sub(self.last_used.load(Ordering::Relaxed)) > expires
-            && self.state.lock().consumers.is_empty()
+            && st.consumers.is_empty()
+    }
+
+    /// When something next falls due: the first millisecond at which the message at the head
+    /// expires ([`Self::drop_expired_head`]) or, while the queue has no consumers, x-expires runs
+    /// out ([`Self::unused_too_long`]).
+    fn next_deadline(&self, st: &QueueState) -> Option<u64> {
+        if st.deleted {
+            return None;
+        }
+        let head = st.ready.front().map(|m| m.expires_at).filter(|t| *t != 0);
+        let unused = self
+            .options
+            .arguments
+            .expires_ms
+            .filter(|_| st.consumers.is_empty())
+            .map(|expires| {
+                self.last_used
+                    .load(Ordering::Relaxed)
+                    .saturating_add(expires)
+            });
+        // Both tests are strict (`expires_at < now`, idle `> expires`): due a millisecond later.
+        let edge = match (head, unused) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(edge.saturating_add(1))
+    }
+
+    /// Registers the queue's next deadline with the vhost's timer when it is earlier than the
+    /// one registered (a later one is found when that fires). Called with the lock held after
+    /// anything that may change the head or leave the queue without consumers, so a deadline
+    /// firing meanwhile cannot miss the change.
+    pub(super) fn schedule_locked(self: &Arc<Self>, st: &QueueState) {
+        let Some(due) = self.next_deadline(st) else {
+            return;
+        };
+        if self.deadline.covers(due) {
+            return;
+        }
+        if let Some(vhost) = self.vhost_ref.upgrade() {
+            vhost.deadlines().register(self, due);
+        }
+    }
+
+    /// Registers the queue's first deadline (a declared or recovered queue with x-expires).
+    pub fn schedule(self: &Arc<Self>) {
+        let st = self.state.lock();
+        self.schedule_locked(&st);
+    }
+
+    /// A deleted queue has nothing more due. Called with the lock held and `deleted` set, so
+    /// nothing registers again.
+    pub(super) fn unschedule(&self) {
+        if let Some(vhost) = self.vhost_ref.upgrade() {
+            vhost.deadlines().cancel(self);
+        }
+    }
+}
+
+impl Scheduled for Queue {
+    fn registered(&self) -> &Registered {
+        &self.deadline
     }
 }

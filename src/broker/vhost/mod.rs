@@ -28,6 +28,7 @@ mod routing;
 
 pub use routing::RouteScratch;
 
+use super::deadlines::Deadlines;
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
@@ -46,6 +47,8 @@ pub struct VHost {
     durability: Option<Durability>,
     /// Direct reply-to addresses (shared by every vhost, as RabbitMQ's are node-wide).
     pub(crate) replies: Arc<DirectReplies>,
+    /// Where queues register their deadlines (the broker's, run by housekeeping).
+    deadlines: Arc<Deadlines<Queue>>,
     me: Weak<VHost>,
     /// Bumped after an exchange or queue leaves the maps: memos of lookups (a channel's
     /// `Publisher`) are valid while it is unchanged.
@@ -78,6 +81,7 @@ impl VHost {
         name: &str,
         durability: Option<Durability>,
         replies: Arc<DirectReplies>,
+        deadlines: Arc<Deadlines<Queue>>,
     ) -> Arc<Self> {
         let mut exchanges = HashMap::default();
         for (ex, kind) in STANDARD_EXCHANGES {
@@ -100,6 +104,7 @@ impl VHost {
             topology: Mutex::new(()),
             durability,
             replies,
+            deadlines,
             me: me.clone(),
             generation: AtomicU64::new(0),
         })
@@ -121,9 +126,17 @@ impl VHost {
             .insert(exchange.name.clone(), exchange);
     }
 
-    /// Adds a recovered queue.
+    /// The timer this vhost's queues register their deadlines with.
+    pub(crate) fn deadlines(&self) -> &Deadlines<Queue> {
+        &self.deadlines
+    }
+
+    /// Adds a new or recovered queue, and registers its first deadline (x-expires).
     pub(super) fn insert_queue(&self, queue: Arc<Queue>) {
-        self.queues.write().insert(queue.name.clone(), queue);
+        self.queues
+            .write()
+            .insert(queue.name.clone(), queue.clone());
+        queue.schedule();
     }
 
     /// A binding is durable when both its ends are.
@@ -432,7 +445,7 @@ impl VHost {
             persistence,
             self.weak(),
         ));
-        self.queues.write().insert(name, queue.clone());
+        self.insert_queue(queue.clone());
         Ok(queue)
     }
 

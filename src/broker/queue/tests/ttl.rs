@@ -228,7 +228,6 @@ fn expiration_0_behind_waiting_messages_is_dropped() {
 /// dead-lettered) although the consumer was waiting with credit. Rare per message (about 1 in
 /// 10,000 here), so the test publishes for up to a second and stops at the first loss.
 #[test]
-#[ignore = "bug: a TTL-0 message to a waiting consumer is dropped when the clock ticks mid-publish (see the report of issue #11)"]
 fn queue_ttl_0_always_delivers_to_a_waiting_consumer_with_credit() {
     let vhost = vhost();
     let q = declare(&vhost, "q", &[("x-message-ttl", int(0))]);
