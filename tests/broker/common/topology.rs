@@ -33,6 +33,22 @@ pub fn auto_delete() -> QueueDeclareOptions {
     }
 }
 
+/// Queue options with only `durable` set.
+pub fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+/// Exchange options with only `durable` set.
+pub fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
 /// Queue arguments that dead-letter through the default exchange into `target`.
 pub fn dead_letter_to(target: &str) -> Vec<(&'static str, AMQPValue)> {
     vec![
@@ -61,6 +77,20 @@ pub async fn declare_queue(ch: &Channel, name: &str) -> lapin::Queue {
 /// Declares a queue with default options and these `x-*` arguments.
 pub async fn declare_queue_with(ch: &Channel, name: &str, args: FieldTable) -> lapin::Queue {
     declare_queue_as(ch, name, QueueDeclareOptions::default(), args).await
+}
+
+/// Declares a durable queue without arguments.
+pub async fn declare_durable_queue(ch: &Channel, name: &str) -> lapin::Queue {
+    declare_durable_queue_with(ch, name, FieldTable::default()).await
+}
+
+/// Declares a durable queue with these `x-*` arguments.
+pub async fn declare_durable_queue_with(
+    ch: &Channel,
+    name: &str,
+    args: FieldTable,
+) -> lapin::Queue {
+    declare_queue_as(ch, name, durable(), args).await
 }
 
 /// Declares a queue only this connection may use.
@@ -143,6 +173,11 @@ pub async fn declare_exchange_as(
 /// Declares a non-durable exchange of `kind` with default options.
 pub async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
     declare_exchange_as(ch, name, kind, Default::default(), FieldTable::default()).await
+}
+
+/// Declares a durable exchange of `kind` without arguments.
+pub async fn declare_durable_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    declare_exchange_as(ch, name, kind, durable_exchange(), FieldTable::default()).await
 }
 
 /// Declares an exchange deleted once its last binding goes.
