@@ -29,9 +29,7 @@ fn reject_publish() -> (&'static str, AMQPValue) {
 
 #[tokio::test]
 async fn max_length_drops_oldest_messages() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen");
-    declare_queue_with(&ch, &q, table(vec![max_len(3)])).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with("maxlen", table(vec![max_len(3)])).await;
     publish_n(&ch, &q, 5).await;
     assert_eq!(message_count(&ch, &q).await, 3);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m2", "m3", "m4"]);
@@ -57,9 +55,8 @@ async fn explicit_drop_head_overflow_drops_oldest() {
 
 #[tokio::test]
 async fn max_length_bytes_drops_oldest_by_body_size() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxbytes");
-    declare_queue_with(&ch, &q, table(vec![max_bytes(10)])).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("maxbytes", table(vec![max_bytes(10)])).await;
     for body in ["aaaa", "bbbb", "cccc"] {
         publish(&ch, "", &q, body.as_bytes()).await;
     }
@@ -70,9 +67,8 @@ async fn max_length_bytes_drops_oldest_by_body_size() {
 
 #[tokio::test]
 async fn max_length_bytes_counts_body_bytes_only() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxbytes-headers");
-    declare_queue_with(&ch, &q, table(vec![max_bytes(10)])).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("maxbytes-headers", table(vec![max_bytes(10)])).await;
     let big_headers = table(vec![("padding", long_str(&"p".repeat(500)))]);
     for body in ["aaaaa", "bbbbb"] {
         publish_props(
@@ -91,9 +87,8 @@ async fn max_length_bytes_counts_body_bytes_only() {
 
 #[tokio::test]
 async fn max_length_zero_keeps_nothing_but_a_waiting_consumer_still_receives() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen-zero");
-    declare_queue_with(&ch, &q, table(vec![max_len(0)])).await;
+    let (_broker, conn, ch, q) =
+        broker_with_queue_with("maxlen-zero", table(vec![max_len(0)])).await;
     ch.confirm_select(Default::default()).await.unwrap();
     assert!(publish_is_acked(&ch, &q, b"dropped").await);
     assert_eq!(message_count(&ch, &q).await, 0);
@@ -105,9 +100,8 @@ async fn max_length_zero_keeps_nothing_but_a_waiting_consumer_still_receives() {
 
 #[tokio::test]
 async fn reject_publish_nacks_and_keeps_old_messages() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen-reject");
-    declare_queue_with(&ch, &q, table(vec![max_len(2), reject_publish()])).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("maxlen-reject", table(vec![max_len(2), reject_publish()])).await;
     ch.confirm_select(Default::default()).await.unwrap();
     assert!(publish_is_acked(&ch, &q, b"m0").await);
     assert!(publish_is_acked(&ch, &q, b"m1").await);
@@ -122,9 +116,11 @@ async fn reject_publish_nacks_and_keeps_old_messages() {
 
 #[tokio::test]
 async fn reject_publish_applies_to_max_length_bytes() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxbytes-reject");
-    declare_queue_with(&ch, &q, table(vec![max_bytes(8), reject_publish()])).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with(
+        "maxbytes-reject",
+        table(vec![max_bytes(8), reject_publish()]),
+    )
+    .await;
     ch.confirm_select(Default::default()).await.unwrap();
     assert!(publish_is_acked(&ch, &q, b"aaaa").await);
     assert!(publish_is_acked(&ch, &q, b"bbbb").await);
@@ -134,9 +130,11 @@ async fn reject_publish_applies_to_max_length_bytes() {
 
 #[tokio::test]
 async fn reject_publish_without_confirms_silently_drops() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen-reject-noconfirm");
-    declare_queue_with(&ch, &q, table(vec![max_len(1), reject_publish()])).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with(
+        "maxlen-reject-noconfirm",
+        table(vec![max_len(1), reject_publish()]),
+    )
+    .await;
     publish_n(&ch, &q, 3).await;
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m0"]);
 }

@@ -20,9 +20,7 @@ async fn declare_sac(ch: &Channel, q: &str) -> lapin::Queue {
 
 #[tokio::test]
 async fn only_first_registered_consumer_receives() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-first");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-first", sac_args(true)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let mut a = consume_from(&a_ch, &q).await;
@@ -37,9 +35,7 @@ async fn only_first_registered_consumer_receives() {
 
 #[tokio::test]
 async fn next_consumer_takes_over_when_active_one_cancels() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-cancel");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-cancel", sac_args(true)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let mut a = consume_from(&a_ch, &q).await;
@@ -64,9 +60,7 @@ async fn next_consumer_takes_over_when_active_one_cancels() {
 
 #[tokio::test]
 async fn next_consumer_takes_over_requeued_messages_when_active_channel_closes() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-close");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-close", sac_args(true)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let mut a = consume_from(&a_ch, &q).await;
@@ -93,9 +87,7 @@ async fn next_consumer_takes_over_requeued_messages_when_active_channel_closes()
 
 #[tokio::test]
 async fn takeover_follows_registration_order() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-order");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-order", sac_args(true)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let c_ch = conn.create_channel().await.unwrap();
@@ -114,9 +106,7 @@ async fn takeover_follows_registration_order() {
 
 #[tokio::test]
 async fn consumer_registered_after_messages_arrive_gets_them_only_if_first() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-late");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-late", sac_args(true)).await;
     publish_n(&ch, &q, 3).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
@@ -157,9 +147,7 @@ async fn declare_ok_counts_every_registered_consumer() {
 
 #[tokio::test]
 async fn sac_false_queue_round_robins() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-false");
-    declare_queue_with(&ch, &q, sac_args(false)).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-false", sac_args(false)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let mut a = consume_from(&a_ch, &q).await;
@@ -187,15 +175,11 @@ async fn non_boolean_sac_argument_is_406() {
 
 #[tokio::test]
 async fn redeclare_without_sac_argument_is_inequivalent() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("sac-equiv");
-    declare_sac(&ch, &q).await;
-    let (code, text) = declare_queue_error(&ch, &q, FieldTable::default()).await;
-    assert_eq!(code, 406);
+    let (_broker, _conn, ch, q) = broker_with_queue_with("sac-equiv", sac_args(true)).await;
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - inequivalent arg 'x-single-active-consumer' for queue '{q}' in vhost '/': received none but current is the value 'true' of type 'bool'"
-        )
+        declare_queue_error(&ch, &q, FieldTable::default()).await,
+        precondition_failed(format!(
+            "inequivalent arg 'x-single-active-consumer' for queue '{q}' in vhost '/': received none but current is the value 'true' of type 'bool'"
+        ))
     );
 }
