@@ -21,6 +21,17 @@ fn tx_method(m: tx::AMQPMethod) -> AMQPClass {
     AMQPClass::Tx(m)
 }
 
+/// tx.select on channel 1 of a raw client; its select-ok must come back.
+async fn tx_select_on_1(raw: &mut RawClient) {
+    let (_, ok) = raw
+        .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
+        .await;
+    assert!(
+        matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
+        "{ok:?}"
+    );
+}
+
 // --- confirms ----------------------------------------------------------------------
 
 #[tokio::test]
@@ -312,13 +323,7 @@ async fn tx_rollback_without_select_is_406() {
 async fn tx_select_twice_is_ok() {
     let (_broker, mut raw) = broker_with_raw_channel().await;
     for _ in 0..2 {
-        let (_, ok) = raw
-            .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
-            .await;
-        assert!(
-            matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
-            "{ok:?}"
-        );
+        tx_select_on_1(&mut raw).await;
     }
 }
 
@@ -347,13 +352,7 @@ async fn consumer_sees_tx_messages_only_after_commit() {
 #[tokio::test]
 async fn tx_mandatory_unroutable_is_returned_on_commit() {
     let (_broker, mut raw) = broker_with_raw_channel().await;
-    let (_, ok) = raw
-        .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
-        .await;
-    assert!(
-        matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
-        "{ok:?}"
-    );
+    tx_select_on_1(&mut raw).await;
     raw.publish(1, "", &unique("nobody"), true, false, b"r")
         .await;
     match raw.recv_within(Duration::from_millis(300)).await {

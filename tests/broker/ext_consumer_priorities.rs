@@ -37,11 +37,7 @@ fn bodies(ds: &[lapin::message::Delivery]) -> Vec<String> {
 
 #[tokio::test]
 async fn capability_consumer_priorities_is_advertised() {
-    let (_broker, _raw, start) = broker_with_raw_start().await;
-    assert_eq!(
-        capability(&start, "consumer_priorities"),
-        Some(AMQPValue::Boolean(true))
-    );
+    assert_capability_advertised("consumer_priorities").await;
 }
 
 #[tokio::test]

@@ -407,17 +407,8 @@ async fn dead_letter_exchange_that_does_not_exist_drops_the_message() {
     assert_eq!(message_count(&ch, &src).await, 0);
 }
 
-#[tokio::test]
-async fn dead_letter_routing_key_without_exchange_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("dl-rk-only");
-    let args = table(vec![("x-dead-letter-routing-key", long_str("k"))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(
-            &q,
-            "x-dead-letter-routing-key",
-            "routing_key_but_no_dlx_defined"
-        )
-    );
+invalid_queue_arg_tests! {
+    dead_letter_routing_key_without_exchange_is_406:
+        "dl-rk-only", "x-dead-letter-routing-key", long_str("k")
+        => "routing_key_but_no_dlx_defined";
 }

@@ -1,7 +1,7 @@
 //! Direct reply-to (`amq.rabbitmq.reply-to`), checked against RabbitMQ 3.10.
 
 use amq_protocol::protocol::BasicProperties;
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::FieldTable;
 use lapin::{Channel, options::BasicConsumeOptions};
 
 use crate::common::*;
@@ -51,11 +51,7 @@ async fn request(requester: &Channel, server: &Channel, body: &[u8]) -> (String,
 
 #[tokio::test]
 async fn capability_direct_reply_to_is_advertised() {
-    let (_broker, _raw, start) = broker_with_raw_start().await;
-    assert_eq!(
-        capability(&start, "direct_reply_to"),
-        Some(AMQPValue::Boolean(true))
-    );
+    assert_capability_advertised("direct_reply_to").await;
 }
 
 #[tokio::test]

@@ -139,35 +139,13 @@ async fn reject_publish_without_confirms_silently_drops() {
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m0"]);
 }
 
-#[tokio::test]
-async fn invalid_x_overflow_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("overflow-bad");
-    let args = table(vec![("x-overflow", long_str("bogus"))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-overflow", "invalid_overflow")
-    );
-}
-
-async fn negative_limit_is_406(arg: &str) {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("limit-neg");
-    let args = table(vec![(arg, AMQPValue::LongInt(-1))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, arg, "{value_negative,-1}")
-    );
-}
-
-#[tokio::test]
-async fn negative_max_length_is_406() {
-    negative_limit_is_406("x-max-length").await;
-}
-
-#[tokio::test]
-async fn negative_max_length_bytes_is_406() {
-    negative_limit_is_406("x-max-length-bytes").await;
+invalid_queue_arg_tests! {
+    invalid_x_overflow_is_406:
+        "overflow-bad", "x-overflow", long_str("bogus") => "invalid_overflow";
+    negative_max_length_is_406:
+        "limit-neg", "x-max-length", AMQPValue::LongInt(-1) => "{value_negative,-1}";
+    negative_max_length_bytes_is_406:
+        "limit-neg", "x-max-length-bytes", AMQPValue::LongInt(-1) => "{value_negative,-1}";
 }
 
 #[tokio::test]

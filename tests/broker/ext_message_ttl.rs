@@ -61,24 +61,25 @@ async fn per_message_expiration_expires_head_at_rest() {
     wait_message_count_within(&ch, &q, 0, Duration::from_secs(3)).await;
 }
 
-#[tokio::test]
-async fn lower_message_expiration_wins_over_queue_ttl() {
+/// A message published with `expiration` to a queue with `x-message-ttl` `queue_ttl` (ms) is
+/// gone 500 ms later: whichever is lower applies.
+async fn assert_gone_after_500_ms(prefix: &str, queue_ttl: i32, body: &[u8], expiration: &str) {
     let (_broker, _conn, ch, q) =
-        broker_with_queue_with("ttl-msg-lower", message_ttl(Some(60_000))).await;
-    publish_props(&ch, "", &q, b"short", expiring("200")).await;
+        broker_with_queue_with(prefix, message_ttl(Some(queue_ttl))).await;
+    publish_props(&ch, "", &q, body, expiring(expiration)).await;
     sync(&ch).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(get_body(&ch, &q).await, None);
 }
 
 #[tokio::test]
+async fn lower_message_expiration_wins_over_queue_ttl() {
+    assert_gone_after_500_ms("ttl-msg-lower", 60_000, b"short", "200").await;
+}
+
+#[tokio::test]
 async fn lower_queue_ttl_wins_over_message_expiration() {
-    let (_broker, _conn, ch, q) =
-        broker_with_queue_with("ttl-queue-lower", message_ttl(Some(200))).await;
-    publish_props(&ch, "", &q, b"long", expiring("60000")).await;
-    sync(&ch).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(get_body(&ch, &q).await, None);
+    assert_gone_after_500_ms("ttl-queue-lower", 200, b"long", "60000").await;
 }
 
 #[tokio::test]
@@ -165,13 +166,7 @@ async fn fractional_expiration_is_406() {
     );
 }
 
-#[tokio::test]
-async fn negative_x_message_ttl_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("ttl-neg");
-    let args = table(vec![("x-message-ttl", AMQPValue::LongInt(-1))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-message-ttl", "{value_negative,-1}")
-    );
+invalid_queue_arg_tests! {
+    negative_x_message_ttl_is_406:
+        "ttl-neg", "x-message-ttl", AMQPValue::LongInt(-1) => "{value_negative,-1}";
 }

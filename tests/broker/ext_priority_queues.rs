@@ -176,32 +176,11 @@ async fn max_priority_0_is_accepted_and_queue_stays_fifo() {
     assert_eq!(drain_bodies(&ch, &q).await, vec!["zero", "five", "one"]);
 }
 
-#[tokio::test]
-async fn max_priority_above_255_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-256");
-    assert_eq!(
-        declare_queue_error(&ch, &q, max_priority(AMQPValue::LongInt(256))).await,
-        invalid_queue_arg(&q, "x-max-priority", "{max_value_exceeded,256}")
-    );
-}
-
-#[tokio::test]
-async fn negative_max_priority_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-neg");
-    assert_eq!(
-        declare_queue_error(&ch, &q, max_priority(AMQPValue::LongInt(-1))).await,
-        invalid_queue_arg(&q, "x-max-priority", "{value_negative,-1}")
-    );
-}
-
-#[tokio::test]
-async fn non_integer_max_priority_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-str");
-    assert_eq!(
-        declare_queue_error(&ch, &q, max_priority(long_str("10"))).await,
-        invalid_queue_arg(&q, "x-max-priority", "\"expected integer, got longstr\"")
-    );
+invalid_queue_arg_tests! {
+    max_priority_above_255_is_406:
+        "pq-256", "x-max-priority", AMQPValue::LongInt(256) => "{max_value_exceeded,256}";
+    negative_max_priority_is_406:
+        "pq-neg", "x-max-priority", AMQPValue::LongInt(-1) => "{value_negative,-1}";
+    non_integer_max_priority_is_406:
+        "pq-str", "x-max-priority", long_str("10") => "\"expected integer, got longstr\"";
 }

@@ -110,24 +110,8 @@ async fn basic_get_restarts_the_expiry_timer() {
     assert!(!exists(&broker, &q).await);
 }
 
-#[tokio::test]
-async fn zero_x_expires_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-zero");
-    let args = expires(0);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-expires", "{value_zero,0}")
-    );
-}
-
-#[tokio::test]
-async fn negative_x_expires_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-neg");
-    let args = expires(-1);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-expires", "{value_negative,-1}")
-    );
+invalid_queue_arg_tests! {
+    zero_x_expires_is_406: "qexp-zero", "x-expires", AMQPValue::LongInt(0) => "{value_zero,0}";
+    negative_x_expires_is_406:
+        "qexp-neg", "x-expires", AMQPValue::LongInt(-1) => "{value_negative,-1}";
 }

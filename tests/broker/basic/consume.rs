@@ -4,7 +4,7 @@
 use amq_protocol::protocol::{AMQPClass, basic};
 use amq_protocol::types::FieldTable;
 use lapin::Channel;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 
 use super::shared_queue;
 use crate::common::*;
@@ -284,13 +284,7 @@ async fn get_returns_message_with_remaining_count_then_get_empty() {
 async fn get_on_missing_queue_is_404() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("no-q");
-    assert_eq!(
-        expect_amqp_error(
-            ch.basic_get(q.as_str().into(), BasicGetOptions::default())
-                .await,
-        ),
-        no_queue(&q)
-    );
+    assert_eq!(get_error(&ch, &q).await, no_queue(&q));
 }
 
 #[tokio::test]

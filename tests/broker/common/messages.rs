@@ -161,6 +161,11 @@ async fn basic_get(ch: &Channel, queue: &str, no_ack: bool) -> Option<BasicGetMe
         .expect("basic.get")
 }
 
+/// basic.get (ack mode) that must fail: the (code, text) of the error.
+pub async fn get_error(ch: &Channel, queue: &str) -> (u16, String) {
+    expect_amqp_error(ch.basic_get(queue.into(), BasicGetOptions::default()).await)
+}
+
 /// basic.get with no-ack; returns the body, or None on get-empty.
 pub async fn get_body(ch: &Channel, queue: &str) -> Option<Vec<u8>> {
     get_message_no_ack(ch, queue).await.map(|m| m.delivery.data)

@@ -2,11 +2,12 @@
 //! queue declared), or with a raw client that has channel 1 open.
 
 use amq_protocol::protocol::connection;
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ExchangeKind};
 
 use super::{
-    RawClient, TestBroker, declare_exchange, declare_queue_with, declare_tmp_queue, unique,
+    RawClient, TestBroker, capability, declare_exchange, declare_queue_with, declare_tmp_queue,
+    unique,
 };
 
 /// A broker for this test ([`TestBroker::start`]), one lapin connection to it and one channel
@@ -25,6 +26,12 @@ pub async fn broker_with_raw_start() -> (TestBroker, RawClient, connection::Star
     let mut raw = RawClient::connect(broker.addr()).await;
     let start = raw.start().await;
     (broker, raw, start)
+}
+
+/// A broker's connection.start advertises the capability `name` as true.
+pub async fn assert_capability_advertised(name: &str) {
+    let (_broker, _raw, start) = broker_with_raw_start().await;
+    assert_eq!(capability(&start, name), Some(AMQPValue::Boolean(true)));
 }
 
 /// A broker for this test and a raw client that has completed the handshake and opened

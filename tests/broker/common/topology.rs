@@ -7,7 +7,10 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::{Channel, ExchangeKind};
 
-use super::{WAIT, amqp_error, expect_amqp_error, long_str};
+use super::{
+    WAIT, amqp_error, broker_with_channel, expect_amqp_error, invalid_queue_arg, long_str, table,
+    unique,
+};
 
 /// Queue options with only `exclusive` set.
 pub fn exclusive() -> QueueDeclareOptions {
@@ -129,6 +132,46 @@ pub async fn declare_queue_error(ch: &Channel, name: &str, args: FieldTable) -> 
         ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
             .await,
     )
+}
+
+/// On a broker of its own, queue.declare of a queue named after `prefix` with the one argument
+/// `arg` = `value` must be refused with RabbitMQ's 406 for an invalid argument, naming `reason`.
+pub async fn assert_invalid_queue_arg(prefix: &str, arg: &str, value: AMQPValue, reason: &str) {
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let q = unique(prefix);
+    assert_eq!(
+        declare_queue_error(&ch, &q, table(vec![(arg, value)])).await,
+        invalid_queue_arg(&q, arg, reason)
+    );
+}
+
+/// One test per row, `name: prefix, arg, value => reason;`, each running
+/// [`assert_invalid_queue_arg`] with the row's values.
+// The durability suite, which mounts this harness too, has no such tests.
+#[allow(unused_macros)]
+macro_rules! invalid_queue_arg_tests {
+    ($($name:ident: $prefix:literal, $arg:literal, $value:expr => $reason:literal;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::common::assert_invalid_queue_arg($prefix, $arg, $value, $reason).await;
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use invalid_queue_arg_tests;
+
+/// Purges a queue; returns the number of messages purged.
+pub async fn purge_queue(ch: &Channel, name: &str) -> u32 {
+    ch.queue_purge(name.into(), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("purge queue {name}: {e:?}"))
+}
+
+/// queue.purge that must fail: the (code, text) of the error.
+pub async fn purge_error(ch: &Channel, queue: &str) -> (u16, String) {
+    expect_amqp_error(ch.queue_purge(queue.into(), Default::default()).await)
 }
 
 /// Deletes a queue; returns the number of messages deleted with it.

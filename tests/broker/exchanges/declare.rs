@@ -81,44 +81,46 @@ async fn redeclaring_exchange_with_other_type_is_406_inequivalent_arg() {
     );
 }
 
+/// An exchange of `kind` named after `prefix` (declared without flags) redeclared with the one
+/// flag `options` sets: RabbitMQ's 406 for the inequivalent `flag` (received true, current false).
+async fn assert_flag_is_inequivalent(
+    prefix: &str,
+    kind: ExchangeKind,
+    options: ExchangeDeclareOptions,
+    flag: &str,
+) {
+    let (_broker, _conn, ch, x) = broker_with_exchange(prefix, kind.clone()).await;
+    assert_eq!(
+        declare_exchange_error(&ch, &x, kind, options).await,
+        inequivalent_arg("exchange", &x, flag, "true", "false")
+    );
+}
+
 #[tokio::test]
 async fn redeclaring_exchange_with_other_durability_is_406_inequivalent_arg() {
-    let (_broker, _conn, ch, x) = broker_with_exchange("equiv-durable", ExchangeKind::Direct).await;
     let options = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
     };
-    assert_eq!(
-        declare_exchange_error(&ch, &x, ExchangeKind::Direct, options).await,
-        inequivalent_arg("exchange", &x, "durable", "true", "false")
-    );
+    assert_flag_is_inequivalent("equiv-durable", ExchangeKind::Direct, options, "durable").await;
 }
 
 #[tokio::test]
 async fn redeclaring_exchange_with_other_auto_delete_is_406_inequivalent_arg() {
-    let (_broker, _conn, ch, x) = broker_with_exchange("equiv-ad", ExchangeKind::Direct).await;
     let options = ExchangeDeclareOptions {
         auto_delete: true,
         ..Default::default()
     };
-    assert_eq!(
-        declare_exchange_error(&ch, &x, ExchangeKind::Direct, options).await,
-        inequivalent_arg("exchange", &x, "auto_delete", "true", "false")
-    );
+    assert_flag_is_inequivalent("equiv-ad", ExchangeKind::Direct, options, "auto_delete").await;
 }
 
 #[tokio::test]
 async fn redeclaring_exchange_with_other_internal_flag_is_406() {
-    let (_broker, _conn, ch, x) =
-        broker_with_exchange("equiv-internal", ExchangeKind::Fanout).await;
     let options = ExchangeDeclareOptions {
         internal: true,
         ..Default::default()
     };
-    assert_eq!(
-        declare_exchange_error(&ch, &x, ExchangeKind::Fanout, options).await,
-        inequivalent_arg("exchange", &x, "internal", "true", "false")
-    );
+    assert_flag_is_inequivalent("equiv-internal", ExchangeKind::Fanout, options, "internal").await;
 }
 
 #[tokio::test]

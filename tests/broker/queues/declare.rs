@@ -79,14 +79,10 @@ async fn assert_redeclare_is_inequivalent(
 
 #[tokio::test]
 async fn redeclaring_queue_with_other_durability_is_406_inequivalent_arg() {
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
     assert_redeclare_is_inequivalent(
         "equiv-durable-q",
         (QueueDeclareOptions::default(), FieldTable::default()),
-        (durable, FieldTable::default()),
+        (durable(), FieldTable::default()),
         "durable",
         "true",
         "false",
@@ -96,14 +92,10 @@ async fn redeclaring_queue_with_other_durability_is_406_inequivalent_arg() {
 
 #[tokio::test]
 async fn redeclaring_queue_with_other_auto_delete_is_406_inequivalent_arg() {
-    let auto_delete = QueueDeclareOptions {
-        auto_delete: true,
-        ..Default::default()
-    };
     assert_redeclare_is_inequivalent(
         "equiv-ad-q",
         (QueueDeclareOptions::default(), FieldTable::default()),
-        (auto_delete, FieldTable::default()),
+        (auto_delete(), FieldTable::default()),
         "auto_delete",
         "true",
         "false",

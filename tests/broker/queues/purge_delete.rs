@@ -1,10 +1,7 @@
 //! queue.purge and queue.delete: counts, unacked messages, if-unused / if-empty, and the
 //! consumers of a deleted queue.
 
-use lapin::{
-    Channel,
-    options::{QueueDeleteOptions, QueuePurgeOptions},
-};
+use lapin::{Channel, options::QueueDeleteOptions};
 
 use crate::common::*;
 
@@ -25,17 +22,9 @@ async fn purge_returns_count_and_empties_ready_messages() {
         publish(&ch, "", &q, format!("{i}").as_bytes()).await;
     }
     sync(&ch).await;
-    let purged = ch
-        .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(purged, 5);
+    assert_eq!(purge_queue(&ch, &q).await, 5);
     assert_eq!(message_count(&ch, &q).await, 0);
-    let purged = ch
-        .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(purged, 0);
+    assert_eq!(purge_queue(&ch, &q).await, 0);
 }
 
 #[tokio::test]
@@ -47,12 +36,7 @@ async fn purge_leaves_unacked_messages_which_return_on_requeue() {
     let held = get_message(&ch, &q).await.expect("a message");
     assert_eq!(held.delivery.data, b"held");
     let ch2 = conn.create_channel().await.unwrap();
-    assert_eq!(
-        ch2.queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(purge_queue(&ch2, &q).await, 1);
     ch.close(200, "requeue".into()).await.unwrap();
     wait_message_count(&ch2, &q, 1).await;
     assert_eq!(drain_bodies(&ch2, &q).await, vec!["held"]);
@@ -62,13 +46,7 @@ async fn purge_leaves_unacked_messages_which_return_on_requeue() {
 async fn purge_of_missing_queue_is_404() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("no-q");
-    assert_eq!(
-        expect_amqp_error(
-            ch.queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-                .await,
-        ),
-        no_queue(&q)
-    );
+    assert_eq!(purge_error(&ch, &q).await, no_queue(&q));
 }
 
 #[tokio::test]

@@ -3,9 +3,7 @@
 //! comes back, flagged redelivered.
 
 use amq_protocol::types::AMQPValue;
-use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, QueuePurgeOptions,
-};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
 
 use crate::common::*;
 use crate::support::*;
@@ -122,11 +120,7 @@ async fn purge_is_permanent(mut node: Node, stop: Stop) {
         let (_conn, ch) = node.confirm_channel().await;
         declare_durable_queue(&ch, &q).await;
         publish_all_confirmed(&ch, &q, &numbered("old", 5)).await;
-        let purged = ch
-            .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-            .await
-            .expect("queue.purge");
-        assert_eq!(purged, 5);
+        assert_eq!(purge_queue(&ch, &q).await, 5);
         publish_all_confirmed(&ch, &q, &numbered("new", 2)).await;
     }
     let (_conn, ch) = node.restart_and_open_channel(stop).await;
