@@ -1,5 +1,6 @@
 //! What most tests start from: a broker of their own with a lapin channel open on it (and maybe a
-//! queue declared), or with a raw client that has channel 1 open.
+//! queue or an exchange declared), or with a raw client that has read connection.start or has
+//! channel 1 open; and assert_capability_advertised, a whole test on such a start.
 
 use amq_protocol::protocol::connection;
 use amq_protocol::types::{AMQPValue, FieldTable};

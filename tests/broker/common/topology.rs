@@ -1,5 +1,7 @@
-//! Queues, exchanges and bindings through lapin: declare, bind, unbind and delete, each failing
-//! the test on an error unless its name says it returns one.
+//! Queues, exchanges and bindings through lapin: declare, bind, unbind, purge and delete, each
+//! failing the test on an error unless its name says it returns one; and
+//! assert_invalid_queue_arg (with invalid_queue_arg_tests!, a test per row), the whole of a test
+//! that a queue argument is refused.
 
 use std::time::{Duration, Instant};
 
