@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{AMQPClass, channel, connection, exchange, queue};
-use amq_protocol::types::AMQPValue;
 
 use crate::common::*;
 
@@ -78,10 +77,9 @@ async fn reopening_a_channel_before_answering_the_brokers_close_is_a_connection_
         raw.recv_method().await;
     }
     raw.send_method(1, channel_open()).await;
-    let (code, text, class_id, method_id) = raw.expect_connection_close().await;
     assert_eq!(
-        (code, text.as_str(), class_id, method_id),
-        (504, "CHANNEL_ERROR - second 'channel.open' seen", 20, 10)
+        raw.expect_connection_close().await,
+        expected_close(channel_error("second 'channel.open' seen"), 20, 10)
     );
 }
 
@@ -117,13 +115,8 @@ async fn server_properties_name_rabbitmq_as_product_and_warren_as_platform() {
     if external() {
         return; // the platform check is about warren
     }
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    let start = raw.start().await;
-    let prop = |key: &str| match start.server_properties.inner().get(key) {
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        other => panic!("{key}: expected a long string, got {other:?}"),
-    };
+    let (_broker, _raw, start) = broker_with_raw_start().await;
+    let prop = |key: &str| server_property(&start, key);
     // Clients switch RabbitMQ behaviour on this (amqp091-go's suite does).
     assert_eq!(prop("product"), "RabbitMQ");
     assert!(prop("version").starts_with("3."), "{}", prop("version"));

@@ -21,12 +21,22 @@ fn tx_method(m: tx::AMQPMethod) -> AMQPClass {
     AMQPClass::Tx(m)
 }
 
+/// tx.select on channel 1 of a raw client; its select-ok must come back.
+async fn tx_select_on_1(raw: &mut RawClient) {
+    let (_, ok) = raw
+        .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
+        .await;
+    assert!(
+        matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
+        "{ok:?}"
+    );
+}
+
 // --- confirms ----------------------------------------------------------------------
 
 #[tokio::test]
 async fn confirm_select_makes_publishes_acked() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirm.select");
@@ -96,8 +106,7 @@ async fn confirms_cover_every_publish_in_order_with_sequence_numbers_from_one() 
 
 #[tokio::test]
 async fn wait_for_confirms_resolves_after_many_publishes() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     ch.confirm_select(Default::default()).await.unwrap();
     for i in 0..500 {
         publish(&ch, "", &q, format!("{i}").as_bytes()).await;
@@ -176,11 +185,9 @@ async fn persistent_message_to_durable_queue_is_confirmed() {
 async fn confirm_select_on_transactional_channel_is_406() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     ch.tx_select().await.unwrap();
-    let (code, text) = expect_amqp_error(ch.confirm_select(Default::default()).await);
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        "PRECONDITION_FAILED - cannot switch from tx to confirm mode"
+        expect_amqp_error(ch.confirm_select(Default::default()).await),
+        precondition_failed("cannot switch from tx to confirm mode")
     );
 }
 
@@ -188,11 +195,9 @@ async fn confirm_select_on_transactional_channel_is_406() {
 async fn tx_select_on_confirm_channel_is_406() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     ch.confirm_select(Default::default()).await.unwrap();
-    let (code, text) = expect_amqp_error(ch.tx_select().await);
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        "PRECONDITION_FAILED - cannot switch from confirm to tx mode"
+        expect_amqp_error(ch.tx_select().await),
+        precondition_failed("cannot switch from confirm to tx mode")
     );
 }
 
@@ -297,9 +302,10 @@ async fn tx_channel_can_commit_repeatedly() {
 #[tokio::test]
 async fn tx_commit_without_select_is_406() {
     let (_broker, _conn, ch) = broker_with_channel().await;
-    let (code, text) = expect_amqp_error(ch.tx_commit().await);
-    assert_eq!(code, 406);
-    assert_eq!(text, "PRECONDITION_FAILED - channel is not transactional");
+    assert_eq!(
+        expect_amqp_error(ch.tx_commit().await),
+        precondition_failed("channel is not transactional")
+    );
 }
 
 #[tokio::test]
@@ -307,23 +313,17 @@ async fn tx_rollback_without_select_is_406() {
     let (_broker, mut raw) = broker_with_raw_channel().await;
     raw.send_method(1, tx_method(tx::AMQPMethod::Rollback(tx::Rollback {})))
         .await;
-    let (code, text, class_id, method_id) = raw.expect_channel_close(1).await;
-    assert_eq!(code, 406);
-    assert_eq!(text, "PRECONDITION_FAILED - channel is not transactional");
-    assert_eq!((class_id, method_id), (90, 30));
+    assert_eq!(
+        raw.expect_channel_close(1).await,
+        expected_close(precondition_failed("channel is not transactional"), 90, 30)
+    );
 }
 
 #[tokio::test]
 async fn tx_select_twice_is_ok() {
     let (_broker, mut raw) = broker_with_raw_channel().await;
     for _ in 0..2 {
-        let (_, ok) = raw
-            .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
-            .await;
-        assert!(
-            matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
-            "{ok:?}"
-        );
+        tx_select_on_1(&mut raw).await;
     }
 }
 
@@ -339,8 +339,7 @@ async fn uncommitted_publishes_are_dropped_when_channel_closes() {
 
 #[tokio::test]
 async fn consumer_sees_tx_messages_only_after_commit() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, conn, ch, q) = broker_with_tmp_queue().await;
     let mut consumer = consume_no_ack(&ch, &q).await;
     let txch = tx_channel(&conn).await;
     publish(&txch, "", &q, b"late").await;
@@ -353,13 +352,7 @@ async fn consumer_sees_tx_messages_only_after_commit() {
 #[tokio::test]
 async fn tx_mandatory_unroutable_is_returned_on_commit() {
     let (_broker, mut raw) = broker_with_raw_channel().await;
-    let (_, ok) = raw
-        .rpc(1, tx_method(tx::AMQPMethod::Select(tx::Select {})))
-        .await;
-    assert!(
-        matches!(ok, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))),
-        "{ok:?}"
-    );
+    tx_select_on_1(&mut raw).await;
     raw.publish(1, "", &unique("nobody"), true, false, b"r")
         .await;
     match raw.recv_within(Duration::from_millis(300)).await {

@@ -33,9 +33,10 @@ async fn channel_close_carries_the_failing_class_and_method() {
     let (_broker, mut raw) = broker_with_raw_channel().await;
     let q = unique("missing");
     raw.send_method(1, queue_declare_passive(&q)).await;
-    let (code, text, class_id, method_id) = raw.expect_channel_close(1).await;
-    assert_eq!((code, text), no_queue(&q));
-    assert_eq!((class_id, method_id), (50, 10));
+    assert_eq!(
+        raw.expect_channel_close(1).await,
+        expected_close(no_queue(&q), 50, 10)
+    );
 }
 
 #[tokio::test]
@@ -103,9 +104,7 @@ async fn client_channel_close_with_error_code_gets_close_ok() {
 
 #[tokio::test]
 async fn channel_error_requeues_the_channels_unacked_messages() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("err-requeue");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("err-requeue").await;
     publish(&ch, "", &q, b"m").await;
     sync(&ch).await;
     let bad = conn.create_channel().await.unwrap();
@@ -141,8 +140,7 @@ async fn connection_error_closes_every_channel() {
 
 #[tokio::test]
 async fn connection_error_does_not_affect_other_connections() {
-    let (broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let mut raw = broker.raw_open().await;
     raw.open_channel(1).await;
     raw.send_bytes(&raw_frame(9, 1, b"boom", 0xCE)).await;

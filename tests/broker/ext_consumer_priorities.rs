@@ -37,20 +37,12 @@ fn bodies(ds: &[lapin::message::Delivery]) -> Vec<String> {
 
 #[tokio::test]
 async fn capability_consumer_priorities_is_advertised() {
-    let broker = TestBroker::start();
-    let mut raw = RawClient::connect(broker.addr()).await;
-    let caps = server_capabilities(&raw.start().await);
-    assert_eq!(
-        caps.inner().get("consumer_priorities"),
-        Some(&AMQPValue::Boolean(true))
-    );
+    assert_capability_advertised("consumer_priorities").await;
 }
 
 #[tokio::test]
 async fn higher_priority_consumer_gets_all_messages_while_it_has_credit() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-all");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("cprio-all").await;
     let low_ch = channel_with_prefetch(&conn, 100).await;
     let high_ch = channel_with_prefetch(&conn, 100).await;
     // The low-priority consumer registers first: registration order must not matter.
@@ -67,9 +59,7 @@ async fn higher_priority_consumer_gets_all_messages_while_it_has_credit() {
 
 #[tokio::test]
 async fn lower_priority_consumer_gets_messages_only_when_higher_has_no_credit() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-credit");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("cprio-credit").await;
     let high_ch = channel_with_prefetch(&conn, 2).await;
     let low_ch = channel_with_prefetch(&conn, 100).await;
     let mut high = consume_with_priority(&high_ch, &q, Some(10)).await;
@@ -96,9 +86,7 @@ async fn lower_priority_consumer_gets_messages_only_when_higher_has_no_credit() 
 
 #[tokio::test]
 async fn blocked_high_priority_consumer_gets_next_message_after_ack() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-unblock");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("cprio-unblock").await;
     let high_ch = channel_with_prefetch(&conn, 1).await;
     let low_ch = channel_with_prefetch(&conn, 1).await;
     let mut high = consume_with_priority(&high_ch, &q, Some(5)).await;
@@ -123,9 +111,7 @@ async fn blocked_high_priority_consumer_gets_next_message_after_ack() {
 
 #[tokio::test]
 async fn same_priority_consumers_get_messages_round_robin() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-rr");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("cprio-rr").await;
     let a_ch = channel_with_prefetch(&conn, 100).await;
     let b_ch = channel_with_prefetch(&conn, 100).await;
     let c_ch = channel_with_prefetch(&conn, 100).await;
@@ -147,9 +133,7 @@ async fn same_priority_consumers_get_messages_round_robin() {
 
 #[tokio::test]
 async fn negative_priority_is_below_default_priority() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-neg");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("cprio-neg").await;
     let neg_ch = channel_with_prefetch(&conn, 100).await;
     let def_ch = channel_with_prefetch(&conn, 100).await;
     let mut neg = consume_with_priority(&neg_ch, &q, Some(-1)).await;
@@ -165,9 +149,7 @@ async fn negative_priority_is_below_default_priority() {
 
 #[tokio::test]
 async fn cancelling_high_priority_consumer_lets_lower_one_receive() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-cancel");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("cprio-cancel").await;
     let high_ch = channel_with_prefetch(&conn, 100).await;
     let low_ch = channel_with_prefetch(&conn, 100).await;
     let mut high = consume_with_priority(&high_ch, &q, Some(2)).await;
@@ -184,9 +166,7 @@ async fn cancelling_high_priority_consumer_lets_lower_one_receive() {
 
 #[tokio::test]
 async fn non_integer_x_priority_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("cprio-bad");
-    declare_queue(&ch, &q).await;
+    let (_broker, _conn, ch, q) = broker_with_queue("cprio-bad").await;
     let args = table(vec![("x-priority", long_str("high"))]);
     assert_eq!(
         consume_error(&ch, &q, Default::default(), args).await,

@@ -14,33 +14,22 @@
 
 use std::time::Duration;
 
-use amq_protocol::types::AMQPValue;
-use futures_lite::StreamExt;
-use lapin::{Channel, options::BasicAckOptions};
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::options::BasicAckOptions;
 
 use crate::common::*;
 
 const TIMEOUT_MS: i32 = 1000;
 
-async fn declare_with_timeout(ch: &Channel, q: &str) {
-    let args = table(vec![("x-consumer-timeout", AMQPValue::LongInt(TIMEOUT_MS))]);
-    declare_queue_with(ch, q, args).await;
+/// Queue arguments: `x-consumer-timeout` [`TIMEOUT_MS`].
+fn consumer_timeout() -> FieldTable {
+    table(vec![("x-consumer-timeout", AMQPValue::LongInt(TIMEOUT_MS))])
 }
 
 /// Waits (up to 10 s: the broker checks timeouts periodically) for the
 /// consumer's channel to be closed by the broker; returns (code, text).
 async fn channel_closed(consumer: &mut lapin::Consumer) -> (u16, String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, consumer.next()).await {
-            Err(_) => panic!("channel was not closed within 10 s"),
-            Ok(None) => panic!("consumer ended without an error"),
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(e))) => {
-                return amqp_error(&e).unwrap_or_else(|| panic!("non-AMQP error {e:?}"));
-            }
-        }
-    }
+    consumer_error_within(consumer, Duration::from_secs(10)).await
 }
 
 fn timeout_text(channel_id: u16) -> String {
@@ -53,9 +42,7 @@ fn timeout_text(channel_id: u16) -> String {
 
 #[tokio::test]
 async fn unacked_delivery_past_timeout_closes_channel_with_406() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("ctimeout");
-    declare_with_timeout(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("ctimeout", consumer_timeout()).await;
     publish(&ch, "", &q, b"held").await;
     let cch = conn.create_channel().await.unwrap();
     let mut consumer = consume_from(&cch, &q).await;
@@ -76,9 +63,8 @@ async fn unacked_delivery_past_timeout_closes_channel_with_406() {
 
 #[tokio::test]
 async fn timed_out_delivery_is_requeued_as_redelivered() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("ctimeout-requeue");
-    declare_with_timeout(&ch, &q).await;
+    let (_broker, conn, ch, q) =
+        broker_with_queue_with("ctimeout-requeue", consumer_timeout()).await;
     publish(&ch, "", &q, b"held").await;
     let cch = conn.create_channel().await.unwrap();
     let mut consumer = consume_from(&cch, &q).await;
@@ -94,9 +80,7 @@ async fn timed_out_delivery_is_requeued_as_redelivered() {
 
 #[tokio::test]
 async fn promptly_acked_deliveries_do_not_time_out() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("ctimeout-acked");
-    declare_with_timeout(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("ctimeout-acked", consumer_timeout()).await;
     let cch = conn.create_channel().await.unwrap();
     let mut consumer = consume_from(&cch, &q).await;
     // 3 s of traffic, each delivery acked at once.
@@ -112,9 +96,7 @@ async fn promptly_acked_deliveries_do_not_time_out() {
 
 #[tokio::test]
 async fn no_ack_consumer_never_times_out() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("ctimeout-noack");
-    declare_with_timeout(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("ctimeout-noack", consumer_timeout()).await;
     publish(&ch, "", &q, b"m").await;
     let cch = conn.create_channel().await.unwrap();
     let mut consumer = consume_no_ack(&cch, &q).await;

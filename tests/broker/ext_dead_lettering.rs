@@ -256,14 +256,8 @@ async fn per_message_expiration_is_moved_to_original_expiration() {
     let (dlx, dlq) = dlx_with_queue(&ch).await;
     let src = unique("dl-exp");
     declare_queue_with(&ch, &src, dead_letter_exchange(&dlx)).await;
-    publish_props(
-        &ch,
-        "",
-        &src,
-        b"short",
-        BasicProperties::default().with_expiration("100".into()),
-    )
-    .await;
+    let expires_in_100_ms = BasicProperties::default().with_expiration("100".into());
+    publish_props(&ch, "", &src, b"short", expires_in_100_ms).await;
     let m = wait_for_message(&ch, &dlq).await;
     assert_eq!(m.delivery.properties.expiration(), &None);
     let deaths = x_death(&headers(&m));
@@ -290,9 +284,7 @@ async fn max_length_overflow_dead_letters_head_with_reason_maxlen() {
 
 #[tokio::test]
 async fn dead_letter_routing_key_replaces_routing_key() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let target = unique("dl-target");
-    declare_queue(&ch, &target).await;
+    let (_broker, _conn, ch, target) = broker_with_queue("dl-target").await;
     let src = unique("dl-rk");
     // Dead-letter through the default exchange to `target`.
     declare_queue_with(&ch, &src, table(dead_letter_to(&target))).await;
@@ -366,9 +358,7 @@ async fn count_increments_when_dead_lettered_again_from_same_queue_for_same_reas
 
 #[tokio::test]
 async fn death_in_another_queue_prepends_a_new_x_death_entry() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let dlq = unique("dl-final");
-    declare_queue(&ch, &dlq).await;
+    let (_broker, _conn, ch, dlq) = broker_with_queue("dl-final").await;
     let q2 = unique("dl-q2");
     declare_queue_with(&ch, &q2, table(dead_letter_to(&dlq))).await;
     let q1 = unique("dl-q1");
@@ -409,26 +399,16 @@ async fn expiry_cycle_back_into_same_queue_is_dropped() {
 
 #[tokio::test]
 async fn dead_letter_exchange_that_does_not_exist_drops_the_message() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let src = unique("dl-missing");
-    declare_queue_with(&ch, &src, dead_letter_exchange(&unique("no-such-dlx"))).await;
+    let (_broker, _conn, ch, src) =
+        broker_with_queue_with("dl-missing", dead_letter_exchange(&unique("no-such-dlx"))).await;
     publish(&ch, "", &src, b"m").await;
     get_and_reject(&ch, &src).await;
     sync(&ch).await;
     assert_eq!(message_count(&ch, &src).await, 0);
 }
 
-#[tokio::test]
-async fn dead_letter_routing_key_without_exchange_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("dl-rk-only");
-    let args = table(vec![("x-dead-letter-routing-key", long_str("k"))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(
-            &q,
-            "x-dead-letter-routing-key",
-            "routing_key_but_no_dlx_defined"
-        )
-    );
+invalid_queue_arg_tests! {
+    dead_letter_routing_key_without_exchange_is_406:
+        "dl-rk-only", "x-dead-letter-routing-key", long_str("k")
+        => "routing_key_but_no_dlx_defined";
 }

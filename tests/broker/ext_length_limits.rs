@@ -29,9 +29,7 @@ fn reject_publish() -> (&'static str, AMQPValue) {
 
 #[tokio::test]
 async fn max_length_drops_oldest_messages() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen");
-    declare_queue_with(&ch, &q, table(vec![max_len(3)])).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with("maxlen", table(vec![max_len(3)])).await;
     publish_n(&ch, &q, 5).await;
     assert_eq!(message_count(&ch, &q).await, 3);
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m2", "m3", "m4"]);
@@ -81,9 +79,8 @@ async fn requeue_into_a_full_drop_head_queue_drops_the_head() {
 
 #[tokio::test]
 async fn max_length_bytes_drops_oldest_by_body_size() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxbytes");
-    declare_queue_with(&ch, &q, table(vec![max_bytes(10)])).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("maxbytes", table(vec![max_bytes(10)])).await;
     for body in ["aaaa", "bbbb", "cccc"] {
         publish(&ch, "", &q, body.as_bytes()).await;
     }
@@ -94,9 +91,8 @@ async fn max_length_bytes_drops_oldest_by_body_size() {
 
 #[tokio::test]
 async fn max_length_bytes_counts_body_bytes_only() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxbytes-headers");
-    declare_queue_with(&ch, &q, table(vec![max_bytes(10)])).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("maxbytes-headers", table(vec![max_bytes(10)])).await;
     let big_headers = table(vec![("padding", long_str(&"p".repeat(500)))]);
     for body in ["aaaaa", "bbbbb"] {
         publish_props(
@@ -115,9 +111,8 @@ async fn max_length_bytes_counts_body_bytes_only() {
 
 #[tokio::test]
 async fn max_length_zero_keeps_nothing_but_a_waiting_consumer_still_receives() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen-zero");
-    declare_queue_with(&ch, &q, table(vec![max_len(0)])).await;
+    let (_broker, conn, ch, q) =
+        broker_with_queue_with("maxlen-zero", table(vec![max_len(0)])).await;
     ch.confirm_select(Default::default()).await.unwrap();
     assert!(publish_is_acked(&ch, &q, b"dropped").await);
     assert_eq!(message_count(&ch, &q).await, 0);
@@ -129,9 +124,8 @@ async fn max_length_zero_keeps_nothing_but_a_waiting_consumer_still_receives() {
 
 #[tokio::test]
 async fn reject_publish_nacks_and_keeps_old_messages() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen-reject");
-    declare_queue_with(&ch, &q, table(vec![max_len(2), reject_publish()])).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("maxlen-reject", table(vec![max_len(2), reject_publish()])).await;
     ch.confirm_select(Default::default()).await.unwrap();
     assert!(publish_is_acked(&ch, &q, b"m0").await);
     assert!(publish_is_acked(&ch, &q, b"m1").await);
@@ -146,9 +140,11 @@ async fn reject_publish_nacks_and_keeps_old_messages() {
 
 #[tokio::test]
 async fn reject_publish_applies_to_max_length_bytes() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxbytes-reject");
-    declare_queue_with(&ch, &q, table(vec![max_bytes(8), reject_publish()])).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with(
+        "maxbytes-reject",
+        table(vec![max_bytes(8), reject_publish()]),
+    )
+    .await;
     ch.confirm_select(Default::default()).await.unwrap();
     assert!(publish_is_acked(&ch, &q, b"aaaa").await);
     assert!(publish_is_acked(&ch, &q, b"bbbb").await);
@@ -158,42 +154,22 @@ async fn reject_publish_applies_to_max_length_bytes() {
 
 #[tokio::test]
 async fn reject_publish_without_confirms_silently_drops() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("maxlen-reject-noconfirm");
-    declare_queue_with(&ch, &q, table(vec![max_len(1), reject_publish()])).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with(
+        "maxlen-reject-noconfirm",
+        table(vec![max_len(1), reject_publish()]),
+    )
+    .await;
     publish_n(&ch, &q, 3).await;
     assert_eq!(drain_bodies(&ch, &q).await, vec!["m0"]);
 }
 
-#[tokio::test]
-async fn invalid_x_overflow_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("overflow-bad");
-    let args = table(vec![("x-overflow", long_str("bogus"))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-overflow", "invalid_overflow")
-    );
-}
-
-async fn negative_limit_is_406(arg: &str) {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("limit-neg");
-    let args = table(vec![(arg, AMQPValue::LongInt(-1))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, arg, "{value_negative,-1}")
-    );
-}
-
-#[tokio::test]
-async fn negative_max_length_is_406() {
-    negative_limit_is_406("x-max-length").await;
-}
-
-#[tokio::test]
-async fn negative_max_length_bytes_is_406() {
-    negative_limit_is_406("x-max-length-bytes").await;
+invalid_queue_arg_tests! {
+    invalid_x_overflow_is_406:
+        "overflow-bad", "x-overflow", long_str("bogus") => "invalid_overflow";
+    negative_max_length_is_406:
+        "limit-neg", "x-max-length", AMQPValue::LongInt(-1) => "{value_negative,-1}";
+    negative_max_length_bytes_is_406:
+        "limit-neg", "x-max-length-bytes", AMQPValue::LongInt(-1) => "{value_negative,-1}";
 }
 
 #[tokio::test]

@@ -10,10 +10,6 @@ fn max_priority(v: AMQPValue) -> FieldTable {
     table(vec![("x-max-priority", v)])
 }
 
-async fn declare_prio(ch: &Channel, q: &str, max: i32) {
-    declare_queue_with(ch, q, max_priority(AMQPValue::LongInt(max))).await;
-}
-
 /// Publishes (body, priority) pairs; `None` = no priority property.
 async fn publish_all(ch: &Channel, q: &str, msgs: &[(&str, Option<u8>)]) {
     for (body, prio) in msgs {
@@ -28,9 +24,8 @@ async fn publish_all(ch: &Channel, q: &str, msgs: &[(&str, Option<u8>)]) {
 
 #[tokio::test]
 async fn higher_priority_messages_are_delivered_first_by_basic_get() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-get");
-    declare_prio(&ch, &q, 10).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-get", max_priority(AMQPValue::LongInt(10))).await;
     publish_all(
         &ch,
         &q,
@@ -47,9 +42,8 @@ async fn higher_priority_messages_are_delivered_first_by_basic_get() {
 
 #[tokio::test]
 async fn higher_priority_messages_are_delivered_first_to_a_consumer() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-consume");
-    declare_prio(&ch, &q, 10).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-consume", max_priority(AMQPValue::LongInt(10))).await;
     publish_all(
         &ch,
         &q,
@@ -71,9 +65,8 @@ async fn higher_priority_messages_are_delivered_first_to_a_consumer() {
 
 #[tokio::test]
 async fn messages_of_equal_priority_stay_fifo() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-fifo");
-    declare_prio(&ch, &q, 5).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-fifo", max_priority(AMQPValue::LongInt(5))).await;
     publish_all(
         &ch,
         &q,
@@ -95,9 +88,8 @@ async fn messages_of_equal_priority_stay_fifo() {
 
 #[tokio::test]
 async fn priority_above_max_counts_as_max() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-cap");
-    declare_prio(&ch, &q, 5).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-cap", max_priority(AMQPValue::LongInt(5))).await;
     // 9 and 7 are capped to 5: the three are equal and stay in publish order,
     // all ahead of priority 4.
     publish_all(
@@ -119,9 +111,8 @@ async fn priority_above_max_counts_as_max() {
 
 #[tokio::test]
 async fn message_without_priority_counts_as_zero() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-none");
-    declare_prio(&ch, &q, 5).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-none", max_priority(AMQPValue::LongInt(5))).await;
     publish_all(
         &ch,
         &q,
@@ -141,9 +132,8 @@ async fn message_without_priority_counts_as_zero() {
 
 #[tokio::test]
 async fn message_count_includes_all_priorities() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-count");
-    declare_prio(&ch, &q, 3).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-count", max_priority(AMQPValue::LongInt(3))).await;
     publish_all(
         &ch,
         &q,
@@ -160,9 +150,8 @@ async fn message_count_includes_all_priorities() {
 
 #[tokio::test]
 async fn max_priority_255_is_accepted() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-255");
-    declare_prio(&ch, &q, 255).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-255", max_priority(AMQPValue::LongInt(255))).await;
     publish_all(
         &ch,
         &q,
@@ -176,9 +165,8 @@ async fn max_priority_255_is_accepted() {
 async fn max_priority_0_is_accepted_and_queue_stays_fifo() {
     // RabbitMQ 3.10 accepts x-max-priority 0 (no 406); the queue does not
     // reorder by priority.
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-0");
-    declare_prio(&ch, &q, 0).await;
+    let (_broker, _conn, ch, q) =
+        broker_with_queue_with("pq-0", max_priority(AMQPValue::LongInt(0))).await;
     publish_all(
         &ch,
         &q,
@@ -188,32 +176,11 @@ async fn max_priority_0_is_accepted_and_queue_stays_fifo() {
     assert_eq!(drain_bodies(&ch, &q).await, vec!["zero", "five", "one"]);
 }
 
-#[tokio::test]
-async fn max_priority_above_255_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-256");
-    assert_eq!(
-        declare_queue_error(&ch, &q, max_priority(AMQPValue::LongInt(256))).await,
-        invalid_queue_arg(&q, "x-max-priority", "{max_value_exceeded,256}")
-    );
-}
-
-#[tokio::test]
-async fn negative_max_priority_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-neg");
-    assert_eq!(
-        declare_queue_error(&ch, &q, max_priority(AMQPValue::LongInt(-1))).await,
-        invalid_queue_arg(&q, "x-max-priority", "{value_negative,-1}")
-    );
-}
-
-#[tokio::test]
-async fn non_integer_max_priority_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("pq-str");
-    assert_eq!(
-        declare_queue_error(&ch, &q, max_priority(long_str("10"))).await,
-        invalid_queue_arg(&q, "x-max-priority", "\"expected integer, got longstr\"")
-    );
+invalid_queue_arg_tests! {
+    max_priority_above_255_is_406:
+        "pq-256", "x-max-priority", AMQPValue::LongInt(256) => "{max_value_exceeded,256}";
+    negative_max_priority_is_406:
+        "pq-neg", "x-max-priority", AMQPValue::LongInt(-1) => "{value_negative,-1}";
+    non_integer_max_priority_is_406:
+        "pq-str", "x-max-priority", long_str("10") => "\"expected integer, got longstr\"";
 }

@@ -6,16 +6,11 @@
 use std::time::Duration;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::Channel;
 
 use crate::common::*;
 
 fn expires(ms: i32) -> FieldTable {
     table(vec![("x-expires", AMQPValue::LongInt(ms))])
-}
-
-async fn declare_expiring(ch: &Channel, q: &str, ms: i32) {
-    declare_queue_with(ch, q, expires(ms)).await;
 }
 
 /// Whether the queue exists: passive declare on a throw-away channel.
@@ -39,9 +34,7 @@ async fn sleep_ms(ms: u64) {
 
 #[tokio::test]
 async fn unused_queue_is_deleted_after_x_expires() {
-    let (broker, conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-unused");
-    declare_expiring(&ch, &q, 300).await;
+    let (broker, conn, ch, q) = broker_with_queue_with("qexp-unused", expires(300)).await;
     drop(ch);
     let _ = conn.close(200, "bye".into()).await;
     sleep_ms(1200).await;
@@ -50,9 +43,7 @@ async fn unused_queue_is_deleted_after_x_expires() {
 
 #[tokio::test]
 async fn queue_with_messages_expires_too() {
-    let (broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-msgs");
-    declare_expiring(&ch, &q, 300).await;
+    let (broker, _conn, ch, q) = broker_with_queue_with("qexp-msgs", expires(300)).await;
     for _ in 0..3 {
         publish(&ch, "", &q, b"m").await;
     }
@@ -63,19 +54,17 @@ async fn queue_with_messages_expires_too() {
 
 #[tokio::test]
 async fn passive_declare_after_expiry_is_404() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-404");
-    declare_expiring(&ch, &q, 200).await;
+    let (_broker, _conn, ch, q) = broker_with_queue_with("qexp-404", expires(200)).await;
     sleep_ms(1000).await;
-    let (code, text) = expect_amqp_error(declare_queue_passive(&ch, &q).await);
-    assert_eq!((code, text), no_queue(&q));
+    assert_eq!(
+        expect_amqp_error(declare_queue_passive(&ch, &q).await),
+        no_queue(&q)
+    );
 }
 
 #[tokio::test]
 async fn consumer_keeps_queue_alive_until_cancelled() {
-    let (broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-consumer");
-    declare_expiring(&ch, &q, 300).await;
+    let (broker, _conn, ch, q) = broker_with_queue_with("qexp-consumer", expires(300)).await;
     let consumer = consume_from(&ch, &q).await;
     sleep_ms(1000).await;
     assert!(
@@ -95,12 +84,10 @@ async fn consumer_keeps_queue_alive_until_cancelled() {
 
 #[tokio::test]
 async fn redeclare_restarts_the_expiry_timer() {
-    let (broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-redeclare");
-    declare_expiring(&ch, &q, 800).await;
+    let (broker, _conn, ch, q) = broker_with_queue_with("qexp-redeclare", expires(800)).await;
     for _ in 0..4 {
         sleep_ms(400).await;
-        declare_expiring(&ch, &q, 800).await;
+        declare_queue_with(&ch, &q, expires(800)).await;
     }
     // 1.6 s after the first declare, far more than 800 ms.
     sleep_ms(200).await;
@@ -111,9 +98,7 @@ async fn redeclare_restarts_the_expiry_timer() {
 
 #[tokio::test]
 async fn basic_get_restarts_the_expiry_timer() {
-    let (broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-get");
-    declare_expiring(&ch, &q, 800).await;
+    let (broker, _conn, ch, q) = broker_with_queue_with("qexp-get", expires(800)).await;
     for _ in 0..4 {
         sleep_ms(400).await;
         // basic.get on an empty queue counts as a use too.
@@ -125,24 +110,8 @@ async fn basic_get_restarts_the_expiry_timer() {
     assert!(!exists(&broker, &q).await);
 }
 
-#[tokio::test]
-async fn zero_x_expires_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-zero");
-    let args = expires(0);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-expires", "{value_zero,0}")
-    );
-}
-
-#[tokio::test]
-async fn negative_x_expires_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("qexp-neg");
-    let args = expires(-1);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(&q, "x-expires", "{value_negative,-1}")
-    );
+invalid_queue_arg_tests! {
+    zero_x_expires_is_406: "qexp-zero", "x-expires", AMQPValue::LongInt(0) => "{value_zero,0}";
+    negative_x_expires_is_406:
+        "qexp-neg", "x-expires", AMQPValue::LongInt(-1) => "{value_negative,-1}";
 }

@@ -6,12 +6,21 @@
 use std::time::Duration;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use lapin::{Channel, options::BasicAckOptions};
+use lapin::{Channel, Connection, Consumer, options::BasicAckOptions};
 
 use crate::common::*;
 
 fn sac_args(v: bool) -> FieldTable {
     table(vec![("x-single-active-consumer", AMQPValue::Boolean(v))])
+}
+
+/// Consumers `a` and then `b` on `q`, each on a channel of its own: (channel, consumer) each.
+async fn two_consumers(conn: &Connection, q: &str) -> ((Channel, Consumer), (Channel, Consumer)) {
+    let a_ch = conn.create_channel().await.unwrap();
+    let b_ch = conn.create_channel().await.unwrap();
+    let a = consume_from(&a_ch, q).await;
+    let b = consume_from(&b_ch, q).await;
+    ((a_ch, a), (b_ch, b))
 }
 
 async fn declare_sac(ch: &Channel, q: &str) -> lapin::Queue {
@@ -20,13 +29,8 @@ async fn declare_sac(ch: &Channel, q: &str) -> lapin::Queue {
 
 #[tokio::test]
 async fn only_first_registered_consumer_receives() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-first");
-    declare_sac(&ch, &q).await;
-    let a_ch = conn.create_channel().await.unwrap();
-    let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume_from(&a_ch, &q).await;
-    let mut b = consume_from(&b_ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-first", sac_args(true)).await;
+    let ((_a_ch, mut a), (_b_ch, mut b)) = two_consumers(&conn, &q).await;
     publish_numbered(&ch, &q, 0..5).await;
     for i in 0..5 {
         let d = next_delivery(&mut a).await;
@@ -37,13 +41,8 @@ async fn only_first_registered_consumer_receives() {
 
 #[tokio::test]
 async fn next_consumer_takes_over_when_active_one_cancels() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-cancel");
-    declare_sac(&ch, &q).await;
-    let a_ch = conn.create_channel().await.unwrap();
-    let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume_from(&a_ch, &q).await;
-    let mut b = consume_from(&b_ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-cancel", sac_args(true)).await;
+    let ((a_ch, mut a), (_b_ch, mut b)) = two_consumers(&conn, &q).await;
     publish(&ch, "", &q, b"m0").await;
     let d = next_delivery(&mut a).await;
     assert_eq!(d.data, b"m0");
@@ -64,13 +63,8 @@ async fn next_consumer_takes_over_when_active_one_cancels() {
 
 #[tokio::test]
 async fn next_consumer_takes_over_requeued_messages_when_active_channel_closes() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-close");
-    declare_sac(&ch, &q).await;
-    let a_ch = conn.create_channel().await.unwrap();
-    let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume_from(&a_ch, &q).await;
-    let mut b = consume_from(&b_ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-close", sac_args(true)).await;
+    let ((a_ch, mut a), (_b_ch, mut b)) = two_consumers(&conn, &q).await;
     publish_numbered(&ch, &q, 0..3).await;
     for i in 0..3 {
         let d = next_delivery(&mut a).await;
@@ -93,9 +87,7 @@ async fn next_consumer_takes_over_requeued_messages_when_active_channel_closes()
 
 #[tokio::test]
 async fn takeover_follows_registration_order() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-order");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-order", sac_args(true)).await;
     let a_ch = conn.create_channel().await.unwrap();
     let b_ch = conn.create_channel().await.unwrap();
     let c_ch = conn.create_channel().await.unwrap();
@@ -114,14 +106,9 @@ async fn takeover_follows_registration_order() {
 
 #[tokio::test]
 async fn consumer_registered_after_messages_arrive_gets_them_only_if_first() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-late");
-    declare_sac(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-late", sac_args(true)).await;
     publish_n(&ch, &q, 3).await;
-    let a_ch = conn.create_channel().await.unwrap();
-    let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume_from(&a_ch, &q).await;
-    let mut b = consume_from(&b_ch, &q).await;
+    let ((_a_ch, mut a), (_b_ch, mut b)) = two_consumers(&conn, &q).await;
     for i in 0..3 {
         assert_eq!(next_delivery(&mut a).await.data, format!("m{i}").as_bytes());
     }
@@ -157,45 +144,26 @@ async fn declare_ok_counts_every_registered_consumer() {
 
 #[tokio::test]
 async fn sac_false_queue_round_robins() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("sac-false");
-    declare_queue_with(&ch, &q, sac_args(false)).await;
-    let a_ch = conn.create_channel().await.unwrap();
-    let b_ch = conn.create_channel().await.unwrap();
-    let mut a = consume_from(&a_ch, &q).await;
-    let mut b = consume_from(&b_ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue_with("sac-false", sac_args(false)).await;
+    let ((_a_ch, mut a), (_b_ch, mut b)) = two_consumers(&conn, &q).await;
     publish_numbered(&ch, &q, 0..4).await;
     let a_got = [next_delivery(&mut a).await, next_delivery(&mut a).await];
     let b_got = [next_delivery(&mut b).await, next_delivery(&mut b).await];
     assert_eq!(a_got.len() + b_got.len(), 4);
 }
 
-#[tokio::test]
-async fn non_boolean_sac_argument_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("sac-bad");
-    let args = table(vec![("x-single-active-consumer", long_str("yes"))]);
-    assert_eq!(
-        declare_queue_error(&ch, &q, args).await,
-        invalid_queue_arg(
-            &q,
-            "x-single-active-consumer",
-            "{unacceptable_type,longstr}"
-        )
-    );
+invalid_queue_arg_tests! {
+    non_boolean_sac_argument_is_406:
+        "sac-bad", "x-single-active-consumer", long_str("yes") => "{unacceptable_type,longstr}";
 }
 
 #[tokio::test]
 async fn redeclare_without_sac_argument_is_inequivalent() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("sac-equiv");
-    declare_sac(&ch, &q).await;
-    let (code, text) = declare_queue_error(&ch, &q, FieldTable::default()).await;
-    assert_eq!(code, 406);
+    let (_broker, _conn, ch, q) = broker_with_queue_with("sac-equiv", sac_args(true)).await;
     assert_eq!(
-        text,
-        format!(
-            "PRECONDITION_FAILED - inequivalent arg 'x-single-active-consumer' for queue '{q}' in vhost '/': received none but current is the value 'true' of type 'bool'"
-        )
+        declare_queue_error(&ch, &q, FieldTable::default()).await,
+        precondition_failed(format!(
+            "inequivalent arg 'x-single-active-consumer' for queue '{q}' in vhost '/': received none but current is the value 'true' of type 'bool'"
+        ))
     );
 }

@@ -87,9 +87,7 @@ async fn cc_works_on_the_default_exchange() {
 
 #[tokio::test]
 async fn a_cc_header_that_is_not_an_array_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("sel-bad");
-    declare_queue(&ch, &q).await;
+    let (_broker, _conn, ch, q) = broker_with_queue("sel-bad").await;
     let watch = ChannelErrorWatch::new(&ch).await;
     let headers = table(vec![("CC", long_str(&q))]);
     publish_props(
@@ -100,11 +98,13 @@ async fn a_cc_header_that_is_not_an_array_is_406() {
         BasicProperties::default().with_headers(headers),
     )
     .await;
-    let (code, text) = watch.error().await;
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        "PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}"
+        watch.error().await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}"
+                .to_string()
+        )
     );
 }
 

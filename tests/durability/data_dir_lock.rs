@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::logged::run_to_exit;
+use crate::common::*;
 use crate::support::*;
 
 /// Length and modification time of each LMDB file.
@@ -24,12 +24,12 @@ fn lmdb_files(dir: &Path) -> Vec<(String, u64, SystemTime)> {
 async fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
     let mut node = Node::start();
     let (conn, ch) = node.confirm_channel().await;
-    declare_durable_queue(&ch, "locked-q", Default::default()).await;
+    declare_durable_queue(&ch, "locked-q").await;
     publish_all_confirmed(&ch, "locked-q", &numbered("m", 10)).await;
     let before = lmdb_files(node.path());
 
     let log = node.path().with_extension("second.log");
-    let (status, stderr) = run_to_exit(node.path(), &log);
+    let (status, stderr) = run_warren_to_exit(node.path(), &log);
     let _ = std::fs::remove_file(&log);
     assert!(!status.success(), "the second broker exited {status:?}");
     let dir = node.path().display().to_string();
@@ -53,5 +53,5 @@ async fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
     drop(conn);
     node.broker.assert_alive().await;
     let (_conn, ch) = node.channel().await;
-    assert_eq!(drain(&ch, "locked-q").await, numbered("m", 10));
+    assert_eq!(drain_bodies(&ch, "locked-q").await, numbered("m", 10));
 }

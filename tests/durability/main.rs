@@ -4,8 +4,9 @@
 //! - `restart`: durable exchanges, queues (with their `x-*` arguments) and bindings come back;
 //!   non-durable and exclusive ones do not. `expiry`: a recovered queue's x-expires still runs.
 //! - `messages`: persistent messages in durable queues come back in order, with properties;
-//!   transient ones and ones in non-durable queues do not; acks, purge and delete are permanent;
-//!   delivered-but-unacked messages come back redelivered; confirms and tx.commit are durable.
+//!   transient ones and ones in non-durable queues do not (`persistence`); acks, purge and delete
+//!   are permanent, delivered-but-unacked messages come back redelivered (`settlement`); confirms
+//!   and tx.commit are durable (`confirms`).
 //! - `store_faults`: failed commits (nacks, the disk alarm, nothing acked lost), a full LMDB map
 //!   (grown, not an outage); `data_dir_lock`: one broker per data directory; `orphans`: message
 //!   records nothing references are dropped at start-up.
@@ -15,28 +16,32 @@
 //!   cycle; then nothing confirmed may be missing. `WARREN_CRASH_CYCLES=100` for a long run.
 //!
 //! These always spawn the warren binary (`WARREN_TEST_AMQP_URL` is ignored: they need to stop and
-//! restart the broker). Set `WARREN_TEST_LOG=1` to see the brokers' stderr.
+//! restart the broker), through the broker suite's harness (`common`, mounted from
+//! tests/broker/common); `support` adds what only restarts need. Set `WARREN_TEST_LOG=1` to see
+//! the brokers' stderr.
 #![allow(dead_code)]
 
 #[path = "../broker/common/mod.rs"]
 mod common;
 
-/// Two tests from one `async fn check(stop: Stop)`: restart after SIGTERM and after SIGKILL.
+/// Two tests from one `async fn check(node: Node, stop: Stop)`, each on a node of its own: restart
+/// after SIGTERM and after SIGKILL.
 macro_rules! both_stops {
     ($check:ident, $graceful:ident, $kill:ident) => {
         #[tokio::test]
         async fn $graceful() {
-            $check($crate::support::Stop::Graceful).await
+            let node = $crate::support::Node::start();
+            $check(node, $crate::support::Stop::Graceful).await
         }
 
         #[tokio::test]
         async fn $kill() {
-            $check($crate::support::Stop::Kill).await
+            let node = $crate::support::Node::start();
+            $check(node, $crate::support::Stop::Kill).await
         }
     };
 }
 
-mod logged;
 mod support;
 
 mod corruption;

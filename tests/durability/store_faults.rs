@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lapin::options::ConfirmSelectOptions;
 use lapin::{Connection, ConnectionProperties};
 use warren::store::Store;
 use warren::{Config, RunningBroker};
@@ -49,11 +48,8 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 async fn failed_commits_nack_block_publishers_and_lose_no_acked_message() {
     let dir = DataDir::new();
     let (running, store, conn) = start_in_process(dir.path()).await;
-    let ch = conn.create_channel().await.expect("channel");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    declare_durable_queue(&ch, "faults", Default::default()).await;
+    let ch = confirm_channel_on(&conn).await;
+    declare_durable_queue(&ch, "faults").await;
     let before = numbered("before", 20);
     publish_all_confirmed(&ch, "faults", &before).await;
 
@@ -115,7 +111,7 @@ async fn failed_commits_nack_block_publishers_and_lose_no_acked_message() {
     // A real broker on the same directory has every acked message (nacked ones may be there).
     let broker = TestBroker::spawn_in(dir.path(), &[]);
     let (_conn, ch) = broker.channel().await;
-    let recovered: HashSet<String> = drain(&ch, "faults").await.into_iter().collect();
+    let recovered: HashSet<String> = drain_bodies(&ch, "faults").await.into_iter().collect();
     let missing: Vec<&String> = before
         .iter()
         .chain(&acked)
@@ -132,7 +128,7 @@ async fn a_tx_commit_the_store_cannot_commit_closes_the_channel_with_541() {
     let dir = DataDir::new();
     let (running, store, conn) = start_in_process(dir.path()).await;
     let ch = conn.create_channel().await.expect("channel");
-    declare_durable_queue(&ch, "tx-faults", Default::default()).await;
+    declare_durable_queue(&ch, "tx-faults").await;
     ch.tx_select().await.expect("tx.select");
     ch.basic_publish(
         "".into(),
@@ -154,31 +150,24 @@ async fn a_tx_commit_the_store_cannot_commit_closes_the_channel_with_541() {
 
     // The connection and the broker go on.
     let ch = conn.create_channel().await.expect("a new channel");
-    declare_durable_queue(&ch, "tx-faults", Default::default()).await;
+    declare_durable_queue(&ch, "tx-faults").await;
     let _ = conn.close(200, "bye".into()).await;
     running.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_tiny_configured_map_grows_and_keeps_every_confirmed_message() {
-    let mut node = {
-        let dir = DataDir::new();
-        let config = dir.path().join("warren.toml");
-        std::fs::write(&config, "store_map_size_bytes = 1048576\n").expect("write config");
-        let broker = TestBroker::spawn_in(dir.path(), &["--config", config.to_str().unwrap()]);
-        Node::from_parts(broker, dir)
-    };
+    let mut node = Node::start_with_config("store_map_size_bytes = 1048576\n");
     let (_conn, ch) = node.confirm_channel().await;
-    declare_durable_queue(&ch, "big", Default::default()).await;
+    declare_durable_queue(&ch, "big").await;
     // 32 MiB of persistent messages into a 1 MiB map.
     let padding = "x".repeat(64 * 1024);
     let bodies: Vec<String> = (0..512).map(|i| format!("{i:04}-{padding}")).collect();
     for chunk in bodies.chunks(64) {
         publish_all_confirmed(&ch, "big", chunk).await;
     }
-    node.restart(Stop::Kill);
-    let (_conn, ch) = node.channel().await;
-    let got = drain(&ch, "big").await;
+    let (_conn, ch) = node.restart_and_open_channel(Stop::Kill).await;
+    let got = drain_bodies(&ch, "big").await;
     assert_eq!(got.len(), bodies.len());
     assert!(got == bodies, "messages differ after the restart");
 }

@@ -1,18 +1,11 @@
-//! Helpers shared by the durability tests: a broker bound to a data directory that outlives it,
-//! restarts (graceful or crash), and small lapin wrappers.
+//! What the durability tests add to the broker harness (`crate::common`): a broker bound to a data
+//! directory that outlives it and restarts on it (graceful or crash), whether a queue or exchange
+//! came back, publishing batches that wait for the broker's confirms, and reading back what a
+//! queue holds.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use amq_protocol::types::FieldTable;
-use futures_lite::StreamExt;
-use lapin::{
-    BasicProperties, Channel, Connection, ExchangeKind,
-    options::{
-        BasicConsumeOptions, BasicGetOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-        QueueDeclareOptions,
-    },
-};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
 use crate::common::*;
 
@@ -60,8 +53,11 @@ impl Node {
         Node { broker, dir }
     }
 
-    /// A node of a broker already started on `dir`.
-    pub fn from_parts(broker: TestBroker, dir: DataDir) -> Node {
+    /// A node whose first broker runs with the configuration `toml`; the brokers that replace it
+    /// run without.
+    pub fn start_with_config(toml: &str) -> Node {
+        let dir = DataDir::new();
+        let broker = TestBroker::spawn_in_with_config(dir.path(), toml);
         Node { broker, dir }
     }
 
@@ -72,7 +68,19 @@ impl Node {
     /// Stops the broker as `stop` says and starts a new one on the same data directory.
     pub fn restart(&mut self, stop: Stop) {
         self.stop(stop);
-        self.broker = TestBroker::spawn_in(self.dir.path(), &[]);
+        self.restart_after_stop();
+    }
+
+    /// [`Node::restart`], then a connection to the new broker.
+    pub async fn restart_and_connect(&mut self, stop: Stop) -> Connection {
+        self.restart(stop);
+        self.broker.connect().await
+    }
+
+    /// [`Node::restart`], then a connection and a channel on the new broker.
+    pub async fn restart_and_open_channel(&mut self, stop: Stop) -> (Connection, Channel) {
+        self.restart(stop);
+        self.channel().await
     }
 
     /// Starts a new broker on the data directory after [`Node::stop`].
@@ -83,10 +91,7 @@ impl Node {
     /// Stops the broker as `stop` says (the process is gone when this returns).
     pub fn stop(&mut self, stop: Stop) {
         match stop {
-            Stop::Graceful => {
-                let status = self.broker.signal_and_wait("TERM");
-                assert!(status.success(), "exit status after SIGTERM: {status:?}");
-            }
+            Stop::Graceful => self.broker.terminate(),
             Stop::Kill => self.broker.kill9(),
         }
     }
@@ -97,152 +102,86 @@ impl Node {
 
     /// A channel in confirm mode.
     pub async fn confirm_channel(&self) -> (Connection, Channel) {
-        let (conn, ch) = self.broker.channel().await;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm.select");
+        let conn = self.broker.connect().await;
+        let ch = confirm_channel_on(&conn).await;
         (conn, ch)
     }
 }
 
-/// delivery_mode 2.
-pub fn persistent() -> BasicProperties {
-    BasicProperties::default().with_delivery_mode(2)
+/// A new channel on `conn`, in confirm mode.
+pub async fn confirm_channel_on(conn: &Connection) -> Channel {
+    let ch = conn.create_channel().await.expect("create channel");
+    ch.confirm_select(Default::default())
+        .await
+        .expect("confirm.select");
+    ch
 }
 
-/// delivery_mode 1.
-pub fn transient() -> BasicProperties {
-    BasicProperties::default().with_delivery_mode(1)
+/// Runs `method` on a channel of its own, so that a refusal closes only that channel (the
+/// channel is closed after a success): the result, or the (code, text) the broker refused with.
+pub async fn on_own_channel<T>(
+    conn: &Connection,
+    what: &str,
+    method: impl AsyncFnOnce(&Channel) -> lapin::Result<T>,
+) -> Result<T, (u16, String)> {
+    let ch = conn.create_channel().await.expect("create channel");
+    match method(&ch).await {
+        Ok(v) => {
+            let _ = ch.close(200, "bye".into()).await;
+            Ok(v)
+        }
+        Err(e) => Err(amqp_error(&e).unwrap_or_else(|| panic!("{what}: {e:?}"))),
+    }
 }
 
-pub async fn declare_durable_queue(ch: &Channel, name: &str, args: FieldTable) {
-    ch.queue_declare(
-        name.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("declare durable queue {name}: {e:?}"));
-}
-
-pub async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind, durable: bool) {
-    ch.exchange_declare(
-        name.into(),
-        kind,
-        ExchangeDeclareOptions {
-            durable,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("declare exchange {name}: {e:?}"));
-}
-
-pub async fn bind_queue(ch: &Channel, queue: &str, exchange: &str, key: &str, args: FieldTable) {
-    ch.queue_bind(
-        queue.into(),
-        exchange.into(),
-        key.into(),
-        Default::default(),
-        args,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("bind {queue} to {exchange} ({key}): {e:?}"));
-}
-
-/// Whether a queue exists (passive declare on a throw-away channel): true, or false on 404.
+/// Whether a queue exists (passive declare on a channel of its own): true, or false on 404.
 pub async fn queue_exists(conn: &Connection, name: &str) -> bool {
-    let ch = conn.create_channel().await.expect("create channel");
-    let res = ch
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    match res {
-        Ok(_) => {
-            let _ = ch.close(200, "bye".into()).await;
-            true
-        }
-        Err(e) => match amqp_error(&e) {
-            Some((404, _)) => false,
-            _ => panic!("passive declare of queue {name}: {e:?}"),
-        },
-    }
+    let what = format!("passive declare of queue {name}");
+    let res = on_own_channel(conn, &what, async |ch| {
+        declare_queue_passive(ch, name).await
+    })
+    .await;
+    exists(res, &what)
 }
 
-/// Whether an exchange exists (passive declare on a throw-away channel): true, or false on 404.
+/// Whether an exchange exists (passive declare on a channel of its own): true, or false on 404.
 pub async fn exchange_exists(conn: &Connection, name: &str) -> bool {
-    let ch = conn.create_channel().await.expect("create channel");
-    let res = ch
-        .exchange_declare(
-            name.into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
-    match res {
-        Ok(()) => {
-            let _ = ch.close(200, "bye".into()).await;
-            true
-        }
-        Err(e) => match amqp_error(&e) {
-            Some((404, _)) => false,
-            _ => panic!("passive declare of exchange {name}: {e:?}"),
-        },
-    }
+    let what = format!("passive declare of exchange {name}");
+    let res = on_own_channel(conn, &what, async |ch| {
+        declare_exchange_passive(ch, name, ExchangeKind::Direct).await
+    })
+    .await;
+    exists(res, &what)
 }
 
-/// Publishes on a channel in confirm mode and asserts the broker acks it.
-pub async fn publish_confirmed(
-    ch: &Channel,
-    exchange: &str,
-    routing_key: &str,
-    body: &[u8],
-    props: BasicProperties,
-) {
-    let confirm = ch
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            Default::default(),
-            body,
-            props,
-        )
-        .await
-        .expect("basic.publish");
-    let confirmation = tokio::time::timeout(WAIT, confirm)
-        .await
-        .expect("no publisher confirm in time")
-        .expect("publisher confirm");
-    assert!(
-        confirmation.is_ack(),
-        "broker nacked {:?}: {confirmation:?}",
-        String::from_utf8_lossy(body)
-    );
+fn exists<T>(passive_declare: Result<T, (u16, String)>, what: &str) -> bool {
+    match passive_declare {
+        Ok(_) => true,
+        Err((404, _)) => false,
+        Err(e) => panic!("{what}: {e:?}"),
+    }
 }
 
 /// Publishes `bodies` persistently to a queue through the default exchange and waits until
 /// every one is confirmed (the channel must be in confirm mode).
 pub async fn publish_all_confirmed(ch: &Channel, queue: &str, bodies: &[String]) {
+    publish_all_confirmed_to(ch, "", queue, bodies).await
+}
+
+/// Publishes `bodies` persistently, all in flight at once, and waits until the broker has acked
+/// every one (the channel must be in confirm mode).
+pub async fn publish_all_confirmed_to(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    bodies: &[String],
+) {
     let mut pending = Vec::with_capacity(bodies.len());
     for body in bodies {
         pending.push(
             ch.basic_publish(
-                "".into(),
-                queue.into(),
+                exchange.into(),
+                routing_key.into(),
                 Default::default(),
                 body.as_bytes(),
                 persistent(),
@@ -273,15 +212,10 @@ pub struct Got {
     pub properties: BasicProperties,
 }
 
-/// Drains a queue with no-ack basic.get.
+/// Drains a queue with no-ack basic.get: each message with how it was delivered.
 pub async fn get_all(ch: &Channel, queue: &str) -> Vec<Got> {
     let mut out = Vec::new();
-    loop {
-        let got = ch
-            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-            .await
-            .unwrap_or_else(|e| panic!("basic.get from {queue}: {e:?}"));
-        let Some(m) = got else { break };
+    while let Some(m) = get_message_no_ack(ch, queue).await {
         let d = m.delivery;
         out.push(Got {
             body: String::from_utf8(d.data).expect("utf-8 body"),
@@ -299,54 +233,7 @@ pub fn bodies(got: &[Got]) -> Vec<String> {
     got.iter().map(|g| g.body.clone()).collect()
 }
 
-/// Drains a queue with no-ack basic.get and returns its bodies.
-pub async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
-    bodies(&get_all(ch, queue).await)
-}
-
 /// `prefix-0 .. prefix-(n-1)`.
 pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-/// Starts a manual-ack consumer on `queue` and takes `n` deliveries (without acking them).
-pub async fn take_unacked(ch: &Channel, queue: &str, n: usize) -> Vec<lapin::message::Delivery> {
-    let mut consumer = ch
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("basic.consume");
-    let mut out = Vec::new();
-    while out.len() < n {
-        out.push(next_delivery(&mut consumer).await);
-    }
-    out
-}
-
-/// Waits until `f` holds, polling every 20 ms, failing after `WAIT`.
-pub async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Next delivery of a consumer, or None if nothing comes within `wait`.
-pub async fn try_next(
-    consumer: &mut lapin::Consumer,
-    wait: Duration,
-) -> Option<lapin::message::Delivery> {
-    match tokio::time::timeout(wait, consumer.next()).await {
-        Ok(Some(Ok(d))) => Some(d),
-        _ => None,
-    }
 }

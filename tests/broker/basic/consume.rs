@@ -4,7 +4,7 @@
 use amq_protocol::protocol::{AMQPClass, basic};
 use amq_protocol::types::FieldTable;
 use lapin::Channel;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 
 use super::shared_queue;
 use crate::common::*;
@@ -29,16 +29,12 @@ fn exclusive_consumer() -> BasicConsumeOptions {
 
 /// RabbitMQ's 403 for a consumer that cannot share its queue with another.
 fn in_exclusive_use(q: &str) -> (u16, String) {
-    (
-        403,
-        format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use"),
-    )
+    access_refused(format!("queue '{q}' in vhost '/' in exclusive use"))
 }
 
 #[tokio::test]
 async fn server_generates_amq_ctag_consumer_tags() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let c1 = consume_from(&ch, &q).await;
     let c2 = consume_from(&ch, &q).await;
     assert!(c1.tag().as_str().starts_with("amq.ctag-"), "{}", c1.tag());
@@ -48,8 +44,7 @@ async fn server_generates_amq_ctag_consumer_tags() {
 
 #[tokio::test]
 async fn consume_delivers_with_tag_exchange_routing_key_and_increasing_delivery_tags() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let mut consumer = consume_tagged(&ch, &q, "my-tag", Default::default())
         .await
         .unwrap();
@@ -82,8 +77,7 @@ async fn no_ack_consumer_removes_messages_on_delivery() {
 
 #[tokio::test]
 async fn nowait_consume_delivers_messages() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let nowait = BasicConsumeOptions {
         nowait: true,
         ..Default::default()
@@ -159,19 +153,19 @@ async fn reusing_a_consumer_tag_on_a_channel_is_530_not_allowed() {
         "{ok:?}"
     );
     raw.send_method(1, consume(&q)).await;
-    let (code, text, class_id, method_id) = raw.expect_connection_close().await;
-    assert_eq!(code, 530);
     assert_eq!(
-        text,
-        "NOT_ALLOWED - attempt to reuse consumer tag 'dup-tag'"
+        raw.expect_connection_close().await,
+        expected_close(
+            not_allowed("attempt to reuse consumer tag 'dup-tag'"),
+            60,
+            20
+        )
     );
-    assert_eq!((class_id, method_id), (60, 20));
 }
 
 #[tokio::test]
 async fn same_consumer_tag_may_be_used_on_different_channels() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, conn, ch, q) = broker_with_tmp_queue().await;
     let ch2 = conn.create_channel().await.unwrap();
     let c1 = consume_tagged(&ch, &q, "shared-tag", Default::default()).await;
     let c2 = consume_tagged(&ch2, &q, "shared-tag", Default::default()).await;
@@ -180,8 +174,7 @@ async fn same_consumer_tag_may_be_used_on_different_channels() {
 
 #[tokio::test]
 async fn delivery_tags_are_per_channel() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, conn, ch, q) = broker_with_tmp_queue().await;
     publish_n(&ch, &q, 2).await;
     let ch2 = conn.create_channel().await.unwrap();
     let a = get_message(&ch, &q).await.unwrap();
@@ -191,8 +184,7 @@ async fn delivery_tags_are_per_channel() {
 
 #[tokio::test]
 async fn nowait_cancel_stops_deliveries() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let consumer = consume_no_ack(&ch, &q).await;
     ch.basic_cancel(consumer.tag(), BasicCancelOptions { nowait: true })
         .await
@@ -206,8 +198,7 @@ async fn nowait_cancel_stops_deliveries() {
 
 #[tokio::test]
 async fn cancel_stops_deliveries_and_ends_the_consumer() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let mut consumer = consume_no_ack(&ch, &q).await;
     publish_n(&ch, &q, 1).await;
     next_delivery(&mut consumer).await;
@@ -264,8 +255,7 @@ async fn consumers_on_one_queue_get_messages_round_robin() {
 
 #[tokio::test]
 async fn messages_are_delivered_in_publish_order() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     publish_n(&ch, &q, 200).await;
     let mut consumer = consume_no_ack(&ch, &q).await;
     for i in 0..200 {
@@ -276,8 +266,7 @@ async fn messages_are_delivered_in_publish_order() {
 
 #[tokio::test]
 async fn get_returns_message_with_remaining_count_then_get_empty() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     publish_n(&ch, &q, 2).await;
     let m = get_message(&ch, &q).await.expect("first");
     assert_eq!(m.message_count, 1);
@@ -295,17 +284,12 @@ async fn get_returns_message_with_remaining_count_then_get_empty() {
 async fn get_on_missing_queue_is_404() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("no-q");
-    let (code, text) = expect_amqp_error(
-        ch.basic_get(q.as_str().into(), BasicGetOptions::default())
-            .await,
-    );
-    assert_eq!((code, text), no_queue(&q));
+    assert_eq!(get_error(&ch, &q).await, no_queue(&q));
 }
 
 #[tokio::test]
 async fn get_ignores_prefetch_limit() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
     publish_n(&ch, &q, 3).await;
     for i in 0..3 {

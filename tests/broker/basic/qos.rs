@@ -8,8 +8,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn per_consumer_prefetch_limits_unacked_deliveries() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     ch.basic_qos(2, BasicQosOptions { global: false })
         .await
         .unwrap();
@@ -32,8 +31,7 @@ async fn per_consumer_prefetch_limits_unacked_deliveries() {
 
 #[tokio::test]
 async fn per_consumer_prefetch_applies_to_each_consumer_separately() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q1 = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q1) = broker_with_tmp_queue().await;
     let q2 = declare_tmp_queue(&ch).await;
     ch.basic_qos(1, BasicQosOptions { global: false })
         .await
@@ -50,8 +48,7 @@ async fn per_consumer_prefetch_applies_to_each_consumer_separately() {
 
 #[tokio::test]
 async fn global_prefetch_is_shared_by_the_channels_consumers() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q1 = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q1) = broker_with_tmp_queue().await;
     let q2 = declare_tmp_queue(&ch).await;
     publish_n(&ch, &q1, 3).await;
     publish_n(&ch, &q2, 3).await;
@@ -85,8 +82,7 @@ async fn global_prefetch_is_shared_by_the_channels_consumers() {
 
 #[tokio::test]
 async fn changing_prefetch_does_not_affect_existing_consumers() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q1 = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q1) = broker_with_tmp_queue().await;
     let q2 = declare_tmp_queue(&ch).await;
     ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
     let mut old = consume_from(&ch, &q1).await;
@@ -104,8 +100,7 @@ async fn changing_prefetch_does_not_affect_existing_consumers() {
 
 #[tokio::test]
 async fn global_and_per_consumer_prefetch_both_apply() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q1 = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q1) = broker_with_tmp_queue().await;
     let q2 = declare_tmp_queue(&ch).await;
     ch.basic_qos(2, BasicQosOptions { global: false })
         .await
@@ -128,8 +123,7 @@ async fn global_and_per_consumer_prefetch_both_apply() {
 
 #[tokio::test]
 async fn prefetch_zero_means_unlimited() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     ch.basic_qos(0, BasicQosOptions::default()).await.unwrap();
     let mut consumer = consume_from(&ch, &q).await;
     publish_n(&ch, &q, 50).await;
@@ -149,8 +143,8 @@ async fn qos_with_prefetch_size_is_540_not_implemented() {
         0xCE,
     ))
     .await;
-    let (code, text, class_id, method_id) = raw.expect_connection_close().await;
-    assert_eq!(code, 540);
-    assert_eq!(text, "NOT_IMPLEMENTED - prefetch_size!=0 (1000)");
-    assert_eq!((class_id, method_id), (60, 10));
+    assert_eq!(
+        raw.expect_connection_close().await,
+        expected_close(not_implemented("prefetch_size!=0 (1000)"), 60, 10)
+    );
 }

@@ -15,6 +15,16 @@ use lapin::{Channel, Confirmation, Consumer};
 
 use super::{WAIT, declare_queue_passive, expect_amqp_error};
 
+/// delivery_mode 2: a message that survives a restart in a durable queue.
+pub fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
+}
+
+/// delivery_mode 1.
+pub fn transient() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(1)
+}
+
 /// Publishes `body` without properties and waits until lapin sent it.
 pub async fn publish(ch: &Channel, exchange: &str, routing_key: &str, body: &[u8]) {
     publish_props(ch, exchange, routing_key, body, BasicProperties::default()).await
@@ -42,7 +52,7 @@ pub async fn publish_props(
     );
 }
 
-/// Publishes on a channel in confirm mode and waits for the broker's confirm.
+/// Publishes on a channel in confirm mode and waits (at most [`WAIT`]) for the broker's confirm.
 pub async fn publish_confirmed(
     ch: &Channel,
     exchange: &str,
@@ -77,11 +87,30 @@ async fn publish_and_confirm(
         mandatory,
         ..Default::default()
     };
-    ch.basic_publish(exchange.into(), routing_key.into(), options, body, props)
+    let confirm = ch
+        .basic_publish(exchange.into(), routing_key.into(), options, body, props)
         .await
-        .expect("basic.publish")
+        .expect("basic.publish");
+    tokio::time::timeout(WAIT, confirm)
         .await
+        .expect("no publisher confirm in time")
         .expect("publisher confirm")
+}
+
+/// Publishes on a channel in confirm mode and asserts the broker acks it.
+pub async fn publish_acked(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) {
+    let confirmation = publish_confirmed(ch, exchange, routing_key, body, props).await;
+    assert!(
+        confirmation.is_ack(),
+        "broker nacked {:?}: {confirmation:?}",
+        String::from_utf8_lossy(body)
+    );
 }
 
 /// Publishes bodies "m{i}" for each `i` in `numbers` to `queue` through the default exchange.
@@ -130,6 +159,11 @@ async fn basic_get(ch: &Channel, queue: &str, no_ack: bool) -> Option<BasicGetMe
     ch.basic_get(queue.into(), BasicGetOptions { no_ack })
         .await
         .expect("basic.get")
+}
+
+/// basic.get (ack mode) that must fail: the (code, text) of the error.
+pub async fn get_error(ch: &Channel, queue: &str) -> (u16, String) {
+    expect_amqp_error(ch.basic_get(queue.into(), BasicGetOptions::default()).await)
 }
 
 /// basic.get with no-ack; returns the body, or None on get-empty.

@@ -2,11 +2,13 @@
 //!
 //! - [`process`]: the broker under test, [`TestBroker`]: a warren process per test, or the
 //!   external broker named by `WARREN_TEST_AMQP_URL` (e.g. a reference RabbitMQ).
-//! - [`session`]: what most tests start from: a broker with a lapin channel open on it, or with
-//!   a raw client on channel 1.
-//! - [`topology`]: declaring, binding and deleting queues and exchanges through lapin.
-//! - [`messages`]: publishing, getting, consuming and counting messages through lapin.
-//! - [`errors`]: the AMQP errors lapin reports, and RabbitMQ's texts for the common ones.
+//! - [`session`]: what most tests start from: a broker with a lapin channel open on it (and a
+//!   queue or exchange declared), or with a raw client at connection.start or on channel 1.
+//! - [`topology`]: declaring, binding, purging and deleting queues and exchanges through lapin.
+//! - [`messages`]: publishing (with or without confirms), getting, consuming and counting
+//!   messages through lapin.
+//! - [`errors`]: the AMQP errors lapin reports, and RabbitMQ's (code, text) for them: one
+//!   function per reply code, and the common texts in full.
 //! - [`frames`]: frames and methods built by hand, for the raw client.
 //! - [`raw_client`]: [`RawClient`], an AMQP client on a plain socket, for tests that need to see
 //!   or craft individual frames.

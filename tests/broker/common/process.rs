@@ -1,11 +1,13 @@
-//! The broker under test: a warren process in a fresh data directory per test, or the external
-//! broker named by `WARREN_TEST_AMQP_URL`; and the lapin or raw connections to it.
+//! The broker under test: a warren process in a fresh data directory per test (or on a directory
+//! the test keeps, to restart on it), or the external broker named by `WARREN_TEST_AMQP_URL`; and
+//! the lapin or raw connections to it.
 
 use std::{
+    fs::File,
     io::{BufRead, BufReader},
     net::{SocketAddr, ToSocketAddrs},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -18,6 +20,8 @@ use super::{EXTERNAL_URL_ENV, RawClient, WAIT, declare_tmp_queue, unique};
 pub struct TestBroker {
     child: Option<Child>,
     data_dir: Option<PathBuf>,
+    /// Where the broker's stderr goes, for [`TestBroker::spawn_logged_in`].
+    log: Option<PathBuf>,
     addr: SocketAddr,
     uri: String,
 }
@@ -39,36 +43,40 @@ impl TestBroker {
     pub fn spawn(extra_args: &[&str]) -> TestBroker {
         let data_dir = std::env::temp_dir().join(unique("warren-test"));
         std::fs::create_dir_all(&data_dir).expect("create broker data dir");
-        Self::spawn_on(data_dir, true, extra_args)
+        Self::spawn_on(data_dir, true, extra_args, None)
     }
 
     /// Spawns the warren binary on an existing data directory (`--data-dir data_dir`), e.g. to
     /// restart a broker on the state a previous one left. Unlike [`TestBroker::spawn`], the
     /// directory is NOT deleted when the broker is dropped: the caller owns it.
-    #[allow(dead_code)]
-    pub fn spawn_in(data_dir: &std::path::Path, extra_args: &[&str]) -> TestBroker {
+    pub fn spawn_in(data_dir: &Path, extra_args: &[&str]) -> TestBroker {
         std::fs::create_dir_all(data_dir).expect("create broker data dir");
-        Self::spawn_on(data_dir.to_path_buf(), false, extra_args)
+        Self::spawn_on(data_dir.to_path_buf(), false, extra_args, None)
     }
 
-    fn spawn_on(data_dir: PathBuf, delete_on_drop: bool, extra_args: &[&str]) -> TestBroker {
-        let bin = env!("CARGO_BIN_EXE_warren");
-        let show_log = std::env::var_os("WARREN_TEST_LOG").is_some();
-        let mut child = Command::new(bin)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(extra_args)
-            .stdin(Stdio::null())
+    /// Like [`TestBroker::spawn_in`], with the broker's stderr written to `log` (read it with
+    /// [`TestBroker::log_text`]), for tests of what warren logs.
+    pub fn spawn_logged_in(data_dir: &Path, extra_args: &[&str], log: PathBuf) -> TestBroker {
+        std::fs::create_dir_all(data_dir).expect("create broker data dir");
+        Self::spawn_on(data_dir.to_path_buf(), false, extra_args, Some(log))
+    }
+
+    fn spawn_on(
+        data_dir: PathBuf,
+        delete_on_drop: bool,
+        extra_args: &[&str],
+        log: Option<PathBuf>,
+    ) -> TestBroker {
+        let stderr = match &log {
+            Some(path) => Stdio::from(File::create(path).expect("create the broker's log file")),
+            None if std::env::var_os("WARREN_TEST_LOG").is_some() => Stdio::inherit(),
+            None => Stdio::null(),
+        };
+        let mut child = warren_command(&data_dir, extra_args)
             .stdout(Stdio::piped())
-            .stderr(if show_log {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn warren: {e}"));
         let stdout = child.stdout.take().expect("child stdout");
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         // Keep draining stdout for the child's whole life so it never blocks
@@ -86,6 +94,7 @@ impl TestBroker {
         let mut broker = TestBroker {
             child: Some(child),
             data_dir: delete_on_drop.then_some(data_dir),
+            log,
             addr: "127.0.0.1:0".parse().unwrap(),
             uri: String::new(),
         };
@@ -102,17 +111,35 @@ impl TestBroker {
                         break;
                     }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("broker did not print 'warren: listening on' within 20 s")
-                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "broker did not print 'warren: listening on' within 20 s{}",
+                    broker.log_excerpt()
+                ),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     let status = broker.child.as_mut().unwrap().wait();
-                    panic!("broker exited before listening: {status:?}")
+                    panic!(
+                        "broker exited before listening: {status:?}{}",
+                        broker.log_excerpt()
+                    )
                 }
             }
         }
         broker.uri = format!("amqp://guest:guest@{}/%2f", broker.addr);
         broker
+    }
+
+    /// What a broker started with [`TestBroker::spawn_logged_in`] has logged so far.
+    pub fn log_text(&self) -> String {
+        let log = self.log.as_ref().expect("only a logged broker has a log");
+        std::fs::read_to_string(log).unwrap_or_default()
+    }
+
+    /// The log of a logged broker, for a failure message ("" if it logs nowhere).
+    fn log_excerpt(&self) -> String {
+        match &self.log {
+            Some(_) => format!("; its log:\n{}", self.log_text()),
+            None => String::new(),
+        }
     }
 
     fn external(url: String) -> TestBroker {
@@ -135,6 +162,7 @@ impl TestBroker {
         TestBroker {
             child: None,
             data_dir: None,
+            log: None,
             addr,
             uri: url,
         }
@@ -143,11 +171,13 @@ impl TestBroker {
     /// Spawns warren with a TOML configuration file holding `toml` (plus the usual
     /// `--listen`/`--data-dir`), whatever `WARREN_TEST_AMQP_URL` says.
     pub fn spawn_with_config(toml: &str) -> TestBroker {
-        let path = std::env::temp_dir().join(format!("{}.toml", unique("warren-config")));
-        std::fs::write(&path, toml).expect("write config file");
-        let broker = Self::spawn(&["--config", path.to_str().expect("utf-8 temp path")]);
-        let _ = std::fs::remove_file(&path);
-        broker
+        with_config_file(toml, Self::spawn)
+    }
+
+    /// [`TestBroker::spawn_in`] with a TOML configuration file holding `toml`. A broker started
+    /// on the same directory later does not see it.
+    pub fn spawn_in_with_config(data_dir: &Path, toml: &str) -> TestBroker {
+        with_config_file(toml, |args| Self::spawn_in(data_dir, args))
     }
 
     /// The resident memory of a spawned broker process, in kB (None for an external broker).
@@ -203,7 +233,7 @@ impl TestBroker {
     }
 
     /// Sends `signal` (e.g. "TERM") to the broker process and waits up to 10 s for it to exit.
-    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+    pub fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
         let child = self
             .child
             .as_mut()
@@ -214,21 +244,17 @@ impl TestBroker {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} failed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for broker") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "broker still running 10 s after SIG{signal}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_exit(child, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("broker still running 10 s after SIG{signal}"))
+    }
+
+    /// Stops the broker cleanly: SIGTERM, and the process must exit with status 0.
+    pub fn terminate(&mut self) {
+        let status = self.signal_and_wait("TERM");
+        assert!(status.success(), "exit status after SIGTERM: {status:?}");
     }
 
     /// Crashes the broker: SIGKILL, then waits for the process to be gone.
-    #[allow(dead_code)]
     pub fn kill9(&mut self) {
         let child = self
             .child
@@ -265,4 +291,58 @@ impl Drop for TestBroker {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The warren binary on `data_dir` (`--listen 127.0.0.1:0 --data-dir DATA_DIR EXTRA_ARGS`), stdin
+/// closed; the caller says where stdout and stderr go.
+pub fn warren_command(data_dir: &Path, extra_args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs warren on `data_dir` expecting it to exit by itself (e.g. refuse to start) within 10 s;
+/// its exit status and what it wrote to stderr (kept in `log`).
+pub fn run_warren_to_exit(data_dir: &Path, log: &Path) -> (ExitStatus, String) {
+    let stderr = File::create(log).expect("create the broker's log file");
+    let mut child = warren_command(data_dir, &[])
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn warren");
+    let limit = Duration::from_secs(10);
+    let Some(status) = wait_for_exit(&mut child, limit) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("warren still running after {limit:?}");
+    };
+    (status, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// Polls `child` until it exits (its status) or `limit` passes (None).
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for warren") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes `toml` to a configuration file of its own, spawns a broker with `--config FILE`
+/// (`spawn` gets the extra arguments), and removes the file: warren reads it once, at start-up.
+fn with_config_file(toml: &str, spawn: impl FnOnce(&[&str]) -> TestBroker) -> TestBroker {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("warren-config")));
+    std::fs::write(&path, toml).expect("write config file");
+    let broker = spawn(&["--config", path.to_str().expect("utf-8 temp path")]);
+    let _ = std::fs::remove_file(&path);
+    broker
 }

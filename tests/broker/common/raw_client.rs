@@ -134,6 +134,23 @@ impl RawClient {
         }
     }
 
+    /// The next frame, which must be a content header on channel `ch`: the body size it
+    /// announces.
+    pub async fn recv_content_header(&mut self, ch: u16) -> u64 {
+        match self.recv().await {
+            AMQPFrame::Header(c, h) if c == ch => h.body_size,
+            other => panic!("expected content header on channel {ch}, got {other:?}"),
+        }
+    }
+
+    /// The next frame, which must be a content body frame on channel `ch`: its bytes.
+    pub async fn recv_content_body(&mut self, ch: u16) -> Vec<u8> {
+        match self.recv().await {
+            AMQPFrame::Body(c, bytes) if c == ch => bytes,
+            other => panic!("expected content body on channel {ch}, got {other:?}"),
+        }
+    }
+
     /// Sends the protocol header and returns connection.start.
     pub async fn start(&mut self) -> connection::Start {
         self.send_bytes(PROTOCOL_HEADER).await;
@@ -292,6 +309,20 @@ impl RawClient {
             }
         }
     }
+}
+
+/// A long-string server property of a connection.start (`product`, `version`, ...); fails the
+/// test if it is missing or of another type.
+pub fn server_property(start: &connection::Start, key: &str) -> String {
+    match start.server_properties.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("server property {key}: expected a long string, got {other:?}"),
+    }
+}
+
+/// One capability a connection.start advertises (None if it does not name it).
+pub fn capability(start: &connection::Start, name: &str) -> Option<AMQPValue> {
+    server_capabilities(start).inner().get(name).cloned()
 }
 
 /// The `capabilities` table of a connection.start's server properties.

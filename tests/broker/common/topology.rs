@@ -1,5 +1,7 @@
-//! Queues, exchanges and bindings through lapin: declare, bind, unbind and delete, each failing
-//! the test on an error unless its name says it returns one.
+//! Queues, exchanges and bindings through lapin: declare, bind, unbind, purge and delete, each
+//! failing the test on an error unless its name says it returns one; and
+//! assert_invalid_queue_arg (with invalid_queue_arg_tests!, a test per row), the whole of a test
+//! that a queue argument is refused.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +9,10 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::{Channel, ExchangeKind};
 
-use super::{WAIT, amqp_error, expect_amqp_error, long_str};
+use super::{
+    WAIT, amqp_error, broker_with_channel, expect_amqp_error, invalid_queue_arg, long_str, table,
+    unique,
+};
 
 /// Queue options with only `exclusive` set.
 pub fn exclusive() -> QueueDeclareOptions {
@@ -29,6 +34,22 @@ pub fn passive() -> QueueDeclareOptions {
 pub fn auto_delete() -> QueueDeclareOptions {
     QueueDeclareOptions {
         auto_delete: true,
+        ..Default::default()
+    }
+}
+
+/// Queue options with only `durable` set.
+pub fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+/// Exchange options with only `durable` set.
+pub fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
         ..Default::default()
     }
 }
@@ -61,6 +82,20 @@ pub async fn declare_queue(ch: &Channel, name: &str) -> lapin::Queue {
 /// Declares a queue with default options and these `x-*` arguments.
 pub async fn declare_queue_with(ch: &Channel, name: &str, args: FieldTable) -> lapin::Queue {
     declare_queue_as(ch, name, QueueDeclareOptions::default(), args).await
+}
+
+/// Declares a durable queue without arguments.
+pub async fn declare_durable_queue(ch: &Channel, name: &str) -> lapin::Queue {
+    declare_durable_queue_with(ch, name, FieldTable::default()).await
+}
+
+/// Declares a durable queue with these `x-*` arguments.
+pub async fn declare_durable_queue_with(
+    ch: &Channel,
+    name: &str,
+    args: FieldTable,
+) -> lapin::Queue {
+    declare_queue_as(ch, name, durable(), args).await
 }
 
 /// Declares a queue only this connection may use.
@@ -99,6 +134,46 @@ pub async fn declare_queue_error(ch: &Channel, name: &str, args: FieldTable) -> 
         ch.queue_declare(name.into(), QueueDeclareOptions::default(), args)
             .await,
     )
+}
+
+/// On a broker of its own, queue.declare of a queue named after `prefix` with the one argument
+/// `arg` = `value` must be refused with RabbitMQ's 406 for an invalid argument, naming `reason`.
+pub async fn assert_invalid_queue_arg(prefix: &str, arg: &str, value: AMQPValue, reason: &str) {
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let q = unique(prefix);
+    assert_eq!(
+        declare_queue_error(&ch, &q, table(vec![(arg, value)])).await,
+        invalid_queue_arg(&q, arg, reason)
+    );
+}
+
+/// One test per row, `name: prefix, arg, value => reason;`, each running
+/// [`assert_invalid_queue_arg`] with the row's values.
+// The durability suite, which mounts this harness too, has no such tests.
+#[allow(unused_macros)]
+macro_rules! invalid_queue_arg_tests {
+    ($($name:ident: $prefix:literal, $arg:literal, $value:expr => $reason:literal;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::common::assert_invalid_queue_arg($prefix, $arg, $value, $reason).await;
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use invalid_queue_arg_tests;
+
+/// Purges a queue; returns the number of messages purged.
+pub async fn purge_queue(ch: &Channel, name: &str) -> u32 {
+    ch.queue_purge(name.into(), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("purge queue {name}: {e:?}"))
+}
+
+/// queue.purge that must fail: the (code, text) of the error.
+pub async fn purge_error(ch: &Channel, queue: &str) -> (u16, String) {
+    expect_amqp_error(ch.queue_purge(queue.into(), Default::default()).await)
 }
 
 /// Deletes a queue; returns the number of messages deleted with it.
@@ -143,6 +218,11 @@ pub async fn declare_exchange_as(
 /// Declares a non-durable exchange of `kind` with default options.
 pub async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
     declare_exchange_as(ch, name, kind, Default::default(), FieldTable::default()).await
+}
+
+/// Declares a durable exchange of `kind` without arguments.
+pub async fn declare_durable_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    declare_exchange_as(ch, name, kind, durable_exchange(), FieldTable::default()).await
 }
 
 /// Declares an exchange deleted once its last binding goes.

@@ -63,10 +63,10 @@ async fn channel_flow_active_false_is_not_implemented() {
         AMQPClass::Channel(channel::AMQPMethod::Flow(channel::Flow { active: false })),
     )
     .await;
-    let (code, text, class_id, method_id) = raw.expect_connection_close().await;
-    assert_eq!(code, 540);
-    assert_eq!(text, "NOT_IMPLEMENTED - active=false");
-    assert_eq!((class_id, method_id), (20, 20));
+    assert_eq!(
+        raw.expect_connection_close().await,
+        expected_close(not_implemented("active=false"), 20, 20)
+    );
 }
 
 #[tokio::test]

@@ -74,17 +74,19 @@ async fn exchange_bind_to_missing_source_is_404() {
     let dst = unique("e2e-dst");
     let src = unique("e2e-missing");
     declare_exchange(&ch, &dst, ExchangeKind::Fanout).await;
-    let (code, text) = expect_amqp_error(
-        ch.exchange_bind(
-            dst.as_str().into(),
-            src.as_str().into(),
-            "".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
-        .await,
+    assert_eq!(
+        expect_amqp_error(
+            ch.exchange_bind(
+                dst.as_str().into(),
+                src.as_str().into(),
+                "".into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await,
+        ),
+        no_exchange(&src)
     );
-    assert_eq!((code, text), no_exchange(&src));
 }
 
 #[tokio::test]
@@ -156,11 +158,11 @@ async fn publishing_to_internal_exchange_is_403() {
     declare_internal_exchange(&ch, &x).await;
     let watch = ChannelErrorWatch::new(&ch).await;
     publish(&ch, &x, "", b"nope").await;
-    let (code, text) = watch.error().await;
-    assert_eq!(code, 403);
     assert_eq!(
-        text,
-        format!("ACCESS_REFUSED - cannot publish to internal exchange '{x}' in vhost '/'")
+        watch.error().await,
+        access_refused(format!(
+            "cannot publish to internal exchange '{x}' in vhost '/'"
+        ))
     );
 }
 

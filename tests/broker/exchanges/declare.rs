@@ -51,9 +51,7 @@ async fn passive_declare_of_missing_exchange_is_404() {
 
 #[tokio::test]
 async fn passive_declare_of_existing_exchange_ignores_type_and_flags() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("passive-x");
-    declare_exchange(&ch, &x, ExchangeKind::Topic).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("passive-x", ExchangeKind::Topic).await;
     ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Fanout,
@@ -70,66 +68,59 @@ async fn passive_declare_of_existing_exchange_ignores_type_and_flags() {
 
 #[tokio::test]
 async fn redeclaring_exchange_with_same_attributes_is_ok() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("same-x");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("same-x", ExchangeKind::Direct).await;
     declare_exchange(&ch, &x, ExchangeKind::Direct).await;
 }
 
 #[tokio::test]
 async fn redeclaring_exchange_with_other_type_is_406_inequivalent_arg() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("equiv-type");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("equiv-type", ExchangeKind::Direct).await;
     assert_eq!(
         declare_exchange_error(&ch, &x, ExchangeKind::Fanout, Default::default()).await,
         inequivalent_arg("exchange", &x, "type", "fanout", "direct")
     );
 }
 
+/// An exchange of `kind` named after `prefix` (declared without flags) redeclared with the one
+/// flag `options` sets: RabbitMQ's 406 for the inequivalent `flag` (received true, current false).
+async fn assert_flag_is_inequivalent(
+    prefix: &str,
+    kind: ExchangeKind,
+    options: ExchangeDeclareOptions,
+    flag: &str,
+) {
+    let (_broker, _conn, ch, x) = broker_with_exchange(prefix, kind.clone()).await;
+    assert_eq!(
+        declare_exchange_error(&ch, &x, kind, options).await,
+        inequivalent_arg("exchange", &x, flag, "true", "false")
+    );
+}
+
 #[tokio::test]
 async fn redeclaring_exchange_with_other_durability_is_406_inequivalent_arg() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("equiv-durable");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
     let options = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
     };
-    assert_eq!(
-        declare_exchange_error(&ch, &x, ExchangeKind::Direct, options).await,
-        inequivalent_arg("exchange", &x, "durable", "true", "false")
-    );
+    assert_flag_is_inequivalent("equiv-durable", ExchangeKind::Direct, options, "durable").await;
 }
 
 #[tokio::test]
 async fn redeclaring_exchange_with_other_auto_delete_is_406_inequivalent_arg() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("equiv-ad");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
     let options = ExchangeDeclareOptions {
         auto_delete: true,
         ..Default::default()
     };
-    assert_eq!(
-        declare_exchange_error(&ch, &x, ExchangeKind::Direct, options).await,
-        inequivalent_arg("exchange", &x, "auto_delete", "true", "false")
-    );
+    assert_flag_is_inequivalent("equiv-ad", ExchangeKind::Direct, options, "auto_delete").await;
 }
 
 #[tokio::test]
 async fn redeclaring_exchange_with_other_internal_flag_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("equiv-internal");
-    declare_exchange(&ch, &x, ExchangeKind::Fanout).await;
     let options = ExchangeDeclareOptions {
         internal: true,
         ..Default::default()
     };
-    assert_eq!(
-        declare_exchange_error(&ch, &x, ExchangeKind::Fanout, options).await,
-        inequivalent_arg("exchange", &x, "internal", "true", "false")
-    );
+    assert_flag_is_inequivalent("equiv-internal", ExchangeKind::Fanout, options, "internal").await;
 }
 
 #[tokio::test]
@@ -148,14 +139,16 @@ async fn declaring_exchange_with_amq_prefix_is_403() {
 #[tokio::test]
 async fn deleting_amq_exchange_is_403() {
     let (_broker, _conn, ch) = broker_with_channel().await;
-    let (code, text) = expect_amqp_error(
-        ch.exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())
-            .await,
-    );
-    assert_eq!(code, 403);
     assert_eq!(
-        text,
-        "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed"
+        expect_amqp_error(
+            ch.exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())
+                .await,
+        ),
+        (
+            403,
+            "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed"
+                .to_string()
+        )
     );
 }
 
@@ -163,17 +156,15 @@ async fn deleting_amq_exchange_is_403() {
 async fn declaring_unknown_exchange_type_is_503_connection_error() {
     let (_broker, conn, ch) = broker_with_channel().await;
     let x = unique("bad-type");
-    let (code, text) = declare_exchange_error(
-        &ch,
-        &x,
-        ExchangeKind::Custom("x-no-such-type".into()),
-        Default::default(),
-    )
-    .await;
-    assert_eq!(code, 503);
     assert_eq!(
-        text,
-        "COMMAND_INVALID - unknown exchange type 'x-no-such-type'"
+        declare_exchange_error(
+            &ch,
+            &x,
+            ExchangeKind::Custom("x-no-such-type".into()),
+            Default::default(),
+        )
+        .await,
+        command_invalid("unknown exchange type 'x-no-such-type'")
     );
     // A hard error: the whole connection is gone.
     assert!(conn.create_channel().await.is_err());
@@ -181,9 +172,7 @@ async fn declaring_unknown_exchange_type_is_503_connection_error() {
 
 #[tokio::test]
 async fn exchange_delete_removes_it_and_its_bindings() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let x = unique("del-x");
-    declare_exchange(&ch, &x, ExchangeKind::Fanout).await;
+    let (_broker, conn, ch, x) = broker_with_exchange("del-x", ExchangeKind::Fanout).await;
     let q = declare_tmp_queue(&ch).await;
     bind_queue(&ch, &q, &x, "").await;
     ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
@@ -216,33 +205,27 @@ async fn deleting_missing_exchange_is_ok() {
 
 #[tokio::test]
 async fn exchange_delete_if_unused_with_bindings_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("in-use");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("in-use", ExchangeKind::Direct).await;
     let q = declare_tmp_queue(&ch).await;
     bind_queue(&ch, &q, &x, "k").await;
-    let (code, text) = expect_amqp_error(
-        ch.exchange_delete(
-            x.as_str().into(),
-            ExchangeDeleteOptions {
-                if_unused: true,
-                ..Default::default()
-            },
-        )
-        .await,
-    );
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        format!("PRECONDITION_FAILED - exchange '{x}' in vhost '/' in use")
+        expect_amqp_error(
+            ch.exchange_delete(
+                x.as_str().into(),
+                ExchangeDeleteOptions {
+                    if_unused: true,
+                    ..Default::default()
+                },
+            )
+            .await,
+        ),
+        precondition_failed(format!("exchange '{x}' in vhost '/' in use"))
     );
 }
 
 #[tokio::test]
 async fn exchange_delete_if_unused_without_bindings_deletes() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("unused");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("unused", ExchangeKind::Direct).await;
     ch.exchange_delete(
         x.as_str().into(),
         ExchangeDeleteOptions {
@@ -310,8 +293,7 @@ async fn publishing_to_missing_exchange_is_404_channel_error() {
 
 #[tokio::test]
 async fn operations_on_default_exchange_are_403() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, conn, ch, q) = broker_with_tmp_queue().await;
     let (code, text) = bind_queue_error(&ch, &q, "", "k").await;
     assert_eq!((code, text.as_str()), (403, DEFAULT_EXCHANGE_REFUSED));
     let ch = conn.create_channel().await.unwrap();
@@ -328,9 +310,7 @@ async fn operations_on_default_exchange_are_403() {
 
 #[tokio::test]
 async fn exchange_names_are_case_sensitive() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("Case");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("Case", ExchangeKind::Direct).await;
     let (code, _) = expect_amqp_error(
         declare_exchange_passive(&ch, &x.to_lowercase(), ExchangeKind::Direct).await,
     );

@@ -8,8 +8,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn default_exchange_routes_to_queue_named_by_routing_key() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let other = declare_tmp_queue(&ch).await;
     publish(&ch, "", &q, b"to-q").await;
     publish(&ch, "", "no-such-queue-anywhere", b"lost").await;
@@ -20,8 +19,7 @@ async fn default_exchange_routes_to_queue_named_by_routing_key() {
 
 #[tokio::test]
 async fn amq_direct_routes_like_any_direct_exchange() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let key = unique("amq-direct-key");
     bind_queue(&ch, &q, "amq.direct", &key).await;
     publish(&ch, "amq.direct", &key, b"m").await;
@@ -31,9 +29,7 @@ async fn amq_direct_routes_like_any_direct_exchange() {
 
 #[tokio::test]
 async fn direct_exchange_routes_on_exact_routing_key() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("direct");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("direct", ExchangeKind::Direct).await;
     let qa = declare_tmp_queue(&ch).await;
     let qb = declare_tmp_queue(&ch).await;
     bind_queue(&ch, &qa, &x, "a").await;
@@ -49,9 +45,7 @@ async fn direct_exchange_routes_on_exact_routing_key() {
 
 #[tokio::test]
 async fn message_matching_two_bindings_of_one_queue_is_delivered_once() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("topic-dup");
-    declare_exchange(&ch, &x, ExchangeKind::Topic).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("topic-dup", ExchangeKind::Topic).await;
     let q = declare_tmp_queue(&ch).await;
     bind_queue(&ch, &q, &x, "a.*").await;
     bind_queue(&ch, &q, &x, "#").await;
@@ -63,9 +57,7 @@ async fn message_matching_two_bindings_of_one_queue_is_delivered_once() {
 
 #[tokio::test]
 async fn fanout_exchange_ignores_routing_key() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("fanout");
-    declare_exchange(&ch, &x, ExchangeKind::Fanout).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("fanout", ExchangeKind::Fanout).await;
     let q1 = declare_tmp_queue(&ch).await;
     let q2 = declare_tmp_queue(&ch).await;
     bind_queue(&ch, &q1, &x, "").await;
@@ -79,9 +71,7 @@ async fn fanout_exchange_ignores_routing_key() {
 
 #[tokio::test]
 async fn topic_exchange_matches_star_and_hash_wildcards() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("topic");
-    declare_exchange(&ch, &x, ExchangeKind::Topic).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("topic", ExchangeKind::Topic).await;
     let patterns = [
         "*.orange.*",
         "*.*.rabbit",
@@ -155,9 +145,7 @@ fn headers_props(entries: Vec<(&str, AMQPValue)>) -> BasicProperties {
 
 #[tokio::test]
 async fn headers_exchange_matches_all_any_and_with_x_variants() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("headers");
-    declare_exchange(&ch, &x, ExchangeKind::Headers).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("headers", ExchangeKind::Headers).await;
     let s = |v: &str| AMQPValue::LongString(v.into());
     let bindings: Vec<(&str, FieldTable)> = vec![
         (

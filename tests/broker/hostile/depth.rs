@@ -61,9 +61,7 @@ async fn declare_chain(raw: &mut RawClient, names: &[String], queue_name: &str) 
 /// A broker with a chain of [`CHAIN`] auto-delete exchanges ending in a queue: (broker, the
 /// exchanges in order, the queue).
 async fn broker_with_chain() -> (TestBroker, Vec<String>, String) {
-    let (broker, _conn, ch) = broker_with_channel().await;
-    let queue_name = unique("chain-end");
-    declare_queue(&ch, &queue_name).await;
+    let (broker, _conn, _ch, queue_name) = broker_with_queue("chain-end").await;
     let prefix = unique("chain");
     let names: Vec<String> = (0..CHAIN).map(|i| format!("{prefix}-{i}")).collect();
     let mut raw = broker.raw_open().await;

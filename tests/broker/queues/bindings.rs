@@ -7,9 +7,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn queue_bind_and_unbind_control_routing() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("bind-x");
-    declare_exchange(&ch, &x, ExchangeKind::Direct).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("bind-x", ExchangeKind::Direct).await;
     let q = declare_tmp_queue(&ch).await;
     bind_queue(&ch, &q, &x, "k").await;
     publish(&ch, &x, "k", b"bound").await;
@@ -26,9 +24,7 @@ async fn queue_bind_and_unbind_control_routing() {
 
 #[tokio::test]
 async fn binding_arguments_distinguish_bindings() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let x = unique("bind-args");
-    declare_exchange(&ch, &x, ExchangeKind::Headers).await;
+    let (_broker, _conn, ch, x) = broker_with_exchange("bind-args", ExchangeKind::Headers).await;
     let q = declare_tmp_queue(&ch).await;
     let a = table(vec![("h", long_str("a"))]);
     let b = table(vec![("h", long_str("b"))]);
@@ -56,17 +52,17 @@ async fn binding_arguments_distinguish_bindings() {
 
 #[tokio::test]
 async fn binding_to_missing_exchange_is_404() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     let x = unique("no-x");
-    let (code, text) = bind_queue_error(&ch, &q, &x, "k").await;
-    assert_eq!((code, text), no_exchange(&x));
+    assert_eq!(bind_queue_error(&ch, &q, &x, "k").await, no_exchange(&x));
 }
 
 #[tokio::test]
 async fn binding_missing_queue_is_404() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("no-q");
-    let (code, text) = bind_queue_error(&ch, &q, "amq.direct", "k").await;
-    assert_eq!((code, text), no_queue(&q));
+    assert_eq!(
+        bind_queue_error(&ch, &q, "amq.direct", "k").await,
+        no_queue(&q)
+    );
 }

@@ -2,7 +2,7 @@
 //! it) and auto-delete queues (deleted with their last consumer).
 
 use amq_protocol::types::FieldTable;
-use lapin::options::{BasicCancelOptions, BasicGetOptions, QueueDeleteOptions, QueuePurgeOptions};
+use lapin::options::{BasicCancelOptions, QueueDeleteOptions};
 
 use crate::common::*;
 
@@ -12,36 +12,28 @@ async fn exclusive_queue_is_locked_for_other_connections() {
     let (_owner, ch) = broker.channel().await;
     let q = unique("excl");
     declare_exclusive_queue(&ch, &q).await;
-    let expected = format!(
-        "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{q}' in vhost '/'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
-    );
+    let locked = resource_locked(format!(
+        "cannot obtain exclusive access to locked queue '{q}' in vhost '/'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
+    ));
     let other = broker.connect().await;
 
     let och = other.create_channel().await.unwrap();
-    let (code, text) = expect_amqp_error(
+    let refused = expect_amqp_error(
         och.queue_declare(q.as_str().into(), exclusive(), FieldTable::default())
             .await,
     );
-    assert_eq!((code, text.as_str()), (405, expected.as_str()), "declare");
+    assert_eq!(refused, locked, "declare");
 
     let och = other.create_channel().await.unwrap();
-    let (code, text) = declare_queue_error(&och, &q, FieldTable::default()).await;
-    assert_eq!(
-        (code, text.as_str()),
-        (405, expected.as_str()),
-        "non-exclusive declare"
-    );
+    let refused = declare_queue_error(&och, &q, FieldTable::default()).await;
+    assert_eq!(refused, locked, "non-exclusive declare");
 
     let och = other.create_channel().await.unwrap();
-    let (code, text) = consume_error(&och, &q, Default::default(), FieldTable::default()).await;
-    assert_eq!((code, text.as_str()), (405, expected.as_str()), "consume");
+    let refused = consume_error(&och, &q, Default::default(), FieldTable::default()).await;
+    assert_eq!(refused, locked, "consume");
 
     let och = other.create_channel().await.unwrap();
-    let (code, text) = expect_amqp_error(
-        och.basic_get(q.as_str().into(), BasicGetOptions::default())
-            .await,
-    );
-    assert_eq!((code, text.as_str()), (405, expected.as_str()), "get");
+    assert_eq!(get_error(&och, &q).await, locked, "get");
 
     let och = other.create_channel().await.unwrap();
     let (code, _) = expect_amqp_error(
@@ -51,10 +43,7 @@ async fn exclusive_queue_is_locked_for_other_connections() {
     assert_eq!(code, 405, "delete");
 
     let och = other.create_channel().await.unwrap();
-    let (code, _) = expect_amqp_error(
-        och.queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-            .await,
-    );
+    let (code, _) = purge_error(&och, &q).await;
     assert_eq!(code, 405, "purge");
 
     // Publishing to it from elsewhere is fine.

@@ -1,10 +1,7 @@
 //! queue.purge and queue.delete: counts, unacked messages, if-unused / if-empty, and the
 //! consumers of a deleted queue.
 
-use lapin::{
-    Channel,
-    options::{QueueDeleteOptions, QueuePurgeOptions},
-};
+use lapin::{Channel, options::QueueDeleteOptions};
 
 use crate::common::*;
 
@@ -20,41 +17,26 @@ async fn delete_if(ch: &Channel, q: &str, if_unused: bool, if_empty: bool) -> la
 
 #[tokio::test]
 async fn purge_returns_count_and_empties_ready_messages() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     for i in 0..5 {
         publish(&ch, "", &q, format!("{i}").as_bytes()).await;
     }
     sync(&ch).await;
-    let purged = ch
-        .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(purged, 5);
+    assert_eq!(purge_queue(&ch, &q).await, 5);
     assert_eq!(message_count(&ch, &q).await, 0);
-    let purged = ch
-        .queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(purged, 0);
+    assert_eq!(purge_queue(&ch, &q).await, 0);
 }
 
 #[tokio::test]
 async fn purge_leaves_unacked_messages_which_return_on_requeue() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, conn, ch, q) = broker_with_tmp_queue().await;
     publish(&ch, "", &q, b"held").await;
     publish(&ch, "", &q, b"ready").await;
     sync(&ch).await;
     let held = get_message(&ch, &q).await.expect("a message");
     assert_eq!(held.delivery.data, b"held");
     let ch2 = conn.create_channel().await.unwrap();
-    assert_eq!(
-        ch2.queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(purge_queue(&ch2, &q).await, 1);
     ch.close(200, "requeue".into()).await.unwrap();
     wait_message_count(&ch2, &q, 1).await;
     assert_eq!(drain_bodies(&ch2, &q).await, vec!["held"]);
@@ -64,18 +46,12 @@ async fn purge_leaves_unacked_messages_which_return_on_requeue() {
 async fn purge_of_missing_queue_is_404() {
     let (_broker, _conn, ch) = broker_with_channel().await;
     let q = unique("no-q");
-    let (code, text) = expect_amqp_error(
-        ch.queue_purge(q.as_str().into(), QueuePurgeOptions::default())
-            .await,
-    );
-    assert_eq!((code, text), no_queue(&q));
+    assert_eq!(purge_error(&ch, &q).await, no_queue(&q));
 }
 
 #[tokio::test]
 async fn delete_returns_message_count_and_removes_queue() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("del-q");
-    declare_queue(&ch, &q).await;
+    let (_broker, _conn, ch, q) = broker_with_queue("del-q").await;
     for _ in 0..4 {
         publish(&ch, "", &q, b"m").await;
     }
@@ -105,33 +81,26 @@ async fn delete_if_unused_with_consumer_is_406() {
     declare_auto_delete_queue(&ch, &q).await;
     let _consumer = consume_from(&ch, &q).await;
     let ch2 = conn.create_channel().await.unwrap();
-    let (code, text) = expect_amqp_error(delete_if(&ch2, &q, true, false).await);
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        format!("PRECONDITION_FAILED - queue '{q}' in vhost '/' in use")
+        expect_amqp_error(delete_if(&ch2, &q, true, false).await),
+        precondition_failed(format!("queue '{q}' in vhost '/' in use"))
     );
 }
 
 #[tokio::test]
 async fn delete_if_empty_with_messages_is_406() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = declare_tmp_queue(&ch).await;
+    let (_broker, _conn, ch, q) = broker_with_tmp_queue().await;
     publish(&ch, "", &q, b"m").await;
     sync(&ch).await;
-    let (code, text) = expect_amqp_error(delete_if(&ch, &q, false, true).await);
-    assert_eq!(code, 406);
     assert_eq!(
-        text,
-        format!("PRECONDITION_FAILED - queue '{q}' in vhost '/' not empty")
+        expect_amqp_error(delete_if(&ch, &q, false, true).await),
+        precondition_failed(format!("queue '{q}' in vhost '/' not empty"))
     );
 }
 
 #[tokio::test]
 async fn delete_if_unused_and_if_empty_succeed_on_idle_empty_queue() {
-    let (_broker, _conn, ch) = broker_with_channel().await;
-    let q = unique("idle-q");
-    declare_queue(&ch, &q).await;
+    let (_broker, _conn, ch, q) = broker_with_queue("idle-q").await;
     assert_eq!(delete_if(&ch, &q, true, true).await.unwrap(), 0);
     let (code, _) = expect_amqp_error(declare_queue_passive(&ch, &q).await);
     assert_eq!(code, 404);
@@ -139,9 +108,7 @@ async fn delete_if_unused_and_if_empty_succeed_on_idle_empty_queue() {
 
 #[tokio::test]
 async fn deleting_queue_cancels_its_consumers() {
-    let (_broker, conn, ch) = broker_with_channel().await;
-    let q = unique("del-with-consumer");
-    declare_queue(&ch, &q).await;
+    let (_broker, conn, ch, q) = broker_with_queue("del-with-consumer").await;
     let mut consumer = consume_from(&ch, &q).await;
     let ch2 = conn.create_channel().await.unwrap();
     delete_queue(&ch2, &q).await;

@@ -1,0 +1,285 @@
+//! The clients of one broker life in the crash test: publishers with confirms and a consumer
+//! that acks most of what it gets, run until their broker is killed, and the [`Log`] of what each
+//! sent, had confirmed, received and acked, shared by the clients of every life.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use amq_protocol::types::FieldTable;
+use futures_lite::StreamExt;
+use lapin::{
+    Channel, Connection, ConnectionProperties, PublisherConfirm,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
+};
+
+use crate::common::*;
+
+/// Unconfirmed publishes one publisher keeps in flight.
+const WINDOW: usize = 64;
+
+/// xorshift64*.
+pub(super) struct Rng(u64);
+
+impl Rng {
+    pub(super) fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub(super) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in lo..=hi.
+    pub(super) fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    /// True with probability `percent`/100.
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// One delivery a consumer (or the final drain) saw.
+pub(super) struct Seen {
+    pub(super) id: String,
+    pub(super) redelivered: bool,
+    /// Which broker process delivered it (0 = the first).
+    pub(super) life: usize,
+}
+
+/// Everything the clients did, shared by the tasks of all cycles.
+#[derive(Default)]
+pub(super) struct Log {
+    /// Persistent publishes attempted (basic.publish called), whatever came of them.
+    pub(super) sent: HashSet<String>,
+    /// Transient publishes attempted, with the broker life they were sent to.
+    pub(super) sent_transient: HashMap<String, usize>,
+    /// Persistent publishes the broker confirmed with basic.ack.
+    pub(super) confirmed: HashSet<String>,
+    pub(super) nacked: usize,
+    /// Ids whose basic.ack the consumer sent (or tried to).
+    pub(super) acked: HashSet<String>,
+    /// Every delivery, in the order received.
+    pub(super) deliveries: Vec<Seen>,
+}
+
+pub(super) type SharedLog = Arc<Mutex<Log>>;
+
+pub(super) fn lock(log: &SharedLog) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id a body carries: everything before the first '|'.
+pub(super) fn body_id(data: &[u8]) -> String {
+    let s = String::from_utf8_lossy(data);
+    s.split('|').next().unwrap_or("").to_string()
+}
+
+fn body_for(id: &str, n: u64) -> Vec<u8> {
+    // Some padding of varying size, so records are not all alike.
+    let pad = (n * 37 % 700) as usize;
+    let mut body = format!("{id}|").into_bytes();
+    body.extend(std::iter::repeat_n(b'x', pad));
+    body
+}
+
+/// What every client task of one broker life gets.
+#[derive(Clone)]
+pub(super) struct Client {
+    pub(super) uri: String,
+    pub(super) queue: String,
+    /// Which broker process this is (0 = the first).
+    pub(super) life: usize,
+    pub(super) log: SharedLog,
+    /// Becomes true right after the broker was killed.
+    pub(super) stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Client {
+    /// A connection to this life's broker and a channel on it; `who` names the client in a
+    /// failure.
+    async fn connect(&self, who: &str) -> (Connection, Channel) {
+        let conn = Connection::connect(&self.uri, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("{who} connects: {e:?}"));
+        let ch = conn
+            .create_channel()
+            .await
+            .unwrap_or_else(|e| panic!("{who} channel: {e:?}"));
+        (conn, ch)
+    }
+}
+
+/// Each client sends one () on it once it is set up, and then lets go of it.
+pub(super) type Ready = tokio::sync::mpsc::Sender<()>;
+
+async fn report_ready(ready: Ready) {
+    ready.send(()).await.expect("report ready");
+}
+
+/// One publisher for one broker life: publishes until the broker is gone, with up to WINDOW
+/// confirms outstanding. Every 10th message is transient.
+pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
+    let (conn, ch) = client.connect("publisher").await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    report_ready(ready).await;
+    let mut inflight: VecDeque<(String, PublisherConfirm)> = VecDeque::new();
+    let mut n: u64 = 0;
+    let rate = rate();
+    let started = tokio::time::Instant::now();
+    'publish: loop {
+        if *client.stop.borrow() {
+            break;
+        }
+        if rate > 0 && n.is_multiple_of(16) {
+            // Keep to `rate` messages a second, so that the queue does not grow without bound
+            // over many cycles.
+            let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = client.stop.changed() => break 'publish,
+            }
+        }
+        let is_transient = n % 10 == 9;
+        let id = if is_transient {
+            format!("{tag}-t{n}")
+        } else {
+            format!("{tag}-{n}")
+        };
+        {
+            let mut l = lock(&client.log);
+            if is_transient {
+                l.sent_transient.insert(id.clone(), client.life);
+            } else {
+                l.sent.insert(id.clone());
+            }
+        }
+        let props = if is_transient {
+            transient()
+        } else {
+            persistent()
+        };
+        let body = body_for(&id, n);
+        n += 1;
+        let res = tokio::time::timeout(
+            WAIT,
+            ch.basic_publish(
+                "".into(),
+                client.queue.as_str().into(),
+                Default::default(),
+                &body,
+                props,
+            ),
+        )
+        .await;
+        match res {
+            Ok(Ok(confirm)) => inflight.push_back((id, confirm)),
+            _ => break 'publish,
+        }
+        while inflight.len() >= WINDOW {
+            let (id, mut confirm) = inflight.pop_front().unwrap();
+            tokio::select! {
+                res = tokio::time::timeout(WAIT, &mut confirm) => match res {
+                    Ok(Ok(c)) => record_confirmation(&client.log, &id, c.is_ack()),
+                    _ => break 'publish,
+                },
+                _ = client.stop.changed() => {
+                    inflight.push_front((id, confirm));
+                    break 'publish;
+                }
+            }
+        }
+    }
+    // The broker is gone. Confirms it sent before dying may already be in: collect them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    for (id, confirm) in inflight {
+        if let Ok(Ok(c)) = tokio::time::timeout_at(deadline, confirm).await {
+            record_confirmation(&client.log, &id, c.is_ack());
+        }
+    }
+    drop(conn);
+}
+
+fn transient_id(id: &str) -> bool {
+    id.rsplit('-').next().is_some_and(|n| n.starts_with('t'))
+}
+
+/// Counts a nack; records an ack of a persistent message as confirmed.
+fn record_confirmation(log: &SharedLog, id: &str, ack: bool) {
+    let mut l = lock(log);
+    if !ack {
+        l.nacked += 1;
+    } else if !transient_id(id) {
+        l.confirmed.insert(id.to_string());
+    }
+}
+
+/// A manual-ack consumer for one broker life: acks about `ack_percent`% of its deliveries and
+/// leaves the rest unacked, until the broker is gone.
+pub(super) async fn consumer(mut client: Client, ready: Ready, seed: u64, ack_percent: u64) {
+    let mut rng = Rng::new(seed);
+    let (conn, ch) = client.connect("consumer").await;
+    ch.basic_qos(500, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    let mut deliveries = ch
+        .basic_consume(
+            client.queue.as_str().into(),
+            "crash-consumer".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic.consume");
+    report_ready(ready).await;
+    loop {
+        let d = tokio::select! {
+            d = deliveries.next() => match d {
+                Some(Ok(d)) => d,
+                _ => break,
+            },
+            _ = client.stop.changed() => break,
+        };
+        let id = body_id(&d.data);
+        let ack = rng.chance(ack_percent);
+        {
+            let mut l = lock(&client.log);
+            l.deliveries.push(Seen {
+                id: id.clone(),
+                redelivered: d.redelivered,
+                life: client.life,
+            });
+            if ack {
+                l.acked.insert(id);
+            }
+        }
+        if ack {
+            // An ack is not confirmed: this resolves once lapin has sent it (or failed to).
+            let acked = tokio::select! {
+                r = d.ack(BasicAckOptions::default()) => r.is_ok(),
+                _ = client.stop.changed() => false,
+            };
+            if !acked {
+                break;
+            }
+        }
+    }
+    drop(conn);
+}
+
+/// Messages a second per publisher (`WARREN_CRASH_RATE`, default 2000; 0 = as fast as it goes).
+fn rate() -> u64 {
+    std::env::var("WARREN_CRASH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
+}
