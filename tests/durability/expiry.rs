@@ -11,13 +11,12 @@ use crate::support::*;
 /// Long enough for a restart to finish before the old broker would delete the queue.
 const EXPIRES_MS: i32 = 4000;
 
-async fn recovered_queue_expires_when_unused(stop: Stop) {
-    let mut node = Node::start();
+async fn recovered_queue_expires_when_unused(mut node: Node, stop: Stop) {
     let q = unique("dur-q-expires");
     {
         let (_conn, ch) = node.channel().await;
         let args = table(vec![("x-expires", AMQPValue::LongInt(EXPIRES_MS))]);
-        declare_durable_queue(&ch, &q, args).await;
+        declare_durable_queue_with(&ch, &q, args).await;
     }
     node.restart(stop);
     let conn = node.broker.connect().await;
