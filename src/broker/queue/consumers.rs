@@ -51,12 +51,41 @@ impl ConsumerSet {
         self.list.insert(at, consumer);
     }
 
-    /// Removes a consumer; false if it was not here.
+    /// Removes a consumer; false if it was not here. The round-robin turn of its priority
+    /// stays with the consumer that was next (the others move up one place), and a priority
+    /// left without consumers forgets its turn, so churning consumers with ever new priorities
+    /// leaves nothing behind.
     pub fn remove(&mut self, tag: &str, connection_id: u64) -> bool {
-        let before = self.list.len();
-        self.list
-            .retain(|c| !(c.tag == tag && c.connection_id == connection_id));
-        self.list.len() != before
+        let mut removed = false;
+        while let Some(at) = self
+            .list
+            .iter()
+            .position(|c| c.tag == tag && c.connection_id == connection_id)
+        {
+            let priority = self.list[at].priority;
+            let group_start = self
+                .list
+                .iter()
+                .position(|c| c.priority == priority)
+                .unwrap_or(at);
+            self.list.remove(at);
+            removed = true;
+            let left = self.list.iter().filter(|c| c.priority == priority).count();
+            if let Some(slot) = self.next.iter().position(|(p, _)| *p == priority) {
+                if left == 0 {
+                    self.next.swap_remove(slot);
+                } else if at - group_start < self.next[slot].1 {
+                    self.next[slot].1 -= 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// How many priorities keep a round-robin turn (tests: nothing is left after churn).
+    #[cfg(test)]
+    pub fn turns_kept(&self) -> usize {
+        self.next.len()
     }
 
     pub fn take_all(&mut self) -> Vec<Arc<Consumer>> {

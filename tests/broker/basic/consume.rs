@@ -299,3 +299,32 @@ async fn get_ignores_prefetch_limit() {
         assert_eq!(body_str(&m.delivery), format!("m{i}"));
     }
 }
+
+/// Round-robin after a cancel: with a, b and c consuming and m0 gone to a, cancelling a leaves
+/// b next in turn (RabbitMQ puts the consumer that just received at the back of the line).
+#[tokio::test]
+async fn a_cancel_leaves_the_turn_with_the_next_consumer() {
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let q = declare_tmp_queue(&ch).await;
+    let mut consumers = Vec::new();
+    for _ in 0..3 {
+        let consumer_ch = conn.create_channel().await.unwrap();
+        let consumer = consume_no_ack(&consumer_ch, &q).await;
+        consumers.push((consumer_ch, consumer));
+    }
+    publish(&ch, "", &q, b"m0").await;
+    let first = next_delivery(&mut consumers[0].1).await;
+    assert_eq!(first.data, b"m0");
+    let (a_ch, a) = &consumers[0];
+    a_ch.basic_cancel(a.tag().as_str().into(), Default::default())
+        .await
+        .unwrap();
+    for body in ["m1", "m2", "m3"] {
+        publish(&ch, "", &q, body.as_bytes()).await;
+    }
+    let b = &mut consumers[1].1;
+    assert_eq!(next_delivery(b).await.data, b"m1");
+    assert_eq!(next_delivery(b).await.data, b"m3");
+    let c = &mut consumers[2].1;
+    assert_eq!(next_delivery(c).await.data, b"m2");
+}

@@ -24,6 +24,23 @@ fn consumers_of_equal_priority_take_turns() {
     assert_eq!(c.take_bodies(), ["m2", "m5"]);
 }
 
+/// After a cancel the turn stays where it was: with a, b, c and m0 gone to a, a cancel of a
+/// leaves b next (RabbitMQ puts the consumer that just received at the back of the line).
+#[test]
+fn a_cancel_does_not_skip_the_next_consumer_in_turn() {
+    let vhost = vhost();
+    let q = declare(&vhost, "q", &[]);
+    let a = consume(&q, "a").attach();
+    let b = consume(&q, "b").attach();
+    let c = consume(&q, "c").attach();
+    send_numbered(&vhost, "q", 0..1);
+    assert_eq!(a.take_bodies(), ["m0"]);
+    a.cancel();
+    send_numbered(&vhost, "q", 1..4);
+    assert_eq!(b.take_bodies(), ["m1", "m3"]);
+    assert_eq!(c.take_bodies(), ["m2"]);
+}
+
 #[test]
 fn messages_waiting_before_consumers_attach_go_to_the_first_one_with_credit() {
     let vhost = vhost();
@@ -317,4 +334,19 @@ fn message(body: &'static str) -> Arc<Message> {
         body: Bytes::from_static(body.as_bytes()),
         store_id: None,
     })
+}
+
+/// A client that keeps consuming and cancelling with ever new `x-priority` values leaves no
+/// round-robin state behind in the queue.
+#[test]
+fn consumer_churn_with_new_priorities_leaves_no_turns_behind() {
+    let vhost = vhost();
+    let q = declare(&vhost, "q", &[]);
+    for p in 0..1_000 {
+        let c = consume(&q, &format!("c{p}")).priority(p).attach();
+        send_numbered(&vhost, "q", 0..1);
+        assert_eq!(c.take().len(), 1);
+        c.cancel();
+    }
+    assert_eq!(q.state.lock().consumers.turns_kept(), 0);
 }
