@@ -9,6 +9,7 @@ use warren_protocol::{Properties, ShortStr};
 
 use crate::broker::message::Message;
 use crate::broker::queue::Queue;
+use crate::broker::queue::dead_letter::CascadeScope;
 use crate::store::{MessageRecord, Store};
 
 /// What enqueueing a message did.
@@ -52,9 +53,13 @@ pub fn enqueue(
         store_id,
     });
     let mut accepted = true;
+    // Full queues dead-letter while the message is enqueued: one cascade for the whole
+    // publish, drained once every queue has it.
+    let cascade = CascadeScope::begin();
     for queue in queues.drain(..) {
         accepted &= queue.publish(message.clone());
     }
+    cascade.drain();
     Enqueued {
         stored: store_id.is_some(),
         accepted,

@@ -173,33 +173,35 @@ struct Batch {
     dead: Vec<(Arc<Message>, Reason)>,
 }
 
-/// Queue deliveries that dead letters of dead letters may make in one drain, beyond
-/// [`CASCADE_PER_MESSAGE`] per message that started it (the first dead letters themselves are
-/// not counted). A DLQ that overflows into a parking queue costs one or two per message;
-/// queues that overflow into each other by fanout multiply copies until the cycle rule stops
-/// each path (factorially many with a dozen queues; RabbitMQ works through them all,
-/// asynchronously), and every copy is held by the queues it reaches. Past the budget the rest
-/// are dropped, with a warning. Deliveries, not dead letters, are counted: one dead letter
-/// fanned out to many queues is that many messages held.
+/// Queue deliveries that the dead letters of one cascade may make: [`CASCADE_BASE`], plus
+/// [`CASCADE_PER_MESSAGE`] for each dead letter that started it (one that a publish, a reject
+/// or an expiry made, not another dead letter). A DLQ that overflows into a parking queue
+/// costs one or two per message; queues that overflow into each other by fanout multiply
+/// copies until the cycle rule stops each path (factorially many with a dozen queues; RabbitMQ
+/// works through them all, asynchronously), and every copy is held by the queues it reaches.
+/// Past the budget the rest are dropped, with a warning. Deliveries, not dead letters, are
+/// counted: one dead letter fanned out to many queues is that many messages held.
 const CASCADE_BASE: usize = 256;
-const CASCADE_PER_MESSAGE: usize = 8;
+const CASCADE_PER_MESSAGE: usize = 32;
 
-/// The dead letters waiting while one [`publish`] drains them.
+/// The dead letters of one cascade, waiting to be routed.
 struct Worklist {
     pending: VecDeque<Batch>,
-    /// Queue deliveries that dead letters of dead letters made so far, and how many may.
+    /// Queue deliveries that dead letters made so far, and how many may.
     cascaded: usize,
     budget: usize,
     /// Dead letters dropped past the budget.
     dropped: usize,
+    /// Routing has begun: dead letters added from now on were caused by dead letters.
+    draining: bool,
 }
 
 thread_local! {
-    /// `Some` while a [`publish`] on this thread is draining it.
+    /// `Some` while a cascade is collected or drained on this thread.
     static WORKLIST: RefCell<Option<Worklist>> = const { RefCell::new(None) };
 }
 
-/// Ends the drain even if publishing panics, so the next [`publish`] drains again.
+/// Ends the cascade even if publishing panics, so the next one starts afresh.
 struct Draining;
 
 impl Drop for Draining {
@@ -209,8 +211,8 @@ impl Drop for Draining {
             && w.dropped > 0
         {
             tracing::warn!(
-                "dead-letter cascade stopped after {} deliveries of dead letters caused by dead \
-                 letters; {} dropped (queues that overflow into each other?)",
+                "dead-letter cascade stopped after {} deliveries of dead letters; {} dropped \
+                 (queues that overflow into each other?)",
                 w.cascaded,
                 w.dropped
             );
@@ -218,10 +220,60 @@ impl Drop for Draining {
     }
 }
 
+/// One publish's cascade: the dead letters its queues make while it is enqueued (every full
+/// queue it reaches may make one) are collected and drained under one budget by
+/// [`CascadeScope::drain`], not as a cascade per queue. Inside a cascade already (a dead letter
+/// being enqueued), the scope does nothing: the outer drain takes them.
+#[must_use]
+pub struct CascadeScope {
+    owner: bool,
+}
+
+impl CascadeScope {
+    pub fn begin() -> CascadeScope {
+        let owner = WORKLIST.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.is_some() {
+                return false;
+            }
+            *w = Some(Worklist::new());
+            true
+        });
+        CascadeScope { owner }
+    }
+
+    /// Routes what was collected, and whatever dead letters that makes in turn.
+    pub fn drain(mut self) {
+        if std::mem::take(&mut self.owner) {
+            drain_worklist();
+        }
+    }
+}
+
+impl Drop for CascadeScope {
+    /// Not drained (a panic while enqueueing): forget the cascade rather than leave it open.
+    fn drop(&mut self) {
+        if self.owner {
+            WORKLIST.with(|w| w.borrow_mut().take());
+        }
+    }
+}
+
+impl Worklist {
+    fn new() -> Self {
+        Worklist {
+            pending: VecDeque::new(),
+            cascaded: 0,
+            budget: CASCADE_BASE,
+            dropped: 0,
+            draining: false,
+        }
+    }
+}
+
 /// Sends `dead` (messages leaving `queue` for a reason) through the dead-letter exchange, and
-/// then whatever dead letters that makes in turn. Called while already publishing dead letters
-/// on this thread (a dead-letter queue that overflows), it only adds to the worklist that the
-/// outer call is draining.
+/// then whatever dead letters that makes in turn. Within a cascade (a [`CascadeScope`], or a
+/// drain in progress on this thread) it only adds to the worklist.
 pub fn publish(
     vhost: &Arc<VHost>,
     queue: &Arc<str>,
@@ -234,40 +286,46 @@ pub fn publish(
         target: target.clone(),
         dead,
     };
-    let outermost = WORKLIST.with(|w| match w.borrow_mut().as_mut() {
-        Some(w) => {
-            w.pending.push_back(batch);
-            None
+    let alone = WORKLIST.with(|w| {
+        let mut w = w.borrow_mut();
+        let alone = w.is_none();
+        let w = w.get_or_insert_with(Worklist::new);
+        if !w.draining {
+            // Dead letters that start the cascade widen its budget.
+            w.budget = w
+                .budget
+                .saturating_add(batch.dead.len().saturating_mul(CASCADE_PER_MESSAGE));
         }
-        None => Some(batch),
+        w.pending.push_back(batch);
+        alone
     });
-    let Some(first) = outermost else { return };
-    let budget = CASCADE_BASE.saturating_add(first.dead.len().saturating_mul(CASCADE_PER_MESSAGE));
-    WORKLIST.with(|w| {
-        *w.borrow_mut() = Some(Worklist {
-            pending: VecDeque::new(),
-            cascaded: 0,
-            budget,
-            dropped: 0,
-        })
-    });
-    let _draining = Draining;
-    publish_batch(&first.vhost, &first.queue, &first.target, first.dead, false);
-    while let Some(batch) =
-        WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()))
-    {
-        publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead, true);
+    if alone {
+        drain_worklist();
     }
 }
 
-/// Routes and enqueues one queue's dead letters (which may add to the worklist); `budgeted`
-/// for dead letters caused by dead letters, whose deliveries count against the budget.
+/// Drains the worklist until no dead letter is left, then ends the cascade.
+fn drain_worklist() {
+    let _draining = Draining;
+    WORKLIST.with(|w| {
+        if let Some(w) = w.borrow_mut().as_mut() {
+            w.draining = true;
+        }
+    });
+    while let Some(batch) =
+        WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()))
+    {
+        publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead);
+    }
+}
+
+/// Routes and enqueues one queue's dead letters (which may add to the worklist); every
+/// delivery counts against the cascade's budget.
 fn publish_batch(
     vhost: &Arc<VHost>,
     queue: &str,
     target: &DeadLetterTarget,
     dead: Vec<(Arc<Message>, Reason)>,
-    budgeted: bool,
 ) {
     let Some(exchange) = vhost.exchange(&target.exchange) else {
         // RabbitMQ drops dead letters for a missing dead-letter exchange.
@@ -322,7 +380,7 @@ fn publish_batch(
         if out.is_empty() {
             continue;
         }
-        if budgeted && !charge_cascade(out.len()) {
+        if !charge_cascade(out.len()) {
             out.clear();
             continue;
         }
