@@ -55,11 +55,21 @@ pub fn sender_selected(headers: Option<&FieldTable>) -> Result<Option<SenderSele
 /// The same properties without the `BCC` header.
 pub fn without_bcc(properties: &Properties) -> Properties {
     let basic = properties.to_basic();
-    let mut headers = FieldTable::default();
-    for (k, v) in basic.headers().iter().flat_map(|h| h.inner()) {
-        if k.as_str() != "BCC" {
-            headers.insert(k.clone(), v.clone());
+    let headers = basic
+        .headers()
+        .as_ref()
+        .map(|h| without_header(h, "BCC"))
+        .unwrap_or_default();
+    Properties::from_basic(&basic.with_headers(headers))
+}
+
+/// `headers` without the entry `name` (field tables have no remove).
+pub fn without_header(headers: &FieldTable, name: &str) -> FieldTable {
+    let mut kept = FieldTable::default();
+    for (k, v) in headers.inner() {
+        if k.as_str() != name {
+            kept.insert(k.clone(), v.clone());
         }
     }
-    Properties::from_basic(&basic.with_headers(headers))
+    kept
 }

@@ -22,7 +22,7 @@ use warren_protocol::{Properties, ShortStr};
 
 use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::publish::enqueue;
-use crate::broker::sender_selected::sender_selected;
+use crate::broker::sender_selected::{sender_selected, without_header};
 use crate::broker::vhost::{RouteScratch, VHost};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,13 +342,7 @@ fn publish_batch(
         // header (rabbit_dead_letter:make_msg).
         let cc_keys = match &target.routing_key {
             Some(_) => {
-                let mut without_cc = FieldTable::default();
-                for (k, v) in headers.inner() {
-                    if k.as_str() != "CC" {
-                        without_cc.insert(k.clone(), v.clone());
-                    }
-                }
-                headers = without_cc;
+                headers = without_header(&headers, "CC");
                 Vec::new()
             }
             None => sender_selected(Some(&headers))
