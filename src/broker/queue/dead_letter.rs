@@ -12,7 +12,7 @@
 //! any depth a client configures: they are handled in a loop on a per-thread worklist, never by
 //! recursion.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -206,6 +206,7 @@ struct Draining;
 
 impl Drop for Draining {
     fn drop(&mut self) {
+        COLLECTING.set(COLLECTING.get().saturating_sub(1));
         let ended = WORKLIST.with(|w| w.borrow_mut().take());
         if let Some(w) = ended
             && w.dropped > 0
@@ -222,38 +223,46 @@ impl Drop for Draining {
 
 /// One publish's cascade: the dead letters its queues make while it is enqueued (every full
 /// queue it reaches may make one) are collected and drained under one budget by
-/// [`CascadeScope::drain`], not as a cascade per queue. Inside a cascade already (a dead letter
-/// being enqueued), the scope does nothing: the outer drain takes them.
+/// [`CascadeScope::drain`], not as a cascade per queue. Inside another scope or a drain (a
+/// dead letter being enqueued), the outer one takes them. Opening a scope costs two
+/// thread-local counter updates: the worklist itself is made only when a dead letter comes.
 #[must_use]
 pub struct CascadeScope {
-    owner: bool,
+    outermost: bool,
+}
+
+thread_local! {
+    /// Open scopes and drains on this thread: while above zero, dead letters are collected.
+    static COLLECTING: Cell<u32> = const { Cell::new(0) };
 }
 
 impl CascadeScope {
     pub fn begin() -> CascadeScope {
-        let owner = WORKLIST.with(|w| {
-            let mut w = w.borrow_mut();
-            if w.is_some() {
-                return false;
-            }
-            *w = Some(Worklist::new());
-            true
-        });
-        CascadeScope { owner }
+        let depth = COLLECTING.get();
+        COLLECTING.set(depth + 1);
+        CascadeScope {
+            outermost: depth == 0,
+        }
     }
 
     /// Routes what was collected, and whatever dead letters that makes in turn.
-    pub fn drain(mut self) {
-        if std::mem::take(&mut self.owner) {
+    pub fn drain(self) {
+        let outermost = self.outermost;
+        // Closed here, not by Drop (which is for a scope left by a panic).
+        std::mem::forget(self);
+        COLLECTING.set(COLLECTING.get() - 1);
+        if outermost && WORKLIST.with(|w| w.borrow().is_some()) {
             drain_worklist();
         }
     }
 }
 
 impl Drop for CascadeScope {
-    /// Not drained (a panic while enqueueing): forget the cascade rather than leave it open.
+    /// Not drained (a panic while enqueueing): close the scope and, if it was the outermost,
+    /// forget the cascade rather than leave it open.
     fn drop(&mut self) {
-        if self.owner {
+        COLLECTING.set(COLLECTING.get().saturating_sub(1));
+        if self.outermost {
             WORKLIST.with(|w| w.borrow_mut().take());
         }
     }
@@ -272,8 +281,8 @@ impl Worklist {
 }
 
 /// Sends `dead` (messages leaving `queue` for a reason) through the dead-letter exchange, and
-/// then whatever dead letters that makes in turn. Within a cascade (a [`CascadeScope`], or a
-/// drain in progress on this thread) it only adds to the worklist.
+/// then whatever dead letters that makes in turn. While a [`CascadeScope`] or a drain is open
+/// on this thread it only adds to the worklist.
 pub fn publish(
     vhost: &Arc<VHost>,
     queue: &Arc<str>,
@@ -286,9 +295,8 @@ pub fn publish(
         target: target.clone(),
         dead,
     };
-    let alone = WORKLIST.with(|w| {
+    WORKLIST.with(|w| {
         let mut w = w.borrow_mut();
-        let alone = w.is_none();
         let w = w.get_or_insert_with(Worklist::new);
         if !w.draining {
             // Dead letters that start the cascade widen its budget.
@@ -297,16 +305,17 @@ pub fn publish(
                 .saturating_add(batch.dead.len().saturating_mul(CASCADE_PER_MESSAGE));
         }
         w.pending.push_back(batch);
-        alone
     });
-    if alone {
+    if COLLECTING.get() == 0 {
         drain_worklist();
     }
 }
 
-/// Drains the worklist until no dead letter is left, then ends the cascade.
+/// Drains the worklist until no dead letter is left, then ends the cascade. Counts as an open
+/// scope meanwhile, so enqueueing a dead letter never starts a drain of its own.
 fn drain_worklist() {
     let _draining = Draining;
+    COLLECTING.set(COLLECTING.get() + 1);
     WORKLIST.with(|w| {
         if let Some(w) = w.borrow_mut().as_mut() {
             w.draining = true;
