@@ -25,6 +25,7 @@ use super::script::{Script, open_channel};
 use crate::Config;
 use crate::auth::Users;
 use crate::broker::Broker;
+use crate::broker::queue::dead_letter::DeadLetterTally;
 use crate::server::{ConnectionEnv, Stream, serve};
 
 /// What one run saw.
@@ -42,6 +43,8 @@ pub struct Outcome {
     pub channel_closes: usize,
     /// The broker closed the connection.
     pub connection_closed: bool,
+    /// Dead-letter copies the run's topology made the broker hold (bounded per cascade).
+    pub dead_letters: DeadLetterTally,
 }
 
 /// How long the connection may take to end after the client's end of stream (a run takes
@@ -60,6 +63,7 @@ pub fn run_script(script: &Script) -> Outcome {
 }
 
 async fn drive(script: &Script) -> Outcome {
+    let tally_before = DeadLetterTally::on_this_thread();
     let config = Arc::new(Config::default());
     let broker = Arc::new(Broker::new(
         Users::with_default_user("guest", "guest"),
@@ -125,6 +129,8 @@ async fn drive(script: &Script) -> Outcome {
     }
     client.read_to_end().await;
     check_nothing_left(&broker);
+    // The runtime is current-thread: every dead letter of the run was made on this thread.
+    client.outcome.dead_letters = DeadLetterTally::since(tally_before);
     client.outcome
 }
 

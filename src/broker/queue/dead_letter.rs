@@ -184,6 +184,51 @@ struct Batch {
 const CASCADE_BASE: usize = 256;
 const CASCADE_PER_MESSAGE: usize = 32;
 
+/// What dead-lettering has made on one thread so far: copies a client's topology asked for,
+/// each cascade within its budget. The connection fuzz target allows memory for them (a
+/// client may legitimately make the broker hold them); nothing in the broker reads this.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterTally {
+    /// Dead-letter messages made (one per dead letter routed anywhere).
+    pub messages: usize,
+    /// Their encoded properties (the `x-death` history is most of it).
+    pub property_bytes: usize,
+    /// Queue deliveries of them (a message fanned out to three queues is three).
+    pub deliveries: usize,
+}
+
+impl DeadLetterTally {
+    /// Dead-lettering made on this thread since `earlier`.
+    pub fn since(earlier: DeadLetterTally) -> DeadLetterTally {
+        let now = TALLY.get();
+        DeadLetterTally {
+            messages: now.messages.saturating_sub(earlier.messages),
+            property_bytes: now.property_bytes.saturating_sub(earlier.property_bytes),
+            deliveries: now.deliveries.saturating_sub(earlier.deliveries),
+        }
+    }
+
+    /// Everything dead-lettering has made on this thread.
+    pub fn on_this_thread() -> DeadLetterTally {
+        TALLY.get()
+    }
+
+    fn add(messages: usize, property_bytes: usize, deliveries: usize) {
+        let t = TALLY.get();
+        TALLY.set(DeadLetterTally {
+            messages: t.messages.saturating_add(messages),
+            property_bytes: t.property_bytes.saturating_add(property_bytes),
+            deliveries: t.deliveries.saturating_add(deliveries),
+        });
+    }
+}
+
+thread_local! {
+    static TALLY: Cell<DeadLetterTally> = const {
+        Cell::new(DeadLetterTally { messages: 0, property_bytes: 0, deliveries: 0 })
+    };
+}
+
 /// The dead letters of one cascade, waiting to be routed.
 struct Worklist {
     pending: VecDeque<Batch>,
@@ -387,6 +432,7 @@ fn publish_batch(
             out.clear();
             continue;
         }
+        DeadLetterTally::add(1, properties.raw().len(), out.len());
         let _ = enqueue(
             store,
             exchange.name.clone(),

@@ -14,6 +14,7 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use crate::broker::exchange::ExchangeKind;
 use crate::broker::message::QueuedMessage;
 use crate::broker::queue::Queue;
+use crate::broker::queue::dead_letter::DeadLetterTally;
 use crate::broker::queue::test_support::*;
 use crate::broker::vhost::VHost;
 
@@ -558,6 +559,7 @@ fn a_mesh_of_full_queues_makes_a_bounded_number_of_copies() {
     }
     let all = declare(&vhost, "all", &[]);
     bind(&vhost, "mesh", "all", "");
+    let before = DeadLetterTally::on_this_thread();
     assert_eq!(
         publish(&vhost, "mesh", "", "m", BasicProperties::default()),
         FULL_QUEUES + 1
@@ -566,5 +568,16 @@ fn a_mesh_of_full_queues_makes_a_bounded_number_of_copies() {
     assert!(held > 1, "the cascade ran ({held} copies)");
     // One cascade for the publish: 256 deliveries, plus 32 for each full queue's dead letter
     // that started it (7,064 copies before the budget counted deliveries).
-    assert!(held <= 1 + 256 + 32 * FULL_QUEUES, "{held} copies held");
+    let budget = 256 + 32 * FULL_QUEUES;
+    assert!(held <= 1 + budget, "{held} copies held");
+    // The tally the fuzz target's memory rule uses counts every one of them, and no more.
+    let made = DeadLetterTally::since(before);
+    assert!(
+        made.deliveries >= held - 1 && made.deliveries <= budget,
+        "{made:?} for {held} copies held"
+    );
+    assert!(
+        made.messages > 0 && made.property_bytes > made.messages * 100,
+        "{made:?}"
+    );
 }
