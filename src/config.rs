@@ -16,8 +16,19 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A tracing filter such as `info` or `warren=debug`.
     pub log_level: String,
+    /// The user, password, tags, vhost and permissions created on the first boot of an empty
+    /// data directory (not when `load_definitions` is set), as RabbitMQ names them.
     pub default_user: String,
     pub default_pass: String,
+    pub default_user_tags: Vec<String>,
+    pub default_vhost: String,
+    /// configure, write, read.
+    pub default_permissions: Vec<String>,
+    /// Users that may only connect from loopback addresses (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
+    /// A RabbitMQ definitions file (JSON) imported at every boot: users, vhosts, permissions,
+    /// topic permissions, limits, exchanges, queues, bindings.
+    pub load_definitions: Option<PathBuf>,
     /// Proposed in connection.tune; a client's smaller non-zero value wins.
     pub channel_max: u16,
     pub frame_max: u32,
@@ -65,6 +76,11 @@ impl Default for Config {
             log_level: "info".into(),
             default_user: "guest".into(),
             default_pass: "guest".into(),
+            default_user_tags: vec!["administrator".into()],
+            default_vhost: "/".into(),
+            default_permissions: vec![".*".into(), ".*".into(), ".*".into()],
+            loopback_users: vec!["guest".into()],
+            load_definitions: None,
             channel_max: 2047,
             frame_max: 131072,
             heartbeat: 60,

@@ -18,6 +18,7 @@ pub const CONNECTION_START_OK: MethodId = id(10, 11);
 pub const CONNECTION_SECURE_OK: MethodId = id(10, 21);
 pub const CONNECTION_TUNE_OK: MethodId = id(10, 31);
 pub const CONNECTION_OPEN: MethodId = id(10, 40);
+pub const CONNECTION_UPDATE_SECRET: MethodId = id(10, 70);
 pub const CONNECTION_CLOSE: MethodId = id(10, 50);
 
 pub const CHANNEL_OPEN: MethodId = id(20, 10);

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use warren_protocol::{Properties, ShortStr};
 
 use super::*;
-use crate::auth::Users;
+use crate::auth::Auth;
 use crate::broker::message::Message;
 use crate::broker::queue::QueueOptions;
 use crate::broker::vhost::VHost;
@@ -20,9 +20,8 @@ use crate::broker::vhost::VHost;
 /// An in-memory broker with housekeeping running until the sender is dropped.
 fn running_broker() -> (Arc<Broker>, Arc<VHost>, watch::Sender<bool>) {
     let broker = Arc::new(Broker::new(
-        Users::with_default_user("guest", "guest"),
+        Auth::with_default_user("guest", "guest", "/"),
         1 << 20,
-        None,
         1000,
     ));
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -3,6 +3,7 @@
 //! [`consumer::DeliveryTarget`] for deliveries going out.
 
 pub mod clock;
+pub mod connections;
 pub mod consumer;
 pub mod deadlines;
 pub mod durable;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod publish;
 pub mod queue;
 pub mod sender_selected;
+pub mod tenancy;
 pub mod vhost;
 
 use std::collections::HashMap;
@@ -21,18 +23,22 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::auth::Users;
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::store::{Recovered, Store};
+use connections::Connections;
 use deadlines::Deadlines;
 use durable::Durability;
 use queue::Queue;
 use vhost::VHost;
 
-/// Everything the broker holds: vhosts and users.
+/// Everything the broker holds: vhosts, users and their permissions, open connections.
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    pub users: Users,
+    /// Users, permissions, topic permissions; changed through [`tenancy`] (which persists).
+    pub auth: Auth,
+    /// Open connections (limits, and closing those of a deleted vhost or user).
+    pub connections: Arc<Connections>,
     /// Largest message body accepted (406 beyond it).
     pub max_message_size: u64,
     /// Where durable state goes; `None` only for an in-memory broker (unit tests, fuzzing).
@@ -45,51 +51,67 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker with the default vhost `/` and the default user.
-    /// With a store, durable definitions and persistent messages are kept in it.
-    pub fn new(
-        users: Users,
+    /// An in-memory broker (unit tests, fuzzing) with vhost `/`; `auth` says who may log in.
+    pub fn new(auth: Auth, max_message_size: u64, page_threshold: usize) -> Self {
+        let broker = Broker::empty(auth, max_message_size, None, page_threshold);
+        broker.create_vhost("/");
+        broker
+    }
+
+    fn empty(
+        auth: Auth,
         max_message_size: u64,
         store: Option<Arc<Store>>,
         page_threshold: usize,
     ) -> Self {
-        let mut vhosts = HashMap::new();
-        let durability = store.clone().map(|store| Durability {
-            store,
-            page_threshold,
-        });
-        let replies = Arc::new(publish::DirectReplies::default());
-        let deadlines = Arc::new(Deadlines::default());
-        vhosts.insert(
-            "/".to_string(),
-            VHost::new("/", durability, replies.clone(), deadlines.clone()),
-        );
         Broker {
-            vhosts: RwLock::new(vhosts),
-            users,
+            vhosts: RwLock::new(HashMap::new()),
+            auth,
+            connections: Arc::new(Connections::default()),
             max_message_size,
             store,
             page_threshold,
-            replies,
-            deadlines,
+            replies: Arc::new(publish::DirectReplies::default()),
+            deadlines: Arc::new(Deadlines::default()),
         }
     }
 
+    /// A vhost with only its standard exchanges, in memory (callers persist it).
+    pub(crate) fn create_vhost(&self, name: &str) -> Arc<VHost> {
+        let durability = self.store.clone().map(|store| Durability {
+            store,
+            page_threshold: self.page_threshold,
+        });
+        let vhost = VHost::new(
+            name,
+            durability,
+            self.replies.clone(),
+            self.deadlines.clone(),
+        );
+        self.vhosts.write().insert(name.to_string(), vhost.clone());
+        vhost
+    }
+
     /// The broker of a data directory: opens its store (creating the directory if needed;
-    /// refused if another broker holds it) and rebuilds the vhosts from what it holds.
-    pub fn open(config: &Config, users: Users) -> Result<Broker, String> {
+    /// refused if another broker holds it), rebuilds vhosts, users and permissions from what
+    /// it holds, and on the first boot creates the configured defaults.
+    pub fn open(config: &Config) -> Result<Broker, String> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
         let map_size = usize::try_from(config.store_map_size_bytes).unwrap_or(usize::MAX);
         let (store, recovered) = Store::open(dir, map_size)
             .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
-        let broker = Broker::new(
-            users,
+        let broker = Broker::empty(
+            Auth::new(config.loopback_users.clone()),
             config.max_message_size,
             Some(store),
             config.queue_page_threshold,
         );
+        tenancy::boot::restore(&broker, &recovered);
+        if !recovered.seeded {
+            tenancy::boot::seed_defaults(&broker, config)?;
+        }
         broker.restore(recovered);
         Ok(broker)
     }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::script::{Script, open_channel};
 use crate::Config;
-use crate::auth::Users;
+use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::broker::queue::dead_letter::DeadLetterTally;
 use crate::server::{ConnectionEnv, Stream, serve};
@@ -66,9 +66,8 @@ async fn drive(script: &Script) -> Outcome {
     let tally_before = DeadLetterTally::on_this_thread();
     let config = Arc::new(Config::default());
     let broker = Arc::new(Broker::new(
-        Users::with_default_user("guest", "guest"),
+        Auth::with_default_user("guest", "guest", "/"),
         config.max_message_size,
-        None,
         config.queue_page_threshold,
     ));
     let (_shutdown_tx, shutdown) = watch::channel(false);

@@ -43,6 +43,16 @@ pub struct ConnectionShared {
     /// Woken when a channel's tx.commit failed in the store (the store's writer thread cannot
     /// close a channel itself; this task does, in `close_channels_with_failed_commits`).
     pub commit_failures: tokio::sync::Notify,
+    /// Set (and `forced` woken) when the broker closes this connection: a deleted vhost or user.
+    forced_reason: Mutex<Option<String>>,
+    forced: tokio::sync::Notify,
+}
+
+impl crate::broker::connections::ConnectionControl for ConnectionShared {
+    fn force_close(&self, text: String) {
+        *self.forced_reason.lock() = Some(text);
+        self.forced.notify_one();
+    }
 }
 
 impl ConnectionShared {
@@ -95,6 +105,8 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         consumer_cancel_notify: false.into(),
         channels: Mutex::new(HashMap::new()),
         commit_failures: tokio::sync::Notify::new(),
+        forced_reason: Mutex::new(None),
+        forced: tokio::sync::Notify::new(),
     });
     let write_timeout = Duration::from_secs(config.write_timeout.max(1));
     let writer = {
@@ -116,7 +128,12 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         if !reader.protocol_header().await? {
             return Ok(None);
         }
-        handshake::run(&mut reader, &shared.outbox, &broker, &config, peer)
+        let me = handshake::Peer {
+            id,
+            addr: peer,
+            control: shared.clone(),
+        };
+        handshake::run(&mut reader, &shared.outbox, &broker, &config, me)
             .await
             .map(Some)
     })
@@ -143,7 +160,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
             return;
         }
     };
-    tracing::debug!(%peer, user = %negotiated.user, "connection open");
+    tracing::debug!(%peer, user = %negotiated.user.name, "connection open");
     shared
         .frame_max
         .store(negotiated.frame_max, Ordering::Relaxed);
@@ -250,6 +267,7 @@ impl Connection {
                 tokio::select! {
                     _ = self.shared.outbox.wait_drained() => {}
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
+                    _ = self.shared.forced.notified() => return Err(self.forced_close()),
                     _ = shutdown.changed() => {
                         return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
                     }
@@ -266,6 +284,7 @@ impl Connection {
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                     // A failing store is what raises the disk alarm: close now, not later.
                     _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
+                    _ = self.shared.forced.notified() => return Err(self.forced_close()),
                     _ = ticker.tick(), if !heartbeat.is_zero() => {
                         // We are not reading, so the client's silence proves nothing.
                         last_read = Instant::now();
@@ -291,6 +310,7 @@ impl Connection {
                 _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                 _ = ack_timeouts.tick() => self.close_timed_out_channels(),
                 _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
+                _ = self.shared.forced.notified() => return Err(self.forced_close()),
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
                     if last_read.elapsed() > heartbeat * 2 {
                         tracing::warn!(connection = self.shared.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
@@ -307,6 +327,20 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The broker closed this connection (its vhost or user was deleted): 320 with its reason.
+    fn forced_close(&self) -> ReadError {
+        let text = self
+            .shared
+            .forced_reason
+            .lock()
+            .take()
+            .unwrap_or_else(|| "closed by the broker".to_string());
+        ReadError::Protocol(AmqpError::new(
+            warren_protocol::reply::CONNECTION_FORCED,
+            text,
+        ))
     }
 
     /// Closes (406) every channel whose oldest consumer delivery has waited for its ack longer
@@ -426,7 +460,22 @@ impl Connection {
                     Ok(true)
                 }
                 AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(true),
-                AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_)) => {
+                AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(update)) => {
+                    // The new secret must be valid for this user (for a password user, its
+                    // password); RabbitMQ's words when it is not.
+                    let user = &self.negotiated.user.name;
+                    if !self
+                        .broker
+                        .auth
+                        .check_secret(user, update.new_secret.as_bytes())
+                    {
+                        tracing::error!("secret update was refused for user '{user}'");
+                        return Err(AmqpError::not_allowed(
+                            "New secret was refused by one of the backends",
+                        )
+                        .on_method(method::CONNECTION_UPDATE_SECRET));
+                    }
+                    tracing::info!("user '{user}' updated secret, reason: {}", update.reason);
                     let ok = AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
                         connection::UpdateSecretOk {},
                     ));
@@ -464,12 +513,22 @@ impl Connection {
             return Err(AmqpError::channel_error("second 'channel.open' seen")
                 .on_method(method::CHANNEL_OPEN));
         }
+        let user = &self.negotiated.user;
+        if let Some(limit) = user.limits.max_channels
+            && self.broker.connections.channels_of_user(&user.name) >= limit
+        {
+            return Err(AmqpError::not_allowed(format_args!(
+                "number of channels opened for user '{}' has reached the maximum allowed user limit of ({limit})",
+                user.name
+            )));
+        }
         let channel = Channel::new(id, self.shared.clone());
         self.shared
             .channels
             .lock()
             .insert(id, channel.shared().clone());
         self.channels.insert(id, channel);
+        self.count_channels();
         let ok = AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {}));
         self.shared
             .outbox
@@ -480,6 +539,16 @@ impl Connection {
     fn remove_channel(&mut self, id: u16) {
         self.channels.remove(&id);
         self.shared.channels.lock().remove(&id);
+        self.count_channels();
+    }
+
+    /// Tells the broker's registry how many channels are open (user `max-channels`).
+    fn count_channels(&self) {
+        self.negotiated
+            .registration
+            .entry
+            .channels
+            .store(self.channels.len() as u32, Ordering::Relaxed);
     }
 
     /// Connection is going away: requeue every channel's unacked messages, cancel consumers,
@@ -497,6 +566,7 @@ impl Connection {
             channel.release(&mut ctx);
         }
         self.shared.channels.lock().clear();
+        self.count_channels();
         for queue in self.exclusive_queues.drain(..) {
             self.negotiated.vhost.remove_queue(&queue);
         }

@@ -1,6 +1,8 @@
 //! The connection handshake: protocol header, start/start-ok (authentication), tune/tune-ok,
-//! open/open-ok. Produces the negotiated limits; on failure the caller closes the connection
-//! with the error this returns (403 on bad credentials, 530 on an unknown vhost, …).
+//! open/open-ok. Produces the negotiated limits and the connection's registration with the
+//! broker; on failure the caller closes the connection with the error this returns (403 on bad
+//! credentials, 530 on an unknown vhost, a vhost the user has no permissions on, or a vhost or
+//! user connection limit reached — RabbitMQ's checks in RabbitMQ's order).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,15 +15,18 @@ use warren_protocol::codec::Frame;
 use super::frame_reader::{FrameReader, ReadError};
 use super::outbox::Outbox;
 use crate::Config;
-use crate::auth::{AuthError, SUPPORTED_MECHANISMS};
+use crate::auth::{AuthError, SUPPORTED_MECHANISMS, User};
 use crate::broker::Broker;
+use crate::broker::connections::{ConnectionControl, ConnectionLimits, Registration};
 use crate::broker::vhost::VHost;
 use warren_protocol::method;
 
 /// What the handshake settled.
 pub struct Negotiated {
-    pub user: String,
+    pub user: Arc<User>,
     pub vhost: Arc<VHost>,
+    /// This connection's place among the broker's open connections (dropped: it leaves).
+    pub registration: Registration,
     pub channel_max: u16,
     pub frame_max: u32,
     pub heartbeat: u16,
@@ -108,13 +113,25 @@ fn class_name(class: &AMQPClass) -> String {
         .to_lowercase()
 }
 
+/// Who is connecting, for the broker's connection registry.
+pub struct Peer {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub control: Arc<dyn ConnectionControl>,
+}
+
 pub async fn run(
     reader: &mut FrameReader,
     outbox: &Outbox,
     broker: &Broker,
     config: &Config,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Result<Negotiated, ReadError> {
+    let Peer {
+        id,
+        addr: peer,
+        control,
+    } = peer;
     outbox.push(method(AMQPClass::Connection(
         connection::AMQPMethod::Start(connection::Start {
             version_major: 0,
@@ -131,24 +148,20 @@ pub async fn run(
         )));
     };
     let mechanism = start_ok.mechanism.as_str();
+    let failure_close = matches!(
+        start_ok.client_properties.inner().get("capabilities"),
+        Some(AMQPValue::FieldTable(caps))
+            if matches!(caps.inner().get("authentication_failure_close"), Some(AMQPValue::Boolean(true)))
+    );
     let user = match broker
-        .users
+        .auth
         .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip())
     {
         Ok(user) => user,
         Err(e) => {
             tracing::warn!(%peer, "login refused: {e:?}");
-            let text = match e {
-                AuthError::UnknownMechanism(m) => {
-                    format!("unsupported authentication mechanism '{m}'")
-                }
-                AuthError::LoopbackOnly(u) => format!("user '{u}' can only connect via localhost"),
-                _ => format!(
-                    "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
-                ),
-            };
             return Err(ReadError::Protocol(
-                AmqpError::access_refused(text).on_method(method::CONNECTION_START_OK),
+                login_refused(mechanism, e, failure_close).on_method(method::CONNECTION_START_OK),
             ));
         }
     };
@@ -191,27 +204,61 @@ pub async fn run(
             "expected connection.open",
         )));
     };
-    let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
-        return Err(ReadError::Protocol(
-            AmqpError::not_allowed(format_args!(
-                "vhost {} not found",
-                open.virtual_host.as_str()
-            ))
-            .on_method(method::CONNECTION_OPEN),
-        ));
+    let vhost_name = open.virtual_host.as_str();
+    let refused = |e: AmqpError| ReadError::Protocol(e.on_method(method::CONNECTION_OPEN));
+    let Some(vhost) = broker.vhost(vhost_name) else {
+        return Err(refused(AmqpError::not_allowed(format_args!(
+            "vhost {vhost_name} not found"
+        ))));
     };
+    let limits = ConnectionLimits {
+        vhost_max_connections: vhost.limits().max_connections,
+        user_max_connections: user.limits.max_connections,
+    };
+    let registration = broker
+        .connections
+        .register(id, &user.name, vhost_name, peer, limits, control)
+        .map_err(refused)?;
+    broker
+        .auth
+        .check_vhost_access(&user.name, vhost_name)
+        .map_err(refused)?;
+    tracing::info!(%peer, "user '{}' authenticated and granted access to vhost '{vhost_name}'", user.name);
     outbox.push(method(AMQPClass::Connection(
         connection::AMQPMethod::OpenOk(connection::OpenOk {}),
     )));
     Ok(Negotiated {
         user,
         vhost,
+        registration,
         channel_max,
         frame_max,
         heartbeat: tune_ok.heartbeat,
         consumer_cancel_notify,
         connection_blocked,
     })
+}
+
+/// RabbitMQ's refusal: its own words for a client that asked for `authentication_failure_close`
+/// (most do), the reason otherwise.
+fn login_refused(mechanism: &str, e: AuthError, failure_close: bool) -> AmqpError {
+    let reason = match e {
+        AuthError::UnknownMechanism(m) => {
+            return AmqpError::access_refused(format_args!(
+                "unsupported authentication mechanism '{m}'"
+            ));
+        }
+        AuthError::LoopbackOnly(u) => format!("user '{u}' can only connect via localhost"),
+        AuthError::BadCredentials(u) => format!("user '{u}' - invalid credentials"),
+        AuthError::Malformed => "malformed response".to_string(),
+    };
+    if failure_close {
+        AmqpError::access_refused(format_args!(
+            "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+        ))
+    } else {
+        AmqpError::access_refused(format_args!("{mechanism} login refused: {reason}"))
+    }
 }
 
 /// The client's value wins if it is smaller and non-zero; larger than ours is refused (530).

@@ -22,7 +22,6 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
-use crate::auth::Users;
 use crate::broker::Broker;
 
 /// How long shutdown waits for connections to send their 320 and finish.
@@ -71,9 +70,8 @@ impl RunningBroker {
 
 /// Binds every listener and starts accepting connections.
 pub async fn start(config: Config) -> io::Result<RunningBroker> {
-    let users = Users::with_default_user(&config.default_user, &config.default_pass);
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
-    let broker = Arc::new(Broker::open(&config, users).map_err(io::Error::other)?);
+    let broker = Arc::new(Broker::open(&config).map_err(io::Error::other)?);
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let background = TaskTracker::new();

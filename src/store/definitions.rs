@@ -1,5 +1,6 @@
-//! Durable definitions as the store keeps them: exchanges, queues and bindings, independent of
-//! the broker's in-memory types (the broker converts on its side).
+//! Durable definitions as the store keeps them: exchanges, queues and bindings, and tenancy
+//! (vhosts, users, permissions, topic permissions), independent of the broker's in-memory
+//! types (the broker converts on its side).
 
 use amq_protocol::types::FieldTable;
 
@@ -8,6 +9,13 @@ use super::schema::{Reader, RecordError, Writer, definition_key, open, seal};
 const KIND_EXCHANGE: u8 = b'e';
 const KIND_QUEUE: u8 = b'q';
 const KIND_BINDING: u8 = b'b';
+const KIND_VHOST: u8 = b'v';
+const KIND_USER: u8 = b'u';
+const KIND_PERMISSION: u8 = b'p';
+const KIND_TOPIC_PERMISSION: u8 = b't';
+
+/// A limit that is not set (limits are stored as u64; none is this).
+const NO_LIMIT: u64 = u64::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Definition {
@@ -35,6 +43,37 @@ pub enum Definition {
         destination: String,
         routing_key: String,
         arguments: FieldTable,
+    },
+    VHost {
+        name: String,
+        description: String,
+        tags: Vec<String>,
+        max_connections: Option<u64>,
+        max_queues: Option<u64>,
+    },
+    User {
+        name: String,
+        /// `salt ‖ digest`; empty for a user without a password.
+        password_hash: Vec<u8>,
+        /// RabbitMQ's module name, e.g. `rabbit_password_hashing_sha256`.
+        hashing_algorithm: String,
+        tags: Vec<String>,
+        max_connections: Option<u64>,
+        max_channels: Option<u64>,
+    },
+    Permission {
+        user: String,
+        vhost: String,
+        configure: String,
+        write: String,
+        read: String,
+    },
+    TopicPermission {
+        user: String,
+        vhost: String,
+        exchange: String,
+        write: String,
+        read: String,
     },
 }
 
@@ -70,6 +109,33 @@ impl Definition {
                     ],
                 )
             }
+            Definition::VHost { name, .. } => definition_key(KIND_VHOST, &[name.as_bytes()]),
+            Definition::User { name, .. } => definition_key(KIND_USER, &[name.as_bytes()]),
+            Definition::Permission { user, vhost, .. } => {
+                definition_key(KIND_PERMISSION, &[user.as_bytes(), vhost.as_bytes()])
+            }
+            Definition::TopicPermission {
+                user,
+                vhost,
+                exchange,
+                ..
+            } => definition_key(
+                KIND_TOPIC_PERMISSION,
+                &[user.as_bytes(), vhost.as_bytes(), exchange.as_bytes()],
+            ),
+        }
+    }
+
+    /// The vhost this definition belongs to, if it belongs to one.
+    pub fn vhost(&self) -> Option<&str> {
+        match self {
+            Definition::Exchange { vhost, .. }
+            | Definition::Queue { vhost, .. }
+            | Definition::Binding { vhost, .. }
+            | Definition::Permission { vhost, .. }
+            | Definition::TopicPermission { vhost, .. } => Some(vhost),
+            Definition::VHost { name, .. } => Some(name),
+            Definition::User { .. } => None,
         }
     }
 
@@ -121,6 +187,64 @@ impl Definition {
                     .bytes(routing_key.as_bytes())
                     .table(arguments);
             }
+            Definition::VHost {
+                name,
+                description,
+                tags,
+                max_connections,
+                max_queues,
+            } => {
+                w.u8(KIND_VHOST)
+                    .bytes(name.as_bytes())
+                    .bytes(description.as_bytes())
+                    .bytes(tags.join(",").as_bytes());
+                w.u64(max_connections.unwrap_or(NO_LIMIT))
+                    .u64(max_queues.unwrap_or(NO_LIMIT));
+            }
+            Definition::User {
+                name,
+                password_hash,
+                hashing_algorithm,
+                tags,
+                max_connections,
+                max_channels,
+            } => {
+                w.u8(KIND_USER)
+                    .bytes(name.as_bytes())
+                    .bytes(password_hash)
+                    .bytes(hashing_algorithm.as_bytes());
+                w.bytes(tags.join(",").as_bytes())
+                    .u64(max_connections.unwrap_or(NO_LIMIT))
+                    .u64(max_channels.unwrap_or(NO_LIMIT));
+            }
+            Definition::Permission {
+                user,
+                vhost,
+                configure,
+                write,
+                read,
+            } => {
+                w.u8(KIND_PERMISSION)
+                    .bytes(user.as_bytes())
+                    .bytes(vhost.as_bytes());
+                w.bytes(configure.as_bytes())
+                    .bytes(write.as_bytes())
+                    .bytes(read.as_bytes());
+            }
+            Definition::TopicPermission {
+                user,
+                vhost,
+                exchange,
+                write,
+                read,
+            } => {
+                w.u8(KIND_TOPIC_PERMISSION)
+                    .bytes(user.as_bytes())
+                    .bytes(vhost.as_bytes());
+                w.bytes(exchange.as_bytes())
+                    .bytes(write.as_bytes())
+                    .bytes(read.as_bytes());
+            }
         }
         seal(&w.0)
     }
@@ -151,6 +275,35 @@ impl Definition {
                 routing_key: r.string()?,
                 arguments: r.table()?,
             },
+            KIND_VHOST => Definition::VHost {
+                name: r.string()?,
+                description: r.string()?,
+                tags: tags(&r.string()?),
+                max_connections: limit(r.u64()?),
+                max_queues: limit(r.u64()?),
+            },
+            KIND_USER => Definition::User {
+                name: r.string()?,
+                password_hash: r.bytes()?.to_vec(),
+                hashing_algorithm: r.string()?,
+                tags: tags(&r.string()?),
+                max_connections: limit(r.u64()?),
+                max_channels: limit(r.u64()?),
+            },
+            KIND_PERMISSION => Definition::Permission {
+                user: r.string()?,
+                vhost: r.string()?,
+                configure: r.string()?,
+                write: r.string()?,
+                read: r.string()?,
+            },
+            KIND_TOPIC_PERMISSION => Definition::TopicPermission {
+                user: r.string()?,
+                vhost: r.string()?,
+                exchange: r.string()?,
+                write: r.string()?,
+                read: r.string()?,
+            },
             _ => return Err(RecordError::Malformed("unknown definition kind")),
         };
         if !r.rest().is_empty() {
@@ -158,6 +311,18 @@ impl Definition {
         }
         Ok(def)
     }
+}
+
+fn tags(joined: &str) -> Vec<String> {
+    joined
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn limit(stored: u64) -> Option<u64> {
+    (stored != NO_LIMIT).then_some(stored)
 }
 
 #[cfg(test)]
@@ -195,6 +360,40 @@ mod tests {
             },
         ];
         for d in &defs {
+            assert_eq!(&Definition::decode(&d.encode()).unwrap(), d);
+        }
+        let tenancy = [
+            Definition::VHost {
+                name: "staging".into(),
+                description: "d".into(),
+                tags: vec!["a".into(), "b".into()],
+                max_connections: Some(0),
+                max_queues: None,
+            },
+            Definition::User {
+                name: "svc".into(),
+                password_hash: vec![1, 2, 3],
+                hashing_algorithm: "rabbit_password_hashing_sha512".into(),
+                tags: vec![],
+                max_connections: None,
+                max_channels: Some(5),
+            },
+            Definition::Permission {
+                user: "svc".into(),
+                vhost: "staging".into(),
+                configure: "".into(),
+                write: ".*".into(),
+                read: "^q".into(),
+            },
+            Definition::TopicPermission {
+                user: "svc".into(),
+                vhost: "staging".into(),
+                exchange: "amq.topic".into(),
+                write: "^a".into(),
+                read: ".*".into(),
+            },
+        ];
+        for d in &tenancy {
             assert_eq!(&Definition::decode(&d.encode()).unwrap(), d);
         }
         let Definition::Queue { .. } = &defs[1] else {

@@ -40,7 +40,7 @@ pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
 pub use schema::RecordError;
 use schema::{
     DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY,
+    SCHEMA_VERSION_KEY, SEEDED_KEY,
 };
 
 /// Default virtual size of the memory map; the file only grows as pages are used, and the map
@@ -276,6 +276,37 @@ impl Store {
         let (key, value) = (def.key(), def.encode());
         self.lmdb
             .write(|wtxn| self.dbs.definitions.put(wtxn, &key, &value))
+    }
+
+    /// Writes several definitions and records that the first boot's defaults exist, in one
+    /// commit: a crash leaves either all of them or none (and the next boot seeds again).
+    pub fn seed(&self, defs: &[Definition]) -> Result<(), StoreError> {
+        let records: Vec<_> = defs.iter().map(|d| (d.key(), d.encode())).collect();
+        self.lmdb.write(|wtxn| {
+            for (key, value) in &records {
+                self.dbs.definitions.put(wtxn, key, value)?;
+            }
+            self.dbs.meta.put(wtxn, SEEDED_KEY, &[])
+        })
+    }
+
+    /// Deletes every definition of `vhost` (its exchanges, queues, bindings, permissions and
+    /// the vhost itself) in one commit; damaged records are left alone. Queue indexes are
+    /// dropped by whoever deleted the queues.
+    pub fn delete_vhost_definitions(&self, vhost: &str) -> Result<usize, StoreError> {
+        self.lmdb.write(|wtxn| {
+            let mut doomed = Vec::new();
+            for entry in self.dbs.definitions.iter(wtxn)? {
+                let (key, value) = entry?;
+                if Definition::decode(value).is_ok_and(|d| d.vhost() == Some(vhost)) {
+                    doomed.push(key.to_vec());
+                }
+            }
+            for key in &doomed {
+                self.dbs.definitions.delete(wtxn, key)?;
+            }
+            Ok(doomed.len())
+        })
     }
 
     /// Deletes definitions in one transaction (a cascade of deletes commits once).

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::lmdb::Lmdb;
 use super::orphans;
-use super::schema::{RecordError, open, parse_index_key, u64_value};
+use super::schema::{RecordError, SEEDED_KEY, open, parse_index_key, u64_value};
 use super::{Dbs, Definition, StoreError};
 
 /// Index entries with consecutive sequence numbers `first_seq, first_seq + 1, …` and the
@@ -57,6 +57,8 @@ pub struct Recovered {
     pub failed: HashMap<u64, String>,
     pub max_message_id: u64,
     pub max_queue_id: u64,
+    /// The default user and vhost were created once already (see [`super::Store::mark_seeded`]).
+    pub seeded: bool,
 }
 
 pub fn recover(lmdb: &Lmdb, dbs: &Dbs) -> Result<Recovered, StoreError> {
@@ -93,6 +95,7 @@ fn read(
     let shared = lmdb.shared()?;
     let map_pages = shared.map_pages();
     let rtxn = shared.read_txn()?;
+    recovered.seeded = dbs.meta.get(&rtxn, SEEDED_KEY)?.is_some();
     for entry in dbs.definitions.iter(&rtxn)? {
         let (_, value) = entry?;
         match Definition::decode(value) {

@@ -6,8 +6,10 @@
 //! numeric order (a queue's index iterates in FIFO order).
 //!
 //! Databases:
-//! - `meta`: `schema_version` → u32.
-//! - `definitions`: kind byte + 16 bytes of SHA-256(identity) → an exchange, queue or binding.
+//! - `meta`: `schema_version` → u32; `seeded` → empty, once the first boot made the default
+//!   user and vhost (or loaded definitions instead).
+//! - `definitions`: kind byte + 16 bytes of SHA-256(identity) → an exchange, queue, binding,
+//!   vhost, user, permission or topic permission.
 //! - `messages`: message id (u64) → exchange, routing key, raw properties, body.
 //! - `queue_index`: queue id (u64) ‖ queue sequence number (u64) → message id (u64).
 //! - `refcounts`: message id → how many queue-index entries point at it (fan-out stores the
@@ -20,6 +22,8 @@ use sha2::{Digest, Sha256};
 
 pub const SCHEMA_VERSION: u32 = 1;
 pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+/// Present once the default user and vhost were created (first boot of an empty directory).
+pub const SEEDED_KEY: &[u8] = b"seeded";
 
 pub const DB_META: &str = "meta";
 pub const DB_DEFINITIONS: &str = "definitions";

@@ -4,6 +4,7 @@
 //! its publisher to consume `amq.rabbitmq.reply-to`. Errors carry no method ids: the caller
 //! says which method failed.
 
+use crate::auth::User;
 use warren_protocol::{AmqpError, Properties};
 
 use super::direct_reply::REPLY_PSEUDO_QUEUE;
@@ -21,12 +22,16 @@ pub fn not_internal(exchange: &Exchange, vhost: &str) -> Result<(), AmqpError> {
     Ok(())
 }
 
-/// A `user_id` property must be the publisher's own user name.
-pub fn user_id(properties: &Properties, user: &str) -> Result<(), AmqpError> {
+/// A `user_id` property must be the publisher's own user name, unless the publisher has the
+/// `impersonator` tag.
+pub fn user_id(properties: &Properties, user: &User) -> Result<(), AmqpError> {
     match properties.user_id() {
-        Some(user_id) if user_id != user => Err(AmqpError::precondition(format_args!(
-            "user_id property set to '{user_id}' but authenticated user was '{user}'"
-        ))),
+        Some(user_id) if user_id != user.name && !user.is_impersonator() => {
+            Err(AmqpError::precondition(format_args!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                user.name
+            )))
+        }
         _ => Ok(()),
     }
 }

@@ -46,8 +46,9 @@ pub struct PublishRequest<'a> {
     pub mandatory: bool,
     pub properties: Properties,
     pub body: Bytes,
-    /// The authenticated user, which a `user_id` property must name.
-    pub user: &'a str,
+    /// The authenticated user, which a `user_id` property must name (unless it is an
+    /// impersonator).
+    pub user: &'a crate::auth::User,
     /// The publisher's direct reply-to address, if it consumes `amq.rabbitmq.reply-to`: a
     /// `reply_to` of `amq.rabbitmq.reply-to` is rewritten to it.
     pub reply_address: Option<&'a str>,

@@ -83,7 +83,7 @@ fn request<'a>(
         mandatory: false,
         properties: Properties::from_basic(&properties),
         body: Bytes::from_static(b"hello"),
-        user: "guest",
+        user: crate::broker::queue::test_support::guest(),
         reply_address: None,
     }
 }

@@ -134,7 +134,7 @@ pub fn publish_request(
         mandatory,
         properties: Properties::from_basic(&properties),
         body: Bytes::from(body.as_bytes().to_vec()),
-        user: "guest",
+        user: guest(),
         reply_address: None,
     };
     vhost
@@ -430,4 +430,10 @@ impl TestConsumer {
         self.cancel();
         self.requeue(unacked);
     }
+}
+
+/// The user test publishes come from: `guest`, no tags.
+pub fn guest() -> &'static crate::auth::User {
+    static GUEST: std::sync::OnceLock<crate::auth::User> = std::sync::OnceLock::new();
+    GUEST.get_or_init(|| crate::auth::User::new("guest", None, &[]))
 }

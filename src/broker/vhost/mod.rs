@@ -25,8 +25,10 @@ use warren_protocol::AmqpError;
 
 mod bindings;
 mod routing;
+mod settings;
 
 pub use routing::RouteScratch;
+pub use settings::{VhostLimits, VhostSettings};
 
 use super::deadlines::Deadlines;
 use super::durable::Durability;
@@ -53,6 +55,8 @@ pub struct VHost {
     /// Bumped after an exchange or queue leaves the maps: memos of lookups (a channel's
     /// `Publisher`) are valid while it is unchanged.
     generation: AtomicU64,
+    /// Description, tags and limits.
+    settings: RwLock<VhostSettings>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -107,7 +111,21 @@ impl VHost {
             deadlines,
             me: me.clone(),
             generation: AtomicU64::new(0),
+            settings: RwLock::new(VhostSettings::default()),
         })
+    }
+
+    pub fn settings(&self) -> VhostSettings {
+        self.settings.read().clone()
+    }
+
+    pub fn limits(&self) -> VhostLimits {
+        self.settings.read().limits
+    }
+
+    /// Replaces description, tags and limits (the broker persists them first).
+    pub fn set_settings(&self, settings: VhostSettings) {
+        *self.settings.write() = settings;
     }
 
     /// This vhost, for queues that route dead letters through it.
@@ -428,6 +446,14 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        if let Some(limit) = self.limits().max_queues
+            && self.queues.read().len() as u64 >= limit
+        {
+            return Err(AmqpError::precondition(format_args!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
+                self.name
+            )));
+        }
         let options = options.parse(&names::queue(&name, &self.name))?;
         // Exclusive queues die with their connection: never worth storing. The store commits
         // with no map lock held: publishes to other queues go on meanwhile.
@@ -525,6 +551,31 @@ impl VHost {
             )));
         }
         Ok(self.remove_queue(&queue))
+    }
+
+    /// The vhost is being deleted: every queue goes (consumers cancelled, messages and their
+    /// stored index dropped). Its stored definitions are the caller's to delete, in one commit.
+    pub fn remove_all_queues(&self) {
+        for queue in self.queues() {
+            self.remove_queue(&queue);
+        }
+    }
+
+    /// queue.declare of an empty name, after the caller generated the name (to check
+    /// permissions on it first, as RabbitMQ does).
+    pub fn declare_server_named_queue(
+        &self,
+        name: String,
+        options: QueueDeclaration,
+        connection_id: u64,
+    ) -> Result<DeclaredQueue, AmqpError> {
+        let queue = self.declare_queue_named(name, true, options, connection_id)?;
+        let (message_count, consumer_count) = queue.counts();
+        Ok(DeclaredQueue {
+            queue,
+            message_count,
+            consumer_count,
+        })
     }
 
     /// Deletes a queue unconditionally: unbinds it, cancels its consumers (with notification),

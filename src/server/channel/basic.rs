@@ -9,6 +9,7 @@ use warren_protocol::AmqpError;
 use super::reply_to;
 use super::shared::Settlement;
 use super::{Channel, ChannelContext};
+use crate::auth::Access;
 use crate::broker::consumer::Consumer;
 use crate::broker::names;
 use crate::broker::queue::ConsumerRemoved;
@@ -37,6 +38,9 @@ impl Channel {
             b::AMQPMethod::Get(m) => {
                 let name = self
                     .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on_method(method::BASIC_GET))?;
+                self.access
+                    .queue(ctx, &name, Access::Read)
                     .map_err(|e| e.on_method(method::BASIC_GET))?;
                 let queue = ctx
                     .vhost
@@ -105,6 +109,9 @@ impl Channel {
         }
         let name = self
             .queue_name(m.queue.as_str())
+            .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
+        self.access
+            .queue(ctx, &name, Access::Read)
             .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
         let queue = ctx
             .vhost

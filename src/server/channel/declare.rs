@@ -7,6 +7,7 @@ use amq_protocol::protocol::{AMQPClass, exchange as ex, queue as q};
 use warren_protocol::AmqpError;
 
 use super::{Channel, ChannelContext};
+use crate::auth::Access;
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
 use crate::broker::queue::QueueDeclaration;
 use warren_protocol::method;
@@ -37,6 +38,11 @@ impl Channel {
                         ex::AMQPMethod::DeclareOk(ex::DeclareOk {}),
                     );
                 };
+                let name = m.exchange.as_str();
+                if !m.passive && !name.is_empty() {
+                    self.may_declare_exchange(ctx, name, &m.arguments)
+                        .map_err(|e| e.on_method(method::EXCHANGE_DECLARE))?;
+                }
                 let options = ExchangeOptions {
                     kind,
                     durable: m.durable,
@@ -45,17 +51,32 @@ impl Channel {
                     arguments: m.arguments,
                 };
                 ctx.vhost
-                    .declare_exchange(m.exchange.as_str(), options, m.passive)
+                    .declare_exchange(name, options, m.passive)
                     .map_err(|e| e.on_method(method::EXCHANGE_DECLARE))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeclareOk(ex::DeclareOk {}))
             }
             ex::AMQPMethod::Delete(m) => {
+                let name = m.exchange.as_str();
+                // "" and amq.* are refused by the vhost, before any permission, as RabbitMQ.
+                if !name.is_empty() && !name.starts_with("amq.") {
+                    self.access
+                        .exchange(ctx, name, Access::Configure)
+                        .map_err(|e| e.on_method(method::EXCHANGE_DELETE))?;
+                }
                 ctx.vhost
                     .delete_exchange(m.exchange.as_str(), m.if_unused)
                     .map_err(|e| e.on_method(method::EXCHANGE_DELETE))?;
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeleteOk(ex::DeleteOk {}))
             }
             ex::AMQPMethod::Bind(m) => {
+                self.may_bind(
+                    ctx,
+                    m.source.as_str(),
+                    BindTo::Exchange,
+                    m.destination.as_str(),
+                    m.routing_key.as_str(),
+                )
+                .map_err(|e| e.on_method(method::EXCHANGE_BIND))?;
                 let binding = Binding {
                     destination: Destination::Exchange(Arc::from(m.destination.as_str())),
                     routing_key: m.routing_key.to_string(),
@@ -67,6 +88,14 @@ impl Channel {
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::BindOk(ex::BindOk {}))
             }
             ex::AMQPMethod::Unbind(m) => {
+                self.may_bind(
+                    ctx,
+                    m.source.as_str(),
+                    BindTo::Exchange,
+                    m.destination.as_str(),
+                    m.routing_key.as_str(),
+                )
+                .map_err(|e| e.on_method(method::EXCHANGE_UNBIND))?;
                 let binding = Binding {
                     destination: Destination::Exchange(Arc::from(m.destination.as_str())),
                     routing_key: m.routing_key.to_string(),
@@ -117,17 +146,27 @@ impl Channel {
             q::AMQPMethod::Declare(m) => {
                 // Even a passive declare takes "" literally (no "last queue" shortcut), as
                 // RabbitMQ: it is 404 for queue ''.
-                let name = m.queue.to_string();
+                let mut name = m.queue.to_string();
+                let server_named = name.is_empty() && !m.passive;
+                if server_named {
+                    name = crate::broker::names::queue_name();
+                }
+                if !m.passive {
+                    self.may_declare_queue(ctx, &name, server_named, &m.arguments)
+                        .map_err(|e| e.on_method(method::QUEUE_DECLARE))?;
+                }
                 let options = QueueDeclaration {
                     durable: m.durable,
                     exclusive_owner: m.exclusive.then_some(conn_id),
                     auto_delete: m.auto_delete,
                     arguments: m.arguments,
                 };
-                let declared = ctx
-                    .vhost
-                    .declare_queue(&name, options, m.passive, conn_id)
-                    .map_err(|e| e.on_method(method::QUEUE_DECLARE))?;
+                let declared = if server_named {
+                    ctx.vhost.declare_server_named_queue(name, options, conn_id)
+                } else {
+                    ctx.vhost.declare_queue(&name, options, m.passive, conn_id)
+                }
+                .map_err(|e| e.on_method(method::QUEUE_DECLARE))?;
                 let queue = declared.queue;
                 if queue.options.exclusive_owner == Some(conn_id)
                     && !ctx.exclusive_queues.iter().any(|x| Arc::ptr_eq(x, &queue))
@@ -149,13 +188,19 @@ impl Channel {
                 let queue = self
                     .queue_name(m.queue.as_str())
                     .map_err(|e| e.on_method(method::QUEUE_BIND))?;
+                let routing_key =
+                    shortcut_routing_key(m.queue.as_str(), m.routing_key.as_str(), &queue);
+                self.may_bind(
+                    ctx,
+                    m.exchange.as_str(),
+                    BindTo::Queue,
+                    &queue,
+                    &routing_key,
+                )
+                .map_err(|e| e.on_method(method::QUEUE_BIND))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
-                    routing_key: shortcut_routing_key(
-                        m.queue.as_str(),
-                        m.routing_key.as_str(),
-                        &queue,
-                    ),
+                    routing_key,
                     arguments: m.arguments,
                 };
                 ctx.vhost
@@ -167,13 +212,19 @@ impl Channel {
                 let queue = self
                     .queue_name(m.queue.as_str())
                     .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
+                let routing_key =
+                    shortcut_routing_key(m.queue.as_str(), m.routing_key.as_str(), &queue);
+                self.may_bind(
+                    ctx,
+                    m.exchange.as_str(),
+                    BindTo::Queue,
+                    &queue,
+                    &routing_key,
+                )
+                .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
-                    routing_key: shortcut_routing_key(
-                        m.queue.as_str(),
-                        m.routing_key.as_str(),
-                        &queue,
-                    ),
+                    routing_key,
                     arguments: m.arguments,
                 };
                 ctx.vhost
@@ -189,6 +240,9 @@ impl Channel {
                 let name = self
                     .queue_name(m.queue.as_str())
                     .map_err(|e| e.on_method(method::QUEUE_PURGE))?;
+                self.access
+                    .queue(ctx, &name, Access::Read)
+                    .map_err(|e| e.on_method(method::QUEUE_PURGE))?;
                 let queue = ctx
                     .vhost
                     .existing_queue(&name, conn_id)
@@ -203,6 +257,9 @@ impl Channel {
             q::AMQPMethod::Delete(m) => {
                 let name = self
                     .queue_name(m.queue.as_str())
+                    .map_err(|e| e.on_method(method::QUEUE_DELETE))?;
+                self.access
+                    .queue(ctx, &name, Access::Configure)
                     .map_err(|e| e.on_method(method::QUEUE_DELETE))?;
                 // Our own consumers of the queue hear basic.cancel after the delete-ok.
                 self.shared.defer_cancels();
@@ -225,6 +282,89 @@ impl Channel {
                 "unexpected method {other:?}"
             ))),
         }
+    }
+}
+
+impl Channel {
+    /// exchange.declare: configure on the exchange; a new one with an alternate exchange also
+    /// needs read on itself and write on the alternate (RabbitMQ's checks).
+    fn may_declare_exchange(
+        &mut self,
+        ctx: &ChannelContext,
+        name: &str,
+        arguments: &amq_protocol::types::FieldTable,
+    ) -> Result<(), AmqpError> {
+        self.access.exchange(ctx, name, Access::Configure)?;
+        if ctx.vhost.exchange(name).is_none()
+            && let Some(alternate) = text_argument(arguments, "alternate-exchange")
+        {
+            self.access.exchange(ctx, name, Access::Read)?;
+            self.access.exchange(ctx, &alternate, Access::Write)?;
+        }
+        Ok(())
+    }
+
+    /// queue.declare: configure on the queue (a reserved `amq.*` name is refused by the vhost
+    /// first); a new one with a dead-letter exchange also needs read on itself and write on
+    /// the dead-letter exchange.
+    fn may_declare_queue(
+        &mut self,
+        ctx: &ChannelContext,
+        name: &str,
+        server_named: bool,
+        arguments: &amq_protocol::types::FieldTable,
+    ) -> Result<(), AmqpError> {
+        if name.starts_with("amq.") && !server_named {
+            return Ok(());
+        }
+        self.access.queue(ctx, name, Access::Configure)?;
+        if ctx.vhost.queue(name).is_none()
+            && let Some(dlx) = text_argument(arguments, "x-dead-letter-exchange")
+        {
+            self.access.queue(ctx, name, Access::Read)?;
+            self.access.exchange(ctx, &dlx, Access::Write)?;
+        }
+        Ok(())
+    }
+
+    /// bind / unbind: write on the destination, read on the source, and topic read on the
+    /// routing key of a topic source. A default-exchange end is refused by the vhost, after
+    /// the destination's check, as RabbitMQ orders them.
+    fn may_bind(
+        &mut self,
+        ctx: &ChannelContext,
+        source: &str,
+        to: BindTo,
+        destination: &str,
+        routing_key: &str,
+    ) -> Result<(), AmqpError> {
+        match to {
+            BindTo::Queue => self.access.queue(ctx, destination, Access::Write)?,
+            BindTo::Exchange => self.access.exchange(ctx, destination, Access::Write)?,
+        }
+        let destination_is_default = to == BindTo::Exchange && destination.is_empty();
+        if source.is_empty() || destination_is_default {
+            return Ok(());
+        }
+        self.access.exchange(ctx, source, Access::Read)?;
+        self.access.topic(ctx, source, routing_key, Access::Read)
+    }
+}
+
+/// What a binding's destination is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BindTo {
+    Queue,
+    Exchange,
+}
+
+/// A string argument (long or short string), e.g. `alternate-exchange`.
+fn text_argument(arguments: &amq_protocol::types::FieldTable, key: &str) -> Option<String> {
+    use amq_protocol::types::AMQPValue;
+    match arguments.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
     }
 }
 

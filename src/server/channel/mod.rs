@@ -6,6 +6,7 @@
 //! Every handler returns `Result<_, AmqpError>`: a 4xx error closes this channel, a 5xx error
 //! the connection (the connection task decides by the error's scope).
 
+mod access;
 mod basic;
 mod confirms;
 mod declare;
@@ -36,7 +37,7 @@ use warren_protocol::method;
 pub struct ChannelContext<'a> {
     pub broker: &'a Broker,
     pub vhost: &'a Arc<VHost>,
-    pub user: &'a str,
+    pub user: &'a crate::auth::User,
     pub connection: &'a Arc<ConnectionShared>,
     /// Exclusive queues declared on this connection (deleted when it closes).
     pub exclusive_queues: &'a mut Vec<Arc<Queue>>,
@@ -59,6 +60,8 @@ pub struct Channel {
     reply_address: Option<String>,
     /// This channel's routing memory, reused from one publish to the next.
     publisher: Publisher,
+    /// Permission checks that passed lately.
+    access: access::AccessMemory,
 }
 
 impl Channel {
@@ -74,6 +77,7 @@ impl Channel {
             last_queue: None,
             reply_address: None,
             publisher: Publisher::default(),
+            access: access::AccessMemory::default(),
         }
     }
 

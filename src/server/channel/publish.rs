@@ -10,6 +10,7 @@ use warren_protocol::reply::NO_ROUTE;
 use warren_protocol::{AmqpError, Publish, encode};
 
 use super::{Channel, ChannelContext};
+use crate::auth::Access;
 use crate::broker::publish::{
     CheckedPublish, CommitTicket, PublishOutcome, PublishRequest, Returned,
 };
@@ -65,6 +66,14 @@ impl Channel {
             properties,
             body,
         } = content;
+        let exchange = method.exchange.as_str();
+        self.access
+            .exchange(ctx, exchange, Access::Write)
+            .and_then(|()| {
+                self.access
+                    .topic(ctx, exchange, &method.routing_key, Access::Write)
+            })
+            .map_err(|e| e.on_method(BASIC_PUBLISH))?;
         let request = PublishRequest {
             exchange: method.exchange,
             routing_key: method.routing_key,

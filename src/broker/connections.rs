@@ -1,0 +1,200 @@
+//! Open connections as the broker sees them: who (user), where (vhost), from where (peer), how
+//! many channels. Used for RabbitMQ's limits (vhost and user `max-connections`, user
+//! `max-channels`) and to close connections the broker no longer allows (a deleted vhost or
+//! user: 320 CONNECTION_FORCED with RabbitMQ's text). The management API lists them from here.
+//!
+//! Knows nothing of sockets: a connection registers a [`ConnectionControl`] that the server
+//! implements, and deregisters by dropping its [`Registration`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::Mutex;
+use warren_protocol::AmqpError;
+
+/// What the broker may ask of an open connection.
+pub trait ConnectionControl: Send + Sync {
+    /// Close with 320 CONNECTION_FORCED and `text` (RabbitMQ's wording, without the prefix).
+    fn force_close(&self, text: String);
+}
+
+/// One open connection.
+pub struct ConnectionEntry {
+    pub id: u64,
+    pub user: String,
+    pub vhost: String,
+    pub peer: SocketAddr,
+    /// Open channels on this connection.
+    pub channels: AtomicU32,
+    control: Arc<dyn ConnectionControl>,
+}
+
+#[derive(Default)]
+pub struct Connections {
+    open: Mutex<HashMap<u64, Arc<ConnectionEntry>>>,
+}
+
+/// The limits a new connection is checked against, read by the caller from the vhost and user.
+pub struct ConnectionLimits {
+    pub vhost_max_connections: Option<u64>,
+    pub user_max_connections: Option<u64>,
+}
+
+/// Holds a connection's place; dropping it deregisters the connection.
+pub struct Registration {
+    connections: Arc<Connections>,
+    pub entry: Arc<ConnectionEntry>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.connections.open.lock().remove(&self.entry.id);
+    }
+}
+
+impl Connections {
+    /// Registers a connection that passed connection.open's other checks, unless the vhost's
+    /// or the user's connection limit is reached (530, RabbitMQ's texts). Counting and
+    /// registering happen under one lock, so concurrent opens cannot both take the last slot.
+    pub fn register(
+        self: &Arc<Self>,
+        id: u64,
+        user: &str,
+        vhost: &str,
+        peer: SocketAddr,
+        limits: ConnectionLimits,
+        control: Arc<dyn ConnectionControl>,
+    ) -> Result<Registration, AmqpError> {
+        let mut open = self.open.lock();
+        if let Some(limit) = limits.vhost_max_connections {
+            let count = open.values().filter(|c| c.vhost == vhost).count() as u64;
+            if count >= limit {
+                return Err(AmqpError::not_allowed(format_args!(
+                    "access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached"
+                )));
+            }
+        }
+        if let Some(limit) = limits.user_max_connections {
+            let count = open.values().filter(|c| c.user == user).count() as u64;
+            if count >= limit {
+                return Err(AmqpError::not_allowed(format_args!(
+                    "connection refused for user '{user}': user connection limit ({limit}) is reached"
+                )));
+            }
+        }
+        let entry = Arc::new(ConnectionEntry {
+            id,
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            peer,
+            channels: AtomicU32::new(0),
+            control,
+        });
+        open.insert(id, entry.clone());
+        Ok(Registration {
+            connections: self.clone(),
+            entry,
+        })
+    }
+
+    /// Open channels of all of `user`'s connections.
+    pub fn channels_of_user(&self, user: &str) -> u64 {
+        self.open
+            .lock()
+            .values()
+            .filter(|c| c.user == user)
+            .map(|c| c.channels.load(Ordering::Relaxed) as u64)
+            .sum()
+    }
+
+    pub fn list(&self) -> Vec<Arc<ConnectionEntry>> {
+        let mut all: Vec<_> = self.open.lock().values().cloned().collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+
+    pub fn count_in_vhost(&self, vhost: &str) -> usize {
+        self.open
+            .lock()
+            .values()
+            .filter(|c| c.vhost == vhost)
+            .count()
+    }
+
+    /// Asks every connection `matching` to close (320) with `text`; returns how many.
+    pub fn close_where(&self, matching: impl Fn(&ConnectionEntry) -> bool, text: &str) -> usize {
+        let chosen: Vec<_> = self
+            .open
+            .lock()
+            .values()
+            .filter(|c| matching(c))
+            .cloned()
+            .collect();
+        for c in &chosen {
+            c.control.force_close(text.to_string());
+        }
+        chosen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Recorder(Mutex<Vec<String>>);
+    impl ConnectionControl for Recorder {
+        fn force_close(&self, text: String) {
+            self.0.lock().push(text);
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 1))
+    }
+
+    #[test]
+    fn limits_count_open_connections_and_free_on_drop() {
+        let connections = Arc::new(Connections::default());
+        let control = Arc::new(Recorder(Mutex::new(Vec::new())));
+        let limits = || ConnectionLimits {
+            vhost_max_connections: Some(1),
+            user_max_connections: None,
+        };
+        let first = connections
+            .register(1, "u", "v", peer(), limits(), control.clone())
+            .unwrap();
+        let refused = connections
+            .register(2, "w", "v", peer(), limits(), control.clone())
+            .err()
+            .unwrap();
+        assert_eq!(
+            refused.text,
+            "NOT_ALLOWED - access to vhost 'v' refused for user 'w': connection limit (1) is reached"
+        );
+        let by_user = ConnectionLimits {
+            vhost_max_connections: None,
+            user_max_connections: Some(1),
+        };
+        let refused = connections
+            .register(3, "u", "other", peer(), by_user, control.clone())
+            .err()
+            .unwrap();
+        assert_eq!(
+            refused.text,
+            "NOT_ALLOWED - connection refused for user 'u': user connection limit (1) is reached"
+        );
+        assert_eq!(
+            connections.close_where(|c| c.vhost == "v", "vhost 'v' is deleted"),
+            1
+        );
+        assert_eq!(control.0.lock().as_slice(), ["vhost 'v' is deleted"]);
+        drop(first);
+        assert!(
+            connections
+                .register(4, "w", "v", peer(), limits(), control)
+                .is_ok()
+        );
+    }
+}
