@@ -113,6 +113,11 @@ impl Broker {
             tenancy::boot::seed_defaults(&broker, config)?;
         }
         broker.restore(recovered);
+        // As RabbitMQ: imported at every boot, after recovery, adding to what exists.
+        if let Some(path) = &config.load_definitions {
+            let imported = tenancy::definitions_file::import_file(&broker, path)?;
+            tracing::info!("imported definitions from {}: {imported:?}", path.display());
+        }
         Ok(broker)
     }
 

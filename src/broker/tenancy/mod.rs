@@ -6,6 +6,7 @@
 //! Deleting a vhost or a user closes its connections (320 CONNECTION_FORCED, RabbitMQ's texts).
 
 pub mod boot;
+pub mod definitions_file;
 pub mod records;
 
 use std::sync::Arc;
