@@ -110,7 +110,11 @@ pub fn seed_defaults(broker: &Broker, config: &Config) -> Result<(), String> {
         "seeded default virtual host '{vhost}' and user '{}'",
         user.name
     );
-    broker.create_vhost(vhost).set_settings(settings);
+    // A directory from before vhosts were stored already has `/` (restored from its exchanges).
+    broker
+        .vhost(vhost)
+        .unwrap_or_else(|| broker.create_vhost(vhost))
+        .set_settings(settings);
     let name = user.name.clone();
     broker.auth.put_user(user);
     broker.auth.set_permissions(&name, vhost, permissions);
