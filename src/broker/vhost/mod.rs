@@ -115,19 +115,6 @@ impl VHost {
         })
     }
 
-    pub fn settings(&self) -> VhostSettings {
-        self.settings.read().clone()
-    }
-
-    pub fn limits(&self) -> VhostLimits {
-        self.settings.read().limits
-    }
-
-    /// Replaces description, tags and limits (the broker persists them first).
-    pub fn set_settings(&self, settings: VhostSettings) {
-        *self.settings.write() = settings;
-    }
-
     /// This vhost, for queues that route dead letters through it.
     pub fn weak(&self) -> Weak<VHost> {
         self.me.clone()
@@ -446,14 +433,7 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        if let Some(limit) = self.limits().max_queues
-            && self.queues.read().len() as u64 >= limit
-        {
-            return Err(AmqpError::precondition(format_args!(
-                "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
-                self.name
-            )));
-        }
+        self.check_queue_limit(&name)?;
         let options = options.parse(&names::queue(&name, &self.name))?;
         // Exclusive queues die with their connection: never worth storing. The store commits
         // with no map lock held: publishes to other queues go on meanwhile.

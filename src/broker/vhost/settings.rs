@@ -1,5 +1,10 @@
 //! What a vhost is besides its topology: description, tags and RabbitMQ's vhost limits
 //! (`max-connections`, `max-queues`; none set means unlimited, 0 means none allowed).
+//! The queue limit is enforced here; the connection limit by `broker::connections`.
+
+use warren_protocol::AmqpError;
+
+use super::VHost;
 
 /// RabbitMQ's vhost limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,4 +18,32 @@ pub struct VhostSettings {
     pub description: String,
     pub tags: Vec<String>,
     pub limits: VhostLimits,
+}
+
+impl VHost {
+    pub fn settings(&self) -> VhostSettings {
+        self.settings.read().clone()
+    }
+
+    pub fn limits(&self) -> VhostLimits {
+        self.settings.read().limits
+    }
+
+    /// Replaces description, tags and limits (the broker persists them first).
+    pub fn set_settings(&self, settings: VhostSettings) {
+        *self.settings.write() = settings;
+    }
+
+    /// A new queue may be declared unless `max-queues` is reached (406, RabbitMQ's text).
+    pub(super) fn check_queue_limit(&self, name: &str) -> Result<(), AmqpError> {
+        match self.limits().max_queues {
+            Some(limit) if self.queues.read().len() as u64 >= limit => {
+                Err(AmqpError::precondition(format_args!(
+                    "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
+                    self.name
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
 }

@@ -106,3 +106,86 @@ impl AccessMemory {
             .check_topic(user, vhost, exchange, routing_key, access)
     }
 }
+
+impl AccessMemory {
+    /// exchange.declare: configure on the exchange; a new one with an alternate exchange also
+    /// needs read on itself and write on the alternate (RabbitMQ's checks).
+    pub fn may_declare_exchange(
+        &mut self,
+        ctx: &ChannelContext,
+        name: &str,
+        arguments: &amq_protocol::types::FieldTable,
+    ) -> Result<(), AmqpError> {
+        self.exchange(ctx, name, Access::Configure)?;
+        if ctx.vhost.exchange(name).is_none()
+            && let Some(alternate) = text_argument(arguments, "alternate-exchange")
+        {
+            self.exchange(ctx, name, Access::Read)?;
+            self.exchange(ctx, &alternate, Access::Write)?;
+        }
+        Ok(())
+    }
+
+    /// queue.declare: configure on the queue (a reserved `amq.*` name is refused by the vhost
+    /// first); a new one with a dead-letter exchange also needs read on itself and write on
+    /// the dead-letter exchange.
+    pub fn may_declare_queue(
+        &mut self,
+        ctx: &ChannelContext,
+        name: &str,
+        server_named: bool,
+        arguments: &amq_protocol::types::FieldTable,
+    ) -> Result<(), AmqpError> {
+        if name.starts_with("amq.") && !server_named {
+            return Ok(());
+        }
+        self.queue(ctx, name, Access::Configure)?;
+        if ctx.vhost.queue(name).is_none()
+            && let Some(dlx) = text_argument(arguments, "x-dead-letter-exchange")
+        {
+            self.queue(ctx, name, Access::Read)?;
+            self.exchange(ctx, &dlx, Access::Write)?;
+        }
+        Ok(())
+    }
+
+    /// bind / unbind: write on the destination, read on the source, and topic read on the
+    /// routing key of a topic source. A default-exchange end is refused by the vhost, after
+    /// the destination's check, as RabbitMQ orders them.
+    pub fn may_bind(
+        &mut self,
+        ctx: &ChannelContext,
+        source: &str,
+        to: BindTo,
+        destination: &str,
+        routing_key: &str,
+    ) -> Result<(), AmqpError> {
+        match to {
+            BindTo::Queue => self.queue(ctx, destination, Access::Write)?,
+            BindTo::Exchange => self.exchange(ctx, destination, Access::Write)?,
+        }
+        let destination_is_default = to == BindTo::Exchange && destination.is_empty();
+        if source.is_empty() || destination_is_default {
+            return Ok(());
+        }
+        self.exchange(ctx, source, Access::Read)?;
+        self.topic(ctx, source, routing_key, Access::Read)
+    }
+}
+
+/// What a binding's destination is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BindTo {
+    Queue,
+    Exchange,
+}
+
+/// A string argument (long or short string), e.g. `alternate-exchange`.
+fn text_argument(arguments: &amq_protocol::types::FieldTable, key: &str) -> Option<String> {
+    use amq_protocol::types::AMQPValue;
+    match arguments.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}

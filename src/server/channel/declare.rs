@@ -6,7 +6,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, exchange as ex, queue as q};
 use warren_protocol::AmqpError;
 
-use super::{Channel, ChannelContext};
+use super::{Channel, ChannelContext, access};
 use crate::auth::Access;
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
 use crate::broker::queue::QueueDeclaration;
@@ -40,7 +40,8 @@ impl Channel {
                 };
                 let name = m.exchange.as_str();
                 if !m.passive && !name.is_empty() {
-                    self.may_declare_exchange(ctx, name, &m.arguments)
+                    self.access
+                        .may_declare_exchange(ctx, name, &m.arguments)
                         .map_err(|e| e.on_method(method::EXCHANGE_DECLARE))?;
                 }
                 let options = ExchangeOptions {
@@ -69,14 +70,15 @@ impl Channel {
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::DeleteOk(ex::DeleteOk {}))
             }
             ex::AMQPMethod::Bind(m) => {
-                self.may_bind(
-                    ctx,
-                    m.source.as_str(),
-                    BindTo::Exchange,
-                    m.destination.as_str(),
-                    m.routing_key.as_str(),
-                )
-                .map_err(|e| e.on_method(method::EXCHANGE_BIND))?;
+                self.access
+                    .may_bind(
+                        ctx,
+                        m.source.as_str(),
+                        access::BindTo::Exchange,
+                        m.destination.as_str(),
+                        m.routing_key.as_str(),
+                    )
+                    .map_err(|e| e.on_method(method::EXCHANGE_BIND))?;
                 let binding = Binding {
                     destination: Destination::Exchange(Arc::from(m.destination.as_str())),
                     routing_key: m.routing_key.to_string(),
@@ -88,14 +90,15 @@ impl Channel {
                 self.reply_unless(m.nowait, ctx, ex::AMQPMethod::BindOk(ex::BindOk {}))
             }
             ex::AMQPMethod::Unbind(m) => {
-                self.may_bind(
-                    ctx,
-                    m.source.as_str(),
-                    BindTo::Exchange,
-                    m.destination.as_str(),
-                    m.routing_key.as_str(),
-                )
-                .map_err(|e| e.on_method(method::EXCHANGE_UNBIND))?;
+                self.access
+                    .may_bind(
+                        ctx,
+                        m.source.as_str(),
+                        access::BindTo::Exchange,
+                        m.destination.as_str(),
+                        m.routing_key.as_str(),
+                    )
+                    .map_err(|e| e.on_method(method::EXCHANGE_UNBIND))?;
                 let binding = Binding {
                     destination: Destination::Exchange(Arc::from(m.destination.as_str())),
                     routing_key: m.routing_key.to_string(),
@@ -152,7 +155,8 @@ impl Channel {
                     name = crate::broker::names::queue_name();
                 }
                 if !m.passive {
-                    self.may_declare_queue(ctx, &name, server_named, &m.arguments)
+                    self.access
+                        .may_declare_queue(ctx, &name, server_named, &m.arguments)
                         .map_err(|e| e.on_method(method::QUEUE_DECLARE))?;
                 }
                 let options = QueueDeclaration {
@@ -190,14 +194,15 @@ impl Channel {
                     .map_err(|e| e.on_method(method::QUEUE_BIND))?;
                 let routing_key =
                     shortcut_routing_key(m.queue.as_str(), m.routing_key.as_str(), &queue);
-                self.may_bind(
-                    ctx,
-                    m.exchange.as_str(),
-                    BindTo::Queue,
-                    &queue,
-                    &routing_key,
-                )
-                .map_err(|e| e.on_method(method::QUEUE_BIND))?;
+                self.access
+                    .may_bind(
+                        ctx,
+                        m.exchange.as_str(),
+                        access::BindTo::Queue,
+                        &queue,
+                        &routing_key,
+                    )
+                    .map_err(|e| e.on_method(method::QUEUE_BIND))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
                     routing_key,
@@ -214,14 +219,15 @@ impl Channel {
                     .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
                 let routing_key =
                     shortcut_routing_key(m.queue.as_str(), m.routing_key.as_str(), &queue);
-                self.may_bind(
-                    ctx,
-                    m.exchange.as_str(),
-                    BindTo::Queue,
-                    &queue,
-                    &routing_key,
-                )
-                .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
+                self.access
+                    .may_bind(
+                        ctx,
+                        m.exchange.as_str(),
+                        access::BindTo::Queue,
+                        &queue,
+                        &routing_key,
+                    )
+                    .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
                 let binding = Binding {
                     destination: Destination::Queue(Arc::from(queue.as_str())),
                     routing_key,
@@ -282,89 +288,6 @@ impl Channel {
                 "unexpected method {other:?}"
             ))),
         }
-    }
-}
-
-impl Channel {
-    /// exchange.declare: configure on the exchange; a new one with an alternate exchange also
-    /// needs read on itself and write on the alternate (RabbitMQ's checks).
-    fn may_declare_exchange(
-        &mut self,
-        ctx: &ChannelContext,
-        name: &str,
-        arguments: &amq_protocol::types::FieldTable,
-    ) -> Result<(), AmqpError> {
-        self.access.exchange(ctx, name, Access::Configure)?;
-        if ctx.vhost.exchange(name).is_none()
-            && let Some(alternate) = text_argument(arguments, "alternate-exchange")
-        {
-            self.access.exchange(ctx, name, Access::Read)?;
-            self.access.exchange(ctx, &alternate, Access::Write)?;
-        }
-        Ok(())
-    }
-
-    /// queue.declare: configure on the queue (a reserved `amq.*` name is refused by the vhost
-    /// first); a new one with a dead-letter exchange also needs read on itself and write on
-    /// the dead-letter exchange.
-    fn may_declare_queue(
-        &mut self,
-        ctx: &ChannelContext,
-        name: &str,
-        server_named: bool,
-        arguments: &amq_protocol::types::FieldTable,
-    ) -> Result<(), AmqpError> {
-        if name.starts_with("amq.") && !server_named {
-            return Ok(());
-        }
-        self.access.queue(ctx, name, Access::Configure)?;
-        if ctx.vhost.queue(name).is_none()
-            && let Some(dlx) = text_argument(arguments, "x-dead-letter-exchange")
-        {
-            self.access.queue(ctx, name, Access::Read)?;
-            self.access.exchange(ctx, &dlx, Access::Write)?;
-        }
-        Ok(())
-    }
-
-    /// bind / unbind: write on the destination, read on the source, and topic read on the
-    /// routing key of a topic source. A default-exchange end is refused by the vhost, after
-    /// the destination's check, as RabbitMQ orders them.
-    fn may_bind(
-        &mut self,
-        ctx: &ChannelContext,
-        source: &str,
-        to: BindTo,
-        destination: &str,
-        routing_key: &str,
-    ) -> Result<(), AmqpError> {
-        match to {
-            BindTo::Queue => self.access.queue(ctx, destination, Access::Write)?,
-            BindTo::Exchange => self.access.exchange(ctx, destination, Access::Write)?,
-        }
-        let destination_is_default = to == BindTo::Exchange && destination.is_empty();
-        if source.is_empty() || destination_is_default {
-            return Ok(());
-        }
-        self.access.exchange(ctx, source, Access::Read)?;
-        self.access.topic(ctx, source, routing_key, Access::Read)
-    }
-}
-
-/// What a binding's destination is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BindTo {
-    Queue,
-    Exchange,
-}
-
-/// A string argument (long or short string), e.g. `alternate-exchange`.
-fn text_argument(arguments: &amq_protocol::types::FieldTable, key: &str) -> Option<String> {
-    use amq_protocol::types::AMQPValue;
-    match arguments.inner().get(key)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
-        _ => None,
     }
 }
 
