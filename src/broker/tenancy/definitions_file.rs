@@ -49,7 +49,7 @@ struct UserDef {
     #[serde(default)]
     tags: Tags,
     #[serde(default)]
-    limits: BTreeMap<String, Value>,
+    limits: Value,
 }
 
 /// `"administrator,monitoring"` (3.x exports) or `["administrator", "monitoring"]`.
@@ -62,15 +62,27 @@ enum Tags {
     List(Vec<String>),
 }
 
+/// 3.10 exports write `"limits": []` and put description and tags under `metadata`; older
+/// files have them at the top level.
 #[derive(Deserialize)]
 struct VhostDef {
     name: String,
     #[serde(default)]
-    description: String,
+    description: Option<String>,
     #[serde(default)]
     tags: Tags,
     #[serde(default)]
-    limits: BTreeMap<String, Value>,
+    metadata: Option<VhostMetadata>,
+    #[serde(default)]
+    limits: Value,
+}
+
+#[derive(Deserialize, Default)]
+struct VhostMetadata {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Tags,
 }
 
 #[derive(Deserialize)]
@@ -186,10 +198,19 @@ pub fn import_json(broker: &Broker, text: &str) -> Result<Imported, String> {
             .vhost(&v.name)
             .map(|x| x.settings())
             .unwrap_or_default();
-        settings.description = v.description.clone();
-        settings.tags = v.tags.list();
-        if !v.limits.is_empty() {
-            settings.limits = vhost_limits(&v.limits)?;
+        let metadata = v.metadata.as_ref();
+        settings.description = v
+            .description
+            .clone()
+            .or_else(|| metadata.and_then(|m| m.description.clone()))
+            .unwrap_or_default();
+        settings.tags = match (&v.tags, metadata) {
+            (Tags::None, Some(m)) => m.tags.list(),
+            (tags, _) => tags.list(),
+        };
+        let limits = limits_map(&v.limits);
+        if !limits.is_empty() {
+            settings.limits = vhost_limits(&limits)?;
         }
         broker
             .put_vhost(&v.name, settings)
@@ -326,8 +347,8 @@ fn user(u: &UserDef) -> Result<User, String> {
         password,
         tags: u.tags.list(),
         limits: UserLimits {
-            max_connections: limit(&u.limits, "max-connections")?,
-            max_channels: limit(&u.limits, "max-channels")?,
+            max_connections: limit(&limits_map(&u.limits), "max-connections")?,
+            max_channels: limit(&limits_map(&u.limits), "max-channels")?,
         },
     })
 }
@@ -337,6 +358,14 @@ fn vhost_limits(limits: &BTreeMap<String, Value>) -> Result<VhostLimits, String>
         max_connections: limit(limits, "max-connections")?,
         max_queues: limit(limits, "max-queues")?,
     })
+}
+
+/// Limits as an object; anything else (3.10 exports `[]` for none) is none.
+fn limits_map(value: &Value) -> BTreeMap<String, Value> {
+    match value {
+        Value::Object(map) => map.clone().into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 /// A limit as RabbitMQ writes it: an integer, negative for none.

@@ -140,3 +140,39 @@ fn deeply_nested_arguments_are_cut_off_not_recursed_into() {
     };
     let _ = table(&map);
 }
+
+/// A real `rabbitmqctl export_definitions` from RabbitMQ 3.10.8 (users made with
+/// `rabbitmqctl add_user`, one while `password_hashing_module` was SHA-512): its users log in
+/// here with their passwords, and its limits and permissions hold.
+#[test]
+fn a_real_rabbitmq_3_10_export_logs_its_users_in_unchanged() {
+    let broker = broker();
+    let export = include_str!("rabbitmq-3.10.8-export.json");
+    import_json(&broker, export).unwrap();
+    let auth = &broker.auth;
+    let orders = auth
+        .authenticate("PLAIN", b"\0orders\0Ord3rs!", REMOTE)
+        .unwrap();
+    assert_eq!(orders.limits.max_channels, Some(4));
+    let billing = auth
+        .authenticate("PLAIN", b"\0billing\0B1ll!ng", REMOTE)
+        .unwrap();
+    assert_eq!(
+        billing.password.as_ref().unwrap().algorithm(),
+        HashingAlgorithm::Sha512
+    );
+    assert!(
+        auth.authenticate("PLAIN", b"\0billing\0wrong", REMOTE)
+            .is_err()
+    );
+    let limits = broker.vhost("staging").unwrap().limits();
+    assert_eq!(
+        (limits.max_connections, limits.max_queues),
+        (Some(7), Some(3))
+    );
+    assert_eq!(
+        broker.vhost("/").unwrap().settings().description,
+        "Default virtual host"
+    );
+    assert!(auth.check_vhost_access("orders", "/").is_err());
+}
