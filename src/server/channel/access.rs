@@ -6,7 +6,7 @@
 //! changes, so a publisher pays for one regular expression per exchange, not per message.
 
 use crate::auth::{Access, ResourceKind};
-use crate::broker::exchange::ExchangeKind;
+use crate::broker::exchange::{Exchange, ExchangeKind};
 use warren_protocol::AmqpError;
 
 use super::ChannelContext;
@@ -85,6 +85,31 @@ impl AccessMemory {
         routing_key: &str,
         access: Access,
     ) -> Result<(), AmqpError> {
+        self.topic_unless(ctx, exchange, routing_key, access, |_| false)
+    }
+
+    /// basic.publish's topic write check. RabbitMQ refuses a publish to an internal exchange
+    /// before it looks at topic permissions, so an internal one is left to the broker's
+    /// publish checks, which refuse every publish to it with that text.
+    pub fn publish_topic(
+        &mut self,
+        ctx: &ChannelContext,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<(), AmqpError> {
+        self.topic_unless(ctx, exchange, routing_key, Access::Write, |x| {
+            x.options.internal
+        })
+    }
+
+    fn topic_unless(
+        &mut self,
+        ctx: &ChannelContext,
+        exchange: &str,
+        routing_key: &str,
+        access: Access,
+        skip: impl Fn(&Exchange) -> bool,
+    ) -> Result<(), AmqpError> {
         self.refresh(ctx);
         let user = &ctx.user.name;
         let vhost = &*ctx.vhost.name;
@@ -97,7 +122,7 @@ impl AccessMemory {
         let is_topic = ctx
             .vhost
             .exchange(exchange)
-            .is_some_and(|x| x.kind() == ExchangeKind::Topic);
+            .is_some_and(|x| x.kind() == ExchangeKind::Topic && !skip(&x));
         if !is_topic {
             return Ok(());
         }
