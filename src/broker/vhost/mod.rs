@@ -425,6 +425,22 @@ impl VHost {
             .map(declared)
     }
 
+    /// The vhost's max-queues, for a new queue `name`: 406 with RabbitMQ's text when the vhost
+    /// already has that many. The declare itself checks again under the topology lock; a
+    /// channel checks first too, because RabbitMQ refuses at the limit before it looks at a
+    /// dead-letter exchange's permissions.
+    pub fn check_queue_limit(&self, name: &str) -> Result<(), AmqpError> {
+        if let Some(limit) = self.limits().max_queues
+            && self.queues.read().len() as u64 >= limit
+        {
+            return Err(AmqpError::precondition(format_args!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Declares a queue whose name has already been checked or generated.
     fn declare_queue_named(
         &self,
@@ -446,14 +462,7 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        if let Some(limit) = self.limits().max_queues
-            && self.queues.read().len() as u64 >= limit
-        {
-            return Err(AmqpError::precondition(format_args!(
-                "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
-                self.name
-            )));
-        }
+        self.check_queue_limit(&name)?;
         let options = options.parse(&names::queue(&name, &self.name))?;
         // Exclusive queues die with their connection: never worth storing. The store commits
         // with no map lock held: publishes to other queues go on meanwhile.
