@@ -95,3 +95,38 @@ def vhost(amqp_url):
 @pytest.fixture
 def username(amqp_url):
     return helpers.make_params(amqp_url).credentials.username
+
+
+# ---------------------------------------------------------------- tenancy ----
+@pytest.fixture(scope="session")
+def tenant_broker(amqp_url):
+    """A broker with tenancy_definitions.json loaded (see tenancy.py): the
+    reference RabbitMQ itself, or a second warren started for the session."""
+    import tenancy
+
+    broker, stop = tenancy.start(amqp_url)
+    try:
+        yield broker
+    finally:
+        stop()
+
+
+@pytest.fixture
+def tconnect(tenant_broker):
+    """Factory: tconnect(user, vhost, password=None, **overrides) opens a
+    BlockingConnection to the tenant broker (closed again at teardown)."""
+    opened = []
+
+    def make(user, vhost, password=None, **overrides):
+        c = pika.BlockingConnection(
+            tenant_broker.params(user, vhost, password, **overrides))
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        try:
+            if c.is_open:
+                c.close()
+        except Exception:
+            pass

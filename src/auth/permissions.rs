@@ -4,9 +4,13 @@
 //! routing keys, with `{username}` and `{vhost}` substituted first. Topic permissions only
 //! restrict: with none for an exchange, every routing key is allowed.
 //!
+//! The expressions are PCRE in RabbitMQ (Erlang's `re`), and deployments use its look-around,
+//! e.g. `^(?!amq\.).*` for "everything but amq.*": fancy-regex compiles those (and hands plain
+//! expressions to the `regex` engine), so a definitions file RabbitMQ takes is taken here.
+//!
 //! Owns patterns and matching; which user has which permissions is [`super::registry`].
 
-use regex::Regex;
+use fancy_regex::Regex;
 
 /// What an operation needs on a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +65,10 @@ impl Pattern {
         &self.source
     }
 
+    /// An expression that gives up (fancy-regex's backtracking limit) matches nothing: the
+    /// check refuses, it never panics.
     pub fn matches(&self, name: &str) -> bool {
-        self.regex.is_match(name)
+        self.regex.is_match(name).unwrap_or(false)
     }
 }
 
@@ -156,6 +162,22 @@ mod tests {
             "unanchored: matches inside"
         );
         assert!(Permissions::new("(", ".*", ".*").is_err());
+    }
+
+    #[test]
+    fn look_around_is_supported_as_in_rabbitmq() {
+        // RabbitMQ's expressions are PCRE: "everything but amq.*" is a common one.
+        let p = Permissions::new("^(?!amq\\.).*", "^(?!amq\\.)(?!tmp-)", "(?<!\\.bak)$").unwrap();
+        assert!(p.allows(Access::Configure, "orders"));
+        assert!(!p.allows(Access::Configure, "amq.gen-x"));
+        assert!(!p.allows(Access::Write, "amq.default"));
+        assert!(!p.allows(Access::Write, "tmp-q"));
+        assert!(p.allows(Access::Write, "q-tmp"));
+        assert!(p.allows(Access::Read, "orders"));
+        assert!(!p.allows(Access::Read, "orders.bak"));
+        let t = TopicPermission::new("amq.topic", "^(?!{username}\\.secret)", ".*").unwrap();
+        assert!(t.allows(Access::Write, "alice.orders", "alice", "v"));
+        assert!(!t.allows(Access::Write, "alice.secret.x", "alice", "v"));
     }
 
     #[test]

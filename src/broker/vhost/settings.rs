@@ -34,8 +34,10 @@ impl VHost {
         *self.settings.write() = settings;
     }
 
-    /// A new queue may be declared unless `max-queues` is reached (406, RabbitMQ's text).
-    pub(super) fn check_queue_limit(&self, name: &str) -> Result<(), AmqpError> {
+    /// A new queue may be declared unless `max-queues` is reached (406, RabbitMQ's text). The
+    /// declare checks under the topology lock; a channel checks first too, because RabbitMQ
+    /// refuses at the limit before it looks at a dead-letter exchange's permissions.
+    pub fn check_queue_limit(&self, name: &str) -> Result<(), AmqpError> {
         match self.limits().max_queues {
             Some(limit) if self.queues.read().len() as u64 >= limit => {
                 Err(AmqpError::precondition(format_args!(

@@ -6,7 +6,7 @@
 //! changes, so a publisher pays for one regular expression per exchange, not per message.
 
 use crate::auth::{Access, ResourceKind};
-use crate::broker::exchange::ExchangeKind;
+use crate::broker::exchange::{Exchange, ExchangeKind};
 use warren_protocol::AmqpError;
 
 use super::ChannelContext;
@@ -85,6 +85,31 @@ impl AccessMemory {
         routing_key: &str,
         access: Access,
     ) -> Result<(), AmqpError> {
+        self.topic_unless(ctx, exchange, routing_key, access, |_| false)
+    }
+
+    /// basic.publish's topic write check. RabbitMQ refuses a publish to an internal exchange
+    /// before it looks at topic permissions, so an internal one is left to the broker's
+    /// publish checks, which refuse every publish to it with that text.
+    pub fn publish_topic(
+        &mut self,
+        ctx: &ChannelContext,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<(), AmqpError> {
+        self.topic_unless(ctx, exchange, routing_key, Access::Write, |x| {
+            x.options.internal
+        })
+    }
+
+    fn topic_unless(
+        &mut self,
+        ctx: &ChannelContext,
+        exchange: &str,
+        routing_key: &str,
+        access: Access,
+        skip: impl Fn(&Exchange) -> bool,
+    ) -> Result<(), AmqpError> {
         self.refresh(ctx);
         let user = &ctx.user.name;
         let vhost = &*ctx.vhost.name;
@@ -97,7 +122,7 @@ impl AccessMemory {
         let is_topic = ctx
             .vhost
             .exchange(exchange)
-            .is_some_and(|x| x.kind() == ExchangeKind::Topic);
+            .is_some_and(|x| x.kind() == ExchangeKind::Topic && !skip(&x));
         if !is_topic {
             return Ok(());
         }
@@ -128,7 +153,7 @@ impl AccessMemory {
 
     /// queue.declare: configure on the queue (a reserved `amq.*` name is refused by the vhost
     /// first); a new one with a dead-letter exchange also needs read on itself and write on
-    /// the dead-letter exchange.
+    /// the dead-letter exchange, checked after the vhost's queue limit (RabbitMQ's order).
     pub fn may_declare_queue(
         &mut self,
         ctx: &ChannelContext,
@@ -143,6 +168,7 @@ impl AccessMemory {
         if ctx.vhost.queue(name).is_none()
             && let Some(dlx) = text_argument(arguments, "x-dead-letter-exchange")
         {
+            ctx.vhost.check_queue_limit(name)?;
             self.queue(ctx, name, Access::Read)?;
             self.exchange(ctx, &dlx, Access::Write)?;
         }
