@@ -71,6 +71,16 @@ impl Users {
         }
         Ok(name)
     }
+
+    /// SASL EXTERNAL: the name comes from the TLS client certificate, which the listener has
+    /// verified, so there is no password; the user must exist, and `loopback_only` still holds.
+    pub fn authenticate_external(&self, name: &str, peer: IpAddr) -> Result<String, AuthError> {
+        let user = self.users.get(name).ok_or(AuthError::BadCredentials)?;
+        if user.loopback_only && !peer.is_loopback() {
+            return Err(AuthError::LoopbackOnly(user.name.clone()));
+        }
+        Ok(user.name.clone())
+    }
 }
 
 /// `salt ‖ sha256(salt ‖ password)`.

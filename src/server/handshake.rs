@@ -12,6 +12,7 @@ use warren_protocol::codec::Frame;
 
 use super::frame_reader::{FrameReader, ReadError};
 use super::outbox::Outbox;
+use super::tls::TlsPeer;
 use crate::Config;
 use crate::auth::{AuthError, SUPPORTED_MECHANISMS};
 use crate::broker::Broker;
@@ -108,19 +109,30 @@ fn class_name(class: &AMQPClass) -> String {
         .to_lowercase()
 }
 
+/// The SASL mechanisms connection.start offers: EXTERNAL (the TLS client certificate's name)
+/// on TLS connections only, as RabbitMQ's rabbitmq_auth_mechanism_ssl offers it.
+fn mechanisms(tls: Option<&TlsPeer>) -> String {
+    match tls {
+        Some(_) => format!("{SUPPORTED_MECHANISMS} EXTERNAL"),
+        None => SUPPORTED_MECHANISMS.to_string(),
+    }
+}
+
+/// `tls`: what the TLS handshake learnt of the client (`None` on a plain connection).
 pub async fn run(
     reader: &mut FrameReader,
     outbox: &Outbox,
     broker: &Broker,
     config: &Config,
     peer: SocketAddr,
+    tls: Option<&TlsPeer>,
 ) -> Result<Negotiated, ReadError> {
     outbox.push(method(AMQPClass::Connection(
         connection::AMQPMethod::Start(connection::Start {
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(config),
-            mechanisms: LongString::from(SUPPORTED_MECHANISMS.as_bytes().to_vec()),
+            mechanisms: LongString::from(mechanisms(tls).into_bytes()),
             locales: LongString::from(b"en_US".to_vec()),
         }),
     )));
@@ -131,10 +143,13 @@ pub async fn run(
         )));
     };
     let mechanism = start_ok.mechanism.as_str();
-    let user = match broker
-        .users
-        .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip())
-    {
+    let authenticated = match tls {
+        Some(tls) if mechanism == "EXTERNAL" => tls.authenticate_external(&broker.users, peer.ip()),
+        _ => broker
+            .users
+            .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip()),
+    };
+    let user = match authenticated {
         Ok(user) => user,
         Err(e) => {
             tracing::warn!(%peer, "login refused: {e:?}");

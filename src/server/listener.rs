@@ -1,4 +1,5 @@
-//! Accept loop: one task per listening socket, one spawned connection task per client.
+//! Accept loop: one task per listening socket, one spawned connection task per client. On a
+//! TLS listener the connection task first runs the TLS handshake ([`TlsListener::accept`]).
 //!
 //! With `max_connections` set, the loop stops accepting while that many connections are open,
 //! as RabbitMQ's `connection_max` does (its listener stops accepting; clients wait in the
@@ -6,12 +7,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use super::connection::{self, ConnectionEnv, Stream};
+use super::tls::TlsListener;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -22,12 +25,14 @@ pub fn connection_slots(max_connections: usize) -> ConnectionSlots {
     (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)))
 }
 
-/// Accepts until shutdown; each connection runs on `connections`.
+/// Accepts until shutdown; each connection runs on `connections`. With `tls`, connections
+/// speak AMQP inside TLS.
 pub async fn accept_loop(
     listener: TcpListener,
     slots: ConnectionSlots,
     env: ConnectionEnv,
     connections: TaskTracker,
+    tls: Option<Arc<TlsListener>>,
 ) {
     let mut shutdown = env.shutdown.clone();
     loop {
@@ -39,18 +44,31 @@ pub async fn accept_loop(
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
-                    let (read, write) = socket.into_split();
-                    let stream = Stream { read: Box::new(read), write, peer };
                     let env = env.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        connection::serve(id, stream, env).await;
+                        match tls {
+                            None => {
+                                let (read, write) = socket.into_split();
+                                let stream = Stream { read: Box::new(read), write, peer, tls: None };
+                                connection::serve(id, stream, env).await;
+                            }
+                            Some(tls) => {
+                                let timeout = Duration::from_secs(env.config.handshake_timeout);
+                                if let Some((socket, client)) = tls.accept(socket, peer, timeout).await {
+                                    let (read, write) = tokio::io::split(socket);
+                                    let stream = Stream { read: Box::new(read), write, peer, tls: Some(client) };
+                                    connection::serve(id, stream, env).await;
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = shutdown.changed() => break,
