@@ -63,6 +63,10 @@ pub struct Config {
     pub ssl_options: SslOptions,
     /// Where SASL EXTERNAL takes the user name from in the client certificate.
     pub ssl_cert_login_from: CertLoginFrom,
+    /// The SASL mechanisms offered, in this order (RabbitMQ's `auth_mechanisms`). EXTERNAL is
+    /// opt-in, as on RabbitMQ, and offered on TLS connections only: clients such as py-amqp
+    /// pick it whenever it is offered.
+    pub auth_mechanisms: Vec<AuthMechanism>,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             listen_tls: Vec::new(),
             ssl_options: SslOptions::default(),
             ssl_cert_login_from: CertLoginFrom::DistinguishedName,
+            auth_mechanisms: vec![AuthMechanism::Plain, AuthMechanism::Amqplain],
         }
     }
 }
@@ -148,4 +153,26 @@ pub enum CertLoginFrom {
     DistinguishedName,
     /// The subject's common name(s).
     CommonName,
+}
+
+/// A SASL mechanism warren implements, named as in connection.start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "AMQPLAIN")]
+    Amqplain,
+    /// The TLS client certificate's name (`ssl_cert_login_from`), no password.
+    #[serde(rename = "EXTERNAL")]
+    External,
+}
+
+impl AuthMechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMechanism::Plain => "PLAIN",
+            AuthMechanism::Amqplain => "AMQPLAIN",
+            AuthMechanism::External => "EXTERNAL",
+        }
+    }
 }

@@ -14,9 +14,10 @@ use super::frame_reader::{FrameReader, ReadError};
 use super::outbox::Outbox;
 use super::tls::TlsPeer;
 use crate::Config;
-use crate::auth::{AuthError, SUPPORTED_MECHANISMS};
+use crate::auth::AuthError;
 use crate::broker::Broker;
 use crate::broker::vhost::VHost;
+use crate::config::AuthMechanism;
 use warren_protocol::method;
 
 /// What the handshake settled.
@@ -109,13 +110,15 @@ fn class_name(class: &AMQPClass) -> String {
         .to_lowercase()
 }
 
-/// The SASL mechanisms connection.start offers: EXTERNAL (the TLS client certificate's name)
-/// on TLS connections only, as RabbitMQ's rabbitmq_auth_mechanism_ssl offers it.
-fn mechanisms(tls: Option<&TlsPeer>) -> String {
-    match tls {
-        Some(_) => format!("{SUPPORTED_MECHANISMS} EXTERNAL"),
-        None => SUPPORTED_MECHANISMS.to_string(),
-    }
+/// The SASL mechanisms connection.start offers: `auth_mechanisms`, in order, EXTERNAL (the TLS
+/// client certificate's name) on TLS connections only, as RabbitMQ offers them.
+fn offered_mechanisms(config: &Config, tls: Option<&TlsPeer>) -> Vec<&'static str> {
+    config
+        .auth_mechanisms
+        .iter()
+        .filter(|m| tls.is_some() || **m != AuthMechanism::External)
+        .map(|m| m.name())
+        .collect()
 }
 
 /// `tls`: what the TLS handshake learnt of the client (`None` on a plain connection).
@@ -127,12 +130,13 @@ pub async fn run(
     peer: SocketAddr,
     tls: Option<&TlsPeer>,
 ) -> Result<Negotiated, ReadError> {
+    let offered = offered_mechanisms(config, tls);
     outbox.push(method(AMQPClass::Connection(
         connection::AMQPMethod::Start(connection::Start {
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(config),
-            mechanisms: LongString::from(mechanisms(tls).into_bytes()),
+            mechanisms: LongString::from(offered.join(" ").into_bytes()),
             locales: LongString::from(b"en_US".to_vec()),
         }),
     )));
@@ -144,6 +148,7 @@ pub async fn run(
     };
     let mechanism = start_ok.mechanism.as_str();
     let authenticated = match tls {
+        _ if !offered.contains(&mechanism) => Err(AuthError::UnknownMechanism(mechanism.into())),
         Some(tls) if mechanism == "EXTERNAL" => tls.authenticate_external(&broker.users, peer.ip()),
         _ => broker
             .users

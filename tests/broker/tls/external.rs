@@ -1,5 +1,6 @@
-//! SASL EXTERNAL: offered on TLS connections only; the user name is the client certificate's
-//! subject (`ssl_cert_login_from = "distinguished_name"`, RabbitMQ's format) or its CN
+//! SASL EXTERNAL: opt-in through `auth_mechanisms` (as on RabbitMQ) and offered on TLS
+//! connections only; the user name is the client certificate's subject
+//! (`ssl_cert_login_from = "distinguished_name"`, RabbitMQ's format) or its CN
 //! (`"common_name"`); the user must exist (no password), else 403 as for PLAIN.
 //!
 //! Until warren has more users than `default_user`, the certificate's user is the default user.
@@ -11,6 +12,13 @@ use super::client::*;
 use super::pki::{CLIENT_CN, CLIENT_DN, Pki};
 
 const VERIFY_PEER_STRICT: &str = "verify = \"verify_peer\"\nfail_if_no_peer_cert = true";
+
+/// Top-level keys turning EXTERNAL on, with `default_user` named `user`.
+fn with_external(user: &str) -> String {
+    format!(
+        "auth_mechanisms = [\"PLAIN\", \"AMQPLAIN\", \"EXTERNAL\"]\ndefault_user = \"{user}\"\ndefault_pass = \"unused\""
+    )
+}
 
 /// What RabbitMQ says to a client with `authentication_failure_close` whose login was refused.
 const EXTERNAL_REFUSED: &str = "ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL. For details see the broker logfile.";
@@ -37,8 +45,7 @@ async fn started_with_cert(
 #[tokio::test]
 async fn external_logs_in_as_the_certificates_distinguished_name() {
     let pki = Pki::new();
-    let top = format!("default_user = \"{CLIENT_DN}\"\ndefault_pass = \"unused\"");
-    let broker = TlsBroker::start(&pki, &top, VERIFY_PEER_STRICT);
+    let broker = TlsBroker::start(&pki, &with_external(CLIENT_DN), VERIFY_PEER_STRICT);
     let mut client = started_with_cert(&broker, &pki).await;
     client
         .login("EXTERNAL", Vec::new())
@@ -64,7 +71,8 @@ async fn external_logs_in_as_the_certificates_distinguished_name() {
 async fn external_logs_in_as_the_certificates_common_name() {
     let pki = Pki::new();
     let top = format!(
-        "default_user = \"{CLIENT_CN}\"\ndefault_pass = \"unused\"\nssl_cert_login_from = \"common_name\""
+        "{}\nssl_cert_login_from = \"common_name\"",
+        with_external(CLIENT_CN)
     );
     let broker = TlsBroker::start(&pki, &top, VERIFY_PEER_STRICT);
     let mut client = started_with_cert(&broker, &pki).await;
@@ -80,8 +88,7 @@ async fn external_logs_in_as_the_certificates_common_name() {
 async fn external_for_a_name_that_is_no_user_is_refused_403() {
     let pki = Pki::new();
     // The DN is no user; the CN is, but this broker reads the DN.
-    let top = format!("default_user = \"{CLIENT_CN}\"");
-    let broker = TlsBroker::start(&pki, &top, VERIFY_PEER_STRICT);
+    let broker = TlsBroker::start(&pki, &with_external(CLIENT_CN), VERIFY_PEER_STRICT);
     let mut client = started_with_cert(&broker, &pki).await;
     let refused = client.login("EXTERNAL", Vec::new()).await;
     assert_eq!(refused, Err((403, EXTERNAL_REFUSED.to_string())));
@@ -91,7 +98,7 @@ async fn external_for_a_name_that_is_no_user_is_refused_403() {
 #[tokio::test]
 async fn external_without_a_client_certificate_is_refused_403() {
     let pki = Pki::new();
-    let top = format!("default_user = \"{CLIENT_DN}\"");
+    let top = with_external(CLIENT_DN);
     for ssl in ["verify = \"verify_peer\"", "verify = \"verify_none\""] {
         let broker = TlsBroker::start(&pki, &top, ssl);
         // As RabbitMQ: offered on TLS even without a certificate, refused when used.
@@ -109,7 +116,7 @@ async fn external_without_a_client_certificate_is_refused_403() {
 #[tokio::test]
 async fn external_is_not_offered_on_the_plain_port() {
     let pki = Pki::new();
-    let top = format!("default_user = \"{CLIENT_DN}\"");
+    let top = with_external(CLIENT_DN);
     let broker = TlsBroker::start(&pki, &top, VERIFY_PEER_STRICT);
     let mut plain = plain_client(broker.plain).await;
     let start = plain.start().await.expect("connection.start");
@@ -125,4 +132,59 @@ async fn external_is_not_offered_on_the_plain_port() {
             "ACCESS_REFUSED - unsupported authentication mechanism 'EXTERNAL'"
         )
     );
+}
+
+#[tokio::test]
+async fn external_is_off_unless_auth_mechanisms_names_it() {
+    let pki = Pki::new();
+    let top = format!("default_user = \"{CLIENT_DN}\"");
+    let broker = TlsBroker::start(&pki, &top, VERIFY_PEER_STRICT);
+    let mut client = tls_client(
+        broker.tls,
+        client_config(&pki, Some(&pki.client), ANY_VERSION),
+    )
+    .await;
+    let start = client.start().await.expect("connection.start");
+    assert_eq!(
+        mechanisms(&start),
+        ["PLAIN", "AMQPLAIN"],
+        "RabbitMQ's default"
+    );
+    let refused = client.login("EXTERNAL", Vec::new()).await;
+    assert_eq!(
+        refused,
+        Err((
+            403,
+            "ACCESS_REFUSED - unsupported authentication mechanism 'EXTERNAL'".to_string()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn auth_mechanisms_is_what_is_offered_and_accepted() {
+    let pki = Pki::new();
+    let top = format!("auth_mechanisms = [\"EXTERNAL\"]\ndefault_user = \"{CLIENT_DN}\"");
+    let broker = TlsBroker::start(&pki, &top, VERIFY_PEER_STRICT);
+    let mut client = tls_client(
+        broker.tls,
+        client_config(&pki, Some(&pki.client), ANY_VERSION),
+    )
+    .await;
+    let start = client.start().await.expect("connection.start");
+    assert_eq!(mechanisms(&start), ["EXTERNAL"]);
+    let refused = client
+        .login("PLAIN", plain_response(CLIENT_DN, "guest"))
+        .await;
+    assert_eq!(
+        refused,
+        Err((
+            403,
+            "ACCESS_REFUSED - unsupported authentication mechanism 'PLAIN'".to_string()
+        ))
+    );
+    let mut client = started_with_cert(&broker, &pki).await;
+    client
+        .login("EXTERNAL", Vec::new())
+        .await
+        .expect("EXTERNAL login");
 }

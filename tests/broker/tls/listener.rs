@@ -294,4 +294,9 @@ fn invalid_tls_setups_stop_the_start_with_a_clear_message() {
         &format!("[ssl_options]\ncertfile = {cert}\nkeyfile = {key}\nverify = \"sometimes\""),
         &["unknown variant `sometimes`"],
     );
+    assert_start_fails(
+        "auth_mechanisms = [\"PLAIN\", \"FOO\"]",
+        &pki.ssl_options(""),
+        &["unknown variant `FOO`"],
+    );
 }
