@@ -5,11 +5,12 @@
 //! as RabbitMQ's `connection_max` does (its listener stops accepting; clients wait in the
 //! kernel's listen backlog until a connection closes). The limit is shared by all listeners.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
@@ -47,21 +48,7 @@ pub async fn accept_loop(
                     let env = env.clone();
                     let tls = tls.clone();
                     connections.spawn(async move {
-                        match tls {
-                            None => {
-                                let (read, write) = socket.into_split();
-                                let stream = Stream { read: Box::new(read), write, peer, tls: None };
-                                connection::serve(id, stream, env).await;
-                            }
-                            Some(tls) => {
-                                let timeout = Duration::from_secs(env.config.handshake_timeout);
-                                if let Some((socket, client)) = tls.accept(socket, peer, timeout).await {
-                                    let (read, write) = tokio::io::split(socket);
-                                    let stream = Stream { read: Box::new(read), write, peer, tls: Some(client) };
-                                    connection::serve(id, stream, env).await;
-                                }
-                            }
-                        }
+                        serve_socket(id, socket, peer, env, tls).await;
                         drop(permit);
                     });
                 }
@@ -73,6 +60,43 @@ pub async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// One accepted socket from its first byte to its end: the TLS handshake first on a TLS
+/// listener (shutdown does not wait for it), then the AMQP connection.
+async fn serve_socket(
+    id: u64,
+    socket: TcpStream,
+    peer: SocketAddr,
+    env: ConnectionEnv,
+    tls: Option<Arc<TlsListener>>,
+) {
+    let Some(tls) = tls else {
+        let (read, write) = socket.into_split();
+        let stream = Stream {
+            read: Box::new(read),
+            write,
+            peer,
+            tls: None,
+        };
+        return connection::serve(id, stream, env).await;
+    };
+    let timeout = Duration::from_secs(env.config.handshake_timeout);
+    let mut shutdown = env.shutdown.clone();
+    let accepted = tokio::select! {
+        accepted = tls.accept(socket, peer, timeout) => accepted,
+        _ = shutdown.changed() => None,
+    };
+    if let Some((socket, client)) = accepted {
+        let (read, write) = tokio::io::split(socket);
+        let stream = Stream {
+            read: Box::new(read),
+            write,
+            peer,
+            tls: Some(client),
+        };
+        connection::serve(id, stream, env).await;
     }
 }
 

@@ -97,6 +97,27 @@ impl TlsBroker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGTERM; the exit status, once the process is gone (at most 15 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for warren") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warren still running 15 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn assert_running(&mut self) {
         assert!(
             matches!(self.child.try_wait(), Ok(None)),

@@ -223,6 +223,29 @@ async fn a_stalled_tls_handshake_ends_at_handshake_timeout() {
 }
 
 #[tokio::test]
+async fn shutdown_does_not_wait_for_a_stalled_tls_handshake() {
+    let pki = Pki::new();
+    let mut broker = TlsBroker::start(&pki, "handshake_timeout = 30", "");
+    let mut stalled = TcpStream::connect(broker.tls).await.expect("connect");
+    stalled.write_all(b"\x16\x03\x01").await.expect("write");
+    let mut open = tls_client(broker.tls, client_config(&pki, None, ANY_VERSION)).await;
+    open.open_as_guest().await;
+    let started = std::time::Instant::now();
+    let status = broker.terminate();
+    assert!(status.success(), "{status:?}");
+    // Well under the 5 s that shutdown gives open connections.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        open.closed_by_broker().await,
+        "the open TLS connection is closed too"
+    );
+}
+
+#[tokio::test]
 async fn listen_tls_flag_adds_a_tls_listener() {
     let pki = Pki::new();
     let broker = TlsBroker::spawn(&pki.ssl_options(""), &["--listen-tls", "127.0.0.1:0"]);
