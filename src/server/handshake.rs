@@ -147,12 +147,14 @@ pub async fn run(
         )));
     };
     let mechanism = start_ok.mechanism.as_str();
-    let authenticated = match tls {
-        _ if !offered.contains(&mechanism) => Err(AuthError::UnknownMechanism(mechanism.into())),
-        Some(tls) if mechanism == "EXTERNAL" => tls.authenticate_external(&broker.users, peer.ip()),
-        _ => broker
+    let authenticated = if !offered.contains(&mechanism) {
+        Err(AuthError::UnknownMechanism(mechanism.into()))
+    } else if let (Some(tls), "EXTERNAL") = (tls, mechanism) {
+        tls.authenticate_external(&broker.users, peer.ip())
+    } else {
+        broker
             .users
-            .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip()),
+            .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip())
     };
     let user = match authenticated {
         Ok(user) => user,
