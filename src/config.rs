@@ -66,6 +66,18 @@ pub struct Config {
     /// name warren.
     pub product: String,
     pub product_version: String,
+    // TLS (amqps), in RabbitMQ's names (`listeners.ssl`, `ssl_options`, `ssl_cert_login_from`).
+    /// TLS listeners (RabbitMQ's `listeners.ssl`; its conventional amqps port is 5671). Empty by
+    /// default: `[ssl_options]` alone starts no TLS listener.
+    pub listen_tls: Vec<SocketAddr>,
+    /// Certificates and client verification for the TLS listeners.
+    pub ssl_options: SslOptions,
+    /// Where SASL EXTERNAL takes the user name from in the client certificate.
+    pub ssl_cert_login_from: CertLoginFrom,
+    /// The SASL mechanisms offered, in this order (RabbitMQ's `auth_mechanisms`). EXTERNAL is
+    /// opt-in, as on RabbitMQ, and offered on TLS connections only: clients such as py-amqp
+    /// pick it whenever it is offered.
+    pub auth_mechanisms: Vec<AuthMechanism>,
 }
 
 impl Default for Config {
@@ -96,6 +108,10 @@ impl Default for Config {
             consumer_timeout_ms: 30 * 60 * 1000,
             product: "RabbitMQ".into(),
             product_version: "3.10.0".into(),
+            listen_tls: Vec::new(),
+            ssl_options: SslOptions::default(),
+            ssl_cert_login_from: CertLoginFrom::DistinguishedName,
+            auth_mechanisms: vec![AuthMechanism::Plain, AuthMechanism::Amqplain],
         }
     }
 }
@@ -115,5 +131,64 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    }
+}
+
+/// RabbitMQ's `ssl_options` for the TLS listeners (PEM files).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslOptions {
+    /// CA certificates that client certificates are verified against.
+    pub cacertfile: Option<PathBuf>,
+    /// The server's certificate chain, leaf first.
+    pub certfile: Option<PathBuf>,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub keyfile: Option<PathBuf>,
+    pub verify: SslVerify,
+    /// With `verify_peer`: refuse clients that present no certificate.
+    pub fail_if_no_peer_cert: bool,
+}
+
+/// RabbitMQ's `ssl_options.verify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SslVerify {
+    /// No client certificate is asked for (Erlang's and so RabbitMQ's default).
+    #[default]
+    VerifyNone,
+    /// Client certificates are asked for and verified against `cacertfile`.
+    VerifyPeer,
+}
+
+/// RabbitMQ's `ssl_cert_login_from`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertLoginFrom {
+    /// The whole subject, formatted as RabbitMQ does (`CN=name,O=org`).
+    #[default]
+    DistinguishedName,
+    /// The subject's common name(s).
+    CommonName,
+}
+
+/// A SASL mechanism warren implements, named as in connection.start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "AMQPLAIN")]
+    Amqplain,
+    /// The TLS client certificate's name (`ssl_cert_login_from`), no password.
+    #[serde(rename = "EXTERNAL")]
+    External,
+}
+
+impl AuthMechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMechanism::Plain => "PLAIN",
+            AuthMechanism::Amqplain => "AMQPLAIN",
+            AuthMechanism::External => "EXTERNAL",
+        }
     }
 }

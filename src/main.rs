@@ -17,6 +17,10 @@ struct Args {
     /// AMQP listener address (repeatable). Default 127.0.0.1:5672.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
+    /// TLS (amqps) listener address (repeatable; RabbitMQ's usual port is 5671). Needs
+    /// [ssl_options] certfile and keyfile in the config file.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_tls: Vec<SocketAddr>,
     /// Where durable state lives. Default ./warren-data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -42,6 +46,9 @@ fn main() -> ExitCode {
     };
     if !args.listen.is_empty() {
         config.listen = args.listen;
+    }
+    if !args.listen_tls.is_empty() {
+        config.listen_tls = args.listen_tls;
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
@@ -81,6 +88,9 @@ fn main() -> ExitCode {
         // Other tools read this line to learn the port when started with :0.
         for addr in broker.local_addrs() {
             println!("warren: listening on {addr}");
+        }
+        for addr in broker.tls_addrs() {
+            println!("warren: listening for TLS on {addr}");
         }
         signals.wait().await;
         tracing::info!("shutting down");

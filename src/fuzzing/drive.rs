@@ -84,6 +84,7 @@ async fn drive(script: &Script) -> Outcome {
         read: Box::new(server_read),
         write: server_write,
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+        tls: None,
     };
     let connection = tokio::spawn(serve(1, stream, env));
 

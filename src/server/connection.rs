@@ -26,6 +26,7 @@ use super::flow::PublisherFlow;
 pub use super::frame_reader::{FrameReader, ReadError, ReadHalf};
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
+use super::tls::TlsPeer;
 use crate::Config;
 use crate::alarms::Alarm;
 use crate::broker::Broker;
@@ -70,6 +71,8 @@ pub struct Stream<W> {
     pub read: ReadHalf,
     pub write: W,
     pub peer: SocketAddr,
+    /// On a TLS listener: what the TLS handshake learnt of the client (its certificate's name).
+    pub tls: Option<TlsPeer>,
 }
 
 /// The broker-wide things every connection needs.
@@ -97,6 +100,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         read: read_half,
         write: write_half,
         peer,
+        tls,
     } = stream;
     let shared = Arc::new(ConnectionShared {
         id,
@@ -133,9 +137,16 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
             addr: peer,
             control: shared.clone(),
         };
-        handshake::run(&mut reader, &shared.outbox, &broker, &config, me)
-            .await
-            .map(Some)
+        handshake::run(
+            &mut reader,
+            &shared.outbox,
+            &broker,
+            &config,
+            me,
+            tls.as_ref(),
+        )
+        .await
+        .map(Some)
     })
     .await
     {

@@ -14,11 +14,13 @@ use warren_protocol::codec::Frame;
 
 use super::frame_reader::{FrameReader, ReadError};
 use super::outbox::Outbox;
+use super::tls::TlsPeer;
 use crate::Config;
-use crate::auth::{AuthError, SUPPORTED_MECHANISMS, User};
+use crate::auth::{AuthError, User};
 use crate::broker::Broker;
 use crate::broker::connections::{ConnectionControl, ConnectionLimits, Registration};
 use crate::broker::vhost::VHost;
+use crate::config::AuthMechanism;
 use warren_protocol::method;
 
 /// What the handshake settled.
@@ -120,24 +122,38 @@ pub struct Peer {
     pub control: Arc<dyn ConnectionControl>,
 }
 
+/// The SASL mechanisms connection.start offers: `auth_mechanisms`, in order, EXTERNAL (the TLS
+/// client certificate's name) on TLS connections only, as RabbitMQ offers them.
+fn offered_mechanisms(config: &Config, tls: Option<&TlsPeer>) -> Vec<&'static str> {
+    config
+        .auth_mechanisms
+        .iter()
+        .filter(|m| tls.is_some() || **m != AuthMechanism::External)
+        .map(|m| m.name())
+        .collect()
+}
+
+/// `tls`: what the TLS handshake learnt of the client (`None` on a plain connection).
 pub async fn run(
     reader: &mut FrameReader,
     outbox: &Outbox,
     broker: &Broker,
     config: &Config,
     peer: Peer,
+    tls: Option<&TlsPeer>,
 ) -> Result<Negotiated, ReadError> {
     let Peer {
         id,
         addr: peer,
         control,
     } = peer;
+    let offered = offered_mechanisms(config, tls);
     outbox.push(method(AMQPClass::Connection(
         connection::AMQPMethod::Start(connection::Start {
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(config),
-            mechanisms: LongString::from(SUPPORTED_MECHANISMS.as_bytes().to_vec()),
+            mechanisms: LongString::from(offered.join(" ").into_bytes()),
             locales: LongString::from(b"en_US".to_vec()),
         }),
     )));
@@ -153,10 +169,16 @@ pub async fn run(
         Some(AMQPValue::FieldTable(caps))
             if matches!(caps.inner().get("authentication_failure_close"), Some(AMQPValue::Boolean(true)))
     );
-    let user = match broker
-        .auth
-        .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip())
-    {
+    let authenticated = if !offered.contains(&mechanism) {
+        Err(AuthError::UnknownMechanism(mechanism.into()))
+    } else if let (Some(tls), "EXTERNAL") = (tls, mechanism) {
+        tls.authenticate_external(&broker.auth, peer.ip())
+    } else {
+        broker
+            .auth
+            .authenticate(mechanism, start_ok.response.as_bytes(), peer.ip())
+    };
+    let user = match authenticated {
         Ok(user) => user,
         Err(e) => {
             tracing::warn!(%peer, "login refused: {e:?}");

@@ -1,17 +1,21 @@
-//! Accept loop: one task per listening socket, one spawned connection task per client.
+//! Accept loop: one task per listening socket, one spawned connection task per client. On a
+//! TLS listener the connection task first runs the TLS handshake ([`TlsListener::accept`]).
 //!
 //! With `max_connections` set, the loop stops accepting while that many connections are open,
 //! as RabbitMQ's `connection_max` does (its listener stops accepting; clients wait in the
 //! kernel's listen backlog until a connection closes). The limit is shared by all listeners.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use super::connection::{self, ConnectionEnv, Stream};
+use super::tls::TlsListener;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -22,12 +26,14 @@ pub fn connection_slots(max_connections: usize) -> ConnectionSlots {
     (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)))
 }
 
-/// Accepts until shutdown; each connection runs on `connections`.
+/// Accepts until shutdown; each connection runs on `connections`. With `tls`, connections
+/// speak AMQP inside TLS.
 pub async fn accept_loop(
     listener: TcpListener,
     slots: ConnectionSlots,
     env: ConnectionEnv,
     connections: TaskTracker,
+    tls: Option<Arc<TlsListener>>,
 ) {
     let mut shutdown = env.shutdown.clone();
     loop {
@@ -39,22 +45,58 @@ pub async fn accept_loop(
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
-                    let (read, write) = socket.into_split();
-                    let stream = Stream { read: Box::new(read), write, peer };
                     let env = env.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        connection::serve(id, stream, env).await;
+                        serve_socket(id, socket, peer, env, tls).await;
                         drop(permit);
                     });
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// One accepted socket from its first byte to its end: the TLS handshake first on a TLS
+/// listener (shutdown does not wait for it), then the AMQP connection.
+async fn serve_socket(
+    id: u64,
+    socket: TcpStream,
+    peer: SocketAddr,
+    env: ConnectionEnv,
+    tls: Option<Arc<TlsListener>>,
+) {
+    let Some(tls) = tls else {
+        let (read, write) = socket.into_split();
+        let stream = Stream {
+            read: Box::new(read),
+            write,
+            peer,
+            tls: None,
+        };
+        return connection::serve(id, stream, env).await;
+    };
+    let timeout = Duration::from_secs(env.config.handshake_timeout);
+    let mut shutdown = env.shutdown.clone();
+    let accepted = tokio::select! {
+        accepted = tls.accept(socket, peer, timeout) => accepted,
+        _ = shutdown.changed() => None,
+    };
+    if let Some((socket, client)) = accepted {
+        let (read, write) = tokio::io::split(socket);
+        let stream = Stream {
+            read: Box::new(read),
+            write,
+            peer,
+            tls: Some(client),
+        };
+        connection::serve(id, stream, env).await;
     }
 }
 

@@ -10,6 +10,7 @@ mod frame_reader;
 mod handshake;
 mod listener;
 mod outbox;
+mod tls;
 
 pub(crate) use connection::{ConnectionEnv, Stream, serve};
 
@@ -30,6 +31,7 @@ const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
 /// A started broker: its bound addresses and a way to stop it.
 pub struct RunningBroker {
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     /// The one shutdown signal: listeners, connections and background tasks all watch it.
     shutdown: watch::Sender<bool>,
     /// Listeners, housekeeping and the alarm monitor.
@@ -42,6 +44,11 @@ pub struct RunningBroker {
 impl RunningBroker {
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound TLS (amqps) listeners.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// Stops accepting, closes every connection with 320 CONNECTION_FORCED, waits for the
@@ -70,6 +77,8 @@ impl RunningBroker {
 
 /// Binds every listener and starts accepting connections.
 pub async fn start(config: Config) -> io::Result<RunningBroker> {
+    // Before anything else: a TLS setup that cannot work stops the start with its reason.
+    let tls = tls_listener(&config)?;
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
     let broker = Arc::new(Broker::open(&config).map_err(io::Error::other)?);
     let config = Arc::new(config);
@@ -99,25 +108,49 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
     };
     let slots = listener::connection_slots(config.max_connections);
     let mut addrs = Vec::new();
-    for addr in &config.listen {
+    let mut tls_addrs = Vec::new();
+    let plain = config.listen.iter().map(|addr| (addr, None));
+    let secure = config.listen_tls.iter().map(|addr| (addr, tls.clone()));
+    for (addr, tls) in plain.chain(secure) {
         let socket = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local = socket.local_addr()?;
-        tracing::info!("listening on {local}");
-        addrs.push(local);
+        if tls.is_some() {
+            tracing::info!("listening for TLS on {local}");
+            tls_addrs.push(local);
+        } else {
+            tracing::info!("listening on {local}");
+            addrs.push(local);
+        }
         background.spawn(listener::accept_loop(
             socket,
             slots.clone(),
             env.clone(),
             connections.clone(),
+            tls,
         ));
     }
     Ok(RunningBroker {
         addrs,
+        tls_addrs,
         shutdown,
         background,
         connections,
         broker,
     })
+}
+
+/// The TLS configuration the TLS listeners share (`None` without `listen_tls`).
+fn tls_listener(config: &Config) -> io::Result<Option<Arc<tls::TlsListener>>> {
+    if config.listen_tls.is_empty() {
+        let o = &config.ssl_options;
+        if o.certfile.is_some() || o.keyfile.is_some() || o.cacertfile.is_some() {
+            tracing::warn!("ssl_options are set but listen_tls is empty: no TLS listener");
+        }
+        return Ok(None);
+    }
+    tls::TlsListener::from_config(config)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("TLS: {e}")))
 }

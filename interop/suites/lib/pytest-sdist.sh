@@ -2,7 +2,8 @@
 # venv from pinned requirements, sdist download with sha256 check, pytest run with exclusions
 # deselected, and the "summary:" line. Sourced after the suite sets SUITE, PKG, VERSION,
 # SDIST_SHA256, TEST_PATHS, PER_TEST_TIMEOUT, SUITE_TIMEOUT, INTEROP_CACHE, REQ, VENV, SRC,
-# EXCLUDED_TLS and EXCLUDED_NET; it dispatches "$1" (install | test).
+# EXCLUDED_TLS and EXCLUDED_NET (and, if the suite needs one, a prepare_tests function, run
+# before pytest); it dispatches "$1" (install | test).
 
 log() { echo "$SUITE: $*" >&2; }
 
@@ -57,6 +58,9 @@ cmd_test() {
   fi
   export RABBITMQ_HOST=$host RABBITMQ_5672_TCP=$port
   export PYTHONDONTWRITEBYTECODE=1
+  if declare -F prepare_tests >/dev/null && ! prepare_tests; then
+    log "preparing the tests failed"; echo "summary: passed=0 failed=1 skipped=0"; return 1
+  fi
 
   local args=() id nexcl=0
   if [ "${INTEROP_NO_EXCLUDE:-0}" = 1 ]; then
