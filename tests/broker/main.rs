@@ -33,3 +33,4 @@ mod missing_objects;
 mod queues;
 mod redeclare;
 mod sender_selected;
+mod tenancy;
