@@ -425,6 +425,21 @@ impl VHost {
             .map(declared)
     }
 
+    /// The vhost's `max-queues`: 406 (RabbitMQ's text) if one more queue, `name`, would exceed
+    /// it. Declaring re-checks under the topology lock; a channel asks earlier too, because
+    /// RabbitMQ refuses on the limit before checking a dead-letter exchange's permissions.
+    pub fn check_queue_limit(&self, name: &str) -> Result<(), AmqpError> {
+        if let Some(limit) = self.limits().max_queues
+            && self.queues.read().len() as u64 >= limit
+        {
+            return Err(AmqpError::precondition(format_args!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Declares a queue whose name has already been checked or generated.
     fn declare_queue_named(
         &self,
@@ -446,14 +461,7 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        if let Some(limit) = self.limits().max_queues
-            && self.queues.read().len() as u64 >= limit
-        {
-            return Err(AmqpError::precondition(format_args!(
-                "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
-                self.name
-            )));
-        }
+        self.check_queue_limit(&name)?;
         let options = options.parse(&names::queue(&name, &self.name))?;
         // Exclusive queues die with their connection: never worth storing. The store commits
         // with no map lock held: publishes to other queues go on meanwhile.

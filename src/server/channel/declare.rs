@@ -306,7 +306,7 @@ impl Channel {
 
     /// queue.declare: configure on the queue (a reserved `amq.*` name is refused by the vhost
     /// first); a new one with a dead-letter exchange also needs read on itself and write on
-    /// the dead-letter exchange.
+    /// the dead-letter exchange — checked after the vhost's queue limit, as RabbitMQ does.
     fn may_declare_queue(
         &mut self,
         ctx: &ChannelContext,
@@ -321,6 +321,7 @@ impl Channel {
         if ctx.vhost.queue(name).is_none()
             && let Some(dlx) = text_argument(arguments, "x-dead-letter-exchange")
         {
+            ctx.vhost.check_queue_limit(name)?;
             self.access.queue(ctx, name, Access::Read)?;
             self.access.exchange(ctx, &dlx, Access::Write)?;
         }

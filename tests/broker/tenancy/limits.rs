@@ -107,6 +107,19 @@ async fn vhost_max_queues_refuses_new_queues_but_not_redeclarations() {
 }
 
 #[tokio::test]
+async fn vhost_max_queues_is_checked_before_a_dead_letter_exchange_s_permissions() {
+    // RabbitMQ's order for a new queue: configure, the queue limit, then the DLX checks.
+    let definitions = alice_on_v(".*", "", ".*").vhost_limits("v", json!({"max-queues": 0}));
+    let node = Node::with(&definitions);
+    let (_conn, ch) = channel_as(node.addr(), "alice", "pw", "v").await;
+    let args = table(vec![("x-dead-letter-exchange", long_str("dlx"))]);
+    assert_eq!(
+        declare_queue_error(&ch, "q", args).await,
+        precondition_failed("cannot declare queue 'q': queue limit in vhost 'v' (0) is reached")
+    );
+}
+
+#[tokio::test]
 async fn user_max_connections_counts_the_user_s_connections_in_every_vhost() {
     let definitions = two_users_on_v()
         .user_json(json!({"name": "carol", "password": "pw", "tags": [],
