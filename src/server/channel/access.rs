@@ -85,6 +85,29 @@ impl AccessMemory {
         routing_key: &str,
         access: Access,
     ) -> Result<(), AmqpError> {
+        self.topic_unless(ctx, exchange, routing_key, access, false)
+    }
+
+    /// basic.publish: write on `routing_key` if `exchange` exists and is a topic exchange that
+    /// is not internal. An internal one is the publish checks' to refuse: RabbitMQ refuses it
+    /// ("cannot publish to internal exchange") before it looks at the routing key.
+    pub fn topic_publish(
+        &mut self,
+        ctx: &ChannelContext,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<(), AmqpError> {
+        self.topic_unless(ctx, exchange, routing_key, Access::Write, true)
+    }
+
+    fn topic_unless(
+        &mut self,
+        ctx: &ChannelContext,
+        exchange: &str,
+        routing_key: &str,
+        access: Access,
+        skip_internal: bool,
+    ) -> Result<(), AmqpError> {
         self.refresh(ctx);
         let user = &ctx.user.name;
         let vhost = &*ctx.vhost.name;
@@ -94,10 +117,9 @@ impl AccessMemory {
         if !has_rules {
             return Ok(());
         }
-        let is_topic = ctx
-            .vhost
-            .exchange(exchange)
-            .is_some_and(|x| x.kind() == ExchangeKind::Topic);
+        let is_topic = ctx.vhost.exchange(exchange).is_some_and(|x| {
+            x.kind() == ExchangeKind::Topic && !(skip_internal && x.options.internal)
+        });
         if !is_topic {
             return Ok(());
         }

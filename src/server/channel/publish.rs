@@ -71,7 +71,7 @@ impl Channel {
             .exchange(ctx, exchange, Access::Write)
             .and_then(|()| {
                 self.access
-                    .topic(ctx, exchange, &method.routing_key, Access::Write)
+                    .topic_publish(ctx, exchange, &method.routing_key)
             })
             .map_err(|e| e.on_method(BASIC_PUBLISH))?;
         let request = PublishRequest {

@@ -181,3 +181,31 @@ async fn an_empty_write_expression_allows_only_the_empty_routing_key() {
         refused_publish(topic_refused("a", "amq.topic", "v", "alice"))
     );
 }
+
+#[tokio::test]
+async fn publishing_to_an_internal_topic_exchange_is_refused_as_internal_first() {
+    // RabbitMQ checks write, looks the exchange up, refuses an internal one, and only then
+    // checks the routing key.
+    let definitions = orders_only().topic_permit("alice", "v", "inner", "^orders\\.", "");
+    let node = Node::with(&definitions);
+    let (_root, root) = channel_as(node.addr(), "root", "pw", "v").await;
+    let internal = lapin::options::ExchangeDeclareOptions {
+        internal: true,
+        ..Default::default()
+    };
+    declare_exchange_as(
+        &root,
+        "inner",
+        ExchangeKind::Topic,
+        internal,
+        FieldTable::default(),
+    )
+    .await;
+    let mut raw = raw_channel_as(node.addr(), "alice", "pw", "v").await;
+    assert_eq!(
+        raw_publish_refusal(&mut raw, "inner", "billing.new").await,
+        refused_publish(access_refused(
+            "cannot publish to internal exchange 'inner' in vhost 'v'"
+        ))
+    );
+}
