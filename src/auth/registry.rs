@@ -218,14 +218,6 @@ impl Auth {
         self.check_loopback(user, peer)
     }
 
-    /// The secret given in connection.update-secret: for a password user, the password.
-    pub fn check_secret(&self, user: &str, secret: &[u8]) -> bool {
-        let (Some(user), Ok(secret)) = (self.user(user), std::str::from_utf8(secret)) else {
-            return false;
-        };
-        user.password.as_ref().is_some_and(|h| h.verify(secret))
-    }
-
     fn check_loopback(&self, user: Arc<User>, peer: IpAddr) -> Result<Arc<User>, AuthError> {
         let loopback_only = self.loopback_users.read().iter().any(|u| *u == user.name);
         if loopback_only && !is_loopback(peer) {
