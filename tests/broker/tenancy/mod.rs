@@ -15,10 +15,13 @@
 //! - `persistence`: what the data directory remembers across restarts and kill -9; the default
 //!   user on the first boot only.
 //! - `deletion`: deleting a vhost or a user (in-process): 320 closes and durable state.
+//! - `live_changes`: permissions and limits changed while clients are connected (in-process).
 
 mod configure_permissions;
 mod deletion;
+mod in_process;
 mod limits;
+mod live_changes;
 mod persistence;
 mod read_write_permissions;
 mod support;
