@@ -91,6 +91,32 @@ async fn topic_permissions_changed_while_connected_apply_to_the_next_publish_che
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_channel_limit_set_while_connected_applies_to_its_next_channel_open() {
+    let dir = DataDir::new();
+    let running = start_in_process(&dir.0).await;
+    let broker = running.broker.clone();
+    add_user(&broker, "alice", "pw");
+    add_vhost(&broker, "v", &["alice"]);
+    let mut raw = raw_channel_as(addr(&running), "alice", "pw", "v").await;
+    raw.open_channel(2).await;
+
+    let mut alice = broker.auth.user("alice").expect("alice").as_ref().clone();
+    alice.limits.max_channels = Some(2);
+    broker.put_user(alice).expect("put_user");
+    raw.send_method(3, channel_open()).await;
+    assert_eq!(
+        raw.expect_connection_close().await,
+        (
+            530,
+            "NOT_ALLOWED - number of channels opened for user 'alice' has reached the maximum allowed user limit of (2)".to_string(),
+            0,
+            0
+        )
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_set_while_connected_refuse_what_comes_next_and_keep_what_is_open() {
     let dir = DataDir::new();
     let running = start_in_process(&dir.0).await;
