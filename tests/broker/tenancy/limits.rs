@@ -72,6 +72,42 @@ async fn vhost_max_connections_0_allows_none() {
 }
 
 #[tokio::test]
+async fn a_negative_limit_is_no_limit() {
+    let definitions = alice_on_v(".*", ".*", ".*")
+        .vhost_limits("v", json!({"max-connections": -1, "max-queues": -1}));
+    let node = Node::with(&definitions);
+    let mut connections = Vec::new();
+    for _ in 0..3 {
+        let (conn, ch) = channel_as(node.addr(), "alice", "pw", "v").await;
+        declare_tmp_queue(&ch).await;
+        connections.push(conn);
+    }
+}
+
+#[tokio::test]
+async fn connection_limits_are_checked_before_vhost_access() {
+    // RabbitMQ's order at connection.open: the vhost's limit, the user's limit, then access.
+    let definitions = alice_on_v(".*", ".*", ".*")
+        .vhost_limits("v", json!({"max-connections": 0}))
+        .user_json(json!({"name": "bob", "password": "pw", "tags": [],
+                          "limits": {"max-connections": 0}}))
+        .vhost("w");
+    let node = Node::with(&definitions);
+    assert_eq!(
+        open_refusal(node.addr(), "bob", "pw", "v").await,
+        refused_at_open(not_allowed(
+            "access to vhost 'v' refused for user 'bob': connection limit (0) is reached"
+        ))
+    );
+    assert_eq!(
+        open_refusal(node.addr(), "bob", "pw", "w").await,
+        refused_at_open(not_allowed(
+            "connection refused for user 'bob': user connection limit (0) is reached"
+        ))
+    );
+}
+
+#[tokio::test]
 async fn vhost_max_queues_refuses_new_queues_but_not_redeclarations() {
     let definitions = alice_on_v(".*", ".*", ".*").vhost_limits("v", json!({"max-queues": 2}));
     let node = Node::with(&definitions);

@@ -3,13 +3,15 @@
 //! or after kill -9); the default user, vhost and permissions are created on the first boot of
 //! an empty data directory only, and not at all when that boot loads definitions.
 
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, channel, exchange, queue};
 use amq_protocol::types::FieldTable;
 use serde_json::json;
 
 use super::support::*;
 use crate::common::*;
 
-/// alice (restricted to `ok.*` names, topic keys `orders.*` on amq.topic, 1 connection), bob
+/// alice (an impersonator restricted to `ok.*` names, topic keys `orders.*` on amq.topic, 1 connection), bob
 /// (full access to `w`), vhost `v` with at most 2 queues, vhost `w` with a durable queue.
 fn tenants() -> Definitions {
     Definitions::new()
@@ -54,12 +56,10 @@ async fn assert_tenants_in_force(node: &Node) {
         ))
     );
     // Permissions: configure only on ok.*.
-    let (ok, _) = declare_via_raw(&mut raw, "ok.1").await;
-    assert!(ok);
-    let (_, close) = declare_via_raw(&mut raw, "no.1").await;
+    declare_via_raw(&mut raw, "ok.1").await.expect("ok.1");
     assert_eq!(
-        close,
-        Some(expected_close(
+        declare_via_raw(&mut raw, "no.1").await,
+        Err(expected_close(
             refused("queue", "no.1", "v", "alice"),
             50,
             10
@@ -67,11 +67,10 @@ async fn assert_tenants_in_force(node: &Node) {
     );
     // The vhost's queue limit: ok.1 and ok.2 fill it.
     raw.open_channel(1).await;
-    assert!(declare_via_raw(&mut raw, "ok.2").await.0);
-    let (_, close) = declare_via_raw(&mut raw, "ok.3").await;
+    declare_via_raw(&mut raw, "ok.2").await.expect("ok.2");
     assert_eq!(
-        close,
-        Some(expected_close(
+        declare_via_raw(&mut raw, "ok.3").await,
+        Err(expected_close(
             precondition_failed(
                 "cannot declare queue 'ok.3': queue limit in vhost 'v' (2) is reached"
             ),
@@ -85,46 +84,49 @@ async fn assert_tenants_in_force(node: &Node) {
         raw_publish_refusal(&mut raw, "amq.topic", "billing.1").await,
         refused_publish(topic_refused("billing.1", "amq.topic", "v", "alice"))
     );
+    // Tags: alice is an impersonator.
+    raw.open_channel(1).await;
+    let mut frames = publish_method_frame(1, "amq.topic", "orders.1");
+    frames.extend(encode(&AMQPFrame::Header(
+        1,
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: 2,
+            properties: BasicProperties::default().with_user_id("bob".into()),
+        },
+    )));
+    frames.extend(raw_frame(3, 1, b"hi", 0xCE));
+    raw.send_bytes(&frames).await;
+    let passive = AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
+        exchange: "amq.direct".into(),
+        kind: "direct".into(),
+        passive: true,
+        ..Default::default()
+    }));
+    match raw.rpc(1, passive).await {
+        (1, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(_))) => {}
+        other => panic!("publishing as bob must be allowed, got {other:?}"),
+    }
 }
 
-/// queue.declare of `name` on channel 1: (declare-ok, or the channel.close).
-async fn declare_via_raw(
-    raw: &mut RawClient,
-    name: &str,
-) -> (bool, Option<(u16, String, u16, u16)>) {
-    let declare = amq_protocol::protocol::AMQPClass::Queue(
-        amq_protocol::protocol::queue::AMQPMethod::Declare(
-            amq_protocol::protocol::queue::Declare {
-                queue: name.into(),
-                durable: true,
-                ..Default::default()
-            },
-        ),
-    );
-    raw.send_method(1, declare).await;
-    match raw.recv_method().await {
-        (
-            1,
-            amq_protocol::protocol::AMQPClass::Queue(
-                amq_protocol::protocol::queue::AMQPMethod::DeclareOk(_),
-            ),
-        ) => (true, None),
-        (
-            1,
-            amq_protocol::protocol::AMQPClass::Channel(
-                amq_protocol::protocol::channel::AMQPMethod::Close(c),
-            ),
-        ) => {
+/// A durable queue.declare of `name` on channel 1: declare-ok, or the channel.close (code, text,
+/// class, method), answered.
+async fn declare_via_raw(raw: &mut RawClient, name: &str) -> Result<(), (u16, String, u16, u16)> {
+    let declare = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+        queue: name.into(),
+        durable: true,
+        ..Default::default()
+    }));
+    match raw.rpc(1, declare).await {
+        (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => Ok(()),
+        (1, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => {
             raw.send_method(1, channel_close_ok()).await;
-            (
-                false,
-                Some((
-                    c.reply_code,
-                    c.reply_text.to_string(),
-                    c.class_id,
-                    c.method_id,
-                )),
-            )
+            Err((
+                c.reply_code,
+                c.reply_text.to_string(),
+                c.class_id,
+                c.method_id,
+            ))
         }
         other => panic!("unexpected reply to queue.declare: {other:?}"),
     }
