@@ -524,13 +524,19 @@ impl Connection {
             return Err(AmqpError::channel_error("second 'channel.open' seen")
                 .on_method(method::CHANNEL_OPEN));
         }
-        let user = &self.negotiated.user;
-        if let Some(limit) = user.limits.max_channels
-            && self.broker.connections.channels_of_user(&user.name) >= limit
+        // The user's limit as it is now, not as it was at login: RabbitMQ looks the user up at
+        // every channel.open.
+        let user = &self.negotiated.user.name;
+        let max_channels = self
+            .broker
+            .auth
+            .user(user)
+            .and_then(|u| u.limits.max_channels);
+        if let Some(limit) = max_channels
+            && self.broker.connections.channels_of_user(user) >= limit
         {
             return Err(AmqpError::not_allowed(format_args!(
-                "number of channels opened for user '{}' has reached the maximum allowed user limit of ({limit})",
-                user.name
+                "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({limit})"
             )));
         }
         let channel = Channel::new(id, self.shared.clone());

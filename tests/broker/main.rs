@@ -33,4 +33,5 @@ mod missing_objects;
 mod queues;
 mod redeclare;
 mod sender_selected;
+mod tenancy;
 mod tls;
