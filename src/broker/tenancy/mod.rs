@@ -74,6 +74,7 @@ impl Broker {
         let Some(vhost) = self.vhosts.write().remove(name) else {
             return Err(TenancyError::NotFound(format!("vhost '{name}' not found")));
         };
+        vhost.mark_deleted();
         let closed = self
             .connections
             .close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));

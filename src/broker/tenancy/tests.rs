@@ -51,3 +51,28 @@ fn permissions_need_an_existing_user_and_vhost_and_a_valid_expression() {
     broker.delete_user("app").unwrap();
     assert!(broker.auth.check_vhost_access("app", "/").is_err());
 }
+
+#[test]
+fn a_deleted_vhost_takes_no_more_declares_from_connections_still_closing() {
+    use crate::broker::queue::QueueDeclaration;
+    let broker = broker();
+    let staging = broker
+        .put_vhost("staging", VhostSettings::default())
+        .unwrap();
+    broker.delete_vhost("staging").unwrap();
+    let declaration = QueueDeclaration {
+        durable: true,
+        exclusive_owner: None,
+        auto_delete: false,
+        arguments: Default::default(),
+    };
+    let refused = staging
+        .declare_queue("late", declaration, false, 1)
+        .err()
+        .unwrap();
+    assert_eq!(
+        (refused.code, refused.text.as_str()),
+        (320, "CONNECTION_FORCED - vhost 'staging' is deleted")
+    );
+    assert!(staging.queue("late").is_none());
+}

@@ -22,6 +22,7 @@ impl VHost {
     ) -> Result<(), AmqpError> {
         refuse_default_exchange(source, &binding.destination)?;
         let _topology = self.topology.lock();
+        self.refuse_if_deleted()?;
         let (source, queue) = self.binding_ends(source, &binding.destination)?;
         if source.kind() == ExchangeKind::Headers {
             crate::broker::exchange::headers::validate_binding_arguments(&binding.arguments)

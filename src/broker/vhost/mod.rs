@@ -57,6 +57,9 @@ pub struct VHost {
     generation: AtomicU64,
     /// Description, tags and limits.
     settings: RwLock<VhostSettings>,
+    /// Set when the vhost is deleted: its connections are being closed, and nothing they still
+    /// send may store a definition that would bring it back at the next boot.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -112,6 +115,7 @@ impl VHost {
             me: me.clone(),
             generation: AtomicU64::new(0),
             settings: RwLock::new(VhostSettings::default()),
+            deleted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -216,6 +220,7 @@ impl VHost {
             return self.check_exchange_equivalence(&existing, &options);
         }
         let _topology = self.topology.lock();
+        self.refuse_if_deleted()?;
         if let Some(existing) = self.exchange(name) {
             return self.check_exchange_equivalence(&existing, &options);
         }
@@ -425,6 +430,7 @@ impl VHost {
             return self.redeclared_queue(existing, &options, connection_id);
         }
         let _topology = self.topology.lock();
+        self.refuse_if_deleted()?;
         if let Some(existing) = self.queue(&name) {
             return self.redeclared_queue(existing, &options, connection_id);
         }

@@ -48,4 +48,24 @@ impl VHost {
             _ => Ok(()),
         }
     }
+
+    /// Marks the vhost deleted and waits for any declare or bind already under way: from its
+    /// return, none stores anything in this vhost (see [`VHost::refuse_if_deleted`]).
+    pub fn mark_deleted(&self) {
+        self.deleted
+            .store(true, std::sync::atomic::Ordering::Release);
+        drop(self.topology.lock());
+    }
+
+    /// Declares and binds on a deleted vhost (from a connection not closed yet) close that
+    /// connection as the deletion does: 320 with RabbitMQ's text.
+    pub(super) fn refuse_if_deleted(&self) -> Result<(), AmqpError> {
+        if self.deleted.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(AmqpError::new(
+                warren_protocol::reply::CONNECTION_FORCED,
+                format_args!("vhost '{}' is deleted", self.name),
+            ));
+        }
+        Ok(())
+    }
 }
