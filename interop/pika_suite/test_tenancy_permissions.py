@@ -11,6 +11,7 @@ tn-admin has ".*" on tn-p and makes resources tn-perm has no rights on.
 import re
 import uuid
 
+import pika
 import pytest
 
 import helpers
@@ -453,3 +454,37 @@ def test_look_ahead_permissions_allow_and_refuse(la):
     code, text = helpers.expect_channel_error(helpers.sync, ch)
     assert (code, text) == (403, tenancy.refused("exchange", "amq.default", "tn-a",
                                                  "tn-lookahead"))
+
+
+# ------------------------------------------------------- direct reply-to ----
+def test_direct_reply_to_needs_no_read_and_replies_need_write_on_the_default_exchange(
+        conn, admin):
+    """RabbitMQ 3.10 consumes amq.rabbitmq.reply-to without a read check (tn-perm
+    may read nothing by that name); the reply goes through the default exchange,
+    which takes write on amq.default (tn-admin has it, tn-perm has not)."""
+    requests = pn("---")
+    key = "tn-perm." + requests  # tn-perm's topic permission: ^{username}\\.
+    admin.queue_declare(requests, exclusive=True)
+    admin.queue_bind(requests, "amq.topic", routing_key=key)
+    ch = conn.channel()
+    replies = []
+    ch.basic_consume("amq.rabbitmq.reply-to",
+                     lambda c, m, p, body: replies.append(body), auto_ack=True)
+    ch.basic_publish("amq.topic", key, b"ping",
+                     pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+    method = props = None
+    for _ in range(50):
+        method, props, _ = admin.basic_get(requests, auto_ack=True)
+        if method:
+            break
+        admin.connection.sleep(0.05)
+    assert method, "the request never arrived"
+    assert props.reply_to.startswith("amq.rabbitmq.reply-to.")
+    admin.basic_publish("", props.reply_to, b"pong")
+    for _ in range(50):
+        if replies:
+            break
+        conn.process_data_events(0.05)
+    assert replies == [b"pong"]
+    # tn-perm itself may not reply: that is a publish to the default exchange.
+    assert publish_error(conn, "", props.reply_to) == refused("exchange", "amq.default")
