@@ -67,8 +67,9 @@ pub struct Config {
     pub product: String,
     pub product_version: String,
     // TLS (amqps), in RabbitMQ's names (`listeners.ssl`, `ssl_options`, `ssl_cert_login_from`).
-    /// TLS listeners (RabbitMQ's `listeners.ssl`; its conventional amqps port is 5671). Empty by
-    /// default: `[ssl_options]` alone starts no TLS listener.
+    /// TLS listeners (RabbitMQ's `listeners.ssl`). Empty by default; when empty and
+    /// `ssl_options.certfile` is set, one listener on the conventional amqps port 5671 (RabbitMQ's
+    /// `listeners.ssl.default = 5671`), on the first plain listener's IP (127.0.0.1 without one).
     pub listen_tls: Vec<SocketAddr>,
     /// Certificates and client verification for the TLS listeners.
     pub ssl_options: SslOptions,

@@ -17,8 +17,9 @@ struct Args {
     /// AMQP listener address (repeatable). Default 127.0.0.1:5672.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
-    /// TLS (amqps) listener address (repeatable; RabbitMQ's usual port is 5671). Needs
-    /// [ssl_options] certfile and keyfile in the config file.
+    /// TLS (amqps) listener address (repeatable). Needs [ssl_options] certfile and keyfile in
+    /// the config file; without this flag or listen_tls, a certfile alone listens for TLS on
+    /// port 5671 of the first --listen IP (default 127.0.0.1:5671).
     #[arg(long, value_name = "ADDR:PORT")]
     listen_tls: Vec<SocketAddr>,
     /// Where durable state lives. Default ./warren-data.

@@ -15,7 +15,7 @@ mod tls;
 pub(crate) use connection::{ConnectionEnv, Stream, serve};
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +76,13 @@ impl RunningBroker {
 }
 
 /// Binds every listener and starts accepting connections.
-pub async fn start(config: Config) -> io::Result<RunningBroker> {
+pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
+    if let Some(addr) = default_tls_listener(&config) {
+        tracing::info!(
+            "ssl_options.certfile is set and listen_tls is empty: listening for TLS on the default amqps port, {addr}"
+        );
+        config.listen_tls = vec![addr];
+    }
     // Before anything else: a TLS setup that cannot work stops the start with its reason.
     let tls = tls_listener(&config)?;
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
@@ -141,12 +147,31 @@ pub async fn start(config: Config) -> io::Result<RunningBroker> {
     })
 }
 
+/// RabbitMQ's conventional amqps port (`listeners.ssl.default = 5671`).
+pub const DEFAULT_TLS_PORT: u16 = 5671;
+
+/// The TLS listener to add when TLS is configured (`ssl_options.certfile` is set) but
+/// `listen_tls` is empty: port 5671 on the first plain listener's IP (127.0.0.1 without one).
+fn default_tls_listener(config: &Config) -> Option<SocketAddr> {
+    if !config.listen_tls.is_empty() || config.ssl_options.certfile.is_none() {
+        return None;
+    }
+    let ip = config
+        .listen
+        .first()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    Some(SocketAddr::new(ip, DEFAULT_TLS_PORT))
+}
+
 /// The TLS configuration the TLS listeners share (`None` without `listen_tls`).
 fn tls_listener(config: &Config) -> io::Result<Option<Arc<tls::TlsListener>>> {
     if config.listen_tls.is_empty() {
         let o = &config.ssl_options;
-        if o.certfile.is_some() || o.keyfile.is_some() || o.cacertfile.is_some() {
-            tracing::warn!("ssl_options are set but listen_tls is empty: no TLS listener");
+        if o.keyfile.is_some() || o.cacertfile.is_some() {
+            tracing::warn!(
+                "ssl_options are set without certfile and listen_tls is empty: no TLS listener"
+            );
         }
         return Ok(None);
     }

@@ -61,11 +61,11 @@ impl TlsListener {
         let certfile = opts
             .certfile
             .as_deref()
-            .ok_or("listen_tls needs ssl_options.certfile (the server's certificate)")?;
+            .ok_or("a TLS listener needs ssl_options.certfile (the server's certificate)")?;
         let keyfile = opts
             .keyfile
             .as_deref()
-            .ok_or("listen_tls needs ssl_options.keyfile (the server's private key)")?;
+            .ok_or("a TLS listener needs ssl_options.keyfile (the server's private key)")?;
         let certs = read_certs("ssl_options.certfile", certfile)?;
         let key = read_key(keyfile)?;
         let roots = match &opts.cacertfile {

@@ -1,6 +1,7 @@
 //! The TLS listener: AMQP over TLS 1.2 and 1.3 beside the plain listener, client certificate
 //! verification (`verify`, `fail_if_no_peer_cert`), what happens to plain AMQP on the TLS port
-//! and to TLS on the plain port, the handshake timeout, and setups that must stop the start.
+//! and to TLS on the plain port, the handshake timeout, setups that must stop the start, and the
+//! default amqps port (5671) when `[ssl_options]` has a certfile and `listen_tls` is empty.
 
 use std::time::Duration;
 
@@ -251,6 +252,32 @@ async fn listen_tls_flag_adds_a_tls_listener() {
     let broker = TlsBroker::spawn(&pki.ssl_options(""), &["--listen-tls", "127.0.0.1:0"]);
     let mut client = tls_client(broker.tls, client_config(&pki, None, ANY_VERSION)).await;
     client.open_as_guest().await;
+}
+
+#[tokio::test]
+async fn ssl_options_without_listen_tls_listen_on_the_default_amqps_port() {
+    // 5671 is shared by everything on this machine: skip rather than fail when it is taken.
+    match std::net::TcpListener::bind("127.0.0.1:5671") {
+        Ok(probe) => drop(probe),
+        Err(e) => {
+            eprintln!("skipped: 127.0.0.1:5671 cannot be bound beforehand ({e})");
+            return;
+        }
+    }
+    let pki = Pki::new();
+    // No listen_tls and no --listen-tls; the plain listener is 127.0.0.1:0.
+    let mut broker = TlsBroker::spawn(&pki.ssl_options(VERIFY_PEER_STRICT), &[]);
+    assert_eq!(broker.tls, "127.0.0.1:5671".parse().unwrap());
+    let mut client = tls_client(
+        broker.tls,
+        client_config(&pki, Some(&pki.client), ANY_VERSION),
+    )
+    .await;
+    client.open_as_guest().await;
+    client.publish_and_get(b"on 5671").await;
+    let log = log_with(&broker, "default amqps port").await;
+    assert!(log.contains("default amqps port, 127.0.0.1:5671"), "{log}");
+    broker.assert_running();
 }
 
 /// The start must fail (not panic) with a message that has each of `needles`.

@@ -8,7 +8,8 @@
 //! - [`client`]: rustls clients, a small frame-level AMQP client over any stream, lapin over
 //!   amqps.
 //! - [`listener`]: AMQP over TLS 1.2 and 1.3, client verification, what the TLS port does with
-//!   plain AMQP and the plain port with TLS, the handshake timeout, invalid setups.
+//!   plain AMQP and the plain port with TLS, the handshake timeout, invalid setups, the default
+//!   amqps port 5671 without `listen_tls` (skipped when 5671 is taken).
 //! - [`external`]: SASL EXTERNAL with client certificates.
 
 mod broker;
