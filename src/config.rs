@@ -75,9 +75,10 @@ pub struct Config {
     pub ssl_options: SslOptions,
     /// Where SASL EXTERNAL takes the user name from in the client certificate.
     pub ssl_cert_login_from: CertLoginFrom,
-    /// The SASL mechanisms offered, in this order (RabbitMQ's `auth_mechanisms`). EXTERNAL is
-    /// opt-in, as on RabbitMQ, and offered on TLS connections only: clients such as py-amqp
-    /// pick it whenever it is offered.
+    /// The SASL mechanisms offered, in this order (RabbitMQ's `auth_mechanisms`; RabbitMQ itself
+    /// offers them in an order of its own, not the same on every node). EXTERNAL is opt-in, as on
+    /// RabbitMQ, and offered on TLS connections only: clients such as py-amqp pick it whenever it
+    /// is offered.
     pub auth_mechanisms: Vec<AuthMechanism>,
 }
 

@@ -11,15 +11,15 @@ pub const SUPPORTED_MECHANISMS: &str = "PLAIN AMQPLAIN";
 /// Extracts (user, password) from a start-ok response.
 pub fn parse_response(mechanism: &str, response: &[u8]) -> Result<(String, String), AuthError> {
     match mechanism {
-        // authzid NUL authcid NUL password
+        // authzid NUL authcid NUL password, where RabbitMQ takes no authzid: a response that
+        // does not start with NUL does not parse there.
         "PLAIN" => {
             let mut parts = response.split(|b| *b == 0);
-            let (_authzid, user, password) =
-                match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                    (Some(a), Some(u), Some(p), None) => (a, u, p),
-                    _ => return Err(AuthError::Malformed),
-                };
-            Ok((utf8(user)?, utf8(password)?))
+            let (user, password) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some([]), Some(u), Some(p), None) => (u, p),
+                _ => return Err(AuthError::Malformed),
+            };
+            credentials(user, password)
         }
         // A field table without its 4-byte length prefix, holding LOGIN and PASSWORD.
         "AMQPLAIN" => {
@@ -31,16 +31,24 @@ pub fn parse_response(mechanism: &str, response: &[u8]) -> Result<(String, Strin
             }
             let (_, table) = parse_field_table(&framed[..]).map_err(|_| AuthError::Malformed)?;
             let field = |k: &str| match table.inner().get(k) {
-                Some(AMQPValue::LongString(s)) => utf8(s.as_bytes()),
-                Some(AMQPValue::ShortString(s)) => Ok(s.as_str().to_string()),
+                Some(AMQPValue::LongString(s)) => Ok(s.as_bytes().to_vec()),
+                Some(AMQPValue::ShortString(s)) => Ok(s.as_str().as_bytes().to_vec()),
                 _ => Err(AuthError::Malformed),
             };
-            Ok((field("LOGIN")?, field("PASSWORD")?))
+            credentials(&field("LOGIN")?, &field("PASSWORD")?)
         }
         other => Err(AuthError::UnknownMechanism(other.to_string())),
     }
 }
 
-fn utf8(b: &[u8]) -> Result<String, AuthError> {
-    String::from_utf8(b.to_vec()).map_err(|_| AuthError::Malformed)
+/// A well-formed response's user and password. To RabbitMQ they are bytes: a name or password
+/// that is not UTF-8 matches no user, refused as bad credentials (403), not as a malformed
+/// response.
+fn credentials(user: &[u8], password: &[u8]) -> Result<(String, String), AuthError> {
+    match (std::str::from_utf8(user), std::str::from_utf8(password)) {
+        (Ok(user), Ok(password)) => Ok((user.to_string(), password.to_string())),
+        _ => Err(AuthError::BadCredentials(
+            String::from_utf8_lossy(user).into_owned(),
+        )),
+    }
 }

@@ -52,7 +52,7 @@ pub async fn await_close_ok(reader: &mut FrameReader) {
                 // Undecodable bytes (often the very frame that caused the close): drop what is
                 // buffered and keep waiting for close-ok in what arrives next.
                 Err(ReadError::Protocol(_)) => reader.discard_buffered(),
-                Err(ReadError::Closed) => return,
+                Err(ReadError::Closed | ReadError::SilentClose(_)) => return,
             }
         }
     })

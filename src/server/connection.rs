@@ -23,6 +23,7 @@ use super::channel::{Channel, ChannelContext, ChannelShared};
 pub use super::closing::short_text;
 use super::closing::{await_close_ok, linger_until_peer_closes, send_connection_close};
 use super::flow::PublisherFlow;
+use super::frame_reader::SILENT_CLOSE_DELAY;
 pub use super::frame_reader::{FrameReader, ReadError, ReadHalf};
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
@@ -165,6 +166,13 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
             let _ = writer.await;
             return;
         }
+        Ok(Err(ReadError::SilentClose(e))) => {
+            tracing::info!(%peer, "closing connection without connection.close: {e}");
+            close_silently(&mut reader, shutdown).await;
+            shared.outbox.close();
+            let _ = writer.await;
+            return;
+        }
         Ok(Err(ReadError::Closed)) | Err(_) => {
             shared.outbox.close();
             let _ = writer.await;
@@ -196,7 +204,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
             send_connection_close(&shared, &e);
             await_close_ok(&mut reader).await;
         }
-        Err(ReadError::Closed) => conn.release_all(),
+        Err(ReadError::Closed | ReadError::SilentClose(_)) => conn.release_all(),
         Ok(()) => {
             conn.release_all();
             linger_until_peer_closes(&mut reader, &shared.outbox, shutdown).await;
@@ -205,6 +213,22 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
     shared.outbox.close();
     let _ = writer.await;
     tracing::debug!(%peer, "connection closed");
+}
+
+/// RabbitMQ's silent refusal during the handshake: nothing is sent, and the socket is closed
+/// after [`SILENT_CLOSE_DELAY`]. What the peer sends meanwhile is read and dropped; a peer that
+/// closes its end, or the broker's shutdown, ends the wait early (nobody is left to notice it).
+async fn close_silently(reader: &mut FrameReader, mut shutdown: watch::Receiver<bool>) {
+    let drain = async {
+        while reader.fill().await.is_ok() {
+            reader.discard_buffered();
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(SILENT_CLOSE_DELAY) => {}
+        _ = drain => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
 }
 
 /// The (class, method) ids of a method frame, (0, 0) for other frames: reported in close frames.

@@ -16,7 +16,15 @@ pub enum ReadError {
     Closed,
     /// The peer broke the protocol: close the connection with this error.
     Protocol(AmqpError),
+    /// A handshake failure RabbitMQ answers with no connection.close: it waits
+    /// [`SILENT_CLOSE_DELAY`] (so that a client cannot retry bad logins in a tight loop) and
+    /// closes the socket. The error is for the log only.
+    SilentClose(AmqpError),
 }
+
+/// How long RabbitMQ keeps a connection it refuses silently during the handshake (its
+/// `?SILENT_CLOSE_DELAY`, 3 s) before it closes the socket.
+pub const SILENT_CLOSE_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl From<io::Error> for ReadError {
     fn from(_: io::Error) -> Self {

@@ -123,7 +123,10 @@ pub struct Peer {
 }
 
 /// The SASL mechanisms connection.start offers: `auth_mechanisms`, in order, EXTERNAL (the TLS
-/// client certificate's name) on TLS connections only, as RabbitMQ offers them.
+/// client certificate's name) on TLS connections only, as RabbitMQ offers them. (RabbitMQ
+/// 3.10 ignores the configured order: it lists them in its registry's ETS order, which is not
+/// the same from one node to the next — "EXTERNAL PLAIN AMQPLAIN" on one, "PLAIN EXTERNAL
+/// AMQPLAIN" on another — so clients cannot rely on any.)
 fn offered_mechanisms(config: &Config, tls: Option<&TlsPeer>) -> Vec<&'static str> {
     config
         .auth_mechanisms
@@ -182,9 +185,7 @@ pub async fn run(
         Ok(user) => user,
         Err(e) => {
             tracing::warn!(%peer, "login refused: {e:?}");
-            return Err(ReadError::Protocol(
-                login_refused(mechanism, e, failure_close).on_method(method::CONNECTION_START_OK),
-            ));
+            return Err(login_refused(mechanism, e, failure_close));
         }
     };
     let client_has = |capability: &str| {
@@ -261,26 +262,35 @@ pub async fn run(
     })
 }
 
-/// RabbitMQ's refusal: its own words for a client that asked for `authentication_failure_close`
-/// (most do), the reason otherwise.
-fn login_refused(mechanism: &str, e: AuthError, failure_close: bool) -> AmqpError {
+/// RabbitMQ's refusal. A refused login (403) is closed with its own words for a client that
+/// asked for `authentication_failure_close` (most do), the reason otherwise. A mechanism it does
+/// not offer (or know) and a response it cannot parse are protocol errors before the
+/// connection has started (503 COMMAND_INVALID "invalid authentication mechanism 'NAME'", 502
+/// SYNTAX_ERROR): RabbitMQ sends no connection.close for those, and closes the socket after
+/// 3 s.
+fn login_refused(mechanism: &str, e: AuthError, failure_close: bool) -> ReadError {
     let reason = match e {
         AuthError::UnknownMechanism(m) => {
-            return AmqpError::access_refused(format_args!(
-                "unsupported authentication mechanism '{m}'"
-            ));
+            return ReadError::SilentClose(AmqpError::command_invalid(format_args!(
+                "invalid authentication mechanism '{m}'"
+            )));
+        }
+        AuthError::Malformed => {
+            return ReadError::SilentClose(AmqpError::syntax_error(format_args!(
+                "{mechanism} response invalid"
+            )));
         }
         AuthError::LoopbackOnly(u) => format!("user '{u}' can only connect via localhost"),
         AuthError::BadCredentials(u) => format!("user '{u}' - invalid credentials"),
-        AuthError::Malformed => "malformed response".to_string(),
     };
-    if failure_close {
+    let refused = if failure_close {
         AmqpError::access_refused(format_args!(
             "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
         ))
     } else {
         AmqpError::access_refused(format_args!("{mechanism} login refused: {reason}"))
-    }
+    };
+    ReadError::Protocol(refused.on_method(method::CONNECTION_START_OK))
 }
 
 /// The client's value wins if it is smaller and non-zero; larger than ours is refused (530).

@@ -172,6 +172,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AmqpClient<S> {
         }
     }
 
+    /// After connection.start: a start-ok RabbitMQ refuses with no connection.close (a mechanism
+    /// it does not offer): nothing comes back and the socket is closed, after RabbitMQ's 3 s.
+    pub async fn refused_silently(&mut self, mechanism: &str, response: Vec<u8>) {
+        let sent = tokio::time::Instant::now();
+        self.send_method(0, start_ok(mechanism, response)).await;
+        let got = self.recv().await;
+        assert!(
+            matches!(got, Recv::Closed),
+            "{mechanism}: no answer, the socket closed; got {got:?}"
+        );
+        let after = sent.elapsed();
+        assert!(
+            after >= std::time::Duration::from_millis(2900),
+            "{mechanism}: closed after {after:?}, RabbitMQ waits 3 s"
+        );
+    }
+
     /// The whole handshake as guest (PLAIN), then channel 1.
     pub async fn open_as_guest(&mut self) {
         self.start().await.expect("connection.start");

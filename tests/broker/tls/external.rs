@@ -1,7 +1,8 @@
 //! SASL EXTERNAL: opt-in through `auth_mechanisms` (as on RabbitMQ) and offered on TLS
 //! connections only; the user name is the client certificate's subject
 //! (`ssl_cert_login_from = "distinguished_name"`, RabbitMQ's format) or its CN
-//! (`"common_name"`); the user must exist (no password), else 403 as for PLAIN.
+//! (`"common_name"`); the user must exist (no password), else 403 as for PLAIN. A mechanism not
+//! offered is refused as RabbitMQ refuses it: no connection.close, the socket closed after 3 s.
 //!
 //! Until warren has more users than `default_user`, the certificate's user is the default user.
 
@@ -121,17 +122,9 @@ async fn external_is_not_offered_on_the_plain_port() {
     let mut plain = plain_client(broker.plain).await;
     let start = plain.start().await.expect("connection.start");
     assert_eq!(mechanisms(&start), ["PLAIN", "AMQPLAIN"]);
-    let (code, text) = plain
-        .login("EXTERNAL", Vec::new())
-        .await
-        .expect_err("EXTERNAL on the plain port");
-    assert_eq!(
-        (code, text.as_str()),
-        (
-            403,
-            "ACCESS_REFUSED - unsupported authentication mechanism 'EXTERNAL'"
-        )
-    );
+    // As RabbitMQ: 503 "invalid authentication mechanism" before the connection has started,
+    // which it answers with no connection.close.
+    plain.refused_silently("EXTERNAL", Vec::new()).await;
 }
 
 #[tokio::test]
@@ -150,14 +143,7 @@ async fn external_is_off_unless_auth_mechanisms_names_it() {
         ["PLAIN", "AMQPLAIN"],
         "RabbitMQ's default"
     );
-    let refused = client.login("EXTERNAL", Vec::new()).await;
-    assert_eq!(
-        refused,
-        Err((
-            403,
-            "ACCESS_REFUSED - unsupported authentication mechanism 'EXTERNAL'".to_string()
-        ))
-    );
+    client.refused_silently("EXTERNAL", Vec::new()).await;
 }
 
 #[tokio::test]
@@ -172,16 +158,9 @@ async fn auth_mechanisms_is_what_is_offered_and_accepted() {
     .await;
     let start = client.start().await.expect("connection.start");
     assert_eq!(mechanisms(&start), ["EXTERNAL"]);
-    let refused = client
-        .login("PLAIN", plain_response(CLIENT_DN, "guest"))
+    client
+        .refused_silently("PLAIN", plain_response(CLIENT_DN, "guest"))
         .await;
-    assert_eq!(
-        refused,
-        Err((
-            403,
-            "ACCESS_REFUSED - unsupported authentication mechanism 'PLAIN'".to_string()
-        ))
-    );
     let mut client = started_with_cert(&broker, &pki).await;
     client
         .login("EXTERNAL", Vec::new())
