@@ -67,6 +67,12 @@ impl Pattern {
 
     /// An expression that gives up (fancy-regex's backtracking limit) matches nothing: the
     /// check refuses, it never panics.
+    /// True for the expressions that match every name (`.*` and its anchored spellings): most
+    /// users have them, and a channel then needs no check at all.
+    pub fn matches_everything(&self) -> bool {
+        matches!(self.source.as_str(), ".*" | "^.*" | ".*$" | "^.*$")
+    }
+
     pub fn matches(&self, name: &str) -> bool {
         self.regex.is_match(name).unwrap_or(false)
     }
@@ -93,6 +99,15 @@ impl Permissions {
     pub fn all() -> Permissions {
         // A constant expression: it compiles.
         Permissions::new(".*", ".*", ".*").unwrap_or_else(|_| unreachable!())
+    }
+
+    /// Per access (configure, write, read): does the expression match every name?
+    pub fn unrestricted(&self) -> [bool; 3] {
+        [
+            self.configure.matches_everything(),
+            self.write.matches_everything(),
+            self.read.matches_everything(),
+        ]
     }
 
     pub fn allows(&self, access: Access, name: &str) -> bool {
@@ -162,6 +177,10 @@ mod tests {
             "unanchored: matches inside"
         );
         assert!(Permissions::new("(", ".*", ".*").is_err());
+        assert_eq!(
+            Permissions::new(".*", "^.*$", "^q").unwrap().unrestricted(),
+            [true, true, false]
+        );
     }
 
     #[test]
