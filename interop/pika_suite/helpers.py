@@ -15,8 +15,9 @@ def unique(prefix="x"):
     return "interop-%s-%s" % (prefix, uuid.uuid4().hex[:12])
 
 
-def make_params(url, **overrides):
-    p = pika.URLParameters(url)
+def with_suite_timeouts(p, **overrides):
+    """pika parameters p with the suite's timeouts (one attempt, 5 s socket, 10 s
+    stack), then any overrides."""
     p.connection_attempts = 1
     p.retry_delay = 0
     p.socket_timeout = 5
@@ -25,6 +26,10 @@ def make_params(url, **overrides):
     for k, v in overrides.items():
         setattr(p, k, v)
     return p
+
+
+def make_params(url, **overrides):
+    return with_suite_timeouts(pika.URLParameters(url), **overrides)
 
 
 def host_port(url):

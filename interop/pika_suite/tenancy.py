@@ -101,14 +101,7 @@ class TenantBroker(object):
             host=self.host, port=self.port, virtual_host=vhost,
             credentials=pika.PlainCredentials(
                 user, PASSWORDS[user] if password is None else password))
-        p.connection_attempts = 1
-        p.retry_delay = 0
-        p.socket_timeout = 5
-        p.stack_timeout = 10
-        p.blocked_connection_timeout = None
-        for k, v in overrides.items():
-            setattr(p, k, v)
-        return p
+        return helpers.with_suite_timeouts(p, **overrides)
 
 
 def _rabbitmq_ctl(port, what, script, *args):

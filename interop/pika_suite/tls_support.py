@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pika
 
+import helpers
+
 SKIP_REASON = ("AMQPS_PORT and TLS_CERTS_DIR are not set: the broker has no TLS listener "
                "(run the suite through interop/run, which gives it one)")
 
@@ -84,14 +86,7 @@ def params(host, port, credentials, vhost="/", tls=None, **overrides):
     """pika.ConnectionParameters with the suite's timeouts; tls is a pika.SSLOptions or None."""
     p = pika.ConnectionParameters(host=host, port=port, virtual_host=vhost,
                                   credentials=credentials, ssl_options=tls)
-    p.connection_attempts = 1
-    p.retry_delay = 0
-    p.socket_timeout = 5
-    p.stack_timeout = 10
-    p.blocked_connection_timeout = None
-    for k, v in overrides.items():
-        setattr(p, k, v)
-    return p
+    return helpers.with_suite_timeouts(p, **overrides)
 
 
 def negotiated_version(conn):
