@@ -5,9 +5,6 @@ use amq_protocol::types::parsing::parse_field_table;
 
 use super::AuthError;
 
-/// As advertised in connection.start's `mechanisms`, space-separated.
-pub const SUPPORTED_MECHANISMS: &str = "PLAIN AMQPLAIN";
-
 /// Extracts (user, password) from a start-ok response.
 pub fn parse_response(mechanism: &str, response: &[u8]) -> Result<(String, String), AuthError> {
     match mechanism {

@@ -11,7 +11,7 @@ pub mod permissions;
 mod registry;
 pub mod users;
 
-pub use mechanisms::{SUPPORTED_MECHANISMS, parse_response};
+pub use mechanisms::parse_response;
 pub use password::{HashingAlgorithm, PasswordHash};
 pub use permissions::{Access, Permissions, ResourceKind, TopicPermission};
 pub use registry::{Auth, AuthError};

@@ -56,12 +56,3 @@ pub fn parse_tags(text: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
-
-/// A limit as RabbitMQ stores it: negative means none.
-pub fn limit_from_rabbit(value: i64) -> Option<u64> {
-    u64::try_from(value).ok()
-}
-
-pub fn limit_to_rabbit(limit: Option<u64>) -> i64 {
-    limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
-}

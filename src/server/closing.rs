@@ -1,5 +1,6 @@
-//! Ending a connection: connection.close with a reply code, the wait for close-ok, and the
-//! linger after the close handshake during which the client closes the socket (as RabbitMQ).
+//! Ending a connection: connection.close with a reply code, the wait for close-ok, the
+//! linger after the close handshake during which the client closes the socket (as RabbitMQ),
+//! the silent close of a refused handshake, and the 320 of a connection the broker closes.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use warren_protocol::AmqpError;
 use warren_protocol::codec::Frame;
 
 use super::connection::ConnectionShared;
-use super::frame_reader::{FrameReader, ReadError};
+use super::frame_reader::{FrameReader, ReadError, SILENT_CLOSE_DELAY};
 use super::outbox::Outbox;
 
 /// How long a closed connection waits for the client to close its socket (RabbitMQ: 30 s).
@@ -93,4 +94,33 @@ pub async fn linger_until_peer_closes(
         }
     })
     .await;
+}
+
+/// RabbitMQ's silent refusal during the handshake: nothing is sent, and the socket is closed
+/// after [`SILENT_CLOSE_DELAY`]. What the peer sends meanwhile is read and dropped; a peer that
+/// closes its end, or the broker's shutdown, ends the wait early (nobody is left to notice it).
+pub async fn close_silently(reader: &mut FrameReader, mut shutdown: watch::Receiver<bool>) {
+    let drain = async {
+        while reader.fill().await.is_ok() {
+            reader.discard_buffered();
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(SILENT_CLOSE_DELAY) => {}
+        _ = drain => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+}
+
+/// The broker closed this connection (its vhost or user was deleted): 320 with its reason.
+pub fn forced_close(shared: &ConnectionShared) -> ReadError {
+    let text = shared
+        .forced_reason
+        .lock()
+        .take()
+        .unwrap_or_else(|| "closed by the broker".to_string());
+    ReadError::Protocol(AmqpError::new(
+        warren_protocol::reply::CONNECTION_FORCED,
+        text,
+    ))
 }

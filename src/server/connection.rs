@@ -21,9 +21,10 @@ use warren_protocol::{AmqpError, ErrorScope, PROTOCOL_HEADER};
 
 use super::channel::{Channel, ChannelContext, ChannelShared};
 pub use super::closing::short_text;
-use super::closing::{await_close_ok, linger_until_peer_closes, send_connection_close};
+use super::closing::{
+    await_close_ok, close_silently, forced_close, linger_until_peer_closes, send_connection_close,
+};
 use super::flow::PublisherFlow;
-use super::frame_reader::SILENT_CLOSE_DELAY;
 pub use super::frame_reader::{FrameReader, ReadError, ReadHalf};
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
@@ -46,8 +47,8 @@ pub struct ConnectionShared {
     /// close a channel itself; this task does, in `close_channels_with_failed_commits`).
     pub commit_failures: tokio::sync::Notify,
     /// Set (and `forced` woken) when the broker closes this connection: a deleted vhost or user.
-    forced_reason: Mutex<Option<String>>,
-    forced: tokio::sync::Notify,
+    pub(super) forced_reason: Mutex<Option<String>>,
+    pub(super) forced: tokio::sync::Notify,
 }
 
 impl crate::broker::connections::ConnectionControl for ConnectionShared {
@@ -215,22 +216,6 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
     tracing::debug!(%peer, "connection closed");
 }
 
-/// RabbitMQ's silent refusal during the handshake: nothing is sent, and the socket is closed
-/// after [`SILENT_CLOSE_DELAY`]. What the peer sends meanwhile is read and dropped; a peer that
-/// closes its end, or the broker's shutdown, ends the wait early (nobody is left to notice it).
-async fn close_silently(reader: &mut FrameReader, mut shutdown: watch::Receiver<bool>) {
-    let drain = async {
-        while reader.fill().await.is_ok() {
-            reader.discard_buffered();
-        }
-    };
-    tokio::select! {
-        _ = tokio::time::sleep(SILENT_CLOSE_DELAY) => {}
-        _ = drain => {}
-        _ = shutdown.wait_for(|stop| *stop) => {}
-    }
-}
-
 /// The (class, method) ids of a method frame, (0, 0) for other frames: reported in close frames.
 fn method_ids(frame: &Frame) -> (u16, u16) {
     match frame {
@@ -302,7 +287,7 @@ impl Connection {
                 tokio::select! {
                     _ = self.shared.outbox.wait_drained() => {}
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
-                    _ = self.shared.forced.notified() => return Err(self.forced_close()),
+                    _ = self.shared.forced.notified() => return Err(forced_close(&self.shared)),
                     _ = shutdown.changed() => {
                         return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
                     }
@@ -319,7 +304,7 @@ impl Connection {
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                     // A failing store is what raises the disk alarm: close now, not later.
                     _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
-                    _ = self.shared.forced.notified() => return Err(self.forced_close()),
+                    _ = self.shared.forced.notified() => return Err(forced_close(&self.shared)),
                     _ = ticker.tick(), if !heartbeat.is_zero() => {
                         // We are not reading, so the client's silence proves nothing.
                         last_read = Instant::now();
@@ -345,7 +330,7 @@ impl Connection {
                 _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                 _ = ack_timeouts.tick() => self.close_timed_out_channels(),
                 _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
-                _ = self.shared.forced.notified() => return Err(self.forced_close()),
+                _ = self.shared.forced.notified() => return Err(forced_close(&self.shared)),
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
                     if last_read.elapsed() > heartbeat * 2 {
                         tracing::warn!(connection = self.shared.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
@@ -362,20 +347,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// The broker closed this connection (its vhost or user was deleted): 320 with its reason.
-    fn forced_close(&self) -> ReadError {
-        let text = self
-            .shared
-            .forced_reason
-            .lock()
-            .take()
-            .unwrap_or_else(|| "closed by the broker".to_string());
-        ReadError::Protocol(AmqpError::new(
-            warren_protocol::reply::CONNECTION_FORCED,
-            text,
-        ))
     }
 
     /// Closes (406) every channel whose oldest consumer delivery has waited for its ack longer

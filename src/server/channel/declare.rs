@@ -189,50 +189,30 @@ impl Channel {
                 )
             }
             q::AMQPMethod::Bind(m) => {
-                let queue = self
-                    .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on_method(method::QUEUE_BIND))?;
-                let routing_key =
-                    shortcut_routing_key(m.queue.as_str(), m.routing_key.as_str(), &queue);
-                self.access
-                    .may_bind(
+                let binding = self
+                    .queue_binding(
                         ctx,
+                        m.queue.as_str(),
                         m.exchange.as_str(),
-                        access::BindTo::Queue,
-                        &queue,
-                        &routing_key,
+                        m.routing_key.as_str(),
+                        m.arguments,
                     )
                     .map_err(|e| e.on_method(method::QUEUE_BIND))?;
-                let binding = Binding {
-                    destination: Destination::Queue(Arc::from(queue.as_str())),
-                    routing_key,
-                    arguments: m.arguments,
-                };
                 ctx.vhost
                     .bind(m.exchange.as_str(), binding, conn_id)
                     .map_err(|e| e.on_method(method::QUEUE_BIND))?;
                 self.reply_queue_unless(m.nowait, ctx, q::AMQPMethod::BindOk(q::BindOk {}))
             }
             q::AMQPMethod::Unbind(m) => {
-                let queue = self
-                    .queue_name(m.queue.as_str())
-                    .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
-                let routing_key =
-                    shortcut_routing_key(m.queue.as_str(), m.routing_key.as_str(), &queue);
-                self.access
-                    .may_bind(
+                let binding = self
+                    .queue_binding(
                         ctx,
+                        m.queue.as_str(),
                         m.exchange.as_str(),
-                        access::BindTo::Queue,
-                        &queue,
-                        &routing_key,
+                        m.routing_key.as_str(),
+                        m.arguments,
                     )
                     .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
-                let binding = Binding {
-                    destination: Destination::Queue(Arc::from(queue.as_str())),
-                    routing_key,
-                    arguments: m.arguments,
-                };
                 ctx.vhost
                     .unbind(m.exchange.as_str(), &binding, conn_id)
                     .map_err(|e| e.on_method(method::QUEUE_UNBIND))?;
@@ -288,6 +268,29 @@ impl Channel {
                 "unexpected method {other:?}"
             ))),
         }
+    }
+}
+
+impl Channel {
+    /// queue.bind / queue.unbind's binding: the queue named (or the last declared), the
+    /// routing-key shortcut, and the permissions that binding needs.
+    fn queue_binding(
+        &mut self,
+        ctx: &ChannelContext,
+        queue_sent: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: amq_protocol::types::FieldTable,
+    ) -> Result<Binding, AmqpError> {
+        let queue = self.queue_name(queue_sent)?;
+        let routing_key = shortcut_routing_key(queue_sent, routing_key, &queue);
+        self.access
+            .may_bind(ctx, exchange, access::BindTo::Queue, &queue, &routing_key)?;
+        Ok(Binding {
+            destination: Destination::Queue(Arc::from(queue.as_str())),
+            routing_key,
+            arguments,
+        })
     }
 }
 
