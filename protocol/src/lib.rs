@@ -8,6 +8,7 @@
 //! - [`codec`]: streaming decode of client frames (partial input waits, bad input is an error).
 //! - [`encode`]: server frames into a `BytesMut` write buffer, with hand-written hot-path frames.
 //! - [`content`]: method + header + body frames ⇄ one message.
+//! - [`field_table`]: encoded field tables read and rewritten as bytes.
 //! - [`method`]: names for the methods an error points at.
 //! - [`reply`]: reply codes and the soft (channel) / hard (connection) error type.
 
@@ -15,6 +16,7 @@ pub mod codec;
 pub mod content;
 pub mod depth;
 pub mod encode;
+pub mod field_table;
 pub mod method;
 pub mod properties;
 pub mod publish;

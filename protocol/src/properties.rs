@@ -221,6 +221,43 @@ impl Properties {
         parse_field_table(&self.raw[o..]).ok().map(|(_, t)| t)
     }
 
+    /// The encoded `headers` table (its 4-byte length first), for [`crate::field_table`].
+    pub fn headers_raw(&self) -> Option<&[u8]> {
+        let o = self.offset(Property::Headers)?;
+        let end = o + 4 + be_u32(&self.raw, o)?;
+        self.raw.get(o..end)
+    }
+
+    /// These properties with `headers` (an encoded table, length first) in place of their
+    /// own, and without `removed`; every other property is copied as it is. `None` if the
+    /// result does not parse (a malformed `headers`).
+    pub fn with_headers(&self, headers: &[u8], removed: &[Property]) -> Option<Properties> {
+        let flags_of = |i: usize| 1u16 << (15 - i);
+        let mut flags = 0u16;
+        let mut out = Vec::with_capacity(self.raw.len() + headers.len());
+        out.extend_from_slice(&[0, 0]);
+        for i in 0..COUNT {
+            if i == Property::Headers as usize {
+                flags |= flags_of(i);
+                out.extend_from_slice(headers);
+                continue;
+            }
+            let start = self.offsets[i] as usize;
+            if start == 0 || removed.iter().any(|r| *r as usize == i) {
+                continue;
+            }
+            // A property ends where the next present one starts, or with the bytes.
+            let end = self.offsets[i + 1..]
+                .iter()
+                .find(|o| **o != 0)
+                .map_or(self.raw.len(), |o| *o as usize);
+            flags |= flags_of(i);
+            out.extend_from_slice(self.raw.get(start..end)?);
+        }
+        out[..2].copy_from_slice(&flags.to_be_bytes());
+        Properties::parse(Bytes::from(out)).ok()
+    }
+
     /// Every property parsed by amq-protocol (allocates; for the broker's rare rewrite paths).
     pub fn to_basic(&self) -> BasicProperties {
         parse_properties(&self.raw[..])
@@ -299,6 +336,43 @@ mod tests {
         assert!(with.has_header_key(&["CC", "BCC"]));
         assert!(with.has_header_key(&["zz"]));
         assert!(!Properties::from_basic(&BasicProperties::default()).has_header_key(&["CC"]));
+    }
+
+    #[test]
+    fn with_headers_replaces_them_and_removes_what_is_asked() {
+        let mut old = FieldTable::default();
+        old.insert("old".into(), AMQPValue::LongString("x".into()));
+        let basic = BasicProperties::default()
+            .with_content_type("text/plain".into())
+            .with_headers(old)
+            .with_delivery_mode(2)
+            .with_expiration("1000".into())
+            .with_message_id("m".into())
+            .with_app_id("a".into());
+        let props = Properties::from_basic(&basic);
+        let mut new = FieldTable::default();
+        new.insert("new".into(), AMQPValue::LongLongInt(1));
+        let new_raw = Properties::from_basic(&BasicProperties::default().with_headers(new.clone()));
+        let rewritten = props
+            .with_headers(new_raw.headers_raw().unwrap(), &[Property::Expiration])
+            .unwrap();
+        let want = BasicProperties::default()
+            .with_content_type("text/plain".into())
+            .with_headers(new.clone())
+            .with_delivery_mode(2)
+            .with_message_id("m".into())
+            .with_app_id("a".into());
+        assert_eq!(rewritten.to_basic(), want);
+        // Headers where there were none; the last property is copied to the end.
+        let bare = Properties::from_basic(&BasicProperties::default().with_cluster_id("c".into()));
+        let with = bare.with_headers(new_raw.headers_raw().unwrap(), &[]).unwrap();
+        assert_eq!(
+            with.to_basic(),
+            BasicProperties::default()
+                .with_headers(new)
+                .with_cluster_id("c".into())
+        );
+        assert!(bare.with_headers(&[0, 0, 0, 9], &[]).is_none());
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn without_bcc(properties: &Properties) -> Properties {
 }
 
 /// `headers` without the entry `name` (field tables have no remove).
-pub fn without_header(headers: &FieldTable, name: &str) -> FieldTable {
+fn without_header(headers: &FieldTable, name: &str) -> FieldTable {
     let mut kept = FieldTable::default();
     for (k, v) in headers.inner() {
         if k.as_str() != name {

@@ -101,9 +101,7 @@ impl Ready {
                     deque.push_front(m);
                 }
             } else {
-                let mut merged: Vec<QueuedMessage> = deque.drain(..).chain(msgs).collect();
-                merged.sort_by_key(|m| m.seq);
-                *deque = merged.into();
+                *deque = merge_by_seq(std::mem::take(deque), msgs);
             }
         }
     }
@@ -116,5 +114,24 @@ impl Ready {
         self.levels.iter_mut().for_each(VecDeque::clear);
         self.len = 0;
         self.bytes = 0;
+    }
+}
+
+/// Two runs sorted by `seq` merged into one, in one pass.
+fn merge_by_seq(
+    held: VecDeque<QueuedMessage>,
+    requeued: Vec<QueuedMessage>,
+) -> VecDeque<QueuedMessage> {
+    let mut merged = VecDeque::with_capacity(held.len() + requeued.len());
+    let (mut held, mut requeued) = (held.into_iter().peekable(), requeued.into_iter().peekable());
+    loop {
+        let take_requeued = match (held.peek(), requeued.peek()) {
+            (Some(h), Some(r)) => r.seq < h.seq,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => return merged,
+        };
+        let next = if take_requeued { requeued.next() } else { held.next() };
+        merged.extend(next);
     }
 }

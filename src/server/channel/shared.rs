@@ -226,29 +226,17 @@ impl ChannelShared {
         st.unacked.drain(..).collect()
     }
 
-    /// Settles deliveries taken out of the unacked list, one queue call per run of deliveries
-    /// from the same queue and consumer; then lets consumers use the freed window.
+    /// Settles deliveries taken out of the unacked list, one queue call per queue and
+    /// consumer (as RabbitMQ groups a channel's settlements by queue): a channel closing with
+    /// deliveries from many queues interleaved requeues each queue's once, not one by one.
+    /// Then lets consumers use the freed window.
     pub fn settle(&self, entries: Vec<Unacked>, how: Settlement) {
-        let mut run: Vec<QueuedMessage> = Vec::new();
-        let mut iter = entries.into_iter().peekable();
-        while let Some(entry) = iter.next() {
-            run.push(entry.message);
-            let same_run = iter.peek().is_some_and(|next| {
-                Arc::ptr_eq(&next.queue, &entry.queue)
-                    && match (&next.consumer, &entry.consumer) {
-                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                        (None, None) => true,
-                        _ => false,
-                    }
-            });
-            if same_run {
-                continue;
-            }
-            let messages = std::mem::take(&mut run);
+        for group in by_queue_and_consumer(entries) {
+            let (queue, consumer) = (&group.queue, group.consumer.as_ref());
             match how {
-                Settlement::Remove => entry.queue.settle(entry.consumer.as_ref(), &messages),
-                Settlement::Reject => entry.queue.reject(entry.consumer.as_ref(), &messages),
-                Settlement::Requeue => entry.queue.requeue(entry.consumer.as_ref(), messages),
+                Settlement::Remove => queue.settle(consumer, &group.messages),
+                Settlement::Reject => queue.reject(consumer, &group.messages),
+                Settlement::Requeue => queue.requeue(consumer, group.messages),
             }
         }
         if self.state.lock().global_prefetch > 0 {
@@ -477,4 +465,55 @@ impl crate::broker::consumer::ReplyTarget for ChannelShared {
             encode::content(out, self.id, m.properties.raw(), &m.body, frame_max);
         });
     }
+}
+
+/// Deliveries of one queue to one consumer (or to basic.get: `None`), in delivery order.
+struct SettleGroup {
+    queue: Arc<Queue>,
+    consumer: Option<Arc<Consumer>>,
+    messages: Vec<QueuedMessage>,
+}
+
+/// `entries` grouped by queue and consumer, groups in the order they first appear.
+fn by_queue_and_consumer(entries: Vec<Unacked>) -> Vec<SettleGroup> {
+    let identity = |queue: &Arc<Queue>, consumer: &Option<Arc<Consumer>>| {
+        (
+            Arc::as_ptr(queue) as usize,
+            consumer.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize),
+        )
+    };
+    let mut groups: Vec<SettleGroup> = Vec::new();
+    // Searched linearly while there are few groups (a single ack allocates no map).
+    let mut index: HashMap<(usize, usize), usize> = HashMap::new();
+    for entry in entries {
+        let key = identity(&entry.queue, &entry.consumer);
+        let found = if groups.len() <= 8 {
+            groups
+                .iter()
+                .rposition(|g| identity(&g.queue, &g.consumer) == key)
+        } else {
+            if index.is_empty() {
+                for (i, g) in groups.iter().enumerate() {
+                    index.insert(identity(&g.queue, &g.consumer), i);
+                }
+            }
+            index.get(&key).copied()
+        };
+        let at = match found {
+            Some(at) => at,
+            None => {
+                groups.push(SettleGroup {
+                    queue: entry.queue.clone(),
+                    consumer: entry.consumer.clone(),
+                    messages: Vec::new(),
+                });
+                if !index.is_empty() {
+                    index.insert(key, groups.len() - 1);
+                }
+                groups.len() - 1
+            }
+        };
+        groups[at].messages.push(entry.message);
+    }
+    groups
 }

@@ -3,6 +3,7 @@
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use lapin::Connection;
+use lapin::options::BasicRejectOptions;
 
 use super::shared_queue;
 use crate::common::*;
@@ -86,4 +87,40 @@ async fn requeued_message_goes_to_another_consumer() {
     let d2 = next_delivery(&mut c2).await;
     assert_eq!(body_str(&d2), "m0");
     assert!(d2.redelivered);
+}
+
+/// A channel closing with deliveries from two queues interleaved puts each queue's back in its
+/// own order, merged with what was requeued before them (one requeue per queue, not per
+/// delivery).
+#[tokio::test]
+async fn interleaved_deliveries_from_two_queues_go_back_in_order() {
+    let (_broker, conn, ch) = broker_with_channel().await;
+    let qa = shared_queue(&ch, "requeue-interleaved-a").await;
+    let qb = shared_queue(&ch, "requeue-interleaved-b").await;
+    publish_n(&ch, &qa, 4).await;
+    publish_n(&ch, &qb, 4).await;
+    let getter = conn.create_channel().await.unwrap();
+    let mut firsts = Vec::new();
+    for i in 0..3 {
+        for q in [&qa, &qb] {
+            let m = get_message(&getter, q).await.expect("a message");
+            assert_eq!(body_str(&m.delivery), format!("m{i}"));
+            if i == 0 {
+                firsts.push(m);
+            }
+        }
+    }
+    // m0 of each goes back first: the close then requeues m1 and m2 behind it.
+    for m in firsts {
+        m.delivery
+            .reject(BasicRejectOptions { requeue: true })
+            .await
+            .unwrap();
+    }
+    sync(&getter).await;
+    getter.close(200, "bye".into()).await.unwrap();
+    for q in [&qa, &qb] {
+        wait_message_count(&ch, q, 4).await;
+        assert_eq!(drain_bodies(&ch, q).await, vec!["m0", "m1", "m2", "m3"]);
+    }
 }

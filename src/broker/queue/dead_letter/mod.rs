@@ -11,19 +11,22 @@
 //! Dead letters can make more dead letters (a full dead-letter queue dead-letters in turn), to
 //! any depth a client configures: they are handled in a loop on a per-thread worklist, never by
 //! recursion.
+//!
+//! This file owns the cascade: budgets, the worklist and routing the copies. The copy itself
+//! (the history rewritten in the message's property bytes) is history.rs's.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use warren_protocol::{Properties, ShortStr};
+use warren_protocol::ShortStr;
 
 use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::publish::enqueue;
-use crate::broker::sender_selected::{sender_selected, without_header};
 use crate::broker::vhost::{RouteScratch, VHost};
+
+mod history;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -47,122 +50,6 @@ impl Reason {
 pub struct DeadLetterTarget {
     pub exchange: String,
     pub routing_key: Option<String>,
-}
-
-fn text(t: &FieldTable, key: &str) -> Option<String> {
-    match t.inner().get(key)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
-        _ => None,
-    }
-}
-
-fn long_str(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
-}
-
-/// Key for a header we set; our keys are short constants, so this cannot fail.
-fn key(s: &'static str) -> ShortString {
-    ShortString::from(s)
-}
-
-/// The dead-lettered copy's headers and what the cycle rule needs: its history, newest first,
-/// as (queue, whether that death was a client's rejection).
-struct History {
-    headers: FieldTable,
-    visits: Vec<(String, bool)>,
-}
-
-impl History {
-    /// Coming back to `queue` is a cycle to break unless a client rejected the message since
-    /// its last visit there: every entry from the newest up to and including that queue's.
-    fn is_cycle(&self, queue: &str) -> bool {
-        match self.visits.iter().position(|(q, _)| q == queue) {
-            None => false,
-            Some(last_visit) => self.visits[..=last_visit]
-                .iter()
-                .all(|(_, rejected)| !rejected),
-        }
-    }
-}
-
-fn with_death(
-    message: &Message,
-    headers: Option<FieldTable>,
-    queue: &str,
-    reason: Reason,
-) -> History {
-    let mut headers = headers.unwrap_or_default();
-    let mut deaths: Vec<FieldTable> = match headers.inner().get("x-death") {
-        Some(AMQPValue::FieldArray(a)) => a
-            .as_slice()
-            .iter()
-            .filter_map(|v| match v {
-                AMQPValue::FieldTable(t) => Some(t.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let same = |t: &FieldTable| {
-        text(t, "queue").as_deref() == Some(queue)
-            && text(t, "reason").as_deref() == Some(reason.as_str())
-    };
-    let entry = match deaths.iter().position(same) {
-        Some(i) => {
-            let mut t = deaths.remove(i);
-            let count = match t.inner().get("count") {
-                Some(v) => crate::broker::field_display::as_i64(v).unwrap_or(0),
-                None => 0,
-            };
-            t.insert(key("count"), AMQPValue::LongLongInt(count + 1));
-            t
-        }
-        None => {
-            let mut t = FieldTable::default();
-            t.insert(key("count"), AMQPValue::LongLongInt(1));
-            t.insert(key("reason"), long_str(reason.as_str()));
-            t.insert(key("queue"), long_str(queue));
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            t.insert(key("time"), AMQPValue::Timestamp(now));
-            t.insert(key("exchange"), long_str(&message.exchange));
-            // The original routing key, then any sender-selected ones from the CC header.
-            let mut keys = vec![long_str(&message.routing_key)];
-            if let Some(AMQPValue::FieldArray(cc)) = headers.inner().get("CC") {
-                keys.extend(cc.as_slice().iter().cloned());
-            }
-            let keys = FieldArray::from(keys);
-            t.insert(key("routing-keys"), AMQPValue::FieldArray(keys));
-            if let Some(expiration) = message.properties.expiration() {
-                t.insert(key("original-expiration"), long_str(expiration));
-            }
-            t
-        }
-    };
-    deaths.insert(0, entry);
-    let visits = deaths
-        .iter()
-        .filter_map(|t| {
-            let rejected = text(t, "reason").as_deref() == Some("rejected");
-            Some((text(t, "queue")?, rejected))
-        })
-        .collect();
-    if !headers.inner().contains_key("x-first-death-reason") {
-        headers.insert(key("x-first-death-reason"), long_str(reason.as_str()));
-        headers.insert(key("x-first-death-queue"), long_str(queue));
-        headers.insert(key("x-first-death-exchange"), long_str(&message.exchange));
-    }
-    let deaths = deaths
-        .into_iter()
-        .map(AMQPValue::FieldTable)
-        .collect::<Vec<_>>();
-    headers.insert(
-        key("x-death"),
-        AMQPValue::FieldArray(FieldArray::from(deaths)),
-    );
-    History { headers, visits }
 }
 
 /// Dead letters of one queue, waiting to be published.
@@ -387,31 +274,20 @@ fn publish_batch(
     };
     let store = vhost.store();
     let (mut out, mut scratch) = (Vec::new(), RouteScratch::default());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for (message, reason) in dead {
-        let mut basic = message.properties.to_basic();
-        let mut history = with_death(&message, basic.headers().clone(), queue, reason);
-        let mut headers = std::mem::take(&mut history.headers);
+        let routing_key_replaced = target.routing_key.is_some();
+        let Some(copy) =
+            history::dead_letter_copy(&message, queue, reason, routing_key_replaced, now)
+        else {
+            tracing::debug!("dead letter from {queue} dropped: its headers do not rewrite");
+            continue;
+        };
         // RabbitMQ routes a dead letter by all of the message's routing keys (its own and its
         // CC keys), unless x-dead-letter-routing-key replaces them all, and then drops the CC
         // header (rabbit_dead_letter:make_msg).
-        let cc_keys = match &target.routing_key {
-            Some(_) => {
-                headers = without_header(&headers, "CC");
-                Vec::new()
-            }
-            None => sender_selected(Some(&headers))
-                .ok()
-                .flatten()
-                .map(|selected| selected.keys)
-                .unwrap_or_default(),
-        };
-        basic = basic.with_headers(headers);
-        let mut props = basic.clone();
-        if props.expiration().is_some() {
-            // The copy must not expire again on the way: rebuild without the property.
-            props = rebuild_without_expiration(&basic);
-        }
-        let properties = Properties::from_basic(&props);
         let routing_key = match &target.routing_key {
             Some(rk) => ShortStr::from_bytes(bytes::Bytes::from(rk.clone().into_bytes())),
             None => Some(message.routing_key.clone()),
@@ -419,12 +295,12 @@ fn publish_batch(
         let Some(routing_key) = routing_key else {
             continue;
         };
-        let mut keys: Vec<&str> = Vec::with_capacity(1 + cc_keys.len());
+        let mut keys: Vec<&str> = Vec::with_capacity(1 + copy.sender_selected.len());
         keys.push(&routing_key);
-        keys.extend(cc_keys.iter().map(String::as_str));
-        let mut lazy_headers = LazyHeaders::new(&properties);
+        keys.extend(copy.sender_selected.iter().map(String::as_str));
+        let mut lazy_headers = LazyHeaders::new(&copy.properties);
         vhost.route_keys(&exchange, &keys, &mut lazy_headers, &mut out, &mut scratch);
-        out.retain(|q| !history.is_cycle(&q.name));
+        out.retain(|q| !copy.is_cycle(&q.name));
         if out.is_empty() {
             continue;
         }
@@ -432,12 +308,12 @@ fn publish_batch(
             out.clear();
             continue;
         }
-        DeadLetterTally::add(1, properties.raw().len(), out.len());
+        DeadLetterTally::add(1, copy.properties.raw().len(), out.len());
         let _ = enqueue(
             store,
             exchange.name.clone(),
             routing_key,
-            properties,
+            copy.properties,
             message.body.clone(),
             &mut out,
         );
@@ -457,51 +333,4 @@ fn charge_cascade(deliveries: usize) -> bool {
         w.cascaded += deliveries;
         true
     })
-}
-
-/// amq-protocol's properties have no "unset" for a field: copy every other one over.
-fn rebuild_without_expiration(
-    p: &amq_protocol::protocol::BasicProperties,
-) -> amq_protocol::protocol::BasicProperties {
-    let mut out = amq_protocol::protocol::BasicProperties::default();
-    if let Some(v) = p.content_type() {
-        out = out.with_content_type(v.clone());
-    }
-    if let Some(v) = p.content_encoding() {
-        out = out.with_content_encoding(v.clone());
-    }
-    if let Some(v) = p.headers() {
-        out = out.with_headers(v.clone());
-    }
-    if let Some(v) = p.delivery_mode() {
-        out = out.with_delivery_mode(*v);
-    }
-    if let Some(v) = p.priority() {
-        out = out.with_priority(*v);
-    }
-    if let Some(v) = p.correlation_id() {
-        out = out.with_correlation_id(v.clone());
-    }
-    if let Some(v) = p.reply_to() {
-        out = out.with_reply_to(v.clone());
-    }
-    if let Some(v) = p.message_id() {
-        out = out.with_message_id(v.clone());
-    }
-    if let Some(v) = p.timestamp() {
-        out = out.with_timestamp(*v);
-    }
-    if let Some(v) = p.kind() {
-        out = out.with_type(v.clone());
-    }
-    if let Some(v) = p.user_id() {
-        out = out.with_user_id(v.clone());
-    }
-    if let Some(v) = p.app_id() {
-        out = out.with_app_id(v.clone());
-    }
-    if let Some(v) = p.cluster_id() {
-        out = out.with_cluster_id(v.clone());
-    }
-    out
 }
