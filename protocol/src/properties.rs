@@ -365,7 +365,9 @@ mod tests {
         assert_eq!(rewritten.to_basic(), want);
         // Headers where there were none; the last property is copied to the end.
         let bare = Properties::from_basic(&BasicProperties::default().with_cluster_id("c".into()));
-        let with = bare.with_headers(new_raw.headers_raw().unwrap(), &[]).unwrap();
+        let with = bare
+            .with_headers(new_raw.headers_raw().unwrap(), &[])
+            .unwrap();
         assert_eq!(
             with.to_basic(),
             BasicProperties::default()

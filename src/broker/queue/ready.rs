@@ -131,7 +131,11 @@ fn merge_by_seq(
             (Some(_), None) => false,
             (None, None) => return merged,
         };
-        let next = if take_requeued { requeued.next() } else { held.next() };
+        let next = if take_requeued {
+            requeued.next()
+        } else {
+            held.next()
+        };
         merged.extend(next);
     }
 }

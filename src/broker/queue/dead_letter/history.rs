@@ -9,9 +9,9 @@
 //! the message had one — newest first; a death that matches an entry increments its count and
 //! moves it to the front. Routing is the cascade's (mod.rs), not this file's.
 
+use warren_protocol::Properties;
 use warren_protocol::field_table::{self, Entry, Writer};
 use warren_protocol::properties::Property;
-use warren_protocol::Properties;
 
 use super::Reason;
 use crate::broker::message::Message;
@@ -32,7 +32,11 @@ impl DeadLetterCopy {
     /// (RabbitMQ's `is_cycle`).
     pub fn is_cycle(&self, queue: &str) -> bool {
         let name = |range: &std::ops::Range<usize>| &self.visit_names[range.clone()];
-        match self.visits.iter().position(|(r, _)| name(r) == queue.as_bytes()) {
+        match self
+            .visits
+            .iter()
+            .position(|(r, _)| name(r) == queue.as_bytes())
+        {
             None => false,
             Some(last_visit) => self.visits[..=last_visit]
                 .iter()
@@ -108,7 +112,8 @@ pub(super) fn dead_letter_copy(
     if field_table::get(&headers, "x-first-death-reason").is_none() {
         w.key(b"x-first-death-reason").long_str(reason_text);
         w.key(b"x-first-death-queue").long_str(queue.as_bytes());
-        w.key(b"x-first-death-exchange").long_str(message.exchange.as_bytes());
+        w.key(b"x-first-death-exchange")
+            .long_str(message.exchange.as_bytes());
     }
     w.key(b"x-death");
     let history = w.begin_value(b'A');
@@ -176,7 +181,8 @@ fn write_new_death(
     }
     w.end(keys).then_some(())?;
     if let Some(expiration) = message.properties.expiration() {
-        w.key(b"original-expiration").long_str(expiration.as_bytes());
+        w.key(b"original-expiration")
+            .long_str(expiration.as_bytes());
     }
     w.end(entry).then_some(())
 }
