@@ -13,13 +13,14 @@ pub struct Entry<'a> {
     pub value: &'a [u8],
 }
 
-fn be_u32(buf: &[u8], pos: usize) -> Option<usize> {
+/// The big-endian 32-bit length at `pos`.
+pub(crate) fn be_u32(buf: &[u8], pos: usize) -> Option<usize> {
     let b = buf.get(pos..pos.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
 /// Where the value (type octet first) at `pos` ends; nested values are skipped by length.
-fn value_end(buf: &[u8], pos: usize) -> Option<usize> {
+pub(crate) fn value_end(buf: &[u8], pos: usize) -> Option<usize> {
     let p = pos + 1;
     let end = match buf.get(pos)? {
         b't' | b'b' | b'B' => p + 1,

@@ -12,6 +12,7 @@ use amq_protocol::types::parsing::parse_field_table;
 use bytes::Bytes;
 
 use crate::depth;
+use crate::field_table::{be_u32, value_end};
 use crate::reply::AmqpError;
 
 /// Property order in the flags word, most significant bit first.
@@ -67,28 +68,6 @@ pub struct Properties {
     raw: Bytes,
     /// Offset into `raw` of each property's value; 0 = absent (offset 0 is the flags word).
     offsets: [u32; COUNT],
-}
-
-fn be_u32(buf: &[u8], pos: usize) -> Option<usize> {
-    let b = buf.get(pos..pos + 4)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-}
-
-/// Where the field value (type octet first) at `pos` ends; nested tables and arrays are
-/// skipped by their length prefix.
-fn skip_field_value(buf: &[u8], pos: usize) -> Option<usize> {
-    let p = pos + 1;
-    let end = match buf.get(pos)? {
-        b't' | b'b' | b'B' => p + 1,
-        b's' | b'u' | b'U' => p + 2,
-        b'I' | b'i' | b'f' => p + 4,
-        b'l' | b'L' | b'd' | b'T' => p + 8,
-        b'D' => p + 5,
-        b'V' => p,
-        b'S' | b'x' | b'A' | b'F' => p + 4 + be_u32(buf, p)?,
-        _ => return None,
-    };
-    (end <= buf.len()).then_some(end)
 }
 
 fn cannot_decode() -> AmqpError {
@@ -207,7 +186,7 @@ impl Properties {
             if names.iter().any(|n| n.as_bytes() == key) {
                 return true;
             }
-            match skip_field_value(raw, p + 1 + key_len) {
+            match value_end(raw, p + 1 + key_len) {
                 Some(next) => p = next,
                 None => return false,
             }
