@@ -1,5 +1,5 @@
-//! Encoded field tables read and written as bytes, for the broker's rewrite paths (dead
-//! letters' `x-death`): entries are byte slices of the input, so a rewrite copies what it does
+//! Encoded field tables read and written as bytes, for the broker's header paths (the `CC` /
+//! `BCC` keys of a publish, a BCC removed, a dead letter's `x-death`): entries are byte slices of the input, so a rewrite copies what it does
 //! not change instead of decoding every nested value into amq-protocol's types and encoding it
 //! again. Only tables that [`crate::Properties::parse`] accepted are expected here (nesting is
 //! bounded there); anything malformed reads as `None`, never a panic.
@@ -136,13 +136,19 @@ impl Writer {
         self.begin_table()
     }
 
-    /// Ends what `open` started; false if it outgrew a 32-bit length.
-    pub fn end(&mut self, open: Open) -> bool {
-        let Ok(len) = u32::try_from(self.out.len() - open.0 - 4) else {
-            return false;
-        };
+    /// Ends what `open` started; `None` if it outgrew a 32-bit length.
+    pub fn end(&mut self, open: Open) -> Option<()> {
+        let len = u32::try_from(self.out.len() - open.0 - 4).ok()?;
         self.out[open.0..open.0 + 4].copy_from_slice(&len.to_be_bytes());
-        true
+        Some(())
+    }
+
+    /// Copies the entries whose key `keep` accepts, as they are.
+    pub fn entries_where(&mut self, entries: &[Entry], keep: impl Fn(&[u8]) -> bool) -> &mut Self {
+        for entry in entries.iter().filter(|e| keep(e.key)) {
+            self.key(entry.key).raw(entry.value);
+        }
+        self
     }
 
     /// A key (a short string; keys over 255 bytes are cut, as no table can hold them).
@@ -238,8 +244,8 @@ mod tests {
         w.key(b"arr");
         let arr = w.begin_value(b'A');
         w.long_str(b"k1").raw(&[b'b', 1]);
-        assert!(w.end(arr));
-        assert!(w.end(table));
+        assert!(w.end(arr).is_some());
+        assert!(w.end(table).is_some());
         let (_, parsed) = amq_protocol::types::parsing::parse_field_table(&w.out[..]).unwrap();
         assert_eq!(
             parsed.inner().get("s"),

@@ -6,7 +6,8 @@
 //!
 //! This file reads the headers and rewrites the properties; routing itself is the vhost's.
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::parsing::parse_value;
+use warren_protocol::field_table::{self, Entry, Writer};
 use warren_protocol::{AmqpError, Properties};
 
 use super::field_display::type_name;
@@ -19,57 +20,55 @@ pub struct SenderSelected {
     pub has_bcc: bool,
 }
 
+/// The `headers` table's entries (none without headers), read in place.
+pub fn header_entries(properties: &Properties) -> Vec<Entry<'_>> {
+    properties
+        .headers_raw()
+        .and_then(field_table::entries)
+        .unwrap_or_default()
+}
+
 /// `None` when the headers select nothing (no CC, no BCC).
-pub fn sender_selected(headers: Option<&FieldTable>) -> Result<Option<SenderSelected>, AmqpError> {
-    let Some(headers) = headers else {
-        return Ok(None);
-    };
+pub fn sender_selected(headers: &[Entry]) -> Result<Option<SenderSelected>, AmqpError> {
     let mut selected = SenderSelected {
         keys: Vec::new(),
         has_bcc: false,
     };
     let mut any = false;
     for name in ["CC", "BCC"] {
-        let Some(value) = headers.inner().get(name) else {
+        let Some(value) = field_table::get(headers, name) else {
             continue;
         };
-        let AMQPValue::FieldArray(routes) = value else {
+        let Some(routes) = field_table::array_elements(value) else {
             return Err(AmqpError::precondition(format_args!(
                 "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
-                type_name(value)
+                raw_type_name(value)
             )));
         };
         any = true;
         selected.has_bcc |= name == "BCC";
-        for route in routes.as_slice() {
-            if let AMQPValue::LongString(s) = route {
-                selected
-                    .keys
-                    .push(String::from_utf8_lossy(s.as_bytes()).into_owned());
-            }
-        }
+        selected.keys.extend(
+            routes
+                .into_iter()
+                .filter_map(field_table::long_str)
+                .map(|s| String::from_utf8_lossy(s).into_owned()),
+        );
     }
     Ok(any.then_some(selected))
 }
 
-/// The same properties without the `BCC` header.
-pub fn without_bcc(properties: &Properties) -> Properties {
-    let basic = properties.to_basic();
-    let headers = basic
-        .headers()
-        .as_ref()
-        .map(|h| without_header(h, "BCC"))
-        .unwrap_or_default();
-    Properties::from_basic(&basic.with_headers(headers))
+/// RabbitMQ's name for the type of an encoded value (for the error above only: it decodes).
+fn raw_type_name(value: &[u8]) -> &'static str {
+    parse_value(value).map_or("unknown", |(_, v)| type_name(&v))
 }
 
-/// `headers` without the entry `name` (field tables have no remove).
-fn without_header(headers: &FieldTable, name: &str) -> FieldTable {
-    let mut kept = FieldTable::default();
-    for (k, v) in headers.inner() {
-        if k.as_str() != name {
-            kept.insert(k.clone(), v.clone());
-        }
-    }
-    kept
+/// The same properties without the `BCC` header.
+pub fn without_bcc(properties: &Properties) -> Properties {
+    let mut w = Writer::new();
+    let table = w.begin_table();
+    w.entries_where(&header_entries(properties), |key| key != b"BCC");
+    w.end(table)
+        .and_then(|()| properties.with_headers(&w.out, &[]))
+        // Cannot happen for headers that parsed on the way in; never deliver a BCC anyway.
+        .unwrap_or_default()
 }

@@ -31,7 +31,7 @@ pub use enqueue::{Enqueued, enqueue};
 use super::exchange::Exchange;
 use super::message::{LazyHeaders, Message};
 use super::queue::Queue;
-use super::sender_selected::{SenderSelected, sender_selected, without_bcc};
+use super::sender_selected::{SenderSelected, header_entries, sender_selected, without_bcc};
 use super::vhost::{RouteScratch, VHost};
 pub use crate::store::CommitListener;
 use crate::store::Store;
@@ -152,7 +152,7 @@ impl VHost {
         // CC / BCC headers: extra routing keys chosen by the publisher (a cheap raw scan first;
         // the table is parsed only when one of them is there).
         let selected = if properties.has_header_key(&["CC", "BCC"]) {
-            sender_selected(properties.headers().as_ref())?
+            sender_selected(&header_entries(&properties))?
         } else {
             None
         };

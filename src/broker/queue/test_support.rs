@@ -74,6 +74,22 @@ pub fn texts(items: &[&str]) -> AMQPValue {
     AMQPValue::FieldArray(a)
 }
 
+/// The `x-death` history of a dead letter's headers, newest first (fails the test if there is
+/// none, or an entry is not a table).
+pub fn x_death(headers: &FieldTable) -> Vec<FieldTable> {
+    match headers.inner().get("x-death") {
+        Some(AMQPValue::FieldArray(a)) => a
+            .as_slice()
+            .iter()
+            .map(|v| match v {
+                AMQPValue::FieldTable(t) => t.clone(),
+                other => panic!("x-death entry is not a table: {other:?}"),
+            })
+            .collect(),
+        other => panic!("x-death missing or not an array: {other:?}"),
+    }
+}
+
 pub fn short(s: &str) -> ShortStr {
     ShortStr::from_slice(s.as_bytes()).expect("a short string")
 }

@@ -9,21 +9,22 @@
 //! the message had one — newest first; a death that matches an entry increments its count and
 //! moves it to the front. Routing is the cascade's (mod.rs), not this file's.
 
+use std::ops::Range;
+
 use warren_protocol::Properties;
 use warren_protocol::field_table::{self, Entry, Writer};
 use warren_protocol::properties::Property;
 
 use super::Reason;
 use crate::broker::message::Message;
+use crate::broker::sender_selected::{header_entries, sender_selected};
 
 /// The copy that leaves a queue, and what its routing needs.
 pub(super) struct DeadLetterCopy {
     pub properties: Properties,
     /// The `CC` and `BCC` keys to route by as well (none when the routing key is replaced).
     pub sender_selected: Vec<String>,
-    /// The queues of the history, newest first: (where in `visit_names`, a client rejected it).
-    visits: Vec<(std::ops::Range<usize>, bool)>,
-    visit_names: Vec<u8>,
+    visits: Visits,
 }
 
 impl DeadLetterCopy {
@@ -31,24 +32,35 @@ impl DeadLetterCopy {
     /// its last visit there: every entry from the newest up to and including that queue's
     /// (RabbitMQ's `is_cycle`).
     pub fn is_cycle(&self, queue: &str) -> bool {
-        let name = |range: &std::ops::Range<usize>| &self.visit_names[range.clone()];
-        match self
-            .visits
+        let visits = &self.visits;
+        let name = |range: &Range<usize>| &visits.names[range.clone()];
+        match visits
+            .entries
             .iter()
             .position(|(r, _)| name(r) == queue.as_bytes())
         {
             None => false,
-            Some(last_visit) => self.visits[..=last_visit]
+            Some(last_visit) => visits.entries[..=last_visit]
                 .iter()
                 .all(|(_, rejected)| !rejected),
         }
     }
+}
 
-    fn visited(&mut self, queue: &[u8], reason: &[u8]) {
-        let start = self.visit_names.len();
-        self.visit_names.extend_from_slice(queue);
-        let range = start..self.visit_names.len();
-        self.visits.push((range, reason == b"rejected"));
+/// The queues of a history, newest first, each with whether a client rejected the message
+/// there; the names share one buffer.
+#[derive(Default)]
+struct Visits {
+    names: Vec<u8>,
+    entries: Vec<(Range<usize>, bool)>,
+}
+
+impl Visits {
+    fn push(&mut self, queue: &[u8], reason: &[u8]) {
+        let start = self.names.len();
+        self.names.extend_from_slice(queue);
+        self.entries
+            .push((start..self.names.len(), reason == b"rejected"));
     }
 }
 
@@ -66,7 +78,7 @@ fn text<'a>(fields: &[Entry<'a>], key: &str) -> &'a [u8] {
 }
 
 /// The copy of `message` that leaves `queue` for `reason` at `now` (seconds since the epoch);
-/// `None` if its headers do not read as a table (they were checked on the way in, so never).
+/// `None` if the rewritten properties do not parse (headers nested to the depth limit).
 pub(super) fn dead_letter_copy(
     message: &Message,
     queue: &str,
@@ -74,10 +86,7 @@ pub(super) fn dead_letter_copy(
     routing_key_replaced: bool,
     now: u64,
 ) -> Option<DeadLetterCopy> {
-    let headers = match message.properties.headers_raw() {
-        Some(table) => field_table::entries(table)?,
-        None => Vec::new(),
-    };
+    let headers = header_entries(&message.properties);
     let deaths: Vec<Death> = field_table::get(&headers, "x-death")
         .and_then(field_table::array_elements)
         .unwrap_or_default()
@@ -95,20 +104,11 @@ pub(super) fn dead_letter_copy(
         .iter()
         .position(|d| d.queue == queue.as_bytes() && d.reason == reason_text);
 
-    let mut copy = DeadLetterCopy {
-        properties: Properties::default(),
-        sender_selected: Vec::new(),
-        visits: Vec::with_capacity(deaths.len() + 1),
-        visit_names: Vec::new(),
-    };
     let mut w = Writer::new();
     let table = w.begin_table();
-    for entry in &headers {
-        let dropped = entry.key == b"x-death" || (routing_key_replaced && entry.key == b"CC");
-        if !dropped {
-            w.key(entry.key).raw(entry.value);
-        }
-    }
+    w.entries_where(&headers, |key| {
+        key != b"x-death" && !(routing_key_replaced && key == b"CC")
+    });
     if field_table::get(&headers, "x-first-death-reason").is_none() {
         w.key(b"x-first-death-reason").long_str(reason_text);
         w.key(b"x-first-death-queue").long_str(queue.as_bytes());
@@ -118,42 +118,47 @@ pub(super) fn dead_letter_copy(
     w.key(b"x-death");
     let history = w.begin_value(b'A');
     match same {
-        Some(i) => {
-            let death = &deaths[i];
-            let count = field_table::get(&death.fields, "count").and_then(field_table::integer);
-            let entry = w.begin_value(b'F');
-            w.key(b"count")
-                .long_long(count.unwrap_or(0).saturating_add(1));
-            for field in death.fields.iter().filter(|f| f.key != b"count") {
-                w.key(field.key).raw(field.value);
-            }
-            w.end(entry).then_some(())?;
-        }
+        Some(i) => write_counted_again(&mut w, &deaths[i])?,
         None => write_new_death(&mut w, message, queue, reason, &headers, now)?,
     }
-    copy.visited(queue.as_bytes(), reason_text);
-    for (i, death) in deaths.iter().enumerate() {
-        if Some(i) == same {
-            continue;
-        }
+    let mut visits = Visits::default();
+    visits.push(queue.as_bytes(), reason_text);
+    for (_, death) in deaths.iter().enumerate().filter(|(i, _)| Some(*i) != same) {
         let entry = w.begin_value(b'F');
-        for field in &death.fields {
-            w.key(field.key).raw(field.value);
-        }
-        w.end(entry).then_some(())?;
+        w.entries_where(&death.fields, |_| true);
+        w.end(entry)?;
         if !death.queue.is_empty() {
-            copy.visited(death.queue, death.reason);
+            visits.push(death.queue, death.reason);
         }
     }
-    (w.end(history) && w.end(table)).then_some(())?;
+    w.end(history)?;
+    w.end(table)?;
 
-    if !routing_key_replaced {
-        copy.sender_selected = sender_selected_keys(&headers);
-    }
-    copy.properties = message
-        .properties
-        .with_headers(&w.out, &[Property::Expiration])?;
-    Some(copy)
+    let sender_selected = match routing_key_replaced {
+        true => Vec::new(),
+        // A CC or BCC that is not an array would have refused the publish: none then.
+        false => sender_selected(&headers)
+            .ok()
+            .flatten()
+            .map_or_else(Vec::new, |s| s.keys),
+    };
+    Some(DeadLetterCopy {
+        properties: message
+            .properties
+            .with_headers(&w.out, &[Property::Expiration])?,
+        sender_selected,
+        visits,
+    })
+}
+
+/// A death in a queue for a reason it already had: its entry with the count one higher.
+fn write_counted_again(w: &mut Writer, death: &Death) -> Option<()> {
+    let count = field_table::get(&death.fields, "count").and_then(field_table::integer);
+    let entry = w.begin_value(b'F');
+    w.key(b"count")
+        .long_long(count.unwrap_or(0).saturating_add(1));
+    w.entries_where(&death.fields, |key| key != b"count");
+    w.end(entry)
 }
 
 /// The first death in a queue for a reason: count, reason, queue, time, exchange, the routing
@@ -179,33 +184,12 @@ fn write_new_death(
     for element in cc.unwrap_or_default() {
         w.raw(element);
     }
-    w.end(keys).then_some(())?;
+    w.end(keys)?;
     if let Some(expiration) = message.properties.expiration() {
         w.key(b"original-expiration")
             .long_str(expiration.as_bytes());
     }
-    w.end(entry).then_some(())
-}
-
-/// The string elements of the `CC` and `BCC` arrays; none if either header is not an array
-/// (as a publish would have been refused for), as sender_selected.rs reads them.
-fn sender_selected_keys(headers: &[Entry]) -> Vec<String> {
-    let mut keys = Vec::new();
-    for name in ["CC", "BCC"] {
-        let Some(value) = field_table::get(headers, name) else {
-            continue;
-        };
-        let Some(elements) = field_table::array_elements(value) else {
-            return Vec::new();
-        };
-        keys.extend(
-            elements
-                .into_iter()
-                .filter_map(field_table::long_str)
-                .map(|s| String::from_utf8_lossy(s).into_owned()),
-        );
-    }
-    keys
+    w.end(entry)
 }
 
 #[cfg(test)]
@@ -214,6 +198,7 @@ mod tests {
     use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
 
     use super::*;
+    use crate::broker::queue::test_support::x_death;
     use warren_protocol::ShortStr;
 
     /// A message whose history another broker wrote: a 32-bit count, a field of its own and
@@ -255,17 +240,7 @@ mod tests {
         );
         assert_eq!(basic.expiration(), &None, "expiration removed");
         assert_eq!(basic.message_id(), &Some("m1".into()), "others copied");
-        match headers.inner().get("x-death") {
-            Some(AMQPValue::FieldArray(a)) => a
-                .as_slice()
-                .iter()
-                .map(|v| match v {
-                    AMQPValue::FieldTable(t) => t.clone(),
-                    other => panic!("not a table: {other:?}"),
-                })
-                .collect(),
-            other => panic!("no x-death: {other:?}"),
-        }
+        x_death(&headers)
     }
 
     #[test]

@@ -62,20 +62,6 @@ fn string(v: Option<&AMQPValue>) -> String {
     }
 }
 
-fn x_death(h: &FieldTable) -> Vec<FieldTable> {
-    match h.inner().get("x-death") {
-        Some(AMQPValue::FieldArray(a)) => a
-            .as_slice()
-            .iter()
-            .map(|v| match v {
-                AMQPValue::FieldTable(t) => t.clone(),
-                other => panic!("x-death entry is not a table: {other:?}"),
-            })
-            .collect(),
-        other => panic!("x-death missing or not an array: {other:?}"),
-    }
-}
-
 /// Checks one x-death entry field by field (the time for type and plausibility).
 #[track_caller]
 fn assert_death(
