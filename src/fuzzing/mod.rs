@@ -2,6 +2,8 @@
 //! ([`script`]), which drives one real connection task in-process ([`drive`]) — the handshake,
 //! channels, content assembly, every method handler and the broker behind them, not only the
 //! codec. The cargo-fuzz target in `fuzz/` and the property test below both call [`run`].
+//! [`wal_record`] does the same for the write-ahead log's record decoder (the store reads those
+//! bytes back from disk after a crash, torn or damaged as they may be).
 //!
 //! Test support only: nothing in the broker calls this module.
 
@@ -9,6 +11,9 @@ pub mod drive;
 pub mod script;
 
 pub use drive::Outcome;
+pub use wal_record::wal_record;
+
+mod wal_record;
 
 /// One fuzz run: `data` chooses the client's bytes; panics if the broker breaks a rule.
 pub fn run(data: &[u8]) -> Outcome {

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::run;
+use super::{run, wal_record};
 
 proptest! {
     #![proptest_config(ProptestConfig {
@@ -15,6 +15,11 @@ proptest! {
     #[test]
     fn any_client_bytes_leave_the_broker_consistent(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
         run(&data);
+    }
+
+    #[test]
+    fn any_bytes_in_the_write_ahead_log_decode_or_read_as_its_end(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        wal_record(&data);
     }
 }
 

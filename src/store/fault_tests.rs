@@ -101,6 +101,8 @@ fn a_failed_commit_nacks_its_waiters_counts_nothing_and_is_retried_until_durable
     wait_until("the last waiter is told", || listener.calls().len() == 3);
     assert_eq!(listener.calls()[2], (12, true));
     assert!(!*failing.borrow(), "the failing flag clears after a commit");
+    // A checkpoint puts them in LMDB soon after.
+    wait_until("the checkpoint", || store.applied_ops() >= second);
     let counts = store.record_counts().unwrap();
     assert_eq!(
         (counts.messages, counts.queue_index, counts.refcounts),
@@ -128,14 +130,16 @@ fn a_full_map_grows_and_every_commit_succeeds() {
     let listener = Arc::new(Recorder::default());
     let body = Bytes::from(vec![7u8; 64 * 1024]);
     let messages = 160u64; // 10 MiB into a 1 MiB map
+    let mut last = 0;
     for id in 1..=messages {
         store.put_message(id, record(body.clone()));
-        store.enqueue(1, id, id);
+        last = store.enqueue(1, id, id);
         if id % 16 == 0 {
             store.notify_when_committed(listener.clone(), id);
         }
     }
     wait_until("every batch is told", || listener.calls().len() == 10);
+    wait_until("the checkpoints", || store.applied_ops() >= last);
     assert!(
         listener.calls().iter().all(|(_, ok)| *ok),
         "{:?}",

@@ -1,11 +1,14 @@
 //! Durable state in LMDB (through heed): definitions written synchronously, messages written by
-//! one writer thread that groups everything pending into one transaction per commit (one fsync
-//! for many publishes), then tells whoever waits (publisher confirms, tx.commit) that their
-//! writes are durable.
+//! one writer thread that groups everything pending into one write-ahead log record (one
+//! `fdatasync` for many publishes), tells whoever waits (publisher confirms, tx.commit) that
+//! their writes are durable, and applies them to LMDB in periodic checkpoints (writer.rs, wal/).
 //!
 //! This layer knows nothing of exchanges, queues or channels: it stores [`Definition`]s, message
 //! records and per-queue index entries keyed by numeric ids the broker hands it.
 
+mod apply;
+mod cancel;
+mod checkpoint;
 mod definitions;
 mod dir_lock;
 #[cfg(test)]
@@ -13,15 +16,16 @@ mod fault_tests;
 mod inspect;
 mod lmdb;
 mod map_pages;
+mod op_queue;
 mod orphans;
 mod recovery;
 mod schema;
+pub(crate) mod wal;
 mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
 use bytes::Bytes;
 use heed::types::Bytes as Raw;
@@ -29,6 +33,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use checkpoint::Checkpointer;
 pub use definitions::Definition;
 use dir_lock::DirLock;
 pub use dir_lock::LOCK_FILE;
@@ -36,12 +41,14 @@ pub use dir_lock::LOCK_FILE;
 pub use inspect::{RecordCounts, count_in_dir};
 use lmdb::Lmdb;
 use map_pages::MapPages;
+use op_queue::OpQueue;
 pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
 pub use schema::RecordError;
 use schema::{
     DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, SEEDED_KEY,
+    SCHEMA_VERSION_KEY, SEEDED_KEY, WAL_APPLIED_KEY,
 };
+use wal::Wal;
 
 /// Default virtual size of the memory map; the file only grows as pages are used, and the map
 /// doubles when it is full (lmdb.rs).
@@ -123,9 +130,8 @@ impl From<heed::Error> for StoreError {
 pub struct Store {
     lmdb: Arc<Lmdb>,
     dbs: Dbs,
-    /// The writer's queue, numbered under the same lock as sending so that numbers follow
-    /// the channel's order.
-    ops: Mutex<WriterQueue>,
+    /// The writer's queue (numbered in push order).
+    ops: Arc<OpQueue>,
     /// What the writer reports: committed operations, whether commits fail.
     writer_shared: Arc<writer::WriterShared>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -133,13 +139,6 @@ pub struct Store {
     next_queue_id: AtomicU64,
     /// Held from open to shutdown.
     dir_lock: Mutex<Option<DirLock>>,
-}
-
-/// The writer's operation queue and the number of the last operation sent on it (the first
-/// is 1).
-struct WriterQueue {
-    sender: mpsc::Sender<Op>,
-    last_number: u64,
 }
 
 /// A stored message, decoded: routing key, properties and body share one buffer.
@@ -233,26 +232,33 @@ impl Store {
             refcounts,
         };
         let lmdb = Arc::new(Lmdb::new(env, MapPages::find(&path.join("data.mdb"))));
+        let wal_dir = dir.join("wal");
+        let next_seq = replay_log(&lmdb, &dbs, &wal_dir)? + 1;
         let recovered = recovery::recover(&lmdb, &dbs)?;
         // Recovery walked the whole index through the map: give those pages back.
         lmdb.shared()?.map_pages().release();
-        let (ops, rx) = mpsc::channel();
+        let ops = Arc::new(OpQueue::new());
         let writer_shared = Arc::new(writer::WriterShared::new());
+        let wal = Wal::new(&wal_dir, next_seq, writer_shared.log_syncs.clone())
+            .map_err(|e| StoreError(format!("cannot open {}: {e}", wal_dir.display())))?;
+        let checkpointer =
+            Checkpointer::start(lmdb.clone(), dbs, writer_shared.clone(), next_seq - 1)
+                .map_err(|e| StoreError(format!("cannot start the checkpoint thread: {e}")))?;
         let writer = std::thread::Builder::new()
             .name("warren-store".into())
             .spawn({
-                let lmdb = lmdb.clone();
                 let writer_shared = writer_shared.clone();
-                move || writer::run(&lmdb, dbs, rx, &writer_shared)
+                let ops = ops.clone();
+                move || {
+                    writer::run(&ops, writer_shared, wal, checkpointer);
+                    ops.stop();
+                }
             })
             .map_err(|e| StoreError(format!("cannot start the store writer: {e}")))?;
         let store = Store {
             lmdb,
             dbs,
-            ops: Mutex::new(WriterQueue {
-                sender: ops,
-                last_number: 0,
-            }),
+            ops,
             writer_shared,
             writer: Mutex::new(Some(writer)),
             next_message_id: AtomicU64::new(recovered.max_message_id + 1),
@@ -322,19 +328,39 @@ impl Store {
 
     /// Queues an operation for the writer; returns its number (see [`Store::committed_ops`]).
     fn send(&self, op: Op) -> u64 {
-        let mut ops = self.ops.lock();
-        ops.last_number += 1;
-        // Only fails once the writer has stopped (shutdown): nothing more can be made durable.
-        if ops.sender.send(op).is_err() {
-            tracing::warn!("store writer stopped; a write was dropped");
-        }
-        ops.last_number
+        self.ops.push(op)
     }
 
-    /// Every operation numbered up to this is durable (a failed commit does not count; its
+    /// Every operation numbered up to this is durable (a failed write does not count; its
     /// operations are retried until they are).
     pub fn committed_ops(&self) -> u64 {
         self.writer_shared.committed_ops.load(Ordering::Acquire)
+    }
+
+    /// Every operation numbered up to this is in LMDB, where [`Store::read_messages`] finds it
+    /// (a checkpoint applies durable operations within about 50 ms).
+    pub fn applied_ops(&self) -> u64 {
+        self.writer_shared.applied_ops.load(Ordering::Acquire)
+    }
+
+    /// The number of the last operation sent to the writer: once [`Store::applied_ops`] reaches
+    /// it, everything sent so far is readable in LMDB.
+    #[doc(hidden)]
+    pub fn sent_ops(&self) -> u64 {
+        self.ops.last_number()
+    }
+
+    /// How many times the write-ahead log was synced to disk so far (a test checks that every
+    /// confirm waited for one).
+    #[doc(hidden)]
+    pub fn log_syncs(&self) -> u64 {
+        self.writer_shared.log_syncs.load(Ordering::Relaxed)
+    }
+
+    /// How many checkpoints have committed to LMDB so far.
+    #[doc(hidden)]
+    pub fn checkpoints(&self) -> u64 {
+        self.writer_shared.checkpoints.load(Ordering::Relaxed)
     }
 
     /// True while commits fail (from a failed commit to the next successful one); the disk
@@ -428,6 +454,40 @@ impl Store {
         self.lmdb.close();
         self.dir_lock.lock().take();
     }
+}
+
+/// Applies what the write-ahead log in `wal_dir` holds beyond LMDB's last checkpoint, in one
+/// transaction, then removes the log's files; returns the sequence of the last record, from
+/// which the new log goes on.
+fn replay_log(lmdb: &Lmdb, dbs: &Dbs, wal_dir: &Path) -> Result<u64, StoreError> {
+    let applied = {
+        let shared = lmdb.shared()?;
+        let rtxn = shared.read_txn()?;
+        dbs.meta
+            .get(&rtxn, WAL_APPLIED_KEY)?
+            .and_then(schema::u64_value)
+            .unwrap_or(0)
+    };
+    let replay = wal::replay::read(wal_dir, applied)?;
+    if replay.records > 0 {
+        lmdb.write(|wtxn| {
+            for op in &replay.ops {
+                apply::apply(dbs, wtxn, op)?;
+            }
+            dbs.meta
+                .put(wtxn, WAL_APPLIED_KEY, &replay.last_seq.to_be_bytes())
+        })?;
+        tracing::info!(
+            "replayed {} write-ahead log records ({} operations) into LMDB",
+            replay.records,
+            replay.ops.len()
+        );
+    }
+    for path in &replay.segments {
+        std::fs::remove_file(path)
+            .map_err(|e| StoreError(format!("cannot remove {}: {e}", path.display())))?;
+    }
+    Ok(replay.last_seq)
 }
 
 /// The smallest map the store opens with: room for its databases and a few records.

@@ -7,7 +7,8 @@
 //!
 //! Databases:
 //! - `meta`: `schema_version` → u32; `seeded` → empty, once the first boot made the default
-//!   user and vhost (or loaded definitions instead).
+//!   user and vhost (or loaded definitions instead); `wal_applied` → u64, the last write-ahead
+//!   log record a checkpoint applied (see wal/).
 //! - `definitions`: kind byte + 16 bytes of SHA-256(identity) → an exchange, queue, binding,
 //!   vhost, user, permission or topic permission.
 //! - `messages`: message id (u64) → exchange, routing key, raw properties, body.
@@ -24,6 +25,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 /// Present once the default user and vhost were created (first boot of an empty directory).
 pub const SEEDED_KEY: &[u8] = b"seeded";
+/// The sequence of the last write-ahead-log record applied to LMDB (absent: none yet).
+pub const WAL_APPLIED_KEY: &[u8] = b"wal_applied";
 
 pub const DB_META: &str = "meta";
 pub const DB_DEFINITIONS: &str = "definitions";

@@ -1,51 +1,93 @@
-//! The writer thread: drains every pending operation into one LMDB write transaction, commits
-//! it (one fsync), then notifies the listeners waiting on that batch. Reference counts keep a
-//! fanned-out message body stored once until the last queue is done with it.
+//! The writer thread: takes every pending operation as one batch, appends it to the
+//! write-ahead log (wal/), syncs the log once when anybody waits for the batch (a publisher
+//! confirm, a tx.commit) and then tells them. Every `CHECKPOINT_EVERY` (or `CHECKPOINT_BYTES`)
+//! the operations written since go to the checkpoint thread (checkpoint.rs), which applies them
+//! to LMDB; the log's segments it has covered are deleted here.
 //!
-//! A batch that fails to commit is not lost and does not count as committed: its listeners
-//! are told `ok = false` (publishers get basic.nack), its data operations are kept and tried
-//! again — in their order, followed by what arrived since — after a short back-off, and
-//! [`WriterShared::committed_ops`] only moves once a commit succeeds. While commits fail the
+//! A batch that fails to reach the disk is not lost and does not count as durable: its
+//! listeners are told `ok = false` (publishers get basic.nack), its data operations are kept
+//! and tried again — in their order, followed by what arrived since — after a short back-off,
+//! and [`WriterShared::committed_ops`] only moves once they are durable. Before the retry,
+//! everything the log held is checkpointed into LMDB and the log starts over in a new file, so
+//! nothing durable depends on a file that once failed. While writes or checkpoints fail the
 //! store reports itself failing ([`WriterShared::failing`]), which raises the disk alarm.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use heed::RwTxn;
 use tokio::sync::watch;
 
-use super::lmdb::Lmdb;
-use super::schema::{envelope_size, index_key, seal_into};
-use super::{CommitListener, Dbs, MessageRecord, Op, StoreError};
+use super::checkpoint::{Batch, Checkpointer};
+use super::op_queue::{OpQueue, Woken};
+use super::wal::Wal;
+use super::{CommitListener, Op, StoreError};
 
-/// Upper bound on new operations taken into one transaction, so one huge burst still commits
-/// in steps (operations kept from a failed attempt come on top).
+/// Upper bound on new operations taken into one batch, so one huge burst still goes to the
+/// log in steps (operations kept from a failed attempt come on top).
 const MAX_BATCH: usize = 50_000;
-/// First wait before retrying a failed commit; doubles up to `MAX_BACKOFF`.
+/// A checkpoint runs this long after the oldest batch LMDB has not seen yet…
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// …or once this many bytes wait for one, whichever comes first.
+const CHECKPOINT_BYTES: u64 = 32 << 20;
+/// First wait before retrying a failed write; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Attempts at the final commit when shutting down on a failing store.
+/// Attempts at the final write when shutting down on a failing store.
 const SHUTDOWN_ATTEMPTS: u32 = 5;
 
 /// What the writer shares with the [`Store`](super::Store).
 pub struct WriterShared {
-    /// Every operation numbered up to this is durable (committed).
+    /// Every operation numbered up to this is durable (in the synced log, or in LMDB).
     pub committed_ops: AtomicU64,
-    /// True from a failed commit until the next successful one.
+    /// Every operation numbered up to this is in LMDB (readable through a read transaction).
+    pub applied_ops: AtomicU64,
+    /// True from a failed write or checkpoint until the next successful one.
     pub failing: watch::Sender<bool>,
-    /// Test hook: this many coming commits fail as if the disk had refused them.
+    log_failing: AtomicBool,
+    checkpoints_failing: AtomicBool,
+    /// Test hook: this many coming batches fail as if the disk had refused them.
     pub injected_failures: AtomicU64,
+    /// How many times the log was synced (a test counts them against confirms).
+    pub log_syncs: Arc<AtomicU64>,
+    /// How many checkpoints committed to LMDB.
+    pub checkpoints: AtomicU64,
 }
 
 impl WriterShared {
     pub fn new() -> Self {
         WriterShared {
             committed_ops: AtomicU64::new(0),
+            applied_ops: AtomicU64::new(0),
             failing: watch::Sender::new(false),
+            log_failing: AtomicBool::new(false),
+            checkpoints_failing: AtomicBool::new(false),
             injected_failures: AtomicU64::new(0),
+            log_syncs: Arc::new(AtomicU64::new(0)),
+            checkpoints: AtomicU64::new(0),
         }
+    }
+
+    /// Log writes fail (`true`) or work again.
+    fn log_failing(&self, failing: bool) {
+        self.log_failing.store(failing, Ordering::Relaxed);
+        self.refresh_failing();
+    }
+
+    /// Checkpoints fail (`true`) or work again.
+    pub fn checkpoint_failing(&self, failing: bool) {
+        self.checkpoints_failing.store(failing, Ordering::Relaxed);
+        self.refresh_failing();
+    }
+
+    fn refresh_failing(&self) {
+        let failing = self.log_failing.load(Ordering::Relaxed)
+            || self.checkpoints_failing.load(Ordering::Relaxed);
+        self.failing.send_if_modified(|current| {
+            let changed = *current != failing;
+            *current = failing;
+            changed
+        });
     }
 
     /// Consumes one injected failure, if any is armed (one relaxed load when none is).
@@ -58,21 +100,25 @@ impl WriterShared {
     }
 }
 
-/// Operations taken from the queue and not committed yet.
+/// Operations taken from the queue and not durable yet.
 #[derive(Default)]
 struct Pending {
     /// Data operations, in the order they were sent.
     data: Vec<Op>,
-    /// Listeners to tell about the next commit attempt.
+    /// Listeners to tell about the next attempt.
     waiting: Vec<(Arc<dyn CommitListener>, u64)>,
     /// How many numbered operations (data, notifications, shutdown) this holds.
     numbered: u64,
     shutdown: bool,
+    /// When the oldest of them arrived: written to the log by `CHECKPOINT_EVERY` later even if
+    /// nobody waits for them.
+    since: Option<Instant>,
 }
 
 impl Pending {
     fn take(&mut self, op: Op) {
         self.numbered += 1;
+        self.since.get_or_insert_with(Instant::now);
         match op {
             Op::Notify { listener, token } => self.waiting.push((listener, token)),
             Op::Shutdown => self.shutdown = true,
@@ -84,15 +130,33 @@ impl Pending {
         self.numbered == 0
     }
 
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|since| since + CHECKPOINT_EVERY)
+    }
+
     fn notify(&mut self, ok: bool) {
         for (listener, token) in self.waiting.drain(..) {
             listener.committed(token, ok);
         }
     }
+}
 
-    /// Roughly what committing this makes LMDB touch through its map (see map_pages.rs).
-    fn bytes(&self) -> u64 {
-        self.data
+/// Operations written to the log that LMDB has not seen yet.
+#[derive(Default)]
+struct Unapplied {
+    ops: Vec<Op>,
+    /// Numbered operations they account for (notifications included).
+    numbered: u64,
+    /// Roughly what applying them makes LMDB touch through its map (see map_pages.rs).
+    bytes: u64,
+    /// When the oldest of them was written; a checkpoint is due `CHECKPOINT_EVERY` later.
+    since: Option<Instant>,
+}
+
+impl Unapplied {
+    fn take(&mut self, pending: &mut Pending) {
+        self.bytes += pending
+            .data
             .iter()
             .map(|op| match op {
                 Op::PutMessage { record, .. } => {
@@ -100,187 +164,231 @@ impl Pending {
                 }
                 _ => 64,
             })
-            .sum()
+            .sum::<u64>();
+        self.ops.append(&mut pending.data);
+        self.numbered += pending.numbered;
+        pending.numbered = 0;
+        pending.since = None;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|since| since + CHECKPOINT_EVERY)
+    }
+
+    /// Takes back a batch the checkpoint thread refused.
+    fn restore(&mut self, batch: Batch) {
+        self.ops = batch.ops;
+        self.numbered = batch.numbered;
+        self.bytes = batch.bytes;
+        self.since = Some(Instant::now());
+    }
+
+    fn due(&self) -> bool {
+        self.bytes >= CHECKPOINT_BYTES || self.deadline().is_some_and(|d| d <= Instant::now())
     }
 }
 
-pub fn run(lmdb: &Lmdb, dbs: Dbs, ops: Receiver<Op>, shared: &WriterShared) {
-    let mut pending = Pending::default();
-    let mut backoff = FIRST_BACKOFF;
-    let mut failed_attempts = 0u32;
-    loop {
-        // Wait for work only when nothing is left over from a failed attempt.
-        if pending.is_empty() {
-            let Ok(first) = ops.recv() else { return };
-            pending.take(first);
-        }
-        for _ in 0..MAX_BATCH {
-            match ops.try_recv() {
-                Ok(op) => pending.take(op),
-                Err(_) => break,
-            }
-        }
-        match commit(lmdb, &dbs, &pending.data, shared) {
-            Ok(()) => {
-                shared
-                    .committed_ops
-                    .fetch_add(pending.numbered, Ordering::Release);
-                if let Ok(guard) = lmdb.shared() {
-                    guard.map_pages().touched(pending.bytes());
-                }
-                pending.data.clear();
-                pending.numbered = 0;
-                pending.notify(true);
-                if failed_attempts > 0 {
-                    tracing::warn!(
-                        "store commits again after {failed_attempts} failed attempts; \
-                         clearing the disk alarm"
-                    );
-                    shared.failing.send_replace(false);
-                    failed_attempts = 0;
-                    backoff = FIRST_BACKOFF;
-                }
-                if pending.shutdown {
-                    return;
-                }
-            }
-            Err(e) => {
-                failed_attempts += 1;
-                if failed_attempts == 1 {
-                    tracing::error!(
-                        "store commit failed: {e}; {} operations kept for retry, waiting \
-                         confirms nacked, disk alarm raised",
-                        pending.data.len()
-                    );
-                    // Before the nacks go out: whoever sees a nack can already see the alarm.
-                    shared.failing.send_replace(true);
-                } else {
-                    tracing::warn!(
-                        "store commit failed again (attempt {failed_attempts}): {e}; {} \
-                         operations kept",
-                        pending.data.len()
-                    );
-                }
-                pending.notify(false);
-                if pending.shutdown && failed_attempts >= SHUTDOWN_ATTEMPTS {
-                    tracing::error!(
-                        "shutting down with {} operations the store could not commit",
-                        pending.data.len()
-                    );
-                    return;
-                }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
+struct Writer {
+    wal: Wal,
+    shared: Arc<WriterShared>,
+    checkpointer: Checkpointer,
+    unapplied: Unapplied,
+    /// Numbered operations written to the log but not synced yet (durable at the next sync).
+    unsynced: u64,
+    /// A write or sync failed: the log starts over (after a checkpoint) before the next record.
+    wal_broken: bool,
 }
 
-/// Applies `data` in one write transaction and commits it (growing the map if it is full).
-fn commit(lmdb: &Lmdb, dbs: &Dbs, data: &[Op], shared: &WriterShared) -> Result<(), StoreError> {
-    lmdb.write(|wtxn| {
-        for op in data {
-            apply(dbs, wtxn, op)?;
-        }
-        if shared.take_injected_failure() {
-            // Dropping the transaction aborts it: nothing of this attempt reaches the disk.
-            return Err(heed::Error::Io(std::io::Error::other(
-                "injected commit failure (test hook)",
-            )));
-        }
-        Ok(())
-    })
+pub fn run(queue: &OpQueue, shared: Arc<WriterShared>, wal: Wal, checkpointer: Checkpointer) {
+    let mut writer = Writer {
+        wal,
+        shared,
+        checkpointer,
+        unapplied: Unapplied::default(),
+        unsynced: 0,
+        wal_broken: false,
+    };
+    writer.run(queue);
+    writer.checkpointer.finish();
 }
 
-fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
-    match *op {
-        Op::PutMessage { id, ref record } => put_message(dbs, wtxn, id, record),
-        Op::Enqueue { queue_id, seq, id } => {
-            dbs.queue_index
-                .put(wtxn, &index_key(queue_id, seq), &id.to_be_bytes())?;
-            add_ref(dbs, wtxn, id, 1)
-        }
-        Op::Remove { queue_id, seq, id } => {
-            if dbs.queue_index.delete(wtxn, &index_key(queue_id, seq))? {
-                add_ref(dbs, wtxn, id, -1)?;
+impl Writer {
+    fn run(&mut self, queue: &OpQueue) {
+        let mut pending = Pending::default();
+        let mut incoming = Vec::new();
+        let mut backoff = FIRST_BACKOFF;
+        let mut failed_attempts = 0u32;
+        loop {
+            // Sleep until somebody waits for durability or a deadline: data nobody waits for
+            // yet joins the next record. After a failed attempt, retry at once.
+            let deadline = if failed_attempts > 0 {
+                Some(Instant::now())
+            } else {
+                [self.unapplied.deadline(), pending.deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            };
+            let woken = queue.take(&mut incoming, deadline);
+            for op in incoming.drain(..) {
+                pending.take(op);
             }
-            Ok(())
-        }
-        Op::RemoveSegment {
-            queue_id,
-            ref segment,
-        } => {
-            for (i, id) in segment.ids.iter().enumerate() {
-                let key = index_key(queue_id, segment.first_seq + i as u64);
-                if dbs.queue_index.delete(wtxn, &key)? {
-                    add_ref(dbs, wtxn, *id, -1)?;
+            self.wal.applied_through(self.checkpointer.applied_seq());
+            let write_now = failed_attempts > 0
+                || woken == Woken::Deadline
+                || !pending.waiting.is_empty()
+                || pending.shutdown
+                || pending.data.len() >= MAX_BATCH;
+            // (An empty retry still runs: it resets the log and clears the alarm.)
+            if !write_now || (pending.is_empty() && failed_attempts == 0) {
+                if woken == Woken::Deadline {
+                    self.hand_over();
                 }
+                continue;
             }
-            Ok(())
-        }
-        Op::DropQueue { queue_id } => {
-            let mut ids = Vec::new();
-            {
-                let mut iter = dbs
-                    .queue_index
-                    .prefix_iter_mut(wtxn, &queue_id.to_be_bytes())?;
-                while let Some(entry) = iter.next() {
-                    let (_, value) = entry?;
-                    if let Some(id) = super::schema::u64_value(value) {
-                        ids.push(id);
+            match self.make_durable(&mut pending) {
+                Ok(()) => {
+                    pending.notify(true);
+                    if failed_attempts > 0 {
+                        tracing::warn!(
+                            "store writes again after {failed_attempts} failed attempts; \
+                             clearing the disk alarm"
+                        );
+                        failed_attempts = 0;
+                        backoff = FIRST_BACKOFF;
+                        self.shared.log_failing(false);
                     }
-                    // SAFETY: neither key nor value is used after the deletion.
-                    unsafe { iter.del_current()? };
+                    if pending.shutdown {
+                        self.hand_over();
+                        return;
+                    }
+                    if woken == Woken::Deadline || self.unapplied.due() {
+                        self.hand_over();
+                    }
+                }
+                Err(e) => {
+                    failed_attempts += 1;
+                    self.wal_broken = true;
+                    if failed_attempts == 1 {
+                        tracing::error!(
+                            "store write failed: {e}; {} operations kept for retry, waiting \
+                             confirms nacked, disk alarm raised",
+                            pending.data.len()
+                        );
+                    } else {
+                        tracing::warn!(
+                            "store write failed again (attempt {failed_attempts}): {e}; {} \
+                             operations kept",
+                            pending.data.len()
+                        );
+                    }
+                    // Before the nacks go out: whoever sees a nack can already see the alarm.
+                    self.shared.log_failing(true);
+                    pending.notify(false);
+                    if pending.shutdown && failed_attempts >= SHUTDOWN_ATTEMPTS {
+                        tracing::error!(
+                            "shutting down with {} operations the store could not write",
+                            pending.data.len()
+                        );
+                        return;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
-            for id in ids {
-                add_ref(dbs, wtxn, id, -1)?;
-            }
-            Ok(())
         }
-        Op::Notify { .. } | Op::Shutdown => Ok(()),
     }
-}
 
-fn put_message(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, r: &MessageRecord) -> heed::Result<()> {
-    let exchange = r.exchange.as_bytes();
-    let (ex_len, rk_len, props_len) = (
-        (exchange.len() as u32).to_be_bytes(),
-        (r.routing_key.len() as u32).to_be_bytes(),
-        (r.properties.len() as u32).to_be_bytes(),
-    );
-    let parts: [&[u8]; 7] = [
-        &ex_len,
-        exchange,
-        &rk_len,
-        r.routing_key.as_bytes(),
-        &props_len,
-        &r.properties,
-        &r.body,
-    ];
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    // Written straight into the map: the body is copied once, from the read buffer to disk.
-    dbs.messages
-        .put_reserved(wtxn, &id.to_be_bytes(), envelope_size(len), |space| {
-            seal_into(space, &parts)
+    /// Writes `pending`'s data to the log and syncs it if anybody waits; on success the batch
+    /// moves to the unapplied operations and counts as durable once synced.
+    fn make_durable(&mut self, pending: &mut Pending) -> Result<(), StoreError> {
+        if self.wal_broken {
+            self.restart_log()?;
+        }
+        if self.checkpointer.failing() && self.unapplied.bytes >= CHECKPOINT_BYTES {
+            return Err(StoreError(
+                "checkpoints to LMDB are failing; not taking more into memory".into(),
+            ));
+        }
+        if self.shared.take_injected_failure() {
+            return Err(StoreError(
+                "injected write failure (test hook): nothing of this attempt reaches the disk"
+                    .into(),
+            ));
+        }
+        if !pending.data.is_empty() {
+            self.wal
+                .write(&pending.data)
+                .map_err(|e| StoreError(format!("write-ahead log: {e}")))?;
+        }
+        let numbered = pending.numbered;
+        self.unapplied.take(pending);
+        self.unsynced += numbered;
+        if pending.waiting.is_empty() && !pending.shutdown {
+            return Ok(());
+        }
+        self.sync()
+    }
+
+    /// Syncs the log if anything was written since the last sync; everything written so far
+    /// is durable then.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.wal.has_unsynced() {
+            self.wal
+                .sync()
+                .map_err(|e| StoreError(format!("write-ahead log sync: {e}")))?;
+        }
+        self.shared
+            .committed_ops
+            .fetch_add(std::mem::take(&mut self.unsynced), Ordering::Release);
+        Ok(())
+    }
+
+    /// Hands what the log holds beyond LMDB to the checkpoint thread (synced first, so that
+    /// everything handed over is durable). On failure it stays here for the next try.
+    fn hand_over(&mut self) {
+        if self.unapplied.numbered == 0 {
+            return;
+        }
+        if let Err(e) = self.sync() {
+            tracing::error!("{e}; the log starts over at the next write");
+            self.wal_broken = true;
+            self.shared.log_failing(true);
+            return;
+        }
+        if let Err(refused) = self.submit() {
+            self.unapplied.restore(refused);
+        }
+    }
+
+    fn submit(&mut self) -> Result<(), Batch> {
+        let unapplied = std::mem::take(&mut self.unapplied);
+        self.checkpointer.submit(Batch {
+            ops: unapplied.ops,
+            numbered: unapplied.numbered,
+            bytes: unapplied.bytes,
+            last_seq: self.wal.last_seq(),
         })
-}
-
-/// Adjusts a message's reference count; at zero the message and its count are deleted.
-fn add_ref(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, delta: i64) -> heed::Result<()> {
-    let key = id.to_be_bytes();
-    let current = dbs
-        .refcounts
-        .get(wtxn, &key)?
-        .and_then(super::schema::u64_value)
-        .unwrap_or(0) as i64;
-    let next = current + delta;
-    if next <= 0 {
-        dbs.refcounts.delete(wtxn, &key)?;
-        dbs.messages.delete(wtxn, &key)?;
-    } else {
-        dbs.refcounts
-            .put(wtxn, &key, &(next as u64).to_be_bytes())?;
     }
-    Ok(())
+
+    /// After a failed write or sync: everything written goes to LMDB (whose commit makes it
+    /// durable), then every log file goes and the next record starts a new one.
+    fn restart_log(&mut self) -> Result<(), StoreError> {
+        if self.unapplied.numbered > 0
+            && let Err(refused) = self.submit()
+        {
+            self.unapplied.restore(refused);
+            return Err(StoreError("checkpoints to LMDB are failing".into()));
+        }
+        self.checkpointer.wait_idle()?;
+        self.shared
+            .committed_ops
+            .fetch_add(std::mem::take(&mut self.unsynced), Ordering::Release);
+        self.wal
+            .discard_all()
+            .map_err(|e| StoreError(format!("cannot restart the write-ahead log: {e}")))?;
+        self.wal_broken = false;
+        Ok(())
+    }
 }

@@ -48,6 +48,7 @@ mod corruption;
 mod crash;
 mod data_dir_lock;
 mod expiry;
+mod log_sync;
 mod messages;
 mod orphans;
 mod paging;

@@ -4,37 +4,10 @@
 //! A memory map configured far too small grows instead of failing.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use lapin::{Connection, ConnectionProperties};
-use warren::store::Store;
-use warren::{Config, RunningBroker};
 
 use crate::common::*;
 use crate::support::*;
-
-async fn start_in_process(dir: &Path) -> (RunningBroker, Arc<Store>, Connection) {
-    let config = Config {
-        listen: vec!["127.0.0.1:0".parse().expect("address")],
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    let running = warren::start(config)
-        .await
-        .expect("start warren in process");
-    let store = running
-        .broker
-        .store()
-        .cloned()
-        .expect("the broker has a store");
-    let uri = format!("amqp://guest:guest@{}/%2f", running.local_addrs()[0]);
-    let conn = Connection::connect(&uri, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    (running, store, conn)
-}
 
 async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

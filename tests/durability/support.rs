@@ -4,8 +4,11 @@
 //! queue holds.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use warren::store::Store;
+use warren::{Config, RunningBroker};
 
 use crate::common::*;
 
@@ -236,4 +239,26 @@ pub fn bodies(got: &[Got]) -> Vec<String> {
 /// `prefix-0 .. prefix-(n-1)`.
 pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// A broker in this process on `dir` (so a test can reach its store), and a connection to it.
+pub async fn start_in_process(dir: &Path) -> (RunningBroker, Arc<Store>, Connection) {
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().expect("address")],
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    let running = warren::start(config)
+        .await
+        .expect("start warren in process");
+    let store = running
+        .broker
+        .store()
+        .cloned()
+        .expect("the broker has a store");
+    let uri = format!("amqp://guest:guest@{}/%2f", running.local_addrs()[0]);
+    let conn = Connection::connect(&uri, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    (running, store, conn)
 }

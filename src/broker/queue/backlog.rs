@@ -5,7 +5,7 @@
 //! message, in segments of consecutive sequence numbers) with bodies in LMDB, read back when the
 //! queue pages them in; transient ones (which cannot be paged) in memory, in FIFO order with
 //! the rest. A persistent message stays *pending* (body still in memory) until the store has
-//! committed its index entry, so paging in never races the writer.
+//! applied its index entry to LMDB (`Store::applied_ops`), so paging in never races the writer.
 //!
 //! This file owns the bookkeeping only; reading bodies back is the queue's business.
 

@@ -66,7 +66,7 @@ impl Queue {
         if st.paging_in || st.backlog.is_empty() {
             return PageIn::Nothing;
         }
-        st.backlog.settle(p.store.committed_ops());
+        st.backlog.settle(p.store.applied_ops());
         let mut ids = Vec::new();
         match st.backlog.to_read(PAGE_IN_BATCH, &mut ids) {
             Some(last_seq) => {

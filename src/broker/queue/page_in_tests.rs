@@ -32,7 +32,7 @@ impl Drop for Fixture {
     }
 }
 
-/// Sends `true` once the store has committed everything sent before it.
+/// Sends `true` once everything sent to the store before it is durable.
 struct Committed(Mutex<mpsc::Sender<bool>>);
 
 impl CommitListener for Committed {
@@ -137,12 +137,20 @@ impl Fixture {
         }
     }
 
-    /// Waits until the store has committed everything so far: the backlog can be paged.
+    /// Waits until everything sent so far is durable and applied to LMDB: the backlog can be
+    /// paged (read back).
     fn commit(&self) {
         let (tx, rx) = mpsc::channel();
         self.store
             .notify_when_committed(Arc::new(Committed(Mutex::new(tx))), 0);
         assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
+        // Durable now; readable in LMDB once the next checkpoint has run.
+        let sent = self.store.sent_ops();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.store.applied_ops() < sent {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint");
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Ten persistent messages, committed; 0 and 1 taken by basic.get (they were in memory),

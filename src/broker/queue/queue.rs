@@ -286,7 +286,7 @@ impl Queue {
             Some(p)
                 if self.pages && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
             {
-                st.backlog.settle(p.store.committed_ops());
+                st.backlog.settle(p.store.applied_ops());
                 // Messages with a TTL stay in memory: their expiry is not kept in the store.
                 st.backlog
                     .push(queued, durable_at.filter(|_| ttl.is_none()));

@@ -1,0 +1,124 @@
+//! What a checkpoint may leave out: a message that was stored, enqueued and removed again
+//! (acknowledged, dropped) between two checkpoints never needs to reach LMDB — RabbitMQ's trick
+//! of not writing what a consumer acknowledged before it got to disk. The log keeps every
+//! operation, so a crash before the checkpoint replays them all and ends in the same state.
+//!
+//! An enqueue and a removal of the same queue position within one checkpoint cancel out; a
+//! message put within the checkpoint whose every enqueue there cancelled (and which had at
+//! least one) is left out too — its reference count would reach zero and delete it. A message
+//! nothing enqueued is still written (recovery drops it as an orphan, as before).
+//!
+//! This file only decides; writer.rs applies what is left.
+
+use ahash::AHashMap;
+
+use super::Op;
+
+/// Sets `skip[i]` for each of `ops` the checkpoint can leave out (one pass over the operations
+/// and two hash maps, per checkpoint rather than per message).
+pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
+    skip.clear();
+    skip.resize(ops.len(), false);
+    // Queue position → index of the enqueue still standing there.
+    let mut enqueued: AHashMap<(u64, u64), usize> = AHashMap::new();
+    // Message id → (index of its put in this checkpoint, enqueues, enqueues cancelled).
+    let mut puts: AHashMap<u64, (usize, u32, u32)> = AHashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::PutMessage { id, .. } => {
+                puts.insert(id, (i, 0, 0));
+            }
+            Op::Enqueue { queue_id, seq, id } => {
+                enqueued.insert((queue_id, seq), i);
+                if let Some(put) = puts.get_mut(&id) {
+                    put.1 += 1;
+                }
+            }
+            Op::Remove { queue_id, seq, id } => {
+                if let Some(at) = enqueued.remove(&(queue_id, seq)) {
+                    skip[at] = true;
+                    skip[i] = true;
+                    if let Some(put) = puts.get_mut(&id) {
+                        put.2 += 1;
+                    }
+                }
+            }
+            // A dropped queue's standing enqueues are applied, then dropped with it.
+            Op::DropQueue { queue_id } => enqueued.retain(|(q, _), _| *q != queue_id),
+            Op::RemoveSegment { .. } | Op::Notify { .. } | Op::Shutdown => {}
+        }
+    }
+    for (at, enqueues, cancelled) in puts.into_values() {
+        if enqueues > 0 && enqueues == cancelled {
+            skip[at] = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use warren_protocol::ShortStr;
+
+    use super::*;
+    use crate::store::MessageRecord;
+
+    fn put(id: u64) -> Op {
+        Op::PutMessage {
+            id,
+            record: MessageRecord {
+                exchange: "".into(),
+                routing_key: ShortStr::from_static("q").unwrap(),
+                properties: Bytes::new(),
+                body: Bytes::from_static(b"x"),
+            },
+        }
+    }
+
+    fn enqueue(queue_id: u64, seq: u64, id: u64) -> Op {
+        Op::Enqueue { queue_id, seq, id }
+    }
+
+    fn remove(queue_id: u64, seq: u64, id: u64) -> Op {
+        Op::Remove { queue_id, seq, id }
+    }
+
+    fn skipped(ops: &[Op]) -> Vec<usize> {
+        let mut skip = Vec::new();
+        plan(ops, &mut skip);
+        (0..ops.len()).filter(|&i| skip[i]).collect()
+    }
+
+    #[test]
+    fn a_message_acked_before_the_checkpoint_is_left_out_entirely() {
+        let ops = [put(1), enqueue(7, 1, 1), remove(7, 1, 1)];
+        assert_eq!(skipped(&ops), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_fanned_out_message_stays_while_one_queue_still_holds_it() {
+        let ops = [put(1), enqueue(7, 1, 1), enqueue(8, 1, 1), remove(7, 1, 1)];
+        assert_eq!(skipped(&ops), vec![1, 3]);
+    }
+
+    #[test]
+    fn removals_of_older_entries_and_unreferenced_puts_are_applied() {
+        // Enqueued in an earlier checkpoint: the removal must reach LMDB.
+        assert!(skipped(&[remove(7, 1, 1)]).is_empty());
+        // Nothing enqueued it (every queue refused): stored, an orphan for recovery.
+        assert!(skipped(&[put(2)]).is_empty());
+        // Put earlier, enqueued and removed now: the pair cancels, the put is not here.
+        assert_eq!(skipped(&[enqueue(7, 2, 3), remove(7, 2, 3)]), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_drop_between_enqueue_and_removal_keeps_both() {
+        let ops = [
+            put(1),
+            enqueue(7, 1, 1),
+            Op::DropQueue { queue_id: 7 },
+            remove(7, 1, 1),
+        ];
+        assert!(skipped(&ops).is_empty());
+    }
+}

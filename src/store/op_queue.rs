@@ -1,0 +1,111 @@
+//! The queue from the broker to the store writer. Operations are numbered in the order they are
+//! pushed (under the same lock), so numbers follow each channel's order.
+//!
+//! Pushing data costs a lock and a `Vec` push, not a wake-up: the writer is woken only when
+//! somebody waits for durability (a notification, shutdown) or enough data has piled up.
+//! Otherwise it sleeps until its own deadline (the next checkpoint), so the operations of one
+//! publish — message, enqueue, then the confirm's notification — reach the log as one record.
+//!
+//! This file owns the hand-over only; what the writer does with the operations is writer.rs's.
+
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::Op;
+
+/// Wake the writer once this many operations wait, even if nobody waits for them.
+const WAKE_AT_OPS: usize = 4096;
+
+struct State {
+    ops: Vec<Op>,
+    /// The number of the last operation pushed (the first is 1).
+    last_number: u64,
+    /// Somebody waits for what is queued, or enough has piled up: the writer should take it.
+    urgent: bool,
+    /// The writer has stopped: nothing pushed now can be made durable.
+    stopped: bool,
+}
+
+pub struct OpQueue {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+/// Why [`OpQueue::take`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// The queue became urgent (or already was).
+    Urgent,
+    /// The deadline passed (or none was given and nothing was waiting).
+    Deadline,
+}
+
+impl OpQueue {
+    pub fn new() -> Self {
+        OpQueue {
+            state: Mutex::new(State {
+                ops: Vec::new(),
+                last_number: 0,
+                urgent: false,
+                stopped: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Queues `op` and returns its number; wakes the writer if `op` is waited for or the
+    /// queue is long.
+    pub fn push(&self, op: Op) -> u64 {
+        let wakes = matches!(op, Op::Notify { .. } | Op::Shutdown);
+        let mut state = self.state.lock();
+        state.last_number += 1;
+        if state.stopped {
+            tracing::warn!("store writer stopped; a write was dropped");
+            return state.last_number;
+        }
+        state.ops.push(op);
+        if !state.urgent && (wakes || state.ops.len() >= WAKE_AT_OPS) {
+            state.urgent = true;
+            self.wake.notify_one();
+        }
+        state.last_number
+    }
+
+    /// Moves every queued operation into `into` (empty on entry), waiting first until the queue
+    /// is urgent or `deadline` passes (`None`: wait for urgency alone; `Some` in the past: do
+    /// not wait).
+    pub fn take(&self, into: &mut Vec<Op>, deadline: Option<Instant>) -> Woken {
+        let mut state = self.state.lock();
+        let woken = loop {
+            if state.urgent {
+                break Woken::Urgent;
+            }
+            match deadline {
+                None => self.wake.wait(&mut state),
+                Some(deadline) => {
+                    if self.wake.wait_until(&mut state, deadline).timed_out() {
+                        break if state.urgent {
+                            Woken::Urgent
+                        } else {
+                            Woken::Deadline
+                        };
+                    }
+                }
+            }
+        };
+        state.urgent = false;
+        std::mem::swap(&mut state.ops, into);
+        woken
+    }
+
+    /// The number of the last operation pushed.
+    pub fn last_number(&self) -> u64 {
+        self.state.lock().last_number
+    }
+
+    /// The writer has stopped: later pushes are dropped (and logged).
+    pub fn stop(&self) {
+        self.state.lock().stopped = true;
+    }
+}
