@@ -239,7 +239,7 @@ impl Store {
         lmdb.shared()?.map_pages().release();
         let ops = Arc::new(OpQueue::new());
         let writer_shared = Arc::new(writer::WriterShared::new());
-        let wal = Wal::new(&wal_dir, next_seq, writer_shared.log_syncs.clone())
+        let wal = Wal::new(&wal_dir, next_seq, writer_shared.log_syncs.clone(), true)
             .map_err(|e| StoreError(format!("cannot open {}: {e}", wal_dir.display())))?;
         let checkpointer =
             Checkpointer::start(lmdb.clone(), dbs, writer_shared.clone(), next_seq - 1)

@@ -2,7 +2,7 @@
 //! write-ahead log (wal/), syncs the log once when anybody waits for the batch (a publisher
 //! confirm, a tx.commit) and then tells them. Every `CHECKPOINT_EVERY` (or `CHECKPOINT_BYTES`)
 //! the operations written since go to the checkpoint thread (checkpoint.rs), which applies them
-//! to LMDB; the log's segments it has covered are deleted here.
+//! to LMDB; the log's segments it has covered are recycled or deleted here.
 //!
 //! A batch that fails to reach the disk is not lost and does not count as durable: its
 //! listeners are told `ok = false` (publishers get basic.nack), its data operations are kept

@@ -1,34 +1,46 @@
-//! The write-ahead log: where a batch of store operations becomes durable with one
-//! `fdatasync` of a preallocated file, before LMDB has seen it. The writer thread (writer.rs)
+//! The write-ahead log: where a batch of store operations becomes durable with one synchronous
+//! write into an already-allocated file, before LMDB has seen it. The writer thread (writer.rs)
 //! appends a record per batch, syncs when someone waits for the batch, and the checkpoint
 //! thread applies the operations to LMDB later; after a crash, recovery replays the records LMDB
 //! had not applied yet (replay.rs). STORE.md in the repository root says why, with the numbers.
 //!
-//! Files: `wal/<first batch sequence, 20 digits>.wal`, each preallocated with `fallocate`
-//! ([`SEGMENT_SIZE`], or more for one larger record) so that a sync writes data blocks and no
-//! size change. A record never spans two files. A segment is deleted once a checkpoint has
-//! applied every record in it. Before a record goes into a new segment, the previous one is
-//! synced, so a durable record never follows a lost one.
+//! Files: `wal/<first batch sequence, 20 digits>.wal`. A record never spans two files. A new
+//! segment is, when one is ready, the spare (spare.rs: a covered segment recycled, or a file
+//! zero-filled in the background, once per process), renamed into place; otherwise a fresh file
+//! preallocated with `fallocate` ([`FIRST_SEGMENT_SIZE`] for the first, [`SEGMENT_SIZE`] after,
+//! or more for one larger record). Either way a sync
+//! writes data blocks and no size change; records go through `O_DIRECT | O_DSYNC` where the file
+//! system allows (segment.rs). Before a record goes into a new segment, the previous one is
+//! synced, so a durable record never follows a lost one; the new segment's name is synced in
+//! its directory before anything in it is relied on. A segment LMDB has fully covered becomes
+//! the spare, or is deleted.
 //!
 //! This file owns the files and the syncs; it knows records only through record.rs and never
 //! touches LMDB.
 
 pub mod record;
 pub mod replay;
+mod segment;
+mod spare;
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Op;
+use segment::{BLOCK, Segment};
+use spare::Spare;
+pub use spare::is_spare_name;
 
-/// Preallocated size of a segment file.
+/// Size of a spare segment (zero-filled, or recycled from one of this size).
 pub const SEGMENT_SIZE: u64 = 64 << 20;
+/// Size of the first segment a process opens: allocated on the spot while the first spare is
+/// zero-filled in the background (later segments without a spare ready are full-sized).
+pub const FIRST_SEGMENT_SIZE: u64 = 8 << 20;
 /// The encoding buffer is kept between batches up to this capacity.
 const KEEP_BUFFER: usize = 4 << 20;
 
@@ -42,15 +54,6 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_suffix(".wal")?.parse().ok()
 }
 
-struct Segment {
-    file: File,
-    path: PathBuf,
-    first_seq: u64,
-    /// Bytes written so far (the next record goes here).
-    written: u64,
-    capacity: u64,
-}
-
 pub struct Wal {
     dir: PathBuf,
     current: Option<Segment>,
@@ -60,16 +63,26 @@ pub struct Wal {
     /// Records written since the last sync.
     unsynced: bool,
     buffer: Vec<u8>,
-    /// How many times a record was synced to disk (read by tests through the store).
+    /// How many times records were made durable: syncs, and direct writes (which are
+    /// synchronous). Read by tests through the store.
     syncs: Arc<AtomicU64>,
+    spare: Spare,
+    /// Try `O_DIRECT | O_DSYNC` for new segments (tests turn it off to cover the other path).
+    direct: bool,
+    /// A segment was opened before: fresh ones are full-sized from now on, and spares come
+    /// from recycling only (one zero-filled spare per process, for the start).
+    opened_before: bool,
 }
 
 impl Wal {
     /// A log in `dir` (created if missing, and holding no segments: replay removed them) whose
     /// first record will have sequence `next_seq`.
-    pub fn new(dir: &Path, next_seq: u64, syncs: Arc<AtomicU64>) -> io::Result<Wal> {
+    pub fn new(dir: &Path, next_seq: u64, syncs: Arc<AtomicU64>, direct: bool) -> io::Result<Wal> {
         std::fs::create_dir_all(dir)?;
         Ok(Wal {
+            spare: Spare::new(dir, SEGMENT_SIZE),
+            direct,
+            opened_before: false,
             dir: dir.to_path_buf(),
             current: None,
             closed: VecDeque::new(),
@@ -92,19 +105,18 @@ impl Wal {
         let seq = self.next_seq;
         self.buffer.clear();
         let len = record::encode(seq, ops, &mut self.buffer) as u64;
-        let fits = self
-            .current
-            .as_ref()
-            .is_some_and(|s| s.written + len <= s.capacity);
-        if !fits {
+        if !self.current.as_ref().is_some_and(|s| s.fits(len)) {
             self.open_segment(seq, len)?;
         }
         let Some(segment) = self.current.as_mut() else {
             return Err(io::Error::other("no open write-ahead segment"));
         };
-        segment.file.write_all_at(&self.buffer, segment.written)?;
-        segment.written += len;
-        self.unsynced = true;
+        segment.append(&self.buffer)?;
+        if segment.is_direct() {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.unsynced = true;
+        }
         self.next_seq += 1;
         if self.buffer.capacity() > KEEP_BUFFER {
             self.buffer = Vec::new();
@@ -120,8 +132,10 @@ impl Wal {
     /// Makes every record written so far durable: one `fdatasync` of the current segment
     /// (older segments were synced when they were closed).
     pub fn sync(&mut self) -> io::Result<()> {
-        if let Some(segment) = &self.current {
-            fdatasync(&segment.file)?;
+        if let Some(segment) = &self.current
+            && self.unsynced
+        {
+            segment.sync()?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         self.unsynced = false;
@@ -141,7 +155,9 @@ impl Wal {
             if next_first.is_none_or(|next| next - 1 > seq) {
                 break;
             }
-            if let Err(e) = std::fs::remove_file(path) {
+            if !self.spare.recycle(path)
+                && let Err(e) = std::fs::remove_file(path)
+            {
                 tracing::warn!("cannot remove {}: {e}", path.display());
             }
             self.closed.pop_front();
@@ -165,46 +181,63 @@ impl Wal {
     }
 
     /// Closes the current segment (synced, so that no durable record follows a lost one) and
-    /// opens a new one for a record of `len` bytes with sequence `seq`.
+    /// opens a new one for a record of `len` bytes with sequence `seq`: the spare if one is
+    /// ready and large enough, else a fresh file (and a spare is prepared for next time).
     fn open_segment(&mut self, seq: u64, len: u64) -> io::Result<()> {
         if let Some(old) = self.current.take() {
             if self.unsynced {
-                fdatasync(&old.file)?;
+                old.sync()?;
                 self.syncs.fetch_add(1, Ordering::Relaxed);
                 self.unsynced = false;
             }
             self.closed.push_back((old.first_seq, old.path));
         }
         let path = self.dir.join(segment_name(seq));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        let capacity = SEGMENT_SIZE.max(len);
-        preallocate(&file, capacity)?;
-        // The file's size and extents, then its name in the directory, are durable before any
-        // record in it is relied on.
-        file.sync_all()?;
+        let (file, capacity) = match self.take_spare(&path, len)? {
+            Some(reused) => reused,
+            None => {
+                let file = File::options()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
+                let size = if self.opened_before {
+                    SEGMENT_SIZE
+                } else {
+                    FIRST_SEGMENT_SIZE
+                };
+                let capacity = size.max(len).div_ceil(BLOCK) * BLOCK;
+                preallocate(&file, capacity)?;
+                // The file's size and extents are durable before any record in it is.
+                file.sync_all()?;
+                (file, capacity)
+            }
+        };
+        // So is its name in the directory.
         File::open(&self.dir)?.sync_all()?;
-        self.current = Some(Segment {
-            file,
-            path,
-            first_seq: seq,
-            written: 0,
-            capacity,
-        });
+        self.current = Some(Segment::new(path, file, seq, capacity, self.direct));
+        if self.direct && !self.opened_before {
+            // Ready by the time the small first segment is full, unless writes come very fast.
+            self.spare.prepare();
+        }
+        self.opened_before = true;
         Ok(())
     }
-}
 
-fn fdatasync(file: &File) -> io::Result<()> {
-    // SAFETY: the descriptor belongs to `file`, which is open for the duration of the call.
-    if unsafe { libc::fdatasync(file.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    /// Renames the spare to `path` if one is ready and holds `len` bytes.
+    fn take_spare(&mut self, path: &Path, len: u64) -> io::Result<Option<(File, u64)>> {
+        let Some(spare) = self.spare.take() else {
+            return Ok(None);
+        };
+        let capacity = std::fs::metadata(&spare)?.len() / BLOCK * BLOCK;
+        if capacity < len {
+            std::fs::remove_file(&spare)?;
+            return Ok(None);
+        }
+        std::fs::rename(&spare, path)?;
+        let file = File::options().read(true).write(true).open(path)?;
+        Ok(Some((file, capacity)))
     }
 }
 
@@ -217,5 +250,79 @@ fn preallocate(file: &File, len: u64) -> io::Result<()> {
         // A file system without fallocate: a plain size works, only slower to sync.
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
         errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use warren_protocol::ShortStr;
+
+    use super::*;
+    use crate::store::MessageRecord;
+
+    fn put(id: u64) -> Op {
+        Op::PutMessage {
+            id,
+            record: MessageRecord {
+                exchange: "".into(),
+                routing_key: ShortStr::from_static("q").unwrap(),
+                properties: Bytes::new(),
+                body: Bytes::from(vec![(id % 251) as u8; 20_000 + (id % 7) as usize * 1000]),
+            },
+        }
+    }
+
+    fn ids(replay: &replay::Replay) -> Vec<u64> {
+        replay
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::PutMessage { id, record } => {
+                    assert!(record.body.iter().all(|b| *b == (id % 251) as u8));
+                    *id
+                }
+                _ => 0,
+            })
+            .collect()
+    }
+
+    /// Writes 2,400 records of ~23 KB (55 MB: fresh segments, then spares, zero-filled or
+    /// recycled once the first half counts as applied), then replays the second half.
+    fn writes_then_replays(direct: bool) {
+        let dir = std::env::temp_dir().join(format!("warren-wal-{}-{direct}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let syncs = Arc::new(AtomicU64::new(0));
+        let mut wal = Wal::new(&dir, 1, syncs.clone(), direct).unwrap();
+        for id in 1..=2400 {
+            assert_eq!(wal.write(&[put(id)]).unwrap(), id);
+            if id % 10 == 0 {
+                wal.sync().unwrap();
+            }
+            if id == 1200 {
+                wal.applied_through(1200);
+            }
+            // Give the spare a moment now and then, so that some segments are spares.
+            if id % 400 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                wal.applied_through(id.min(1200));
+            }
+        }
+        wal.sync().unwrap();
+        assert!(syncs.load(Ordering::Relaxed) >= 240);
+        let replay = replay::read(&dir, 1200).unwrap();
+        assert_eq!(ids(&replay), (1201..=2400).collect::<Vec<_>>());
+        assert_eq!(replay.last_seq, 2400);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn records_written_directly_replay_in_order_across_fresh_and_spare_segments() {
+        writes_then_replays(true);
+    }
+
+    #[test]
+    fn records_written_through_the_page_cache_replay_in_order_too() {
+        writes_then_replays(false);
     }
 }

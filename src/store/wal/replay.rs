@@ -4,8 +4,9 @@
 //! Segments are read in the order of their names (first sequence). Within a segment records
 //! follow each other until the first place that holds no whole record — zeros past the last
 //! record, a torn write, damage — and the log goes on in the next segment. Records LMDB already
-//! applied (sequence ≤ `applied`) are skipped; after them the sequence must go up by one each
-//! time. A record further ahead means something in between is missing: replay stops there and
+//! applied (sequence ≤ `applied`) are skipped, and so are the old records a recycled segment
+//! still holds past its new ones (spare.rs: they are older than anything written over them);
+//! after them the sequence must go up by one each time. A record further ahead means something in between is missing: replay stops there and
 //! says so, rather than apply later operations without the ones before them.
 //!
 //! This file reads files and decodes records (record.rs); applying them is the caller's.
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{parse_segment_name, record};
+use super::{is_spare_name, parse_segment_name, record};
 use crate::store::{Op, StoreError};
 
 /// What the log holds beyond what LMDB applied.
@@ -44,6 +45,9 @@ pub fn read(dir: &Path, applied: u64) -> Result<Replay, StoreError> {
     for entry in entries {
         let entry = entry.map_err(|e| StoreError(format!("cannot list {}: {e}", dir.display())))?;
         let name = entry.file_name();
+        if name.to_str().is_some_and(is_spare_name) {
+            continue;
+        }
         match name.to_str().and_then(parse_segment_name) {
             Some(first_seq) => segments.push((first_seq, entry.path())),
             None => tracing::warn!("ignoring {} in the write-ahead log", entry.path().display()),
