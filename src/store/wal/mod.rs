@@ -216,8 +216,11 @@ impl Wal {
         };
         // So is its name in the directory.
         File::open(&self.dir)?.sync_all()?;
-        self.current = Some(Segment::new(path, file, seq, capacity, self.direct));
-        if self.direct && !self.opened_before {
+        let segment = Segment::new(path, file, seq, capacity, self.direct);
+        // Zero-filled blocks only pay with direct writes (and on tmpfs they would take memory).
+        let direct = segment.is_direct();
+        self.current = Some(segment);
+        if direct && !self.opened_before {
             // Ready by the time the small first segment is full, unless writes come very fast.
             self.spare.prepare();
         }
