@@ -58,21 +58,12 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use warren_protocol::ShortStr;
 
     use super::*;
-    use crate::store::MessageRecord;
+    use crate::store::put_for_test;
 
     fn put(id: u64) -> Op {
-        Op::PutMessage {
-            id,
-            record: MessageRecord {
-                exchange: "".into(),
-                routing_key: ShortStr::from_static("q").unwrap(),
-                properties: Bytes::new(),
-                body: Bytes::from_static(b"x"),
-            },
-        }
+        put_for_test(id, Bytes::from_static(b"x"))
     }
 
     fn enqueue(queue_id: u64, seq: u64, id: u64) -> Op {

@@ -490,6 +490,20 @@ fn replay_log(lmdb: &Lmdb, dbs: &Dbs, wal_dir: &Path) -> Result<u64, StoreError>
     Ok(replay.last_seq)
 }
 
+/// A `PutMessage` of `body` to the default exchange with routing key "q" (store tests).
+#[cfg(test)]
+pub(crate) fn put_for_test(id: u64, body: Bytes) -> Op {
+    Op::PutMessage {
+        id,
+        record: MessageRecord {
+            exchange: "".into(),
+            routing_key: warren_protocol::ShortStr::from_static("q").expect("a short string"),
+            properties: Bytes::new(),
+            body,
+        },
+    }
+}
+
 /// The smallest map the store opens with: room for its databases and a few records.
 const MIN_MAP_SIZE: usize = 1 << 20;
 

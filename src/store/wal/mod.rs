@@ -259,21 +259,13 @@ fn preallocate(file: &File, len: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use warren_protocol::ShortStr;
 
     use super::*;
-    use crate::store::MessageRecord;
+    use crate::store::put_for_test;
 
     fn put(id: u64) -> Op {
-        Op::PutMessage {
-            id,
-            record: MessageRecord {
-                exchange: "".into(),
-                routing_key: ShortStr::from_static("q").unwrap(),
-                properties: Bytes::new(),
-                body: Bytes::from(vec![(id % 251) as u8; 20_000 + (id % 7) as usize * 1000]),
-            },
-        }
+        let len = 20_000 + (id % 7) as usize * 1000;
+        put_for_test(id, Bytes::from(vec![(id % 251) as u8; len]))
     }
 
     fn ids(replay: &replay::Replay) -> Vec<u64> {
