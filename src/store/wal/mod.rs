@@ -41,8 +41,6 @@ pub const SEGMENT_SIZE: u64 = 64 << 20;
 /// Size of the first segment a process opens: allocated on the spot while the first spare is
 /// zero-filled in the background (later segments without a spare ready are full-sized).
 pub const FIRST_SEGMENT_SIZE: u64 = 8 << 20;
-/// The encoding buffer is kept between batches up to this capacity.
-const KEEP_BUFFER: usize = 4 << 20;
 
 /// The name of the segment whose first record has batch sequence `seq`.
 pub fn segment_name(seq: u64) -> String {
@@ -62,7 +60,6 @@ pub struct Wal {
     next_seq: u64,
     /// Records written since the last sync.
     unsynced: bool,
-    buffer: Vec<u8>,
     /// How many times records were made durable: syncs, and direct writes (which are
     /// synchronous). Read by tests through the store.
     syncs: Arc<AtomicU64>,
@@ -88,7 +85,6 @@ impl Wal {
             closed: VecDeque::new(),
             next_seq,
             unsynced: false,
-            buffer: Vec::new(),
             syncs,
         })
     }
@@ -103,24 +99,22 @@ impl Wal {
     /// ([`Wal::discard_all`]) after a checkpoint.
     pub fn write(&mut self, ops: &[Op]) -> io::Result<u64> {
         let seq = self.next_seq;
-        self.buffer.clear();
-        let len = record::encode(seq, ops, &mut self.buffer) as u64;
-        if !self.current.as_ref().is_some_and(|s| s.fits(len)) {
-            self.open_segment(seq, len)?;
+        let len = record::encoded_len(ops);
+        if !self.current.as_ref().is_some_and(|s| s.fits(len as u64)) {
+            self.open_segment(seq, len as u64)?;
         }
         let Some(segment) = self.current.as_mut() else {
             return Err(io::Error::other("no open write-ahead segment"));
         };
-        segment.append(&self.buffer)?;
+        segment.append(len, |out| {
+            record::encode(seq, ops, out);
+        })?;
         if segment.is_direct() {
             self.syncs.fetch_add(1, Ordering::Relaxed);
         } else {
             self.unsynced = true;
         }
         self.next_seq += 1;
-        if self.buffer.capacity() > KEEP_BUFFER {
-            self.buffer = Vec::new();
-        }
         Ok(seq)
     }
 

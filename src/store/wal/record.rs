@@ -37,6 +37,29 @@ pub fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) -> usize {
     finish(seq, start, out)
 }
 
+/// The length [`encode`] gives the record of `ops` (so that a writer can place it before
+/// encoding it).
+pub fn encoded_len(ops: &[Op]) -> usize {
+    HEADER_LEN
+        + ops
+            .iter()
+            .map(|op| match op {
+                Op::PutMessage { record, .. } => {
+                    1 + 8
+                        + 4 * 4
+                        + record.exchange.len()
+                        + record.routing_key.as_bytes().len()
+                        + record.properties.len()
+                        + record.body.len()
+                }
+                Op::Enqueue { .. } | Op::Remove { .. } => 1 + 3 * 8,
+                Op::RemoveSegment { segment, .. } => 1 + 2 * 8 + 4 + 8 * segment.ids.len(),
+                Op::DropQueue { .. } => 1 + 8,
+                Op::Notify { .. } | Op::Shutdown => 0,
+            })
+            .sum::<usize>()
+}
+
 /// Appends a record whose payload is `payload` as it is, whatever it holds (for fuzzing the
 /// operation decoder behind a valid header); returns the record's length.
 pub fn seal(seq: u64, payload: &[u8], out: &mut Vec<u8>) -> usize {
@@ -275,6 +298,7 @@ mod tests {
         let mut out = Vec::new();
         let len = encode(42, &ops, &mut out);
         assert_eq!(len, out.len());
+        assert_eq!(encoded_len(&ops), len);
         let decoded = decode(&Bytes::from(out)).expect("a whole record");
         assert_eq!(decoded.seq, 42);
         assert_eq!(decoded.len, len);

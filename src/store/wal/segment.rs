@@ -32,7 +32,7 @@ pub struct Segment {
     direct: Option<File>,
     /// The bytes of the last, partial block (direct writes only).
     tail: Vec<u8>,
-    /// Where direct writes are assembled; an aligned window of it is written.
+    /// Where records are encoded and written from (an aligned window of it, for direct writes).
     staging: Vec<u8>,
 }
 
@@ -63,37 +63,50 @@ impl Segment {
         self.written + len <= self.capacity
     }
 
-    /// Writes `record` after the records written so far. Direct: durable on return.
-    pub fn append(&mut self, record: &[u8]) -> io::Result<()> {
+    /// Writes a record of `len` bytes, which `encode` appends to the buffer it is given, after
+    /// the records written so far. Direct: durable on return. The record is encoded straight
+    /// into the (aligned) buffer that is written: its bodies are copied once.
+    pub fn append(&mut self, len: usize, encode: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        self.staging.clear();
         let Some(direct) = &self.direct else {
-            self.file.write_all_at(record, self.written)?;
-            self.written += record.len() as u64;
+            encode(&mut self.staging);
+            self.file.write_all_at(&self.staging, self.written)?;
+            self.written += self.staging.len() as u64;
+            self.release_large_staging();
             return Ok(());
         };
         let block_start = self.written - self.written % BLOCK;
         let head = self.tail.len();
-        let total = head + record.len();
-        let padded = total.div_ceil(BLOCK as usize) * BLOCK as usize;
-        if self.staging.len() < padded + BLOCK as usize {
-            self.staging = vec![0; padded + BLOCK as usize];
-        }
+        let end = head + len;
+        let padded = end.div_ceil(BLOCK as usize) * BLOCK as usize;
+        // Room for the padded blocks wherever the aligned start falls: no reallocation below,
+        // so the start stays aligned.
+        self.staging.reserve(padded + BLOCK as usize);
         let offset = self.staging.as_ptr().align_offset(BLOCK as usize);
-        let window = self
-            .staging
-            .get_mut(offset..offset + padded)
-            .ok_or_else(|| io::Error::other("cannot align the write-ahead log's buffer"))?;
-        window[..head].copy_from_slice(&self.tail);
-        window[head..total].copy_from_slice(record);
-        window[total..].fill(0);
-        direct.write_all_at(window, block_start)?;
-        self.written += record.len() as u64;
+        self.staging.resize(offset, 0);
+        self.staging.extend_from_slice(&self.tail);
+        let start = self.staging.as_ptr();
+        encode(&mut self.staging);
+        if self.staging.as_ptr() != start || self.staging.len() != offset + end {
+            return Err(io::Error::other(
+                "write-ahead record longer than announced (not written)",
+            ));
+        }
+        self.staging.resize(offset + padded, 0);
+        direct.write_all_at(&self.staging[offset..], block_start)?;
+        self.written += len as u64;
         let keep = (self.written % BLOCK) as usize;
         self.tail.clear();
-        self.tail.extend_from_slice(&window[total - keep..total]);
-        if self.staging.len() > KEEP_STAGING {
+        self.tail
+            .extend_from_slice(&self.staging[offset + end - keep..offset + end]);
+        self.release_large_staging();
+        Ok(())
+    }
+
+    fn release_large_staging(&mut self) {
+        if self.staging.capacity() > KEEP_STAGING {
             self.staging = Vec::new();
         }
-        Ok(())
     }
 
     /// Makes buffered writes durable (`fdatasync`); direct ones already are.
