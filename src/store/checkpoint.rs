@@ -16,23 +16,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use super::apply::apply;
 use super::cancel;
 use super::lmdb::Lmdb;
+use super::retry::{Backoff, SHUTDOWN_ATTEMPTS};
 use super::schema::WAL_APPLIED_KEY;
 use super::writer::WriterShared;
 use super::{Dbs, Op, StoreError};
 
 /// Batches that may wait for the thread.
 const QUEUED: usize = 2;
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Attempts at a failing batch once the store is stopping.
-const SHUTDOWN_ATTEMPTS: u32 = 5;
 
 /// Durable operations for LMDB, in log order.
 pub struct Batch {
@@ -160,7 +156,7 @@ fn run(lmdb: &Lmdb, dbs: Dbs, writer: &WriterShared, shared: &Shared) {
                 shared.changed.wait(&mut progress);
             }
         };
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new();
         let mut attempts = 0u32;
         loop {
             match checkpoint(lmdb, dbs, &batch, &mut skip) {
@@ -205,8 +201,7 @@ fn run(lmdb: &Lmdb, dbs: Dbs, writer: &WriterShared, shared: &Shared) {
                         );
                         return;
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.wait();
                 }
             }
         }

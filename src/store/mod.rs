@@ -19,6 +19,7 @@ mod map_pages;
 mod op_queue;
 mod orphans;
 mod recovery;
+mod retry;
 mod schema;
 pub(crate) mod wal;
 mod writer;

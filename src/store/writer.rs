@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::checkpoint::{Batch, Checkpointer};
 use super::op_queue::{OpQueue, Woken};
+use super::retry::{Backoff, SHUTDOWN_ATTEMPTS};
 use super::wal::Wal;
 use super::{CommitListener, Op, StoreError};
 
@@ -30,11 +31,6 @@ const MAX_BATCH: usize = 50_000;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// …or once this many bytes wait for one, whichever comes first.
 const CHECKPOINT_BYTES: u64 = 32 << 20;
-/// First wait before retrying a failed write; doubles up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Attempts at the final write when shutting down on a failing store.
-const SHUTDOWN_ATTEMPTS: u32 = 5;
 
 /// What the writer shares with the [`Store`](super::Store).
 pub struct WriterShared {
@@ -217,7 +213,7 @@ impl Writer {
     fn run(&mut self, queue: &OpQueue) {
         let mut pending = Pending::default();
         let mut incoming = Vec::new();
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new();
         let mut failed_attempts = 0u32;
         loop {
             // Sleep until somebody waits for durability or a deadline: data nobody waits for
@@ -256,7 +252,7 @@ impl Writer {
                              clearing the disk alarm"
                         );
                         failed_attempts = 0;
-                        backoff = FIRST_BACKOFF;
+                        backoff.reset();
                         self.shared.log_failing(false);
                     }
                     if pending.shutdown {
@@ -293,8 +289,7 @@ impl Writer {
                         );
                         return;
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.wait();
                 }
             }
         }
