@@ -86,6 +86,7 @@ async fn drive(script: &Script) -> Outcome {
         read: Box::new(server_read),
         write: server_write,
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+        direct: None,
         tls: None,
     };
     let connection = tokio::spawn(serve(1, stream, env));

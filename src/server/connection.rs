@@ -73,6 +73,8 @@ pub struct Stream<W> {
     pub read: ReadHalf,
     pub write: W,
     pub peer: SocketAddr,
+    /// On a plain TCP listener: the socket again, for writes off the runtime (outbox.rs).
+    pub direct: Option<std::net::TcpStream>,
     /// On a TLS listener: what the TLS handshake learnt of the client (its certificate's name).
     pub tls: Option<TlsPeer>,
 }
@@ -102,6 +104,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         read: read_half,
         write: write_half,
         peer,
+        direct,
         tls,
     } = stream;
     let shared = Arc::new(ConnectionShared {
@@ -114,6 +117,9 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         forced_reason: Mutex::new(None),
         forced: tokio::sync::Notify::new(),
     });
+    if let Some(socket) = direct {
+        shared.outbox.write_directly_to(socket);
+    }
     let write_timeout = Duration::from_secs(config.write_timeout.max(1));
     let writer = {
         let shared = shared.clone();

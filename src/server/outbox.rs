@@ -12,12 +12,19 @@
 //! that reads nothing at all is cut off once a write has made no progress for the write
 //! timeout: [`Outbox::failed`] tells the connection task to end the connection.
 //!
+//! Confirms released by the store's writer thread would otherwise cost a wake-up of a runtime
+//! worker each (the writer task runs there); on a plain TCP connection [`Outbox::push_now`]
+//! writes them from the calling thread instead, when the writer task is idle and the socket
+//! takes them whole. Ordering holds because both paths write only under the buffer's lock or
+//! while the writer task owns the bytes it swapped out (`Buffered::writing`).
+//!
 //! This file owns buffering and writing, not framing.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -30,8 +37,18 @@ const READ_LIMIT: usize = 4 << 20;
 const KEEP_CAPACITY: usize = 4 << 20;
 
 #[derive(Default)]
+struct Buffered {
+    bytes: BytesMut,
+    /// The writer task took bytes out and has not finished writing them: nobody else writes.
+    writing: bool,
+    /// A second descriptor of a plain TCP connection's socket, for [`Outbox::push_now`];
+    /// dropped once the outbox closes (it must not keep the connection open).
+    socket: Option<std::net::TcpStream>,
+}
+
+#[derive(Default)]
 pub struct Outbox {
-    buf: Mutex<BytesMut>,
+    buf: Mutex<Buffered>,
     /// `buf.len()` as of the last change, readable without the lock.
     pending: AtomicUsize,
     wake: Notify,
@@ -48,26 +65,66 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Lets [`Outbox::push_now`] write to `socket` (the connection's own, duplicated).
+    pub fn write_directly_to(&self, socket: std::net::TcpStream) {
+        if !self.closed.load(Ordering::Relaxed) {
+            self.buf.lock().socket = Some(socket);
+        }
+    }
+
     /// Appends frames unconditionally (replies, errors, confirms).
     pub fn push(&self, write: impl FnOnce(&mut BytesMut)) {
         let mut buf = self.buf.lock();
-        let was_empty = buf.is_empty();
-        write(&mut buf);
-        self.pending.store(buf.len(), Ordering::Relaxed);
+        let was_empty = buf.bytes.is_empty();
+        write(&mut buf.bytes);
+        self.pending.store(buf.bytes.len(), Ordering::Relaxed);
         drop(buf);
         self.wake_writer(was_empty);
+    }
+
+    /// Like [`Outbox::push`], for a caller off the runtime (the store's writer thread): if
+    /// nothing else is waiting to go out and the writer task is idle, the frames are written
+    /// to the socket here (one non-blocking write, no runtime worker woken); whatever the
+    /// socket does not take is left to the writer task as usual.
+    pub fn push_now(&self, write: impl FnOnce(&mut BytesMut)) {
+        let mut buf = self.buf.lock();
+        let was_empty = buf.bytes.is_empty();
+        write(&mut buf.bytes);
+        let Buffered {
+            bytes,
+            writing,
+            socket,
+        } = &mut *buf;
+        if was_empty
+            && !*writing
+            && !self.closed.load(Ordering::Relaxed)
+            && let Some(socket) = socket
+        {
+            // The descriptor is non-blocking (the runtime set it so): a full socket buffer is
+            // `WouldBlock`, and any other error is the writer task's to meet and report.
+            if let Ok(n) = (&*socket).write(bytes) {
+                bytes.advance(n);
+                self.written.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        let pending = buf.bytes.len();
+        self.pending.store(pending, Ordering::Relaxed);
+        drop(buf);
+        if pending > 0 {
+            self.wake_writer(was_empty);
+        }
     }
 
     /// Appends frames unless the buffer is over its high-water mark or closed.
     pub fn try_push(&self, write: impl FnOnce(&mut BytesMut)) -> bool {
         let mut buf = self.buf.lock();
-        if buf.len() >= HIGH_WATER || self.closed.load(Ordering::Relaxed) {
+        if buf.bytes.len() >= HIGH_WATER || self.closed.load(Ordering::Relaxed) {
             self.refused.store(true, Ordering::Relaxed);
             return false;
         }
-        let was_empty = buf.is_empty();
-        write(&mut buf);
-        self.pending.store(buf.len(), Ordering::Relaxed);
+        let was_empty = buf.bytes.is_empty();
+        write(&mut buf.bytes);
+        self.pending.store(buf.bytes.len(), Ordering::Relaxed);
         drop(buf);
         self.wake_writer(was_empty);
         true
@@ -85,6 +142,7 @@ impl Outbox {
     /// No more frames: the writer flushes what is buffered and shuts the socket down.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
+        self.buf.lock().socket = None;
         self.wake.notify_one();
     }
 
@@ -121,6 +179,7 @@ impl Outbox {
 
     fn mark_failed(&self) {
         self.closed.store(true, Ordering::Relaxed);
+        self.buf.lock().socket = None;
         self.failed.store(true, Ordering::Release);
         self.failed_notify.notify_waiters();
         self.drained.notify_waiters();
@@ -141,7 +200,8 @@ pub async fn drain(
         let closed = outbox.closed.load(Ordering::Relaxed);
         {
             let mut buf = outbox.buf.lock();
-            std::mem::swap(&mut *buf, &mut spare);
+            std::mem::swap(&mut buf.bytes, &mut spare);
+            buf.writing = !spare.is_empty();
             outbox.pending.store(0, Ordering::Relaxed);
         }
         if spare.is_empty() {
@@ -195,4 +255,98 @@ async fn write_with_progress(
     tokio::time::timeout(timeout, socket.flush())
         .await
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A connected pair over loopback: the broker's side split as the listener splits it, with
+    /// its duplicate handed to the outbox, and the peer's side.
+    async fn connected(
+        outbox: &Arc<Outbox>,
+    ) -> (tokio::task::JoinHandle<()>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (peer, accepted) = tokio::join!(peer, listener.accept());
+        let (socket, _) = accepted.unwrap();
+        let dup = socket.as_fd().try_clone_to_owned().unwrap();
+        outbox.write_directly_to(std::net::TcpStream::from(dup));
+        let (read, write) = socket.into_split();
+        let outbox = outbox.clone();
+        let writer = tokio::spawn(async move {
+            let _kept_open = read;
+            drain(&outbox, write, Duration::from_secs(5), || {}).await;
+        });
+        (writer, peer.unwrap())
+    }
+
+    fn numbered(n: u32) -> impl FnOnce(&mut BytesMut) {
+        move |out| {
+            out.extend_from_slice(&n.to_be_bytes());
+            out.extend_from_slice(&[0xAB; 996]);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_written_now_and_by_the_writer_task_arrive_whole_and_in_order() {
+        let outbox = Arc::new(Outbox::default());
+        let (writer, mut peer) = connected(&outbox).await;
+        const FRAMES: u32 = 60_000;
+        // 60 MB, pushed in bursts while the peer reads: direct writes meet a socket that is
+        // sometimes full (they write part, or nothing, and the writer task takes over) and a
+        // writer task that is sometimes busy; pushes from elsewhere interleave with them.
+        let pusher = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || {
+                for n in 0..FRAMES {
+                    if n % 3 == 0 {
+                        outbox.push(numbered(n));
+                    } else {
+                        outbox.push_now(numbered(n));
+                    }
+                    if n % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            })
+        };
+        let mut frame = [0u8; 1000];
+        for expected in 0..FRAMES {
+            peer.read_exact(&mut frame).await.unwrap();
+            assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()), expected);
+            assert!(
+                frame[4..].iter().all(|&b| b == 0xAB),
+                "frame {expected} torn"
+            );
+        }
+        pusher.join().unwrap();
+        assert_eq!(outbox.written(), u64::from(FRAMES) * 1000);
+        // Closing ends the connection: the duplicate descriptor does not keep it open.
+        outbox.close();
+        writer.await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), peer.read_to_end(&mut rest));
+        assert_eq!(read.await.expect("the peer sees the end").unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn with_the_peer_reading_a_confirm_goes_out_on_the_callers_thread() {
+        let outbox = Arc::new(Outbox::default());
+        let (writer, mut peer) = connected(&outbox).await;
+        // The writer task is idle, nothing is buffered: written here, nothing left for the task.
+        outbox.push_now(numbered(7));
+        assert_eq!(outbox.pending.load(Ordering::Relaxed), 0);
+        assert_eq!(outbox.written(), 1000);
+        let mut frame = [0u8; 1000];
+        peer.read_exact(&mut frame).await.unwrap();
+        assert_eq!(&frame[..4], &7u32.to_be_bytes());
+        outbox.close();
+        writer.await.unwrap();
+    }
 }

@@ -66,9 +66,13 @@ pub struct Dbs {
     pub refcounts: Db,
 }
 
-/// Told when writes it waited for are durable (`ok`) or failed to commit.
+/// Told when writes it waited for are durable (`ok`) or failed to commit. Called on the
+/// store's writer thread: `committed` once per token, then `released` once after the last of
+/// its tokens that one attempt settled (a listener sends what they settled there, in one go).
 pub trait CommitListener: Send + Sync {
     fn committed(&self, token: u64, ok: bool);
+
+    fn released(&self) {}
 }
 
 /// The fields of a message that are stored (cheap clones of the broker's buffers).

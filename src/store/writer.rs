@@ -131,9 +131,21 @@ impl Pending {
     }
 
     fn notify(&mut self, ok: bool) {
-        for (listener, token) in self.waiting.drain(..) {
-            listener.committed(token, ok);
+        // Grouped by listener (a stable sort: each one's tokens stay in order), so that each
+        // hears `released` once, after its last token.
+        self.waiting
+            .sort_by_key(|(listener, _)| Arc::as_ptr(listener).cast::<()>() as usize);
+        for (i, (listener, token)) in self.waiting.iter().enumerate() {
+            listener.committed(*token, ok);
+            let last_of_listener = self
+                .waiting
+                .get(i + 1)
+                .is_none_or(|(next, _)| !Arc::ptr_eq(next, listener));
+            if last_of_listener {
+                listener.released();
+            }
         }
+        self.waiting.clear();
     }
 }
 

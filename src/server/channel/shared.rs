@@ -129,12 +129,21 @@ impl ChannelShared {
 
     /// Sends settled confirms (once per batch of frames, and after each store commit).
     pub fn flush_confirms(&self) {
+        self.send_settled_confirms(false);
+    }
+
+    /// `now`: the caller is off the runtime and may write to the socket itself
+    /// ([`super::super::outbox::Outbox::push_now`]).
+    fn send_settled_confirms(&self, now: bool) {
         let mut confirms = self.confirms.lock();
         let mut pending = BytesMut::new();
         if confirms.flush(self.id, &mut pending) {
-            self.connection
-                .outbox
-                .push(|out| out.extend_from_slice(&pending));
+            let write = |out: &mut BytesMut| out.extend_from_slice(&pending);
+            if now {
+                self.connection.outbox.push_now(write);
+            } else {
+                self.connection.outbox.push(write);
+            }
         }
     }
 
@@ -436,7 +445,11 @@ impl CommitListener for ChannelShared {
             return;
         }
         self.settle_confirm(token, ok);
-        self.flush_confirms();
+    }
+
+    fn released(&self) {
+        // On the store's writer thread: straight to the socket when it can (outbox.rs).
+        self.send_settled_confirms(true);
     }
 }
 

@@ -115,6 +115,12 @@ fn fill(dir: &Path, size: u64) -> io::Result<()> {
         .create(true)
         .truncate(true)
         .open(&filling)?;
+    write_zeros(&file, size)?;
+    std::fs::rename(&filling, dir.join(SPARE_NAME))
+}
+
+/// Writes `size` zero bytes to `file` from its start and syncs it (data, size and extents).
+pub fn write_zeros(file: &File, size: u64) -> io::Result<()> {
     let zeros = vec![0u8; 1 << 20];
     let mut at = 0;
     while at < size {
@@ -122,6 +128,5 @@ fn fill(dir: &Path, size: u64) -> io::Result<()> {
         file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
     }
-    file.sync_all()?;
-    std::fs::rename(&filling, dir.join(SPARE_NAME))
+    file.sync_all()
 }
