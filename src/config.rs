@@ -80,6 +80,27 @@ pub struct Config {
     /// RabbitMQ, and offered on TLS connections only: clients such as py-amqp pick it whenever it
     /// is offered.
     pub auth_mechanisms: Vec<AuthMechanism>,
+    /// The management HTTP API (RabbitMQ's `management.tcp.*`).
+    pub management: ManagementConfig,
+}
+
+/// RabbitMQ's management listener: `[management]` in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagementConfig {
+    pub enabled: bool,
+    /// Address and port (RabbitMQ's `management.tcp.ip` and `management.tcp.port`); port 0
+    /// picks a free one (the broker prints it).
+    pub listen: SocketAddr,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        ManagementConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 15672)),
+        }
+    }
 }
 
 impl Default for Config {
@@ -114,6 +135,7 @@ impl Default for Config {
             ssl_options: SslOptions::default(),
             ssl_cert_login_from: CertLoginFrom::DistinguishedName,
             auth_mechanisms: vec![AuthMechanism::Plain, AuthMechanism::Amqplain],
+            management: ManagementConfig::default(),
         }
     }
 }

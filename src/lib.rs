@@ -2,7 +2,8 @@
 //!
 //! Layers, each calling only the ones below it: [`server`] (sockets, connection and channel
 //! state machines) → [`broker`] (vhosts, exchanges, queues, consumers, the publish pipeline)
-//! → [`store`] (LMDB: durable definitions and messages). The `warren-protocol` crate turns bytes
+//! → [`store`] (LMDB: durable definitions and messages). [`management`] serves RabbitMQ's
+//! management HTTP API beside the server, on the same broker. The `warren-protocol` crate turns bytes
 //! into frames for the server. [`auth`] checks logins; [`alarms`] watches memory and disk;
 //! [`config`] holds the settings.
 
@@ -12,6 +13,7 @@ pub mod broker;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod management;
 pub mod server;
 pub mod store;
 

@@ -25,6 +25,12 @@ struct Args {
     /// Where durable state lives. Default ./warren-data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Management HTTP API address (default 127.0.0.1:15672; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT")]
+    management_listen: Option<SocketAddr>,
+    /// Start without the management HTTP API.
+    #[arg(long)]
+    no_management: bool,
     /// TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -53,6 +59,13 @@ fn main() -> ExitCode {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(addr) = args.management_listen {
+        config.management.listen = addr;
+        config.management.enabled = true;
+    }
+    if args.no_management {
+        config.management.enabled = false;
     }
     if let Some(level) = args.log_level {
         config.log_level = level;
@@ -86,6 +99,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Before the AMQP line, which test harnesses wait for: they have both once it is out.
+        if let Some(addr) = broker.management_addr() {
+            println!("warren: management listening on http://{addr}");
+        }
         // Other tools read this line to learn the port when started with :0.
         for addr in broker.local_addrs() {
             println!("warren: listening on {addr}");

@@ -214,7 +214,8 @@ class _Warren(object):
         self.log_path = Path(self.dir) / "warren.log"
         self.log = open(str(self.log_path), "wb")
         self.proc = subprocess.Popen(
-            [str(binary), "--listen", "127.0.0.1:0", "--data-dir",
+            [str(binary), "--listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0",
+             "--data-dir",
              str(Path(self.dir) / "data"), "--config", str(config)],
             stdout=subprocess.PIPE, stderr=self.log)
         try:

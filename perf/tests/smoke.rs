@@ -56,6 +56,7 @@ impl Broker {
         let mut child = Command::new(warren_binary())
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(["--management-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .stdout(Stdio::piped())

@@ -32,6 +32,7 @@ const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
 pub struct RunningBroker {
     addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
+    management_addr: Option<SocketAddr>,
     /// The one shutdown signal: listeners, connections and background tasks all watch it.
     shutdown: watch::Sender<bool>,
     /// Listeners, housekeeping and the alarm monitor.
@@ -49,6 +50,11 @@ impl RunningBroker {
     /// The bound TLS (amqps) listeners.
     pub fn tls_addrs(&self) -> &[SocketAddr] {
         &self.tls_addrs
+    }
+
+    /// The management HTTP API's address, unless it is turned off.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management_addr
     }
 
     /// Stops accepting, closes every connection with 320 CONNECTION_FORCED, waits for the
@@ -137,9 +143,25 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
             tls,
         ));
     }
+    let management_addr = if config.management.enabled {
+        let api = |http| crate::management::Api {
+            broker: broker.clone(),
+            config: config.clone(),
+            alarm: env.alarm.clone(),
+            amqp: addrs.clone(),
+            amqps: tls_addrs.clone(),
+            http,
+            started: std::time::Instant::now(),
+        };
+        let listen = config.management.listen;
+        Some(crate::management::start(api, listen, shutdown_rx.clone(), &background).await?)
+    } else {
+        None
+    };
     Ok(RunningBroker {
         addrs,
         tls_addrs,
+        management_addr,
         shutdown,
         background,
         connections,

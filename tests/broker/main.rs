@@ -29,6 +29,7 @@ mod ext_single_active_consumer;
 mod frames;
 mod hostile;
 mod lifecycle;
+mod management;
 mod missing_objects;
 mod queues;
 mod redeclare;

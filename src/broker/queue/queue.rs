@@ -516,6 +516,12 @@ impl Queue {
         self.state.lock().consumers.len() as u32
     }
 
+    /// Ready messages and messages delivered but not yet acknowledged.
+    pub fn ready_and_unacked(&self) -> (u32, u32) {
+        let st = self.state.lock();
+        (Self::ready_count(&st), st.unacked as u32)
+    }
+
     pub fn counts(&self) -> (u32, u32) {
         let st = self.state.lock();
         (Self::ready_count(&st), st.consumers.len() as u32)

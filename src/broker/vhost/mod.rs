@@ -166,6 +166,10 @@ impl VHost {
         self.exchanges.read().get(name).cloned()
     }
 
+    pub fn exchange_count(&self) -> usize {
+        self.exchanges.read().len()
+    }
+
     pub fn queues(&self) -> Vec<Arc<Queue>> {
         self.queues.read().values().cloned().collect()
     }

@@ -12,6 +12,7 @@
 //! - [`frames`]: frames and methods built by hand, for the raw client.
 //! - [`raw_client`]: [`RawClient`], an AMQP client on a plain socket, for tests that need to see
 //!   or craft individual frames.
+//! - [`http`]: a client for the management HTTP API.
 //!
 //! Everything is re-exported here, so a test file needs only `use crate::common::*;`.
 // Each test file uses a different part of the harness.
@@ -19,6 +20,7 @@
 
 pub mod errors;
 pub mod frames;
+pub mod http;
 pub mod messages;
 pub mod process;
 pub mod raw_client;

@@ -24,6 +24,8 @@ pub struct TestBroker {
     log: Option<PathBuf>,
     addr: SocketAddr,
     uri: String,
+    /// The management API's base URL (`http://127.0.0.1:PORT`), when the broker serves it.
+    management: Option<String>,
 }
 
 impl TestBroker {
@@ -97,12 +99,18 @@ impl TestBroker {
             log,
             addr: "127.0.0.1:0".parse().unwrap(),
             uri: String::new(),
+            management: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    // Printed before the AMQP line.
+                    if let Some(url) = line.trim().strip_prefix("warren: management listening on ")
+                    {
+                        broker.management = Some(url.to_string());
+                    }
                     if let Some(rest) = line.trim().strip_prefix("warren: listening on ") {
                         broker.addr = rest
                             .trim()
@@ -159,12 +167,16 @@ impl TestBroker {
             .ok()
             .and_then(|mut a| a.next())
             .unwrap_or_else(|| panic!("cannot resolve {hostport}"));
+        // `WARREN_TEST_MANAGEMENT_URL`, else rabbitmq-local's convention: AMQP port + 10000.
+        let management = std::env::var("WARREN_TEST_MANAGEMENT_URL")
+            .unwrap_or_else(|_| format!("http://{}:{}", addr.ip(), addr.port() + 10000));
         TestBroker {
             child: None,
             data_dir: None,
             log: None,
             addr,
             uri: url,
+            management: Some(management),
         }
     }
 
@@ -196,6 +208,17 @@ impl TestBroker {
 
     pub fn uri(&self) -> String {
         self.uri.clone()
+    }
+
+    pub fn has_management(&self) -> bool {
+        self.management.is_some()
+    }
+
+    /// The management API's base URL; panics if this broker does not serve it.
+    pub fn management_url(&self) -> String {
+        self.management
+            .clone()
+            .expect("the broker printed no management listener")
     }
 
     /// A lapin connection as guest to vhost `/`.
@@ -298,7 +321,13 @@ impl Drop for TestBroker {
 pub fn warren_command(data_dir: &Path, extra_args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
     command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--management-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
         .arg(data_dir)
         .args(extra_args)
         .stdin(Stdio::null());

@@ -19,12 +19,12 @@
 
 mod configure_permissions;
 mod deletion;
-mod in_process;
+pub(crate) mod in_process;
 mod limits;
 mod live_changes;
 mod persistence;
 mod read_write_permissions;
-mod support;
+pub(crate) mod support;
 mod topic_permissions;
 mod update_secret;
 mod users;

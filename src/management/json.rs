@@ -1,0 +1,60 @@
+//! Request bodies as RabbitMQ's management API reads them: a JSON object (an empty body is an
+//! empty object), fields that may be a string or a list (tags), and RabbitMQ's 400 reasons.
+
+use axum::body::Bytes;
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, ApiResult};
+
+/// The body as a JSON object.
+pub fn object(body: &Bytes) -> ApiResult<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        // RabbitMQ's reason, whatever is wrong with the body.
+        Ok(_) | Err(_) => Err(ApiError::BadRequest("not_json".into())),
+    }
+}
+
+/// A string field; `None` when absent or null.
+pub fn string<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<Option<&'a str>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{key} must be a string, not {other}"
+        ))),
+    }
+}
+
+/// Tags as RabbitMQ takes them: `"a,b"` or `["a", "b"]`; absent is none.
+pub fn tags(body: &Map<String, Value>, key: &str) -> ApiResult<Vec<String>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(crate::auth::users::parse_tags(s)),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.trim().to_string()),
+                other => Err(ApiError::BadRequest(format!(
+                    "{key} must be strings, not {other}"
+                ))),
+            })
+            .filter(|tag| !matches!(tag, Ok(t) if t.is_empty()))
+            .collect(),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{key} must be a string or a list, not {other}"
+        ))),
+    }
+}
+
+/// A figure with its rate, as RabbitMQ reports every counter (`x` and `x_details.rate`).
+pub fn with_rate(into: &mut Map<String, Value>, key: &str, value: u64, rate: f64) {
+    into.insert(key.to_string(), value.into());
+    into.insert(
+        format!("{key}_details"),
+        serde_json::json!({ "rate": rate }),
+    );
+}

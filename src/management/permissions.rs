@@ -1,0 +1,254 @@
+//! `/api/permissions` and `/api/topic-permissions`: list, show, set (PUT) and clear, and the
+//! per-user and per-vhost lists under `/api/users/{user}/…` and `/api/vhosts/{vhost}/…`. All
+//! need `administrator`, as on RabbitMQ.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::auth::{Caller, Level};
+use super::error::{ApiError, ApiResult};
+use super::json;
+use super::vhosts::run_blocking;
+use super::{Api, State};
+
+pub fn routes() -> axum::Router<Arc<Api>> {
+    axum::Router::new()
+        .route("/api/permissions", get(list))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(show).put(put).delete(delete),
+        )
+        .route("/api/users/{user}/permissions", get(of_user))
+        .route("/api/vhosts/{vhost}/permissions", get(of_vhost))
+        .route("/api/topic-permissions", get(topic_list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(topic_show).put(topic_put).delete(topic_delete),
+        )
+        .route("/api/users/{user}/topic-permissions", get(topic_of_user))
+        .route("/api/vhosts/{vhost}/topic-permissions", get(topic_of_vhost))
+}
+
+/// Every permission, as JSON, that `keep(user, vhost)` selects, sorted by vhost then user.
+fn permissions(api: &Api, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+    let mut all = api.broker.auth.all_permissions();
+    all.retain(|(user, vhost, _)| keep(user, vhost));
+    all.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    all.iter()
+        .map(|(user, vhost, p)| {
+            json!({
+                "user": user,
+                "vhost": vhost,
+                "configure": p.configure.source(),
+                "write": p.write.source(),
+                "read": p.read.source(),
+            })
+        })
+        .collect()
+}
+
+fn topic_permissions(api: &Api, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+    let mut all = api.broker.auth.all_topic_permissions();
+    all.retain(|(user, vhost, _)| keep(user, vhost));
+    all.sort_by(|a, b| (&a.1, &a.0, &a.2.exchange).cmp(&(&b.1, &b.0, &b.2.exchange)));
+    all.iter()
+        .map(|(user, vhost, p)| {
+            json!({
+                "user": user,
+                "vhost": vhost,
+                "exchange": p.exchange,
+                "write": p.write,
+                "read": p.read,
+            })
+        })
+        .collect()
+}
+
+/// The user and vhost a PUT names must exist (RabbitMQ: 400, not 404).
+fn existing(api: &Api, vhost: &str, user: &str) -> ApiResult<()> {
+    if api.broker.vhost(vhost).is_none() || api.broker.auth.user(user).is_none() {
+        return Err(ApiError::BadRequest("vhost_or_user_not_found".into()));
+    }
+    Ok(())
+}
+
+/// A permission's expression from a PUT body: RabbitMQ wants every one of them.
+fn required<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> ApiResult<&'a str> {
+    json::string(body, key)?.ok_or_else(|| ApiError::BadRequest(format!("[{{key_missing,{key}}}]")))
+}
+
+async fn list(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    Ok(Json(permissions(&state.0, |_, _| true)))
+}
+
+async fn of_user(
+    state: State,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    if state.0.broker.auth.user(&user).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(permissions(&state.0, |u, _| u == user)))
+}
+
+async fn of_vhost(
+    state: State,
+    caller: Caller,
+    Path(vhost): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    if state.0.broker.vhost(&vhost).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(permissions(&state.0, |_, v| v == vhost)))
+}
+
+async fn show(
+    state: State,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Level::Administrator)?;
+    permissions(&state.0, |u, v| u == user && v == vhost)
+        .pop()
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+async fn put(
+    state: State,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    caller.require(Level::Administrator)?;
+    let body = json::object(&body)?;
+    let api = state.0;
+    existing(&api, &vhost, &user)?;
+    let (configure, write, read) = (
+        required(&body, "configure")?.to_string(),
+        required(&body, "write")?.to_string(),
+        required(&body, "read")?.to_string(),
+    );
+    let created = api.broker.auth.permissions(&user, &vhost).is_none();
+    run_blocking(move || {
+        api.broker
+            .set_permissions(&user, &vhost, &configure, &write, &read)
+    })
+    .await?;
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    })
+}
+
+async fn delete(
+    state: State,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(Level::Administrator)?;
+    let api = state.0;
+    run_blocking(move || api.broker.clear_permissions(&user, &vhost)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn topic_list(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    Ok(Json(topic_permissions(&state.0, |_, _| true)))
+}
+
+async fn topic_of_user(
+    state: State,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    if state.0.broker.auth.user(&user).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(topic_permissions(&state.0, |u, _| u == user)))
+}
+
+async fn topic_of_vhost(
+    state: State,
+    caller: Caller,
+    Path(vhost): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    if state.0.broker.vhost(&vhost).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(topic_permissions(&state.0, |_, v| v == vhost)))
+}
+
+/// A user's topic permissions in one vhost: a list (one entry per exchange), 404 if none.
+async fn topic_show(
+    state: State,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Value>>> {
+    caller.require(Level::Administrator)?;
+    let found = topic_permissions(&state.0, |u, v| u == user && v == vhost);
+    if found.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(found))
+}
+
+async fn topic_put(
+    state: State,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    caller.require(Level::Administrator)?;
+    let body = json::object(&body)?;
+    let api = state.0;
+    existing(&api, &vhost, &user)?;
+    let (exchange, write, read) = (
+        required(&body, "exchange")?.to_string(),
+        required(&body, "write")?.to_string(),
+        required(&body, "read")?.to_string(),
+    );
+    let created = !api
+        .broker
+        .auth
+        .all_topic_permissions()
+        .iter()
+        .any(|(u, v, p)| *u == user && *v == vhost && p.exchange == exchange);
+    run_blocking(move || {
+        api.broker
+            .set_topic_permission(&user, &vhost, &exchange, &write, &read)
+    })
+    .await?;
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    })
+}
+
+async fn topic_delete(
+    state: State,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(Level::Administrator)?;
+    let api = state.0;
+    if api.broker.vhost(&vhost).is_none() || api.broker.auth.user(&user).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    run_blocking(move || api.broker.clear_topic_permissions(&user, &vhost, None)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
