@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use amq_protocol::types::FieldTable;
+
+use super::churn::Churn;
 use parking_lot::Mutex;
 use warren_protocol::AmqpError;
 
@@ -18,6 +21,55 @@ use warren_protocol::AmqpError;
 pub trait ConnectionControl: Send + Sync {
     /// Close with 320 CONNECTION_FORCED and `text` (RabbitMQ's wording, without the prefix).
     fn force_close(&self, text: String);
+
+    /// Its open channels as they are now, by number.
+    fn channels(&self) -> Vec<ChannelAbout> {
+        Vec::new()
+    }
+
+    /// Bytes and socket calls so far, each way.
+    fn traffic(&self) -> Traffic {
+        Traffic::default()
+    }
+}
+
+/// A connection's socket traffic, in RabbitMQ's terms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traffic {
+    /// Bytes read from the peer, and the reads that brought them.
+    pub recv_oct: u64,
+    pub recv_cnt: u64,
+    /// Bytes written to the peer, the writes, and bytes waiting to be written.
+    pub send_oct: u64,
+    pub send_cnt: u64,
+    pub send_pend: u64,
+}
+
+/// A channel as the management API shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelAbout {
+    pub number: u16,
+    /// basic.qos global=false: what consumers started from now on get.
+    pub prefetch_count: u32,
+    /// basic.qos global=true.
+    pub global_prefetch_count: u32,
+    pub confirm: bool,
+    pub transactional: bool,
+    /// Deliveries not yet acknowledged.
+    pub unacked: u32,
+    pub consumers: Vec<ConsumerAbout>,
+}
+
+/// A consumer as the management API shows it.
+#[derive(Debug, Clone)]
+pub struct ConsumerAbout {
+    pub tag: String,
+    pub queue: Arc<str>,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    pub prefetch_count: u32,
+    /// `x-priority` (0 when none was given).
+    pub priority: i32,
 }
 
 /// One open connection.
@@ -28,12 +80,57 @@ pub struct ConnectionEntry {
     pub peer: SocketAddr,
     /// Open channels on this connection.
     pub channels: AtomicU32,
+    /// What the handshake settled, for the management API.
+    pub about: ConnectionAbout,
     control: Arc<dyn ConnectionControl>,
+}
+
+/// A connection as its handshake left it: what RabbitMQ's management API shows of it.
+#[derive(Debug, Clone)]
+pub struct ConnectionAbout {
+    /// The client's end of the socket.
+    pub peer: SocketAddr,
+    /// The broker's end of the socket.
+    pub local: Option<SocketAddr>,
+    pub client_properties: FieldTable,
+    pub auth_mechanism: String,
+    pub channel_max: u16,
+    pub frame_max: u32,
+    /// Negotiated heartbeat, seconds.
+    pub heartbeat: u16,
+    pub tls: bool,
+    /// Milliseconds since the Unix epoch.
+    pub connected_at: u64,
+}
+
+impl ConnectionEntry {
+    /// RabbitMQ's name for a connection: `peer -> local`.
+    pub fn name(&self) -> String {
+        match self.about.local {
+            Some(local) => format!("{} -> {local}", self.peer),
+            None => self.peer.to_string(),
+        }
+    }
+
+    /// Asks the connection to close (320 CONNECTION_FORCED with `text`).
+    pub fn force_close(&self, text: String) {
+        self.control.force_close(text);
+    }
+
+    pub fn channel_list(&self) -> Vec<ChannelAbout> {
+        self.control.channels()
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.control.traffic()
+    }
 }
 
 #[derive(Default)]
 pub struct Connections {
     open: Mutex<HashMap<u64, Arc<ConnectionEntry>>>,
+    /// Counts connections opened and closed (the broker's counters).
+    churn: Arc<Churn>,
 }
 
 /// The limits a new connection is checked against, read by the caller from the vhost and user.
@@ -51,10 +148,18 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.connections.open.lock().remove(&self.entry.id);
+        Churn::bump(&self.connections.churn.connection_closed);
     }
 }
 
 impl Connections {
+    pub fn new(churn: Arc<Churn>) -> Connections {
+        Connections {
+            open: Mutex::default(),
+            churn,
+        }
+    }
+
     /// Registers a connection that passed connection.open's other checks, unless the vhost's
     /// or the user's connection limit is reached (530, RabbitMQ's texts). Counting and
     /// registering happen under one lock, so concurrent opens cannot both take the last slot.
@@ -63,8 +168,8 @@ impl Connections {
         id: u64,
         user: &str,
         vhost: &str,
-        peer: SocketAddr,
         limits: ConnectionLimits,
+        about: ConnectionAbout,
         control: Arc<dyn ConnectionControl>,
     ) -> Result<Registration, AmqpError> {
         let mut open = self.open.lock();
@@ -88,11 +193,13 @@ impl Connections {
             id,
             user: user.to_string(),
             vhost: vhost.to_string(),
-            peer,
+            peer: about.peer,
             channels: AtomicU32::new(0),
+            about,
             control,
         });
         open.insert(id, entry.clone());
+        Churn::bump(&self.churn.connection_created);
         Ok(Registration {
             connections: self.clone(),
             entry,
@@ -150,8 +257,18 @@ mod tests {
         }
     }
 
-    fn peer() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 1))
+    fn about() -> ConnectionAbout {
+        ConnectionAbout {
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            local: None,
+            client_properties: FieldTable::default(),
+            auth_mechanism: "PLAIN".into(),
+            channel_max: 0,
+            frame_max: 0,
+            heartbeat: 0,
+            tls: false,
+            connected_at: 0,
+        }
     }
 
     #[test]
@@ -163,10 +280,10 @@ mod tests {
             user_max_connections: None,
         };
         let first = connections
-            .register(1, "u", "v", peer(), limits(), control.clone())
+            .register(1, "u", "v", limits(), about(), control.clone())
             .unwrap();
         let refused = connections
-            .register(2, "w", "v", peer(), limits(), control.clone())
+            .register(2, "w", "v", limits(), about(), control.clone())
             .err()
             .unwrap();
         assert_eq!(
@@ -178,7 +295,7 @@ mod tests {
             user_max_connections: Some(1),
         };
         let refused = connections
-            .register(3, "u", "other", peer(), by_user, control.clone())
+            .register(3, "u", "other", by_user, about(), control.clone())
             .err()
             .unwrap();
         assert_eq!(
@@ -193,7 +310,7 @@ mod tests {
         drop(first);
         assert!(
             connections
-                .register(4, "w", "v", peer(), limits(), control)
+                .register(4, "w", "v", limits(), about(), control)
                 .is_ok()
         );
     }

@@ -2,6 +2,7 @@
 //! to queues. No sockets here — the server layer calls in with typed operations and implements
 //! [`consumer::DeliveryTarget`] for deliveries going out.
 
+pub mod churn;
 pub mod clock;
 pub mod connections;
 pub mod consumer;
@@ -48,6 +49,8 @@ pub struct Broker {
     pub replies: Arc<publish::DirectReplies>,
     /// The queues' deadlines (message TTL at rest, x-expires), run by [`housekeeping`].
     deadlines: Arc<Deadlines<Queue>>,
+    /// Connections, channels and queues created and gone.
+    pub churn: Arc<churn::Churn>,
 }
 
 impl Broker {
@@ -64,15 +67,17 @@ impl Broker {
         store: Option<Arc<Store>>,
         page_threshold: usize,
     ) -> Self {
+        let churn = Arc::new(churn::Churn::default());
         Broker {
             vhosts: RwLock::new(HashMap::new()),
             auth,
-            connections: Arc::new(Connections::default()),
+            connections: Arc::new(Connections::new(churn.clone())),
             max_message_size,
             store,
             page_threshold,
             replies: Arc::new(publish::DirectReplies::default()),
             deadlines: Arc::new(Deadlines::default()),
+            churn,
         }
     }
 
@@ -87,6 +92,7 @@ impl Broker {
             durability,
             self.replies.clone(),
             self.deadlines.clone(),
+            self.churn.clone(),
         );
         self.vhosts.write().insert(name.to_string(), vhost.clone());
         vhost

@@ -86,6 +86,7 @@ async fn drive(script: &Script) -> Outcome {
         read: Box::new(server_read),
         write: server_write,
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+        local: None,
         direct: None,
         tls: None,
     };

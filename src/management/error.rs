@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use warren_protocol::{AmqpError, reply};
+
 use crate::broker::tenancy::TenancyError;
 
 #[derive(Debug)]
@@ -19,6 +21,9 @@ pub enum ApiError {
     NotAuthorised(&'static str),
     /// 404 for an object (vhost, user, permission …) that does not exist.
     NotFound,
+    /// 404 `not_found` with a reason: something an operation needs is missing (RabbitMQ:
+    /// `vhost_not_found`, `no queue 'q' in vhost '/'`).
+    Missing(String),
     /// 400 with RabbitMQ's reason.
     BadRequest(String),
     /// 500: the store could not commit the change (nothing changed).
@@ -45,6 +50,7 @@ impl IntoResponse for ApiError {
                 "Object Not Found".to_string(),
                 "Not Found".to_string(),
             ),
+            ApiError::Missing(reason) => (StatusCode::NOT_FOUND, "not_found".to_string(), reason),
             ApiError::BadRequest(reason) => {
                 (StatusCode::BAD_REQUEST, "bad_request".to_string(), reason)
             }
@@ -77,6 +83,27 @@ impl From<TenancyError> for ApiError {
             TenancyError::NotFound(_) => ApiError::NotFound,
             TenancyError::Invalid(reason) => ApiError::BadRequest(reason),
             TenancyError::Store(reason) => ApiError::Internal(reason),
+        }
+    }
+}
+
+/// An AMQP refusal from a broker operation, as RabbitMQ's API reports it: the reply text
+/// without its `CODE_NAME - ` prefix as the reason.
+impl From<AmqpError> for ApiError {
+    fn from(e: AmqpError) -> Self {
+        let detail = e
+            .text
+            .split_once(" - ")
+            .map_or(e.text.as_str(), |(_, detail)| detail)
+            .to_string();
+        match e.code {
+            reply::ACCESS_REFUSED => ApiError::NotAuthorised("Access refused."),
+            reply::NOT_FOUND => ApiError::Missing(detail),
+            reply::PRECONDITION_FAILED | reply::RESOURCE_LOCKED | reply::NOT_ALLOWED => {
+                ApiError::BadRequest(detail)
+            }
+            reply::CONNECTION_FORCED => ApiError::Missing("vhost_not_found".into()),
+            _ => ApiError::Internal(detail),
         }
     }
 }

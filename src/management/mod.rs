@@ -2,9 +2,9 @@
 //! JSON shapes, status codes and HTTP basic auth by user tags, so `rabbitmqadmin`, deploy
 //! scripts and health checks work against warren unchanged.
 //!
-//! One file per group of endpoints: [`overview`] (overview, whoami, extensions), [`vhosts`],
-//! [`users`], [`permissions`] (and topic permissions), [`health`] (health checks, aliveness
-//! test). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
+//! One file per group of endpoints: [`overview`] (overview, extensions), [`nodes`], [`vhosts`],
+//! [`users`] (and whoami), [`permissions`] (and topic permissions), [`queues`], [`exchanges`],
+//! [`bindings`], [`connections`] (and channels, consumers), [`health`] (health checks). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
 //! RabbitMQ's error body; [`json`] reads request bodies as RabbitMQ does.
 //!
 //! Handlers call the broker's operations (`broker::tenancy` for users, vhosts and
@@ -12,11 +12,16 @@
 //! the store run on the blocking pool.
 
 mod auth;
+mod bindings;
+mod connections;
 mod error;
+mod exchanges;
 mod health;
 mod json;
+mod nodes;
 mod overview;
 mod permissions;
+mod queues;
 mod users;
 mod vhosts;
 
@@ -91,6 +96,11 @@ fn router() -> Router<Arc<Api>> {
         .merge(vhosts::routes())
         .merge(users::routes())
         .merge(permissions::routes())
+        .merge(queues::routes())
+        .merge(exchanges::routes())
+        .merge(bindings::routes())
+        .merge(connections::routes())
+        .merge(nodes::routes())
         .merge(health::routes())
         .fallback(error::not_found)
 }

@@ -21,7 +21,7 @@ pub fn routes() -> axum::Router<Arc<Api>> {
         )
 }
 
-fn exchange_types() -> Value {
+pub fn exchange_types() -> Value {
     let types = [
         (
             "direct",
@@ -46,7 +46,7 @@ fn exchange_types() -> Value {
         .collect()
 }
 
-fn listeners(api: &Api) -> Value {
+pub fn listeners(api: &Api) -> Value {
     let node = node_name();
     let plain = api.amqp.iter().map(|a| ("amqp", a));
     let tls = api.amqps.iter().map(|a| ("amqp/ssl", a));
@@ -76,21 +76,13 @@ fn socket_opts(protocol: &str) -> Value {
     }
 }
 
-/// Counters RabbitMQ keeps of objects coming and going; not counted here yet.
-fn churn_rates() -> Value {
+/// Connections, channels and queues created and gone since the start (rates not kept yet).
+pub fn churn_rates(api: &Api) -> Map<String, Value> {
     let mut out = Map::new();
-    for key in [
-        "channel_closed",
-        "channel_created",
-        "connection_closed",
-        "connection_created",
-        "queue_created",
-        "queue_declared",
-        "queue_deleted",
-    ] {
-        with_rate(&mut out, key, 0, 0.0);
+    for (key, count) in api.broker.churn.figures() {
+        with_rate(&mut out, key, count, 0.0);
     }
-    Value::Object(out)
+    out
 }
 
 async fn overview(state: State, caller: Caller) -> Json<Value> {
@@ -145,7 +137,7 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
         "disable_stats": false,
         "enable_queue_totals": false,
         "message_stats": {},
-        "churn_rates": churn_rates(),
+        "churn_rates": churn_rates(&api),
         "queue_totals": queue_totals,
         "object_totals": {
             "channels": channels,
@@ -157,14 +149,19 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
         "statistics_db_event_queue": 0,
         "node": node_name(),
         "listeners": listeners(&api),
-        "contexts": [{
-            "ssl_opts": [],
-            "node": node_name(),
-            "description": "RabbitMQ Management",
-            "path": "/",
-            "ip": api.http.ip().to_string(),
-            "port": api.http.port().to_string(),
-            "cowboy_opts": "[{sendfile,false}]",
-        }],
+        "contexts": contexts(&api),
     }))
+}
+
+/// The HTTP listeners (RabbitMQ's "contexts"): the management API's own.
+pub fn contexts(api: &Api) -> Value {
+    json!([{
+        "ssl_opts": [],
+        "node": node_name(),
+        "description": "RabbitMQ Management",
+        "path": "/",
+        "ip": api.http.ip().to_string(),
+        "port": api.http.port().to_string(),
+        "cowboy_opts": "[{sendfile,false}]",
+    }])
 }

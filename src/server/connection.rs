@@ -25,13 +25,14 @@ use super::closing::{
     await_close_ok, close_silently, forced_close, linger_until_peer_closes, send_connection_close,
 };
 use super::flow::PublisherFlow;
-pub use super::frame_reader::{FrameReader, ReadError, ReadHalf};
+pub use super::frame_reader::{FrameReader, ReadCounts, ReadError, ReadHalf};
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
 use super::tls::TlsPeer;
 use crate::Config;
 use crate::alarms::Alarm;
 use crate::broker::Broker;
+use crate::broker::churn::Churn;
 use crate::broker::queue::Queue;
 use warren_protocol::method;
 
@@ -49,13 +50,8 @@ pub struct ConnectionShared {
     /// Set (and `forced` woken) when the broker closes this connection: a deleted vhost or user.
     pub(super) forced_reason: Mutex<Option<String>>,
     pub(super) forced: tokio::sync::Notify,
-}
-
-impl crate::broker::connections::ConnectionControl for ConnectionShared {
-    fn force_close(&self, text: String) {
-        *self.forced_reason.lock() = Some(text);
-        self.forced.notify_one();
-    }
+    /// What the reader has read (the management API's `recv_oct`, `recv_cnt`).
+    pub(super) received: Arc<ReadCounts>,
 }
 
 impl ConnectionShared {
@@ -73,6 +69,8 @@ pub struct Stream<W> {
     pub read: ReadHalf,
     pub write: W,
     pub peer: SocketAddr,
+    /// The broker's end of the socket (`None` for in-memory streams).
+    pub local: Option<SocketAddr>,
     /// On a plain TCP listener: the socket again, for writes off the runtime (outbox.rs).
     pub direct: Option<std::net::TcpStream>,
     /// On a TLS listener: what the TLS handshake learnt of the client (its certificate's name).
@@ -104,6 +102,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         read: read_half,
         write: write_half,
         peer,
+        local,
         direct,
         tls,
     } = stream;
@@ -116,6 +115,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         commit_failures: tokio::sync::Notify::new(),
         forced_reason: Mutex::new(None),
         forced: tokio::sync::Notify::new(),
+        received: Arc::default(),
     });
     if let Some(socket) = direct {
         shared.outbox.write_directly_to(socket);
@@ -133,7 +133,11 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
     };
     // Until tune-ok settles frame_max, frames are limited to the spec's minimum, as RabbitMQ
     // does: an unauthenticated peer cannot make us buffer more than 4 KB of one frame.
-    let mut reader = FrameReader::new(read_half, handshake::FRAME_MIN_SIZE);
+    let mut reader = FrameReader::new(
+        read_half,
+        handshake::FRAME_MIN_SIZE,
+        shared.received.clone(),
+    );
 
     let handshake_deadline = Duration::from_secs(config.handshake_timeout);
     let negotiated = match tokio::time::timeout(handshake_deadline, async {
@@ -143,6 +147,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         let me = handshake::Peer {
             id,
             addr: peer,
+            local,
             control: shared.clone(),
         };
         handshake::run(
@@ -547,6 +552,7 @@ impl Connection {
             .insert(id, channel.shared().clone());
         self.channels.insert(id, channel);
         self.count_channels();
+        Churn::bump(&self.broker.churn.channel_created);
         let ok = AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {}));
         self.shared
             .outbox
@@ -555,7 +561,9 @@ impl Connection {
     }
 
     fn remove_channel(&mut self, id: u16) {
-        self.channels.remove(&id);
+        if self.channels.remove(&id).is_some() {
+            Churn::bump(&self.broker.churn.channel_closed);
+        }
         self.shared.channels.lock().remove(&id);
         self.count_channels();
     }
@@ -582,6 +590,7 @@ impl Connection {
         );
         for (_, mut channel) in self.channels.drain() {
             channel.release(&mut ctx);
+            Churn::bump(&self.broker.churn.channel_closed);
         }
         self.shared.channels.lock().clear();
         self.count_channels();

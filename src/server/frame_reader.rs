@@ -3,6 +3,8 @@
 //! scheduling between connections; knows nothing of what the frames mean.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -42,16 +44,26 @@ pub struct FrameReader {
     pub frame_max: u32,
     /// Bytes read since this task last yielded (see [`FrameReader::fill`]).
     read_since_yield: usize,
+    /// Bytes read and reads made, for the management API.
+    counts: Arc<ReadCounts>,
+}
+
+/// What a reader has read so far (one relaxed add per read call, not per frame).
+#[derive(Default)]
+pub struct ReadCounts {
+    pub bytes: AtomicU64,
+    pub reads: AtomicU64,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
 
 impl FrameReader {
-    pub fn new(socket: ReadHalf, frame_max: u32) -> Self {
+    pub fn new(socket: ReadHalf, frame_max: u32, counts: Arc<ReadCounts>) -> Self {
         FrameReader {
             socket,
             buf: BytesMut::with_capacity(READ_CHUNK),
             frame_max,
+            counts,
             read_since_yield: 0,
         }
     }
@@ -74,6 +86,8 @@ impl FrameReader {
             0 => Err(ReadError::Closed),
             n => {
                 self.read_since_yield += n;
+                self.counts.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.counts.reads.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         }

@@ -18,7 +18,9 @@ use super::tls::TlsPeer;
 use crate::Config;
 use crate::auth::{AuthError, User};
 use crate::broker::Broker;
-use crate::broker::connections::{ConnectionControl, ConnectionLimits, Registration};
+use crate::broker::connections::{
+    ConnectionAbout, ConnectionControl, ConnectionLimits, Registration,
+};
 use crate::broker::vhost::VHost;
 use crate::config::AuthMechanism;
 use warren_protocol::method;
@@ -119,6 +121,8 @@ fn class_name(class: &AMQPClass) -> String {
 pub struct Peer {
     pub id: u64,
     pub addr: SocketAddr,
+    /// The broker's end of the socket, when it is one.
+    pub local: Option<SocketAddr>,
     pub control: Arc<dyn ConnectionControl>,
 }
 
@@ -148,6 +152,7 @@ pub async fn run(
     let Peer {
         id,
         addr: peer,
+        local,
         control,
     } = peer;
     let offered = offered_mechanisms(config, tls);
@@ -238,9 +243,22 @@ pub async fn run(
         vhost_max_connections: vhost.limits().max_connections,
         user_max_connections: user.limits.max_connections,
     };
+    let about = ConnectionAbout {
+        peer,
+        local,
+        client_properties: start_ok.client_properties.clone(),
+        auth_mechanism: mechanism.to_string(),
+        channel_max,
+        frame_max,
+        heartbeat: tune_ok.heartbeat,
+        tls: tls.is_some(),
+        connected_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
     let registration = broker
         .connections
-        .register(id, &user.name, vhost_name, peer, limits, control)
+        .register(id, &user.name, vhost_name, limits, about, control)
         .map_err(refused)?;
     broker
         .auth

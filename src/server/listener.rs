@@ -73,6 +73,7 @@ async fn serve_socket(
     env: ConnectionEnv,
     tls: Option<Arc<TlsListener>>,
 ) {
+    let local = socket.local_addr().ok();
     let Some(tls) = tls else {
         // Without it confirms go out through the writer task only: slower, never wrong.
         let direct = socket
@@ -86,6 +87,7 @@ async fn serve_socket(
             read: Box::new(read),
             write,
             peer,
+            local,
             direct,
             tls: None,
         };
@@ -103,6 +105,7 @@ async fn serve_socket(
             read: Box::new(read),
             write,
             peer,
+            local,
             direct: None,
             tls: Some(client),
         };

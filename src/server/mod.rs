@@ -5,6 +5,7 @@
 mod channel;
 mod closing;
 mod connection;
+mod connection_control;
 mod flow;
 mod frame_reader;
 mod handshake;

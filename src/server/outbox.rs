@@ -57,6 +57,8 @@ pub struct Outbox {
     refused: AtomicBool,
     /// Bytes handed to the socket so far (heartbeat logic: did we send anything lately?).
     written: AtomicU64,
+    /// Write calls that sent them (the management API's `send_cnt`).
+    writes: AtomicU64,
     /// The writer drained the buffer (waking a connection that stopped reading).
     drained: Notify,
     /// The socket write failed or stalled past the write timeout: the connection is over.
@@ -105,6 +107,7 @@ impl Outbox {
             if let Ok(n) = (&*socket).write(bytes) {
                 bytes.advance(n);
                 self.written.fetch_add(n as u64, Ordering::Relaxed);
+                self.writes.fetch_add(1, Ordering::Relaxed);
             }
         }
         let pending = buf.bytes.len();
@@ -148,6 +151,14 @@ impl Outbox {
 
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
+    }
+
+    /// Writes so far (each a batch of frames) and bytes waiting for the writer task.
+    pub fn writes_and_pending(&self) -> (u64, u64) {
+        (
+            self.writes.load(Ordering::Relaxed),
+            self.pending.load(Ordering::Relaxed) as u64,
+        )
     }
 
     /// So much is waiting for the peer that the connection should stop reading from it.
@@ -219,6 +230,7 @@ pub async fn drain(
             return;
         }
         outbox.written.fetch_add(len, Ordering::Relaxed);
+        outbox.writes.fetch_add(1, Ordering::Relaxed);
         outbox.drained.notify_waiters();
         spare.clear();
         if spare.capacity() > KEEP_CAPACITY {

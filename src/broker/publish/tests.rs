@@ -39,7 +39,13 @@ fn exchange_options(kind: ExchangeKind, internal: bool) -> ExchangeOptions {
 /// A vhost with direct exchange `x`, internal exchange `hidden`, and queues `q1`, `q2`, `q3`,
 /// bound to `x` by their own names.
 fn vhost() -> Arc<VHost> {
-    let vhost = VHost::new("/", None, Default::default(), Default::default());
+    let vhost = VHost::new(
+        "/",
+        None,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
     vhost
         .declare_exchange("x", exchange_options(ExchangeKind::Direct, false), false)
         .unwrap();

@@ -28,7 +28,13 @@ pub const CONNECTION: u64 = 1;
 
 /// A fresh in-memory vhost `/` with the standard exchanges.
 pub fn vhost() -> Arc<VHost> {
-    VHost::new("/", None, Default::default(), Default::default())
+    VHost::new(
+        "/",
+        None,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
 }
 
 /// Declares a plain (non-durable, non-exclusive, not auto-delete) queue with these `x-*`

@@ -24,12 +24,15 @@ use parking_lot::{Mutex, RwLock};
 use warren_protocol::AmqpError;
 
 mod bindings;
+mod listing;
 mod routing;
 mod settings;
 
+pub use listing::ListedBinding;
 pub use routing::RouteScratch;
 pub use settings::{VhostLimits, VhostSettings};
 
+use super::churn::Churn;
 use super::deadlines::Deadlines;
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
@@ -51,6 +54,8 @@ pub struct VHost {
     pub(crate) replies: Arc<DirectReplies>,
     /// Where queues register their deadlines (the broker's, run by housekeeping).
     deadlines: Arc<Deadlines<Queue>>,
+    /// The broker's churn counters (queues created, declared, deleted).
+    pub churn: Arc<Churn>,
     me: Weak<VHost>,
     /// Bumped after an exchange or queue leaves the maps: memos of lookups (a channel's
     /// `Publisher`) are valid while it is unchanged.
@@ -89,6 +94,7 @@ impl VHost {
         durability: Option<Durability>,
         replies: Arc<DirectReplies>,
         deadlines: Arc<Deadlines<Queue>>,
+        churn: Arc<Churn>,
     ) -> Arc<Self> {
         let mut exchanges = HashMap::default();
         for (ex, kind) in STANDARD_EXCHANGES {
@@ -112,6 +118,7 @@ impl VHost {
             durability,
             replies,
             deadlines,
+            churn,
             me: me.clone(),
             generation: AtomicU64::new(0),
             settings: RwLock::new(VhostSettings::default()),
@@ -164,10 +171,6 @@ impl VHost {
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
         self.exchanges.read().get(name).cloned()
-    }
-
-    pub fn exchange_count(&self) -> usize {
-        self.exchanges.read().len()
     }
 
     pub fn queues(&self) -> Vec<Arc<Queue>> {
@@ -418,6 +421,7 @@ impl VHost {
             (name.to_string(), false)
         };
         self.declare_queue_named(name, generated, options, connection_id)
+            .inspect(|_| Churn::bump(&self.churn.queue_declared))
             .map(declared)
     }
 
@@ -462,6 +466,7 @@ impl VHost {
             self.weak(),
         ));
         self.insert_queue(queue.clone());
+        Churn::bump(&self.churn.queue_created);
         Ok(queue)
     }
 
@@ -560,6 +565,7 @@ impl VHost {
         connection_id: u64,
     ) -> Result<DeclaredQueue, AmqpError> {
         let queue = self.declare_queue_named(name, true, options, connection_id)?;
+        Churn::bump(&self.churn.queue_declared);
         let (message_count, consumer_count) = queue.counts();
         Ok(DeclaredQueue {
             queue,
@@ -582,6 +588,7 @@ impl VHost {
             }
         }
         self.generation.fetch_add(1, Ordering::Release);
+        Churn::bump(&self.churn.queue_deleted);
         if let (Some(d), Some(p)) = (&self.durability, &queue.persistence) {
             d.forget_queue(&self.name, queue, p);
         }

@@ -23,7 +23,13 @@ fn queue_options() -> QueueDeclaration {
 
 /// A vhost with direct exchange `x` bound to queue `q` by key `k`.
 fn bound_vhost() -> Arc<VHost> {
-    let vhost = VHost::new("/", None, Default::default(), Default::default());
+    let vhost = VHost::new(
+        "/",
+        None,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
     let options = ExchangeOptions {
         kind: ExchangeKind::Direct,
         durable: false,

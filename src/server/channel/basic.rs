@@ -62,6 +62,9 @@ impl Channel {
                     self.shared.set_global_prefetch(m.prefetch_count as u32);
                 } else {
                     self.consumer_prefetch = m.prefetch_count as u32;
+                    self.shared
+                        .settings
+                        .set_consumer_prefetch(self.consumer_prefetch);
                 }
                 self.reply(ctx, AMQPClass::Basic(b::AMQPMethod::QosOk(b::QosOk {})));
                 Ok(())

@@ -119,6 +119,7 @@ impl Channel {
             );
         }
         self.confirm_mode = true;
+        self.shared.settings.set_confirm();
         if !nowait {
             self.reply(
                 ctx,

@@ -6,6 +6,7 @@
 //! Every handler returns `Result<_, AmqpError>`: a 4xx error closes this channel, a 5xx error
 //! the connection (the connection task decides by the error's scope).
 
+mod about;
 mod access;
 mod basic;
 mod confirms;

@@ -44,11 +44,16 @@ pub struct ConsumerEntry {
     pub consumer: Arc<Consumer>,
 }
 
+/// A channel's consumers, each with its queue.
+pub(super) type ConsumersWithQueues = Vec<(Arc<Queue>, Arc<Consumer>)>;
+
 pub struct ChannelShared {
     pub id: u16,
     connection: Arc<ConnectionShared>,
     state: Mutex<DeliveryState>,
     confirms: Mutex<ConfirmTracker>,
+    /// Settings the management API shows (about.rs).
+    pub settings: super::about::ChannelSettings,
     /// A tx.commit's writes failed to commit: the connection task closes this channel (541).
     commit_failed: AtomicBool,
 }
@@ -100,6 +105,7 @@ impl ChannelShared {
                 deferred_cancels: None,
             }),
             confirms: Mutex::new(ConfirmTracker::default()),
+            settings: Default::default(),
             commit_failed: AtomicBool::new(false),
         }
     }
@@ -261,6 +267,17 @@ impl ChannelShared {
         let mut all: Vec<Unacked> = st.unacked.drain(..).chain(entries).collect();
         all.sort_by_key(|u| u.tag);
         st.unacked = all.into();
+    }
+
+    /// Unacked deliveries, the global prefetch, and each consumer with its queue (about.rs).
+    pub(super) fn delivery_snapshot(&self) -> (u32, u32, ConsumersWithQueues) {
+        let st = self.state.lock();
+        let consumers = st
+            .consumers
+            .values()
+            .map(|e| (e.queue.clone(), e.consumer.clone()))
+            .collect();
+        (st.unacked.len() as u32, st.global_prefetch, consumers)
     }
 
     pub fn set_global_prefetch(&self, count: u32) {

@@ -31,6 +31,7 @@ impl Channel {
         }
         if self.tx.is_none() {
             self.tx = Some(Transaction::default());
+            self.shared.settings.set_transactional();
         }
         self.reply(
             ctx,
