@@ -2,6 +2,7 @@
 //! to queues. No sockets here — the server layer calls in with typed operations and implements
 //! [`consumer::DeliveryTarget`] for deliveries going out.
 
+pub mod arguments_json;
 pub mod churn;
 pub mod clock;
 pub mod connections;

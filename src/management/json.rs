@@ -59,54 +59,7 @@ pub fn with_rate(into: &mut Map<String, Value>, key: &str, value: u64, rate: f64
     );
 }
 
-/// Nesting deeper than this is shown as null (tables come from peers; the codec bounds them
-/// already, this keeps the rendering bounded on its own).
-const MAX_DEPTH: usize = 32;
-
-/// AMQP arguments as RabbitMQ's API shows them: numbers, strings, booleans, lists, objects.
-pub fn table_json(table: &amq_protocol::types::FieldTable) -> Value {
-    table_at(table, 0)
-}
-
-fn table_at(table: &amq_protocol::types::FieldTable, depth: usize) -> Value {
-    table
-        .inner()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), value_at(v, depth + 1)))
-        .collect::<Map<_, _>>()
-        .into()
-}
-
-fn value_at(v: &amq_protocol::types::AMQPValue, depth: usize) -> Value {
-    use amq_protocol::types::AMQPValue as V;
-    if depth > MAX_DEPTH {
-        return Value::Null;
-    }
-    match v {
-        V::Boolean(b) => (*b).into(),
-        V::ShortShortInt(n) => (*n).into(),
-        V::ShortShortUInt(n) => (*n).into(),
-        V::ShortInt(n) => (*n).into(),
-        V::ShortUInt(n) => (*n).into(),
-        V::LongInt(n) => (*n).into(),
-        V::LongUInt(n) => (*n).into(),
-        V::LongLongInt(n) => (*n).into(),
-        V::Timestamp(n) => (*n).into(),
-        V::Float(n) => f64::from(*n).into(),
-        V::Double(n) => (*n).into(),
-        V::DecimalValue(d) => (f64::from(d.value) / 10f64.powi(i32::from(d.scale))).into(),
-        V::ShortString(s) => s.as_str().into(),
-        V::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into(),
-        V::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into(),
-        V::FieldArray(items) => items
-            .as_slice()
-            .iter()
-            .map(|item| value_at(item, depth + 1))
-            .collect(),
-        V::FieldTable(t) => table_at(t, depth),
-        V::Void => Value::Null,
-    }
-}
+pub use crate::broker::arguments_json::table_json;
 
 /// A boolean field with a default; RabbitMQ's reason for anything else.
 pub fn boolean(body: &Map<String, Value>, key: &str, default: bool) -> ApiResult<bool> {

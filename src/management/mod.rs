@@ -4,7 +4,8 @@
 //!
 //! One file per group of endpoints: [`overview`] (overview, extensions), [`nodes`], [`vhosts`],
 //! [`users`] (and whoami), [`permissions`] (and topic permissions), [`queues`], [`exchanges`],
-//! [`bindings`], [`connections`] (and channels, consumers), [`health`] (health checks). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
+//! [`bindings`], [`messages`] (publish and get), [`definitions`] (export and import),
+//! [`connections`] (and channels, consumers), [`health`] (health checks). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
 //! RabbitMQ's error body; [`json`] reads request bodies as RabbitMQ does.
 //!
 //! Handlers call the broker's operations (`broker::tenancy` for users, vhosts and
@@ -14,10 +15,12 @@
 mod auth;
 mod bindings;
 mod connections;
+mod definitions;
 mod error;
 mod exchanges;
 mod health;
 mod json;
+mod messages;
 mod nodes;
 mod overview;
 mod permissions;
@@ -101,6 +104,8 @@ fn router() -> Router<Arc<Api>> {
         .merge(bindings::routes())
         .merge(connections::routes())
         .merge(nodes::routes())
+        .merge(messages::routes())
+        .merge(definitions::routes())
         .merge(health::routes())
         .fallback(error::not_found)
 }

@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod definitions_file;
+pub mod export;
 pub mod records;
 
 use std::sync::Arc;
