@@ -2,9 +2,9 @@
 //! one by its properties key; and the binding lists of a queue or an exchange. Through the
 //! vhost's queue.bind/exchange.bind and their unbinds, with the same permission checks.
 //!
-//! A properties key is the routing key, percent-encoded, when the binding has no arguments
-//! (`~` for an empty one), else the routing key, `~` and a hash of the arguments (RabbitMQ's hash differs; clients
-//! take the key from a listing, they never compute it).
+//! A properties key is the routing key, form-encoded, when the binding has no arguments (`~`
+//! for an empty one), else the routing key, `~` and a hash of the arguments (RabbitMQ's hash
+//! differs; clients take the key from a listing, they never compute it).
 
 use std::sync::Arc;
 
@@ -50,33 +50,72 @@ pub fn routes() -> axum::Router<Arc<Api>> {
         )
 }
 
-/// The properties key, not yet percent-encoded (as it arrives, decoded, in a path).
-fn props_key(binding: &Binding) -> String {
-    if binding.arguments.inner().is_empty() {
-        // RabbitMQ's key for an empty routing key without arguments.
-        if binding.routing_key.is_empty() {
-            return "~".into();
-        }
-        return binding.routing_key.clone();
-    }
+/// The hash of a binding's arguments in its properties key.
+fn arguments_hash(binding: &Binding) -> String {
     let arguments = table_json(&binding.arguments).to_string();
     let hash = crc32fast::hash(arguments.as_bytes()).to_be_bytes();
-    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash);
-    format!("{}~{hash}", binding.routing_key)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash)
 }
 
-/// Percent-encodes all but RFC 3986's unreserved characters.
+/// The properties key as RabbitMQ writes it: the routing key form-encoded (so it holds no
+/// `~`), then `~` and the arguments' hash when there are arguments; `~` alone for an empty
+/// routing key without arguments.
+fn props_key(binding: &Binding) -> String {
+    let key = encode(&binding.routing_key);
+    match (binding.arguments.inner().is_empty(), key.is_empty()) {
+        (true, true) => "~".into(),
+        (true, false) => key,
+        (false, _) => format!("{key}~{}", arguments_hash(binding)),
+    }
+}
+
+/// Whether a properties key from a path (decoded once, as every path segment is) names this
+/// binding. Its routing key part is decoded once more, as RabbitMQ does: clients send the key
+/// from a listing either as it is or escaped again.
+fn props_match(binding: &Binding, props: &str) -> bool {
+    let (key, hash) = match props.split_once('~') {
+        Some((key, hash)) => (key, Some(hash)),
+        None => (props, None),
+    };
+    let hash_matches = match hash {
+        None | Some("") => binding.arguments.inner().is_empty(),
+        Some(hash) => !binding.arguments.inner().is_empty() && arguments_hash(binding) == hash,
+    };
+    hash_matches && decode(key).as_deref() == Some(binding.routing_key.as_str())
+}
+
+/// Form-encodes everything but letters, digits, `-`, `_` and `.` (a space becomes `+`), as
+/// RabbitMQ encodes routing keys in properties keys.
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(byte as char),
+            b' ' => out.push('+'),
             other => out.push_str(&format!("%{other:02X}")),
         }
     }
     out
+}
+
+/// The reverse of [`encode`]; `None` for a malformed escape or bytes that are not UTF-8.
+fn decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 fn binding_json(vhost: &str, listed: &ListedBinding) -> Value {
@@ -91,7 +130,7 @@ fn binding_json(vhost: &str, listed: &ListedBinding) -> Value {
         "destination_type": kind,
         "routing_key": listed.binding.routing_key,
         "arguments": table_json(&listed.binding.arguments),
-        "properties_key": encode(&props_key(&listed.binding)),
+        "properties_key": props_key(&listed.binding),
     })
 }
 
@@ -152,7 +191,7 @@ async fn show(
     let source = exchange_name(&source).to_string();
     let dest = destination(&kind, &dest)?;
     listed(&vhost, |l| {
-        *l.source == *source && l.binding.destination == dest && props_key(&l.binding) == props
+        *l.source == *source && l.binding.destination == dest && props_match(&l.binding, &props)
     })
     .pop()
     .map(Json)
@@ -202,7 +241,7 @@ async fn create(
         routing_key,
         arguments: json::arguments(&body)?,
     };
-    let location = format!("{}/{}", encode(&dest), encode(&props_key(&binding)));
+    let location = format!("{}/{}", encode(&dest), props_key(&binding));
     tokio::task::spawn_blocking(move || vhost.bind(&source, binding, NO_CONNECTION))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
@@ -222,7 +261,7 @@ async fn remove(
     let source = exchange_name(&source).to_string();
     let dest = destination(&kind, &dest)?;
     let found = vhost.list_bindings().into_iter().find(|l| {
-        *l.source == *source && l.binding.destination == dest && props_key(&l.binding) == props
+        *l.source == *source && l.binding.destination == dest && props_match(&l.binding, &props)
     });
     let Some(found) = found else {
         return Err(ApiError::NotFound);
@@ -272,4 +311,64 @@ async fn to_exchange(
     }
     let dest = Destination::Exchange(Arc::from(name.as_str()));
     Ok(Json(listed(&vhost, |l| l.binding.destination == dest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(key: &str) -> Binding {
+        Binding {
+            destination: Destination::Queue(Arc::from("q")),
+            routing_key: key.into(),
+            arguments: Default::default(),
+        }
+    }
+
+    #[test]
+    fn properties_keys_are_encoded_as_rabbitmq_3_10_encodes_them() {
+        // Recorded from the reference broker.
+        let recorded = [
+            ("a.*", "a.%2A"),
+            ("a b", "a+b"),
+            ("x/y", "x%2Fy"),
+            ("k~1", "k%7E1"),
+            ("p%q", "p%25q"),
+            ("c:d@e", "c%3Ad%40e"),
+            ("ü", "%C3%BC"),
+            ("a+b", "a%2Bb"),
+            ("(x)", "%28x%29"),
+            ("!$&,;=", "%21%24%26%2C%3B%3D"),
+            ("\"<>^`{|}", "%22%3C%3E%5E%60%7B%7C%7D"),
+            ("a.#", "a.%23"),
+            ("", "~"),
+        ];
+        for (key, expected) in recorded {
+            assert_eq!(props_key(&binding(key)), expected, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn a_properties_key_matches_decoded_once_or_twice() {
+        let b = binding("a.*");
+        assert!(
+            props_match(&b, "a.%2A"),
+            "escaped again by the client, decoded once"
+        );
+        assert!(props_match(&b, "a.*"), "sent as listed, decoded once");
+        assert!(!props_match(&b, "a.%2B"));
+        assert!(props_match(&binding(""), "~"));
+        let mut with_args = binding("k");
+        with_args
+            .arguments
+            .insert("x".into(), amq_protocol::types::AMQPValue::Boolean(true));
+        let key = props_key(&with_args);
+        assert!(key.starts_with("k~"), "{key}");
+        assert!(props_match(&with_args, &key));
+        assert!(!props_match(&with_args, "k"), "without its hash");
+        assert!(
+            !props_match(&binding("k"), &key),
+            "a hash where there are no arguments"
+        );
+    }
 }

@@ -220,6 +220,19 @@ async fn publish(
     Ok(Json(json!({ "routed": routed })))
 }
 
+/// A count as RabbitMQ's API takes it: a number or a string of digits (rabbitmqadmin sends
+/// strings).
+fn number(body: &Map<String, Value>, key: &str) -> ApiResult<Option<u64>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+        Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(s.parse().ok()),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{key} must be a non-negative integer, not {other}"
+        ))),
+    }
+}
+
 /// RabbitMQ's `ackmode`: whether the messages got stay in the queue, and how they leave.
 #[derive(Clone, Copy)]
 enum AckMode {
@@ -249,7 +262,7 @@ async fn get(
         Access::Read,
     )?;
     queue.check_access(super::queues::NO_CONNECTION)?;
-    let count = body.get("count").and_then(Value::as_u64).unwrap_or(1);
+    let count = number(&body, "count")?.unwrap_or(1);
     let mode = match json::string(&body, "ackmode")?.unwrap_or("ack_requeue_true") {
         "ack_requeue_true" | "reject_requeue_true" => AckMode::Requeue,
         "ack_requeue_false" => AckMode::Ack,
@@ -257,7 +270,7 @@ async fn get(
         other => return Err(ApiError::BadRequest(format!("unknown ackmode {other}"))),
     };
     let base64_only = json::string(&body, "encoding")?.unwrap_or("auto") == "base64";
-    let truncate = body.get("truncate").and_then(Value::as_u64);
+    let truncate = number(&body, "truncate")?;
     let messages = tokio::task::spawn_blocking(move || {
         let mut got = Vec::new();
         for _ in 0..count {
