@@ -82,9 +82,13 @@ pub struct Config {
     pub auth_mechanisms: Vec<AuthMechanism>,
     /// The management HTTP API (RabbitMQ's `management.tcp.*`).
     pub management: ManagementConfig,
+    /// Prometheus metrics (RabbitMQ's `prometheus.tcp.*`): `[prometheus]`, default
+    /// 127.0.0.1:15692.
+    pub prometheus: ManagementConfig,
 }
 
-/// RabbitMQ's management listener: `[management]` in the config file.
+/// An HTTP listener of the operator surface: `[management]` or `[prometheus]` in the config
+/// file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ManagementConfig {
@@ -136,6 +140,10 @@ impl Default for Config {
             ssl_cert_login_from: CertLoginFrom::DistinguishedName,
             auth_mechanisms: vec![AuthMechanism::Plain, AuthMechanism::Amqplain],
             management: ManagementConfig::default(),
+            prometheus: ManagementConfig {
+                enabled: true,
+                listen: SocketAddr::from(([127, 0, 0, 1], 15692)),
+            },
         }
     }
 }

@@ -31,6 +31,12 @@ struct Args {
     /// Start without the management HTTP API.
     #[arg(long)]
     no_management: bool,
+    /// Prometheus metrics address (default 127.0.0.1:15692; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT")]
+    prometheus_listen: Option<SocketAddr>,
+    /// Start without the Prometheus metrics listener.
+    #[arg(long)]
+    no_prometheus: bool,
     /// TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -67,6 +73,13 @@ fn main() -> ExitCode {
     if args.no_management {
         config.management.enabled = false;
     }
+    if let Some(addr) = args.prometheus_listen {
+        config.prometheus.listen = addr;
+        config.prometheus.enabled = true;
+    }
+    if args.no_prometheus {
+        config.prometheus.enabled = false;
+    }
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
@@ -102,6 +115,9 @@ fn main() -> ExitCode {
         // Before the AMQP line, which test harnesses wait for: they have both once it is out.
         if let Some(addr) = broker.management_addr() {
             println!("warren: management listening on http://{addr}");
+        }
+        if let Some(addr) = broker.prometheus_addr() {
+            println!("warren: prometheus listening on http://{addr}");
         }
         // Other tools read this line to learn the port when started with :0.
         for addr in broker.local_addrs() {

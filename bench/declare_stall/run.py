@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def start_broker(binary, data_dir):
     proc = subprocess.Popen(
         [binary, "--listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0",
+         "--prometheus-listen", "127.0.0.1:0",
          "--data-dir", data_dir],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -215,6 +215,7 @@ class _Warren(object):
         self.log = open(str(self.log_path), "wb")
         self.proc = subprocess.Popen(
             [str(binary), "--listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0",
+             "--prometheus-listen", "127.0.0.1:0",
              "--data-dir",
              str(Path(self.dir) / "data"), "--config", str(config)],
             stdout=subprocess.PIPE, stderr=self.log)

@@ -57,6 +57,7 @@ impl Broker {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(["--management-listen", "127.0.0.1:0"])
+            .args(["--prometheus-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .stdout(Stdio::piped())

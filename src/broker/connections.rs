@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use amq_protocol::types::FieldTable;
 
 use super::churn::Churn;
+use super::message_counts::{MessageCounts, MessageFigures};
 use parking_lot::Mutex;
 use warren_protocol::AmqpError;
 
@@ -101,6 +102,8 @@ pub struct ConnectionAbout {
     pub tls: bool,
     /// Milliseconds since the Unix epoch.
     pub connected_at: u64,
+    /// What the connection counts of its messages (it keeps a clone and adds to it).
+    pub messages: Arc<MessageCounts>,
 }
 
 impl ConnectionEntry {
@@ -129,6 +132,8 @@ impl ConnectionEntry {
 #[derive(Default)]
 pub struct Connections {
     open: Mutex<HashMap<u64, Arc<ConnectionEntry>>>,
+    /// The message counts of connections that closed (added under `open`'s lock).
+    closed_messages: MessageCounts,
     /// Counts connections opened and closed (the broker's counters).
     churn: Arc<Churn>,
 }
@@ -147,7 +152,14 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.connections.open.lock().remove(&self.entry.id);
+        let mut open = self.connections.open.lock();
+        open.remove(&self.entry.id);
+        // Under the lock that readers of the totals take: they never see a count twice or
+        // not at all.
+        self.connections
+            .closed_messages
+            .absorb(&self.entry.about.messages);
+        drop(open);
         Churn::bump(&self.connections.churn.connection_closed);
     }
 }
@@ -156,8 +168,20 @@ impl Connections {
     pub fn new(churn: Arc<Churn>) -> Connections {
         Connections {
             open: Mutex::default(),
+            closed_messages: MessageCounts::default(),
             churn,
         }
+    }
+
+    /// Every connection's message counts since the start, open and closed.
+    pub fn message_totals(&self) -> MessageFigures {
+        let open = self.open.lock();
+        let totals = MessageCounts::default();
+        totals.absorb(&self.closed_messages);
+        for entry in open.values() {
+            totals.absorb(&entry.about.messages);
+        }
+        totals.figures()
     }
 
     /// Registers a connection that passed connection.open's other checks, unless the vhost's
@@ -268,6 +292,7 @@ mod tests {
             heartbeat: 0,
             tls: false,
             connected_at: 0,
+            messages: Arc::default(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod field_display;
 pub mod housekeeping;
 pub mod message;
+pub mod message_counts;
 pub mod names;
 pub mod publish;
 pub mod queue;

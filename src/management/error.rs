@@ -26,6 +26,8 @@ pub enum ApiError {
     Missing(String),
     /// 400 with RabbitMQ's reason.
     BadRequest(String),
+    /// 400 with an error name of its own (pagination: `page_out_of_range` …).
+    BadRequestNamed(&'static str, String),
     /// 500: the store could not commit the change (nothing changed).
     Internal(String),
 }
@@ -51,6 +53,9 @@ impl IntoResponse for ApiError {
                 "Not Found".to_string(),
             ),
             ApiError::Missing(reason) => (StatusCode::NOT_FOUND, "not_found".to_string(), reason),
+            ApiError::BadRequestNamed(error, reason) => {
+                (StatusCode::BAD_REQUEST, error.to_string(), reason)
+            }
             ApiError::BadRequest(reason) => {
                 (StatusCode::BAD_REQUEST, "bad_request".to_string(), reason)
             }

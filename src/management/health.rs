@@ -1,5 +1,6 @@
 //! `/api/health/checks/…`: RabbitMQ 3.10's health checks, `200 {"status":"ok"}` or `503`
-//! with `"status":"failed"` and its reason. Any management user may call them.
+//! with `"status":"failed"` and its reason. Any management user may call them. And
+//! `/api/aliveness-test/{vhost}`: a message through the vhost's publish path and back.
 
 use std::sync::Arc;
 
@@ -9,10 +10,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use warren_protocol::{AmqpError, Properties, ShortStr};
+
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::{Api, State, node_name};
 use crate::alarms::Alarm;
+use crate::broker::publish::{PublishRequest, Publisher};
+use crate::broker::queue::QueueDeclaration;
 
 pub fn routes() -> axum::Router<Arc<Api>> {
     axum::Router::new()
@@ -36,6 +41,61 @@ pub fn routes() -> axum::Router<Arc<Api>> {
             "/api/health/checks/node-is-mirror-sync-critical",
             get(single_node),
         )
+        .route("/api/aliveness-test/{vhost}", get(aliveness))
+}
+
+/// RabbitMQ's aliveness test: declares the (transient) queue `aliveness-test`, publishes a
+/// message to it through the default exchange and gets it back.
+async fn aliveness(state: State, caller: Caller, Path(vhost): Path<String>) -> ApiResult<Answer> {
+    let api = state.0;
+    let vhost = api.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
+    if api
+        .broker
+        .auth
+        .permissions(caller.name(), &vhost.name)
+        .is_none()
+    {
+        return Err(ApiError::NotAuthorised("Not authorised to access vhost"));
+    }
+    const QUEUE: &str = "aliveness-test";
+    const BODY: &[u8] = b"test_message";
+    let user = caller.user.clone();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<bool, AmqpError> {
+        let declaration = QueueDeclaration {
+            durable: false,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: Default::default(),
+        };
+        let queue = vhost
+            .declare_queue(QUEUE, declaration, false, super::queues::NO_CONNECTION)?
+            .queue;
+        let (Some(exchange), Some(routing_key)) =
+            (ShortStr::from_static(""), ShortStr::from_static(QUEUE))
+        else {
+            return Ok(false);
+        };
+        let request = PublishRequest {
+            exchange,
+            routing_key,
+            mandatory: false,
+            properties: Properties::from_basic(&Default::default()),
+            body: bytes::Bytes::from_static(BODY),
+            user: &user,
+            reply_address: None,
+        };
+        let _ = vhost.publish(request, &mut Publisher::default())?;
+        Ok(queue
+            .get(true)
+            .is_some_and(|(m, _)| m.message.body.as_ref() == BODY))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(match outcome {
+        Ok(true) => passed(json!({})),
+        Ok(false) => failed("the test message did not come back", json!({})),
+        Err(e) => failed(&e.text, json!({})),
+    })
 }
 
 type Answer = (StatusCode, Json<Value>);

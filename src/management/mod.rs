@@ -5,8 +5,10 @@
 //! One file per group of endpoints: [`overview`] (overview, extensions), [`nodes`], [`vhosts`],
 //! [`users`] (and whoami), [`permissions`] (and topic permissions), [`queues`], [`exchanges`],
 //! [`bindings`], [`messages`] (publish and get), [`definitions`] (export and import),
-//! [`connections`] (and channels, consumers), [`health`] (health checks). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
-//! RabbitMQ's error body; [`json`] reads request bodies as RabbitMQ does.
+//! [`limits`] (vhost and user limits), [`connections`] (and channels, consumers), [`health`]
+//! (health checks, aliveness test). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
+//! RabbitMQ's error body; [`json`] reads request bodies as RabbitMQ does; [`listing`] applies
+//! `columns=`, sorting and pagination to every answer.
 //!
 //! Handlers call the broker's operations (`broker::tenancy` for users, vhosts and
 //! permissions) and never hold a broker lock across an `.await`; operations that commit to
@@ -20,10 +22,13 @@ mod error;
 mod exchanges;
 mod health;
 mod json;
+mod limits;
+mod listing;
 mod messages;
 mod nodes;
 mod overview;
 mod permissions;
+pub mod prometheus;
 mod queues;
 mod users;
 mod vhosts;
@@ -64,33 +69,38 @@ pub fn node_name() -> String {
     format!("rabbit@{host}")
 }
 
-/// Binds the management listener and serves it on `background` until `shutdown`.
-pub async fn start(
-    api: impl FnOnce(SocketAddr) -> Api,
-    listen: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-    background: &TaskTracker,
-) -> io::Result<SocketAddr> {
-    let socket = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+/// Binds a listener for `what` (named in the error, e.g. "the management API").
+pub async fn bind(listen: SocketAddr, what: &str) -> io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("cannot listen for the management API on {listen}: {e}"),
+            format!("cannot listen for {what} on {listen}: {e}"),
         )
-    })?;
-    let local = socket.local_addr()?;
-    let api = Arc::new(api(local));
-    let app = router().with_state(api);
-    tracing::info!("management API listening on http://{local}");
+    })
+}
+
+/// Serves `app` on `socket` from `background` until `shutdown` (with the peer's address, which
+/// basic auth needs for `loopback_users`).
+pub fn serve(
+    socket: tokio::net::TcpListener,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+    background: &TaskTracker,
+) {
     background.spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(socket, app).with_graceful_shutdown(stop).await {
-            tracing::error!("management API stopped: {e}");
+            tracing::error!("HTTP listener stopped: {e}");
         }
     });
-    Ok(local)
+}
+
+/// The management API's routes on `api`.
+pub fn app(api: Arc<Api>) -> Router {
+    router().with_state(api)
 }
 
 fn router() -> Router<Arc<Api>> {
@@ -106,6 +116,8 @@ fn router() -> Router<Arc<Api>> {
         .merge(nodes::routes())
         .merge(messages::routes())
         .merge(definitions::routes())
+        .merge(limits::routes())
         .merge(health::routes())
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(listing::reshape))
 }

@@ -33,6 +33,7 @@ use crate::Config;
 use crate::alarms::Alarm;
 use crate::broker::Broker;
 use crate::broker::churn::Churn;
+use crate::broker::message_counts::MessageCounts;
 use crate::broker::queue::Queue;
 use warren_protocol::method;
 
@@ -52,6 +53,8 @@ pub struct ConnectionShared {
     pub(super) forced: tokio::sync::Notify,
     /// What the reader has read (the management API's `recv_oct`, `recv_cnt`).
     pub(super) received: Arc<ReadCounts>,
+    /// Messages received, routed, confirmed, delivered, acknowledged (Prometheus' totals).
+    pub messages: Arc<MessageCounts>,
 }
 
 impl ConnectionShared {
@@ -116,6 +119,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         forced_reason: Mutex::new(None),
         forced: tokio::sync::Notify::new(),
         received: Arc::default(),
+        messages: Arc::default(),
     });
     if let Some(socket) = direct {
         shared.outbox.write_directly_to(socket);
@@ -148,6 +152,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
             id,
             addr: peer,
             local,
+            messages: shared.messages.clone(),
             control: shared.clone(),
         };
         handshake::run(

@@ -34,6 +34,7 @@ pub struct RunningBroker {
     addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
     management_addr: Option<SocketAddr>,
+    prometheus_addr: Option<SocketAddr>,
     /// The one shutdown signal: listeners, connections and background tasks all watch it.
     shutdown: watch::Sender<bool>,
     /// Listeners, housekeeping and the alarm monitor.
@@ -56,6 +57,11 @@ impl RunningBroker {
     /// The management HTTP API's address, unless it is turned off.
     pub fn management_addr(&self) -> Option<SocketAddr> {
         self.management_addr
+    }
+
+    /// The Prometheus listener's address, unless it is turned off.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus_addr
     }
 
     /// Stops accepting, closes every connection with 320 CONNECTION_FORCED, waits for the
@@ -144,25 +150,47 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
             tls,
         ));
     }
-    let management_addr = if config.management.enabled {
-        let api = |http| crate::management::Api {
-            broker: broker.clone(),
-            config: config.clone(),
-            alarm: env.alarm.clone(),
-            amqp: addrs.clone(),
-            amqps: tls_addrs.clone(),
-            http,
-            started: std::time::Instant::now(),
-        };
-        let listen = config.management.listen;
-        Some(crate::management::start(api, listen, shutdown_rx.clone(), &background).await?)
-    } else {
-        None
+    // The HTTP listeners: bound first (their addresses go into what the API shows), then
+    // served with one view of the node.
+    let management = match config.management.enabled {
+        true => {
+            Some(crate::management::bind(config.management.listen, "the management API").await?)
+        }
+        false => None,
     };
+    let prometheus = match config.prometheus.enabled {
+        true => Some(crate::management::bind(config.prometheus.listen, "Prometheus").await?),
+        false => None,
+    };
+    let management_addr = management.as_ref().map(|s| s.local_addr()).transpose()?;
+    let prometheus_addr = prometheus.as_ref().map(|s| s.local_addr()).transpose()?;
+    let api = Arc::new(crate::management::Api {
+        broker: broker.clone(),
+        config: config.clone(),
+        alarm: env.alarm.clone(),
+        amqp: addrs.clone(),
+        amqps: tls_addrs.clone(),
+        http: management_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        started: std::time::Instant::now(),
+    });
+    if let Some(socket) = management {
+        tracing::info!("management API listening on http://{}", api.http);
+        let app = crate::management::app(api.clone());
+        crate::management::serve(socket, app, shutdown_rx.clone(), &background);
+    }
+    if let Some(socket) = prometheus {
+        tracing::info!(
+            "Prometheus metrics on http://{}/metrics",
+            socket.local_addr()?
+        );
+        let app = crate::management::prometheus::app(api);
+        crate::management::serve(socket, app, shutdown_rx.clone(), &background);
+    }
     Ok(RunningBroker {
         addrs,
         tls_addrs,
         management_addr,
+        prometheus_addr,
         shutdown,
         background,
         connections,

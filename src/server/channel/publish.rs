@@ -33,12 +33,14 @@ impl Channel {
         ctx: &mut ChannelContext,
     ) -> Result<(), AmqpError> {
         let checked = self.check_publish(content, ctx)?;
+        self.shared.count_received();
         if let Some(tx) = &mut self.tx {
             tx.publishes.push(checked);
             return Ok(());
         }
         let confirm_seq = self.confirm_mode.then(|| self.shared.register_confirm());
         let outcome = ctx.vhost.route_publish(checked, &mut self.publisher);
+        self.shared.count_routed(&outcome);
         self.return_if_unroutable(&outcome, ctx);
         if let Some(seq) = confirm_seq {
             match outcome {
@@ -98,6 +100,7 @@ impl Channel {
         let mut last_ticket = None;
         for checked in publishes {
             let outcome = ctx.vhost.route_publish(checked, &mut self.publisher);
+            self.shared.count_routed(&outcome);
             self.return_if_unroutable(&outcome, ctx);
             if outcome.durable.is_some() {
                 last_ticket = outcome.durable;

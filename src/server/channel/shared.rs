@@ -18,6 +18,7 @@ use warren_protocol::{AmqpError, encode};
 use crate::broker::clock;
 use crate::broker::consumer::{Consumer, DeliveryTarget};
 use crate::broker::message::QueuedMessage;
+use crate::broker::message_counts::MessageCounts;
 use crate::broker::publish::CommitListener;
 use crate::broker::queue::Queue;
 use crate::server::connection::ConnectionShared;
@@ -54,6 +55,8 @@ pub struct ChannelShared {
     confirms: Mutex<ConfirmTracker>,
     /// Settings the management API shows (about.rs).
     pub settings: super::about::ChannelSettings,
+    /// The connection's message counters, held here to count with one pointer less.
+    counts: Arc<MessageCounts>,
     /// A tx.commit's writes failed to commit: the connection task closes this channel (541).
     commit_failed: AtomicBool,
 }
@@ -90,6 +93,7 @@ pub enum Settlement {
 
 impl ChannelShared {
     pub fn new(id: u16, connection: Arc<ConnectionShared>) -> Self {
+        let counts = connection.messages.clone();
         ChannelShared {
             id,
             connection,
@@ -106,6 +110,7 @@ impl ChannelShared {
             }),
             confirms: Mutex::new(ConfirmTracker::default()),
             settings: Default::default(),
+            counts,
             commit_failed: AtomicBool::new(false),
         }
     }
@@ -131,6 +136,24 @@ impl ChannelShared {
     /// Settles a confirm; it is sent at the next [`ChannelShared::flush_confirms`].
     pub fn settle_confirm(&self, seq: u64, ok: bool) {
         self.confirms.lock().settle(seq, ok);
+        if ok {
+            MessageCounts::add(&self.counts.confirmed, 1);
+        }
+    }
+
+    /// Counts a message that passed the broker's checks and what routing made of it.
+    pub fn count_received(&self) {
+        MessageCounts::add_own(&self.counts.received, 1);
+    }
+
+    pub fn count_routed(&self, outcome: &crate::broker::publish::PublishOutcome) {
+        let counts = &self.connection.messages;
+        let counter = match (outcome.routed, &outcome.returned) {
+            (0, Some(_)) => &counts.unroutable_returned,
+            (0, None) => &counts.unroutable_dropped,
+            _ => &counts.routed,
+        };
+        MessageCounts::add_own(counter, 1);
     }
 
     /// Sends settled confirms (once per batch of frames, and after each store commit).
@@ -172,6 +195,7 @@ impl ChannelShared {
         no_ack: bool,
         remaining: u32,
     ) {
+        MessageCounts::add(&self.counts.delivered, 1);
         let mut st = self.state.lock();
         let tag = st.next_tag;
         st.next_tag += 1;
@@ -246,6 +270,10 @@ impl ChannelShared {
     /// deliveries from many queues interleaved requeues each queue's once, not one by one.
     /// Then lets consumers use the freed window.
     pub fn settle(&self, entries: Vec<Unacked>, how: Settlement) {
+        if matches!(how, Settlement::Remove) {
+            let acked = entries.len() as u64;
+            MessageCounts::add_own(&self.counts.acknowledged, acked);
+        }
         for group in by_queue_and_consumer(entries) {
             let (queue, consumer) = (&group.queue, group.consumer.as_ref());
             match how {
@@ -380,6 +408,7 @@ impl DeliveryTarget for ChannelShared {
             return Err(message);
         }
         st.next_tag += 1;
+        MessageCounts::add(&self.counts.delivered, 1);
         if !consumer.no_ack {
             st.global_unacked += 1;
             let ack_deadline = queue.consumer_timeout().map_or(0, |t| clock::now_ms() + t);

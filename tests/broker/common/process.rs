@@ -26,6 +26,8 @@ pub struct TestBroker {
     uri: String,
     /// The management API's base URL (`http://127.0.0.1:PORT`), when the broker serves it.
     management: Option<String>,
+    /// The Prometheus endpoint's base URL, likewise.
+    prometheus: Option<String>,
 }
 
 impl TestBroker {
@@ -100,6 +102,7 @@ impl TestBroker {
             addr: "127.0.0.1:0".parse().unwrap(),
             uri: String::new(),
             management: None,
+            prometheus: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -107,9 +110,12 @@ impl TestBroker {
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     // Printed before the AMQP line.
-                    if let Some(url) = line.trim().strip_prefix("warren: management listening on ")
-                    {
+                    let line = line.trim();
+                    if let Some(url) = line.strip_prefix("warren: management listening on ") {
                         broker.management = Some(url.to_string());
+                    }
+                    if let Some(url) = line.strip_prefix("warren: prometheus listening on ") {
+                        broker.prometheus = Some(url.to_string());
                     }
                     if let Some(rest) = line.trim().strip_prefix("warren: listening on ") {
                         broker.addr = rest
@@ -177,6 +183,7 @@ impl TestBroker {
             addr,
             uri: url,
             management: Some(management),
+            prometheus: std::env::var("WARREN_TEST_PROMETHEUS_URL").ok(),
         }
     }
 
@@ -208,6 +215,13 @@ impl TestBroker {
 
     pub fn uri(&self) -> String {
         self.uri.clone()
+    }
+
+    /// The Prometheus endpoint's base URL; panics if this broker does not serve it.
+    pub fn prometheus_url(&self) -> String {
+        self.prometheus
+            .clone()
+            .expect("the broker printed no prometheus listener")
     }
 
     pub fn has_management(&self) -> bool {
@@ -325,6 +339,8 @@ pub fn warren_command(data_dir: &Path, extra_args: &[&str]) -> Command {
             "--listen",
             "127.0.0.1:0",
             "--management-listen",
+            "127.0.0.1:0",
+            "--prometheus-listen",
             "127.0.0.1:0",
         ])
         .arg("--data-dir")
