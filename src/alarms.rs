@@ -117,6 +117,22 @@ pub fn resident_memory() -> Option<u64> {
     Some(pages * page_size())
 }
 
+/// Open file descriptors of this process, and the limit on them.
+pub fn open_descriptors() -> (u64, u64) {
+    let used = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    let total = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        0
+    };
+    (used, total)
+}
+
 /// Total RAM, from /proc/meminfo.
 pub fn total_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -11,6 +11,7 @@ pub mod alarms;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod ctl;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod management;

@@ -1,4 +1,5 @@
-//! The `warren` binary: flags → config → a running broker until SIGINT/SIGTERM.
+//! The `warren` binary: flags → config → a running broker until SIGINT/SIGTERM; or, as
+//! `warren ctl …`, rabbitmqctl's verbs against a running one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,10 +44,22 @@ struct Args {
     /// Log filter, e.g. info, debug, warren=trace.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// rabbitmqctl's everyday verbs against a running broker (through its management API),
+    /// e.g. `warren ctl list_queues name messages`.
+    Ctl(warren::ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Ctl(ctl)) = args.command.take() {
+        return warren::ctl::run(ctl);
+    }
     let mut config = match &args.config {
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,

@@ -242,9 +242,7 @@ async fn create(
         arguments: json::arguments(&body)?,
     };
     let location = format!("{}/{}", encode(&dest), props_key(&binding));
-    tokio::task::spawn_blocking(move || vhost.bind(&source, binding, NO_CONNECTION))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    super::off_runtime(move || vhost.bind(&source, binding, NO_CONNECTION)).await??;
     let mut response = StatusCode::CREATED.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -267,9 +265,7 @@ async fn remove(
         return Err(ApiError::NotFound);
     };
     check_bind_access(&state.0, &caller, &vhost.name, &source, &dest)?;
-    tokio::task::spawn_blocking(move || vhost.unbind(&source, &found.binding, NO_CONNECTION))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    super::off_runtime(move || vhost.unbind(&source, &found.binding, NO_CONNECTION)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

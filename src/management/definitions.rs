@@ -61,9 +61,7 @@ fn parse(body: &Bytes) -> ApiResult<Value> {
 async fn import(api: Arc<Api>, definitions: Value) -> ApiResult<StatusCode> {
     let text = definitions.to_string();
     let imported =
-        tokio::task::spawn_blocking(move || definitions_file::import_json(&api.broker, &text))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        super::off_runtime(move || definitions_file::import_json(&api.broker, &text)).await?;
     match imported {
         Ok(imported) => {
             tracing::info!("imported definitions over HTTP: {imported:?}");

@@ -128,14 +128,8 @@ async fn put(
         arguments: json::arguments(&body)?,
     };
     let created = vhost.exchange(&name).is_none();
-    tokio::task::spawn_blocking(move || vhost.declare_exchange(&name, options, false))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    super::off_runtime(move || vhost.declare_exchange(&name, options, false)).await??;
+    Ok(super::created_or_updated(created))
 }
 
 async fn remove(
@@ -159,8 +153,6 @@ async fn remove(
         return Err(ApiError::NotFound);
     }
     let if_unused = flags.get("if-unused").is_some_and(|v| v == "true");
-    tokio::task::spawn_blocking(move || vhost.delete_exchange(&name, if_unused))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    super::off_runtime(move || vhost.delete_exchange(&name, if_unused)).await??;
     Ok(StatusCode::NO_CONTENT)
 }

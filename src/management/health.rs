@@ -60,7 +60,7 @@ async fn aliveness(state: State, caller: Caller, Path(vhost): Path<String>) -> A
     const QUEUE: &str = "aliveness-test";
     const BODY: &[u8] = b"test_message";
     let user = caller.user.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<bool, AmqpError> {
+    let outcome = super::off_runtime(move || -> Result<bool, AmqpError> {
         let declaration = QueueDeclaration {
             durable: false,
             exclusive_owner: None,
@@ -89,8 +89,7 @@ async fn aliveness(state: State, caller: Caller, Path(vhost): Path<String>) -> A
             .get(true)
             .is_some_and(|(m, _)| m.message.body.as_ref() == BODY))
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .await?;
     Ok(match outcome {
         Ok(true) => passed(json!({})),
         Ok(false) => failed("the test message did not come back", json!({})),

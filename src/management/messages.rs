@@ -271,7 +271,7 @@ async fn get(
     };
     let base64_only = json::string(&body, "encoding")?.unwrap_or("auto") == "base64";
     let truncate = number(&body, "truncate")?;
-    let messages = tokio::task::spawn_blocking(move || {
+    let messages = super::off_runtime(move || {
         let mut got = Vec::new();
         for _ in 0..count {
             let Some(next) = queue.get(matches!(mode, AckMode::Ack)) else {
@@ -287,8 +287,7 @@ async fn get(
         }
         got
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .await?;
     let answers = messages
         .iter()
         .map(|(queued, remaining)| {

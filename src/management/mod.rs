@@ -69,6 +69,24 @@ pub fn node_name() -> String {
     format!("rabbit@{host}")
 }
 
+/// RabbitMQ's answer to a PUT: 201 for a new object, 204 for one that existed.
+fn created_or_updated(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::NO_CONTENT
+    }
+}
+
+/// Runs `work` on the blocking pool (store commits, page-ins), off the runtime's workers.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> error::ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error::ApiError::Internal(format!("the operation failed: {e}")))
+}
+
 /// Binds a listener for `what` (named in the error, e.g. "the management API").
 pub async fn bind(listen: SocketAddr, what: &str) -> io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(listen).await.map_err(|e| {

@@ -12,28 +12,12 @@ use super::auth::{Caller, Level};
 use super::error::{ApiError, ApiResult};
 use super::overview::{churn_rates, contexts, exchange_types, listeners};
 use super::{Api, State, node_name};
-use crate::alarms::{Alarm, disk_free, resident_memory};
+use crate::alarms::{Alarm, disk_free, open_descriptors, resident_memory};
 
 pub fn routes() -> axum::Router<Arc<Api>> {
     axum::Router::new()
         .route("/api/nodes", get(list))
         .route("/api/nodes/{name}", get(show))
-}
-
-/// Open file descriptors and the process's limit.
-fn descriptors() -> (u64, u64) {
-    let used = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
-    let total = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        0
-    };
-    (used, total)
 }
 
 /// The figures RabbitMQ shows with a rate beside them; rates are not kept yet.
@@ -52,7 +36,7 @@ fn node_json(api: &Api) -> Value {
 
 fn node_figures(api: &Api) -> Value {
     let alarm = *api.alarm.borrow();
-    let (fd_used, fd_total) = descriptors();
+    let (fd_used, fd_total) = open_descriptors();
     let connections = api.broker.connections.list().len();
     let processors = std::thread::available_parallelism().map_or(1, |n| n.get());
     json!({

@@ -145,11 +145,7 @@ async fn put(
             .set_permissions(&user, &vhost, &configure, &write, &read)
     })
     .await?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created_or_updated(created))
 }
 
 async fn delete(
@@ -232,11 +228,7 @@ async fn topic_put(
             .set_topic_permission(&user, &vhost, &exchange, &write, &read)
     })
     .await?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created_or_updated(created))
 }
 
 async fn topic_delete(

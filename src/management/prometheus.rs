@@ -21,7 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{Api, State, node_name};
-use crate::alarms::{Alarm, disk_free, resident_memory};
+use crate::alarms::{Alarm, disk_free, open_descriptors, resident_memory};
 
 type Labels = Vec<(String, String)>;
 
@@ -50,22 +50,6 @@ fn info(registry: &mut Registry, name: &str, help: &str, labels: Labels) {
     let family = Family::<Labels, Gauge>::default();
     family.get_or_create(&labels).set(1);
     registry.register(name, help, family);
-}
-
-/// Open file descriptors and the limit on them.
-fn descriptors() -> (u64, u64) {
-    let used = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
-    let total = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        0
-    };
-    (used, total)
 }
 
 /// Everything but the per-queue figures.
@@ -140,7 +124,7 @@ fn node_metrics(api: &Api, registry: &mut Registry) {
         registry.register(format!("rabbitmq_global_messages_{name}"), help, family);
     }
     let alarm = *api.alarm.borrow();
-    let (fds, max_fds) = descriptors();
+    let (fds, max_fds) = open_descriptors();
     gauge(
         registry,
         "rabbitmq_process_resident_memory_bytes",

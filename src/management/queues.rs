@@ -194,17 +194,11 @@ async fn put(
         arguments: json::arguments(&body)?,
     };
     let created = vhost.queue(&name).is_none();
-    let declared = tokio::task::spawn_blocking(move || {
-        vhost.declare_queue(&name, declaration, false, NO_CONNECTION)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let declared =
+        super::off_runtime(move || vhost.declare_queue(&name, declaration, false, NO_CONNECTION))
+            .await?;
     declared.map_err(|e| as_http_argument_error(ApiError::from(e)))?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created_or_updated(created))
 }
 
 async fn remove(
@@ -227,11 +221,8 @@ async fn remove(
     )?;
     let if_empty = flags.get("if-empty").is_some_and(|v| v == "true");
     let if_unused = flags.get("if-unused").is_some_and(|v| v == "true");
-    tokio::task::spawn_blocking(move || {
-        vhost.delete_queue(&name, if_unused, if_empty, NO_CONNECTION)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    super::off_runtime(move || vhost.delete_queue(&name, if_unused, if_empty, NO_CONNECTION))
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -251,8 +242,6 @@ async fn purge(
         Access::Read,
     )?;
     queue.check_access(NO_CONNECTION)?;
-    tokio::task::spawn_blocking(move || queue.purge())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    super::off_runtime(move || queue.purge()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -103,11 +103,7 @@ async fn put(
     user.tags.dedup();
     let created = existing.is_none();
     run_blocking(move || api.broker.put_user(user)).await?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created_or_updated(created))
 }
 
 async fn delete(state: State, caller: Caller, Path(name): Path<String>) -> ApiResult<StatusCode> {

@@ -100,11 +100,7 @@ async fn put(
         Ok(())
     })
     .await?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created_or_updated(created))
 }
 
 async fn delete(state: State, caller: Caller, Path(name): Path<String>) -> ApiResult<StatusCode> {
@@ -118,8 +114,5 @@ async fn delete(state: State, caller: Caller, Path(name): Path<String>) -> ApiRe
 pub async fn run_blocking<T: Send + 'static>(
     operation: impl FnOnce() -> Result<T, crate::broker::tenancy::TenancyError> + Send + 'static,
 ) -> ApiResult<T> {
-    match tokio::task::spawn_blocking(operation).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(e) => Err(ApiError::Internal(format!("the operation failed: {e}"))),
-    }
+    super::off_runtime(operation).await?.map_err(ApiError::from)
 }

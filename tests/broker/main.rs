@@ -14,6 +14,7 @@ mod basic;
 mod close_races;
 mod confirms_tx;
 mod connection;
+mod ctl;
 mod errors;
 mod exchanges;
 mod ext_consumer_priorities;

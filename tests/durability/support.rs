@@ -246,6 +246,9 @@ pub async fn start_in_process(dir: &Path) -> (RunningBroker, Arc<Store>, Connect
     let config = Config {
         listen: vec!["127.0.0.1:0".parse().expect("address")],
         data_dir: dir.to_path_buf(),
+        // Free ports: tests run side by side.
+        management: free_http_listener(),
+        prometheus: free_http_listener(),
         ..Config::default()
     };
     let running = warren::start(config)
@@ -261,4 +264,12 @@ pub async fn start_in_process(dir: &Path) -> (RunningBroker, Arc<Store>, Connect
         .await
         .expect("connect");
     (running, store, conn)
+}
+
+/// An HTTP listener of the operator surface on a free loopback port.
+fn free_http_listener() -> warren::config::ManagementConfig {
+    warren::config::ManagementConfig {
+        enabled: true,
+        listen: "127.0.0.1:0".parse().expect("address"),
+    }
 }

@@ -37,6 +37,9 @@ pub async fn start_in_process(dir: &Path) -> RunningBroker {
     let config = Config {
         listen: vec!["127.0.0.1:0".parse().expect("address")],
         data_dir: dir.to_path_buf(),
+        // Free ports: tests run side by side.
+        management: free_http_listener(),
+        prometheus: free_http_listener(),
         ..Config::default()
     };
     warren::start(config)
@@ -97,4 +100,12 @@ pub async fn assert_works(conn: &lapin::Connection) {
     publish(&ch, "", &q, b"still here").await;
     sync(&ch).await;
     assert_eq!(drain_bodies(&ch, &q).await, ["still here"]);
+}
+
+/// An HTTP listener of the operator surface on a free loopback port.
+fn free_http_listener() -> warren::config::ManagementConfig {
+    warren::config::ManagementConfig {
+        enabled: true,
+        listen: "127.0.0.1:0".parse().expect("address"),
+    }
 }
