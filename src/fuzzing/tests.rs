@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{run, wal_record};
+use super::{management_requests, run, wal_record};
 
 proptest! {
     #![proptest_config(ProptestConfig {
@@ -15,6 +15,11 @@ proptest! {
     #[test]
     fn any_client_bytes_leave_the_broker_consistent(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
         run(&data);
+    }
+
+    #[test]
+    fn any_management_requests_get_an_answer_and_never_a_500(data in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        management_requests(&data);
     }
 
     #[test]
