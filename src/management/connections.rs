@@ -217,21 +217,38 @@ async fn close(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn all_channels(api: &Api, caller: &Caller, keep: impl Fn(&ConnectionEntry) -> bool) -> Vec<Value> {
-    visible(api, caller)
+/// Rows made from every channel (`row`) of the connections the caller sees, those of one
+/// vhost if it names one (404 if that vhost does not exist).
+fn per_channel(
+    api: &Api,
+    caller: &Caller,
+    vhost: Option<&str>,
+    row: fn(&ConnectionEntry, &ChannelAbout) -> Vec<Value>,
+) -> ApiResult<Json<Vec<Value>>> {
+    if let Some(vhost) = vhost
+        && api.broker.vhost(vhost).is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    let rows = visible(api, caller)
         .iter()
-        .filter(|c| keep(c))
+        .filter(|c| vhost.is_none_or(|v| c.vhost == v))
         .flat_map(|c| {
             c.channel_list()
                 .iter()
-                .map(|ch| channel_json(c, ch))
+                .flat_map(|ch| row(c, ch))
                 .collect::<Vec<_>>()
         })
-        .collect()
+        .collect();
+    Ok(Json(rows))
 }
 
-async fn channels(state: State, caller: Caller) -> Json<Vec<Value>> {
-    Json(all_channels(&state.0, &caller, |_| true))
+fn channel_row(c: &ConnectionEntry, ch: &ChannelAbout) -> Vec<Value> {
+    vec![channel_json(c, ch)]
+}
+
+async fn channels(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+    per_channel(&state.0, &caller, None, channel_row)
 }
 
 async fn channels_vhost(
@@ -239,10 +256,19 @@ async fn channels_vhost(
     caller: Caller,
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    if state.0.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(all_channels(&state.0, &caller, |c| c.vhost == vhost)))
+    per_channel(&state.0, &caller, Some(&vhost), channel_row)
+}
+
+async fn consumers(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+    per_channel(&state.0, &caller, None, consumer_jsons)
+}
+
+async fn consumers_vhost(
+    state: State,
+    caller: Caller,
+    Path(vhost): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    per_channel(&state.0, &caller, Some(&vhost), consumer_jsons)
 }
 
 async fn channels_of(
@@ -275,36 +301,4 @@ async fn channel(state: State, caller: Caller, Path(name): Path<String>) -> ApiR
         }
     }
     Err(ApiError::NotFound)
-}
-
-fn all_consumers(
-    api: &Api,
-    caller: &Caller,
-    keep: impl Fn(&ConnectionEntry) -> bool,
-) -> Vec<Value> {
-    visible(api, caller)
-        .iter()
-        .filter(|c| keep(c))
-        .flat_map(|c| {
-            c.channel_list()
-                .iter()
-                .flat_map(|ch| consumer_jsons(c, ch))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-async fn consumers(state: State, caller: Caller) -> Json<Vec<Value>> {
-    Json(all_consumers(&state.0, &caller, |_| true))
-}
-
-async fn consumers_vhost(
-    state: State,
-    caller: Caller,
-    Path(vhost): Path<String>,
-) -> ApiResult<Json<Vec<Value>>> {
-    if state.0.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(all_consumers(&state.0, &caller, |c| c.vhost == vhost)))
 }

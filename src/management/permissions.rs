@@ -36,7 +36,7 @@ pub fn routes() -> axum::Router<Arc<Api>> {
 }
 
 /// Every permission, as JSON, that `keep(user, vhost)` selects, sorted by vhost then user.
-fn permissions(api: &Api, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+fn permissions(api: &Api, keep: &dyn Fn(&str, &str) -> bool) -> Vec<Value> {
     let mut all = api.broker.auth.all_permissions();
     all.retain(|(user, vhost, _)| keep(user, vhost));
     all.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
@@ -53,7 +53,7 @@ fn permissions(api: &Api, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
         .collect()
 }
 
-fn topic_permissions(api: &Api, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+fn topic_permissions(api: &Api, keep: &dyn Fn(&str, &str) -> bool) -> Vec<Value> {
     let mut all = api.broker.auth.all_topic_permissions();
     all.retain(|(user, vhost, _)| keep(user, vhost));
     all.sort_by(|a, b| (&a.1, &a.0, &a.2.exchange).cmp(&(&b.1, &b.0, &b.2.exchange)));
@@ -83,9 +83,43 @@ fn required<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> ApiResul
     json::string(body, key)?.ok_or_else(|| ApiError::BadRequest(format!("[{{key_missing,{key}}}]")))
 }
 
-async fn list(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+/// Builds a list of permissions from those a filter on (user, vhost) keeps.
+type Lister = fn(&Api, &dyn Fn(&str, &str) -> bool) -> Vec<Value>;
+
+/// Which permissions a list shows.
+enum Of {
+    All,
+    User(String),
+    Vhost(String),
+}
+
+/// A list of permissions (`lister`: plain or topic) for administrators; 404 for a user or
+/// vhost that does not exist.
+fn listed(
+    state: State,
+    caller: Caller,
+    lister: Lister,
+    of: Of,
+) -> ApiResult<Json<Vec<Value>>> {
     caller.require(Level::Administrator)?;
-    Ok(Json(permissions(&state.0, |_, _| true)))
+    let api = &state.0;
+    let exists = match &of {
+        Of::All => true,
+        Of::User(user) => api.broker.auth.user(user).is_some(),
+        Of::Vhost(vhost) => api.broker.vhost(vhost).is_some(),
+    };
+    if !exists {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(lister(api, &|user, vhost| match &of {
+        Of::All => true,
+        Of::User(u) => u == user,
+        Of::Vhost(v) => v == vhost,
+    })))
+}
+
+async fn list(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+    listed(state, caller, permissions, Of::All)
 }
 
 async fn of_user(
@@ -93,11 +127,7 @@ async fn of_user(
     caller: Caller,
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    caller.require(Level::Administrator)?;
-    if state.0.broker.auth.user(&user).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(permissions(&state.0, |u, _| u == user)))
+    listed(state, caller, permissions, Of::User(user))
 }
 
 async fn of_vhost(
@@ -105,11 +135,27 @@ async fn of_vhost(
     caller: Caller,
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    caller.require(Level::Administrator)?;
-    if state.0.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(permissions(&state.0, |_, v| v == vhost)))
+    listed(state, caller, permissions, Of::Vhost(vhost))
+}
+
+async fn topic_list(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
+    listed(state, caller, topic_permissions, Of::All)
+}
+
+async fn topic_of_user(
+    state: State,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    listed(state, caller, topic_permissions, Of::User(user))
+}
+
+async fn topic_of_vhost(
+    state: State,
+    caller: Caller,
+    Path(vhost): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    listed(state, caller, topic_permissions, Of::Vhost(vhost))
 }
 
 async fn show(
@@ -118,7 +164,7 @@ async fn show(
     Path((vhost, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
-    permissions(&state.0, |u, v| u == user && v == vhost)
+    permissions(&state.0, &|u, v| u == user && v == vhost)
         .pop()
         .map(Json)
         .ok_or(ApiError::NotFound)
@@ -159,35 +205,6 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn topic_list(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
-    caller.require(Level::Administrator)?;
-    Ok(Json(topic_permissions(&state.0, |_, _| true)))
-}
-
-async fn topic_of_user(
-    state: State,
-    caller: Caller,
-    Path(user): Path<String>,
-) -> ApiResult<Json<Vec<Value>>> {
-    caller.require(Level::Administrator)?;
-    if state.0.broker.auth.user(&user).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(topic_permissions(&state.0, |u, _| u == user)))
-}
-
-async fn topic_of_vhost(
-    state: State,
-    caller: Caller,
-    Path(vhost): Path<String>,
-) -> ApiResult<Json<Vec<Value>>> {
-    caller.require(Level::Administrator)?;
-    if state.0.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(topic_permissions(&state.0, |_, v| v == vhost)))
-}
-
 /// A user's topic permissions in one vhost: a list (one entry per exchange), 404 if none.
 async fn topic_show(
     state: State,
@@ -195,7 +212,7 @@ async fn topic_show(
     Path((vhost, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<Value>>> {
     caller.require(Level::Administrator)?;
-    let found = topic_permissions(&state.0, |u, v| u == user && v == vhost);
+    let found = topic_permissions(&state.0, &|u, v| u == user && v == vhost);
     if found.is_empty() {
         return Err(ApiError::NotFound);
     }

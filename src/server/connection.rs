@@ -24,8 +24,9 @@ pub use super::closing::short_text;
 use super::closing::{
     await_close_ok, close_silently, forced_close, linger_until_peer_closes, send_connection_close,
 };
+pub use super::connection_shared::ConnectionShared;
 use super::flow::PublisherFlow;
-pub use super::frame_reader::{FrameReader, ReadCounts, ReadError, ReadHalf};
+pub use super::frame_reader::{FrameReader, ReadError, ReadHalf};
 use super::handshake::{self, Negotiated};
 use super::outbox::Outbox;
 use super::tls::TlsPeer;
@@ -33,39 +34,8 @@ use crate::Config;
 use crate::alarms::Alarm;
 use crate::broker::Broker;
 use crate::broker::churn::Churn;
-use crate::broker::message_counts::MessageCounts;
 use crate::broker::queue::Queue;
 use warren_protocol::method;
-
-/// The parts of a connection that queues and the writer task reach: its outbox and the
-/// channels whose deliveries must resume once the outbox drains.
-pub struct ConnectionShared {
-    pub id: u64,
-    pub outbox: Outbox,
-    pub frame_max: AtomicU32,
-    pub consumer_cancel_notify: std::sync::atomic::AtomicBool,
-    pub channels: Mutex<HashMap<u16, Arc<ChannelShared>>>,
-    /// Woken when a channel's tx.commit failed in the store (the store's writer thread cannot
-    /// close a channel itself; this task does, in `close_channels_with_failed_commits`).
-    pub commit_failures: tokio::sync::Notify,
-    /// Set (and `forced` woken) when the broker closes this connection: a deleted vhost or user.
-    pub(super) forced_reason: Mutex<Option<String>>,
-    pub(super) forced: tokio::sync::Notify,
-    /// What the reader has read (the management API's `recv_oct`, `recv_cnt`).
-    pub(super) received: Arc<ReadCounts>,
-    /// Messages received, routed, confirmed, delivered, acknowledged (Prometheus' totals).
-    pub messages: Arc<MessageCounts>,
-}
-
-impl ConnectionShared {
-    /// After the outbox drained: let every channel's consumers take messages again.
-    fn resume_deliveries(&self) {
-        let channels: Vec<Arc<ChannelShared>> = self.channels.lock().values().cloned().collect();
-        for channel in channels {
-            channel.resume_deliveries();
-        }
-    }
-}
 
 /// Where a connection's bytes come from and go to, and who is at the other end.
 pub struct Stream<W> {

@@ -5,7 +5,7 @@
 mod channel;
 mod closing;
 mod connection;
-mod connection_control;
+mod connection_shared;
 mod flow;
 mod frame_reader;
 mod handshake;

@@ -2,8 +2,8 @@
 //! that turns (exchange, routing keys, headers) into the set of target queues is in
 //! `routing.rs`.
 //!
-//! Declare/delete/bind operations check equivalence and reserved names here, with RabbitMQ's
-//! reply texts. Everything that involves more than one exchange or queue (cascading deletes,
+//! Declare/delete/bind operations check reserved names here and equivalence in
+//! `equivalence.rs`, with RabbitMQ's reply texts. Everything that involves more than one exchange or queue (cascading deletes,
 //! auto-delete) lives here so `Exchange` and `Queue` stay unaware of each other.
 //!
 //! Changes to the topology (declare, delete, bind, unbind) are serialised by one mutex per
@@ -24,6 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use warren_protocol::AmqpError;
 
 mod bindings;
+mod equivalence;
 mod listing;
 mod routing;
 mod settings;
@@ -38,7 +39,7 @@ use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
 use super::publish::DirectReplies;
-use super::queue::{Queue, QueueDeclaration, args};
+use super::queue::{Queue, QueueDeclaration};
 use crate::store::Store;
 
 pub struct VHost {
@@ -82,10 +83,6 @@ pub struct DeclaredQueue {
     pub queue: Arc<Queue>,
     pub message_count: u32,
     pub consumer_count: u32,
-}
-
-fn bool_str(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
 }
 
 impl VHost {
@@ -245,58 +242,6 @@ impl VHost {
             d.save_exchange(&self.name, &exchange)?;
         }
         self.exchanges.write().insert(name, exchange);
-        Ok(())
-    }
-
-    fn check_exchange_equivalence(
-        &self,
-        existing: &Exchange,
-        new: &ExchangeOptions,
-    ) -> Result<(), AmqpError> {
-        let current = &existing.options;
-        let what = names::exchange(&existing.name, &self.name);
-        let mismatch = |arg: &str, received: &str, current: &str| {
-            AmqpError::precondition(format_args!(
-                "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
-            ))
-        };
-        if current.kind != new.kind {
-            return Err(mismatch("type", new.kind.as_str(), current.kind.as_str()));
-        }
-        if current.durable != new.durable {
-            return Err(mismatch(
-                "durable",
-                bool_str(new.durable),
-                bool_str(current.durable),
-            ));
-        }
-        if current.auto_delete != new.auto_delete {
-            return Err(mismatch(
-                "auto_delete",
-                bool_str(new.auto_delete),
-                bool_str(current.auto_delete),
-            ));
-        }
-        if current.internal != new.internal {
-            return Err(mismatch(
-                "internal",
-                bool_str(new.internal),
-                bool_str(current.internal),
-            ));
-        }
-        // RabbitMQ compares only this argument of exchanges.
-        let (cur, received) = (
-            current.arguments.inner().get("alternate-exchange"),
-            new.arguments.inner().get("alternate-exchange"),
-        );
-        if cur != received {
-            return Err(args::inequivalent(
-                "alternate-exchange",
-                &what,
-                received,
-                cur,
-            ));
-        }
         Ok(())
     }
 
@@ -482,42 +427,6 @@ impl VHost {
         self.check_queue_equivalence(&existing, options)?;
         existing.touch();
         Ok(existing)
-    }
-
-    fn check_queue_equivalence(
-        &self,
-        existing: &Queue,
-        new: &QueueDeclaration,
-    ) -> Result<(), AmqpError> {
-        let current = &existing.options;
-        let what = names::queue(&existing.name, &self.name);
-        let mismatch = |arg: &str, received: bool, current: bool| {
-            AmqpError::precondition(format_args!(
-                "inequivalent arg '{arg}' for {what}: received '{}' but current is '{}'",
-                bool_str(received),
-                bool_str(current)
-            ))
-        };
-        if current.durable != new.durable {
-            return Err(mismatch("durable", new.durable, current.durable));
-        }
-        if current.exclusive_owner.is_some() != new.exclusive_owner.is_some() {
-            return Err(if current.exclusive_owner.is_some() {
-                existing.locked()
-            } else {
-                AmqpError::resource_locked(format_args!(
-                    "cannot obtain exclusive access to locked {what}"
-                ))
-            });
-        }
-        if current.auto_delete != new.auto_delete {
-            return Err(mismatch(
-                "auto_delete",
-                new.auto_delete,
-                current.auto_delete,
-            ));
-        }
-        current.arguments.check_equivalent(&new.arguments, &what)
     }
 
     /// queue.delete: returns the number of ready messages dropped.
