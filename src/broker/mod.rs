@@ -15,6 +15,7 @@ pub mod housekeeping;
 pub mod message;
 pub mod message_counts;
 pub mod names;
+pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod sender_selected;

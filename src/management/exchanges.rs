@@ -53,6 +53,10 @@ fn exchange_json(vhost: &str, exchange: &Exchange) -> Value {
     // RabbitMQ names who declared it; warren does not keep that beyond its own exchanges.
     let who = if builtin { "rmq-internal" } else { "" };
     out.insert("user_who_performed_action".into(), who.into());
+    // RabbitMQ shows `policy` only on an exchange a policy applies to.
+    if let Some(policy) = exchange.applied_policies().policy_name() {
+        out.insert("policy".into(), policy.into());
+    }
     Value::Object(out)
 }
 

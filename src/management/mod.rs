@@ -6,7 +6,7 @@
 //! [`users`] (and whoami), [`permissions`] (and topic permissions), [`queues`], [`exchanges`],
 //! [`bindings`], [`messages`] (publish and get), [`definitions`] (export and import),
 //! [`limits`] (vhost and user limits), [`connections`] (and channels, consumers), [`health`]
-//! (health checks, aliveness test). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
+//! (health checks, aliveness test), [`policies`] (and operator policies). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
 //! RabbitMQ's error body; [`json`] reads request bodies as RabbitMQ does; [`listing`] applies
 //! `columns=`, sorting and pagination to every answer.
 //!
@@ -28,6 +28,7 @@ mod messages;
 mod nodes;
 mod overview;
 mod permissions;
+mod policies;
 pub mod prometheus;
 mod queues;
 mod users;
@@ -127,6 +128,7 @@ fn router() -> Router<Arc<Api>> {
         .merge(vhosts::routes())
         .merge(users::routes())
         .merge(permissions::routes())
+        .merge(policies::routes())
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(bindings::routes())

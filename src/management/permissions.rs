@@ -95,12 +95,7 @@ enum Of {
 
 /// A list of permissions (`lister`: plain or topic) for administrators; 404 for a user or
 /// vhost that does not exist.
-fn listed(
-    state: State,
-    caller: Caller,
-    lister: Lister,
-    of: Of,
-) -> ApiResult<Json<Vec<Value>>> {
+fn listed(state: State, caller: Caller, lister: Lister, of: Of) -> ApiResult<Json<Vec<Value>>> {
     caller.require(Level::Administrator)?;
     let api = &state.0;
     let exists = match &of {

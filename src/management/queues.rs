@@ -55,8 +55,13 @@ pub fn queue_json(queue: &Queue) -> Map<String, Value> {
     out.insert("type".into(), "classic".into());
     out.insert("state".into(), "running".into());
     out.insert("consumers".into(), queue.consumer_count().into());
-    out.insert("policy".into(), Value::Null);
-    out.insert("effective_policy_definition".into(), json!({}));
+    let applied = queue.applied_policies();
+    out.insert("policy".into(), applied.policy_name().into());
+    out.insert("operator_policy".into(), applied.operator_name().into());
+    out.insert(
+        "effective_policy_definition".into(),
+        Value::Object(applied.definition),
+    );
     with_rate(&mut out, "messages", u64::from(ready + unacked), 0.0);
     with_rate(&mut out, "messages_ready", u64::from(ready), 0.0);
     with_rate(&mut out, "messages_unacknowledged", u64::from(unacked), 0.0);

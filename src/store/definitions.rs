@@ -13,6 +13,7 @@ const KIND_VHOST: u8 = b'v';
 const KIND_USER: u8 = b'u';
 const KIND_PERMISSION: u8 = b'p';
 const KIND_TOPIC_PERMISSION: u8 = b't';
+const KIND_POLICY: u8 = b'P';
 
 /// A limit that is not set (limits are stored as u64; none is this).
 const NO_LIMIT: u64 = u64::MAX;
@@ -75,6 +76,14 @@ pub enum Definition {
         write: String,
         read: String,
     },
+    /// A policy (`operator`: an operator policy), its body as the API takes it (JSON:
+    /// pattern, apply-to, definition, priority), checked again when loaded.
+    Policy {
+        vhost: String,
+        name: String,
+        operator: bool,
+        body: String,
+    },
 }
 
 impl Definition {
@@ -123,6 +132,15 @@ impl Definition {
                 KIND_TOPIC_PERMISSION,
                 &[user.as_bytes(), vhost.as_bytes(), exchange.as_bytes()],
             ),
+            Definition::Policy {
+                vhost,
+                name,
+                operator,
+                ..
+            } => definition_key(
+                KIND_POLICY,
+                &[vhost.as_bytes(), name.as_bytes(), &[*operator as u8]],
+            ),
         }
     }
 
@@ -133,7 +151,8 @@ impl Definition {
             | Definition::Queue { vhost, .. }
             | Definition::Binding { vhost, .. }
             | Definition::Permission { vhost, .. }
-            | Definition::TopicPermission { vhost, .. } => Some(vhost),
+            | Definition::TopicPermission { vhost, .. }
+            | Definition::Policy { vhost, .. } => Some(vhost),
             Definition::VHost { name, .. } => Some(name),
             Definition::User { .. } => None,
         }
@@ -245,6 +264,17 @@ impl Definition {
                     .bytes(write.as_bytes())
                     .bytes(read.as_bytes());
             }
+            Definition::Policy {
+                vhost,
+                name,
+                operator,
+                body,
+            } => {
+                w.u8(KIND_POLICY)
+                    .bytes(vhost.as_bytes())
+                    .bytes(name.as_bytes());
+                w.u8(*operator as u8).bytes(body.as_bytes());
+            }
         }
         seal(&w.0)
     }
@@ -303,6 +333,12 @@ impl Definition {
                 exchange: r.string()?,
                 write: r.string()?,
                 read: r.string()?,
+            },
+            KIND_POLICY => Definition::Policy {
+                vhost: r.string()?,
+                name: r.string()?,
+                operator: r.u8()? != 0,
+                body: r.string()?,
             },
             _ => return Err(RecordError::Malformed("unknown definition kind")),
         };
@@ -392,6 +428,12 @@ mod tests {
                 write: "^a".into(),
                 read: ".*".into(),
             },
+            Definition::Policy {
+                vhost: "staging".into(),
+                name: "limit".into(),
+                operator: true,
+                body: r#"{"pattern":"^q","definition":{"max-length":5}}"#.into(),
+            },
         ];
         for d in &tenancy {
             assert_eq!(&Definition::decode(&d.encode()).unwrap(), d);
@@ -408,5 +450,12 @@ mod tests {
         };
         assert_eq!(defs[1].key(), same_queue_other_settings.key());
         assert_ne!(defs[0].key(), defs[1].key());
+        let policy = |operator| Definition::Policy {
+            vhost: "/".into(),
+            name: "p".into(),
+            operator,
+            body: String::new(),
+        };
+        assert_ne!(policy(true).key(), policy(false).key());
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use amq_protocol::types::{AMQPValue, FieldTable};
 
 use crate::broker::message::LazyHeaders;
+use crate::broker::policy::Applied;
 use parking_lot::RwLock;
 
 use direct::DirectBindings;
@@ -85,7 +86,16 @@ pub struct Exchange {
     pub options: ExchangeOptions,
     /// The `alternate-exchange` argument (when a string), read once at declare time.
     alternate: Option<Arc<str>>,
+    /// The policies that apply (an `alternate-exchange` there counts when the argument is not
+    /// given). Read only for messages nothing else routes.
+    policy: RwLock<ExchangePolicy>,
     routes: RwLock<Routes>,
+}
+
+#[derive(Default)]
+struct ExchangePolicy {
+    applied: Applied,
+    alternate: Option<Arc<str>>,
 }
 
 struct Routes {
@@ -113,6 +123,7 @@ impl Exchange {
             name,
             options,
             alternate,
+            policy: RwLock::new(ExchangePolicy::default()),
             routes: RwLock::new(Routes {
                 bindings: Vec::new(),
                 matcher,
@@ -124,9 +135,24 @@ impl Exchange {
         self.options.kind
     }
 
-    /// The `alternate-exchange` argument, if it is a string.
+    /// The `alternate-exchange` argument if it is a string, else the policy's (as RabbitMQ's
+    /// `rabbit_policy:get_arg`: the argument wins).
     pub fn alternate_exchange(&self) -> Option<Arc<str>> {
-        self.alternate.clone()
+        match &self.alternate {
+            Some(own) => Some(own.clone()),
+            None => self.policy.read().alternate.clone(),
+        }
+    }
+
+    /// Applies the policies that now match this exchange.
+    pub fn apply_policies(&self, applied: Applied) {
+        let alternate = applied.alternate_exchange();
+        *self.policy.write() = ExchangePolicy { applied, alternate };
+    }
+
+    /// The policies applying to this exchange.
+    pub fn applied_policies(&self) -> Applied {
+        self.policy.read().applied.clone()
     }
 
     /// Adds a binding; false if that exact binding already existed.

@@ -10,7 +10,7 @@ use crate::broker::message::Message;
 impl Queue {
     /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
     pub(super) fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
-        let args = &self.options.arguments;
+        let args = &st.settings;
         args.max_length
             .is_some_and(|max| Self::ready_count(st) as u64 >= max)
             || args
@@ -23,13 +23,10 @@ impl Queue {
     /// queue is within its limits. The reject-publish modes refuse before enqueueing instead
     /// (see `Queue::publish`).
     pub(super) fn enforce_max_length(&self, st: &mut QueueState) {
-        let args = &self.options.arguments;
+        let (max_length, max_length_bytes) = (st.settings.max_length, st.settings.max_length_bytes);
         let over = |st: &QueueState| {
-            args.max_length
-                .is_some_and(|max| Self::ready_count(st) as u64 > max)
-                || args
-                    .max_length_bytes
-                    .is_some_and(|max| st.ready.bytes() > max)
+            max_length.is_some_and(|max| Self::ready_count(st) as u64 > max)
+                || max_length_bytes.is_some_and(|max| st.ready.bytes() > max)
         };
         while over(st) {
             if let Some(head) = st.ready.pop_front() {

@@ -10,6 +10,7 @@ mod page_in;
 #[allow(clippy::module_inception)]
 mod queue;
 mod ready;
+mod settings;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -18,3 +19,4 @@ mod ttl;
 
 pub use args::QueueArguments;
 pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};
+pub use settings::QueueSettings;

@@ -157,7 +157,7 @@ impl Queue {
                     // Only messages without a TTL are paged while the broker runs, so a paged
                     // message with one was recovered: its clock restarts now.
                     let mut queued = QueuedMessage::new(seq, message, redelivered);
-                    if let Some(ttl) = self.ttl_of(&queued.message) {
+                    if let Some(ttl) = Self::ttl_of(st, &queued.message) {
                         queued.expires_at = clock::now_ms().saturating_add(ttl);
                     }
                     queued

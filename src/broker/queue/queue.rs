@@ -23,11 +23,13 @@ use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
 use super::dead_letter::{self, Reason};
 use super::ready::Ready;
+use super::settings::QueueSettings;
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::deadlines::Registered;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
+use crate::broker::policy::{Applied, QueuePolicyValues};
 use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
 
@@ -74,8 +76,6 @@ pub struct Queue {
     pub(super) last_used: AtomicU64,
     /// The deadline registered with the vhost's timer, if any (see ttl.rs).
     pub(super) deadline: Registered,
-    /// Whether persistent messages may be paged out to the store (see backlog.rs).
-    pages: bool,
     pub(super) state: Mutex<QueueState>,
     /// Signalled when a page-in ends (`QueueState::paging_in` cleared): basic.get waits on it.
     pub(super) paged_in: Condvar,
@@ -90,6 +90,10 @@ pub struct Persistence {
 }
 
 pub(super) struct QueueState {
+    /// What the queue acts on: its arguments merged with the policies that apply (settings.rs).
+    pub(super) settings: QueueSettings,
+    /// The policies that apply, as the API shows them.
+    pub(super) applied: Applied,
     pub(super) ready: Ready,
     /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
     pub(super) backlog: Backlog,
@@ -129,12 +133,9 @@ impl Queue {
             .consumer_timeout_ms
             .or_else(crate::broker::consumer::default_timeout)
             .filter(|t| *t > 0);
-        // Priority queues keep everything in memory (their order is not the store's FIFO), and
-        // so do byte-limited ones (their accounting needs body sizes) and dead-lettering ones
-        // (a dropped head must be at hand to dead-letter).
-        let pages =
-            args.max_priority == 0 && args.max_length_bytes.is_none() && args.dead_letter.is_none();
         let state = QueueState {
+            settings: QueueSettings::new(args, &QueuePolicyValues::default()),
+            applied: Applied::default(),
             ready: Ready::new(args.max_priority),
             backlog: Backlog::default(),
             paging_in: false,
@@ -154,7 +155,6 @@ impl Queue {
             vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
             deadline: Registered::default(),
-            pages,
             state: Mutex::new(state),
             paged_in: Condvar::new(),
         }
@@ -181,7 +181,7 @@ impl Queue {
     /// dead-letter exchange if the queue has one.
     pub(super) fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
         self.forget_stored([&m]);
-        if self.options.arguments.dead_letter.is_some() {
+        if st.settings.dead_letter.is_some() {
             st.dead.push((m.message, reason));
         }
     }
@@ -195,10 +195,10 @@ impl Queue {
             return;
         }
         let dead = std::mem::take(&mut st.dead);
+        let target = st.settings.dead_letter.clone();
         drop(st);
-        let target = &self.options.arguments.dead_letter;
         if let (Some(target), Some(vhost)) = (target, self.vhost_ref.upgrade()) {
-            dead_letter::publish(&vhost, &self.name, target, dead);
+            dead_letter::publish(&vhost, &self.name, &target, dead);
         }
     }
 
@@ -256,9 +256,9 @@ impl Queue {
         if st.deleted {
             return true;
         }
-        let args = &self.options.arguments;
-        if args.overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
-            if args.overflow == Overflow::RejectPublishDlx && args.dead_letter.is_some() {
+        let overflow = st.settings.overflow;
+        if overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
+            if overflow == Overflow::RejectPublishDlx && st.settings.dead_letter.is_some() {
                 st.dead.push((message, Reason::Maxlen));
                 self.finish(st);
             }
@@ -267,7 +267,7 @@ impl Queue {
         let seq = st.next_seq;
         st.next_seq += 1;
         // The lower of the queue's x-message-ttl and the message's expiration wins.
-        let ttl = self.ttl_of(&message);
+        let ttl = Self::ttl_of(&st, &message);
         let mut queued = QueuedMessage::new(seq, message, false);
         if let Some(ttl) = ttl {
             queued.expires_at = clock::now_ms().saturating_add(ttl);
@@ -284,7 +284,8 @@ impl Queue {
         }
         match &self.persistence {
             Some(p)
-                if self.pages && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
+                if st.settings.pages
+                    && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
             {
                 st.backlog.settle(p.store.applied_ops());
                 // Messages with a TTL stay in memory: their expiry is not kept in the store.
@@ -477,7 +478,7 @@ impl Queue {
         }
         st.ready.requeue(messages);
         self.dispatch_paging(&mut st);
-        if self.options.arguments.overflow == Overflow::DropHead {
+        if st.settings.overflow == Overflow::DropHead {
             // As RabbitMQ's requeue (maybe_drop_head): a drop-head queue is back within its
             // limits once the requeue is over; reject-publish queues only refuse publishes.
             self.enforce_max_length(&mut st);

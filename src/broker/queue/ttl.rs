@@ -18,11 +18,8 @@ use crate::broker::message::{Message, QueuedMessage};
 
 impl Queue {
     /// The lower of the queue's x-message-ttl and the message's expiration.
-    pub(super) fn ttl_of(&self, message: &Message) -> Option<u64> {
-        match (
-            self.options.arguments.message_ttl_ms,
-            message.expiration_ms(),
-        ) {
+    pub(super) fn ttl_of(st: &QueueState, message: &Message) -> Option<u64> {
+        match (st.settings.message_ttl_ms, message.expiration_ms()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -82,7 +79,7 @@ impl Queue {
     /// `x-expires`: whether the queue has been unused (no consumers, no get, no redeclare) for
     /// longer than its expiry.
     fn unused_too_long(&self, st: &QueueState, now: u64) -> bool {
-        let Some(expires) = self.options.arguments.expires_ms else {
+        let Some(expires) = st.settings.expires_ms else {
             return false;
         };
         now.saturating_sub(self.last_used.load(Ordering::Relaxed)) > expires
@@ -97,9 +94,8 @@ impl Queue {
             return None;
         }
         let head = st.ready.front().map(|m| m.expires_at).filter(|t| *t != 0);
-        let unused = self
-            .options
-            .arguments
+        let unused = st
+            .settings
             .expires_ms
             .filter(|_| st.consumers.is_empty())
             .map(|expires| {

@@ -63,6 +63,7 @@ pub fn restore(broker: &Broker, recovered: &Recovered) {
             _ => {}
         }
     }
+    super::policies::restore(broker, &recovered.definitions);
 }
 
 /// The first boot's defaults, in one commit that also marks the directory as seeded (a crash

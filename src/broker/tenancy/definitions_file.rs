@@ -1,9 +1,9 @@
 //! RabbitMQ's definitions file (`rabbitmqctl export_definitions`, the management UI's export):
 //! importing one at boot (`load_definitions`) creates or updates what it lists — users (their
 //! hashes as exported, or a plaintext `password`), vhosts, permissions, topic permissions,
-//! vhost limits (`parameters` of component `vhost-limits`), exchanges, queues and bindings —
-//! and leaves everything else alone, as RabbitMQ's import does. Sections warren does not
-//! implement yet (policies, global parameters) are reported in the log, not refused.
+//! vhost limits (`parameters` of component `vhost-limits`), policies, exchanges, queues and
+//! bindings — and leaves everything else alone, as RabbitMQ's import does. Sections warren
+//! does not implement (global parameters) are reported in the log, not refused.
 //!
 //! Goes through the broker's own operations, so an import is exactly as durable as the same
 //! changes made one by one.
@@ -19,6 +19,7 @@ use crate::auth::users::parse_tags;
 use crate::auth::{HashingAlgorithm, PasswordHash, User, UserLimits};
 use crate::broker::Broker;
 use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
+use crate::broker::policy::PolicyKind;
 use crate::broker::queue::QueueDeclaration;
 use crate::broker::vhost::{VhostLimits, VhostSettings};
 
@@ -171,6 +172,7 @@ pub struct Imported {
     pub users: usize,
     pub vhosts: usize,
     pub permissions: usize,
+    pub policies: usize,
     pub exchanges: usize,
     pub queues: usize,
     pub bindings: usize,
@@ -249,10 +251,17 @@ pub fn import_json(broker: &Broker, text: &str) -> Result<Imported, String> {
             .set_topic_permission(&p.user, &p.vhost, &p.exchange, &p.write, &p.read)
             .map_err(|e| format!("topic permissions of '{}' on '{}': {e}", p.user, p.vhost))?;
     }
-    if !defs.policies.is_empty() || !defs.global_parameters.is_empty() {
+    for p in &defs.policies {
+        let field = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or_default();
+        let (vhost, name) = (field("vhost"), field("name"));
+        broker
+            .put_policy(vhost, name, PolicyKind::Policy, p)
+            .map_err(|e| format!("policy '{name}' in vhost '{vhost}': {e}"))?;
+        imported.policies += 1;
+    }
+    if !defs.global_parameters.is_empty() {
         tracing::warn!(
-            "definitions: {} policies and {} global parameters not supported yet; skipped",
-            defs.policies.len(),
+            "definitions: {} global parameters not supported yet; skipped",
             defs.global_parameters.len()
         );
     }

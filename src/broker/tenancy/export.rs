@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::broker::Broker;
 use crate::broker::arguments_json::table_json;
 use crate::broker::exchange::Destination;
+use crate::broker::policy::PolicyKind;
 use crate::broker::vhost::VHost;
 
 /// The whole broker's definitions; `version` is the RabbitMQ version warren answers as.
@@ -86,7 +87,12 @@ pub fn broker_definitions(broker: &Broker, version: &str, product: &str) -> Valu
     }
     out.insert("parameters".into(), merged.parameters.into());
     out.insert("global_parameters".into(), json!([]));
-    out.insert("policies".into(), json!([]));
+    let policies: Vec<Value> = broker
+        .all_policies(PolicyKind::Policy)
+        .iter()
+        .map(|p| p.to_json())
+        .collect();
+    out.insert("policies".into(), policies.into());
     out.insert("queues".into(), merged.queues.into());
     out.insert("exchanges".into(), merged.exchanges.into());
     out.insert("bindings".into(), merged.bindings.into());
@@ -99,7 +105,7 @@ pub fn vhost_definitions(vhost: &VHost, version: &str) -> Value {
     json!({
         "rabbit_version": version,
         "parameters": t.parameters,
-        "policies": [],
+        "policies": vhost.policies().all(PolicyKind::Policy).iter().map(|p| p.to_json()).collect::<Vec<_>>(),
         "queues": t.queues,
         "exchanges": t.exchanges,
         "bindings": t.bindings,

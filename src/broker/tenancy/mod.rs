@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod definitions_file;
 pub mod export;
+pub mod policies;
 pub mod records;
 
 use std::sync::Arc;

@@ -26,6 +26,7 @@ use warren_protocol::AmqpError;
 mod bindings;
 mod equivalence;
 mod listing;
+mod policies;
 mod routing;
 mod settings;
 
@@ -38,6 +39,7 @@ use super::deadlines::Deadlines;
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
+use super::policy::VhostPolicies;
 use super::publish::DirectReplies;
 use super::queue::{Queue, QueueDeclaration};
 use crate::store::Store;
@@ -63,6 +65,8 @@ pub struct VHost {
     generation: AtomicU64,
     /// Description, tags and limits.
     settings: RwLock<VhostSettings>,
+    /// Policies and operator policies (policies.rs), replaced whole on a change.
+    policies: RwLock<Arc<VhostPolicies>>,
     /// Set when the vhost is deleted: its connections are being closed, and nothing they still
     /// send may store a definition that would bring it back at the next boot.
     deleted: std::sync::atomic::AtomicBool,
@@ -119,6 +123,7 @@ impl VHost {
             me: me.clone(),
             generation: AtomicU64::new(0),
             settings: RwLock::new(VhostSettings::default()),
+            policies: RwLock::new(Arc::default()),
             deleted: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -134,6 +139,7 @@ impl VHost {
 
     /// Adds a recovered exchange (no name checks: it was checked when first declared).
     pub(super) fn insert_exchange(&self, exchange: Arc<Exchange>) {
+        self.apply_current_policies_to_exchange(&exchange);
         self.exchanges
             .write()
             .insert(exchange.name.clone(), exchange);
@@ -146,6 +152,7 @@ impl VHost {
 
     /// Adds a new or recovered queue, and registers its first deadline (x-expires).
     pub(super) fn insert_queue(&self, queue: Arc<Queue>) {
+        self.apply_current_policies_to_queue(&queue);
         self.queues
             .write()
             .insert(queue.name.clone(), queue.clone());
@@ -234,14 +241,13 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        let name: Arc<str> = Arc::from(name);
-        let exchange = Arc::new(Exchange::new(name.clone(), options));
+        let exchange = Arc::new(Exchange::new(Arc::from(name), options));
         if let Some(d) = &self.durability
             && exchange.options.durable
         {
             d.save_exchange(&self.name, &exchange)?;
         }
-        self.exchanges.write().insert(name, exchange);
+        self.insert_exchange(exchange);
         Ok(())
     }
 

@@ -37,7 +37,10 @@ const EXPORT: &str = r#"{
      "component": "vhost-limits", "name": "limits"}
   ],
   "global_parameters": [{"name": "cluster_name", "value": "rabbit@x"}],
-  "policies": [],
+  "policies": [
+    {"vhost": "staging", "name": "cap", "pattern": "^orders\\.", "apply-to": "queues",
+     "definition": {"max-length": 100, "overflow": "reject-publish"}, "priority": 1}
+  ],
   "queues": [
     {"name": "orders.new", "vhost": "staging", "durable": true, "auto_delete": false,
      "arguments": {"x-max-length": 1000, "x-queue-type": "classic"}}
@@ -62,11 +65,19 @@ fn a_rabbitmq_export_imports_users_vhosts_permissions_and_topology() {
             users: 3,
             vhosts: 1,
             permissions: 1,
+            policies: 1,
             exchanges: 1,
             queues: 1,
             bindings: 1
         }
     );
+    let queue = broker
+        .vhost("staging")
+        .unwrap()
+        .queue("orders.new")
+        .unwrap();
+    assert_eq!(queue.applied_policies().policy_name(), Some("cap"));
+    assert_eq!(queue.settings().max_length, Some(100));
     let auth = &broker.auth;
     let orders = auth
         .authenticate("PLAIN", b"\0orders\0test12", REMOTE)

@@ -1,0 +1,118 @@
+//! What a queue does, from its `x-*` arguments and the policies that apply to it, by
+//! RabbitMQ's rules for classic queues (`rabbit_amqqueue_process:process_args_policy`): for
+//! `max-length`, `max-length-bytes`, `message-ttl` and `expires` the lower of argument and
+//! policy wins; for `overflow`, `dead-letter-exchange`, `dead-letter-routing-key` and
+//! `queue-mode` the argument wins over the policy.
+//!
+//! [`QueueSettings`] lives in the queue's state, under its lock, so [`Queue::apply_policies`]
+//! changes it between two operations: a lower length limit drops (or dead-letters) the excess
+//! at once, a new TTL applies to messages published from then on, a new expiry counts from
+//! the last use. The arguments themselves ([`QueueArguments`]) never change: redeclare
+//! equivalence and the stored definition use the declaration alone.
+
+use std::sync::Arc;
+
+use super::args::{Overflow, QueueArguments, QueueMode};
+use super::dead_letter::DeadLetterTarget;
+use super::queue::Queue;
+use crate::broker::policy::{Applied, QueuePolicyValues};
+
+/// The settings a queue acts on.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSettings {
+    pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
+    pub overflow: Overflow,
+    pub message_ttl_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+    pub dead_letter: Option<Arc<DeadLetterTarget>>,
+    pub mode: QueueMode,
+    /// Whether persistent messages may be paged out to the store (see backlog.rs): not for
+    /// priority queues (their order is not the store's FIFO), byte-limited ones (their
+    /// accounting needs body sizes) or dead-lettering ones (a dropped head must be at hand).
+    pub pages: bool,
+}
+
+/// The lower of two optional limits.
+fn lower(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl QueueSettings {
+    pub fn new(args: &QueueArguments, policy: &QueuePolicyValues) -> QueueSettings {
+        let declared = |key: &str| args.declared().inner().contains_key(key);
+        let overflow = if declared("x-overflow") {
+            args.overflow
+        } else {
+            match policy.overflow.as_deref() {
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+                _ => Overflow::DropHead,
+            }
+        };
+        let mode = if declared("x-queue-mode") {
+            args.mode
+        } else if policy.queue_mode.as_deref() == Some("lazy") {
+            QueueMode::Lazy
+        } else {
+            QueueMode::Default
+        };
+        let own = args.dead_letter.as_ref();
+        let exchange = own
+            .map(|d| d.exchange.clone())
+            .or_else(|| policy.dead_letter_exchange.clone());
+        let dead_letter = exchange.map(|exchange| {
+            Arc::new(DeadLetterTarget {
+                exchange,
+                routing_key: own
+                    .and_then(|d| d.routing_key.clone())
+                    .or_else(|| policy.dead_letter_routing_key.clone()),
+            })
+        });
+        let max_length_bytes = lower(args.max_length_bytes, policy.max_length_bytes);
+        QueueSettings {
+            max_length: lower(args.max_length, policy.max_length),
+            max_length_bytes,
+            overflow,
+            message_ttl_ms: lower(args.message_ttl_ms, policy.message_ttl_ms),
+            expires_ms: lower(args.expires_ms, policy.expires_ms),
+            pages: args.max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none(),
+            dead_letter,
+            mode,
+        }
+    }
+}
+
+impl Queue {
+    /// Applies `applied` (the policies that now match this queue): its settings change under
+    /// the lock, a lower length limit takes effect at once, and the next deadline (expiry) is
+    /// registered. Messages already paged out stay paged (they leave by being delivered, or
+    /// without dead-lettering when a new limit drops them).
+    pub fn apply_policies(self: &Arc<Self>, applied: Applied) {
+        let settings = QueueSettings::new(&self.options.arguments, &applied.queue_values());
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        st.settings = settings;
+        st.applied = applied;
+        if st.settings.overflow == Overflow::DropHead {
+            // As RabbitMQ (maybe_drop_head): only drop-head queues shed the excess now.
+            self.enforce_max_length(&mut st);
+        }
+        self.finish(st);
+    }
+
+    /// The policies applying to this queue.
+    pub fn applied_policies(&self) -> Applied {
+        self.state.lock().applied.clone()
+    }
+
+    /// The settings the queue acts on now (arguments and policies merged).
+    pub fn settings(&self) -> QueueSettings {
+        self.state.lock().settings.clone()
+    }
+}
