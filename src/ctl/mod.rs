@@ -3,11 +3,12 @@
 //! checks). Output as rabbitmqctl prints it: an info line, then a tab-separated table with a
 //! header; `--formatter json` prints JSON instead.
 //!
-//! This file owns the command line and what each verb asks of the API; http.rs the requests,
-//! output.rs the printing. No broker code runs here.
+//! This file owns the command line and what each verb asks of the API (policies.rs the policy
+//! verbs); http.rs the requests, output.rs the printing. No broker code runs here.
 
 mod http;
 mod output;
+mod policies;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ pub struct CtlArgs {
     #[arg(long, default_value = "guest")]
     password: String,
     /// Output: rabbitmqctl's tab-separated table, or JSON.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_enum, default_value = "table", global = true)]
     formatter: Formatter,
     #[command(subcommand)]
     verb: Verb,
@@ -33,7 +34,7 @@ pub struct CtlArgs {
 
 /// The vhost a verb works in (rabbitmqctl's `-p`).
 #[derive(Args, Debug)]
-struct VhostArg {
+pub struct VhostArg {
     #[arg(short = 'p', long = "vhost", default_value = "/")]
     vhost: String,
 }
@@ -134,6 +135,12 @@ enum Verb {
     ImportDefinitions {
         file: String,
     },
+    SetPolicy(policies::SetPolicy),
+    ClearPolicy(policies::ClearPolicy),
+    ListPolicies(policies::ListPolicies),
+    SetOperatorPolicy(policies::SetPolicy),
+    ClearOperatorPolicy(policies::ClearPolicy),
+    ListOperatorPolicies(policies::ListPolicies),
 }
 
 /// Runs one verb; the process's exit status.
@@ -399,12 +406,22 @@ fn verb(api: &Api, fmt: Formatter, verb: Verb) -> Result<(), String> {
             );
             api.post("/api/definitions", &definitions)?;
         }
+        Verb::SetPolicy(args) => policies::set(api, fmt, policies::Kind::Policy, args)?,
+        Verb::ClearPolicy(args) => policies::clear(api, fmt, policies::Kind::Policy, args)?,
+        Verb::ListPolicies(args) => policies::list(api, fmt, policies::Kind::Policy, args)?,
+        Verb::SetOperatorPolicy(args) => policies::set(api, fmt, policies::Kind::Operator, args)?,
+        Verb::ClearOperatorPolicy(args) => {
+            policies::clear(api, fmt, policies::Kind::Operator, args)?
+        }
+        Verb::ListOperatorPolicies(args) => {
+            policies::list(api, fmt, policies::Kind::Operator, args)?
+        }
     }
     Ok(())
 }
 
 /// rabbitmqctl's progress line, on the table formatter only (JSON output stays parseable).
-fn println_info(fmt: Formatter, line: &str) {
+pub fn println_info(fmt: Formatter, line: &str) {
     if fmt == Formatter::Table {
         println!("{line}");
     }

@@ -136,3 +136,60 @@ fn a_failing_verb_says_why_and_exits_non_zero() {
     assert_eq!(out.status.code(), Some(70));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
+
+#[test]
+fn policies_are_set_listed_and_cleared_as_rabbitmqctl_does() {
+    let broker = TestBroker::spawn(&[]);
+    let set = ok(
+        &broker,
+        &[
+            "set_policy",
+            "--priority",
+            "3",
+            "--apply-to",
+            "queues",
+            "cap",
+            "^cap",
+            r#"{"max-length":3}"#,
+        ],
+    );
+    assert_eq!(
+        set,
+        "Setting policy \"cap\" for pattern \"^cap\" to \"{\"max-length\":3}\" with priority \"3\" for vhost \"/\" ...\n"
+    );
+    ok(
+        &broker,
+        &[
+            "set_operator_policy",
+            "-p",
+            "/",
+            "op",
+            "^cap",
+            r#"{"max-length":1}"#,
+        ],
+    );
+    assert_eq!(
+        ok(&broker, &["list_policies"]),
+        "Listing policies for vhost \"/\" ...\nvhost\tname\tpattern\tapply-to\tdefinition\tpriority\n/\tcap\t^cap\tqueues\t{\"max-length\":3}\t3\n"
+    );
+    let listed: Value = serde_json::from_str(&ok(
+        &broker,
+        &["list_operator_policies", "--formatter", "json"],
+    ))
+    .unwrap();
+    assert_eq!(listed[0]["name"], "op");
+    assert_eq!(listed[0]["definition"], r#"{"max-length":1}"#);
+
+    let refused = ctl(&broker, &["set_policy", "bad", ".*", r#"{"foo":3}"#]);
+    assert_eq!(refused.status.code(), Some(70));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(r#"[{<<"foo">>,3}] are not recognised policy settings"#),
+        "{said}"
+    );
+    ok(&broker, &["clear_policy", "cap"]);
+    ok(&broker, &["clear_operator_policy", "op"]);
+    let missing = ctl(&broker, &["clear_policy", "cap"]);
+    assert_eq!(missing.status.code(), Some(70));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("Parameter does not exist"));
+}
