@@ -54,11 +54,9 @@ pub enum QueueMode {
 
 /// A queue's arguments, typed and checked. The [`Default`] is a queue declared without any.
 ///
-/// Policies are not supported yet. When they are, they merge here, into the typed fields, by
-/// a `QueueArguments::with_policy(&self, &Policy) -> QueueArguments` next to [`Self::parse`]
-/// (RabbitMQ's rules: the lower of argument and policy for the lengths, TTL and expiry, the
-/// argument for the others); [`Self::declared`] stays as the client sent it, since redeclare
-/// equivalence and the stored definition use the declaration alone.
+/// What the queue acts on is these merged with the policies that apply to it
+/// ([`QueueSettings`](super::QueueSettings), settings.rs); these stay as the client declared
+/// them, since redeclare equivalence and the stored definition use the declaration alone.
 #[derive(Debug, Clone, Default)]
 pub struct QueueArguments {
     /// `x-max-length`: ready messages allowed before [`Self::overflow`] applies.
