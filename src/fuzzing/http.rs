@@ -20,7 +20,7 @@ use crate::broker::Broker;
 use crate::management::{Api, app, prometheus};
 
 /// Paths with `{}` where fuzzed segments go (percent-encoded as a client would).
-const PATHS: [&str; 34] = [
+const PATHS: [&str; 38] = [
     "/api/overview",
     "/api/whoami",
     "/api/nodes",
@@ -53,6 +53,10 @@ const PATHS: [&str; 34] = [
     "/api/aliveness-test/{}",
     "/api/health/checks/port-listener/{}",
     "/api/health/checks/protocol-listener/{}",
+    "/api/policies/{}",
+    "/api/policies/{}/{}",
+    "/api/operator-policies/{}/{}",
+    "/api/queues/{}/{}?columns=policy,effective_policy_definition",
     "/metrics",
     "/metrics/per-object",
 ];
@@ -86,6 +90,66 @@ impl Choices<'_> {
             3 => "q".into(),
             _ => String::from_utf8_lossy(&self.bytes(24)).into_owned(),
         }
+    }
+}
+
+/// Policy keys, some valid values of theirs among the fuzzed ones.
+const POLICY_KEYS: [&str; 10] = [
+    "max-length",
+    "max-length-bytes",
+    "message-ttl",
+    "expires",
+    "overflow",
+    "dead-letter-exchange",
+    "dead-letter-routing-key",
+    "alternate-exchange",
+    "ha-mode",
+    "ha-params",
+];
+
+impl Choices<'_> {
+    /// A JSON value of any type, nested at most `depth` levels.
+    fn json_value(&mut self, depth: u8) -> serde_json::Value {
+        use serde_json::Value;
+        match self.byte() % 8 {
+            0 => Value::from(i64::from(self.byte() as i8) * 7),
+            1 => Value::from(u64::from(self.byte()) << 40),
+            2 => Value::from(f64::from(self.byte()) / 3.0),
+            3 => Value::from(self.byte() % 2 == 0),
+            4 if depth > 0 => (0..self.byte() % 3)
+                .map(|_| self.json_value(depth - 1))
+                .collect(),
+            5 => Value::from(
+                ["drop-head", "reject-publish", "all", "exactly", "q"][self.byte() as usize % 5],
+            ),
+            _ => Value::from(self.name()),
+        }
+    }
+
+    /// A policy-shaped body (pattern, definition of known and unknown keys, apply-to,
+    /// priority), each part sometimes missing or of the wrong type.
+    fn policy_body(&mut self) -> Vec<u8> {
+        let mut body = serde_json::Map::new();
+        if self.byte() % 4 != 0 {
+            let pattern = ["^q", ".*", "(", "q$", ""][self.byte() as usize % 5];
+            body.insert("pattern".into(), pattern.into());
+        }
+        let mut definition = serde_json::Map::new();
+        for _ in 0..self.byte() % 4 {
+            let key = match POLICY_KEYS.get(self.byte() as usize % 12) {
+                Some(key) => (*key).to_string(),
+                None => self.name(),
+            };
+            definition.insert(key, self.json_value(2));
+        }
+        body.insert("definition".into(), definition.into());
+        if self.byte() % 2 == 0 {
+            body.insert("apply-to".into(), self.json_value(1));
+        }
+        if self.byte() % 2 == 0 {
+            body.insert("priority".into(), self.json_value(1));
+        }
+        serde_json::Value::Object(body).to_string().into_bytes()
     }
 }
 
@@ -149,7 +213,7 @@ async fn send(api: &Arc<Api>, choices: &mut Choices<'_>) {
         }
         path.push_str(part);
     }
-    if choices.byte().is_multiple_of(3) {
+    if !path.contains('?') && choices.byte().is_multiple_of(3) {
         let query = String::from_utf8_lossy(&choices.bytes(40)).into_owned();
         path.push('?');
         path.push_str(&encode(&query).replace("%3D", "=").replace("%26", "&"));
@@ -167,7 +231,11 @@ async fn send(api: &Arc<Api>, choices: &mut Choices<'_>) {
         }
         _ => request.header("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q="),
     };
-    let body = choices.bytes(200);
+    let body = if template.contains("policies/{}/{}") && choices.byte() % 4 != 0 {
+        choices.policy_body()
+    } else {
+        choices.bytes(200)
+    };
     let Ok(mut request) = request.body(Body::from(body)) else {
         return;
     };
