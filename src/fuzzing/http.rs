@@ -115,7 +115,7 @@ impl Choices<'_> {
             0 => Value::from(i64::from(self.byte() as i8) * 7),
             1 => Value::from(u64::from(self.byte()) << 40),
             2 => Value::from(f64::from(self.byte()) / 3.0),
-            3 => Value::from(self.byte() % 2 == 0),
+            3 => Value::from(self.byte().is_multiple_of(2)),
             4 if depth > 0 => (0..self.byte() % 3)
                 .map(|_| self.json_value(depth - 1))
                 .collect(),
@@ -130,7 +130,7 @@ impl Choices<'_> {
     /// priority), each part sometimes missing or of the wrong type.
     fn policy_body(&mut self) -> Vec<u8> {
         let mut body = serde_json::Map::new();
-        if self.byte() % 4 != 0 {
+        if !self.byte().is_multiple_of(4) {
             let pattern = ["^q", ".*", "(", "q$", ""][self.byte() as usize % 5];
             body.insert("pattern".into(), pattern.into());
         }
@@ -143,10 +143,10 @@ impl Choices<'_> {
             definition.insert(key, self.json_value(2));
         }
         body.insert("definition".into(), definition.into());
-        if self.byte() % 2 == 0 {
+        if self.byte().is_multiple_of(2) {
             body.insert("apply-to".into(), self.json_value(1));
         }
-        if self.byte() % 2 == 0 {
+        if self.byte().is_multiple_of(2) {
             body.insert("priority".into(), self.json_value(1));
         }
         serde_json::Value::Object(body).to_string().into_bytes()
@@ -231,7 +231,7 @@ async fn send(api: &Arc<Api>, choices: &mut Choices<'_>) {
         }
         _ => request.header("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q="),
     };
-    let body = if template.contains("policies/{}/{}") && choices.byte() % 4 != 0 {
+    let body = if template.contains("policies/{}/{}") && !choices.byte().is_multiple_of(4) {
         choices.policy_body()
     } else {
         choices.bytes(200)
