@@ -8,6 +8,7 @@ mod consumers;
 mod dead_letter;
 mod fifo_and_priority;
 mod limits;
+mod policies;
 mod requeue_and_purge;
 mod single_active_consumer;
 mod ttl;
