@@ -30,6 +30,7 @@ mod overview;
 mod permissions;
 pub mod prometheus;
 mod queues;
+mod ui;
 mod users;
 mod vhosts;
 
@@ -123,6 +124,7 @@ pub fn app(api: Arc<Api>) -> Router {
 
 fn router() -> Router<Arc<Api>> {
     Router::new()
+        .merge(ui::routes())
         .merge(overview::routes())
         .merge(vhosts::routes())
         .merge(users::routes())

@@ -4,3 +4,4 @@
 mod prometheus;
 mod rabbitmq_shapes;
 mod tenancy;
+mod ui;
