@@ -31,6 +31,7 @@ mod permissions;
 mod policies;
 pub mod prometheus;
 mod queues;
+mod ui;
 mod users;
 mod vhosts;
 
@@ -124,6 +125,7 @@ pub fn app(api: Arc<Api>) -> Router {
 
 fn router() -> Router<Arc<Api>> {
     Router::new()
+        .merge(ui::routes())
         .merge(overview::routes())
         .merge(vhosts::routes())
         .merge(users::routes())

@@ -5,3 +5,4 @@ mod policies;
 mod prometheus;
 mod rabbitmq_shapes;
 mod tenancy;
+mod ui;
