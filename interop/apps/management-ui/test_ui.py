@@ -192,7 +192,7 @@ class Page:
 
     def javascript_errors(self):
         """Console entries since the last call that are errors of the page itself: not the
-        network's (a 401 for a wrong password, the 404 of a broker without policies and a
+        network's (a 401 for a wrong password, a 404 the page looks for and a
         503 health check are answers the page expects)."""
         entries = self.d.get_log("browser")
         self.console.extend(entries)
@@ -364,26 +364,24 @@ def test_admin_adds_and_deletes_a_vhost_and_a_user(page):
     # The creator of a vhost gets permissions on it, listed on the same page.
     page.wait(lambda: page.row("#permissions-table", user="guest", vhost=vhost), QUICK,
               "guest's permission on the new vhost")
-    # Policies: a table, or the notice of a broker without them; never an error.
-    page.wait(lambda: page.all("#policies-table") or page.all("#policies-unavailable")
-              or page.all("#policies-list .empty"), QUICK, "the policies section")
-    unavailable = page.all("#policies-unavailable")
+    # Policies: added through the page, shown as the API has it, deleted below.
+    page.wait(lambda: page.all("#policies-table") or page.all("#policies-list .empty"),
+              QUICK, "the policies section")
+    assert not page.all("#policies-unavailable"), "warren serves /api/policies"
     rows = [("#users-table", user), ("#vhosts-table", vhost)]
-    if unavailable:
-        notice = page.text("#policies-unavailable")
-        assert "not available" in notice, notice
-    else:
-        policy = f"ui-policy-{RUN}"
-        page.type("#add-policy-name", policy)
-        page.type("#add-policy-pattern", f"^ui-nothing-{RUN}")
-        Select(page.find("#add-policy-apply-to")).select_by_value("queues")
-        page.type("#add-policy-definition-key-0", "max-length")
-        page.type("#add-policy-definition-value-0", "5")
-        Select(page.find("#add-policy-definition-type-0")).select_by_value("number")
-        page.click("#add-policy-submit")
-        page.wait_text("#add-policy-result", f"Policy '{policy}' added.")
-        page.wait(lambda: page.row("#policies-table", name=policy), QUICK, "the policy's row")
-        rows.insert(0, ("#policies-table", policy))
+    policy = f"ui-policy-{RUN}"
+    page.type("#add-policy-name", policy)
+    page.type("#add-policy-pattern", f"^ui-nothing-{RUN}")
+    Select(page.find("#add-policy-apply-to")).select_by_value("queues")
+    page.type("#add-policy-definition-key-0", "max-length")
+    page.type("#add-policy-definition-value-0", "5")
+    Select(page.find("#add-policy-definition-type-0")).select_by_value("number")
+    page.click("#add-policy-submit")
+    page.wait_text("#add-policy-result", f"Policy '{policy}' added.")
+    page.wait(lambda: page.row("#policies-table", name=policy), QUICK, "the policy's row")
+    status, shown = api("GET", f"/api/policies/%2F/{policy}")
+    assert (status, shown["definition"], shown["apply-to"]) == (200, {"max-length": 5}, "queues"), shown
+    rows.insert(0, ("#policies-table", policy))
     for table, name in rows:
         delete_row(page, table, name)
     assert api("GET", f"/api/users/{user}")[0] == 404
