@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::common::http::Http;
+use crate::common::http::{Http, path_segment as encode};
 use crate::common::*;
 
 const CALLS: &str = include_str!("calls.json");
@@ -91,18 +91,6 @@ fn with_port(v: &Value, from: u64, to: u64) -> Value {
             .into(),
         other => other.clone(),
     }
-}
-
-/// Percent-encodes a name for a path (a connection's name has spaces and `>`).
-fn encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// What the recorder's AMQP step does: a connection (the raw client's properties), channel 1
