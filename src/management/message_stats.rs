@@ -34,22 +34,6 @@ pub const DELIVERING: [&str; 8] = [
     "redeliver",
 ];
 
-/// Every counter sampled for a channel, queue or vhost.
-pub const COUNTERS: [&str; 12] = [
-    PUBLISHING[0],
-    PUBLISHING[1],
-    PUBLISHING[2],
-    PUBLISHING[3],
-    DELIVERING[0],
-    DELIVERING[1],
-    DELIVERING[2],
-    DELIVERING[3],
-    DELIVERING[4],
-    DELIVERING[5],
-    DELIVERING[6],
-    DELIVERING[7],
-];
-
 /// A queue's lengths, shown with rates on queues and in the overview's `queue_totals`.
 pub const QUEUE_LENGTHS: [&str; 3] = ["messages", "messages_ready", "messages_unacknowledged"];
 
