@@ -133,7 +133,7 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
     {
         with_rate(&mut queue_totals, name, length, rates.rate(name));
     }
-    let message_stats = message_stats::channel(&messages, &rates).unwrap_or_else(|| json!({}));
+    let stats = message_stats::channel(&messages, &rates).unwrap_or_else(|| json!({}));
     Json(json!({
         "management_version": version,
         "rates_mode": "basic",
@@ -152,7 +152,7 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
         "erlang_full_version": concat!("warren ", env!("CARGO_PKG_VERSION")),
         "disable_stats": false,
         "enable_queue_totals": false,
-        "message_stats": message_stats,
+        "message_stats": stats,
         "churn_rates": churn_rates(&api),
         "queue_totals": queue_totals,
         "object_totals": {
