@@ -3,6 +3,9 @@
 //! `max-channels`) and to close connections the broker no longer allows (a deleted vhost or
 //! user: 320 CONNECTION_FORCED with RabbitMQ's text). The management API lists them from here.
 //!
+//! It also keeps the message counts of connections that closed, by vhost (the overview's and
+//! Prometheus' totals include them), and of the management API's own publishes and gets.
+//!
 //! Knows nothing of sockets: a connection registers a [`ConnectionControl`] that the server
 //! implements, and deregisters by dropping its [`Registration`].
 
@@ -32,6 +35,16 @@ pub trait ConnectionControl: Send + Sync {
     fn traffic(&self) -> Traffic {
         Traffic::default()
     }
+
+    /// The message counts of its channels, open and closed.
+    fn message_figures(&self) -> MessageFigures {
+        MessageFigures::default()
+    }
+
+    /// Each open channel's message counters, by number.
+    fn channel_counts(&self) -> Vec<(u16, Arc<MessageCounts>)> {
+        Vec::new()
+    }
 }
 
 /// A connection's socket traffic, in RabbitMQ's terms.
@@ -59,6 +72,8 @@ pub struct ChannelAbout {
     /// Deliveries not yet acknowledged.
     pub unacked: u32,
     pub consumers: Vec<ConsumerAbout>,
+    /// The channel's message counters (the same object as long as the channel is open).
+    pub counts: Arc<MessageCounts>,
 }
 
 /// A consumer as the management API shows it.
@@ -102,8 +117,6 @@ pub struct ConnectionAbout {
     pub tls: bool,
     /// Milliseconds since the Unix epoch.
     pub connected_at: u64,
-    /// What the connection counts of its messages (it keeps a clone and adds to it).
-    pub messages: Arc<MessageCounts>,
 }
 
 impl ConnectionEntry {
@@ -127,15 +140,34 @@ impl ConnectionEntry {
     pub fn traffic(&self) -> Traffic {
         self.control.traffic()
     }
+
+    pub fn message_figures(&self) -> MessageFigures {
+        self.control.message_figures()
+    }
+
+    pub fn channel_counts(&self) -> Vec<(u16, Arc<MessageCounts>)> {
+        self.control.channel_counts()
+    }
 }
 
 #[derive(Default)]
 pub struct Connections {
     open: Mutex<HashMap<u64, Arc<ConnectionEntry>>>,
-    /// The message counts of connections that closed (added under `open`'s lock).
-    closed_messages: MessageCounts,
+    /// The message counts of connections that closed. Taken after `open` (a closing
+    /// connection's counts move here under both locks, so readers holding `open` never see
+    /// them twice or not at all).
+    closed: Mutex<ClosedCounts>,
     /// Counts connections opened and closed (the broker's counters).
     churn: Arc<Churn>,
+}
+
+/// Message counts no open connection holds any more.
+#[derive(Default)]
+struct ClosedCounts {
+    /// By vhost: of connections that closed, and of the management API's publishes and gets.
+    by_vhost: HashMap<String, MessageFigures>,
+    /// Of vhosts that were deleted (for the node's totals, which never go down).
+    gone: MessageFigures,
 }
 
 /// The limits a new connection is checked against, read by the caller from the vhost and user.
@@ -156,9 +188,14 @@ impl Drop for Registration {
         open.remove(&self.entry.id);
         // Under the lock that readers of the totals take: they never see a count twice or
         // not at all.
-        self.connections
-            .closed_messages
-            .absorb(&self.entry.about.messages);
+        let figures = self.entry.message_figures();
+        let mut closed = self.connections.closed.lock();
+        closed
+            .by_vhost
+            .entry(self.entry.vhost.clone())
+            .or_default()
+            .add(&figures);
+        drop(closed);
         drop(open);
         Churn::bump(&self.connections.churn.connection_closed);
     }
@@ -168,20 +205,66 @@ impl Connections {
     pub fn new(churn: Arc<Churn>) -> Connections {
         Connections {
             open: Mutex::default(),
-            closed_messages: MessageCounts::default(),
+            closed: Mutex::default(),
             churn,
         }
     }
 
-    /// Every connection's message counts since the start, open and closed.
+    /// Every connection's message counts since the start, open and closed, in every vhost
+    /// there ever was.
     pub fn message_totals(&self) -> MessageFigures {
         let open = self.open.lock();
-        let totals = MessageCounts::default();
-        totals.absorb(&self.closed_messages);
-        for entry in open.values() {
-            totals.absorb(&entry.about.messages);
+        let closed = self.closed.lock();
+        let mut totals = closed.gone;
+        for figures in closed.by_vhost.values() {
+            totals.add(figures);
         }
-        totals.figures()
+        drop(closed);
+        for entry in open.values() {
+            totals.add(&entry.message_figures());
+        }
+        totals
+    }
+
+    /// The message counts of each vhost's connections since the start, open and closed.
+    pub fn message_totals_by_vhost(&self) -> HashMap<String, MessageFigures> {
+        let open = self.open.lock();
+        let mut totals = self.closed.lock().by_vhost.clone();
+        for entry in open.values() {
+            totals
+                .entry(entry.vhost.clone())
+                .or_default()
+                .add(&entry.message_figures());
+        }
+        totals
+    }
+
+    /// Counts messages published or got through the management API (no connection; as on
+    /// RabbitMQ, whose API does it on a connection of its own, they count in the totals).
+    pub fn count_detached(&self, vhost: &str, figures: &MessageFigures) {
+        let mut closed = self.closed.lock();
+        match closed.by_vhost.get_mut(vhost) {
+            Some(mine) => mine.add(figures),
+            None => {
+                closed.by_vhost.insert(vhost.to_string(), *figures);
+            }
+        }
+    }
+
+    /// Moves the closed counts of vhosts that no longer `exist` (and have no open
+    /// connection) into the node's totals of deleted vhosts, so the map does not grow with
+    /// vhosts created and deleted.
+    pub fn forget_deleted_vhosts(&self, exists: impl Fn(&str) -> bool) {
+        let open = self.open.lock();
+        let mut closed = self.closed.lock();
+        let closed = &mut *closed;
+        closed.by_vhost.retain(|vhost, figures| {
+            let keep = exists(vhost) || open.values().any(|c| &c.vhost == vhost);
+            if !keep {
+                closed.gone.add(figures);
+            }
+            keep
+        });
     }
 
     /// Registers a connection that passed connection.open's other checks, unless the vhost's
@@ -292,8 +375,56 @@ mod tests {
             heartbeat: 0,
             tls: false,
             connected_at: 0,
-            messages: Arc::default(),
         }
+    }
+
+    /// A connection whose channels published `0` messages.
+    struct Published(u64);
+    impl ConnectionControl for Published {
+        fn force_close(&self, _: String) {}
+        fn message_figures(&self) -> MessageFigures {
+            MessageFigures {
+                publish: self.0,
+                ..MessageFigures::default()
+            }
+        }
+    }
+
+    #[test]
+    fn a_closed_connections_counts_stay_in_its_vhosts_totals_and_the_nodes() {
+        let connections = Arc::new(Connections::default());
+        let no_limits = || ConnectionLimits {
+            vhost_max_connections: None,
+            user_max_connections: None,
+        };
+        let register = |id, vhost, published| {
+            connections
+                .register(
+                    id,
+                    "u",
+                    vhost,
+                    no_limits(),
+                    about(),
+                    Arc::new(Published(published)),
+                )
+                .unwrap()
+        };
+        let first = register(1, "a", 3);
+        let _open = register(2, "b", 4);
+        connections.count_detached(
+            "a",
+            &MessageFigures {
+                publish: 1,
+                ..MessageFigures::default()
+            },
+        );
+        assert_eq!(connections.message_totals().publish, 8);
+        drop(first);
+        assert_eq!(connections.message_totals_by_vhost()["a"].publish, 4);
+        assert_eq!(connections.message_totals_by_vhost()["b"].publish, 4);
+        connections.forget_deleted_vhosts(|vhost| vhost == "b");
+        assert!(!connections.message_totals_by_vhost().contains_key("a"));
+        assert_eq!(connections.message_totals().publish, 8);
     }
 
     #[test]

@@ -180,6 +180,7 @@ fn api() -> Arc<Api> {
         amqps: Vec::new(),
         http: SocketAddr::from(([127, 0, 0, 1], 15672)),
         started: std::time::Instant::now(),
+        rates: Default::default(),
     })
 }
 

@@ -14,6 +14,8 @@ use serde_json::{Map, Value, json};
 use super::auth::{Caller, Level};
 use super::error::{ApiError, ApiResult};
 use super::json::table_json;
+use super::message_stats;
+use super::rates::{Key, Rates};
 use super::{Api, State, node_name};
 use crate::broker::connections::{ChannelAbout, ConnectionEntry};
 
@@ -37,9 +39,10 @@ fn visible(api: &Api, caller: &Caller) -> Vec<Arc<ConnectionEntry>> {
     all
 }
 
-fn connection_json(c: &ConnectionEntry) -> Value {
+fn connection_json(c: &ConnectionEntry, rates: &Rates) -> Value {
     let about = &c.about;
     let traffic = c.traffic();
+    let rates = rates.of(Key::of(c));
     let (host, port) = about
         .local
         .map_or((String::new(), 0), |l| (l.ip().to_string(), l.port()));
@@ -71,10 +74,10 @@ fn connection_json(c: &ConnectionEntry) -> Value {
         "timeout": about.heartbeat,
         "connected_at": about.connected_at,
         "recv_oct": traffic.recv_oct,
-        "recv_oct_details": {"rate": 0.0},
+        "recv_oct_details": {"rate": rates.rate("recv_oct")},
         "recv_cnt": traffic.recv_cnt,
         "send_oct": traffic.send_oct,
-        "send_oct_details": {"rate": 0.0},
+        "send_oct_details": {"rate": rates.rate("send_oct")},
         "send_cnt": traffic.send_cnt,
         "send_pend": traffic.send_pend,
         "client_properties": table_json(&about.client_properties),
@@ -104,8 +107,8 @@ fn connection_details(c: &ConnectionEntry) -> Value {
     })
 }
 
-fn channel_json(c: &ConnectionEntry, ch: &ChannelAbout) -> Value {
-    json!({
+fn channel_json(c: &ConnectionEntry, ch: &ChannelAbout, rates: &Rates) -> Value {
+    let mut out = json!({
         "name": channel_name(c, ch.number),
         "node": node_name(),
         "number": ch.number,
@@ -124,7 +127,15 @@ fn channel_json(c: &ConnectionEntry, ch: &ChannelAbout) -> Value {
         "messages_uncommitted": 0,
         "acks_uncommitted": 0,
         "pending_raft_commands": 0,
-    })
+    });
+    let rates = rates.of(Key::of(&*ch.counts));
+    if let (Value::Object(map), Some(stats)) = (
+        &mut out,
+        message_stats::channel(&ch.counts.figures(), &rates),
+    ) {
+        map.insert("message_stats".into(), stats);
+    }
+    out
 }
 
 fn consumer_jsons(c: &ConnectionEntry, ch: &ChannelAbout) -> Vec<Value> {
@@ -170,7 +181,7 @@ async fn list(state: State, caller: Caller) -> Json<Vec<Value>> {
     Json(
         visible(&state.0, &caller)
             .iter()
-            .map(|c| connection_json(c))
+            .map(|c| connection_json(c, &state.0.rates))
             .collect(),
     )
 }
@@ -185,12 +196,16 @@ async fn list_vhost(
     }
     let mut all = visible(&state.0, &caller);
     all.retain(|c| c.vhost == vhost);
-    Ok(Json(all.iter().map(|c| connection_json(c)).collect()))
+    Ok(Json(
+        all.iter()
+            .map(|c| connection_json(c, &state.0.rates))
+            .collect(),
+    ))
 }
 
 async fn show(state: State, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let connection = find(&state.0, &caller, &name)?;
-    let mut out = connection_json(&connection);
+    let mut out = connection_json(&connection, &state.0.rates);
     // One connection shows its TLS fields as empty strings where the list has nulls.
     if let Value::Object(map) = &mut out {
         for (key, value) in map.iter_mut() {
@@ -223,7 +238,7 @@ fn per_channel(
     api: &Api,
     caller: &Caller,
     vhost: Option<&str>,
-    row: fn(&ConnectionEntry, &ChannelAbout) -> Vec<Value>,
+    row: fn(&Api, &ConnectionEntry, &ChannelAbout) -> Vec<Value>,
 ) -> ApiResult<Json<Vec<Value>>> {
     if let Some(vhost) = vhost
         && api.broker.vhost(vhost).is_none()
@@ -236,15 +251,19 @@ fn per_channel(
         .flat_map(|c| {
             c.channel_list()
                 .iter()
-                .flat_map(|ch| row(c, ch))
+                .flat_map(|ch| row(api, c, ch))
                 .collect::<Vec<_>>()
         })
         .collect();
     Ok(Json(rows))
 }
 
-fn channel_row(c: &ConnectionEntry, ch: &ChannelAbout) -> Vec<Value> {
-    vec![channel_json(c, ch)]
+fn channel_row(api: &Api, c: &ConnectionEntry, ch: &ChannelAbout) -> Vec<Value> {
+    vec![channel_json(c, ch, &api.rates)]
+}
+
+fn consumer_row(_: &Api, c: &ConnectionEntry, ch: &ChannelAbout) -> Vec<Value> {
+    consumer_jsons(c, ch)
 }
 
 async fn channels(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
@@ -260,7 +279,7 @@ async fn channels_vhost(
 }
 
 async fn consumers(state: State, caller: Caller) -> ApiResult<Json<Vec<Value>>> {
-    per_channel(&state.0, &caller, None, consumer_jsons)
+    per_channel(&state.0, &caller, None, consumer_row)
 }
 
 async fn consumers_vhost(
@@ -268,7 +287,7 @@ async fn consumers_vhost(
     caller: Caller,
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    per_channel(&state.0, &caller, Some(&vhost), consumer_jsons)
+    per_channel(&state.0, &caller, Some(&vhost), consumer_row)
 }
 
 async fn channels_of(
@@ -281,7 +300,7 @@ async fn channels_of(
         connection
             .channel_list()
             .iter()
-            .map(|ch| channel_json(&connection, ch))
+            .map(|ch| channel_json(&connection, ch, &state.0.rates))
             .collect(),
     ))
 }
@@ -290,7 +309,7 @@ async fn channel(state: State, caller: Caller, Path(name): Path<String>) -> ApiR
     for c in visible(&state.0, &caller) {
         for ch in c.channel_list() {
             if channel_name(&c, ch.number) == name {
-                let mut out = channel_json(&c, &ch);
+                let mut out = channel_json(&c, &ch, &state.0.rates);
                 if let Value::Object(map) = &mut out {
                     map.insert("consumer_details".into(), consumer_jsons(&c, &ch).into());
                     map.insert("deliveries".into(), json!([]));

@@ -15,7 +15,9 @@ use serde_json::{Map, Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::json::{self, table_json};
+use super::message_stats;
 use super::queues::{check_access, check_name, visible_vhost};
+use super::rates::{Key, Rates};
 use super::{Api, State};
 use crate::auth::{Access, ResourceKind};
 use crate::broker::exchange::{Exchange, ExchangeKind, ExchangeOptions};
@@ -40,7 +42,7 @@ pub fn exchange_name(path_name: &str) -> &str {
     }
 }
 
-fn exchange_json(vhost: &str, exchange: &Exchange) -> Value {
+fn exchange_json(vhost: &str, exchange: &Exchange, rates: &Rates) -> Value {
     let builtin = exchange.name.is_empty() || exchange.name.starts_with("amq.");
     let mut out = Map::new();
     out.insert("name".into(), exchange.name.to_string().into());
@@ -57,15 +59,19 @@ fn exchange_json(vhost: &str, exchange: &Exchange) -> Value {
     if let Some(policy) = exchange.applied_policies().policy_name() {
         out.insert("policy".into(), policy.into());
     }
+    let rates = rates.of(Key::of(exchange));
+    if let Some(stats) = message_stats::exchange(exchange.counts.figures(), &rates) {
+        out.insert("message_stats".into(), stats);
+    }
     Value::Object(out)
 }
 
-fn sorted(vhost: &VHost) -> Vec<Value> {
+fn sorted(vhost: &VHost, rates: &Rates) -> Vec<Value> {
     let mut exchanges = vhost.exchanges();
     exchanges.sort_by(|a, b| a.name.cmp(&b.name));
     exchanges
         .iter()
-        .map(|x| exchange_json(&vhost.name, x))
+        .map(|x| exchange_json(&vhost.name, x, rates))
         .collect()
 }
 
@@ -74,7 +80,7 @@ async fn list_all(state: State, caller: Caller) -> Json<Vec<Value>> {
     let mut vhosts = api.broker.vhosts();
     vhosts.retain(|v| caller.sees_vhost(&api, &v.name));
     vhosts.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(vhosts.iter().flat_map(|v| sorted(v)).collect())
+    Json(vhosts.iter().flat_map(|v| sorted(v, &api.rates)).collect())
 }
 
 async fn list_vhost(
@@ -83,7 +89,7 @@ async fn list_vhost(
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let vhost = visible_vhost(&state.0, &caller, &vhost)?;
-    Ok(Json(sorted(&vhost)))
+    Ok(Json(sorted(&vhost, &state.0.rates)))
 }
 
 async fn show(
@@ -95,7 +101,7 @@ async fn show(
     let exchange = vhost
         .exchange(exchange_name(&name))
         .ok_or(ApiError::NotFound)?;
-    let mut out = exchange_json(&vhost.name, &exchange);
+    let mut out = exchange_json(&vhost.name, &exchange, &state.0.rates);
     if let Value::Object(map) = &mut out {
         // Per-link message rates RabbitMQ adds for one exchange; none are kept yet.
         map.insert("incoming".into(), json!([]));

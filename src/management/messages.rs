@@ -2,6 +2,7 @@
 //! `POST /api/exchanges/{vhost}/{name}/publish` (through the vhost's one publish path, and,
 //! like RabbitMQ's, answered once the message is safe: after the store's commit when it was
 //! stored) and `POST /api/queues/{vhost}/{name}/get` (basic.get with RabbitMQ's four ack modes).
+//! Both count in the vhost's message totals, as RabbitMQ counts the channel its API uses.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use super::json::{self, table_json};
 use super::queues::{check_access, visible_vhost};
 use super::{Api, State};
 use crate::auth::{Access, ResourceKind};
+use crate::broker::message_counts::MessageFigures;
 use crate::broker::publish::{CommitListener, PublishRequest, Publisher};
 
 pub fn routes() -> axum::Router<Arc<Api>> {
@@ -208,15 +210,27 @@ async fn publish(
         .publish(request, &mut Publisher::default())
         .map_err(|e| ApiError::BadRequest(format!("{} {}", e.code, e.text)))?;
     let routed = outcome.routed > 0 && !outcome.rejected;
+    let mut counted = MessageFigures {
+        publish: 1,
+        ..MessageFigures::default()
+    };
+    match outcome.routed {
+        0 => counted.drop_unroutable = 1,
+        _ => counted.routed = 1,
+    }
     if let Some(ticket) = outcome.durable {
         let (tx, rx) = oneshot::channel();
         ticket.when_committed(Arc::new(CommitWaiter(Mutex::new(Some(tx)))), 0);
         if rx.await != Ok(true) {
+            api.broker.connections.count_detached(&vhost.name, &counted);
             return Err(ApiError::Internal(
                 "the message could not be written to disk".into(),
             ));
         }
     }
+    // RabbitMQ's API publishes in confirm mode.
+    counted.confirm = u64::from(!outcome.rejected);
+    api.broker.connections.count_detached(&vhost.name, &counted);
     Ok(Json(json!({ "routed": routed })))
 }
 
@@ -288,6 +302,22 @@ async fn get(
         got
     })
     .await?;
+    let mut counted = MessageFigures::default();
+    for (queued, _) in &messages {
+        let counter = match mode {
+            AckMode::Ack => &mut counted.get_no_ack,
+            AckMode::Requeue | AckMode::Reject => &mut counted.get,
+        };
+        *counter += 1;
+        counted.redeliver += u64::from(queued.redelivered);
+    }
+    // The gets stop at the first that finds the queue empty.
+    counted.get_empty = u64::from((messages.len() as u64) < count);
+    state
+        .0
+        .broker
+        .connections
+        .count_detached(&vhost.name, &counted);
     let answers = messages
         .iter()
         .map(|(queued, remaining)| {

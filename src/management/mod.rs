@@ -8,7 +8,8 @@
 //! [`limits`] (vhost and user limits), [`connections`] (and channels, consumers), [`health`]
 //! (health checks, aliveness test), [`policies`] (and operator policies). [`auth`] turns the `Authorization` header into a user with tags; [`error`] is
 //! RabbitMQ's error body; [`json`] reads request bodies as RabbitMQ does; [`listing`] applies
-//! `columns=`, sorting and pagination to every answer.
+//! `columns=`, sorting and pagination to every answer. [`rates`] samples every counter every
+//! 5 s for the rates beside them, and [`message_stats`] shows counters and rates as RabbitMQ.
 //!
 //! Handlers call the broker's operations (`broker::tenancy` for users, vhosts and
 //! permissions) and never hold a broker lock across an `.await`; operations that commit to
@@ -24,6 +25,7 @@ mod health;
 mod json;
 mod limits;
 mod listing;
+mod message_stats;
 mod messages;
 mod nodes;
 mod overview;
@@ -31,6 +33,7 @@ mod permissions;
 mod policies;
 pub mod prometheus;
 mod queues;
+pub mod rates;
 mod ui;
 mod users;
 mod vhosts;
@@ -59,6 +62,8 @@ pub struct Api {
     /// The management listener itself.
     pub http: SocketAddr,
     pub started: Instant,
+    /// The latest rates, kept by the sampler ([`rates::run`]).
+    pub rates: rates::Rates,
 }
 
 type State = axum::extract::State<Arc<Api>>;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::auth::{Caller, Level};
 use super::error::{ApiError, ApiResult};
 use super::overview::{churn_rates, contexts, exchange_types, listeners};
+use super::rates::{Key, NODE_GAUGES};
 use super::{Api, State, node_name};
 use crate::alarms::{Alarm, disk_free, open_descriptors, resident_memory};
 
@@ -20,14 +21,13 @@ pub fn routes() -> axum::Router<Arc<Api>> {
         .route("/api/nodes/{name}", get(show))
 }
 
-/// The figures RabbitMQ shows with a rate beside them; rates are not kept yet.
-const WITH_RATES: [&str; 4] = ["mem_used", "fd_used", "disk_free", "sockets_used"];
-
 fn node_json(api: &Api) -> Value {
     let mut out = node_figures(api);
+    let rates = api.rates.of(Key::NODE);
     if let Value::Object(map) = &mut out {
-        for key in WITH_RATES {
-            map.insert(format!("{key}_details"), json!({"rate": 0.0}));
+        // The figures RabbitMQ shows with a rate beside them (measured now, rates sampled).
+        for key in NODE_GAUGES {
+            map.insert(format!("{key}_details"), json!({"rate": rates.rate(key)}));
         }
         map.extend(churn_rates(api));
     }

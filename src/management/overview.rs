@@ -1,5 +1,6 @@
 //! `/api/overview` and `/api/extensions`: what the node is (RabbitMQ's version it behaves as,
-//! its listeners) and totals over the objects the caller may see.
+//! its listeners) and totals over the objects the caller may see: message counts and rates of
+//! the vhosts they see (connections that closed included), queue lengths, object counts.
 
 use std::sync::Arc;
 
@@ -9,7 +10,10 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{Caller, Level};
 use super::json::with_rate;
+use super::message_stats::{self, QUEUE_LENGTHS};
+use super::rates::{Key, RateSet};
 use super::{Api, State, node_name};
+use crate::broker::message_counts::MessageFigures;
 
 pub fn routes() -> axum::Router<Arc<Api>> {
     axum::Router::new()
@@ -76,11 +80,12 @@ fn socket_opts(protocol: &str) -> Value {
     }
 }
 
-/// Connections, channels and queues created and gone since the start (rates not kept yet).
+/// Connections, channels and queues created and gone since the start, with their rates.
 pub fn churn_rates(api: &Api) -> Map<String, Value> {
+    let rates = api.rates.of(Key::NODE);
     let mut out = Map::new();
     for (key, count) in api.broker.churn.figures() {
-        with_rate(&mut out, key, count, 0.0);
+        with_rate(&mut out, key, count, rates.rate(key));
     }
     out
 }
@@ -90,10 +95,17 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
     let version = &api.config.product_version;
     let (mut queues, mut exchanges, mut consumers) = (0u64, 0u64, 0u64);
     let (mut ready, mut unacked) = (0u64, 0u64);
+    let messages_by_vhost = api.broker.connections.message_totals_by_vhost();
+    let mut messages = MessageFigures::default();
+    let mut rates = RateSet::default();
     for vhost in api.broker.vhosts() {
         if !caller.sees_vhost(&api, &vhost.name) {
             continue;
         }
+        if let Some(figures) = messages_by_vhost.get(vhost.name.as_ref()) {
+            messages.add(figures);
+        }
+        rates.add(&api.rates.of(Key::of(&*vhost)));
         exchanges += vhost.exchange_count() as u64;
         for queue in vhost.queues() {
             queues += 1;
@@ -115,9 +127,13 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
         .map(|c| u64::from(c.channels.load(std::sync::atomic::Ordering::Relaxed)))
         .sum();
     let mut queue_totals = Map::new();
-    with_rate(&mut queue_totals, "messages", ready + unacked, 0.0);
-    with_rate(&mut queue_totals, "messages_ready", ready, 0.0);
-    with_rate(&mut queue_totals, "messages_unacknowledged", unacked, 0.0);
+    for (name, length) in QUEUE_LENGTHS
+        .into_iter()
+        .zip([ready + unacked, ready, unacked])
+    {
+        with_rate(&mut queue_totals, name, length, rates.rate(name));
+    }
+    let stats = message_stats::channel(&messages, &rates).unwrap_or_else(|| json!({}));
     Json(json!({
         "management_version": version,
         "rates_mode": "basic",
@@ -136,7 +152,7 @@ async fn overview(state: State, caller: Caller) -> Json<Value> {
         "erlang_full_version": concat!("warren ", env!("CARGO_PKG_VERSION")),
         "disable_stats": false,
         "enable_queue_totals": false,
-        "message_stats": {},
+        "message_stats": stats,
         "churn_rates": churn_rates(&api),
         "queue_totals": queue_totals,
         "object_totals": {

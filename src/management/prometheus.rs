@@ -4,9 +4,9 @@
 //! names, so its Grafana dashboards read warren.
 //!
 //! Everything is read when scraped (prometheus-client encodes a registry built for that scrape):
-//! queue and connection figures from the broker, message counters from each connection's own
-//! counters (broker/message_counts.rs), process figures from /proc. Nothing is added to the
-//! message path for this.
+//! queue and connection figures from the broker, message counters from each channel's and
+//! queue's own counters (broker/message_counts.rs), process figures from /proc. Nothing is
+//! added to the message path for this.
 
 use std::sync::Arc;
 
@@ -117,7 +117,7 @@ fn node_metrics(api: &Api, registry: &mut Registry) {
     }
     // Labelled by protocol, as RabbitMQ labels its global counters.
     let amqp = vec![("protocol".to_string(), "amqp091".to_string())];
-    for (name, count) in api.broker.connections.message_totals() {
+    for (name, count) in api.broker.connections.message_totals().prometheus() {
         let family = Family::<Labels, Counter>::default();
         family.get_or_create(&amqp).inc_by(count);
         let help = format!("Total number of messages {}", name.replace('_', " "));
@@ -231,10 +231,12 @@ async fn aggregated(state: State) -> axum::response::Response {
     let mut sums = [0u64; 4];
     let mut queues = 0u64;
     let mut consumers = 0u64;
+    let mut published = 0u64;
     for vhost in api.broker.vhosts() {
         for queue in vhost.queues() {
             let figures = queue_figures(&queue);
             queues += 1;
+            published += queue.counts.figures().publish;
             consumers += figures[3];
             for (sum, figure) in sums.iter_mut().zip(figures) {
                 *sum += figure;
@@ -251,14 +253,23 @@ async fn aggregated(state: State) -> axum::response::Response {
     for ((name, help), sum) in QUEUE_METRICS.iter().zip(sums) {
         gauge(&mut registry, name, help, sum);
     }
+    let (name, help) = QUEUE_PUBLISHED;
+    counter(&mut registry, name, help, published);
     respond(&registry)
 }
+
+/// The one per-queue message counter RabbitMQ 3.10's plugin has (`_total` added on encoding).
+const QUEUE_PUBLISHED: (&str, &str) = (
+    "rabbitmq_queue_messages_published",
+    "Total number of messages published to queues",
+);
 
 async fn per_object(state: State) -> axum::response::Response {
     let api = state.0;
     let mut registry = Registry::default();
     node_metrics(&api, &mut registry);
     let families: [Family<Labels, Gauge>; 4] = Default::default();
+    let published = Family::<Labels, Counter>::default();
     for vhost in api.broker.vhosts() {
         for queue in vhost.queues() {
             let labels = vec![
@@ -270,10 +281,15 @@ async fn per_object(state: State) -> axum::response::Response {
                     .get_or_create(&labels)
                     .set(i64::try_from(figure).unwrap_or(i64::MAX));
             }
+            published
+                .get_or_create(&labels)
+                .inc_by(queue.counts.figures().publish);
         }
     }
     for ((name, help), family) in QUEUE_METRICS.iter().zip(families) {
         registry.register(*name, *help, family);
     }
+    let (name, help) = QUEUE_PUBLISHED;
+    registry.register(name, help, published);
     respond(&registry)
 }

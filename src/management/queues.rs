@@ -16,6 +16,8 @@ use serde_json::{Map, Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::json::{self, table_json, with_rate};
+use super::message_stats::{self, QUEUE_LENGTHS};
+use super::rates::{Key, Rates, queue_lengths};
 use super::{Api, State, node_name};
 use crate::auth::{Access, ResourceKind};
 use crate::broker::queue::{Queue, QueueDeclaration};
@@ -36,8 +38,7 @@ pub fn routes() -> axum::Router<Arc<Api>> {
 }
 
 /// A queue as the lists show it.
-pub fn queue_json(queue: &Queue) -> Map<String, Value> {
-    let (ready, unacked) = queue.ready_and_unacked();
+pub fn queue_json(queue: &Queue, rates: &Rates) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("name".into(), queue.name.to_string().into());
     out.insert("vhost".into(), queue.vhost.to_string().into());
@@ -62,9 +63,13 @@ pub fn queue_json(queue: &Queue) -> Map<String, Value> {
         "effective_policy_definition".into(),
         Value::Object(applied.definition),
     );
-    with_rate(&mut out, "messages", u64::from(ready + unacked), 0.0);
-    with_rate(&mut out, "messages_ready", u64::from(ready), 0.0);
-    with_rate(&mut out, "messages_unacknowledged", u64::from(unacked), 0.0);
+    let rates = rates.of(Key::of(queue));
+    for (name, length) in QUEUE_LENGTHS.into_iter().zip(queue_lengths(queue)) {
+        with_rate(&mut out, name, length, rates.rate(name));
+    }
+    if let Some(stats) = message_stats::queue(&queue.counts.figures(), &rates) {
+        out.insert("message_stats".into(), stats);
+    }
     out
 }
 
@@ -131,11 +136,11 @@ pub fn check_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn sorted(mut queues: Vec<Arc<Queue>>) -> Vec<Value> {
+fn sorted(mut queues: Vec<Arc<Queue>>, rates: &Rates) -> Vec<Value> {
     queues.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
     queues
         .iter()
-        .map(|q| Value::Object(queue_json(q)))
+        .map(|q| Value::Object(queue_json(q, rates)))
         .collect()
 }
 
@@ -148,7 +153,7 @@ async fn list_all(state: State, caller: Caller) -> Json<Vec<Value>> {
         .filter(|v| caller.sees_vhost(&api, &v.name))
         .flat_map(|v| v.queues())
         .collect();
-    Json(sorted(queues))
+    Json(sorted(queues, &api.rates))
 }
 
 async fn list_vhost(
@@ -157,7 +162,7 @@ async fn list_vhost(
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let vhost = visible_vhost(&state.0, &caller, &vhost)?;
-    Ok(Json(sorted(vhost.queues())))
+    Ok(Json(sorted(vhost.queues(), &state.0.rates)))
 }
 
 async fn show(
@@ -167,7 +172,7 @@ async fn show(
 ) -> ApiResult<Json<Value>> {
     let vhost = visible_vhost(&state.0, &caller, &vhost).map_err(|_| ApiError::NotFound)?;
     let queue = vhost.queue(&name).ok_or(ApiError::NotFound)?;
-    let mut out = queue_json(&queue);
+    let mut out = queue_json(&queue, &state.0.rates);
     // Per-consumer and per-link details RabbitMQ adds for one queue; none are kept yet.
     out.insert("consumer_details".into(), json!([]));
     out.insert("deliveries".into(), json!([]));

@@ -34,6 +34,7 @@ use crate::Config;
 use crate::alarms::Alarm;
 use crate::broker::Broker;
 use crate::broker::churn::Churn;
+use crate::broker::message_counts::MessageCounts;
 use crate::broker::queue::Queue;
 use warren_protocol::method;
 
@@ -89,7 +90,7 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         forced_reason: Mutex::new(None),
         forced: tokio::sync::Notify::new(),
         received: Arc::default(),
-        messages: Arc::default(),
+        closed_channels: MessageCounts::default(),
     });
     if let Some(socket) = direct {
         shared.outbox.write_directly_to(socket);
@@ -122,7 +123,6 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
             id,
             addr: peer,
             local,
-            messages: shared.messages.clone(),
             control: shared.clone(),
         };
         handshake::run(
@@ -539,7 +539,7 @@ impl Connection {
         if self.channels.remove(&id).is_some() {
             Churn::bump(&self.broker.churn.channel_closed);
         }
-        self.shared.channels.lock().remove(&id);
+        self.shared.forget_channel(id);
         self.count_channels();
     }
 
@@ -563,11 +563,11 @@ impl Connection {
             &self.shared,
             &mut no_new_queues,
         );
-        for (_, mut channel) in self.channels.drain() {
+        for (id, mut channel) in self.channels.drain() {
             channel.release(&mut ctx);
+            self.shared.forget_channel(id);
             Churn::bump(&self.broker.churn.channel_closed);
         }
-        self.shared.channels.lock().clear();
         self.count_channels();
         for queue in self.exclusive_queues.drain(..) {
             self.negotiated.vhost.remove_queue(&queue);

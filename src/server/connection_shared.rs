@@ -1,8 +1,8 @@
 //! The parts of a connection that others reach ([`ConnectionShared`]: queues deliver into its
 //! outbox, the store's writer thread confirms on its channels), and what the broker asks of it
 //! through [`ConnectionControl`]: close it (a deleted vhost or user, the management API), and
-//! what the management API shows of it (its channels and socket traffic). Shared state only;
-//! the connection task (connection.rs) acts on a close request.
+//! what the management API shows of it (its channels, socket traffic and message counts).
+//! Shared state only; the connection task (connection.rs) acts on a close request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use super::channel::ChannelShared;
 use super::frame_reader::ReadCounts;
 use super::outbox::Outbox;
 use crate::broker::connections::{ChannelAbout, ConnectionControl, Traffic};
-use crate::broker::message_counts::MessageCounts;
+use crate::broker::message_counts::{MessageCounts, MessageFigures};
 
 /// The parts of a connection that queues and the writer task reach: its outbox and the
 /// channels whose deliveries must resume once the outbox drains.
@@ -32,8 +32,9 @@ pub struct ConnectionShared {
     pub(super) forced: tokio::sync::Notify,
     /// What the reader has read (the management API's `recv_oct`, `recv_cnt`).
     pub(super) received: Arc<ReadCounts>,
-    /// Messages received, routed, confirmed, delivered, acknowledged (Prometheus' totals).
-    pub messages: Arc<MessageCounts>,
+    /// The message counts of this connection's closed channels (each open channel counts its
+    /// own). Added to under `channels`' lock, as the channel leaves the map, and read under it.
+    pub closed_channels: MessageCounts,
 }
 
 impl ConnectionShared {
@@ -42,6 +43,15 @@ impl ConnectionShared {
         let channels: Vec<Arc<ChannelShared>> = self.channels.lock().values().cloned().collect();
         for channel in channels {
             channel.resume_deliveries();
+        }
+    }
+
+    /// A channel closed for good (released: it counts nothing more): out of the map, its counts
+    /// into the connection's, at once for readers of [`ConnectionControl::message_figures`].
+    pub(super) fn forget_channel(&self, id: u16) {
+        let mut channels = self.channels.lock();
+        if let Some(channel) = channels.remove(&id) {
+            self.closed_channels.absorb(&channel.counts.figures());
         }
     }
 }
@@ -61,6 +71,23 @@ impl ConnectionControl for ConnectionShared {
             send_cnt,
             send_pend,
         }
+    }
+
+    fn message_figures(&self) -> MessageFigures {
+        let channels = self.channels.lock();
+        let mut total = self.closed_channels.figures();
+        for channel in channels.values() {
+            total.add(&channel.counts.figures());
+        }
+        total
+    }
+
+    fn channel_counts(&self) -> Vec<(u16, Arc<MessageCounts>)> {
+        let channels = self.channels.lock();
+        channels
+            .iter()
+            .map(|(id, c)| (*id, c.counts.clone()))
+            .collect()
     }
 
     fn channels(&self) -> Vec<ChannelAbout> {

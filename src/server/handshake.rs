@@ -21,7 +21,6 @@ use crate::broker::Broker;
 use crate::broker::connections::{
     ConnectionAbout, ConnectionControl, ConnectionLimits, Registration,
 };
-use crate::broker::message_counts::MessageCounts;
 use crate::broker::vhost::VHost;
 use crate::config::AuthMechanism;
 use warren_protocol::method;
@@ -124,8 +123,6 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The broker's end of the socket, when it is one.
     pub local: Option<SocketAddr>,
-    /// The connection's message counters, registered with it.
-    pub messages: Arc<MessageCounts>,
     pub control: Arc<dyn ConnectionControl>,
 }
 
@@ -156,7 +153,6 @@ pub async fn run(
         id,
         addr: peer,
         local,
-        messages,
         control,
     } = peer;
     let offered = offered_mechanisms(config, tls);
@@ -259,7 +255,6 @@ pub async fn run(
         connected_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
-        messages,
     };
     let registration = broker
         .connections

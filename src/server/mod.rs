@@ -172,9 +172,14 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
         amqps: tls_addrs.clone(),
         http: management_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
         started: std::time::Instant::now(),
+        rates: Default::default(),
     });
     if let Some(socket) = management {
         tracing::info!("management API listening on http://{}", api.http);
+        background.spawn(crate::management::rates::run(
+            api.clone(),
+            shutdown_rx.clone(),
+        ));
         let app = crate::management::app(api.clone());
         crate::management::serve(socket, app, shutdown_rx.clone(), &background);
     }

@@ -3,6 +3,7 @@
 //!
 //! An exchange only answers "which destinations match this message"; following exchange-to-
 //! exchange bindings, alternate exchanges and turning names into queues is the vhost's job.
+//! It also counts what was published to it ([`ExchangeCounts`]).
 
 mod direct;
 mod fanout;
@@ -10,6 +11,7 @@ pub mod headers;
 pub mod topic;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
@@ -90,6 +92,36 @@ pub struct Exchange {
     /// given). Read only for messages nothing else routes.
     policy: RwLock<ExchangePolicy>,
     routes: RwLock<Routes>,
+    pub counts: ExchangeCounts,
+}
+
+/// What an exchange saw, as RabbitMQ counts it for the exchange a client published to
+/// (exchanges a message passes through on the way are not counted, nor are dead letters).
+#[derive(Debug, Default)]
+pub struct ExchangeCounts {
+    /// Messages published to it.
+    pub publish_in: AtomicU64,
+    /// Queue deliveries its publishes made: a message routed to three queues counts three.
+    pub publish_out: AtomicU64,
+}
+
+impl ExchangeCounts {
+    /// One publish that reached `queues` queues. Publishers on several threads count here:
+    /// atomic adds, once per message whatever the fan-out.
+    pub fn count_publish(&self, queues: usize) {
+        self.publish_in.fetch_add(1, Ordering::Relaxed);
+        if queues > 0 {
+            self.publish_out.fetch_add(queues as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// `(publish_in, publish_out)` now.
+    pub fn figures(&self) -> (u64, u64) {
+        (
+            self.publish_in.load(Ordering::Relaxed),
+            self.publish_out.load(Ordering::Relaxed),
+        )
+    }
 }
 
 #[derive(Default)]
@@ -128,6 +160,7 @@ impl Exchange {
                 bindings: Vec::new(),
                 matcher,
             }),
+            counts: ExchangeCounts::default(),
         }
     }
 

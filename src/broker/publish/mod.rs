@@ -197,6 +197,7 @@ impl VHost {
                 })
             });
             if sent == Some(true) {
+                exchange.counts.count_publish(0);
                 return PublishOutcome {
                     routed: 1,
                     ..PublishOutcome::default()
@@ -225,6 +226,7 @@ impl VHost {
             // Nobody sees who was blind-copied.
             properties = without_bcc(&properties);
         }
+        exchange.counts.count_publish(queues.len());
         if queues.is_empty() {
             return PublishOutcome {
                 returned: mandatory.then_some(Returned {

@@ -28,6 +28,7 @@ use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::deadlines::Registered;
 use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::message_counts::MessageCounts;
 use crate::broker::names;
 use crate::broker::policy::{Applied, QueuePolicyValues};
 use crate::broker::vhost::VHost;
@@ -77,6 +78,9 @@ pub struct Queue {
     /// The deadline registered with the vhost's timer, if any (see ttl.rs).
     pub(super) deadline: Registered,
     pub(super) state: Mutex<QueueState>,
+    /// Messages enqueued, delivered, got and acknowledged (RabbitMQ's queue `message_stats`),
+    /// counted under `state`'s lock, which every one of those operations holds anyway.
+    pub counts: MessageCounts,
     /// Signalled when a page-in ends (`QueueState::paging_in` cleared): basic.get waits on it.
     pub(super) paged_in: Condvar,
 }
@@ -156,6 +160,7 @@ impl Queue {
             last_used: AtomicU64::new(clock::now_ms()),
             deadline: Registered::default(),
             state: Mutex::new(state),
+            counts: MessageCounts::default(),
             paged_in: Condvar::new(),
         }
     }
@@ -264,6 +269,7 @@ impl Queue {
             }
             return false;
         }
+        MessageCounts::bump(&self.counts.publish, 1);
         let seq = st.next_seq;
         st.next_seq += 1;
         // The lower of the queue's x-message-ttl and the message's expiration wins.
@@ -342,14 +348,16 @@ impl Queue {
     ) -> Result<(), QueuedMessage> {
         // A no-ack delivery is final: the queue forgets the message as it goes out.
         let stored = self.stores(&message).map(|(p, id)| (p, message.seq, id));
-        match st.consumers.deliver(self, message)? {
-            true => {
-                if let Some((p, seq, id)) = stored {
-                    p.store.remove(p.queue_id, seq, id);
-                }
+        let redelivered = message.redelivered;
+        let no_ack = st.consumers.deliver(self, message)?;
+        if no_ack {
+            if let Some((p, seq, id)) = stored {
+                p.store.remove(p.queue_id, seq, id);
             }
-            false => st.unacked += 1,
+        } else {
+            st.unacked += 1;
         }
+        self.counts.bump_delivery(false, no_ack, redelivered);
         Ok(())
     }
 
@@ -377,6 +385,10 @@ impl Queue {
             Some(m) if no_ack => self.forget_stored([m]),
             Some(_) => st.unacked += 1,
             None => {}
+        }
+        match &message {
+            Some(m) => self.counts.bump_delivery(true, no_ack, m.redelivered),
+            None => MessageCounts::bump(&self.counts.get_empty, 1),
         }
         if paged {
             // Consumers found nothing while this read went on: the rest is theirs.
@@ -424,7 +436,7 @@ impl Queue {
         }
     }
 
-    /// These deliveries (of `consumer`, or of basic.get when `None`) were acked or dropped.
+    /// These deliveries (of `consumer`, or of basic.get when `None`) were acknowledged.
     pub fn settle(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, messages: &[QueuedMessage]) {
         self.settle_as(consumer, messages, None);
     }
@@ -448,7 +460,10 @@ impl Queue {
                     self.drop_message(&mut st, m.clone(), reason);
                 }
             }
-            None => self.forget_stored(messages),
+            None => {
+                self.forget_stored(messages);
+                MessageCounts::bump(&self.counts.ack, u64::from(count));
+            }
         }
         st.unacked = st.unacked.saturating_sub(count as usize);
         if let Some(c) = consumer {

@@ -39,6 +39,7 @@ impl ChannelShared {
             confirm: settings.confirm.load(Ordering::Relaxed),
             transactional: settings.transactional.load(Ordering::Relaxed),
             unacked,
+            counts: self.counts.clone(),
             consumers: consumers
                 .iter()
                 .map(|(queue, consumer)| ConsumerAbout {

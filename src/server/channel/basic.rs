@@ -50,10 +50,13 @@ impl Channel {
                     Some((message, remaining)) => self
                         .shared
                         .deliver_get(&queue, message, m.no_ack, remaining),
-                    None => self.reply(
-                        ctx,
-                        AMQPClass::Basic(b::AMQPMethod::GetEmpty(b::GetEmpty {})),
-                    ),
+                    None => {
+                        self.shared.count_get_empty();
+                        self.reply(
+                            ctx,
+                            AMQPClass::Basic(b::AMQPMethod::GetEmpty(b::GetEmpty {})),
+                        )
+                    }
                 }
                 Ok(())
             }

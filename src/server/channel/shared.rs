@@ -55,8 +55,10 @@ pub struct ChannelShared {
     confirms: Mutex<ConfirmTracker>,
     /// Settings the management API shows (about.rs).
     pub settings: super::about::ChannelSettings,
-    /// The connection's message counters, held here to count with one pointer less.
-    counts: Arc<MessageCounts>,
+    /// This channel's message counters (RabbitMQ's channel `message_stats`; folded into the
+    /// connection's when the channel closes). Each has one writer at a time: this channel's
+    /// task, or the delivery lock (`state`) for deliveries, or the `confirms` lock.
+    pub counts: Arc<MessageCounts>,
     /// A tx.commit's writes failed to commit: the connection task closes this channel (541).
     commit_failed: AtomicBool,
 }
@@ -93,7 +95,6 @@ pub enum Settlement {
 
 impl ChannelShared {
     pub fn new(id: u16, connection: Arc<ConnectionShared>) -> Self {
-        let counts = connection.messages.clone();
         ChannelShared {
             id,
             connection,
@@ -110,7 +111,7 @@ impl ChannelShared {
             }),
             confirms: Mutex::new(ConfirmTracker::default()),
             settings: Default::default(),
-            counts,
+            counts: Arc::default(),
             commit_failed: AtomicBool::new(false),
         }
     }
@@ -135,25 +136,32 @@ impl ChannelShared {
 
     /// Settles a confirm; it is sent at the next [`ChannelShared::flush_confirms`].
     pub fn settle_confirm(&self, seq: u64, ok: bool) {
-        self.confirms.lock().settle(seq, ok);
-        if ok {
-            MessageCounts::add(&self.counts.confirmed, 1);
+        let mut confirms = self.confirms.lock();
+        confirms.settle(seq, ok);
+        // Not once the channel is gone: its counts may already be folded into the connection's.
+        if ok && !confirms.is_closed() {
+            MessageCounts::bump(&self.counts.confirm, 1);
         }
     }
 
     /// Counts a message that passed the broker's checks and what routing made of it.
     pub fn count_received(&self) {
-        MessageCounts::add_own(&self.counts.received, 1);
+        MessageCounts::bump(&self.counts.publish, 1);
     }
 
     pub fn count_routed(&self, outcome: &crate::broker::publish::PublishOutcome) {
-        let counts = &self.connection.messages;
+        let counts = &self.counts;
         let counter = match (outcome.routed, &outcome.returned) {
-            (0, Some(_)) => &counts.unroutable_returned,
-            (0, None) => &counts.unroutable_dropped,
+            (0, Some(_)) => &counts.return_unroutable,
+            (0, None) => &counts.drop_unroutable,
             _ => &counts.routed,
         };
-        MessageCounts::add_own(counter, 1);
+        MessageCounts::bump(counter, 1);
+    }
+
+    /// basic.get found the queue empty.
+    pub fn count_get_empty(&self) {
+        MessageCounts::bump(&self.counts.get_empty, 1);
     }
 
     /// Sends settled confirms (once per batch of frames, and after each store commit).
@@ -195,8 +203,8 @@ impl ChannelShared {
         no_ack: bool,
         remaining: u32,
     ) {
-        MessageCounts::add(&self.counts.delivered, 1);
         let mut st = self.state.lock();
+        self.counts.bump_delivery(true, no_ack, message.redelivered);
         let tag = st.next_tag;
         st.next_tag += 1;
         let m = &message.message;
@@ -271,8 +279,7 @@ impl ChannelShared {
     /// Then lets consumers use the freed window.
     pub fn settle(&self, entries: Vec<Unacked>, how: Settlement) {
         if matches!(how, Settlement::Remove) {
-            let acked = entries.len() as u64;
-            MessageCounts::add_own(&self.counts.acknowledged, acked);
+            MessageCounts::bump(&self.counts.ack, entries.len() as u64);
         }
         for group in by_queue_and_consumer(entries) {
             let (queue, consumer) = (&group.queue, group.consumer.as_ref());
@@ -408,7 +415,8 @@ impl DeliveryTarget for ChannelShared {
             return Err(message);
         }
         st.next_tag += 1;
-        MessageCounts::add(&self.counts.delivered, 1);
+        self.counts
+            .bump_delivery(false, consumer.no_ack, message.redelivered);
         if !consumer.no_ack {
             st.global_unacked += 1;
             let ack_deadline = queue.consumer_timeout().map_or(0, |t| clock::now_ms() + t);

@@ -106,6 +106,18 @@ async fn metrics_use_rabbitmqs_names_and_follow_the_clients() {
         ),
         4.0
     );
+    assert_eq!(
+        value(
+            &aggregated,
+            "rabbitmq_global_messages_delivered_get_manual_ack_total",
+            amqp
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(&aggregated, "rabbitmq_queue_messages_published_total", ""),
+        10.0
+    );
     assert_eq!(value(&aggregated, "rabbitmq_queue_messages_ready", ""), 6.0);
     assert_eq!(value(&aggregated, "rabbitmq_connections", ""), 1.0);
     assert_eq!(value(&aggregated, "rabbitmq_queues", ""), 1.0);
@@ -113,6 +125,14 @@ async fn metrics_use_rabbitmqs_names_and_follow_the_clients() {
     assert_eq!(
         value(&per_object, "rabbitmq_queue_messages_ready", &labels),
         6.0
+    );
+    assert_eq!(
+        value(
+            &per_object,
+            "rabbitmq_queue_messages_published_total",
+            &labels
+        ),
+        10.0
     );
     assert!(value(&aggregated, "rabbitmq_process_resident_memory_bytes", "") > 0.0);
 

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::common::http::Http;
+use crate::common::http::{Http, path_segment as encode};
 use crate::common::*;
 
 const CALLS: &str = include_str!("calls.json");
@@ -93,21 +93,10 @@ fn with_port(v: &Value, from: u64, to: u64) -> Value {
     }
 }
 
-/// Percent-encodes a name for a path (a connection's name has spaces and `>`).
-fn encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// What the recorder's AMQP step does: a connection (the raw client's properties), channel 1
-/// with basic.qos 10, a consumer tagged rec-ctag on `queue`.
-async fn consumer_on(broker: &TestBroker, queue: &str) -> RawClient {
+/// with basic.qos 10, a consumer tagged rec-ctag on `queue`, and `publish` messages to `queue`
+/// on that channel (delivered to that consumer, left unacked).
+async fn consumer_on(broker: &TestBroker, queue: &str, publish: u64) -> RawClient {
     use amq_protocol::protocol::{AMQPClass, basic};
     let mut client = RawClient::connect(broker.addr()).await;
     client.handshake().await;
@@ -131,6 +120,15 @@ async fn consumer_on(broker: &TestBroker, queue: &str) -> RawClient {
     client
         .rpc(1, AMQPClass::Basic(basic::AMQPMethod::Consume(consume)))
         .await;
+    for _ in 0..publish {
+        client.publish(1, "", queue, false, false, b"rec").await;
+    }
+    // Delivered: the broker has counted them.
+    for _ in 0..publish {
+        client.recv_method().await;
+        client.recv_content_header(1).await;
+        client.recv_content_body(1).await;
+    }
     client
 }
 
@@ -149,7 +147,8 @@ async fn every_recorded_call_answers_with_rabbitmqs_status_and_shape() {
     for call in calls["calls"].as_array().unwrap() {
         let name = call["name"].as_str().unwrap();
         if let Some(queue) = call["amqp_consumer_on"].as_str() {
-            clients.push(consumer_on(&broker, queue).await);
+            let publish = call["amqp_publish"].as_u64().unwrap_or(0);
+            clients.push(consumer_on(&broker, queue, publish).await);
             if std::env::var(EXTERNAL_URL_ENV).is_ok() {
                 // The reference's management database sees it at its next stats emission.
                 tokio::time::sleep(std::time::Duration::from_secs(6)).await;

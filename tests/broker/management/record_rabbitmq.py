@@ -78,9 +78,10 @@ def expect(sock, class_id, method_id):
     return got[3]
 
 
-def open_amqp(port, queue):
+def open_amqp(port, queue, publish):
     """A connection as the test suite's raw client makes it (the same client properties),
-    channel 1 with basic.qos 10, and a consumer (tag rec-ctag) on `queue`."""
+    channel 1 with basic.qos 10, a consumer (tag rec-ctag) on `queue`, and `publish`
+    messages published to `queue` through the default exchange on that channel."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(b"AMQP\x00\x00\x09\x01")
     expect(sock, 10, 10)
@@ -102,6 +103,14 @@ def open_amqp(port, queue):
     method(sock, 1, 60, 20, struct.pack(">H", 0) + shortstr(queue) + shortstr("rec-ctag")
            + b"\x00" + table([]))
     expect(sock, 60, 21)
+    body = b"rec"
+    for _ in range(publish):
+        method(sock, 1, 60, 40, struct.pack(">H", 0) + shortstr("") + shortstr(queue) + b"\x00")
+        header = struct.pack(">HHQH", 60, 0, len(body), 0)
+        sock.sendall(struct.pack(">BHI", 2, 1, len(header)) + header + b"\xce")
+        sock.sendall(struct.pack(">BHI", 3, 1, len(body)) + body + b"\xce")
+    for _ in range(publish):
+        expect(sock, 60, 60)  # basic.deliver (read_method skips the content frames)
     return sock
 
 
@@ -145,7 +154,7 @@ def main():
     answers, names, clients = {}, {}, []
     for c in calls:
         if "amqp_consumer_on" in c:
-            clients.append(open_amqp(amqp_port, c["amqp_consumer_on"]))
+            clients.append(open_amqp(amqp_port, c["amqp_consumer_on"], c.get("amqp_publish", 0)))
             time.sleep(6)  # the management database sees it at its next stats emission
             continue
         answers[c["name"]] = call(base, amqp_port, c, names)

@@ -5,6 +5,7 @@
 //! `tests/broker/ext_*.rs` check it end to end.
 
 mod consumers;
+mod counts;
 mod dead_letter;
 mod fifo_and_priority;
 mod limits;
