@@ -29,18 +29,11 @@ install_browser() {
   fi
 }
 
-install_venv() {
-  local stamp="$VENV/.requirements.sha256" want
-  want=$(sha256sum "$REQ" | cut -d' ' -f1)
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
-  rm -rf "$VENV"; mkdir -p "$INTEROP_CACHE"
-  python3 -m venv "$VENV" || return 1
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" || return 1
-  echo "$want" > "$stamp"
-}
+# shellcheck source=lib/pinned-venv.sh
+. "$HERE/lib/pinned-venv.sh"
 
 case ${1:-} in
-  install) install_browser && install_venv ;;
+  install) install_browser && install_pinned_venv ;;
   test)
     : "${MANAGEMENT_PORT:?MANAGEMENT_PORT must be set}"
     if [ "${BROKER_KIND:-warren}" != warren ]; then

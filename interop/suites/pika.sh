@@ -8,15 +8,8 @@ INTEROP_ROOT=${INTEROP_ROOT:-$(cd "$HERE/.." && pwd)}
 VENV="$INTEROP_CACHE/venv"
 REQ="$HERE/pika.requirements.txt"
 
-install() {
-  local stamp="$VENV/.requirements.sha256" want
-  want=$(sha256sum "$REQ" | cut -d' ' -f1)
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
-  rm -rf "$VENV"; mkdir -p "$INTEROP_CACHE"
-  python3 -m venv "$VENV" || return 1
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" || return 1
-  echo "$want" > "$stamp"
-}
+# shellcheck source=lib/pinned-venv.sh
+. "$HERE/lib/pinned-venv.sh"
 
 # RabbitMQ 3.10 ignores x-consumer-timeout (test_ext_consumer_timeout.py): give the reference
 # node the same timeout globally, checked twice a second, before any channel opens.
@@ -53,7 +46,7 @@ PY
 }
 
 case ${1:-} in
-  install) install ;;
+  install) install_pinned_venv ;;
   test) shift; run_tests "$@" ;;
   *) echo "usage: $0 install|test [pytest args]" >&2; exit 2 ;;
 esac

@@ -16,30 +16,6 @@ use crate::common::http::{Answer, Http};
 use crate::common::*;
 use crate::tenancy::support::Node;
 
-/// Ready messages in `queue`, by passive declare.
-async fn ready(ch: &lapin::Channel, queue: &str) -> u32 {
-    declare_queue_passive(ch, queue)
-        .await
-        .expect("queue exists")
-        .message_count()
-}
-
-/// Waits (RabbitMQ applies a policy change asynchronously) until `queue` holds `expected`.
-async fn wait_for_ready(ch: &lapin::Channel, queue: &str, expected: u32) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = ready(ch, queue).await;
-        if now == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{queue}: {now} ready messages, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn publish_n(ch: &lapin::Channel, queue: &str, n: usize) {
     for i in 0..n {
         publish_confirmed(ch, "", queue, format!("m{i}").as_bytes(), transient()).await;
@@ -86,17 +62,17 @@ async fn a_policy_limits_existing_and_new_queues_and_the_lower_limit_always_wins
                       "apply-to": "queues"});
     assert_eq!(put_policy(&http, "policies", &policy, body).status, 201);
     // An existing queue drops its oldest messages down to the new limit at once.
-    wait_for_ready(&ch, &plain, 3).await;
+    wait_message_count(&ch, &plain, 3).await;
     publish_n(&ch, &plain, 5).await;
-    assert_eq!(ready(&ch, &plain).await, 3);
+    assert_eq!(message_count(&ch, &plain).await, 3);
     // The queue's own x-max-length 2 is lower than the policy's 3: it stays.
     publish_n(&ch, &own_limit, 5).await;
-    assert_eq!(ready(&ch, &own_limit).await, 2);
+    assert_eq!(message_count(&ch, &own_limit).await, 2);
     // A queue declared after the policy gets it too.
     let later = format!("{prefix}.later");
     declare_queue(&ch, &later).await;
     publish_n(&ch, &later, 5).await;
-    assert_eq!(ready(&ch, &later).await, 3);
+    assert_eq!(message_count(&ch, &later).await, 3);
 
     // An operator policy's lower limit wins over the policy's.
     let body = json!({"pattern": format!("^{prefix}\\.plain$"), "definition": {"max-length": 1}});
@@ -104,7 +80,7 @@ async fn a_policy_limits_existing_and_new_queues_and_the_lower_limit_always_wins
         put_policy(&http, "operator-policies", &operator, body).status,
         201
     );
-    wait_for_ready(&ch, &plain, 1).await;
+    wait_message_count(&ch, &plain, 1).await;
     let path = format!("/api/queues/%2F/{plain}");
     wait_for_fields(
         &http,
@@ -129,7 +105,7 @@ async fn a_policy_limits_existing_and_new_queues_and_the_lower_limit_always_wins
     let deadline = Instant::now() + WAIT;
     loop {
         publish_n(&ch, &plain, 1).await;
-        if ready(&ch, &plain).await >= 4 {
+        if message_count(&ch, &plain).await >= 4 {
             break;
         }
         assert!(Instant::now() < deadline, "{plain} still limited");
@@ -167,8 +143,8 @@ async fn a_policys_dead_letter_exchange_and_ttl_apply_to_a_queue_declared_withou
     // Give RabbitMQ's queue process the policy before publishing (it applies asynchronously).
     tokio::time::sleep(Duration::from_millis(300)).await;
     publish_n(&ch, &source, 3).await;
-    wait_for_ready(&ch, &dead, 3).await;
-    assert_eq!(ready(&ch, &source).await, 0);
+    wait_message_count(&ch, &dead, 3).await;
+    assert_eq!(message_count(&ch, &source).await, 0);
     let got = ch
         .basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true })
         .await
@@ -222,7 +198,7 @@ async fn a_policys_alternate_exchange_takes_what_an_exchange_cannot_route() {
     let shown = http.get(&format!("/api/exchanges/%2F/{exchange}"));
     assert_eq!(shown.body["policy"], json!(policy));
     publish_confirmed(&ch, &exchange, "nowhere", b"lost?", transient()).await;
-    wait_for_ready(&ch, &caught, 1).await;
+    wait_message_count(&ch, &caught, 1).await;
     assert_eq!(
         http.delete(&format!("/api/policies/%2F/{policy}")).status,
         204
@@ -234,7 +210,7 @@ async fn a_policys_alternate_exchange_takes_what_an_exchange_cannot_route() {
             .is_none()
     );
     publish_confirmed(&ch, &exchange, "nowhere", b"lost", transient()).await;
-    assert_eq!(ready(&ch, &caught).await, 1);
+    assert_eq!(message_count(&ch, &caught).await, 1);
     ch.queue_delete(caught.as_str().into(), Default::default())
         .await
         .unwrap();
@@ -415,7 +391,7 @@ async fn policies_survive_a_restart_and_apply_to_recovered_queues() {
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
     publish_n(&ch, "capped", 4).await;
-    assert_eq!(ready(&ch, "capped").await, 1);
+    assert_eq!(message_count(&ch, "capped").await, 1);
     // Exported with the definitions, as RabbitMQ exports them (operator policies are not).
     let exported = http.get("/api/definitions");
     assert_eq!(exported.body["policies"].as_array().map(Vec::len), Some(1));
