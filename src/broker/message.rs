@@ -16,7 +16,7 @@ pub struct Message {
     pub routing_key: ShortStr,
     pub properties: Properties,
     pub body: Bytes,
-    /// Set when the message is stored (persistent, routed to at least one durable queue).
+    /// Set when the message is stored (see `Queue::must_store`).
     pub store_id: Option<u64>,
 }
 

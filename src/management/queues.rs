@@ -53,7 +53,10 @@ pub fn queue_json(queue: &Queue, rates: &Rates) -> Map<String, Value> {
         table_json(queue.options.arguments.declared()),
     );
     out.insert("node".into(), node_name().into());
-    out.insert("type".into(), "classic".into());
+    out.insert(
+        "type".into(),
+        queue.options.arguments.queue_type.name().into(),
+    );
     out.insert("state".into(), "running".into());
     out.insert("consumers".into(), queue.consumer_count().into());
     let applied = queue.applied_policies();

@@ -32,6 +32,7 @@ mod hostile;
 mod lifecycle;
 mod management;
 mod missing_objects;
+mod queue_types;
 mod queues;
 mod redeclare;
 mod sender_selected;

@@ -1,5 +1,5 @@
 //! Handing a routed message to its queues: storing it once when it is persistent and reaches
-//! a durable queue, then enqueueing the one shared `Arc<Message>` in each. Used for client
+//! a durable queue (or reaches a quorum queue, whatever its delivery mode), then enqueueing the one shared `Arc<Message>` in each. Used for client
 //! publishes and for dead-lettered messages alike.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::store::{MessageRecord, Store};
 /// What enqueueing a message did.
 #[derive(Debug, Clone, Copy)]
 pub struct Enqueued {
-    /// The message went to the store (persistent, reached a durable queue).
+    /// The message went to the store (see [`Queue::must_store`]).
     pub stored: bool,
     /// No queue refused it (x-overflow reject-publish).
     pub accepted: bool,
@@ -30,10 +30,10 @@ pub fn enqueue(
     body: Bytes,
     queues: &mut Vec<Arc<Queue>>,
 ) -> Enqueued {
-    // Persistent messages reaching a durable queue are stored once, whatever the fan-out.
-    let store = store.filter(|_| {
-        properties.delivery_mode() == Some(2) && queues.iter().any(|q| q.persistence.is_some())
-    });
+    // Persistent messages reaching a durable queue, and every message reaching a quorum queue,
+    // are stored once, whatever the fan-out.
+    let persistent = properties.delivery_mode() == Some(2);
+    let store = store.filter(|_| queues.iter().any(|q| q.must_store(persistent)));
     let store_id = store.map(|store| {
         let id = store.next_message_id();
         let record = MessageRecord {

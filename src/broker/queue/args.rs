@@ -43,6 +43,16 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// `x-queue-type`: what kind of queue this is (queue_type.rs says what each means).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    /// RabbitMQ's quorum queue, on one node: every message stored, whatever its delivery
+    /// mode.
+    Quorum,
+}
+
 /// `x-queue-mode`. Accepted as RabbitMQ accepts it; durable queues page their backlog to the
 /// store in either mode (see backlog.rs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,6 +91,8 @@ pub struct QueueArguments {
     pub delivery_limit: Option<u64>,
     /// `x-queue-mode`.
     pub mode: QueueMode,
+    /// `x-queue-type`.
+    pub queue_type: QueueType,
     /// The table as declared, unknown keys included.
     declared: FieldTable,
 }
@@ -126,6 +138,7 @@ impl QueueArguments {
             }
             _ => None,
         };
+        arguments.queue_type.check_arguments(&declared, what)?;
         arguments.declared = declared;
         Ok(arguments)
     }
@@ -164,11 +177,7 @@ impl QueueArguments {
                     _ => return Err("invalid_queue_mode".into()),
                 }
             }
-            // Classic queues are the only type; the argument is checked, not kept.
-            "x-queue-type" => match string(v)?.as_str() {
-                "classic" => {}
-                _ => return Err("invalid_queue_type".into()),
-            },
+            "x-queue-type" => self.queue_type = super::queue_type::parse(v)?,
             "x-single-active-consumer" => {
                 self.single_active_consumer = match v {
                     AMQPValue::Boolean(b) => *b,
@@ -193,6 +202,8 @@ impl QueueArguments {
         for key in EQUIVALENCE_CHECKED {
             let (cur, new) = (self.declared.inner().get(key), received.inner().get(key));
             let same = match (cur, new) {
+                // No x-queue-type is a classic queue, as `classic` is.
+                _ if key == "x-queue-type" => super::queue_type::same_type(self.queue_type, new),
                 (None, None) => true,
                 (Some(a), Some(b)) => match (as_i64(a), as_i64(b)) {
                     (Some(x), Some(y)) => x == y,
@@ -213,7 +224,7 @@ fn invalid(key: &str, what: &str, reason: String) -> AmqpError {
 }
 
 /// An integer of any width; a timestamp is not one for RabbitMQ.
-fn int(v: &AMQPValue) -> Result<i64, String> {
+pub(super) fn int(v: &AMQPValue) -> Result<i64, String> {
     as_i64(v)
         .filter(|_| !matches!(v, AMQPValue::Timestamp(_)))
         .ok_or_else(|| format!("{{unacceptable_type,{}}}", type_name(v)))
@@ -237,7 +248,7 @@ fn non_negative_int(v: &AMQPValue, max: i64) -> Result<u64, String> {
     }
 }
 
-fn string(v: &AMQPValue) -> Result<String, String> {
+pub(super) fn string(v: &AMQPValue) -> Result<String, String> {
     match v {
         AMQPValue::LongString(s) => Ok(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Ok(s.as_str().to_string()),

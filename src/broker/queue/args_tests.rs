@@ -308,15 +308,84 @@ fn queue_mode_is_default_or_lazy() {
 }
 
 #[test]
-fn queue_type_is_classic_only() {
-    parse("x-queue-type", text("classic"));
+fn queue_type_is_classic_or_quorum_as_rabbitmq_names_them() {
     assert_eq!(
-        refusal("x-queue-type", text("quorum")),
-        "invalid_queue_type"
+        parse("x-queue-type", text("classic")).queue_type,
+        QueueType::Classic
+    );
+    assert_eq!(
+        parse("x-queue-type", text("quorum")).queue_type,
+        QueueType::Quorum
+    );
+    assert_eq!(
+        refusal("x-queue-type", text("QUORUM")),
+        "\"unsupported queue type 'QUORUM'\""
     );
     assert_eq!(
         refusal("x-queue-type", AMQPValue::Boolean(true)),
         "{unacceptable_type,bool}"
+    );
+}
+
+#[test]
+fn a_quorum_queue_refuses_what_rabbitmq_refuses_for_it() {
+    let quorum = |key: &str, v: AMQPValue| {
+        QueueArguments::parse(table(&[("x-queue-type", text("quorum")), (key, v)]), WHAT)
+            .map(|_| ())
+            .map_err(|e| e.text)
+    };
+    for (key, v) in [
+        ("x-max-priority", AMQPValue::LongInt(2)),
+        ("x-queue-mode", text("lazy")),
+        ("x-max-age", text("1D")),
+        ("x-queue-version", AMQPValue::LongInt(2)),
+    ] {
+        assert_eq!(
+            quorum(key, v),
+            Err(format!(
+                "PRECONDITION_FAILED - invalid arg '{key}' for {WHAT} of queue type rabbit_quorum_queue"
+            ))
+        );
+    }
+    for (key, v) in [
+        ("x-delivery-limit", AMQPValue::LongInt(3)),
+        ("x-overflow", text("reject-publish-dlx")),
+        ("x-single-active-consumer", AMQPValue::Boolean(true)),
+        ("x-message-ttl", AMQPValue::LongInt(1000)),
+        ("x-note", text("kept")),
+    ] {
+        assert_eq!(quorum(key, v), Ok(()), "{key}");
+    }
+    // A bad value is reported before a refused key, as RabbitMQ does.
+    let both = table(&[
+        ("x-queue-type", text("quorum")),
+        ("x-max-length", AMQPValue::LongInt(-1)),
+        ("x-max-priority", AMQPValue::LongInt(5)),
+    ]);
+    let refused = QueueArguments::parse(both, WHAT).unwrap_err().text;
+    assert!(refused.ends_with("{value_negative,-1}"), "{refused}");
+}
+
+#[test]
+fn no_queue_type_is_equivalent_to_classic_and_to_nothing_else() {
+    let classic = QueueArguments::parse(FieldTable::default(), WHAT).unwrap();
+    let named = table(&[("x-queue-type", text("classic"))]);
+    assert!(classic.check_equivalent(&named, WHAT).is_ok());
+    let named_classic = QueueArguments::parse(named, WHAT).unwrap();
+    assert!(
+        named_classic
+            .check_equivalent(&FieldTable::default(), WHAT)
+            .is_ok()
+    );
+    let quorum = QueueArguments::parse(table(&[("x-queue-type", text("quorum"))]), WHAT).unwrap();
+    assert_eq!(
+        quorum
+            .check_equivalent(&FieldTable::default(), WHAT)
+            .unwrap_err()
+            .text,
+        format!(
+            "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for {WHAT}: received none but current is the value 'quorum' of type 'longstr'"
+        )
     );
 }
 

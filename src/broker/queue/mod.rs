@@ -9,6 +9,7 @@ mod page_in;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;
+pub mod queue_type;
 mod ready;
 mod settings;
 #[cfg(test)]
@@ -17,6 +18,6 @@ pub(crate) mod test_support;
 mod tests;
 mod ttl;
 
-pub use args::QueueArguments;
+pub use args::{QueueArguments, QueueType};
 pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};
 pub use settings::QueueSettings;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Weak, mpsc};
 use std::time::Duration;
 
+use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -105,7 +106,12 @@ impl Fixture {
         let body = Bytes::from(format!("m{}", self.published));
         self.published += 1;
         let routing_key = ShortStr::from_static("q").expect("short string");
-        let properties = Properties::default();
+        // Stored messages are persistent ones (delivery mode 2), as publishing stores them.
+        let properties = if persistent {
+            Properties::from_basic(&BasicProperties::default().with_delivery_mode(2))
+        } else {
+            Properties::default()
+        };
         let store_id = persistent.then(|| {
             let id = self.store.next_message_id();
             let record = MessageRecord {

@@ -54,11 +54,18 @@ impl QueueDeclaration {
     /// The options of a queue about to be created: the arguments parsed and checked
     /// ([`QueueArguments::parse`]; `what` names the queue in its error texts).
     pub fn parse(self, what: &str) -> Result<QueueOptions, AmqpError> {
+        let arguments = QueueArguments::parse(self.arguments, what)?;
+        arguments.queue_type.check_properties(
+            self.durable,
+            self.exclusive_owner.is_some(),
+            self.auto_delete,
+            what,
+        )?;
         Ok(QueueOptions {
             durable: self.durable,
             exclusive_owner: self.exclusive_owner,
             auto_delete: self.auto_delete,
-            arguments: QueueArguments::parse(self.arguments, what)?,
+            arguments,
         })
     }
 }
@@ -165,9 +172,23 @@ impl Queue {
         }
     }
 
-    /// Whether this queue stores `message` (persistent message, durable queue with a store).
+    /// Whether this queue stores `message`: a durable queue with a store keeps a persistent
+    /// message, a quorum queue every message (the store holds it when `store_id` is set).
     fn stores(&self, message: &QueuedMessage) -> Option<(&Persistence, u64)> {
-        Some((self.persistence.as_ref()?, message.message.store_id?))
+        let id = message.message.store_id?;
+        let persistence = self.persistence.as_ref()?;
+        (self.is_quorum() || message.message.is_persistent()).then_some((persistence, id))
+    }
+
+    /// A quorum queue: stores every message, whatever its delivery mode.
+    pub fn is_quorum(&self) -> bool {
+        self.options.arguments.queue_type == super::args::QueueType::Quorum
+    }
+
+    /// Whether a message routed here must be stored: a persistent one in a durable queue, any
+    /// one in a quorum queue.
+    pub fn must_store(&self, persistent: bool) -> bool {
+        self.persistence.is_some() && (persistent || self.is_quorum())
     }
 
     /// The queue is done with these messages: their index entries go from the store.

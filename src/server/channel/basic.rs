@@ -123,6 +123,14 @@ impl Channel {
             .vhost
             .existing_queue(&name, ctx.connection.id)
             .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
+        if queue.is_quorum() && self.shared.has_global_prefetch() {
+            // RabbitMQ 3.10: a connection error (540), not a channel one.
+            return Err(AmqpError::not_implemented(format_args!(
+                "{} does not support global qos",
+                names::queue(&queue.name, &ctx.vhost.name)
+            ))
+            .on_method(method::BASIC_CONSUME));
+        }
         let tag = if m.consumer_tag.as_str().is_empty() {
             names::consumer_tag()
         } else {

@@ -315,6 +315,11 @@ impl ChannelShared {
         (st.unacked.len() as u32, st.global_prefetch, consumers)
     }
 
+    /// Whether basic.qos set a channel-wide (global) prefetch.
+    pub fn has_global_prefetch(&self) -> bool {
+        self.state.lock().global_prefetch > 0
+    }
+
     pub fn set_global_prefetch(&self, count: u32) {
         self.state.lock().global_prefetch = count;
         self.resume_deliveries();

@@ -1,0 +1,110 @@
+//! The queue-type seam: `x-queue-type` = `classic` (the default) or `quorum`, checked as
+//! RabbitMQ 3.10 checks it — an unknown type, the arguments a type refuses (`invalid arg
+//! 'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue`), the
+//! properties it refuses (`invalid property 'non-durable' …`), and redeclare equivalence (no
+//! `x-queue-type` is `classic`).
+//!
+//! What a type changes is read from [`QueueType`] where it matters: a quorum queue stores
+//! every message whatever its delivery mode (publish/enqueue.rs, `Queue::stores`) and refuses
+//! consumers on a channel with global QoS (server/channel/basic.rs). Routing, consumers and the
+//! management API go through the same `Queue` for every type; a type that needs another
+//! engine (streams: an append-only log with per-consumer offsets) plugs in behind `Queue`'s
+//! methods the same way. Streams are refused for now with a reason that says so.
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use warren_protocol::AmqpError;
+
+pub use super::args::QueueType;
+use super::args::string;
+
+/// Arguments RabbitMQ 3.10 refuses on a quorum queue (asked of the reference broker).
+const REFUSED_BY_QUORUM: [&str; 6] = [
+    "x-max-priority",
+    "x-queue-mode",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-version",
+];
+
+/// Reads `x-queue-type`; the error is RabbitMQ's reason.
+pub fn parse(v: &AMQPValue) -> Result<QueueType, String> {
+    match string(v)?.as_str() {
+        "classic" => Ok(QueueType::Classic),
+        "quorum" => Ok(QueueType::Quorum),
+        "stream" => Err("\"queue type 'stream' is not supported by warren yet\"".into()),
+        other => Err(format!("\"unsupported queue type '{other}'\"")),
+    }
+}
+
+impl QueueType {
+    /// The name the management API shows (`type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+
+    /// RabbitMQ's module for the type, as its refusals name it.
+    fn module(self) -> &'static str {
+        match self {
+            QueueType::Classic => "rabbit_classic_queue",
+            QueueType::Quorum => "rabbit_quorum_queue",
+        }
+    }
+
+    fn refuses(self, key: &str) -> bool {
+        match self {
+            QueueType::Classic => false,
+            QueueType::Quorum => REFUSED_BY_QUORUM.contains(&key),
+        }
+    }
+
+    /// The first argument (in the table's order) this type refuses, after every value was
+    /// checked (RabbitMQ reports a bad value before a refused key).
+    pub fn check_arguments(self, declared: &FieldTable, what: &str) -> Result<(), AmqpError> {
+        match declared.inner().keys().find(|k| self.refuses(k.as_str())) {
+            Some(key) => Err(AmqpError::precondition(format_args!(
+                "invalid arg '{}' for {what} of queue type {}",
+                key.as_str(),
+                self.module()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Quorum queues must be durable and can be neither exclusive nor auto-delete (checked
+    /// in RabbitMQ's order, after the arguments).
+    pub fn check_properties(
+        self,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        what: &str,
+    ) -> Result<(), AmqpError> {
+        if self == QueueType::Classic {
+            return Ok(());
+        }
+        let refused = if auto_delete {
+            "auto-delete"
+        } else if exclusive {
+            "exclusive-owner"
+        } else if !durable {
+            "non-durable"
+        } else {
+            return Ok(());
+        };
+        Err(AmqpError::precondition(format_args!(
+            "invalid property '{refused}' for {what}"
+        )))
+    }
+}
+
+/// Whether a redeclaration's `x-queue-type` names the queue's type (none is `classic`).
+pub fn same_type(current: QueueType, received: Option<&AMQPValue>) -> bool {
+    match received {
+        None => current == QueueType::Classic,
+        Some(v) => parse(v).is_ok_and(|t| t == current),
+    }
+}

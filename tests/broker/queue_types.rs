@@ -1,0 +1,243 @@
+//! `x-queue-type` (issue #14, first step): classic and quorum queues declared, refused and
+//! redeclared with RabbitMQ 3.10's answers, a quorum queue's refusal of global QoS, and
+//! (warren only, it restarts the broker) a quorum queue keeping transient messages across a
+//! kill -9. The tests that use `TestBroker::start` run against the reference RabbitMQ too
+//! (`WARREN_TEST_AMQP_URL`).
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+
+use crate::common::*;
+
+fn quorum_with(extra: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    for (k, v) in extra {
+        args.insert((*k).into(), v.clone());
+    }
+    args
+}
+
+async fn declare_as(
+    ch: &lapin::Channel,
+    name: &str,
+    options: QueueDeclareOptions,
+    args: FieldTable,
+) -> lapin::Result<lapin::Queue> {
+    ch.queue_declare(name.into(), options, args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queue_is_declared_redeclared_and_shown_with_its_type() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let name = unique("qt-quorum");
+    declare_as(&ch, &name, durable(), quorum_with(&[]))
+        .await
+        .unwrap();
+    declare_as(&ch, &name, durable(), quorum_with(&[]))
+        .await
+        .unwrap();
+    publish_confirmed(&ch, "", &name, b"one", transient()).await;
+    wait_message_count(&ch, &name, 1).await;
+    let shown = crate::common::http::Http::new(&broker.management_url())
+        .get(&format!("/api/queues/%2F/{name}"));
+    assert_eq!(shown.body["type"], "quorum");
+    // Redeclared without x-queue-type: RabbitMQ's inequivalent-arg refusal.
+    let refused = expect_amqp_error(declare_as(&ch, &name, durable(), FieldTable::default()).await);
+    assert_eq!(
+        refused,
+        precondition_failed(format!(
+            "inequivalent arg 'x-queue-type' for queue '{name}' in vhost '/': received none but current is the value 'quorum' of type 'longstr'"
+        ))
+    );
+    let (_conn, ch) = broker.channel().await;
+    ch.queue_delete(name.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_queue_type_and_classic_are_the_same_type() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let (plain, named) = (unique("qt-plain"), unique("qt-named"));
+    let mut classic = FieldTable::default();
+    classic.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
+    declare_as(&ch, &plain, durable(), FieldTable::default())
+        .await
+        .unwrap();
+    declare_as(&ch, &plain, durable(), classic.clone())
+        .await
+        .unwrap();
+    declare_as(&ch, &named, durable(), classic).await.unwrap();
+    declare_as(&ch, &named, durable(), FieldTable::default())
+        .await
+        .unwrap();
+    for q in [&plain, &named] {
+        ch.queue_delete(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_types_refuse_what_rabbitmq_refuses() {
+    let broker = TestBroker::start();
+    let name = unique("qt-refused");
+    let what = format!("queue '{name}' in vhost '/'");
+    let cases: Vec<(QueueDeclareOptions, FieldTable, String)> = vec![
+        (
+            durable(),
+            {
+                let mut a = FieldTable::default();
+                a.insert("x-queue-type".into(), AMQPValue::LongString("bogus".into()));
+                a
+            },
+            format!("invalid arg 'x-queue-type' for {what}: \"unsupported queue type 'bogus'\""),
+        ),
+        (
+            durable(),
+            quorum_with(&[("x-max-priority", AMQPValue::LongInt(5))]),
+            format!("invalid arg 'x-max-priority' for {what} of queue type rabbit_quorum_queue"),
+        ),
+        (
+            durable(),
+            quorum_with(&[("x-queue-mode", AMQPValue::LongString("lazy".into()))]),
+            format!("invalid arg 'x-queue-mode' for {what} of queue type rabbit_quorum_queue"),
+        ),
+        (
+            QueueDeclareOptions::default(),
+            quorum_with(&[]),
+            format!("invalid property 'non-durable' for {what}"),
+        ),
+        (
+            QueueDeclareOptions {
+                durable: true,
+                exclusive: true,
+                ..Default::default()
+            },
+            quorum_with(&[]),
+            format!("invalid property 'exclusive-owner' for {what}"),
+        ),
+        (
+            QueueDeclareOptions {
+                durable: true,
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            quorum_with(&[]),
+            format!("invalid property 'auto-delete' for {what}"),
+        ),
+        (
+            // A bad value is reported before a refused key or property.
+            QueueDeclareOptions::default(),
+            quorum_with(&[
+                ("x-max-length", AMQPValue::LongInt(-1)),
+                ("x-max-priority", AMQPValue::LongInt(5)),
+            ]),
+            format!("invalid arg 'x-max-length' for {what}: {{value_negative,-1}}"),
+        ),
+    ];
+    for (options, args, text) in cases {
+        let (_conn, ch) = broker.channel().await;
+        let refused = expect_amqp_error(declare_as(&ch, &name, options, args.clone()).await);
+        assert_eq!(refused, precondition_failed(&text), "{args:?}");
+    }
+    // What 3.10 accepts on a quorum queue.
+    let (_conn, ch) = broker.channel().await;
+    let accepted = quorum_with(&[
+        ("x-delivery-limit", AMQPValue::LongInt(3)),
+        (
+            "x-overflow",
+            AMQPValue::LongString("reject-publish-dlx".into()),
+        ),
+        ("x-single-active-consumer", AMQPValue::Boolean(true)),
+        ("x-message-ttl", AMQPValue::LongInt(60000)),
+        ("x-note", AMQPValue::LongString("kept".into())),
+    ]);
+    declare_as(&ch, &name, durable(), accepted).await.unwrap();
+    ch.queue_delete(name.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consuming_from_a_quorum_queue_with_global_qos_closes_the_connection_with_540() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let name = unique("qt-global");
+    declare_as(&ch, &name, durable(), quorum_with(&[]))
+        .await
+        .unwrap();
+    ch.basic_qos(10, BasicQosOptions { global: true })
+        .await
+        .unwrap();
+    let refused = expect_amqp_error(
+        ch.basic_consume(
+            name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await,
+    );
+    assert_eq!(
+        refused,
+        not_implemented(format!(
+            "queue '{name}' in vhost '/' does not support global qos"
+        ))
+    );
+    let (_conn, ch) = broker.channel().await;
+    ch.queue_delete(name.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
+/// warren only: kills the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queue_keeps_transient_messages_across_kill_9_and_a_classic_one_does_not() {
+    let dir = std::env::temp_dir().join(unique("qt-crash"));
+    let mut broker = TestBroker::spawn_in(&dir, &[]);
+    let (conn, ch) = broker.channel().await;
+    ch.confirm_select(Default::default()).await.unwrap();
+    declare_as(&ch, "qt-q", durable(), quorum_with(&[]))
+        .await
+        .unwrap();
+    declare_durable_queue(&ch, "qt-c").await;
+    declare_exchange(&ch, "qt-fan", lapin::ExchangeKind::Fanout).await;
+    for q in ["qt-q", "qt-c"] {
+        ch.queue_bind(
+            q.into(),
+            "qt-fan".into(),
+            "".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..20 {
+        publish_confirmed(&ch, "qt-fan", "", format!("t{i}").as_bytes(), transient()).await;
+    }
+    publish_confirmed(&ch, "qt-fan", "", b"p", persistent()).await;
+    drop(conn);
+    broker.kill9();
+    let broker = TestBroker::spawn_in(&dir, &[]);
+    let (_conn, ch) = broker.channel().await;
+    assert_eq!(message_count(&ch, "qt-q").await, 21);
+    assert_eq!(
+        message_count(&ch, "qt-c").await,
+        1,
+        "a classic queue keeps only the persistent one"
+    );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
