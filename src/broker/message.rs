@@ -41,6 +41,8 @@ pub struct QueuedMessage {
     pub redelivered: bool,
     /// When this message expires in this queue ([`crate::broker::clock::now_ms`]); 0 = never.
     pub expires_at: u64,
+    /// How often this message came back to a quorum queue (see queue/delivery_count.rs).
+    pub delivery_count: u32,
 }
 
 impl QueuedMessage {
@@ -50,6 +52,7 @@ impl QueuedMessage {
             message,
             redelivered,
             expires_at: 0,
+            delivery_count: 0,
         }
     }
 

@@ -241,3 +241,86 @@ async fn a_quorum_queue_keeps_transient_messages_across_kill_9_and_a_classic_one
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `x-delivery-count` header of a delivery, if it has one.
+fn delivery_count(delivery: &lapin::message::BasicGetMessage) -> Option<i64> {
+    let headers = delivery.delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        other => panic!("x-delivery-count of type {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queue_counts_returns_and_dead_letters_past_its_delivery_limit() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (name, dead, classic) = (
+        unique("qt-limit"),
+        unique("qt-limit-dead"),
+        unique("qt-plain"),
+    );
+    declare_queue(&ch, &dead).await;
+    declare_queue(&ch, &classic).await;
+    let args = quorum_with(&[
+        ("x-delivery-limit", AMQPValue::LongInt(2)),
+        ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString(dead.as_str().into()),
+        ),
+    ]);
+    declare_as(&ch, &name, durable(), args).await.unwrap();
+    publish_confirmed(&ch, "", &name, b"again", transient()).await;
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let got = wait_get(&ch, &name).await;
+        counts.push((got.delivery.redelivered, delivery_count(&got)));
+        ch.basic_nack(
+            got.delivery.delivery_tag,
+            lapin::options::BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(counts, [(false, Some(0)), (true, Some(1)), (true, Some(2))]);
+    // The third return is one past the limit: the message leaves, dead-lettered.
+    wait_message_count(&ch, &dead, 1).await;
+    assert_eq!(message_count(&ch, &name).await, 0);
+    let got = wait_get(&ch, &dead).await;
+    let reason = got
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-first-death-reason").cloned());
+    assert_eq!(reason, Some(AMQPValue::LongString("delivery_limit".into())));
+    // A classic queue's deliveries carry no count.
+    publish_confirmed(&ch, "", &classic, b"plain", transient()).await;
+    assert_eq!(delivery_count(&wait_get(&ch, &classic).await), None);
+    for q in [&name, &dead, &classic] {
+        ch.queue_delete(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+}
+
+/// basic.get (with ack) until a message is there (RabbitMQ requeues asynchronously).
+async fn wait_get(ch: &lapin::Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(got) = get_message(ch, queue).await {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing to get from {queue}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

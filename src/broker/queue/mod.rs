@@ -4,6 +4,7 @@ pub mod args;
 mod backlog;
 mod consumers;
 pub mod dead_letter;
+mod delivery_count;
 mod limits;
 mod page_in;
 // The file is named after what it holds, as in DESIGN.md's layout.

@@ -512,6 +512,7 @@ impl Queue {
         for m in &mut messages {
             m.redelivered = true;
         }
+        let messages = self.count_returns(&mut st, messages);
         st.ready.requeue(messages);
         self.dispatch_paging(&mut st);
         if st.settings.overflow == Overflow::DropHead {

@@ -1,6 +1,7 @@
 //! What a queue does, from its `x-*` arguments and the policies that apply to it, by
 //! RabbitMQ's rules for classic queues (`rabbit_amqqueue_process:process_args_policy`): for
-//! `max-length`, `max-length-bytes`, `message-ttl` and `expires` the lower of argument and
+//! `max-length`, `max-length-bytes`, `message-ttl`, `expires` (and a quorum queue's
+//! `delivery-limit`) the lower of argument and
 //! policy wins; for `overflow`, `dead-letter-exchange`, `dead-letter-routing-key` and
 //! `queue-mode` the argument wins over the policy.
 //!
@@ -25,6 +26,8 @@ pub struct QueueSettings {
     pub overflow: Overflow,
     pub message_ttl_ms: Option<u64>,
     pub expires_ms: Option<u64>,
+    /// A quorum queue's `x-delivery-limit` (delivery_count.rs).
+    pub delivery_limit: Option<u64>,
     pub dead_letter: Option<Arc<DeadLetterTarget>>,
     pub mode: QueueMode,
     /// Whether persistent messages may be paged out to the store (see backlog.rs): not for
@@ -79,6 +82,7 @@ impl QueueSettings {
             overflow,
             message_ttl_ms: lower(args.message_ttl_ms, policy.message_ttl_ms),
             expires_ms: lower(args.expires_ms, policy.expires_ms),
+            delivery_limit: lower(args.delivery_limit, policy.delivery_limit),
             pages: args.max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none(),
             dead_letter,
             mode,

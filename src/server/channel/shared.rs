@@ -208,6 +208,7 @@ impl ChannelShared {
         let tag = st.next_tag;
         st.next_tag += 1;
         let m = &message.message;
+        let properties = queue.delivered_properties(&message);
         let frame_max = self.frame_max();
         self.connection.outbox.push(|out| {
             encode::get_ok(
@@ -219,7 +220,7 @@ impl ChannelShared {
                 &m.routing_key,
                 remaining,
             );
-            encode::content(out, self.id, m.properties.raw(), &m.body, frame_max);
+            encode::content(out, self.id, properties.raw(), &m.body, frame_max);
         });
         if !no_ack {
             st.unacked.push_back(Unacked {
@@ -404,6 +405,7 @@ impl DeliveryTarget for ChannelShared {
         let tag = st.next_tag;
         let frame_max = self.frame_max();
         let m = &message.message;
+        let properties = queue.delivered_properties(&message);
         let written = self.connection.outbox.try_push(|out| {
             encode::deliver(
                 out,
@@ -414,7 +416,7 @@ impl DeliveryTarget for ChannelShared {
                 &m.exchange,
                 &m.routing_key,
             );
-            encode::content(out, self.id, m.properties.raw(), &m.body, frame_max);
+            encode::content(out, self.id, properties.raw(), &m.body, frame_max);
         });
         if !written {
             return Err(message);

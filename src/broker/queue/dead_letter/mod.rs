@@ -33,6 +33,8 @@ pub enum Reason {
     Rejected,
     Expired,
     Maxlen,
+    /// A quorum queue's message came back more often than its delivery limit.
+    DeliveryLimit,
 }
 
 impl Reason {
@@ -41,6 +43,7 @@ impl Reason {
             Reason::Rejected => "rejected",
             Reason::Expired => "expired",
             Reason::Maxlen => "maxlen",
+            Reason::DeliveryLimit => "delivery_limit",
         }
     }
 }

@@ -1,0 +1,67 @@
+//! A quorum queue's delivery count, as RabbitMQ 3.10 keeps it: every delivery of a quorum
+//! queue's message carries `x-delivery-count` (0 the first time, then how often it came back);
+//! a message that comes back more often than `x-delivery-limit` (argument or policy) leaves
+//! the queue, dead-lettered with reason `delivery_limit` when the queue has a dead-letter
+//! exchange. Classic queues keep no count and send their messages' properties untouched.
+//!
+//! The count lives with the message's place in the queue (`QueuedMessage::delivery_count`);
+//! it starts again at 0 after a restart (RabbitMQ keeps it in its log).
+
+use std::borrow::Cow;
+
+use warren_protocol::Properties;
+use warren_protocol::field_table::Writer;
+
+use super::dead_letter::Reason;
+use super::queue::{Queue, QueueState};
+use crate::broker::message::QueuedMessage;
+use crate::broker::sender_selected::header_entries;
+
+impl Queue {
+    /// The properties a delivery of `message` carries: a quorum queue's with `x-delivery-count`
+    /// set, a classic queue's as published.
+    pub fn delivered_properties<'a>(&self, message: &'a QueuedMessage) -> Cow<'a, Properties> {
+        let properties = &message.message.properties;
+        if !self.is_quorum() {
+            return Cow::Borrowed(properties);
+        }
+        match with_delivery_count(properties, message.delivery_count) {
+            Some(counted) => Cow::Owned(counted),
+            None => Cow::Borrowed(properties),
+        }
+    }
+
+    /// Messages coming back to a quorum queue (requeued, or their channel closed): each one's
+    /// count goes up, and those past the delivery limit leave the queue. Returns the rest.
+    pub(super) fn count_returns(
+        &self,
+        st: &mut QueueState,
+        messages: Vec<QueuedMessage>,
+    ) -> Vec<QueuedMessage> {
+        if !self.is_quorum() {
+            return messages;
+        }
+        let limit = st.settings.delivery_limit;
+        let mut kept = Vec::with_capacity(messages.len());
+        for mut m in messages {
+            m.delivery_count = m.delivery_count.saturating_add(1);
+            if limit.is_some_and(|limit| u64::from(m.delivery_count) > limit) {
+                self.drop_message(st, m, Reason::DeliveryLimit);
+            } else {
+                kept.push(m);
+            }
+        }
+        kept
+    }
+}
+
+/// `properties` with `x-delivery-count` = `count` in its headers (replacing one it had).
+fn with_delivery_count(properties: &Properties, count: u32) -> Option<Properties> {
+    let headers = header_entries(properties);
+    let mut w = Writer::new();
+    let table = w.begin_table();
+    w.entries_where(&headers, |key| key != b"x-delivery-count");
+    w.key(b"x-delivery-count").long_long(i64::from(count));
+    w.end(table)?;
+    properties.with_headers(&w.out, &[])
+}
