@@ -41,7 +41,7 @@ pub struct QueuedMessage {
     pub redelivered: bool,
     /// When this message expires in this queue ([`crate::broker::clock::now_ms`]); 0 = never.
     pub expires_at: u64,
-    /// How often this message came back to a quorum queue (see queue/delivery_count.rs).
+    /// How often this message came back to a quorum queue (see queue/quorum_returns.rs).
     pub delivery_count: u32,
 }
 

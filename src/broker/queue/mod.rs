@@ -4,13 +4,13 @@ pub mod args;
 mod backlog;
 mod consumers;
 pub mod dead_letter;
-mod delivery_count;
 mod limits;
 mod page_in;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;
 pub mod queue_type;
+mod quorum_returns;
 mod ready;
 mod settings;
 #[cfg(test)]

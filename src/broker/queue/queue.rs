@@ -174,7 +174,7 @@ impl Queue {
 
     /// Whether this queue stores `message`: a durable queue with a store keeps a persistent
     /// message, a quorum queue every message (the store holds it when `store_id` is set).
-    fn stores(&self, message: &QueuedMessage) -> Option<(&Persistence, u64)> {
+    pub(super) fn stores(&self, message: &QueuedMessage) -> Option<(&Persistence, u64)> {
         let id = message.message.store_id?;
         let persistence = self.persistence.as_ref()?;
         (self.is_quorum() || message.message.is_persistent()).then_some((persistence, id))
@@ -494,7 +494,8 @@ impl Queue {
         self.finish(st);
     }
 
-    /// Puts unacked messages back in their original order, marked redelivered.
+    /// Puts unacked messages back, marked redelivered: in their original order in a classic
+    /// queue, at the back in a quorum queue (quorum_returns.rs).
     pub fn requeue(
         self: &Arc<Self>,
         consumer: Option<&Arc<Consumer>>,
@@ -513,7 +514,11 @@ impl Queue {
             m.redelivered = true;
         }
         let messages = self.count_returns(&mut st, messages);
-        st.ready.requeue(messages);
+        if self.is_quorum() {
+            self.requeue_at_back(&mut st, messages);
+        } else {
+            st.ready.requeue(messages);
+        }
         self.dispatch_paging(&mut st);
         if st.settings.overflow == Overflow::DropHead {
             // As RabbitMQ's requeue (maybe_drop_head): a drop-head queue is back within its

@@ -26,7 +26,7 @@ pub struct QueueSettings {
     pub overflow: Overflow,
     pub message_ttl_ms: Option<u64>,
     pub expires_ms: Option<u64>,
-    /// A quorum queue's `x-delivery-limit` (delivery_count.rs).
+    /// A quorum queue's `x-delivery-limit` (quorum_returns.rs).
     pub delivery_limit: Option<u64>,
     pub dead_letter: Option<Arc<DeadLetterTarget>>,
     pub mode: QueueMode,

@@ -1,8 +1,13 @@
-//! A quorum queue's delivery count, as RabbitMQ 3.10 keeps it: every delivery of a quorum
-//! queue's message carries `x-delivery-count` (0 the first time, then how often it came back);
-//! a message that comes back more often than `x-delivery-limit` (argument or policy) leaves
-//! the queue, dead-lettered with reason `delivery_limit` when the queue has a dead-letter
-//! exchange. Classic queues keep no count and send their messages' properties untouched.
+//! Messages that come back to a quorum queue, as RabbitMQ 3.10 treats them:
+//!
+//! - every delivery of a quorum queue's message carries `x-delivery-count` (0 the first time,
+//!   then how often it came back); classic queues send their messages' properties untouched;
+//! - a message that comes back more often than `x-delivery-limit` (argument or policy) leaves
+//!   the queue, dead-lettered with reason `delivery_limit` when the queue has a dead-letter
+//!   exchange;
+//! - the others go to the back of the queue, in the order they came back (a classic queue puts
+//!   them back in their original places), each under a new position whose store index entry
+//!   replaces the old one.
 //!
 //! The count lives with the message's place in the queue (`QueuedMessage::delivery_count`);
 //! it starts again at 0 after a restart (RabbitMQ keeps it in its log).
@@ -52,6 +57,34 @@ impl Queue {
             }
         }
         kept
+    }
+
+    /// Puts messages that came back to a quorum queue at its back, in the order they came,
+    /// each under a new position. Its store index entry moves with it: the new one is written
+    /// before the old one goes, so the stored body is never left without a reference.
+    pub(super) fn requeue_at_back(&self, st: &mut QueueState, messages: Vec<QueuedMessage>) {
+        for mut m in messages {
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            let durable_at = self.stores(&m).map(|(p, id)| {
+                let at = p.store.enqueue(p.queue_id, seq, id);
+                p.store.remove(p.queue_id, m.seq, id);
+                at
+            });
+            m.seq = seq;
+            match &self.persistence {
+                Some(p)
+                    if st.settings.pages
+                        && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
+                {
+                    st.backlog.settle(p.store.applied_ops());
+                    // As at publish: a message with an expiry stays in memory.
+                    let in_memory = m.expires_at != 0;
+                    st.backlog.push(m, durable_at.filter(|_| !in_memory));
+                }
+                _ => st.ready.push_back(m),
+            }
+        }
     }
 }
 
