@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use http::Api;
+pub use http::encode as encode_path_segment;
 use output::Formatter;
 
 #[derive(Args, Debug)]

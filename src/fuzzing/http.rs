@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use crate::Config;
 use crate::auth::Auth;
 use crate::broker::Broker;
+use crate::ctl::encode_path_segment as encode;
 use crate::management::{Api, app, prometheus};
 
 /// Paths with `{}` where fuzzed segments go (percent-encoded as a client would).
@@ -151,18 +152,6 @@ impl Choices<'_> {
         }
         serde_json::Value::Object(body).to_string().into_bytes()
     }
-}
-
-fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 fn api() -> Arc<Api> {
