@@ -7,6 +7,7 @@
 use heed::RwTxn;
 
 use super::schema::{envelope_size, index_key, seal_into};
+use super::stream_log;
 use super::{Dbs, MessageRecord, Op};
 
 pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
@@ -53,8 +54,19 @@ pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
             for id in ids {
                 add_ref(dbs, wtxn, id, -1)?;
             }
-            Ok(())
+            stream_log::drop_stream(dbs, wtxn, queue_id)
         }
+        Op::StreamAppend {
+            stream_id,
+            offset,
+            timestamp,
+            ref record,
+        } => stream_log::put_entry(dbs, wtxn, stream_id, offset, timestamp, record),
+        Op::StreamSegment {
+            stream_id,
+            ref segment,
+        } => stream_log::put_segment(dbs, wtxn, stream_id, segment),
+        Op::StreamTrim { stream_id, before } => stream_log::trim(dbs, wtxn, stream_id, before),
         Op::Notify { .. } | Op::Shutdown => Ok(()),
     }
 }

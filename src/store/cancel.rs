@@ -45,7 +45,13 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
             }
             // A dropped queue's standing enqueues are applied, then dropped with it.
             Op::DropQueue { queue_id } => enqueued.retain(|(q, _), _| *q != queue_id),
-            Op::RemoveSegment { .. } | Op::Notify { .. } | Op::Shutdown => {}
+            // Streams never remove single entries: nothing of theirs cancels.
+            Op::RemoveSegment { .. }
+            | Op::StreamAppend { .. }
+            | Op::StreamSegment { .. }
+            | Op::StreamTrim { .. }
+            | Op::Notify { .. }
+            | Op::Shutdown => {}
         }
     }
     for (at, enqueues, cancelled) in puts.into_values() {

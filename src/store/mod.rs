@@ -21,6 +21,7 @@ mod orphans;
 mod recovery;
 mod retry;
 mod schema;
+mod stream_log;
 pub(crate) mod wal;
 mod writer;
 
@@ -45,8 +46,10 @@ use map_pages::MapPages;
 use op_queue::OpQueue;
 pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
 pub use schema::RecordError;
+pub use stream_log::{StreamEntry, StreamRecovered, StreamSegment};
 use schema::{
-    DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, SCHEMA_VERSION,
+    DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, DB_STREAM_LOG,
+    DB_STREAM_SEGMENTS, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY, SEEDED_KEY, WAL_APPLIED_KEY,
 };
 use wal::Wal;
@@ -64,6 +67,8 @@ pub struct Dbs {
     pub messages: Db,
     pub queue_index: Db,
     pub refcounts: Db,
+    pub stream_log: Db,
+    pub stream_segments: Db,
 }
 
 /// Told when writes it waited for are durable (`ok`) or failed to commit. Called on the
@@ -105,9 +110,26 @@ pub(crate) enum Op {
         queue_id: u64,
         segment: IndexSegment,
     },
-    /// A durable queue was deleted: drop its whole index.
+    /// A durable queue was deleted: drop its whole index (or its whole log, for a stream).
     DropQueue {
         queue_id: u64,
+    },
+    /// A stream holds `record` at `offset`, appended at `timestamp` (ms).
+    StreamAppend {
+        stream_id: u64,
+        offset: u64,
+        timestamp: u64,
+        record: MessageRecord,
+    },
+    /// A stream closed a segment.
+    StreamSegment {
+        stream_id: u64,
+        segment: StreamSegment,
+    },
+    /// A stream no longer holds anything before `before` (retention).
+    StreamTrim {
+        stream_id: u64,
+        before: u64,
     },
     /// Call back once everything sent before this is committed.
     Notify {
@@ -156,7 +178,11 @@ pub struct StoredMessage {
 
 impl StoredMessage {
     fn decode(record: &[u8]) -> Result<Self, RecordError> {
-        let payload = schema::open(record)?;
+        Self::from_payload(schema::open(record)?)
+    }
+
+    /// Decodes a record's payload (after its envelope was checked).
+    fn from_payload(payload: &[u8]) -> Result<Self, RecordError> {
         let owned = Bytes::copy_from_slice(payload);
         let part = |s: &[u8]| {
             let start = s.as_ptr() as usize - payload.as_ptr() as usize;
@@ -207,34 +233,50 @@ impl Store {
                 let messages: Db = opener.create_database(wtxn, Some(DB_MESSAGES))?;
                 let queue_index: Db = opener.create_database(wtxn, Some(DB_QUEUE_INDEX))?;
                 let refcounts: Db = opener.create_database(wtxn, Some(DB_REFCOUNTS))?;
+                let stream_log: Db = opener.create_database(wtxn, Some(DB_STREAM_LOG))?;
+                let stream_segments: Db =
+                    opener.create_database(wtxn, Some(DB_STREAM_SEGMENTS))?;
                 match meta.get(wtxn, SCHEMA_VERSION_KEY)? {
                     None => meta.put(wtxn, SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?,
                     Some(v) if v == SCHEMA_VERSION.to_be_bytes() => {}
                     Some(v) => return Ok(CommitOrAbort::Abort(v.to_vec())),
                 }
-                Ok(CommitOrAbort::Commit((
+                Ok(CommitOrAbort::Commit([
                     meta,
                     definitions,
                     messages,
                     queue_index,
                     refcounts,
-                )))
+                    stream_log,
+                    stream_segments,
+                ]))
             })?;
-        let (meta, definitions, messages, queue_index, refcounts) = match dbs {
-            CommitOrAbort::Commit(dbs) => dbs,
+        let dbs = match dbs {
+            CommitOrAbort::Commit(
+                [
+                    meta,
+                    definitions,
+                    messages,
+                    queue_index,
+                    refcounts,
+                    stream_log,
+                    stream_segments,
+                ],
+            ) => Dbs {
+                meta,
+                definitions,
+                messages,
+                queue_index,
+                refcounts,
+                stream_log,
+                stream_segments,
+            },
             CommitOrAbort::Abort(version) => {
                 return Err(StoreError(format!(
                     "{}: schema version {version:?} is not {SCHEMA_VERSION}; refusing to guess",
                     path.display()
                 )));
             }
-        };
-        let dbs = Dbs {
-            meta,
-            definitions,
-            messages,
-            queue_index,
-            refcounts,
         };
         let lmdb = Arc::new(Lmdb::new(env, MapPages::find(&path.join("data.mdb"))));
         let wal_dir = dir.join("wal");

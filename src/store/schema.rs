@@ -15,6 +15,7 @@
 //! - `queue_index`: queue id (u64) ‖ queue sequence number (u64) → message id (u64).
 //! - `refcounts`: message id → how many queue-index entries point at it (fan-out stores the
 //!   body once).
+//! - `stream_log`, `stream_segments`: streams (see stream_log.rs).
 
 use amq_protocol::types::FieldTable;
 use amq_protocol::types::generation::gen_field_table;
@@ -33,6 +34,8 @@ pub const DB_DEFINITIONS: &str = "definitions";
 pub const DB_MESSAGES: &str = "messages";
 pub const DB_QUEUE_INDEX: &str = "queue_index";
 pub const DB_REFCOUNTS: &str = "refcounts";
+pub const DB_STREAM_LOG: &str = "stream_log";
+pub const DB_STREAM_SEGMENTS: &str = "stream_segments";
 
 const ENVELOPE_VERSION: u8 = 1;
 const ENVELOPE_OVERHEAD: usize = 1 + 4 + 4;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use warren_protocol::ShortStr;
 
 use crate::store::recovery::IndexSegment;
-use crate::store::{MessageRecord, Op};
+use crate::store::{MessageRecord, Op, StreamSegment};
 
 const MAGIC: &[u8; 4] = b"WWAL";
 pub const HEADER_LEN: usize = 4 + 4 + 8 + 4;
@@ -26,6 +26,9 @@ const ENQUEUE: u8 = 2;
 const REMOVE: u8 = 3;
 const REMOVE_SEGMENT: u8 = 4;
 const DROP_QUEUE: u8 = 5;
+const STREAM_APPEND: u8 = 6;
+const STREAM_SEGMENT: u8 = 7;
+const STREAM_TRIM: u8 = 8;
 
 /// Appends one record holding the data operations of `ops` (notifications and shutdown are not
 /// data and are skipped) to `out`; returns the record's length.
@@ -44,20 +47,25 @@ pub fn encoded_len(ops: &[Op]) -> usize {
         + ops
             .iter()
             .map(|op| match op {
-                Op::PutMessage { record, .. } => {
-                    1 + 8
-                        + 4 * 4
-                        + record.exchange.len()
-                        + record.routing_key.as_bytes().len()
-                        + record.properties.len()
-                        + record.body.len()
-                }
+                Op::PutMessage { record, .. } => 1 + 8 + record_len(record),
+                Op::StreamAppend { record, .. } => 1 + 3 * 8 + record_len(record),
+                Op::StreamSegment { .. } => 1 + 6 * 8,
+                Op::StreamTrim { .. } => 1 + 2 * 8,
                 Op::Enqueue { .. } | Op::Remove { .. } => 1 + 3 * 8,
                 Op::RemoveSegment { segment, .. } => 1 + 2 * 8 + 4 + 8 * segment.ids.len(),
                 Op::DropQueue { .. } => 1 + 8,
                 Op::Notify { .. } | Op::Shutdown => 0,
             })
             .sum::<usize>()
+}
+
+/// The encoded length of a message record's four parts.
+fn record_len(record: &MessageRecord) -> usize {
+    4 * 4
+        + record.exchange.len()
+        + record.routing_key.as_bytes().len()
+        + record.properties.len()
+        + record.body.len()
 }
 
 /// Appends a record whose payload is `payload` as it is, whatever it holds (for fuzzing the
@@ -94,18 +102,26 @@ fn encode_op(op: &Op, out: &mut Vec<u8>) {
             out.extend_from_slice(&v.to_be_bytes());
         }
     };
-    let part = |out: &mut Vec<u8>, bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        out.extend_from_slice(bytes);
-    };
     match op {
         Op::PutMessage { id, record } => {
             u64s(out, PUT_MESSAGE, &[*id]);
-            part(out, record.exchange.as_bytes());
-            part(out, record.routing_key.as_bytes());
-            part(out, &record.properties);
-            part(out, &record.body);
+            record_parts(out, record);
         }
+        Op::StreamAppend {
+            stream_id,
+            offset,
+            timestamp,
+            record,
+        } => {
+            u64s(out, STREAM_APPEND, &[*stream_id, *offset, *timestamp]);
+            record_parts(out, record);
+        }
+        Op::StreamSegment { stream_id, segment } => {
+            let s = segment;
+            let fields = [*stream_id, s.first, s.last, s.bytes, s.first_ts, s.last_ts];
+            u64s(out, STREAM_SEGMENT, &fields);
+        }
+        Op::StreamTrim { stream_id, before } => u64s(out, STREAM_TRIM, &[*stream_id, *before]),
         Op::Enqueue { queue_id, seq, id } => u64s(out, ENQUEUE, &[*queue_id, *seq, *id]),
         Op::Remove { queue_id, seq, id } => u64s(out, REMOVE, &[*queue_id, *seq, *id]),
         Op::RemoveSegment { queue_id, segment } => {
@@ -118,6 +134,17 @@ fn encode_op(op: &Op, out: &mut Vec<u8>) {
         Op::DropQueue { queue_id } => u64s(out, DROP_QUEUE, &[*queue_id]),
         Op::Notify { .. } | Op::Shutdown => {}
     }
+}
+
+fn record_parts(out: &mut Vec<u8>, record: &MessageRecord) {
+    let part = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    part(out, record.exchange.as_bytes());
+    part(out, record.routing_key.as_bytes());
+    part(out, &record.properties);
+    part(out, &record.body);
 }
 
 /// A record read back: its batch sequence number, its operations, and how many bytes it took.
@@ -184,25 +211,43 @@ impl Reader {
         Some(self.bytes.slice(start..start + len))
     }
 
+    fn record(&mut self) -> Option<MessageRecord> {
+        let exchange: Arc<str> = std::str::from_utf8(&self.part()?).ok()?.into();
+        Some(MessageRecord {
+            exchange,
+            routing_key: ShortStr::from_bytes(self.part()?)?,
+            properties: self.part()?,
+            body: self.part()?,
+        })
+    }
+
     fn op(&mut self) -> Option<Op> {
         let tag = *self.take(1)?.first()?;
         Some(match tag {
-            PUT_MESSAGE => {
-                let id = self.u64()?;
-                let exchange: Arc<str> = std::str::from_utf8(&self.part()?).ok()?.into();
-                let routing_key = ShortStr::from_bytes(self.part()?)?;
-                let properties = self.part()?;
-                let body = self.part()?;
-                Op::PutMessage {
-                    id,
-                    record: MessageRecord {
-                        exchange,
-                        routing_key,
-                        properties,
-                        body,
-                    },
-                }
-            }
+            PUT_MESSAGE => Op::PutMessage {
+                id: self.u64()?,
+                record: self.record()?,
+            },
+            STREAM_APPEND => Op::StreamAppend {
+                stream_id: self.u64()?,
+                offset: self.u64()?,
+                timestamp: self.u64()?,
+                record: self.record()?,
+            },
+            STREAM_SEGMENT => Op::StreamSegment {
+                stream_id: self.u64()?,
+                segment: StreamSegment {
+                    first: self.u64()?,
+                    last: self.u64()?,
+                    bytes: self.u64()?,
+                    first_ts: self.u64()?,
+                    last_ts: self.u64()?,
+                },
+            },
+            STREAM_TRIM => Op::StreamTrim {
+                stream_id: self.u64()?,
+                before: self.u64()?,
+            },
             ENQUEUE => Op::Enqueue {
                 queue_id: self.u64()?,
                 seq: self.u64()?,
@@ -271,6 +316,31 @@ mod tests {
                 },
             },
             Op::DropQueue { queue_id: 9 },
+            Op::StreamAppend {
+                stream_id: 4,
+                offset: 11,
+                timestamp: 1_700_000_000_000,
+                record: MessageRecord {
+                    exchange: "".into(),
+                    routing_key: ShortStr::from_static("s").unwrap(),
+                    properties: Bytes::new(),
+                    body: Bytes::from_static(b"logged"),
+                },
+            },
+            Op::StreamSegment {
+                stream_id: 4,
+                segment: StreamSegment {
+                    first: 0,
+                    last: 10,
+                    bytes: 600,
+                    first_ts: 1,
+                    last_ts: 2,
+                },
+            },
+            Op::StreamTrim {
+                stream_id: 4,
+                before: 11,
+            },
         ]
     }
 
@@ -287,6 +357,19 @@ mod tests {
                     format!("segment {queue_id} {segment:?}")
                 }
                 Op::DropQueue { queue_id } => format!("drop {queue_id}"),
+                Op::StreamAppend {
+                    stream_id,
+                    offset,
+                    timestamp,
+                    record,
+                } => format!(
+                    "append {stream_id} {offset} {timestamp} {} {:?}",
+                    record.routing_key, record.body
+                ),
+                Op::StreamSegment { stream_id, segment } => {
+                    format!("stream segment {stream_id} {segment:?}")
+                }
+                Op::StreamTrim { stream_id, before } => format!("trim {stream_id} {before}"),
                 Op::Notify { .. } | Op::Shutdown => "control".into(),
             })
             .collect()
