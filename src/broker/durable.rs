@@ -205,6 +205,15 @@ pub fn restore(
                 Some(persistence),
                 vhost.weak(),
             ));
+            if queue.is_stream() {
+                match store.recover_stream(*id) {
+                    Ok(recovered) => queue.restore_stream(recovered),
+                    Err(e) => {
+                        tracing::error!("stream '{name}' in vhost '{v}' not loaded: {e}");
+                        continue;
+                    }
+                }
+            }
             queue.restore(segments);
             if count > 0 {
                 tracing::info!("queue '{name}' in vhost '{v}': {count} messages recovered");
@@ -256,6 +265,17 @@ pub fn message_from_store(
     record: Result<StoredMessage, RecordError>,
     exchange_name: &mut Option<Arc<str>>,
 ) -> Option<Arc<Message>> {
+    decode_stored(id, record, exchange_name, Some(id))
+}
+
+/// A stored message as the broker holds it (`what` names it in the log: a message id or a
+/// stream offset); `store_id` is the id it keeps in the messages database, if any.
+pub fn decode_stored(
+    id: u64,
+    record: Result<StoredMessage, RecordError>,
+    exchange_name: &mut Option<Arc<str>>,
+    store_id: Option<u64>,
+) -> Option<Arc<Message>> {
     let stored = match record {
         Ok(stored) => stored,
         Err(e) => {
@@ -283,6 +303,6 @@ pub fn message_from_store(
         routing_key,
         properties,
         body: stored.body,
-        store_id: Some(id),
+        store_id,
     }))
 }

@@ -1,6 +1,7 @@
 //! Handing a routed message to its queues: storing it once when it is persistent and reaches
-//! a durable queue (or reaches a quorum queue, whatever its delivery mode), then enqueueing the one shared `Arc<Message>` in each. Used for client
-//! publishes and for dead-lettered messages alike.
+//! a durable queue (or reaches a quorum queue, whatever its delivery mode), then enqueueing the
+//! one shared `Arc<Message>` in each; a stream appends it to its log. Used for client publishes
+//! and for dead-lettered messages alike.
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub fn enqueue(
     // Persistent messages reaching a durable queue, and every message reaching a quorum queue,
     // are stored once, whatever the fan-out.
     let persistent = properties.delivery_mode() == Some(2);
+    // A stream appends its own copy (its store operation is sent under its lock).
+    let streamed = store.is_some() && queues.iter().any(|q| q.is_stream() && q.persistence.is_some());
     let store = store.filter(|_| queues.iter().any(|q| q.must_store(persistent)));
     let store_id = store.map(|store| {
         let id = store.next_message_id();
@@ -61,7 +64,7 @@ pub fn enqueue(
     }
     cascade.drain();
     Enqueued {
-        stored: store_id.is_some(),
+        stored: store_id.is_some() || streamed,
         accepted,
     }
 }

@@ -51,6 +51,8 @@ pub enum QueueType {
     /// RabbitMQ's quorum queue, on one node: every message stored, whatever its delivery
     /// mode.
     Quorum,
+    /// RabbitMQ's stream: an append-only log read from offsets (queue/stream/).
+    Stream,
 }
 
 /// `x-queue-mode`. Accepted as RabbitMQ accepts it; durable queues page their backlog to the
@@ -93,6 +95,10 @@ pub struct QueueArguments {
     pub mode: QueueMode,
     /// `x-queue-type`.
     pub queue_type: QueueType,
+    /// `x-max-age` in milliseconds (streams: retention by age).
+    pub max_age_ms: Option<u64>,
+    /// `x-stream-max-segment-size-bytes` (streams: the unit retention removes).
+    pub stream_segment_bytes: Option<u64>,
     /// The table as declared, unknown keys included.
     declared: FieldTable,
 }
@@ -112,6 +118,15 @@ impl QueueArguments {
     pub fn parse(declared: FieldTable, what: &str) -> Result<Self, AmqpError> {
         let mut arguments = QueueArguments::default();
         let mut dead_letter = DeadLetterKeys::default();
+        let stream = declared
+            .inner()
+            .get("x-queue-type")
+            .is_some_and(|v| super::queue_type::parse(v) == Ok(QueueType::Stream));
+        if stream {
+            // A stream checks its own values first, then refuses keys whatever their values.
+            super::stream::arguments::check_values(&declared, what)?;
+            QueueType::Stream.check_arguments(&declared, what)?;
+        }
         for (key, v) in declared.inner() {
             let key = key.as_str();
             arguments
@@ -178,6 +193,12 @@ impl QueueArguments {
                 }
             }
             "x-queue-type" => self.queue_type = super::queue_type::parse(v)?,
+            // Stream arguments: a stream checked their values already (stream/arguments.rs);
+            // other types refuse or ignore them.
+            "x-max-age" => self.max_age_ms = super::stream::arguments::max_age(v).ok(),
+            "x-stream-max-segment-size-bytes" => {
+                self.stream_segment_bytes = as_i64(v).and_then(|n| u64::try_from(n).ok());
+            }
             "x-single-active-consumer" => {
                 self.single_active_consumer = match v {
                     AMQPValue::Boolean(b) => *b,

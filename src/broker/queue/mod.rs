@@ -5,6 +5,7 @@ mod backlog;
 mod consumers;
 pub mod dead_letter;
 mod limits;
+mod options;
 mod page_in;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
@@ -13,6 +14,7 @@ pub mod queue_type;
 mod quorum_returns;
 mod ready;
 mod settings;
+pub mod stream;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -20,5 +22,6 @@ mod tests;
 mod ttl;
 
 pub use args::{QueueArguments, QueueType};
-pub use queue::{ConsumerRemoved, Persistence, Queue, QueueDeclaration, QueueOptions};
+pub use options::{QueueDeclaration, QueueOptions};
+pub use queue::{ConsumerRemoved, Persistence, Queue};
 pub use settings::QueueSettings;

@@ -14,16 +14,17 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
-use amq_protocol::types::FieldTable;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use warren_protocol::AmqpError;
 
-use super::args::{Overflow, QueueArguments};
+use super::args::{Overflow, QueueType};
 use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
 use super::dead_letter::{self, Reason};
 use super::ready::Ready;
+use super::options::QueueOptions;
 use super::settings::QueueSettings;
+use super::stream::{Retention, StreamLog};
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::deadlines::Registered;
@@ -33,42 +34,6 @@ use crate::broker::names;
 use crate::broker::policy::{Applied, QueuePolicyValues};
 use crate::broker::vhost::VHost;
 use crate::store::{IndexSegment, Store};
-
-/// The declare-time properties of a queue. `A` holds its arguments: typed and checked
-/// ([`QueueArguments`]) once the queue exists, or as queue.declare carried them
-/// ([`QueueDeclaration`]) until the vhost knows the declare creates a queue.
-#[derive(Debug, Clone)]
-pub struct QueueOptions<A = QueueArguments> {
-    pub durable: bool,
-    /// The connection that owns an exclusive queue.
-    pub exclusive_owner: Option<u64>,
-    pub auto_delete: bool,
-    pub arguments: A,
-}
-
-/// A queue.declare (or a stored definition) before its arguments are parsed: a redeclare only
-/// compares them, a passive declare ignores them, as in RabbitMQ.
-pub type QueueDeclaration = QueueOptions<FieldTable>;
-
-impl QueueDeclaration {
-    /// The options of a queue about to be created: the arguments parsed and checked
-    /// ([`QueueArguments::parse`]; `what` names the queue in its error texts).
-    pub fn parse(self, what: &str) -> Result<QueueOptions, AmqpError> {
-        let arguments = QueueArguments::parse(self.arguments, what)?;
-        arguments.queue_type.check_properties(
-            self.durable,
-            self.exclusive_owner.is_some(),
-            self.auto_delete,
-            what,
-        )?;
-        Ok(QueueOptions {
-            durable: self.durable,
-            exclusive_owner: self.exclusive_owner,
-            auto_delete: self.auto_delete,
-            arguments,
-        })
-    }
-}
 
 pub struct Queue {
     pub name: Arc<str>,
@@ -120,6 +85,8 @@ pub(super) struct QueueState {
     pub(super) deleted: bool,
     /// Messages that left for a dead-letter reason, routed once the lock is released.
     pub(super) dead: Vec<(Arc<Message>, Reason)>,
+    /// A stream's log (stream/); `None` for classic and quorum queues.
+    pub(super) stream: Option<Box<StreamLog>>,
 }
 
 /// What removing a consumer left behind.
@@ -156,6 +123,8 @@ impl Queue {
             had_consumer: false,
             deleted: false,
             dead: Vec::new(),
+            stream: (args.queue_type == QueueType::Stream)
+                .then(|| Box::new(StreamLog::new(Retention::of(args)))),
         };
         Queue {
             name,
@@ -175,7 +144,7 @@ impl Queue {
     /// Whether this queue stores `message`: a durable queue with a store keeps a persistent
     /// message, a quorum queue every message (the store holds it when `store_id` is set).
     pub(super) fn stores(&self, message: &QueuedMessage) -> Option<(&Persistence, u64)> {
-        let id = message.message.store_id?;
+        let id = message.message.store_id.filter(|_| !self.is_stream())?;
         let persistence = self.persistence.as_ref()?;
         (self.is_quorum() || message.message.is_persistent()).then_some((persistence, id))
     }
@@ -185,10 +154,15 @@ impl Queue {
         self.options.arguments.queue_type == super::args::QueueType::Quorum
     }
 
-    /// Whether a message routed here must be stored: a persistent one in a durable queue, any
-    /// one in a quorum queue.
+    /// A stream: an append-only log (stream/).
+    pub fn is_stream(&self) -> bool {
+        self.options.arguments.queue_type == QueueType::Stream
+    }
+
+    /// Whether a message routed here must be stored as a message record: a persistent one in
+    /// a durable queue, any one in a quorum queue. (A stream stores its own copy in its log.)
     pub fn must_store(&self, persistent: bool) -> bool {
-        self.persistence.is_some() && (persistent || self.is_quorum())
+        self.persistence.is_some() && !self.is_stream() && (persistent || self.is_quorum())
     }
 
     /// The queue is done with these messages: their index entries go from the store.
@@ -282,6 +256,11 @@ impl Queue {
         if st.deleted {
             return true;
         }
+        if st.stream.is_some() {
+            self.stream_publish(&mut st, message);
+            self.finish(st);
+            return true;
+        }
         let overflow = st.settings.overflow;
         if overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
             if overflow == Overflow::RejectPublishDlx && st.settings.dead_letter.is_some() {
@@ -339,6 +318,9 @@ impl Queue {
     /// Delivers what consumers can take, paging the backlog in whenever the in-memory ready
     /// list runs dry. The lock is released during each store read.
     fn dispatch_paging(self: &Arc<Self>, st: &mut MutexGuard<'_, QueueState>) {
+        if st.stream.is_some() {
+            return self.stream_dispatch(st);
+        }
         loop {
             self.dispatch_locked(st);
             if !st.ready.is_empty() || st.consumers.is_empty() || !self.page_in(st) {
@@ -447,6 +429,9 @@ impl Queue {
         if !st.consumers.remove(tag, connection_id) {
             return ConsumerRemoved::NotFound;
         }
+        if let Some(log) = st.stream.as_deref_mut() {
+            log.remove_cursor(tag, connection_id);
+        }
         self.touch();
         // Unused from now on: x-expires starts counting.
         self.schedule_locked(&st);
@@ -473,6 +458,9 @@ impl Queue {
         messages: &[QueuedMessage],
         reason: Option<Reason>,
     ) {
+        if self.is_stream() {
+            return self.stream_settle(consumer, messages.len(), reason.is_none());
+        }
         let count = messages.len() as u32;
         let mut st = self.state.lock();
         match reason {
@@ -501,6 +489,9 @@ impl Queue {
         consumer: Option<&Arc<Consumer>>,
         mut messages: Vec<QueuedMessage>,
     ) {
+        if self.is_stream() {
+            return self.stream_settle(consumer, messages.len(), false);
+        }
         let mut st = self.state.lock();
         let count = messages.len();
         st.unacked = st.unacked.saturating_sub(count);
@@ -548,7 +539,10 @@ impl Queue {
 
     /// Ready messages, in memory and paged.
     pub(super) fn ready_count(st: &QueueState) -> u32 {
-        (st.ready.len() as u64 + st.backlog.len()) as u32
+        match &st.stream {
+            Some(log) => log.len().min(u64::from(u32::MAX)) as u32,
+            None => (st.ready.len() as u64 + st.backlog.len()) as u32,
+        }
     }
 
     pub fn message_count(&self) -> u32 {
@@ -579,6 +573,7 @@ impl Queue {
         let n = Self::ready_count(&st);
         st.ready.clear();
         st.backlog.drain(|_| {});
+        st.stream = None;
         if let Some(p) = &self.persistence {
             p.store.drop_queue(p.queue_id);
         }

@@ -27,12 +27,35 @@ const REFUSED_BY_QUORUM: [&str; 6] = [
     "x-queue-version",
 ];
 
+/// Arguments RabbitMQ 3.10 refuses on a stream: every queue argument it knows but
+/// `x-max-length-bytes`, `x-max-age`, `x-stream-max-segment-size-bytes`,
+/// `x-initial-cluster-size`, `x-queue-leader-locator` (and `x-consumer-timeout`, which it does
+/// not check).
+const REFUSED_BY_STREAM: [&str; 16] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-max-length",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+];
+
 /// Reads `x-queue-type`; the error is RabbitMQ's reason.
 pub fn parse(v: &AMQPValue) -> Result<QueueType, String> {
     match string(v)?.as_str() {
         "classic" => Ok(QueueType::Classic),
         "quorum" => Ok(QueueType::Quorum),
-        "stream" => Err("\"queue type 'stream' is not supported by warren yet\"".into()),
+        "stream" => Ok(QueueType::Stream),
         other => Err(format!("\"unsupported queue type '{other}'\"")),
     }
 }
@@ -43,6 +66,7 @@ impl QueueType {
         match self {
             QueueType::Classic => "classic",
             QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
         }
     }
 
@@ -51,13 +75,15 @@ impl QueueType {
         match self {
             QueueType::Classic => "rabbit_classic_queue",
             QueueType::Quorum => "rabbit_quorum_queue",
+            QueueType::Stream => "rabbit_stream_queue",
         }
     }
 
     fn refuses(self, key: &str) -> bool {
         match self {
-            QueueType::Classic => false,
+            QueueType::Classic => key == "x-max-age",
             QueueType::Quorum => REFUSED_BY_QUORUM.contains(&key),
+            QueueType::Stream => REFUSED_BY_STREAM.contains(&key),
         }
     }
 

@@ -24,13 +24,18 @@ use crate::broker::sender_selected::header_entries;
 
 impl Queue {
     /// The properties a delivery of `message` carries: a quorum queue's with `x-delivery-count`
-    /// set, a classic queue's as published.
+    /// set, a stream's with `x-stream-offset`, a classic queue's as published.
     pub fn delivered_properties<'a>(&self, message: &'a QueuedMessage) -> Cow<'a, Properties> {
         let properties = &message.message.properties;
-        if !self.is_quorum() {
+        let header = if self.is_quorum() {
+            (&b"x-delivery-count"[..], i64::from(message.delivery_count))
+        } else if self.is_stream() {
+            // The stream offset (`seq` is the offset for a stream's deliveries).
+            (&b"x-stream-offset"[..], message.seq as i64)
+        } else {
             return Cow::Borrowed(properties);
-        }
-        match with_delivery_count(properties, message.delivery_count) {
+        };
+        match with_header(properties, header.0, header.1) {
             Some(counted) => Cow::Owned(counted),
             None => Cow::Borrowed(properties),
         }
@@ -88,13 +93,13 @@ impl Queue {
     }
 }
 
-/// `properties` with `x-delivery-count` = `count` in its headers (replacing one it had).
-fn with_delivery_count(properties: &Properties, count: u32) -> Option<Properties> {
+/// `properties` with header `key` = `value` (a long-long; replacing one it had).
+fn with_header(properties: &Properties, key: &[u8], value: i64) -> Option<Properties> {
     let headers = header_entries(properties);
     let mut w = Writer::new();
     let table = w.begin_table();
-    w.entries_where(&headers, |key| key != b"x-delivery-count");
-    w.key(b"x-delivery-count").long_long(i64::from(count));
+    w.entries_where(&headers, |k| k != key);
+    w.key(key).long_long(value);
     w.end(table)?;
     properties.with_headers(&w.out, &[])
 }

@@ -3,8 +3,8 @@
 //! when they reach the head, as in RabbitMQ; housekeeping expires the head of queues at rest.
 //!
 //! For that, a queue keeps one deadline registered with its vhost's timer (see
-//! broker/deadlines.rs): the earlier of its head message's expiry and, while it has no
-//! consumers, its x-expires. An operation that brings an earlier one registers it; a later one
+//! broker/deadlines.rs): the earliest of its head message's expiry, while it has no
+//! consumers its x-expires, and for a stream the time its oldest segment passes x-max-age. An operation that brings an earlier one registers it; a later one
 //! (a `touch`) waits until the registered deadline fires and the queue reports its next.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::dead_letter::Reason;
 use super::queue::{Queue, QueueState};
+use super::stream::epoch_ms;
 use crate::broker::clock;
 use crate::broker::deadlines::{Registered, Scheduled};
 use crate::broker::message::{Message, QueuedMessage};
@@ -61,6 +62,9 @@ impl Queue {
     pub fn expire_at_rest(self: &Arc<Self>, now: u64) -> bool {
         let mut st = self.state.lock();
         self.drop_expired_head(&mut st, now);
+        if let Some(log) = st.stream.as_deref_mut() {
+            self.apply_retention(log, epoch_ms());
+        }
         let expired = self.unused_too_long(&st, now);
         self.finish(st);
         expired
@@ -103,11 +107,14 @@ impl Queue {
                     .load(Ordering::Relaxed)
                     .saturating_add(expires)
             });
+        // A stream's oldest segment getting too old (x-max-age), on this clock.
+        let aged = st
+            .stream
+            .as_deref()
+            .and_then(|log| log.retention.next_age_deadline(&log.segments))
+            .map(|at| clock::now_ms().saturating_add(at.saturating_sub(epoch_ms())));
         // Both tests are strict (`expires_at < now`, idle `> expires`): due a millisecond later.
-        let edge = match (head, unused) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        let edge = [head, unused, aged].into_iter().flatten().min()?;
         Some(edge.saturating_add(1))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, basic as b};
 use warren_protocol::AmqpError;
 
-use super::reply_to;
+use super::{reply_to, streams};
 use super::shared::Settlement;
 use super::{Channel, ChannelContext};
 use crate::auth::Access;
@@ -46,6 +46,9 @@ impl Channel {
                     .vhost
                     .existing_queue(&name, ctx.connection.id)
                     .map_err(|e| e.on_method(method::BASIC_GET))?;
+                if queue.is_stream() {
+                    return Err(streams::get_refused(&queue));
+                }
                 match queue.get(m.no_ack) {
                     Some((message, remaining)) => self
                         .shared
@@ -131,6 +134,10 @@ impl Channel {
             ))
             .on_method(method::BASIC_CONSUME));
         }
+        let stream_start = queue
+            .is_stream()
+            .then(|| streams::consume_start(&queue, &m, self.consumer_prefetch))
+            .transpose()?;
         let tag = if m.consumer_tag.as_str().is_empty() {
             names::consumer_tag()
         } else {
@@ -148,7 +155,11 @@ impl Channel {
         self.shared
             .add_consumer(queue.clone(), consumer.clone())
             .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
-        if let Err(e) = queue.add_consumer(consumer) {
+        let added = match stream_start {
+            Some(start) => queue.add_stream_consumer(consumer, start),
+            None => queue.add_consumer(consumer),
+        };
+        if let Err(e) = added {
             self.shared.remove_consumer(&tag);
             return Err(e.on_method(method::BASIC_CONSUME));
         }

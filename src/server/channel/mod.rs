@@ -14,6 +14,7 @@ mod declare;
 mod publish;
 mod reply_to;
 mod shared;
+mod streams;
 mod tx;
 
 use std::sync::Arc;
