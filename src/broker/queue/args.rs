@@ -14,7 +14,7 @@ use super::dead_letter::DeadLetterTarget;
 use crate::broker::field_display::{as_i64, type_name, value};
 
 /// Arguments RabbitMQ compares when a queue is redeclared; other arguments are ignored there.
-const EQUIVALENCE_CHECKED: [&str; 11] = [
+const EQUIVALENCE_CHECKED: [&str; 13] = [
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -26,6 +26,8 @@ const EQUIVALENCE_CHECKED: [&str; 11] = [
     "x-queue-mode",
     "x-queue-type",
     "x-single-active-consumer",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
 ];
 
 /// RabbitMQ's largest TTL / expiry in milliseconds.

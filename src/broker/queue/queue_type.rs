@@ -71,7 +71,7 @@ impl QueueType {
     }
 
     /// RabbitMQ's module for the type, as its refusals name it.
-    fn module(self) -> &'static str {
+    pub fn module(self) -> &'static str {
         match self {
             QueueType::Classic => "rabbit_classic_queue",
             QueueType::Quorum => "rabbit_quorum_queue",

@@ -47,7 +47,9 @@ impl Channel {
                     .existing_queue(&name, ctx.connection.id)
                     .map_err(|e| e.on_method(method::BASIC_GET))?;
                 if queue.is_stream() {
-                    return Err(streams::get_refused(&queue));
+                    return Err(
+                        streams::not_supported("basic.get", &queue).on_method(method::BASIC_GET)
+                    );
                 }
                 match queue.get(m.no_ack) {
                     Some((message, remaining)) => self
@@ -134,10 +136,7 @@ impl Channel {
             ))
             .on_method(method::BASIC_CONSUME));
         }
-        let stream_start = queue
-            .is_stream()
-            .then(|| streams::consume_start(&queue, &m, self.consumer_prefetch))
-            .transpose()?;
+        let stream_start = streams::consume_start(&queue, &m, self.consumer_prefetch)?;
         let tag = if m.consumer_tag.as_str().is_empty() {
             names::consumer_tag()
         } else {
@@ -190,6 +189,11 @@ impl Channel {
     /// ack / nack / reject; inside a transaction the settlement waits for tx.commit.
     fn settle(&mut self, tag: u64, multiple: bool, how: Settlement) -> Result<(), AmqpError> {
         let entries = self.shared.take_settled(tag, multiple)?;
+        if !matches!(how, Settlement::Remove)
+            && let Some(stream) = entries.iter().find(|u| u.queue.is_stream())
+        {
+            return Err(streams::not_supported("basic.nack and basic.reject", &stream.queue));
+        }
         match &mut self.tx {
             Some(tx) => tx.settlements.push((entries, how)),
             None => self.shared.settle(entries, how),

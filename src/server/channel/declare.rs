@@ -184,7 +184,12 @@ impl Channel {
                     q::AMQPMethod::DeclareOk(q::DeclareOk {
                         queue: queue.name.as_ref().into(),
                         message_count: declared.message_count,
-                        consumer_count: declared.consumer_count,
+                        // RabbitMQ 3.10 answers 0 for a stream, consumers or not.
+                        consumer_count: if queue.is_stream() {
+                            0
+                        } else {
+                            declared.consumer_count
+                        },
                     }),
                 )
             }
@@ -233,6 +238,10 @@ impl Channel {
                     .vhost
                     .existing_queue(&name, conn_id)
                     .map_err(|e| e.on_method(method::QUEUE_PURGE))?;
+                if queue.is_stream() {
+                    return Err(super::streams::not_supported("queue.purge", &queue)
+                        .on_method(method::QUEUE_PURGE));
+                }
                 let message_count = queue.purge();
                 self.reply_queue_unless(
                     m.nowait,

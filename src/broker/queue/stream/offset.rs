@@ -2,7 +2,7 @@
 //! forms — `first`, `last`, `next` (the default), a numeric offset, an AMQP timestamp, or an
 //! interval (`"1h"`, `"30m"`, `"7D"` …: that long ago).
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::AMQPValue;
 
 use super::StreamLog;
 use super::retention::parse_max_age;
@@ -21,34 +21,35 @@ pub enum StreamStart {
 }
 
 impl StreamStart {
-    /// Reads `x-stream-offset` from basic.consume's arguments; `now` is the time in ms since
-    /// the epoch (intervals count back from it). The error is the reason RabbitMQ gives.
-    pub fn parse(arguments: &FieldTable, now: u64) -> Result<StreamStart, String> {
-        let Some(v) = arguments.inner().get("x-stream-offset") else {
+    /// Reads basic.consume's `x-stream-offset` (`None`: not given, which means `next`); `now`
+    /// is the time in ms since the epoch (intervals count back from it). The error hands the
+    /// value back, for RabbitMQ's refusal.
+    pub fn parse(v: Option<&AMQPValue>, now: u64) -> Result<StreamStart, &AMQPValue> {
+        let Some(v) = v else {
             return Ok(StreamStart::Next);
         };
-        match v {
-            AMQPValue::Timestamp(seconds) => Ok(StreamStart::Timestamp(seconds.saturating_mul(1000))),
-            AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
-                let text = match v {
-                    AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-                    AMQPValue::ShortString(s) => s.as_str().to_string(),
-                    _ => String::new(),
-                };
-                match text.as_str() {
-                    "first" => Ok(StreamStart::First),
-                    "last" => Ok(StreamStart::Last),
-                    "next" => Ok(StreamStart::Next),
-                    interval => match parse_max_age(interval) {
-                        Some(ago) => Ok(StreamStart::Timestamp(now.saturating_sub(ago))),
-                        None => Err(format!("Invalid value for  x-stream-offset: {interval}")),
-                    },
-                }
+        let text = match v {
+            AMQPValue::Timestamp(seconds) => {
+                return Ok(StreamStart::Timestamp(seconds.saturating_mul(1000)));
             }
-            other => match as_i64(other) {
-                Some(n) => Ok(StreamStart::Offset(n.max(0) as u64)),
-                None => Err("Invalid value for  x-stream-offset".into()),
-            },
+            AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            AMQPValue::ShortString(s) => s.as_str().to_string(),
+            AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
+            other => {
+                // Any integer type; below the first offset means the first (negative too).
+                return as_i64(other)
+                    .map(|n| StreamStart::Offset(n.max(0) as u64))
+                    .ok_or(v);
+            }
+        };
+        match text.as_str() {
+            "first" => Ok(StreamStart::First),
+            "last" => Ok(StreamStart::Last),
+            "next" => Ok(StreamStart::Next),
+            interval => parse_max_age(interval)
+                .filter(|ago| *ago > 0)
+                .map(|ago| StreamStart::Timestamp(now.saturating_sub(ago)))
+                .ok_or(v),
         }
     }
 
@@ -58,7 +59,8 @@ impl StreamStart {
             StreamStart::First => (log.first, 0),
             StreamStart::Last => (log.next.saturating_sub(1).max(log.first), 0),
             StreamStart::Next => (log.next, 0),
-            StreamStart::Offset(n) => (n.clamp(log.first, log.next), 0),
+            // At or past the end it waits for exactly that offset, as RabbitMQ does.
+            StreamStart::Offset(n) => (n.max(log.first), 0),
             StreamStart::Timestamp(at) => {
                 let start = log
                     .segments

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::AMQPValue;
 use bytes::Bytes;
 use warren_protocol::Properties;
 
@@ -106,12 +106,8 @@ fn the_tail_lets_go_only_of_applied_entries() {
     assert_eq!(memory.tail_start, 0);
 }
 
-fn start(v: Option<AMQPValue>) -> Result<StreamStart, String> {
-    let mut args = FieldTable::default();
-    if let Some(v) = v {
-        args.insert("x-stream-offset".into(), v);
-    }
-    StreamStart::parse(&args, 10_000_000)
+fn start(v: Option<AMQPValue>) -> Result<StreamStart, AMQPValue> {
+    StreamStart::parse(v.as_ref(), 10_000_000).map_err(Clone::clone)
 }
 
 #[test]
@@ -128,8 +124,16 @@ fn offset_forms_parse_as_rabbitmq_reads_them() {
         Ok(StreamStart::Timestamp(1_700_000_000_000))
     );
     assert_eq!(start(text("1h")), Ok(StreamStart::Timestamp(10_000_000 - 3_600_000)));
-    assert!(start(text("soon")).is_err());
+    assert_eq!(
+        start(Some(AMQPValue::ByteArray(b"first".to_vec().into()))),
+        Ok(StreamStart::First)
+    );
+    assert_eq!(start(Some(AMQPValue::LongLongInt(-5))), Ok(StreamStart::Offset(0)));
+    for bad in ["soon", "0s", "10x", "FIRST", ""] {
+        assert!(start(text(bad)).is_err(), "{bad}");
+    }
     assert!(start(Some(AMQPValue::Boolean(true))).is_err());
+    assert!(start(Some(AMQPValue::Double(1.5))).is_err());
 }
 
 #[test]
@@ -144,7 +148,7 @@ fn offsets_resolve_within_the_log() {
     assert_eq!(StreamStart::Last.resolve(&log), (5, 0));
     assert_eq!(StreamStart::Next.resolve(&log), (6, 0));
     assert_eq!(StreamStart::Offset(0).resolve(&log), (2, 0));
-    assert_eq!(StreamStart::Offset(99).resolve(&log), (6, 0));
+    assert_eq!(StreamStart::Offset(99).resolve(&log), (99, 0));
     // The first segment whose newest entry is at or after the time; earlier entries skipped.
     assert_eq!(StreamStart::Timestamp(1003).resolve(&log), (2, 1003));
     assert_eq!(StreamStart::Timestamp(9999).resolve(&log), (6, 9999));
