@@ -4,6 +4,7 @@ pub mod args;
 mod backlog;
 mod consumers;
 pub mod dead_letter;
+mod delivered_headers;
 mod limits;
 mod options;
 mod page_in;

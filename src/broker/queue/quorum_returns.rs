@@ -1,7 +1,7 @@
 //! Messages that come back to a quorum queue, as RabbitMQ 3.10 treats them:
 //!
 //! - every delivery of a quorum queue's message carries `x-delivery-count` (0 the first time,
-//!   then how often it came back); classic queues send their messages' properties untouched;
+//!   then how often it came back; written by delivered_headers.rs);
 //! - a message that comes back more often than `x-delivery-limit` (argument or policy) leaves
 //!   the queue, dead-lettered with reason `delivery_limit` when the queue has a dead-letter
 //!   exchange;
@@ -12,35 +12,11 @@
 //! The count lives with the message's place in the queue (`QueuedMessage::delivery_count`);
 //! it starts again at 0 after a restart (RabbitMQ keeps it in its log).
 
-use std::borrow::Cow;
-
-use warren_protocol::Properties;
-use warren_protocol::field_table::Writer;
-
 use super::dead_letter::Reason;
 use super::queue::{Queue, QueueState};
 use crate::broker::message::QueuedMessage;
-use crate::broker::sender_selected::header_entries;
 
 impl Queue {
-    /// The properties a delivery of `message` carries: a quorum queue's with `x-delivery-count`
-    /// set, a stream's with `x-stream-offset`, a classic queue's as published.
-    pub fn delivered_properties<'a>(&self, message: &'a QueuedMessage) -> Cow<'a, Properties> {
-        let properties = &message.message.properties;
-        let header = if self.is_quorum() {
-            (&b"x-delivery-count"[..], i64::from(message.delivery_count))
-        } else if self.is_stream() {
-            // The stream offset (`seq` is the offset for a stream's deliveries).
-            (&b"x-stream-offset"[..], message.seq as i64)
-        } else {
-            return Cow::Borrowed(properties);
-        };
-        match with_header(properties, header.0, header.1) {
-            Some(counted) => Cow::Owned(counted),
-            None => Cow::Borrowed(properties),
-        }
-    }
-
     /// Messages coming back to a quorum queue (requeued, or their channel closed): each one's
     /// count goes up, and those past the delivery limit leave the queue. Returns the rest.
     pub(super) fn count_returns(
@@ -91,15 +67,4 @@ impl Queue {
             }
         }
     }
-}
-
-/// `properties` with header `key` = `value` (a long-long; replacing one it had).
-fn with_header(properties: &Properties, key: &[u8], value: i64) -> Option<Properties> {
-    let headers = header_entries(properties);
-    let mut w = Writer::new();
-    let table = w.begin_table();
-    w.entries_where(&headers, |k| k != key);
-    w.key(key).long_long(value);
-    w.end(table)?;
-    properties.with_headers(&w.out, &[])
 }

@@ -14,6 +14,7 @@ use crate::broker::durable::decode_stored;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::message_counts::MessageCounts;
 use crate::broker::names;
+use crate::broker::queue::delivered_headers::stamp_offset;
 use crate::broker::queue::queue::{Queue, QueueState};
 use crate::store::MessageRecord;
 use warren_protocol::AmqpError;
@@ -45,6 +46,7 @@ impl Queue {
             return;
         };
         let timestamp = epoch_ms();
+        let message = stamp_offset(&message, log.next);
         let op = self.persistence.as_ref().map_or(0, |p| {
             let record = MessageRecord {
                 exchange: message.exchange.clone(),
