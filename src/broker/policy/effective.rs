@@ -67,7 +67,7 @@ impl Applied {
             .map(str::to_string)
     }
 
-    /// The keys a classic queue acts on.
+    /// The keys a queue acts on.
     pub fn queue_values(&self) -> QueuePolicyValues {
         let number = |key: &str| self.definition.get(key).and_then(Value::as_u64);
         QueuePolicyValues {
@@ -80,6 +80,10 @@ impl Applied {
             dead_letter_exchange: self.text("dead-letter-exchange"),
             dead_letter_routing_key: self.text("dead-letter-routing-key"),
             queue_mode: self.text("queue-mode"),
+            max_age_ms: self
+                .text("max-age")
+                .and_then(|t| crate::broker::queue::stream::retention::parse_max_age(&t)),
+            stream_segment_bytes: number("stream-max-segment-size-bytes"),
         }
     }
 
@@ -89,7 +93,7 @@ impl Applied {
     }
 }
 
-/// The policy keys a classic queue acts on, as values (checked when the policy was set).
+/// The policy keys a queue acts on, as values (checked when the policy was set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuePolicyValues {
     pub max_length: Option<u64>,
@@ -101,4 +105,7 @@ pub struct QueuePolicyValues {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub queue_mode: Option<String>,
+    /// A stream's retention keys.
+    pub max_age_ms: Option<u64>,
+    pub stream_segment_bytes: Option<u64>,
 }

@@ -234,11 +234,7 @@ fn check_value(check: Check, v: &Value) -> Result<(), String> {
 
 /// `max-age`: digits followed by one of RabbitMQ's units.
 fn valid_max_age(s: &str) -> bool {
-    let Some(unit) = s.chars().last() else {
-        return false;
-    };
-    let digits = &s[..s.len() - unit.len_utf8()];
-    "YMDhms".contains(unit) && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    crate::broker::queue::stream::retention::parse_max_age(s).is_some()
 }
 
 /// The `ha-*` keys, as RabbitMQ's mirroring validator checks them together.

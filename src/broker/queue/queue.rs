@@ -124,7 +124,7 @@ impl Queue {
             deleted: false,
             dead: Vec::new(),
             stream: (args.queue_type == QueueType::Stream)
-                .then(|| Box::new(StreamLog::new(Retention::of(args)))),
+                .then(|| Box::new(StreamLog::new(Retention::of(args, &Default::default())))),
         };
         Queue {
             name,

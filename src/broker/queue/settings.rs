@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::args::{Overflow, QueueArguments, QueueMode};
 use super::dead_letter::DeadLetterTarget;
 use super::queue::Queue;
+use super::stream::Retention;
 use crate::broker::policy::{Applied, QueuePolicyValues};
 
 /// The settings a queue acts on.
@@ -102,6 +103,10 @@ impl Queue {
             return;
         }
         st.settings = settings;
+        if let Some(log) = st.stream.as_deref_mut() {
+            // Applies from the next segment close or age deadline on, as RabbitMQ's does.
+            log.retention = Retention::of(&self.options.arguments, &applied.queue_values());
+        }
         st.applied = applied;
         if st.settings.overflow == Overflow::DropHead {
             // As RabbitMQ (maybe_drop_head): only drop-head queues shed the excess now.

@@ -145,24 +145,21 @@ impl Queue {
         let log = st.stream.as_deref_mut()?;
         let mut cursors = std::mem::take(&mut log.cursors);
         let mut read = None;
-        let mut delivered = 0usize;
         for cursor in &mut cursors {
-            delivered += self.deliver_to(log, cursor, &mut read);
+            self.deliver_to(log, cursor, &mut read);
         }
         log.cursors = cursors;
-        st.unacked += delivered;
         read
     }
 
-    /// Feeds one consumer while it has credit; returns how many deliveries it took.
+    /// Feeds one consumer while it has credit.
     fn deliver_to(
         self: &Arc<Self>,
         log: &StreamLog,
         cursor: &mut Cursor,
         read: &mut Option<PendingRead>,
-    ) -> usize {
+    ) {
         let consumer = cursor.consumer.clone();
-        let mut delivered = 0;
         while consumer.has_credit() {
             let (offset, timestamp, message) = match cursor.buffer.pop_front() {
                 Some(entry) => entry,
@@ -191,10 +188,7 @@ impl Queue {
             consumer.record_delivery();
             let queued = QueuedMessage::new(offset, message, false);
             match consumer.channel.try_deliver(&consumer, self, queued) {
-                Ok(()) => {
-                    delivered += 1;
-                    self.counts.bump_delivery(false, consumer.no_ack, false);
-                }
+                Ok(()) => self.counts.bump_delivery(false, consumer.no_ack, false),
                 Err(back) => {
                     consumer.settle(1);
                     cursor.buffer.push_front((offset, timestamp, back.message));
@@ -202,7 +196,6 @@ impl Queue {
                 }
             }
         }
-        delivered
     }
 
     /// Reads a batch for one consumer (no lock held).
@@ -270,8 +263,9 @@ impl Queue {
         count: usize,
         acked: bool,
     ) {
+        // A stream counts no unacknowledged messages (RabbitMQ shows 0): nothing is taken
+        // from it.
         let mut st = self.state.lock();
-        st.unacked = st.unacked.saturating_sub(count);
         if acked {
             MessageCounts::bump(&self.counts.ack, count as u64);
         }

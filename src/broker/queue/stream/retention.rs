@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 
+use crate::broker::policy::QueuePolicyValues;
+use crate::broker::queue::QueueArguments;
 use crate::store::StreamSegment;
 
 /// RabbitMQ's default segment size (`x-stream-max-segment-size-bytes`).
@@ -31,12 +33,19 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// A stream's retention as its arguments declare it.
-    pub fn of(args: &crate::broker::queue::QueueArguments) -> Self {
+    /// A stream's retention from its arguments and the policies that apply: for each key the
+    /// lower of the two wins, as in RabbitMQ.
+    pub fn of(args: &QueueArguments, policy: &QueuePolicyValues) -> Self {
+        let lower = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Retention {
-            segment_bytes: args.stream_segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES).max(1),
-            max_bytes: args.max_length_bytes,
-            max_age_ms: args.max_age_ms,
+            segment_bytes: lower(args.stream_segment_bytes, policy.stream_segment_bytes)
+                .unwrap_or(DEFAULT_SEGMENT_BYTES)
+                .max(1),
+            max_bytes: lower(args.max_length_bytes, policy.max_length_bytes),
+            max_age_ms: lower(args.max_age_ms, policy.max_age_ms),
         }
     }
 
