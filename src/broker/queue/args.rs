@@ -30,6 +30,15 @@ const EQUIVALENCE_CHECKED: [&str; 13] = [
     "x-stream-max-segment-size-bytes",
 ];
 
+/// What RabbitMQ 3.10 compares when a stream is redeclared (a key streams refuse at creation
+/// is accepted on a redeclare, and not compared).
+const STREAM_EQUIVALENCE_CHECKED: [&str; 4] = [
+    "x-queue-type",
+    "x-max-length-bytes",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+];
+
 /// RabbitMQ's largest TTL / expiry in milliseconds.
 const MAX_EXPIRY: i64 = 365 * 24 * 3600 * 1000 * 10;
 
@@ -222,7 +231,11 @@ impl QueueArguments {
     /// (integers of any width are equal when their values are). The received table is not
     /// checked otherwise, as in RabbitMQ.
     pub fn check_equivalent(&self, received: &FieldTable, what: &str) -> Result<(), AmqpError> {
-        for key in EQUIVALENCE_CHECKED {
+        let keys: &[&str] = match self.queue_type {
+            QueueType::Stream => &STREAM_EQUIVALENCE_CHECKED,
+            _ => &EQUIVALENCE_CHECKED,
+        };
+        for &key in keys {
             let (cur, new) = (self.declared.inner().get(key), received.inner().get(key));
             let same = match (cur, new) {
                 // No x-queue-type is a classic queue, as `classic` is.

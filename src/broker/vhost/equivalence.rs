@@ -84,7 +84,8 @@ impl VHost {
             return Err(mismatch("durable", new.durable, current.durable));
         }
         if current.exclusive_owner.is_some() != new.exclusive_owner.is_some() {
-            return Err(if current.exclusive_owner.is_some() {
+            // A stream words it as for an exclusive queue (RabbitMQ 3.10).
+            return Err(if current.exclusive_owner.is_some() || existing.is_stream() {
                 existing.locked()
             } else {
                 AmqpError::resource_locked(format_args!(

@@ -61,14 +61,11 @@ impl StreamStart {
             StreamStart::Next => (log.next, 0),
             // At or past the end it waits for exactly that offset, as RabbitMQ does.
             StreamStart::Offset(n) => (n.max(log.first), 0),
-            StreamStart::Timestamp(at) => {
-                let start = log
-                    .segments
-                    .iter()
-                    .find(|s| s.last_ts >= at)
-                    .map_or(log.next, |s| s.first.max(log.first));
-                (start, at)
-            }
+            // Nothing that late yet: like `next`, whatever the times of what comes.
+            StreamStart::Timestamp(at) => match log.segments.iter().find(|s| s.last_ts >= at) {
+                Some(s) => (s.first.max(log.first), at),
+                None => (log.next, 0),
+            },
         }
     }
 }
