@@ -80,6 +80,7 @@ impl Applied {
             dead_letter_exchange: self.text("dead-letter-exchange"),
             dead_letter_routing_key: self.text("dead-letter-routing-key"),
             queue_mode: self.text("queue-mode"),
+            dead_letter_strategy: self.text("dead-letter-strategy"),
         }
     }
 
@@ -101,4 +102,6 @@ pub struct QueuePolicyValues {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub queue_mode: Option<String>,
+    /// A quorum queue's `dead-letter-strategy`.
+    pub dead_letter_strategy: Option<String>,
 }

@@ -11,6 +11,18 @@ impl Queue {
     /// Whether one more message would exceed `x-max-length` or `x-max-length-bytes`.
     pub(super) fn would_overflow(&self, st: &QueueState, message: &Message) -> bool {
         let args = &st.settings;
+        if self.is_quorum() {
+            // rabbit_fifo:is_over_limit: a quorum queue refuses once it is already over its
+            // limit, counting the dead letters it holds (dead_letter/at_least_once.rs) with the
+            // ready messages: a queue limited to 2 takes a third message and refuses the fourth.
+            let (held, held_bytes) = st.dead_letters.len_and_bytes();
+            return args
+                .max_length
+                .is_some_and(|max| Self::ready_count(st) as u64 + held > max)
+                || args
+                    .max_length_bytes
+                    .is_some_and(|max| st.ready.bytes() + held_bytes > max);
+        }
         args.max_length
             .is_some_and(|max| Self::ready_count(st) as u64 >= max)
             || args

@@ -27,6 +27,14 @@ const REFUSED_BY_QUORUM: [&str; 6] = [
     "x-queue-version",
 ];
 
+/// Arguments RabbitMQ 3.10 refuses on a classic queue that warren knows: those only quorum
+/// queues take (`… of queue type rabbit_classic_queue`, whatever the value).
+const REFUSED_BY_CLASSIC: [&str; 1] = ["x-dead-letter-strategy"];
+
+/// Arguments a redeclare of a quorum queue compares besides the common ones (RabbitMQ compares
+/// its type's arguments: `inequivalent arg 'x-dead-letter-strategy' …`).
+const COMPARED_BY_QUORUM: [&str; 2] = ["x-dead-letter-strategy", "x-delivery-limit"];
+
 /// Reads `x-queue-type`; the error is RabbitMQ's reason.
 pub fn parse(v: &AMQPValue) -> Result<QueueType, String> {
     match string(v)?.as_str() {
@@ -56,8 +64,16 @@ impl QueueType {
 
     fn refuses(self, key: &str) -> bool {
         match self {
-            QueueType::Classic => false,
+            QueueType::Classic => REFUSED_BY_CLASSIC.contains(&key),
             QueueType::Quorum => REFUSED_BY_QUORUM.contains(&key),
+        }
+    }
+
+    /// Arguments a redeclare compares for this type beyond args.rs's common list.
+    pub fn also_compared(self) -> &'static [&'static str] {
+        match self {
+            QueueType::Classic => &[],
+            QueueType::Quorum => &COMPARED_BY_QUORUM,
         }
     }
 

@@ -87,8 +87,9 @@ impl Queue {
     }
 
     /// When something next falls due: the first millisecond at which the message at the head
-    /// expires ([`Self::drop_expired_head`]) or, while the queue has no consumers, x-expires runs
-    /// out ([`Self::unused_too_long`]).
+    /// expires ([`Self::drop_expired_head`]), while the queue has no consumers x-expires runs
+    /// out ([`Self::unused_too_long`]), or held dead letters are offered again
+    /// (dead_letter/at_least_once.rs; `finish` forwards them).
     fn next_deadline(&self, st: &QueueState) -> Option<u64> {
         if st.deleted {
             return None;
@@ -104,10 +105,10 @@ impl Queue {
                     .saturating_add(expires)
             });
         // Both tests are strict (`expires_at < now`, idle `> expires`): due a millisecond later.
-        let edge = match (head, unused) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        let edge = [head, unused, st.dead_letters.deadline()]
+            .into_iter()
+            .flatten()
+            .min()?;
         Some(edge.saturating_add(1))
     }
 
