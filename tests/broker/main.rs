@@ -33,6 +33,7 @@ mod lifecycle;
 mod management;
 mod missing_objects;
 mod queue_types;
+mod quorum_dead_letter;
 mod queues;
 mod redeclare;
 mod sender_selected;

@@ -2,6 +2,7 @@
 //! oldest ready messages go, dead-lettered as maxlen) or reject-publish(-dlx) (the new message is
 //! refused; see `Queue::publish`).
 
+use super::args::Overflow;
 use super::backlog::Taken;
 use super::dead_letter::Reason;
 use super::queue::{Queue, QueueState};
@@ -35,6 +36,10 @@ impl Queue {
     /// queue is within its limits. The reject-publish modes refuse before enqueueing instead
     /// (see `Queue::publish`).
     pub(super) fn enforce_max_length(&self, st: &mut QueueState) {
+        if st.settings.overflow != Overflow::DropHead {
+            // Refused before the enqueue instead; a quorum queue may end one over its limit.
+            return;
+        }
         let (max_length, max_length_bytes) = (st.settings.max_length, st.settings.max_length_bytes);
         let over = |st: &QueueState| {
             max_length.is_some_and(|max| Self::ready_count(st) as u64 > max)
