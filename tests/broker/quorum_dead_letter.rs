@@ -345,11 +345,19 @@ async fn x_dead_letter_strategy_is_checked_and_compared_as_rabbitmq_does() {
     ];
     for (args, text) in cases {
         let (_conn, ch) = broker.channel().await;
-        let refused = expect_amqp_error(ch.queue_declare(name.as_str().into(), durable(), args).await);
+        let refused = expect_amqp_error(
+            ch.queue_declare(name.as_str().into(), durable(), args)
+                .await,
+        );
         assert_eq!(refused, precondition_failed(&text));
     }
     let (_conn, ch) = broker.channel().await;
-    declare_quorum(&ch, &name, quorum(&[("x-dead-letter-strategy", "at-least-once")])).await;
+    declare_quorum(
+        &ch,
+        &name,
+        quorum(&[("x-dead-letter-strategy", "at-least-once")]),
+    )
+    .await;
     for (args, shown) in [
         (
             quorum(&[("x-dead-letter-strategy", "at-most-once")]),
@@ -361,7 +369,10 @@ async fn x_dead_letter_strategy_is_checked_and_compared_as_rabbitmq_does() {
         ),
     ] {
         let (_conn, ch) = broker.channel().await;
-        let refused = expect_amqp_error(ch.queue_declare(name.as_str().into(), durable(), args).await);
+        let refused = expect_amqp_error(
+            ch.queue_declare(name.as_str().into(), durable(), args)
+                .await,
+        );
         assert_eq!(
             refused,
             precondition_failed(format!(
@@ -445,7 +456,10 @@ async fn a_waiting_dead_letter_survives_kill_9_as_a_message_of_its_queue() {
     broker.kill9();
     let broker = TestBroker::spawn_in(&dir, &[]);
     let (_conn, ch) = broker.channel().await;
-    assert_eq!(drain_bodies(&ch, "dls-src").await, ["waiting", "ready", "last"]);
+    assert_eq!(
+        drain_bodies(&ch, "dls-src").await,
+        ["waiting", "ready", "last"]
+    );
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }

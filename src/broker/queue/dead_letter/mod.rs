@@ -338,7 +338,13 @@ fn route_copy(
     keys.extend(copy.sender_selected.iter().map(String::as_str));
     let mut lazy_headers = LazyHeaders::new(&copy.properties);
     let (mut queues, mut scratch) = (Vec::new(), RouteScratch::default());
-    vhost.route_keys(&exchange, &keys, &mut lazy_headers, &mut queues, &mut scratch);
+    vhost.route_keys(
+        &exchange,
+        &keys,
+        &mut lazy_headers,
+        &mut queues,
+        &mut scratch,
+    );
     drop(lazy_headers);
     if queues.is_empty() {
         return None;
