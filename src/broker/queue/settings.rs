@@ -153,3 +153,7 @@ impl Queue {
         self.state.lock().settings.clone()
     }
 }
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;

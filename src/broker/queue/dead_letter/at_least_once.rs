@@ -250,7 +250,10 @@ impl Queue {
             dl.forwarding = false;
             dl.in_flight = 0;
             dl.in_flight_bytes = 0;
-            let discard = std::mem::take(&mut dl.discard_in_flight) || st.deleted;
+            let discard = std::mem::take(&mut dl.discard_in_flight);
+            if st.deleted {
+                return; // the queue's store entries went with it
+            }
             let mut left = 0;
             for (held, done) in batch.drain(..).zip(done) {
                 if done || discard {
