@@ -60,6 +60,10 @@ pub struct Config {
     /// How long a consumer may hold a delivery unacknowledged before its channel is closed
     /// (406), in ms; 0 = off. RabbitMQ's default: 30 minutes. `x-consumer-timeout` overrides.
     pub consumer_timeout_ms: u64,
+    /// How long a quorum queue's at-least-once dead letter waits before it is offered again to
+    /// targets that did not take it (or when it routed nowhere), in ms. RabbitMQ's
+    /// `dead_letter_worker_publisher_confirm_timeout`: 180 s.
+    pub dead_letter_retry_ms: u64,
     /// `product` and `version` in connection.start. Clients and their test suites switch
     /// RabbitMQ-specific behaviour on `product == "RabbitMQ"` (amqp091-go does), and warren
     /// behaves as RabbitMQ 3.10 does, so it says so by default; `platform` and `information`
@@ -133,6 +137,7 @@ impl Default for Config {
             store_map_size_bytes: crate::store::DEFAULT_MAP_SIZE as u64,
             queue_page_threshold: 20_000,
             consumer_timeout_ms: 30 * 60 * 1000,
+            dead_letter_retry_ms: 180_000,
             product: "RabbitMQ".into(),
             product_version: "3.10.0".into(),
             listen_tls: Vec::new(),

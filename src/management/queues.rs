@@ -70,6 +70,12 @@ pub fn queue_json(queue: &Queue, rates: &Rates) -> Map<String, Value> {
     for (name, length) in QUEUE_LENGTHS.into_iter().zip(queue_lengths(queue)) {
         with_rate(&mut out, name, length, rates.rate(name));
     }
+    if queue.is_quorum() {
+        // RabbitMQ 3.10 shows these for every quorum queue.
+        let (held, held_bytes) = queue.dead_letters_held();
+        out.insert("messages_dlx".into(), held.into());
+        out.insert("message_bytes_dlx".into(), held_bytes.into());
+    }
     if let Some(stats) = message_stats::queue(&queue.counts.figures(), &rates) {
         out.insert("message_stats".into(), stats);
     }

@@ -340,10 +340,17 @@ pub fn sample(api: &Api) {
 }
 
 /// A queue's messages, ready and unacknowledged (as `message_stats::QUEUE_LENGTHS` names them).
+/// A quorum queue's `messages` also counts the dead letters it holds (RabbitMQ's
+/// `messages_total`; see dead_letter/at_least_once.rs).
 pub fn queue_lengths(queue: &crate::broker::queue::Queue) -> [u64; 3] {
     let (ready, unacked) = queue.ready_and_unacked();
     let (ready, unacked) = (u64::from(ready), u64::from(unacked));
-    [ready + unacked, ready, unacked]
+    let held = if queue.is_quorum() {
+        queue.dead_letters_held().0
+    } else {
+        0
+    };
+    [ready + unacked + held, ready, unacked]
 }
 
 /// In [`QUEUE`]'s order (fields, not names: this runs for every queue at every sample).

@@ -99,6 +99,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
     // Before anything else: a TLS setup that cannot work stops the start with its reason.
     let tls = tls_listener(&config)?;
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
+    crate::broker::queue::dead_letter::set_retry_interval(config.dead_letter_retry_ms);
     let broker = Arc::new(Broker::open(&config).map_err(io::Error::other)?);
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -34,6 +34,7 @@ mod management;
 mod missing_objects;
 mod queue_types;
 mod queues;
+mod quorum_dead_letter;
 mod redeclare;
 mod sender_selected;
 mod tenancy;

@@ -84,6 +84,7 @@ impl Applied {
                 .text("max-age")
                 .and_then(|t| crate::broker::queue::stream::retention::parse_max_age(&t)),
             stream_segment_bytes: number("stream-max-segment-size-bytes"),
+            dead_letter_strategy: self.text("dead-letter-strategy"),
         }
     }
 
@@ -108,4 +109,6 @@ pub struct QueuePolicyValues {
     /// A stream's retention keys.
     pub max_age_ms: Option<u64>,
     pub stream_segment_bytes: Option<u64>,
+    /// A quorum queue's `dead-letter-strategy`.
+    pub dead_letter_strategy: Option<String>,
 }

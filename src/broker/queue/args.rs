@@ -54,6 +54,27 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// `x-dead-letter-strategy` (quorum queues): how dead letters leave (dead_letter/at_least_once.rs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeadLetterStrategy {
+    /// Published to the dead-letter exchange and forgotten, as classic queues do.
+    #[default]
+    AtMostOnce,
+    /// Kept in the queue until every queue it routes to has accepted it.
+    AtLeastOnce,
+}
+
+impl DeadLetterStrategy {
+    /// A value of the argument or of the `dead-letter-strategy` policy key.
+    pub fn parse(s: &str) -> Option<DeadLetterStrategy> {
+        match s {
+            "at-most-once" => Some(DeadLetterStrategy::AtMostOnce),
+            "at-least-once" => Some(DeadLetterStrategy::AtLeastOnce),
+            _ => None,
+        }
+    }
+}
+
 /// `x-queue-type`: what kind of queue this is (queue_type.rs says what each means).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum QueueType {
@@ -102,6 +123,8 @@ pub struct QueueArguments {
     pub consumer_timeout_ms: Option<u64>,
     /// `x-delivery-limit`: checked as RabbitMQ checks it; it acts on quorum queues only.
     pub delivery_limit: Option<u64>,
+    /// `x-dead-letter-strategy` (quorum queues only; a classic queue refuses the key).
+    pub dead_letter_strategy: Option<DeadLetterStrategy>,
     /// `x-queue-mode`.
     pub mode: QueueMode,
     /// `x-queue-type`.
@@ -138,8 +161,18 @@ impl QueueArguments {
             super::stream::arguments::check_values(&declared, what)?;
             QueueType::Stream.check_arguments(&declared, what)?;
         }
+        // RabbitMQ checks the values of its type's arguments only: a classic queue's
+        // x-dead-letter-strategy and x-delivery-limit are refused as keys (queue_type.rs),
+        // whatever their values.
+        let quorum = declared
+            .inner()
+            .get("x-queue-type")
+            .is_some_and(|v| super::queue_type::parse(v) == Ok(QueueType::Quorum));
         for (key, v) in declared.inner() {
             let key = key.as_str();
+            if matches!(key, "x-dead-letter-strategy" | "x-delivery-limit") && !quorum {
+                continue;
+            }
             arguments
                 .read(key, v, &mut dead_letter)
                 .map_err(|reason| invalid(key, what, reason))?;
@@ -188,6 +221,15 @@ impl QueueArguments {
             "x-max-priority" => self.max_priority = max_priority(v)?,
             "x-dead-letter-exchange" => dead_letter.exchange = Some(string(v)?),
             "x-dead-letter-routing-key" => dead_letter.routing_key = Some(string(v)?),
+            "x-dead-letter-strategy" => {
+                self.dead_letter_strategy = Some(match v {
+                    AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+                        DeadLetterStrategy::parse(&string(v)?)
+                            .ok_or_else(|| "invalid_dlx_strategy".to_string())?
+                    }
+                    other => return Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+                });
+            }
             "x-overflow" => {
                 self.overflow = match string(v)?.as_str() {
                     "drop-head" => Overflow::DropHead,
@@ -235,7 +277,9 @@ impl QueueArguments {
             QueueType::Stream => &STREAM_EQUIVALENCE_CHECKED,
             _ => &EQUIVALENCE_CHECKED,
         };
-        for &key in keys {
+        let by_type = self.queue_type.also_compared();
+        for key in keys.iter().chain(by_type) {
+            let key = *key;
             let (cur, new) = (self.declared.inner().get(key), received.inner().get(key));
             let same = match (cur, new) {
                 // No x-queue-type is a classic queue, as `classic` is.

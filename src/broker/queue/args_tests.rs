@@ -286,15 +286,32 @@ fn consumer_timeout_is_a_non_negative_integer() {
 }
 
 #[test]
-fn delivery_limit_is_a_non_negative_integer() {
+fn delivery_limit_is_a_quorum_queues_non_negative_integer() {
+    let quorum = |v: AMQPValue| {
+        QueueArguments::parse(
+            table(&[
+                ("x-delivery-limit", v),
+                ("x-queue-type", AMQPValue::LongString("quorum".into())),
+            ]),
+            WHAT,
+        )
+    };
     assert_eq!(
-        parse("x-delivery-limit", AMQPValue::LongInt(5)).delivery_limit,
+        quorum(AMQPValue::LongInt(5)).unwrap().delivery_limit,
         Some(5)
     );
     assert_eq!(
-        refusal("x-delivery-limit", AMQPValue::LongInt(-1)),
-        "{value_negative,-1}"
+        quorum(AMQPValue::LongInt(-1)).unwrap_err().text,
+        format!("PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for {WHAT}: {{value_negative,-1}}")
     );
+    // A classic queue refuses the key, whatever its value (RabbitMQ 3.10.8).
+    for v in [AMQPValue::LongInt(5), AMQPValue::LongInt(-1)] {
+        let err = QueueArguments::parse(table(&[("x-delivery-limit", v)]), WHAT).unwrap_err();
+        assert_eq!(
+            err.text,
+            format!("PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for {WHAT} of queue type rabbit_classic_queue")
+        );
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use warren_protocol::AmqpError;
 use super::args::{Overflow, QueueType};
 use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
-use super::dead_letter::{self, Reason};
+use super::dead_letter::{self, DeadLetters, Reason};
 use super::ready::Ready;
 use super::options::QueueOptions;
 use super::settings::QueueSettings;
@@ -87,6 +87,8 @@ pub(super) struct QueueState {
     pub(super) dead: Vec<(Arc<Message>, Reason)>,
     /// A stream's log (stream/); `None` for classic and quorum queues.
     pub(super) stream: Option<Box<StreamLog>>,
+    /// A quorum queue's at-least-once dead letters, kept until their targets have them.
+    pub(super) dead_letters: DeadLetters,
 }
 
 /// What removing a consumer left behind.
@@ -125,6 +127,7 @@ impl Queue {
             dead: Vec::new(),
             stream: (args.queue_type == QueueType::Stream)
                 .then(|| Box::new(StreamLog::new(Retention::of(args, &Default::default())))),
+            dead_letters: DeadLetters::default(),
         };
         Queue {
             name,
@@ -180,6 +183,9 @@ impl Queue {
     /// A message leaves the queue without being delivered: out of the store, and through the
     /// dead-letter exchange if the queue has one.
     pub(super) fn drop_message(&self, st: &mut QueueState, m: QueuedMessage, reason: Reason) {
+        let Some(m) = self.hold_dead_letter(st, m, reason) else {
+            return; // kept until its targets have it (dead_letter/at_least_once.rs)
+        };
         self.forget_stored([&m]);
         if st.settings.dead_letter.is_some() {
             st.dead.push((m.message, reason));
@@ -191,14 +197,20 @@ impl Queue {
     /// dead-letter queue may be this one, or route back to it).
     pub(super) fn finish(self: &Arc<Self>, mut st: MutexGuard<'_, QueueState>) {
         self.schedule_locked(&st);
-        if st.dead.is_empty() {
+        let forward = self.dead_letters_due(&st);
+        if st.dead.is_empty() && !forward {
             return;
         }
         let dead = std::mem::take(&mut st.dead);
         let target = st.settings.dead_letter.clone();
         drop(st);
-        if let (Some(target), Some(vhost)) = (target, self.vhost_ref.upgrade()) {
+        if let (Some(target), Some(vhost)) = (target, self.vhost_ref.upgrade())
+            && !dead.is_empty()
+        {
             dead_letter::publish(&vhost, &self.name, &target, dead);
+        }
+        if forward {
+            dead_letter::forward(self);
         }
     }
 

@@ -49,6 +49,13 @@ const REFUSED_BY_STREAM: [&str; 16] = [
     "x-delivery-limit",
     "x-queue-master-locator",
 ];
+/// Arguments RabbitMQ 3.10 refuses on a classic queue that warren knows: those only quorum
+/// queues or streams take (`… of queue type rabbit_classic_queue`, whatever the value).
+const REFUSED_BY_CLASSIC: [&str; 3] = ["x-dead-letter-strategy", "x-delivery-limit", "x-max-age"];
+
+/// Arguments a redeclare of a quorum queue compares besides the common ones (RabbitMQ compares
+/// its type's arguments: `inequivalent arg 'x-dead-letter-strategy' …`).
+const COMPARED_BY_QUORUM: [&str; 2] = ["x-dead-letter-strategy", "x-delivery-limit"];
 
 /// Reads `x-queue-type`; the error is RabbitMQ's reason.
 pub fn parse(v: &AMQPValue) -> Result<QueueType, String> {
@@ -81,9 +88,17 @@ impl QueueType {
 
     fn refuses(self, key: &str) -> bool {
         match self {
-            QueueType::Classic => key == "x-max-age",
+            QueueType::Classic => REFUSED_BY_CLASSIC.contains(&key),
             QueueType::Quorum => REFUSED_BY_QUORUM.contains(&key),
             QueueType::Stream => REFUSED_BY_STREAM.contains(&key),
+        }
+    }
+
+    /// Arguments a redeclare compares for this type beyond args.rs's common list.
+    pub fn also_compared(self) -> &'static [&'static str] {
+        match self {
+            QueueType::Classic | QueueType::Stream => &[],
+            QueueType::Quorum => &COMPARED_BY_QUORUM,
         }
     }
 

@@ -3,7 +3,10 @@
 //! `max-length`, `max-length-bytes`, `message-ttl`, `expires` (and a quorum queue's
 //! `delivery-limit`) the lower of argument and
 //! policy wins; for `overflow`, `dead-letter-exchange`, `dead-letter-routing-key` and
-//! `queue-mode` the argument wins over the policy.
+//! `queue-mode` the argument wins over the policy. A quorum queue follows
+//! `rabbit_quorum_queue` instead for `overflow`: the policy wins, and `reject-publish-dlx` is
+//! not one of its strategies (RabbitMQ logs a warning and uses `drop-head`); its
+//! `dead-letter-strategy` is the argument's, else the policy's.
 //!
 //! [`QueueSettings`] lives in the queue's state, under its lock, so [`Queue::apply_policies`]
 //! changes it between two operations: a lower length limit drops (or dead-letters) the excess
@@ -13,7 +16,7 @@
 
 use std::sync::Arc;
 
-use super::args::{Overflow, QueueArguments, QueueMode};
+use super::args::{DeadLetterStrategy, Overflow, QueueArguments, QueueMode, QueueType};
 use super::dead_letter::DeadLetterTarget;
 use super::queue::Queue;
 use super::stream::Retention;
@@ -30,6 +33,12 @@ pub struct QueueSettings {
     /// A quorum queue's `x-delivery-limit` (quorum_returns.rs).
     pub delivery_limit: Option<u64>,
     pub dead_letter: Option<Arc<DeadLetterTarget>>,
+    /// A quorum queue's `x-dead-letter-strategy` as declared or set by policy.
+    pub dead_letter_strategy: DeadLetterStrategy,
+    /// Dead letters stay in the queue until their targets accept them: a quorum queue with
+    /// `at-least-once`, overflow `reject-publish` and a dead-letter exchange (RabbitMQ falls
+    /// back to at-most-once otherwise). See dead_letter/at_least_once.rs.
+    pub at_least_once: bool,
     pub mode: QueueMode,
     /// Whether persistent messages may be paged out to the store (see backlog.rs): not for
     /// priority queues (their order is not the store's FIFO), byte-limited ones (their
@@ -48,15 +57,31 @@ fn lower(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 impl QueueSettings {
     pub fn new(args: &QueueArguments, policy: &QueuePolicyValues) -> QueueSettings {
         let declared = |key: &str| args.declared().inner().contains_key(key);
-        let overflow = if declared("x-overflow") {
-            args.overflow
-        } else {
-            match policy.overflow.as_deref() {
-                Some("reject-publish") => Overflow::RejectPublish,
-                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-                _ => Overflow::DropHead,
-            }
+        let quorum = args.queue_type == QueueType::Quorum;
+        let by_policy = match policy.overflow.as_deref() {
+            Some("reject-publish") => Some(Overflow::RejectPublish),
+            Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
+            Some("drop-head") => Some(Overflow::DropHead),
+            _ => None,
         };
+        let overflow = match (quorum, by_policy) {
+            (true, Some(by_policy)) => by_policy,
+            _ if declared("x-overflow") => args.overflow,
+            (_, by_policy) => by_policy.unwrap_or_default(),
+        };
+        let overflow = match overflow {
+            Overflow::RejectPublishDlx if quorum => Overflow::DropHead,
+            other => other,
+        };
+        let dead_letter_strategy = args
+            .dead_letter_strategy
+            .or_else(|| {
+                policy
+                    .dead_letter_strategy
+                    .as_deref()
+                    .and_then(DeadLetterStrategy::parse)
+            })
+            .unwrap_or_default();
         let mode = if declared("x-queue-mode") {
             args.mode
         } else if policy.queue_mode.as_deref() == Some("lazy") {
@@ -77,6 +102,10 @@ impl QueueSettings {
             })
         });
         let max_length_bytes = lower(args.max_length_bytes, policy.max_length_bytes);
+        let at_least_once = quorum
+            && dead_letter_strategy == DeadLetterStrategy::AtLeastOnce
+            && overflow == Overflow::RejectPublish
+            && dead_letter.is_some();
         QueueSettings {
             max_length: lower(args.max_length, policy.max_length),
             max_length_bytes,
@@ -86,6 +115,8 @@ impl QueueSettings {
             delivery_limit: lower(args.delivery_limit, policy.delivery_limit),
             pages: args.max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none(),
             dead_letter,
+            dead_letter_strategy,
+            at_least_once,
             mode,
         }
     }
@@ -108,6 +139,8 @@ impl Queue {
             log.retention = Retention::of(&self.options.arguments, &applied.queue_values());
         }
         st.applied = applied;
+        // At-least-once dead letters are dropped, or retried now (dead_letter/at_least_once.rs).
+        self.dead_letter_settings_changed(&mut st);
         if st.settings.overflow == Overflow::DropHead {
             // As RabbitMQ (maybe_drop_head): only drop-head queues shed the excess now.
             self.enforce_max_length(&mut st);
@@ -125,3 +158,7 @@ impl Queue {
         self.state.lock().settings.clone()
     }
 }
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;

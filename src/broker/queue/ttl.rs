@@ -91,8 +91,9 @@ impl Queue {
     }
 
     /// When something next falls due: the first millisecond at which the message at the head
-    /// expires ([`Self::drop_expired_head`]) or, while the queue has no consumers, x-expires runs
-    /// out ([`Self::unused_too_long`]).
+    /// expires ([`Self::drop_expired_head`]), while the queue has no consumers x-expires runs
+    /// out ([`Self::unused_too_long`]), or held dead letters are offered again
+    /// (dead_letter/at_least_once.rs; `finish` forwards them).
     fn next_deadline(&self, st: &QueueState) -> Option<u64> {
         if st.deleted {
             return None;
@@ -114,7 +115,10 @@ impl Queue {
             .and_then(|log| log.retention.next_age_deadline(&log.segments))
             .map(|at| clock::now_ms().saturating_add(at.saturating_sub(epoch_ms())));
         // Both tests are strict (`expires_at < now`, idle `> expires`): due a millisecond later.
-        let edge = [head, unused, aged].into_iter().flatten().min()?;
+        let edge = [head, unused, aged, st.dead_letters.deadline()]
+            .into_iter()
+            .flatten()
+            .min()?;
         Some(edge.saturating_add(1))
     }
 

@@ -13,7 +13,9 @@
 //! recursion.
 //!
 //! This file owns the cascade: budgets, the worklist and routing the copies. The copy itself
-//! (the history rewritten in the message's property bytes) is history.rs's.
+//! (the history rewritten in the message's property bytes) is history.rs's; a quorum queue's
+//! `at-least-once` strategy, which keeps dead letters until their targets accept them, is
+//! at_least_once.rs's (its forwarding passes run in the same loop, never recursively).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -24,9 +26,13 @@ use warren_protocol::ShortStr;
 
 use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::publish::enqueue;
+use crate::broker::queue::Queue;
 use crate::broker::vhost::{RouteScratch, VHost};
 
+mod at_least_once;
 mod history;
+
+pub use at_least_once::{DeadLetters, set_retry_interval};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -134,6 +140,8 @@ struct Worklist {
 thread_local! {
     /// `Some` while a cascade is collected or drained on this thread.
     static WORKLIST: RefCell<Option<Worklist>> = const { RefCell::new(None) };
+    /// Queues whose at-least-once dead letters are due, forwarded by the drain loop.
+    static FORWARDS: RefCell<Vec<Arc<Queue>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Ends the cascade even if publishing panics, so the next one starts afresh.
@@ -142,6 +150,7 @@ struct Draining;
 impl Drop for Draining {
     fn drop(&mut self) {
         COLLECTING.set(COLLECTING.get().saturating_sub(1));
+        FORWARDS.with(|f| f.borrow_mut().clear());
         let ended = WORKLIST.with(|w| w.borrow_mut().take());
         if let Some(w) = ended
             && w.dropped > 0
@@ -186,7 +195,7 @@ impl CascadeScope {
         // Closed here, not by Drop (which is for a scope left by a panic).
         std::mem::forget(self);
         COLLECTING.set(COLLECTING.get() - 1);
-        if outermost && WORKLIST.with(|w| w.borrow().is_some()) {
+        if outermost && (WORKLIST.with(|w| w.borrow().is_some()) || forwards_waiting()) {
             drain_worklist();
         }
     }
@@ -256,11 +265,96 @@ fn drain_worklist() {
             w.draining = true;
         }
     });
-    while let Some(batch) =
-        WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()))
-    {
-        publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead);
+    loop {
+        if let Some(batch) =
+            WORKLIST.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.pop_front()))
+        {
+            publish_batch(&batch.vhost, &batch.queue, &batch.target, batch.dead);
+            continue;
+        }
+        match FORWARDS.with(|f| f.borrow_mut().pop()) {
+            Some(queue) => queue.forward_dead_letters(),
+            None => break,
+        }
     }
+}
+
+fn forwards_waiting() -> bool {
+    FORWARDS.with(|f| !f.borrow().is_empty())
+}
+
+/// Forwards `queue`'s due at-least-once dead letters: now, or by the cascade open on this
+/// thread once it drains (so forwarding into queues that dead-letter in turn never recurses).
+pub fn forward(queue: &Arc<Queue>) {
+    FORWARDS.with(|f| f.borrow_mut().push(queue.clone()));
+    if COLLECTING.get() == 0 {
+        drain_worklist();
+    }
+}
+
+/// Now, in seconds since the epoch (an `x-death` time).
+fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A dead letter's copy, routed: what to enqueue it with and where.
+struct RoutedCopy {
+    exchange: Arc<str>,
+    routing_key: ShortStr,
+    copy: history::DeadLetterCopy,
+    queues: Vec<Arc<Queue>>,
+}
+
+/// Makes the copy of `message` leaving `queue` for `reason` (dead-lettered at `now`, in
+/// seconds) and routes it through the dead-letter exchange. `None` when the exchange is
+/// missing, the headers do not rewrite, or nothing is bound for it; cycles are left in
+/// `queues` for the caller to judge.
+fn route_copy(
+    vhost: &Arc<VHost>,
+    queue: &str,
+    target: &DeadLetterTarget,
+    message: &Message,
+    reason: Reason,
+    now: u64,
+) -> Option<RoutedCopy> {
+    let exchange = vhost.exchange(&target.exchange)?;
+    let routing_key_replaced = target.routing_key.is_some();
+    let Some(copy) = history::dead_letter_copy(message, queue, reason, routing_key_replaced, now)
+    else {
+        tracing::debug!("dead letter from {queue} dropped: its headers do not rewrite");
+        return None;
+    };
+    // RabbitMQ routes a dead letter by all of the message's routing keys (its own and its CC
+    // keys), unless x-dead-letter-routing-key replaces them all, and then drops the CC header
+    // (rabbit_dead_letter:make_msg).
+    let routing_key = match &target.routing_key {
+        Some(rk) => ShortStr::from_bytes(bytes::Bytes::from(rk.clone().into_bytes()))?,
+        None => message.routing_key.clone(),
+    };
+    let mut keys: Vec<&str> = Vec::with_capacity(1 + copy.sender_selected.len());
+    keys.push(&routing_key);
+    keys.extend(copy.sender_selected.iter().map(String::as_str));
+    let mut lazy_headers = LazyHeaders::new(&copy.properties);
+    let (mut queues, mut scratch) = (Vec::new(), RouteScratch::default());
+    vhost.route_keys(
+        &exchange,
+        &keys,
+        &mut lazy_headers,
+        &mut queues,
+        &mut scratch,
+    );
+    drop(lazy_headers);
+    if queues.is_empty() {
+        return None;
+    }
+    Some(RoutedCopy {
+        exchange: exchange.name.clone(),
+        routing_key,
+        copy,
+        queues,
+    })
 }
 
 /// Routes and enqueues one queue's dead letters (which may add to the worklist); every
@@ -271,38 +365,22 @@ fn publish_batch(
     target: &DeadLetterTarget,
     dead: Vec<(Arc<Message>, Reason)>,
 ) {
-    let Some(exchange) = vhost.exchange(&target.exchange) else {
+    if vhost.exchange(&target.exchange).is_none() {
         // RabbitMQ drops dead letters for a missing dead-letter exchange.
         return;
-    };
+    }
     let store = vhost.store();
-    let (mut out, mut scratch) = (Vec::new(), RouteScratch::default());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = epoch_seconds();
     for (message, reason) in dead {
-        let routing_key_replaced = target.routing_key.is_some();
-        let Some(copy) =
-            history::dead_letter_copy(&message, queue, reason, routing_key_replaced, now)
+        let Some(RoutedCopy {
+            exchange,
+            routing_key,
+            copy,
+            queues: mut out,
+        }) = route_copy(vhost, queue, target, &message, reason, now)
         else {
-            tracing::debug!("dead letter from {queue} dropped: its headers do not rewrite");
             continue;
         };
-        // RabbitMQ routes a dead letter by all of the message's routing keys (its own and its
-        // CC keys), unless x-dead-letter-routing-key replaces them all, and then drops the CC
-        // header (rabbit_dead_letter:make_msg).
-        let routing_key = match &target.routing_key {
-            Some(rk) => ShortStr::from_bytes(bytes::Bytes::from(rk.clone().into_bytes())),
-            None => Some(message.routing_key.clone()),
-        };
-        let Some(routing_key) = routing_key else {
-            continue;
-        };
-        let mut keys: Vec<&str> = Vec::with_capacity(1 + copy.sender_selected.len());
-        keys.push(&routing_key);
-        keys.extend(copy.sender_selected.iter().map(String::as_str));
-        let mut lazy_headers = LazyHeaders::new(&copy.properties);
-        vhost.route_keys(&exchange, &keys, &mut lazy_headers, &mut out, &mut scratch);
         out.retain(|q| !copy.is_cycle(&q.name));
         if out.is_empty() {
             continue;
@@ -314,7 +392,7 @@ fn publish_batch(
         DeadLetterTally::add(1, copy.properties.raw().len(), out.len());
         let _ = enqueue(
             store,
-            exchange.name.clone(),
+            exchange,
             routing_key,
             copy.properties,
             message.body.clone(),
