@@ -147,14 +147,37 @@ pub fn content(
     body: &[u8],
     frame_max: u32,
 ) {
-    out.reserve(FRAME_OVERHEAD + 12 + raw_properties.len() + body.len() + FRAME_OVERHEAD);
+    content_with(
+        out,
+        channel,
+        raw_properties.len(),
+        |out| out.put_slice(raw_properties),
+        body,
+        frame_max,
+    );
+}
+
+/// Like [`content`], with the properties written by `write_properties` straight into `out`
+/// (about `properties_len` bytes, for the reservation; the frame's size is what was written).
+pub fn content_with(
+    out: &mut BytesMut,
+    channel: u16,
+    properties_len: usize,
+    write_properties: impl FnOnce(&mut BytesMut),
+    body: &[u8],
+    frame_max: u32,
+) {
+    out.reserve(FRAME_OVERHEAD + 12 + properties_len + body.len() + FRAME_OVERHEAD);
     out.put_u8(FRAME_HEADER);
     out.put_u16(channel);
-    out.put_u32((12 + raw_properties.len()) as u32);
+    let size_at = out.len();
+    out.put_u32(0);
     out.put_u16(CLASS_BASIC);
     out.put_u16(0);
     out.put_u64(body.len() as u64);
-    out.put_slice(raw_properties);
+    write_properties(out);
+    let size = (out.len() - size_at - 4) as u32;
+    out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
     out.put_u8(FRAME_END);
     let max_chunk = if frame_max == 0 {
         usize::MAX

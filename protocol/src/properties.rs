@@ -368,3 +368,121 @@ mod tests {
         assert!(Properties::parse(Bytes::from_static(&[0])).is_err());
     }
 }
+
+impl Properties {
+    /// Writes these properties into `out` with the long-long header `key` = `value` added at
+    /// the end of `headers` (a table is made if there is none), without allocating. Returns
+    /// `false` (and writes nothing) when `headers` already holds `key` or does not scan: the
+    /// caller rewrites the table then ([`Properties::with_headers`]).
+    pub fn write_with_header(&self, out: &mut impl bytes::BufMut, key: &[u8], value: i64) -> bool {
+        let Ok(key_len) = u8::try_from(key.len()) else {
+            return false;
+        };
+        let entry_len = 1 + key.len() + 1 + 8;
+        let (table_at, table_body) = match self.offset(Property::Headers) {
+            Some(o) => match self.headers_raw().filter(|t| !has_key(t, key)) {
+                Some(table) => (o, Some(&table[4..])),
+                None => return false,
+            },
+            // No headers: the table goes where it belongs, before the first property after it.
+            None => {
+                let after = (Property::Headers as usize + 1..COUNT)
+                    .find_map(|i| (self.offsets[i] != 0).then_some(self.offsets[i] as usize));
+                (after.unwrap_or(self.raw.len()), None)
+            }
+        };
+        let flags = u16::from_be_bytes([self.raw[0], self.raw[1]])
+            | 1 << (15 - Property::Headers as usize);
+        let existing = table_body.map_or(0, <[u8]>::len);
+        out.put_u16(flags);
+        out.put_slice(&self.raw[2..table_at]);
+        out.put_u32((existing + entry_len) as u32);
+        if let Some(body) = table_body {
+            out.put_slice(body);
+        }
+        out.put_u8(key_len);
+        out.put_slice(key);
+        out.put_u8(b'l');
+        out.put_i64(value);
+        out.put_slice(&self.raw[table_at + 4 * usize::from(table_body.is_some()) + existing..]);
+        true
+    }
+}
+
+/// Whether the table (4-byte length first) has an entry `key`; a table that does not scan
+/// counts as having it (the caller takes the careful path).
+fn has_key(table: &[u8], key: &[u8]) -> bool {
+    let Some(body) = be_u32(table, 0).and_then(|len| table.get(4..4 + len)) else {
+        return true;
+    };
+    let mut p = 0;
+    while p < body.len() {
+        let key_end = p + 1 + body[p] as usize;
+        let (Some(k), Some(end)) = (body.get(p + 1..key_end), value_end(body, key_end)) else {
+            return true;
+        };
+        if k == key {
+            return true;
+        }
+        p = end;
+    }
+    false
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+    use amq_protocol::types::{AMQPValue, FieldTable};
+
+    fn props(basic: BasicProperties) -> Properties {
+        Properties::from_basic(&basic)
+    }
+
+    /// What `write_with_header` wrote, parsed again.
+    fn written(p: &Properties) -> Option<BasicProperties> {
+        let mut out = Vec::new();
+        if !p.write_with_header(&mut out, b"x-n", 7) {
+            return None;
+        }
+        Some(Properties::parse(Bytes::from(out)).unwrap().to_basic())
+    }
+
+    fn n_of(b: &BasicProperties) -> Option<AMQPValue> {
+        b.headers().as_ref()?.inner().get("x-n").cloned()
+    }
+
+    #[test]
+    fn a_header_is_added_without_losing_any_property() {
+        // No properties at all; only the ones before headers; only the ones after; both sides
+        // of an existing table.
+        let mut table = FieldTable::default();
+        table.insert("a".into(), AMQPValue::LongString("b".into()));
+        let cases = [
+            BasicProperties::default(),
+            BasicProperties::default().with_content_type("text/plain".into()),
+            BasicProperties::default().with_delivery_mode(2).with_app_id("app".into()),
+            BasicProperties::default()
+                .with_content_type("t".into())
+                .with_headers(table.clone())
+                .with_priority(3),
+        ];
+        for basic in cases {
+            let got = written(&props(basic.clone())).expect("written");
+            assert_eq!(n_of(&got), Some(AMQPValue::LongLongInt(7)));
+            assert_eq!(got.content_type(), basic.content_type());
+            assert_eq!(got.delivery_mode(), basic.delivery_mode());
+            assert_eq!(got.app_id(), basic.app_id());
+            assert_eq!(got.priority(), basic.priority());
+            if let Some(h) = basic.headers() {
+                assert_eq!(got.headers().as_ref().unwrap().inner().get("a"), h.inner().get("a"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_table_that_has_the_key_is_left_to_the_caller() {
+        let mut table = FieldTable::default();
+        table.insert("x-n".into(), AMQPValue::LongLongInt(1));
+        assert!(written(&props(BasicProperties::default().with_headers(table))).is_none());
+    }
+}

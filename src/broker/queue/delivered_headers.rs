@@ -14,6 +14,14 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::sender_selected::header_entries;
 
 impl Queue {
+    /// The header a delivery of `message` gets added to its properties: a quorum queue's
+    /// `x-delivery-count`. The channel writes it straight into the frame
+    /// (`Properties::write_with_header`), falling back to [`Queue::delivered_properties`].
+    pub fn delivery_header(&self, message: &QueuedMessage) -> Option<(&'static [u8], i64)> {
+        self.is_quorum()
+            .then(|| (&b"x-delivery-count"[..], i64::from(message.delivery_count)))
+    }
+
     /// The properties a delivery of `message` carries: a quorum queue's with `x-delivery-count`
     /// set; a classic queue's and a stream's as they are held (a stream's entries carry their
     /// `x-stream-offset` from the append on: [`stamp_offset`]).

@@ -208,7 +208,6 @@ impl ChannelShared {
         let tag = st.next_tag;
         st.next_tag += 1;
         let m = &message.message;
-        let properties = queue.delivered_properties(&message);
         let frame_max = self.frame_max();
         self.connection.outbox.push(|out| {
             encode::get_ok(
@@ -220,7 +219,7 @@ impl ChannelShared {
                 &m.routing_key,
                 remaining,
             );
-            encode::content(out, self.id, properties.raw(), &m.body, frame_max);
+            write_content(out, self.id, queue, &message, frame_max);
         });
         if !no_ack {
             st.unacked.push_back(Unacked {
@@ -384,6 +383,34 @@ impl ChannelShared {
     }
 }
 
+/// A delivery's content frames: the message's properties as they are, or with the header its
+/// queue adds written straight into the frame (no copy of the properties on the way).
+fn write_content(
+    out: &mut BytesMut,
+    channel: u16,
+    queue: &Queue,
+    message: &QueuedMessage,
+    frame_max: u32,
+) {
+    let m = &message.message;
+    let raw = m.properties.raw();
+    match queue.delivery_header(message) {
+        None => encode::content(out, channel, raw, &m.body, frame_max),
+        Some((key, value)) => encode::content_with(
+            out,
+            channel,
+            raw.len() + 4 + 1 + key.len() + 9,
+            |out| {
+                if !m.properties.write_with_header(out, key, value) {
+                    out.extend_from_slice(queue.delivered_properties(message).raw());
+                }
+            },
+            &m.body,
+            frame_max,
+        ),
+    }
+}
+
 fn unknown_tag(tag: u64) -> AmqpError {
     AmqpError::precondition(format_args!("unknown delivery tag {tag}")).on_method(method::BASIC_ACK)
 }
@@ -405,7 +432,6 @@ impl DeliveryTarget for ChannelShared {
         let tag = st.next_tag;
         let frame_max = self.frame_max();
         let m = &message.message;
-        let properties = queue.delivered_properties(&message);
         let written = self.connection.outbox.try_push(|out| {
             encode::deliver(
                 out,
@@ -416,7 +442,7 @@ impl DeliveryTarget for ChannelShared {
                 &m.exchange,
                 &m.routing_key,
             );
-            encode::content(out, self.id, properties.raw(), &m.body, frame_max);
+            write_content(out, self.id, queue, &message, frame_max);
         });
         if !written {
             return Err(message);
