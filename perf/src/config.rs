@@ -1,5 +1,6 @@
 //! Command-line configuration (clap) and the parsing of its compound values: the AMQP URI,
-//! `--queue-args`, and the queue names a run uses. Short options follow RabbitMQ PerfTest's
+//! `--queue-args` / `--queue-type`, `--consumer-args` / `--stream-offset`, and the queue names a
+//! run uses. Short options follow RabbitMQ PerfTest's
 //! where they do not clash with clap's own (`-h` is help here, so the URI is `--uri` only).
 
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -36,6 +37,10 @@ pub struct Config {
     /// anything else a long string (e.g. x-queue-type=quorum,x-max-length=1000).
     #[arg(long)]
     pub queue_args: Option<String>,
+    /// Shorthand for the queue argument x-queue-type (classic, quorum, stream). RabbitMQ only
+    /// declares a stream with --durable and without --auto-delete.
+    #[arg(long)]
+    pub queue_type: Option<String>,
     /// Declare queues (and the exchange) durable.
     #[arg(long)]
     pub durable: bool,
@@ -72,6 +77,14 @@ pub struct Config {
     /// Poll with basic.get instead of basic.consume.
     #[arg(long)]
     pub get: bool,
+    /// basic.consume arguments, `k=v,k2=v2`, typed as in --queue-args (e.g. x-priority=5).
+    #[arg(long, conflicts_with = "get")]
+    pub consumer_args: Option<String>,
+    /// Where stream consumers start (consumer argument x-stream-offset): first, last, next, an
+    /// offset (a number), a point in time `@<unix seconds>`, or an interval such as 1h or 7D.
+    /// RabbitMQ wants manual acks and a --prefetch for stream consumers.
+    #[arg(long, conflicts_with = "get")]
+    pub stream_offset: Option<String>,
     /// Publishing rate limit per producer in messages per second (0 = unlimited).
     #[arg(short = 'r', long, default_value_t = 0.0)]
     pub rate: f64,
@@ -81,8 +94,13 @@ pub struct Config {
     /// Messages per producer (0 = unlimited).
     #[arg(short = 'C', long, default_value_t = 0)]
     pub pmessages: u64,
-    /// Messages per consumer (0 = unlimited).
-    #[arg(short = 'D', long, default_value_t = 0)]
+    /// Messages per consumer (0 = unlimited); each consumer stops once it has this many.
+    #[arg(
+        short = 'D',
+        long,
+        visible_alias = "consume-count",
+        default_value_t = 0
+    )]
     pub cmessages: u64,
     /// Do not declare queues, exchanges or bindings: they exist already.
     #[arg(short = 'p', long)]
@@ -143,6 +161,7 @@ impl Config {
             short_str(&q)?;
         }
         self.queue_arguments()?;
+        self.consumer_arguments()?;
         Ok(())
     }
 
@@ -155,27 +174,73 @@ impl Config {
         }
     }
 
+    /// `--queue-args`, with `--queue-type` as x-queue-type (which wins over one in the list).
     pub fn queue_arguments(&self) -> Result<FieldTable, Error> {
-        let mut table = FieldTable::default();
-        let Some(spec) = &self.queue_args else {
-            return Ok(table);
-        };
-        for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| Error(format!("--queue-args: '{pair}' is not k=v")))?;
-            let (k, v) = (k.trim(), v.trim());
-            let value = if let Ok(i) = v.parse::<i64>() {
-                AMQPValue::LongLongInt(i)
-            } else if v == "true" || v == "false" {
-                AMQPValue::Boolean(v == "true")
-            } else {
-                AMQPValue::LongString(LongString::from(v.as_bytes().to_vec()))
-            };
-            table.insert(short_str(k)?, value);
+        let mut table = parse_table("--queue-args", self.queue_args.as_deref())?;
+        if let Some(t) = &self.queue_type {
+            table.insert(short_str("x-queue-type")?, long_string(t));
         }
         Ok(table)
     }
+
+    /// `--consumer-args`, with `--stream-offset` as x-stream-offset (which wins).
+    pub fn consumer_arguments(&self) -> Result<FieldTable, Error> {
+        let mut table = parse_table("--consumer-args", self.consumer_args.as_deref())?;
+        if let Some(o) = &self.stream_offset {
+            table.insert(short_str("x-stream-offset")?, stream_offset(o)?);
+        }
+        Ok(table)
+    }
+}
+
+/// A `k=v,k2=v2` list: integers become long-long ints, true/false booleans, anything else a
+/// long string.
+fn parse_table(flag: &str, spec: Option<&str>) -> Result<FieldTable, Error> {
+    let mut table = FieldTable::default();
+    let Some(spec) = spec else {
+        return Ok(table);
+    };
+    for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| Error(format!("{flag}: '{pair}' is not k=v")))?;
+        let (k, v) = (k.trim(), v.trim());
+        let value = if let Ok(i) = v.parse::<i64>() {
+            AMQPValue::LongLongInt(i)
+        } else if v == "true" || v == "false" {
+            AMQPValue::Boolean(v == "true")
+        } else {
+            long_string(v)
+        };
+        table.insert(short_str(k)?, value);
+    }
+    Ok(table)
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
+}
+
+/// The value of x-stream-offset as RabbitMQ reads it: a number is an offset (long-long int),
+/// `@<seconds>` a timestamp, anything else a string (first, last, next, or an interval).
+pub fn stream_offset(s: &str) -> Result<AMQPValue, Error> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        if n < 0 {
+            return Err(Error(format!("--stream-offset: {n} is negative")));
+        }
+        return Ok(AMQPValue::LongLongInt(n));
+    }
+    if let Some(t) = s.strip_prefix('@') {
+        let secs = t
+            .parse::<u64>()
+            .map_err(|_| Error(format!("--stream-offset: '{s}' is not @<unix seconds>")))?;
+        return Ok(AMQPValue::Timestamp(secs));
+    }
+    if s.is_empty() {
+        return Err(Error::msg("--stream-offset is empty"));
+    }
+    Ok(long_string(s))
 }
 
 /// A user-supplied name as an AMQP short string (at most 255 bytes).
@@ -327,5 +392,50 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn queue_type_and_stream_offset() {
+        let c = Config::from_args([
+            "p",
+            "--queue-type",
+            "stream",
+            "--queue-args",
+            "x-queue-type=quorum,x-max-length-bytes=1000",
+            "--consumer-args",
+            "x-priority=3,x-stream-offset=last",
+            "--stream-offset",
+            "first",
+            "--consume-count",
+            "7",
+        ])
+        .unwrap();
+        c.validate().unwrap();
+        let q = c.queue_arguments().unwrap();
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
+        assert_eq!(q.inner().get("x-queue-type"), Some(&text("stream")));
+        assert_eq!(
+            q.inner().get("x-max-length-bytes"),
+            Some(&AMQPValue::LongLongInt(1000))
+        );
+        let a = c.consumer_arguments().unwrap();
+        assert_eq!(a.inner().get("x-stream-offset"), Some(&text("first")));
+        assert_eq!(
+            a.inner().get("x-priority"),
+            Some(&AMQPValue::LongLongInt(3))
+        );
+        assert_eq!(c.cmessages, 7);
+
+        assert_eq!(stream_offset("42").unwrap(), AMQPValue::LongLongInt(42));
+        assert_eq!(
+            stream_offset("@1700000000").unwrap(),
+            AMQPValue::Timestamp(1_700_000_000)
+        );
+        assert_eq!(stream_offset("1h").unwrap(), text("1h"));
+        assert!(stream_offset("-1").is_err());
+        assert!(stream_offset("@soon").is_err());
+        assert!(Config::from_args(["p", "--get", "--stream-offset", "first"]).is_err());
+        let none = Config::from_args(["p"]).unwrap();
+        assert!(none.consumer_arguments().unwrap().inner().is_empty());
     }
 }

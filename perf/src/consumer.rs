@@ -1,11 +1,12 @@
-//! One consumer: its own connection, basic.consume (or basic.get polling with `--get`),
-//! optional basic.qos, auto-ack or manual acks (multiple=true every N). Each socket read is
-//! processed in full before the acks it produced go out in one write; end-to-end latency comes
-//! from the send stamp in the first 8 body bytes.
+//! One consumer: its own connection, basic.consume with its arguments (e.g. x-stream-offset), or
+//! basic.get polling with `--get`, optional basic.qos, auto-ack or manual acks (multiple=true
+//! every N). Each socket read is processed in full before the acks it produced go out in one
+//! write; end-to-end latency comes from the send stamp in the first 8 body bytes. At the end the
+//! consumer reports its own count and rate (from consume-ok to its last message).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use amq_protocol::types::FieldTable;
@@ -15,7 +16,7 @@ use warren_protocol::encode;
 use crate::Error;
 use crate::client::{CHANNEL, Conn};
 use crate::config::{Uri, short_str};
-use crate::stats::{LocalHist, Stats};
+use crate::stats::{ConsumerSummary, LocalHist, Stats};
 use crate::wire::{Inbound, now_ns, put_ack};
 
 pub struct ConsumerSpec {
@@ -26,6 +27,8 @@ pub struct ConsumerSpec {
     pub prefetch: u16,
     pub ack_every: u32,
     pub get: bool,
+    /// basic.consume arguments.
+    pub arguments: FieldTable,
     /// Messages to consume before stopping (0 = unlimited).
     pub messages: u64,
 }
@@ -74,7 +77,7 @@ pub async fn run(
             no_ack: spec.auto_ack,
             exclusive: false,
             nowait: false,
-            arguments: FieldTable::default(),
+            arguments: spec.arguments.clone(),
         };
         match conn
             .call(
@@ -100,6 +103,8 @@ pub async fn run(
 
     let mut hist = LocalHist::new(&stats.latency);
     let mut state = Content::Idle;
+    let started = Instant::now();
+    let mut last_at = started;
     let (mut consumed, mut unacked, mut last_tag) = (0u64, 0u64, 0u64);
     let mut get_inflight = false;
     let mut heartbeat = tokio::time::interval(conn.writer.heartbeat_check_interval());
@@ -198,6 +203,9 @@ pub async fn run(
                 }
             }
             consumed += batch;
+            if batch > 0 {
+                last_at = Instant::now();
+            }
             stats.consumed.fetch_add(batch, Ordering::Relaxed);
             hist.maybe_flush();
             if spec.messages > 0 && consumed >= spec.messages {
@@ -225,6 +233,11 @@ pub async fn run(
     .await;
     hist.flush();
     drop(hist);
+    stats.consumer_done(ConsumerSummary::new(
+        spec.id,
+        consumed,
+        last_at.duration_since(started),
+    ));
     if result.is_ok() {
         if unacked > 0 && !spec.auto_ack {
             put_ack(&mut conn.writer.buf, CHANNEL, last_tag, true);

@@ -28,7 +28,7 @@ use amq_protocol::types::FieldTable;
 use tokio::sync::watch;
 
 pub use config::Config;
-pub use stats::{LatencySummary, Summary};
+pub use stats::{ConsumerSummary, LatencySummary, Summary};
 
 use client::{CHANNEL, Conn};
 use config::{Uri, parse_uri, short_str};
@@ -76,6 +76,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let producers_done = Arc::new(AtomicUsize::new(0));
     let consumers_done = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
+    let consumer_arguments = config.consumer_arguments()?;
 
     for id in 0..config.consumers {
         let spec = consumer::ConsumerSpec {
@@ -86,6 +87,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             prefetch: config.prefetch,
             ack_every: config.multi_ack_every,
             get: config.get,
+            arguments: consumer_arguments.clone(),
             messages: config.cmessages,
         };
         let (stats, stop, done) = (stats.clone(), stop_rx.clone(), consumers_done.clone());

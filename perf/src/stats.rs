@@ -1,7 +1,8 @@
 //! Shared run statistics: message counters (atomics, bumped once per batch), latency
 //! histograms (each task records into its own local `hdrhistogram` and merges it into the
 //! shared interval and total histograms every few milliseconds), the per-second [`Tick`] (its
-//! plain line) and the final [`Summary`]. Where ticks are shown: [`crate::progress`].
+//! plain line), each consumer's own count and rate ([`ConsumerSummary`]) and the final
+//! [`Summary`]. Where ticks are shown: [`crate::progress`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +112,8 @@ pub struct Stats {
     pub latency: SharedHist,
     pub confirm_latency: SharedHist,
     pub errors: Mutex<Vec<String>>,
+    /// Each consumer's result, added as it ends.
+    pub consumers: Mutex<Vec<ConsumerSummary>>,
 }
 
 impl Default for Stats {
@@ -123,6 +126,7 @@ impl Default for Stats {
             latency: SharedHist::new(),
             confirm_latency: SharedHist::new(),
             errors: Mutex::new(Vec::new()),
+            consumers: Mutex::new(Vec::new()),
         }
     }
 }
@@ -145,6 +149,11 @@ impl Stats {
         lock(&self.errors).push(msg);
     }
 
+    /// Records one consumer's result (called once by each consumer as it ends).
+    pub fn consumer_done(&self, c: ConsumerSummary) {
+        lock(&self.consumers).push(c);
+    }
+
     pub(crate) fn counts(&self) -> Counts {
         Counts {
             published: self.published.load(Ordering::Relaxed),
@@ -156,6 +165,8 @@ impl Stats {
     pub fn summary(&self, elapsed: Duration, confirms: bool) -> Summary {
         let c = self.counts();
         let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut consumers = lock(&self.consumers).clone();
+        consumers.sort_by_key(|c| c.id);
         Summary {
             duration_secs: elapsed.as_secs_f64(),
             published: c.published,
@@ -167,6 +178,7 @@ impl Stats {
             consume_rate: c.consumed as f64 / secs,
             latency: self.latency.summary(),
             confirm_latency: confirms.then(|| self.confirm_latency.summary()),
+            consumers,
             errors: lock(&self.errors).clone(),
         }
     }
@@ -255,6 +267,33 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+/// One consumer's share of a run. Its clock starts at its consume-ok (or qos-ok / connection
+/// with `--get`) and stops at its last message, so with `--cmessages` the rate is how fast that
+/// consumer got its N messages (for a stream replayed from `first`: its replay rate).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumerSummary {
+    pub id: usize,
+    pub consumed: u64,
+    pub duration_secs: f64,
+    pub consume_rate: f64,
+}
+
+impl ConsumerSummary {
+    pub fn new(id: usize, consumed: u64, elapsed: Duration) -> ConsumerSummary {
+        let secs = elapsed.as_secs_f64();
+        ConsumerSummary {
+            id,
+            consumed,
+            duration_secs: secs,
+            consume_rate: if secs > 0.0 {
+                consumed as f64 / secs
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -270,6 +309,9 @@ pub struct Summary {
     pub latency: LatencySummary,
     /// Publish to confirm latency (only with --confirm).
     pub confirm_latency: Option<LatencySummary>,
+    /// Per consumer that got as far as consuming, by id (one still busy 3 s after the run ended
+    /// is aborted and missing).
+    pub consumers: Vec<ConsumerSummary>,
     pub errors: Vec<String>,
 }
 
@@ -299,6 +341,15 @@ impl std::fmt::Display for Summary {
                 "\n  confirm latency ({} samples) p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
                 c.count, c.p50_ms, c.p99_ms, c.max_ms
             )?;
+        }
+        if self.consumers.len() > 1 {
+            for c in &self.consumers {
+                write!(
+                    f,
+                    "\n  consumer {}: {} in {:.2}s ({:.0} msg/s)",
+                    c.id, c.consumed, c.duration_secs, c.consume_rate
+                )?;
+            }
         }
         for e in &self.errors {
             write!(f, "\n  error: {e}")?;

@@ -1,5 +1,6 @@
-//! Smoke tests of warren-perf against the real warren binary: a plain publish → consume run
-//! and a confirm-mode run with persistent messages on a durable queue. Counts only, no timing
+//! Smoke tests of warren-perf against the real warren binary: a plain publish → consume run,
+//! a confirm-mode run with persistent messages on a durable queue, per-consumer counts with
+//! consumer arguments. Counts only, no timing
 //! assertions. The broker binary is `<workspace target>/debug/warren`, built on demand.
 
 use std::io::{BufRead, BufReader};
@@ -200,6 +201,51 @@ async fn backlog_drains_with_a_small_prefetch() {
     .await;
     assert!(drain.errors.is_empty(), "{:?}", drain.errors);
     assert_eq!((drain.consumed, drain.latency.count), (300, 300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_consumer_stops_at_its_count_and_reports_its_rate() {
+    // Fanout to two queues, one consumer on each: both see every message. x-stream-offset is
+    // sent as a stream consumer would (a classic queue ignores it, as in RabbitMQ).
+    let broker = Broker::start("per-consumer");
+    let summary = run(broker.config(&[
+        "--producers",
+        "1",
+        "--consumers",
+        "2",
+        "--exchange",
+        "smoke-fan",
+        "--exchange-type",
+        "fanout",
+        "--queue-pattern",
+        "smoke-fan-%d",
+        "--queues",
+        "2",
+        "--pmessages",
+        "3000",
+        "--confirm",
+        "500",
+        "--consume-count",
+        "1000",
+        "--prefetch",
+        "200",
+        "--multi-ack-every",
+        "50",
+        "--stream-offset",
+        "first",
+        "--consumer-args",
+        "x-priority=1",
+    ]))
+    .await;
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    let per: Vec<(usize, u64)> = summary
+        .consumers
+        .iter()
+        .map(|c| (c.id, c.consumed))
+        .collect();
+    assert_eq!(per, [(0, 1000), (1, 1000)]);
+    assert_eq!(summary.consumed, 2000);
+    assert!(summary.consumers.iter().all(|c| c.consume_rate > 0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
