@@ -36,5 +36,6 @@ mod queue_types;
 mod queues;
 mod redeclare;
 mod sender_selected;
+mod streams;
 mod tenancy;
 mod tls;
