@@ -158,6 +158,12 @@ def test_an_x_max_age_not_starting_with_a_digit_closes_the_connection_541(connec
     (True, False, dict(STREAM, **{"x-stream-max-segment-size-bytes": 1000}),
      (406, "inequivalent arg 'x-stream-max-segment-size-bytes' for queue '%s' in vhost '/': "
            "received the value '1000' of type 'signedint' but current is none")),
+    (True, False, dict(STREAM, **{"x-initial-cluster-size": 1}),
+     (406, "inequivalent arg 'x-initial-cluster-size' for queue '%s' in vhost '/': received "
+           "the value '1' of type 'signedint' but current is none")),
+    (True, False, dict(STREAM, **{"x-queue-leader-locator": "client-local"}),
+     (406, "inequivalent arg 'x-queue-leader-locator' for queue '%s' in vhost '/': received "
+           "the value 'client-local' of type 'longstr' but current is none")),
 ])
 def test_redeclaring_a_stream_differently_is_inequivalent(conn, name, streams, durable,
                                                           auto_delete, arguments, expected):
@@ -166,6 +172,23 @@ def test_redeclaring_a_stream_differently_is_inequivalent(conn, name, streams, d
         conn.channel().queue_declare, q, durable=durable, auto_delete=auto_delete,
         arguments=arguments)
     assert (code, text) == (expected[0], "PRECONDITION_FAILED - " + expected[1] % q)
+
+
+def test_redeclaring_a_stream_compares_its_max_age_but_not_other_types_keys(conn, name, streams):
+    q = streams(name("stream"), **{"x-max-age": "1h"})
+    ch = conn.channel()
+    for ignored in ({"x-message-ttl": 5}, {"x-max-priority": 3}, {"x-dead-letter-exchange": "d"},
+                    {"x-consumer-timeout": 1000}):
+        ch.queue_declare(q, durable=True, arguments=dict(STREAM, **dict(ignored, **{
+            "x-max-age": "1h"})))
+    prefix = "PRECONDITION_FAILED - inequivalent arg 'x-max-age' for queue '%s' in vhost '/': " % q
+    assert helpers.expect_channel_error(
+        conn.channel().queue_declare, q, durable=True,
+        arguments=dict(STREAM, **{"x-max-age": "60m"})) == \
+        (406, prefix + "received '60m' but current is '1h'")
+    assert helpers.expect_channel_error(
+        conn.channel().queue_declare, q, durable=True, arguments=STREAM) == \
+        (406, prefix + "received none but current is the value '1h' of type 'longstr'")
 
 
 def test_redeclaring_a_stream_exclusive_is_resource_locked(conn, name, streams):

@@ -373,6 +373,24 @@ async fn redeclaring_a_stream_differently_is_refused() {
             ),
         ),
         (
+            durable(),
+            stream_args(vec![("x-initial-cluster-size", AMQPValue::LongInt(1))]),
+            inequivalent(
+                "x-initial-cluster-size",
+                "the value '1' of type 'signedint'",
+                "none",
+            ),
+        ),
+        (
+            durable(),
+            stream_args(vec![("x-queue-leader-locator", long_str("client-local"))]),
+            inequivalent(
+                "x-queue-leader-locator",
+                "the value 'client-local' of type 'longstr'",
+                "none",
+            ),
+        ),
+        (
             options(true, true, false),
             stream_args(vec![]),
             resource_locked(format!(
@@ -388,6 +406,48 @@ async fn redeclaring_a_stream_differently_is_refused() {
                 .await,
         );
         assert_eq!(got, expected);
+    }
+    delete_queue(&ch, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclaring_a_stream_compares_its_max_age_but_not_other_queue_types_keys() {
+    let broker = TestBroker::start();
+    let (_conn, ch) = broker.channel().await;
+    let age = || ("x-max-age", long_str("1h"));
+    let name = declare_stream(&ch, "stream-redeclare-age", vec![age()]).await;
+    let ignored = [
+        ("x-message-ttl", AMQPValue::LongInt(5)),
+        ("x-max-priority", AMQPValue::LongInt(3)),
+        ("x-dead-letter-exchange", long_str("d")),
+        ("x-consumer-timeout", AMQPValue::LongInt(1000)),
+    ];
+    for extra in ignored {
+        declare_durable_queue_with(&ch, &name, stream_args(vec![age(), extra])).await;
+    }
+    let inequivalent = |received: &str| {
+        precondition_failed(format!(
+            "inequivalent arg 'x-max-age' for queue '{name}' in vhost '/': received {received}"
+        ))
+    };
+    let cases = [
+        (
+            vec![("x-max-age", long_str("60m"))],
+            "'60m' but current is '1h'",
+        ),
+        (
+            vec![],
+            "none but current is the value '1h' of type 'longstr'",
+        ),
+    ];
+    for (extra, received) in cases {
+        let (_conn, other) = broker.channel().await;
+        let got = expect_amqp_error(
+            other
+                .queue_declare(name.as_str().into(), durable(), stream_args(extra))
+                .await,
+        );
+        assert_eq!(got, inequivalent(received));
     }
     delete_queue(&ch, &name).await;
 }
