@@ -37,5 +37,6 @@ mod queues;
 mod quorum_dead_letter;
 mod redeclare;
 mod sender_selected;
+mod streams;
 mod tenancy;
 mod tls;
