@@ -32,11 +32,13 @@ const EQUIVALENCE_CHECKED: [&str; 13] = [
 
 /// What RabbitMQ 3.10 compares when a stream is redeclared (a key streams refuse at creation
 /// is accepted on a redeclare, and not compared).
-const STREAM_EQUIVALENCE_CHECKED: [&str; 4] = [
+const STREAM_EQUIVALENCE_CHECKED: [&str; 6] = [
     "x-queue-type",
     "x-max-length-bytes",
     "x-max-age",
     "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
 ];
 
 /// RabbitMQ's largest TTL / expiry in milliseconds.

@@ -74,6 +74,7 @@ fn erlang_value(v: &AMQPValue) -> String {
         AMQPValue::LongString(_) | AMQPValue::ShortString(_) | AMQPValue::ByteArray(_) => {
             format!("<<\"{}\">>", value(v))
         }
+        AMQPValue::Void => "undefined".into(),
         other => value(other),
     }
 }
