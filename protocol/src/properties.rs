@@ -391,8 +391,8 @@ impl Properties {
                 (after.unwrap_or(self.raw.len()), None)
             }
         };
-        let flags = u16::from_be_bytes([self.raw[0], self.raw[1]])
-            | 1 << (15 - Property::Headers as usize);
+        let flags =
+            u16::from_be_bytes([self.raw[0], self.raw[1]]) | 1 << (15 - Property::Headers as usize);
         let existing = table_body.map_or(0, <[u8]>::len);
         out.put_u16(flags);
         out.put_slice(&self.raw[2..table_at]);
@@ -460,7 +460,9 @@ mod header_tests {
         let cases = [
             BasicProperties::default(),
             BasicProperties::default().with_content_type("text/plain".into()),
-            BasicProperties::default().with_delivery_mode(2).with_app_id("app".into()),
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_app_id("app".into()),
             BasicProperties::default()
                 .with_content_type("t".into())
                 .with_headers(table.clone())
@@ -474,7 +476,10 @@ mod header_tests {
             assert_eq!(got.app_id(), basic.app_id());
             assert_eq!(got.priority(), basic.priority());
             if let Some(h) = basic.headers() {
-                assert_eq!(got.headers().as_ref().unwrap().inner().get("a"), h.inner().get("a"));
+                assert_eq!(
+                    got.headers().as_ref().unwrap().inner().get("a"),
+                    h.inner().get("a")
+                );
             }
         }
     }

@@ -72,13 +72,27 @@ pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
 }
 
 fn put_message(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, r: &MessageRecord) -> heed::Result<()> {
+    put_record(dbs.messages, wtxn, &id.to_be_bytes(), &[], r)
+}
+
+/// Writes `prefix` then a message record (exchange, routing key, properties, each with its
+/// length, then the body) in one envelope under `key` — straight into the map: the body is
+/// copied once, from the read buffer to disk.
+pub(super) fn put_record(
+    db: super::Db,
+    wtxn: &mut RwTxn,
+    key: &[u8],
+    prefix: &[u8],
+    r: &MessageRecord,
+) -> heed::Result<()> {
     let exchange = r.exchange.as_bytes();
     let (ex_len, rk_len, props_len) = (
         (exchange.len() as u32).to_be_bytes(),
         (r.routing_key.len() as u32).to_be_bytes(),
         (r.properties.len() as u32).to_be_bytes(),
     );
-    let parts: [&[u8]; 7] = [
+    let parts: [&[u8]; 8] = [
+        prefix,
         &ex_len,
         exchange,
         &rk_len,
@@ -88,11 +102,9 @@ fn put_message(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, r: &MessageRecord) -> heed:
         &r.body,
     ];
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    // Written straight into the map: the body is copied once, from the read buffer to disk.
-    dbs.messages
-        .put_reserved(wtxn, &id.to_be_bytes(), envelope_size(len), |space| {
-            seal_into(space, &parts)
-        })
+    db.put_reserved(wtxn, key, envelope_size(len), |space| {
+        seal_into(space, &parts)
+    })
 }
 
 /// Adjusts a message's reference count; at zero the message and its count are deleted.

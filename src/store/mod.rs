@@ -46,12 +46,11 @@ use map_pages::MapPages;
 use op_queue::OpQueue;
 pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
 pub use schema::RecordError;
-pub use stream_log::{StreamEntry, StreamRecovered, StreamSegment};
 use schema::{
     DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, DB_STREAM_LOG,
-    DB_STREAM_SEGMENTS, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, SEEDED_KEY, WAL_APPLIED_KEY,
+    DB_STREAM_SEGMENTS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEEDED_KEY, WAL_APPLIED_KEY,
 };
+pub use stream_log::{StreamEntry, StreamRecovered, StreamSegment};
 use wal::Wal;
 
 /// Default virtual size of the memory map; the file only grows as pages are used, and the map
@@ -234,8 +233,7 @@ impl Store {
                 let queue_index: Db = opener.create_database(wtxn, Some(DB_QUEUE_INDEX))?;
                 let refcounts: Db = opener.create_database(wtxn, Some(DB_REFCOUNTS))?;
                 let stream_log: Db = opener.create_database(wtxn, Some(DB_STREAM_LOG))?;
-                let stream_segments: Db =
-                    opener.create_database(wtxn, Some(DB_STREAM_SEGMENTS))?;
+                let stream_segments: Db = opener.create_database(wtxn, Some(DB_STREAM_SEGMENTS))?;
                 match meta.get(wtxn, SCHEMA_VERSION_KEY)? {
                     None => meta.put(wtxn, SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?,
                     Some(v) if v == SCHEMA_VERSION.to_be_bytes() => {}

@@ -17,7 +17,7 @@ use std::ops::Bound;
 
 use heed::{RoTxn, RwTxn};
 
-use super::schema::{Reader, RecordError, Writer, envelope_size, index_key, open, seal, seal_into};
+use super::schema::{Reader, RecordError, Writer, index_key, open, seal};
 use super::{Dbs, MessageRecord, Store, StoreError, StoredMessage};
 
 /// A closed segment of a stream: offsets `first..=last`, `bytes` of messages.
@@ -54,30 +54,8 @@ pub fn put_entry(
     timestamp: u64,
     r: &MessageRecord,
 ) -> heed::Result<()> {
-    let exchange = r.exchange.as_bytes();
-    let (ts, ex_len, rk_len, props_len) = (
-        timestamp.to_be_bytes(),
-        (exchange.len() as u32).to_be_bytes(),
-        (r.routing_key.len() as u32).to_be_bytes(),
-        (r.properties.len() as u32).to_be_bytes(),
-    );
-    let parts: [&[u8]; 8] = [
-        &ts,
-        &ex_len,
-        exchange,
-        &rk_len,
-        r.routing_key.as_bytes(),
-        &props_len,
-        &r.properties,
-        &r.body,
-    ];
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    dbs.stream_log.put_reserved(
-        wtxn,
-        &index_key(stream_id, offset),
-        envelope_size(len),
-        |space| seal_into(space, &parts),
-    )
+    let key = index_key(stream_id, offset);
+    super::apply::put_record(dbs.stream_log, wtxn, &key, &timestamp.to_be_bytes(), r)
 }
 
 pub fn put_segment(

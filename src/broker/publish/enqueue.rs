@@ -31,11 +31,36 @@ pub fn enqueue(
     body: Bytes,
     queues: &mut Vec<Arc<Queue>>,
 ) -> Enqueued {
-    // Persistent messages reaching a durable queue, and every message reaching a quorum queue,
-    // are stored once, whatever the fan-out.
+    let (message, stored) = stored_message(store, exchange, routing_key, properties, body, queues);
+    let mut accepted = true;
+    // Full queues dead-letter while the message is enqueued: one cascade for the whole
+    // publish, drained once every queue has it.
+    let cascade = CascadeScope::begin();
+    for queue in queues.drain(..) {
+        accepted &= queue.publish(message.clone());
+    }
+    cascade.drain();
+    Enqueued { stored, accepted }
+}
+
+/// The one `Arc<Message>` a routed message becomes, written to the store first when one of
+/// `queues` must keep it: a persistent message reaching a durable queue, any message reaching
+/// a quorum queue, stored once whatever the fan-out. Also says whether its publisher must wait
+/// for a store commit (that write, or a stream's append, which the stream sends itself under
+/// its lock).
+pub fn stored_message(
+    store: Option<&Arc<Store>>,
+    exchange: Arc<str>,
+    routing_key: ShortStr,
+    properties: Properties,
+    body: Bytes,
+    queues: &[Arc<Queue>],
+) -> (Arc<Message>, bool) {
     let persistent = properties.delivery_mode() == Some(2);
-    // A stream appends its own copy (its store operation is sent under its lock).
-    let streamed = store.is_some() && queues.iter().any(|q| q.is_stream() && q.persistence.is_some());
+    let streamed = store.is_some()
+        && queues
+            .iter()
+            .any(|q| q.is_stream() && q.persistence.is_some());
     let store = store.filter(|_| queues.iter().any(|q| q.must_store(persistent)));
     let store_id = store.map(|store| {
         let id = store.next_message_id();
@@ -55,16 +80,5 @@ pub fn enqueue(
         body,
         store_id,
     });
-    let mut accepted = true;
-    // Full queues dead-letter while the message is enqueued: one cascade for the whole
-    // publish, drained once every queue has it.
-    let cascade = CascadeScope::begin();
-    for queue in queues.drain(..) {
-        accepted &= queue.publish(message.clone());
-    }
-    cascade.drain();
-    Enqueued {
-        stored: store_id.is_some() || streamed,
-        accepted,
-    }
+    (message, store_id.is_some() || streamed)
 }

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use warren_protocol::{AmqpError, Properties, ShortStr};
 
 pub use direct_reply::{DirectReplies, REPLY_PREFIX, REPLY_PSEUDO_QUEUE};
-pub use enqueue::{Enqueued, enqueue};
+pub use enqueue::{Enqueued, enqueue, stored_message};
 
 use super::exchange::Exchange;
 use super::message::{LazyHeaders, Message};

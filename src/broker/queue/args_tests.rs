@@ -302,14 +302,18 @@ fn delivery_limit_is_a_quorum_queues_non_negative_integer() {
     );
     assert_eq!(
         quorum(AMQPValue::LongInt(-1)).unwrap_err().text,
-        format!("PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for {WHAT}: {{value_negative,-1}}")
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for {WHAT}: {{value_negative,-1}}"
+        )
     );
     // A classic queue refuses the key, whatever its value (RabbitMQ 3.10.8).
     for v in [AMQPValue::LongInt(5), AMQPValue::LongInt(-1)] {
         let err = QueueArguments::parse(table(&[("x-delivery-limit", v)]), WHAT).unwrap_err();
         assert_eq!(
             err.text,
-            format!("PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for {WHAT} of queue type rabbit_classic_queue")
+            format!(
+                "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for {WHAT} of queue type rabbit_classic_queue"
+            )
         );
     }
 }

@@ -30,7 +30,11 @@ impl Queue {
         if !self.is_quorum() {
             return Cow::Borrowed(properties);
         }
-        match with_header(properties, b"x-delivery-count", i64::from(message.delivery_count)) {
+        match with_header(
+            properties,
+            b"x-delivery-count",
+            i64::from(message.delivery_count),
+        ) {
             Some(counted) => Cow::Owned(counted),
             None => Cow::Borrowed(properties),
         }

@@ -21,10 +21,10 @@ use super::args::{Overflow, QueueType};
 use super::backlog::{Backlog, Entry};
 use super::consumers::ConsumerSet;
 use super::dead_letter::{self, DeadLetters, Reason};
-use super::ready::Ready;
 use super::options::QueueOptions;
+use super::ready::Ready;
 use super::settings::QueueSettings;
-use super::stream::{Retention, StreamLog};
+use super::stream::{Retention, StreamLog, StreamStart};
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::deadlines::Registered;
@@ -421,6 +421,16 @@ impl Queue {
     /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
     /// nothing yet: the caller replies consume-ok first, then calls [`Queue::dispatch`].
     pub fn add_consumer(&self, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+        self.add_consumer_from(consumer, None)
+    }
+
+    /// [`Queue::add_consumer`], for a stream's consumer from where `start` says (`None`:
+    /// `next`); other queues ignore it.
+    pub fn add_consumer_from(
+        &self,
+        consumer: Arc<Consumer>,
+        start: Option<StreamStart>,
+    ) -> Result<(), AmqpError> {
         let mut st = self.state.lock();
         if st.consumers.iter().any(|c| c.exclusive)
             || (consumer.exclusive && !st.consumers.is_empty())
@@ -429,6 +439,9 @@ impl Queue {
                 "{} in exclusive use",
                 names::queue(&self.name, &self.vhost)
             )));
+        }
+        if let Some(log) = st.stream.as_deref_mut() {
+            log.add_cursor(consumer.clone(), start.unwrap_or(StreamStart::Next));
         }
         st.consumers.add(consumer);
         st.had_consumer = true;

@@ -85,13 +85,15 @@ impl VHost {
         }
         if current.exclusive_owner.is_some() != new.exclusive_owner.is_some() {
             // A stream words it as for an exclusive queue (RabbitMQ 3.10).
-            return Err(if current.exclusive_owner.is_some() || existing.is_stream() {
-                existing.locked()
-            } else {
-                AmqpError::resource_locked(format_args!(
-                    "cannot obtain exclusive access to locked {what}"
-                ))
-            });
+            return Err(
+                if current.exclusive_owner.is_some() || existing.is_stream() {
+                    existing.locked()
+                } else {
+                    AmqpError::resource_locked(format_args!(
+                        "cannot obtain exclusive access to locked {what}"
+                    ))
+                },
+            );
         }
         if current.auto_delete != new.auto_delete {
             return Err(mismatch(

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, basic as b};
 use warren_protocol::AmqpError;
 
-use super::{reply_to, streams};
 use super::shared::Settlement;
 use super::{Channel, ChannelContext};
+use super::{reply_to, streams};
 use crate::auth::Access;
 use crate::broker::consumer::Consumer;
 use crate::broker::names;
@@ -154,11 +154,7 @@ impl Channel {
         self.shared
             .add_consumer(queue.clone(), consumer.clone())
             .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
-        let added = match stream_start {
-            Some(start) => queue.add_stream_consumer(consumer, start),
-            None => queue.add_consumer(consumer),
-        };
-        if let Err(e) = added {
+        if let Err(e) = queue.add_consumer_from(consumer, stream_start) {
             self.shared.remove_consumer(&tag);
             return Err(e.on_method(method::BASIC_CONSUME));
         }
@@ -192,7 +188,10 @@ impl Channel {
         if !matches!(how, Settlement::Remove)
             && let Some(stream) = entries.iter().find(|u| u.queue.is_stream())
         {
-            return Err(streams::not_supported("basic.nack and basic.reject", &stream.queue));
+            return Err(streams::not_supported(
+                "basic.nack and basic.reject",
+                &stream.queue,
+            ));
         }
         match &mut self.tx {
             Some(tx) => tx.settlements.push((entries, how)),

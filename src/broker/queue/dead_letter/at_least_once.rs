@@ -33,11 +33,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{DeadLetterTarget, Reason, RoutedCopy, route_copy};
 use crate::broker::clock;
-use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::message::QueuedMessage;
+use crate::broker::publish::stored_message;
 use crate::broker::queue::Queue;
 use crate::broker::queue::queue::QueueState;
 use crate::broker::vhost::VHost;
-use crate::store::MessageRecord;
 
 /// How long a dead letter waits before it is offered again, in ms (RabbitMQ's
 /// `dead_letter_worker_publisher_confirm_timeout`, 180 s in 3.10).
@@ -344,30 +344,8 @@ fn publish_each(
     body: bytes::Bytes,
     queues: &[Arc<Queue>],
 ) -> Vec<bool> {
-    let persistent = properties.delivery_mode() == Some(2);
-    let store = vhost
-        .store()
-        .filter(|_| queues.iter().any(|q| q.must_store(persistent)));
-    let store_id = store.map(|store| {
-        let id = store.next_message_id();
-        store.put_message(
-            id,
-            MessageRecord {
-                exchange: exchange.clone(),
-                routing_key: routing_key.clone(),
-                properties: properties.raw().clone(),
-                body: body.clone(),
-            },
-        );
-        id
-    });
-    let message = Arc::new(Message {
-        exchange,
-        routing_key,
-        properties,
-        body,
-        store_id,
-    });
+    let store = vhost.store();
+    let (message, _) = stored_message(store, exchange, routing_key, properties, body, queues);
     let cascade = super::CascadeScope::begin();
     let accepted = queues.iter().map(|q| q.publish(message.clone())).collect();
     cascade.drain();

@@ -8,16 +8,14 @@ use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
-use super::{Cursor, StreamLog, StreamStart, epoch_ms};
+use super::{Cursor, StreamLog, epoch_ms};
 use crate::broker::consumer::Consumer;
 use crate::broker::durable::decode_stored;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::message_counts::MessageCounts;
-use crate::broker::names;
 use crate::broker::queue::delivered_headers::stamp_offset;
 use crate::broker::queue::queue::{Queue, QueueState};
 use crate::store::MessageRecord;
-use warren_protocol::AmqpError;
 
 /// Entries one store read brings for one consumer, at most…
 const READ_ENTRIES: usize = 512;
@@ -54,7 +52,8 @@ impl Queue {
                 properties: message.properties.raw().clone(),
                 body: message.body.clone(),
             };
-            p.store.stream_append(p.queue_id, log.next, timestamp, record)
+            p.store
+                .stream_append(p.queue_id, log.next, timestamp, record)
         });
         let (_, closed) = log.append(message, timestamp, op);
         if let Some(segment) = closed {
@@ -89,40 +88,6 @@ impl Queue {
             p.store.stream_trim(p.queue_id, before);
         }
         tracing::debug!(queue = %self.name, first = before, "stream retention dropped segments");
-    }
-
-    /// Adds a consumer reading the stream from `start`. Delivers nothing yet (the caller
-    /// replies consume-ok first, then calls [`Queue::dispatch`]).
-    pub fn add_stream_consumer(
-        &self,
-        consumer: Arc<Consumer>,
-        start: StreamStart,
-    ) -> Result<(), AmqpError> {
-        let mut st = self.state.lock();
-        if st.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && !st.consumers.is_empty())
-        {
-            return Err(AmqpError::access_refused(format_args!(
-                "{} in exclusive use",
-                names::queue(&self.name, &self.vhost)
-            )));
-        }
-        let st = &mut *st;
-        let Some(log) = st.stream.as_deref_mut() else {
-            return Err(AmqpError::internal("not a stream"));
-        };
-        let (next, not_before) = start.resolve(log);
-        log.cursors.push(Cursor {
-            consumer: consumer.clone(),
-            next,
-            not_before,
-            buffer: Default::default(),
-            reading: false,
-        });
-        st.consumers.add(consumer);
-        st.had_consumer = true;
-        self.touch();
-        Ok(())
     }
 
     /// Delivers what each consumer can take; reads the store (lock released) for consumers
@@ -205,20 +170,25 @@ impl Queue {
         };
         let mut entries = Vec::with_capacity(read.count.min(READ_ENTRIES));
         let mut exchange_name = None;
-        let result =
-            p.store
-                .read_stream(p.queue_id, read.from, read.count, READ_BYTES, |offset, entry| {
-                    let (timestamp, message) = match entry {
-                        Ok((timestamp, stored)) => {
-                            (timestamp, decode_stored(offset, Ok(stored), &mut exchange_name, None))
-                        }
-                        Err(e) => {
-                            tracing::error!(queue = %self.name, offset, "stream entry damaged: {e}");
-                            (0, None)
-                        }
-                    };
-                    entries.push((offset, timestamp, message));
-                });
+        let result = p.store.read_stream(
+            p.queue_id,
+            read.from,
+            read.count,
+            READ_BYTES,
+            |offset, entry| {
+                let (timestamp, message) = match entry {
+                    Ok((timestamp, stored)) => (
+                        timestamp,
+                        decode_stored(offset, Ok(stored), &mut exchange_name, None),
+                    ),
+                    Err(e) => {
+                        tracing::error!(queue = %self.name, offset, "stream entry damaged: {e}");
+                        (0, None)
+                    }
+                };
+                entries.push((offset, timestamp, message));
+            },
+        );
         if let Err(e) = result {
             tracing::error!(queue = %self.name, "cannot read the stream from the store: {e}");
         }

@@ -95,7 +95,10 @@ impl StreamLog {
     /// What the store found after a restart: offsets go on from there; nothing is in memory.
     pub fn restore(&mut self, recovered: StreamRecovered) {
         self.segments = recovered.segments.into();
-        self.first = self.segments.front().map_or(recovered.next_offset, |s| s.first);
+        self.first = self
+            .segments
+            .front()
+            .map_or(recovered.next_offset, |s| s.first);
         self.next = recovered.next_offset;
         self.tail_start = self.next;
         self.bytes = self.segments.iter().map(|s| s.bytes).sum();
@@ -193,6 +196,18 @@ impl StreamLog {
             }
             cursor.buffer.retain(|(offset, _, _)| *offset >= before);
         }
+    }
+
+    /// A consumer starts reading from where `start` says.
+    pub fn add_cursor(&mut self, consumer: Arc<Consumer>, start: StreamStart) {
+        let (next, not_before) = start.resolve(self);
+        self.cursors.push(Cursor {
+            consumer,
+            next,
+            not_before,
+            buffer: VecDeque::new(),
+            reading: false,
+        });
     }
 
     pub fn cursor_of(&mut self, consumer: &Arc<Consumer>) -> Option<&mut Cursor> {

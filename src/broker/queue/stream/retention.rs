@@ -52,7 +52,12 @@ impl Retention {
     /// The offset before which everything may go (the first offset of the oldest segment to
     /// keep), or `None` if nothing may. `total` is the log's size, `now` the time in ms since
     /// the epoch.
-    pub fn trim_point(&self, segments: &VecDeque<StreamSegment>, total: u64, now: u64) -> Option<u64> {
+    pub fn trim_point(
+        &self,
+        segments: &VecDeque<StreamSegment>,
+        total: u64,
+        now: u64,
+    ) -> Option<u64> {
         let closed = segments.len().saturating_sub(1);
         let mut dropped = 0;
         let mut left = total;

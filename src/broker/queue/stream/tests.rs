@@ -82,8 +82,14 @@ fn retention_by_age_looks_at_each_segments_newest_entry() {
     let mut log = log_with(retention);
     fill(&mut log, 6, 1000); // segments (0,1) t1000-1001, (2,3) t1002-1003, (4,5) open
     assert_eq!(retention.trim_point(&log.segments, log.bytes, 1011), None);
-    assert_eq!(retention.trim_point(&log.segments, log.bytes, 1012), Some(2));
-    assert_eq!(retention.trim_point(&log.segments, log.bytes, 5000), Some(4));
+    assert_eq!(
+        retention.trim_point(&log.segments, log.bytes, 1012),
+        Some(2)
+    );
+    assert_eq!(
+        retention.trim_point(&log.segments, log.bytes, 5000),
+        Some(4)
+    );
     assert_eq!(retention.next_age_deadline(&log.segments), Some(1012));
 }
 
@@ -117,18 +123,30 @@ fn offset_forms_parse_as_rabbitmq_reads_them() {
     assert_eq!(start(text("first")), Ok(StreamStart::First));
     assert_eq!(start(text("last")), Ok(StreamStart::Last));
     assert_eq!(start(text("next")), Ok(StreamStart::Next));
-    assert_eq!(start(Some(AMQPValue::LongLongInt(42))), Ok(StreamStart::Offset(42)));
-    assert_eq!(start(Some(AMQPValue::ShortInt(7))), Ok(StreamStart::Offset(7)));
+    assert_eq!(
+        start(Some(AMQPValue::LongLongInt(42))),
+        Ok(StreamStart::Offset(42))
+    );
+    assert_eq!(
+        start(Some(AMQPValue::ShortInt(7))),
+        Ok(StreamStart::Offset(7))
+    );
     assert_eq!(
         start(Some(AMQPValue::Timestamp(1_700_000_000))),
         Ok(StreamStart::Timestamp(1_700_000_000_000))
     );
-    assert_eq!(start(text("1h")), Ok(StreamStart::Timestamp(10_000_000 - 3_600_000)));
+    assert_eq!(
+        start(text("1h")),
+        Ok(StreamStart::Timestamp(10_000_000 - 3_600_000))
+    );
     assert_eq!(
         start(Some(AMQPValue::ByteArray(b"first".to_vec().into()))),
         Ok(StreamStart::First)
     );
-    assert_eq!(start(Some(AMQPValue::LongLongInt(-5))), Ok(StreamStart::Offset(0)));
+    assert_eq!(
+        start(Some(AMQPValue::LongLongInt(-5))),
+        Ok(StreamStart::Offset(0))
+    );
     for bad in ["soon", "0s", "10x", "FIRST", ""] {
         assert!(start(text(bad)).is_err(), "{bad}");
     }
