@@ -391,11 +391,20 @@ impl Properties {
                 (after.unwrap_or(self.raw.len()), None)
             }
         };
-        let flags =
-            u16::from_be_bytes([self.raw[0], self.raw[1]]) | 1 << (15 - Property::Headers as usize);
+        // Offsets come from `parse`, so these are in range; `get` keeps it so if they were not.
         let existing = table_body.map_or(0, <[u8]>::len);
+        let rest_at = table_at + 4 * usize::from(table_body.is_some()) + existing;
+        let (Some(flags), Some(before), Some(after)) = (
+            self.raw.get(..2),
+            self.raw.get(2..table_at),
+            self.raw.get(rest_at..),
+        ) else {
+            return false;
+        };
+        let flags =
+            u16::from_be_bytes([flags[0], flags[1]]) | 1 << (15 - Property::Headers as usize);
         out.put_u16(flags);
-        out.put_slice(&self.raw[2..table_at]);
+        out.put_slice(before);
         out.put_u32((existing + entry_len) as u32);
         if let Some(body) = table_body {
             out.put_slice(body);
@@ -404,7 +413,7 @@ impl Properties {
         out.put_slice(key);
         out.put_u8(b'l');
         out.put_i64(value);
-        out.put_slice(&self.raw[table_at + 4 * usize::from(table_body.is_some()) + existing..]);
+        out.put_slice(after);
         true
     }
 }
