@@ -128,9 +128,13 @@ pub(super) fn check(
     }
 
     let acked_back = final_ids.iter().filter(|id| l.acked.contains(**id)).count();
+    let transient_left = final_ids
+        .iter()
+        .filter(|id| l.sent_transient.contains_key(**id))
+        .count();
     let summary = format!(
-        "final: {depth} messages left and consumed, {} sent in all, {} confirmed, {} acked ({} \
-         of those came back), {} nacks",
+        "{kind:?} final: {depth} messages left and consumed ({transient_left} transient), {} \
+         sent in all, {} confirmed, {} acked ({} of those came back), {} nacks",
         l.sent.len() + l.sent_transient.len(),
         l.confirmed.len(),
         l.acked.len(),

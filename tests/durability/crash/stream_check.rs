@@ -80,7 +80,7 @@ pub(super) fn check_stream(l: &Log, read: &[(u64, String)]) -> (Vec<String>, Str
         .filter(|(_, id)| transient.contains(id.as_str()))
         .count();
     let summary = format!(
-        "final: {} entries read from first, {} sent in all, {} confirmed, {unconfirmed} \
+        "Stream final: {} entries read from first, {} sent in all, {} confirmed, {unconfirmed} \
          unconfirmed ones kept, {transient_kept} transient ones kept, {} nacks",
         read.len(),
         l.sent.len() + l.sent_transient.len(),
