@@ -73,6 +73,9 @@ pub(super) struct Log {
     pub(super) acked: HashSet<String>,
     /// Every delivery, in the order received.
     pub(super) deliveries: Vec<Seen>,
+    /// Streams only: the wall-clock time (ms since the epoch) just before basic.publish was
+    /// called, and when its basic.ack came: the entry's append time lies between the two.
+    pub(super) times: HashMap<String, (u64, Option<u64>)>,
 }
 
 pub(super) type SharedLog = Arc<Mutex<Log>>;
@@ -168,6 +171,9 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
             } else {
                 l.sent.insert(id.clone());
             }
+            if client.kind == Kind::Stream {
+                l.times.insert(id.clone(), (epoch_ms(), None));
+            }
         }
         let props = if is_transient {
             transient()
@@ -190,6 +196,20 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
         match res {
             Ok(Ok(confirm)) => inflight.push_back((id, confirm)),
             _ => break 'publish,
+        }
+        // Confirms already in are recorded now, so that their times are close to when they
+        // came (the stream test checks timestamp offsets against them).
+        while let Some((_, confirm)) = inflight.front_mut() {
+            let polled = futures_lite::future::poll_once(confirm).await;
+            match polled {
+                None => break,
+                Some(Ok(c)) => {
+                    if let Some((id, _)) = inflight.pop_front() {
+                        record_confirmation(&client, &id, c.is_ack());
+                    }
+                }
+                Some(Err(_)) => break 'publish,
+            }
         }
         while inflight.len() >= WINDOW {
             let (id, mut confirm) = inflight.pop_front().unwrap();
@@ -228,6 +248,16 @@ fn record_confirmation(client: &Client, id: &str, ack: bool) {
     } else if client.kind.stores_transient() || !transient_id(id) {
         l.confirmed.insert(id.to_string());
     }
+    if ack && let Some((_, confirmed)) = l.times.get_mut(id) {
+        *confirmed = Some(epoch_ms());
+    }
+}
+
+/// Now, in ms since the Unix epoch (the clock warren stamps stream entries with).
+pub(super) fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A delivery's `x-delivery-count` header: `None` without one, `Err` (its value) if it is not

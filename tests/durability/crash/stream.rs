@@ -2,7 +2,7 @@
 //! transient messages alike: a stream stores everything) until the broker is killed with SIGKILL
 //! at a random moment, and again on the restarted broker, cycle after cycle. In most lives after
 //! the first a reader consumes too, from an offset an earlier read saw (or from `first`, `last`,
-//! `next`), and every read must find at each offset what earlier reads found there
+//! `next`, a timestamp), and every read must find at each offset what earlier reads found there
 //! (stream_reads.rs).
 //!
 //! After each restart the stream holds at least every confirmed message, and still holds every
@@ -22,7 +22,7 @@ use crate::common::*;
 use crate::support::*;
 
 use super::Kind;
-use super::clients::{Client, Rng, SharedLog, lock as lock_log, publisher};
+use super::clients::{Client, Rng, SharedLog, epoch_ms, lock as lock_log, publisher};
 use super::lives::{Clients, Lives, cycles, describe_stuck, queue_depth, seed};
 use super::stream_check::check_stream;
 use super::stream_reads::{SharedOffsets, Start, lock, read_exactly, reader};
@@ -44,6 +44,8 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
     let log: SharedLog = Arc::default();
     let offsets: SharedOffsets = Arc::default();
     let started = Instant::now();
+    // Readers from a timestamp pick a whole second from here on.
+    let since = epoch_ms() / 1000;
 
     for life in 0..cycles {
         let mut this = lives.start(life, &mut rng);
@@ -74,7 +76,8 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
             (l.sent.len() + l.sent_transient.len(), l.confirmed.len())
         };
         let publishers = rng.range(2, 4) as usize;
-        let start = (life > 0 && rng.chance(70)).then(|| Start::pick(&mut rng, &lock(&offsets)));
+        let start =
+            (life > 0 && rng.chance(70)).then(|| Start::pick(&mut rng, &lock(&offsets), since));
         let mut clients = Clients::new();
         let client = Client {
             kind: Kind::Stream,
@@ -136,7 +139,8 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
             read.len()
         ));
     }
-    let (mut violations, summary) = check_stream(&lock_log(&log), &read);
+    let (mut violations, summary) =
+        check_stream(&lock_log(&log), &read, &lock(&offsets).from_timestamps);
 
     // A clean restart changes nothing: the same count, the same entries at the same offsets.
     broker.terminate();

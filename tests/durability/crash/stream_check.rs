@@ -1,13 +1,18 @@
 //! The end-of-test checks of the stream crash test: the final read from `first` (offsets 0, 1,
-//! 2 … as the read itself checked) against what the publishers sent and had confirmed.
+//! 2 … as the read itself checked) against what the publishers sent and had confirmed, and
+//! where the reads from a timestamp started.
 
 use std::collections::{HashMap, HashSet};
 
 use super::clients::Log;
 
-/// Checks the final read (offset and body id of every entry, in offset order); returns the
-/// violations and a summary line.
-pub(super) fn check_stream(l: &Log, read: &[(u64, String)]) -> (Vec<String>, String) {
+/// Checks the final read (offset and body id of every entry, in offset order) and the reads
+/// from a timestamp (life, seconds, first offset); returns the violations and a summary line.
+pub(super) fn check_stream(
+    l: &Log,
+    read: &[(u64, String)],
+    from_timestamps: &[(usize, u64, u64)],
+) -> (Vec<String>, String) {
     let mut violations = Vec::new();
 
     // 1. Each entry once; nothing that was never published.
@@ -69,6 +74,10 @@ pub(super) fn check_stream(l: &Log, read: &[(u64, String)]) -> (Vec<String>, Str
         last_n.insert(tag, (n, *offset));
     }
 
+    for &(life, seconds, first) in from_timestamps {
+        check_timestamp_read(l, read, life, seconds, first, &mut violations);
+    }
+
     let unconfirmed = read.len()
         - l.confirmed
             .iter()
@@ -96,4 +105,48 @@ fn parse_id(id: &str) -> Option<(&str, usize, u64)> {
     let n = n.trim_start_matches('t').parse().ok()?;
     let life = tag.strip_prefix('l')?.split('p').next()?.parse().ok()?;
     Some((tag, life, n))
+}
+
+/// A read from timestamp `seconds` that started at offset `first` (its entries were contiguous
+/// from there): an entry published at or after the time comes at or after `first` (its append
+/// time is no earlier than when basic.publish was called), and one confirmed before the time
+/// comes before `first` (it was appended before its confirm came).
+fn check_timestamp_read(
+    l: &Log,
+    read: &[(u64, String)],
+    life: usize,
+    seconds: u64,
+    first: u64,
+    violations: &mut Vec<String>,
+) {
+    let at = seconds * 1000;
+    let mut wrong = Vec::new();
+    for (offset, id) in read {
+        let Some(&(sent, confirmed)) = l.times.get(id) else {
+            continue;
+        };
+        if *offset < first && sent >= at {
+            wrong.push(format!(
+                "{id} at {offset}, published {} ms after",
+                sent - at
+            ));
+        }
+        if let Some(confirmed) = confirmed
+            && *offset >= first
+            && confirmed < at
+        {
+            wrong.push(format!(
+                "{id} at {offset}, confirmed {} ms before",
+                at - confirmed
+            ));
+        }
+    }
+    if !wrong.is_empty() {
+        violations.push(format!(
+            "life {life}: a read from timestamp {seconds} s started at offset {first}, but {} \
+             entries are on the wrong side of it, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        ));
+    }
 }

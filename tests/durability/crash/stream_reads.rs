@@ -5,7 +5,9 @@
 //! Every read is a basic.consume with a prefetch and manual acks (as streams require) and an
 //! `x-stream-offset` ([`Start`]); each delivery must carry the `x-stream-offset` header (a
 //! long-long), the first one at the offset asked for (or, for `last` / `next`, not before where
-//! the stream ended when the read began), the next ones contiguous.
+//! the stream ended when the read began), the next ones contiguous. Where a read from a
+//! timestamp started is checked at the end, against the times the entries were published and
+//! confirmed (stream_check.rs).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
 
-use super::clients::{Client, Ready, Rng, body_id};
+use super::clients::{Client, Ready, Rng, body_id, epoch_ms};
 use crate::common::*;
 
 /// Prefetch of every stream consumer (streams refuse a consumer without one).
@@ -32,18 +34,22 @@ pub(super) enum Start {
     Last,
     Next,
     Offset(u64),
+    /// An AMQP timestamp: seconds since the epoch.
+    Timestamp(u64),
 }
 
 impl Start {
-    /// A start for a reader of life `life`: mostly an offset some earlier read saw (anywhere
-    /// between the lowest and the highest), else `first`, `last` or `next`.
-    pub(super) fn pick(rng: &mut Rng, offsets: &Offsets) -> Start {
+    /// A start for a reader: mostly an offset some earlier read saw (anywhere between the
+    /// lowest and the highest), else `first`, `last`, `next`, or a whole second since `since`
+    /// (seconds since the epoch).
+    pub(super) fn pick(rng: &mut Rng, offsets: &Offsets, since: u64) -> Start {
         let roll = rng.range(0, 99);
         match offsets.range() {
-            Some((lo, hi)) if roll < 60 => Start::Offset(rng.range(lo, hi)),
-            _ if roll < 75 => Start::First,
-            _ if roll < 85 => Start::Last,
-            _ => Start::Next,
+            Some((lo, hi)) if roll < 55 => Start::Offset(rng.range(lo, hi)),
+            _ if roll < 65 => Start::First,
+            _ if roll < 75 => Start::Last,
+            _ if roll < 85 => Start::Next,
+            _ => Start::Timestamp(rng.range(since, (epoch_ms() / 1000).max(since))),
         }
     }
 
@@ -53,6 +59,7 @@ impl Start {
             Start::Last => long_str("last"),
             Start::Next => long_str("next"),
             Start::Offset(n) => AMQPValue::LongLongInt(n as i64),
+            Start::Timestamp(seconds) => AMQPValue::Timestamp(seconds),
         }
     }
 
@@ -65,6 +72,8 @@ impl Start {
             Start::Offset(n) => (n, true),
             Start::Last => (depth.saturating_sub(1), false),
             Start::Next => (depth, false),
+            // Checked at the end, against the entries' times.
+            Start::Timestamp(_) => (0, false),
         }
     }
 }
@@ -80,6 +89,8 @@ pub(super) struct Offsets {
     pub(super) violations: Vec<String>,
     /// One line per read: where it started and what it got.
     pub(super) reads: Vec<String>,
+    /// Reads from a timestamp: the life, the timestamp (seconds) and the first offset it got.
+    pub(super) from_timestamps: Vec<(usize, u64, u64)>,
 }
 
 pub(super) type SharedOffsets = Arc<Mutex<Offsets>>;
@@ -274,7 +285,12 @@ pub(super) async fn reader(
         }
     }
     let line = format!("life {}: {}", client.life, cursor.summary());
-    lock(&offsets).reads.push(line);
+    let mut o = lock(&offsets);
+    o.reads.push(line);
+    if let (Start::Timestamp(seconds), Some(first)) = (start, cursor.first) {
+        o.from_timestamps.push((client.life, seconds, first));
+    }
+    drop(o);
     drop(conn);
 }
 
