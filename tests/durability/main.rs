@@ -13,7 +13,10 @@
 //! - `paging`: backlogs beyond a queue's in-memory budget are read back in order while
 //!   publishers, consumers and basic.get go on.
 //! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
-//!   cycle; then nothing confirmed may be missing. `WARREN_CRASH_CYCLES=100` for a long run.
+//!   cycle; then nothing confirmed may be missing. One test each for a classic queue, a quorum
+//!   queue (confirmed transient messages survive too) and a stream (offsets and contents stay as
+//!   consumers saw them; consumers resume at the offset they ask for).
+//!   `WARREN_CRASH_CYCLES=100` for a long run.
 //!
 //! These always spawn the warren binary (`WARREN_TEST_AMQP_URL` is ignored: they need to stop and
 //! restart the broker), through the broker suite's harness (`common`, mounted from

@@ -1,13 +1,29 @@
-//! The end-of-test checks of the crash test, over everything the clients of every life saw and
-//! the final drain.
+//! The end-of-test checks of the classic and quorum crash tests, over everything the clients of
+//! every life saw and the final drain.
+//!
+//! Where quorum queues differ, as RabbitMQ 3.10 has them:
+//!
+//! - a confirmed transient message must survive too (the publisher counts it as confirmed);
+//! - every delivery carries `x-delivery-count`; RabbitMQ sets redelivered exactly when it is
+//!   above 0, so a delivery with redelivered = false must say 0 (warren starts the count again
+//!   at 0 after a restart and marks every recovered message redelivered, which agrees);
+//! - messages a consumer held unacked when the broker died go back to the queue as returned
+//!   ones, and RabbitMQ puts returned messages at the back: only the messages no consumer had
+//!   seen must still be in publish order.
 
 use std::collections::{HashMap, HashSet};
 
+use super::Kind;
 use super::clients::{Log, Seen};
 
 /// The end-of-test checks over everything the clients saw and the final drain; returns the
 /// violations and a summary line.
-pub(super) fn check(l: &mut Log, drained: Vec<Seen>, final_life: usize) -> (Vec<String>, String) {
+pub(super) fn check(
+    kind: Kind,
+    l: &mut Log,
+    drained: Vec<Seen>,
+    final_life: usize,
+) -> (Vec<String>, String) {
     let mut violations: Vec<String> = Vec::new();
 
     // 1. Confirmed and never acked: present.
@@ -27,13 +43,14 @@ pub(super) fn check(l: &mut Log, drained: Vec<Seen>, final_life: usize) -> (Vec<
         ));
     }
 
-    // 2. Nothing unknown; no transient message from an earlier life.
+    // 2. Nothing unknown; (classic) no transient message from an earlier life.
     let all: Vec<Seen> = l.deliveries.drain(..).chain(drained).collect();
     for s in &all {
         if l.sent.contains(&s.id) {
             continue;
         }
         match l.sent_transient.get(&s.id) {
+            Some(_) if kind.stores_transient() => {}
             Some(&sent_life) if sent_life == s.life => {}
             Some(&sent_life) => violations.push(format!(
                 "transient message {} published to life {sent_life} delivered by life {}",
@@ -64,16 +81,26 @@ pub(super) fn check(l: &mut Log, drained: Vec<Seen>, final_life: usize) -> (Vec<
         }
         seen_in.insert(&s.id, s.life);
     }
+    check_delivery_counts(kind, &all, &mut violations);
 
-    // 4. What is left is in publish order: older lives first; per publisher, increasing n.
+    // 4. What is left is in publish order: older lives first; per publisher, increasing n. In a
+    // quorum queue, what no consumer had seen before the final drain.
     let final_ids: Vec<&str> = all
         .iter()
         .filter(|s| s.life == final_life)
         .map(|s| s.id.as_str())
         .collect();
+    let seen_before: HashSet<&str> = all
+        .iter()
+        .filter(|s| s.life < final_life)
+        .map(|s| s.id.as_str())
+        .collect();
+    let ordered = final_ids
+        .iter()
+        .filter(|id| kind != Kind::Quorum || !seen_before.contains(**id));
     let mut last_life = 0usize;
     let mut last_n: HashMap<&str, u64> = HashMap::new();
-    for id in &final_ids {
+    for id in ordered {
         let Some((tag, n)) = id.rsplit_once('-') else {
             continue;
         };
@@ -101,9 +128,13 @@ pub(super) fn check(l: &mut Log, drained: Vec<Seen>, final_life: usize) -> (Vec<
     }
 
     let acked_back = final_ids.iter().filter(|id| l.acked.contains(**id)).count();
+    let transient_left = final_ids
+        .iter()
+        .filter(|id| l.sent_transient.contains_key(**id))
+        .count();
     let summary = format!(
-        "final: {depth} messages left and consumed, {} sent in all, {} confirmed, {} acked ({} \
-         of those came back), {} nacks",
+        "{kind:?} final: {depth} messages left and consumed ({transient_left} transient), {} \
+         sent in all, {} confirmed, {} acked ({} of those came back), {} nacks",
         l.sent.len() + l.sent_transient.len(),
         l.confirmed.len(),
         l.acked.len(),
@@ -111,4 +142,30 @@ pub(super) fn check(l: &mut Log, drained: Vec<Seen>, final_life: usize) -> (Vec<
         l.nacked,
     );
     (violations, summary)
+}
+
+/// A quorum queue's deliveries carry `x-delivery-count`, an integer, 0 unless redelivered; a
+/// classic queue's carry none (the publishers set no headers).
+fn check_delivery_counts(kind: Kind, all: &[Seen], violations: &mut Vec<String>) {
+    let mut bad = Vec::new();
+    for s in all {
+        let fine = match (&s.delivery_count, kind) {
+            (None, Kind::Classic) => true,
+            (Some(Ok(n)), Kind::Quorum) => *n >= 0 && (s.redelivered || *n == 0),
+            _ => false,
+        };
+        if !fine {
+            bad.push(format!(
+                "life {}: {} (redelivered = {}) has x-delivery-count {:?}",
+                s.life, s.id, s.redelivered, s.delivery_count
+            ));
+        }
+    }
+    if !bad.is_empty() {
+        violations.push(format!(
+            "{} deliveries with a wrong x-delivery-count, e.g. {:?}",
+            bad.len(),
+            &bad[..bad.len().min(5)]
+        ));
+    }
 }

@@ -1,18 +1,20 @@
 //! The clients of one broker life in the crash test: publishers with confirms and a consumer
 //! that acks most of what it gets, run until their broker is killed, and the [`Log`] of what each
-//! sent, had confirmed, received and acked, shared by the clients of every life.
+//! sent, had confirmed, received and acked, shared by the clients of every life. The publishers
+//! serve the stream variant too (stream.rs has its own readers).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use futures_lite::StreamExt;
 use lapin::{
     Channel, Connection, ConnectionProperties, PublisherConfirm,
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
 };
 
+use super::Kind;
 use crate::common::*;
 
 /// Unconfirmed publishes one publisher keeps in flight.
@@ -52,6 +54,8 @@ pub(super) struct Seen {
     pub(super) redelivered: bool,
     /// Which broker process delivered it (0 = the first).
     pub(super) life: usize,
+    /// Its `x-delivery-count` header, if it had one (`Err`: a value that is not an integer).
+    pub(super) delivery_count: Option<Result<i64, String>>,
 }
 
 /// Everything the clients did, shared by the tasks of all cycles.
@@ -61,13 +65,17 @@ pub(super) struct Log {
     pub(super) sent: HashSet<String>,
     /// Transient publishes attempted, with the broker life they were sent to.
     pub(super) sent_transient: HashMap<String, usize>,
-    /// Persistent publishes the broker confirmed with basic.ack.
+    /// Publishes the broker confirmed with basic.ack that must survive it: persistent ones, and
+    /// transient ones too where every message is stored (quorum queues, streams).
     pub(super) confirmed: HashSet<String>,
     pub(super) nacked: usize,
     /// Ids whose basic.ack the consumer sent (or tried to).
     pub(super) acked: HashSet<String>,
     /// Every delivery, in the order received.
     pub(super) deliveries: Vec<Seen>,
+    /// Streams only: the wall-clock time (ms since the epoch) just before basic.publish was
+    /// called, and when its basic.ack came: the entry's append time lies between the two.
+    pub(super) times: HashMap<String, (u64, Option<u64>)>,
 }
 
 pub(super) type SharedLog = Arc<Mutex<Log>>;
@@ -93,6 +101,7 @@ fn body_for(id: &str, n: u64) -> Vec<u8> {
 /// What every client task of one broker life gets.
 #[derive(Clone)]
 pub(super) struct Client {
+    pub(super) kind: Kind,
     pub(super) uri: String,
     pub(super) queue: String,
     /// Which broker process this is (0 = the first).
@@ -162,6 +171,9 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
             } else {
                 l.sent.insert(id.clone());
             }
+            if client.kind == Kind::Stream {
+                l.times.insert(id.clone(), (epoch_ms(), None));
+            }
         }
         let props = if is_transient {
             transient()
@@ -185,11 +197,25 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
             Ok(Ok(confirm)) => inflight.push_back((id, confirm)),
             _ => break 'publish,
         }
+        // Confirms already in are recorded now, so that their times are close to when they
+        // came (the stream test checks timestamp offsets against them).
+        while let Some((_, confirm)) = inflight.front_mut() {
+            let polled = futures_lite::future::poll_once(confirm).await;
+            match polled {
+                None => break,
+                Some(Ok(c)) => {
+                    if let Some((id, _)) = inflight.pop_front() {
+                        record_confirmation(&client, &id, c.is_ack());
+                    }
+                }
+                Some(Err(_)) => break 'publish,
+            }
+        }
         while inflight.len() >= WINDOW {
             let (id, mut confirm) = inflight.pop_front().unwrap();
             tokio::select! {
                 res = tokio::time::timeout(WAIT, &mut confirm) => match res {
-                    Ok(Ok(c)) => record_confirmation(&client.log, &id, c.is_ack()),
+                    Ok(Ok(c)) => record_confirmation(&client, &id, c.is_ack()),
                     _ => break 'publish,
                 },
                 _ = client.stop.changed() => {
@@ -203,7 +229,7 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     for (id, confirm) in inflight {
         if let Ok(Ok(c)) = tokio::time::timeout_at(deadline, confirm).await {
-            record_confirmation(&client.log, &id, c.is_ack());
+            record_confirmation(&client, &id, c.is_ack());
         }
     }
     drop(conn);
@@ -213,14 +239,39 @@ fn transient_id(id: &str) -> bool {
     id.rsplit('-').next().is_some_and(|n| n.starts_with('t'))
 }
 
-/// Counts a nack; records an ack of a persistent message as confirmed.
-fn record_confirmation(log: &SharedLog, id: &str, ack: bool) {
-    let mut l = lock(log);
+/// Counts a nack; records an ack of a message that must survive (see [`Log::confirmed`]) as
+/// confirmed.
+fn record_confirmation(client: &Client, id: &str, ack: bool) {
+    let mut l = lock(&client.log);
     if !ack {
         l.nacked += 1;
-    } else if !transient_id(id) {
+    } else if client.kind.stores_transient() || !transient_id(id) {
         l.confirmed.insert(id.to_string());
     }
+    if ack && let Some((_, confirmed)) = l.times.get_mut(id) {
+        *confirmed = Some(epoch_ms());
+    }
+}
+
+/// Now, in ms since the Unix epoch (the clock warren stamps stream entries with).
+pub(super) fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A delivery's `x-delivery-count` header: `None` without one, `Err` (its value) if it is not
+/// an integer.
+pub(super) fn delivery_count(d: &lapin::message::Delivery) -> Option<Result<i64, String>> {
+    let headers = d.properties.headers().as_ref()?;
+    let value = headers.inner().get("x-delivery-count")?;
+    Some(match value {
+        AMQPValue::LongLongInt(n) => Ok(*n),
+        AMQPValue::LongInt(n) => Ok(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Ok(i64::from(*n)),
+        AMQPValue::ShortShortInt(n) => Ok(i64::from(*n)),
+        other => Err(format!("{other:?}")),
+    })
 }
 
 /// A manual-ack consumer for one broker life: acks about `ack_percent`% of its deliveries and
@@ -257,6 +308,7 @@ pub(super) async fn consumer(mut client: Client, ready: Ready, seed: u64, ack_pe
                 id: id.clone(),
                 redelivered: d.redelivered,
                 life: client.life,
+                delivery_count: delivery_count(&d),
             });
             if ack {
                 l.acked.insert(id);

@@ -1,13 +1,22 @@
-//! The crash test: publishers with confirms (and, in some cycles, a consumer that acks most of
+//! The crash tests: publishers with confirms (and, in some cycles, a consumer that acks most of
 //! what it gets) run against the real binary until it is killed with SIGKILL at a random moment;
 //! the broker is restarted on the same data directory and it all happens again. At the end
-//! everything left is consumed and checked:
+//! everything left is consumed and checked (check.rs):
 //!
-//! - every confirmed persistent message that the consumer never acked is there;
-//! - nothing appears that was never published, and no transient message outlives its broker;
+//! - every confirmed message that must survive and that the consumer never acked is there:
+//!   persistent ones in a classic queue; in a quorum queue, transient ones too (it stores every
+//!   message, whatever its delivery mode);
+//! - nothing appears that was never published, and (classic) no transient message outlives its
+//!   broker;
 //! - a message seen before comes again only with redelivered = true, and never twice in one
-//!   broker's life;
-//! - what is left is in publish order (per publisher, and older broker lives first).
+//!   broker's life; a quorum queue's deliveries carry `x-delivery-count` (0 when not
+//!   redelivered);
+//! - what is left is in publish order (per publisher, and older broker lives first); in a quorum
+//!   queue, the messages no consumer had seen before.
+//!
+//! One test per queue type, from one scenario ([`Kind`]): classic, quorum, and the stream
+//! variant (stream.rs, with checks of its own: offsets and contents intact across crashes,
+//! consumers resuming at the offset they ask for).
 //!
 //! Acks racing with the kill may be lost (RabbitMQ does not promise otherwise either), so "acked
 //! messages never come back" is not asserted here (it is in `messages`, across a graceful
@@ -20,52 +29,83 @@
 
 mod check;
 mod clients;
+mod lives;
+mod stream;
+mod stream_check;
+mod stream_reads;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use amq_protocol::types::FieldTable;
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use tokio::task::JoinHandle;
 
 use crate::common::*;
 use crate::support::*;
 
 use check::check;
-use clients::{Client, Rng, Seen, SharedLog, body_id, consumer, lock, publisher};
+use clients::{Client, Rng, Seen, SharedLog, body_id, consumer, delivery_count, lock, publisher};
+use lives::{Clients, Lives, cycles, describe_stuck, queue_depth, seed};
+
+/// The queue type a crash test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Classic,
+    Quorum,
+    Stream,
+}
+
+impl Kind {
+    /// Whether the queue stores a message whatever its delivery mode, so that a confirmed
+    /// transient message must survive a crash too.
+    fn stores_transient(self) -> bool {
+        matches!(self, Kind::Quorum | Kind::Stream)
+    }
+
+    /// The durable queue's declare arguments.
+    fn arguments(self) -> FieldTable {
+        let queue_type = match self {
+            Kind::Classic => return FieldTable::default(),
+            Kind::Quorum => "quorum",
+            Kind::Stream => "stream",
+        };
+        table(vec![("x-queue-type", long_str(queue_type))])
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn confirmed_messages_survive_repeated_kill9() {
+    queue_survives_repeated_kill9(Kind::Classic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quorum_confirmed_messages_survive_repeated_kill9() {
+    queue_survives_repeated_kill9(Kind::Quorum).await
+}
+
+/// The scenario of the module doc against a classic or quorum queue.
+async fn queue_survives_repeated_kill9(kind: Kind) {
     let cycles = cycles();
     let seed = seed();
-    println!("crash test: {cycles} cycles, WARREN_CRASH_SEED={seed}");
+    println!("crash test ({kind:?}): {cycles} cycles, WARREN_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed);
     let dir = DataDir::new();
+    let mut lives = Lives::new(dir.path());
     let queue = unique("crash-q");
     let log: SharedLog = Arc::default();
     let started = Instant::now();
 
-    let mut last_startup = Duration::from_millis(20);
     for life in 0..cycles {
-        // Sometimes crash a broker while it is still recovering, before the real one starts.
-        let recovery_kill = (life > 0 && rng.chance(25)).then(|| {
-            let ms = rng.range(0, last_startup.as_millis() as u64 + 5);
-            kill_during_startup(dir.path(), Duration::from_millis(ms))
-        });
-        let t0 = Instant::now();
-        let mut broker = TestBroker::spawn_in(dir.path(), &[]);
-        let startup = t0.elapsed();
-        last_startup = startup;
+        let mut this = lives.start(life, &mut rng);
+        let broker = &mut this.broker;
         let depth = if life == 0 {
             let (conn, ch) = broker.channel().await;
-            declare_durable_queue(&ch, &queue).await;
+            declare_durable_queue_with(&ch, &queue, kind.arguments()).await;
             let _ = conn.close(200, "bye".into()).await;
             0
         } else {
-            queue_depth(&broker, &queue, life).await
+            queue_depth(broker, &queue, life).await
         };
         // Early check: everything confirmed and never acked must be in the queue.
         let must_have = {
@@ -75,7 +115,7 @@ async fn confirmed_messages_survive_repeated_kill9() {
         assert!(
             depth as usize >= must_have,
             "life {life}: after kill -9 the queue holds {depth} messages, but {must_have} \
-             confirmed and unacked ones must be there"
+             confirmed and unacked ones must be there (seed {seed})"
         );
 
         let (before_sent, before_confirmed, before_deliveries, before_acked) = {
@@ -89,68 +129,41 @@ async fn confirmed_messages_survive_repeated_kill9() {
         };
         let publishers = rng.range(2, 4) as usize;
         let with_consumer = life > 0 && rng.chance(60);
-        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(8);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut clients = Clients::new();
         let client = Client {
+            kind,
             uri: broker.uri(),
             queue: queue.clone(),
             life,
             log: log.clone(),
-            stop: stop_rx,
+            stop: clients.stop_signal(),
         };
-        let mut handles = Vec::new();
         if with_consumer {
             let (seed, ack_percent) = (rng.next(), rng.range(70, 98));
-            let task = tokio::spawn(consumer(
-                client.clone(),
-                ready_tx.clone(),
-                seed,
-                ack_percent,
-            ));
-            handles.push(("consumer", task));
+            let c = client.clone();
+            clients.spawn("consumer", move |ready| {
+                consumer(c, ready, seed, ack_percent)
+            });
         }
         for p in 0..publishers {
-            let tag = format!("l{life}p{p}");
-            let task = tokio::spawn(publisher(client.clone(), ready_tx.clone(), tag));
-            handles.push(("publisher", task));
+            let (c, tag) = (client.clone(), format!("l{life}p{p}"));
+            clients.spawn("publisher", move |ready| publisher(c, ready, tag));
         }
-        // The clients hold the only senders: one that fails before it is ready ends the wait.
-        drop(ready_tx);
-        let want_ready = publishers + usize::from(with_consumer);
-        for _ in 0..want_ready {
-            tokio::time::timeout(Duration::from_secs(10), ready_rx.recv())
-                .await
-                .unwrap_or_else(|_| panic!("life {life}: clients not ready within 10 s"))
-                .unwrap_or_else(|| panic!("life {life}: a client failed to set up"));
-        }
-        let delay = Duration::from_millis(rng.range(100, 700));
-        tokio::time::sleep(delay).await;
-        broker.kill9();
-        let _ = stop_tx.send(true);
-        let stuck = join_all(handles).await;
-        drop(broker);
+        let (delay, stuck) = clients.run_until_kill(broker, life, &mut rng).await;
 
         let l = lock(&log);
         println!(
-            "cycle {}/{cycles}: {}start {} ms, depth {depth}, {publishers} publishers{}, killed \
-             after {} ms: published {}, confirmed {}, consumed {}, acked {}{}",
+            "cycle {}/{cycles}: {}, depth {depth}, {publishers} publishers{}, killed after {} ms: \
+             published {}, confirmed {}, consumed {}, acked {}{}",
             life + 1,
-            match recovery_kill {
-                Some(ms) => format!("(a broker killed {ms} ms into its start-up) "),
-                None => String::new(),
-            },
-            startup.as_millis(),
+            this.describe_start(),
             if with_consumer { " + consumer" } else { "" },
             delay.as_millis(),
             l.sent.len() + l.sent_transient.len() - before_sent,
             l.confirmed.len() - before_confirmed,
             l.deliveries.len() - before_deliveries,
             l.acked.len() - before_acked,
-            if stuck.is_empty() {
-                String::new()
-            } else {
-                format!(" (aborted, still running 10 s after the kill: {stuck:?})")
-            }
+            describe_stuck(&stuck),
         );
     }
 
@@ -159,7 +172,7 @@ async fn confirmed_messages_survive_repeated_kill9() {
     let mut broker = TestBroker::spawn_in(dir.path(), &[]);
     let drained = drain_final_life(&broker, &queue, final_life).await;
 
-    let (mut violations, summary) = check(&mut lock(&log), drained, final_life);
+    let (mut violations, summary) = check(kind, &mut lock(&log), drained, final_life);
     println!("{summary}, {:.1} s", started.elapsed().as_secs_f64());
 
     // The drain's acks are durable across a clean stop.
@@ -177,7 +190,7 @@ async fn confirmed_messages_survive_repeated_kill9() {
         let n = violations.len();
         violations.truncate(30);
         panic!(
-            "{n} violations (seed {seed}):\n  {}",
+            "{kind:?}: {n} violations (seed {seed}):\n  {}",
             violations.join("\n  ")
         );
     }
@@ -207,6 +220,7 @@ async fn drain_final_life(broker: &TestBroker, queue: &str, final_life: usize) -
             id: body_id(&d.data),
             redelivered: d.redelivered,
             life: final_life,
+            delivery_count: delivery_count(&d),
         });
         if drained.len().is_multiple_of(500) {
             ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
@@ -227,68 +241,4 @@ async fn drain_final_life(broker: &TestBroker, queue: &str, final_life: usize) -
     sync(&ch).await;
     let _ = conn.close(200, "bye".into()).await;
     drained
-}
-
-fn cycles() -> usize {
-    std::env::var("WARREN_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
-}
-
-fn seed() -> u64 {
-    std::env::var("WARREN_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
-}
-
-/// Starts a broker on `dir` and SIGKILLs it after `after` (whether or not it is listening yet,
-/// so possibly in the middle of recovery). Returns the delay in ms.
-fn kill_during_startup(dir: &Path, after: Duration) -> u128 {
-    let mut child = warren_command(dir, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn warren");
-    std::thread::sleep(after);
-    let _ = child.kill();
-    let _ = child.wait();
-    after.as_millis()
-}
-
-/// Ready messages in the queue (passive declare on a fresh connection); panics if it is gone.
-async fn queue_depth(broker: &TestBroker, queue: &str, life: usize) -> u32 {
-    let (conn, ch) = broker.channel().await;
-    let n = match declare_queue_passive(&ch, queue).await {
-        Ok(q) => q.message_count(),
-        Err(e) => panic!("life {life}: durable queue {queue} not recovered after kill -9: {e:?}"),
-    };
-    let _ = conn.close(200, "bye".into()).await;
-    n
-}
-
-/// Waits for the clients of one life to finish (they were told to stop; their broker is dead);
-/// aborts any still running after 10 s. A client panic fails the test. Returns how many were
-/// aborted: their logs are complete up to that point, so the checks stay sound.
-async fn join_all(handles: Vec<(&'static str, JoinHandle<()>)>) -> Vec<&'static str> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut stuck = Vec::new();
-    for (what, mut h) in handles {
-        match tokio::time::timeout_at(deadline, &mut h).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Ok(Err(e)) => panic!("{what} task failed: {e:?}"),
-            Err(_) => {
-                h.abort();
-                stuck.push(what);
-            }
-        }
-    }
-    stuck
 }

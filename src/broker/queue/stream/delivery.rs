@@ -1,10 +1,11 @@
 //! A stream's side of `Queue`: appending on publish, and delivering to each consumer from its
-//! own cursor — from the tail in memory while it keeps up, from the store (read with the
-//! queue's lock released, one consumer's batch at a time) while it is behind. Acks, rejects
-//! and requeues only give the consumer its credit back: nothing leaves a stream by being
-//! consumed, and nothing is redelivered.
+//! own cursor — from the tail in memory while it keeps up (entries the store has committed
+//! only; the store says when it commits the ones a consumer waits for), from the store (read
+//! with the queue's lock released, one consumer's batch at a time) while it is behind. Acks,
+//! rejects and requeues only give the consumer its credit back: nothing leaves a stream by
+//! being consumed, and nothing is redelivered.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::MutexGuard;
 
@@ -15,7 +16,7 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::message_counts::MessageCounts;
 use crate::broker::queue::delivered_headers::stamp_offset;
 use crate::broker::queue::queue::{Queue, QueueState};
-use crate::store::MessageRecord;
+use crate::store::{CommitListener, MessageRecord};
 
 /// Entries one store read brings for one consumer, at most…
 const READ_ENTRIES: usize = 512;
@@ -108,28 +109,67 @@ impl Queue {
     /// Delivers from buffers and the tail; returns the first store read a consumer needs.
     fn stream_deliver_locked(self: &Arc<Self>, st: &mut QueueState) -> Option<PendingRead> {
         let log = st.stream.as_deref_mut()?;
+        // Without a store the tail is the log, and everything in it is deliverable.
+        let committed = self
+            .persistence
+            .as_ref()
+            .map_or(u64::MAX, |p| p.store.committed_ops());
         let mut cursors = std::mem::take(&mut log.cursors);
         let mut read = None;
+        let mut waits_for_commit = false;
         for cursor in &mut cursors {
-            self.deliver_to(log, cursor, &mut read);
+            waits_for_commit |= self.deliver_to(log, cursor, committed, &mut read);
         }
         log.cursors = cursors;
+        if waits_for_commit && !log.commit_wait {
+            log.commit_wait = true;
+            self.notify_stream_commit();
+        }
         read
     }
 
-    /// Feeds one consumer while it has credit.
+    /// Asks the store to say when what it has been sent so far is durable; the consumers then
+    /// get what they waited for ([`CommitWaiter`]).
+    fn notify_stream_commit(self: &Arc<Self>) {
+        let Some(p) = &self.persistence else {
+            return;
+        };
+        let waiter = CommitWaiter {
+            queue: Arc::downgrade(self),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        };
+        p.store.notify_when_committed(Arc::new(waiter), 0);
+    }
+
+    /// The store's commit a stream's consumers waited for is over (or failed: then they wait
+    /// for the retry): deliver what is durable now.
+    fn stream_committed(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        let Some(log) = st.stream.as_deref_mut() else {
+            return;
+        };
+        log.commit_wait = false;
+        self.stream_dispatch(&mut st);
+        self.finish(st);
+    }
+
+    /// Feeds one consumer while it has credit, tail entries only once the store's committed
+    /// operations reached them (`committed`); returns whether it stopped at an entry that is not
+    /// durable yet.
     fn deliver_to(
         self: &Arc<Self>,
         log: &StreamLog,
         cursor: &mut Cursor,
+        committed: u64,
         read: &mut Option<PendingRead>,
-    ) {
+    ) -> bool {
         let consumer = cursor.consumer.clone();
         while consumer.has_credit() {
             let (offset, timestamp, message) = match cursor.buffer.pop_front() {
                 Some(entry) => entry,
                 None if cursor.next >= log.next => break,
                 None => match log.in_tail(cursor.next) {
+                    Some(entry) if entry.op > committed => return true,
                     Some(entry) => {
                         cursor.next += 1;
                         (cursor.next - 1, entry.timestamp, entry.message.clone())
@@ -161,6 +201,7 @@ impl Queue {
                 }
             }
         }
+        false
     }
 
     /// Reads a batch for one consumer (no lock held).
@@ -244,6 +285,28 @@ impl Queue {
         }
         self.stream_dispatch(&mut st);
         self.finish(st);
+    }
+}
+
+/// Told by the store when the commit a stream's consumers wait for is over. The delivery runs
+/// on the runtime the stream was dispatched from, not on the store's writer thread (which has
+/// commits to get on with), unless there was none.
+struct CommitWaiter {
+    queue: Weak<Queue>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl CommitListener for CommitWaiter {
+    fn committed(&self, _token: u64, _ok: bool) {
+        let Some(queue) = self.queue.upgrade() else {
+            return;
+        };
+        match &self.runtime {
+            Some(runtime) => {
+                runtime.spawn(async move { queue.stream_committed() });
+            }
+            None => queue.stream_committed(),
+        }
     }
 }
 

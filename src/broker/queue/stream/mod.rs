@@ -12,9 +12,16 @@
 //! the store. An entry leaves the tail only once it is in LMDB (the store's applied
 //! operations reached it) and the tail is over its bounds, so an offset below the tail's start
 //! can always be read from the store.
+//!
+//! An entry reaches consumers only once it is durable (the store's committed operations
+//! reached it), as RabbitMQ's readers see only committed chunks: a crash could otherwise take
+//! back an entry a consumer was given, and the next append would reuse its offset for another
+//! message, one a consumer resuming after the offset it saw would never get.
 
 pub mod arguments;
 mod delivery;
+#[cfg(test)]
+mod delivery_tests;
 pub mod offset;
 pub mod retention;
 #[cfg(test)]
@@ -75,6 +82,9 @@ pub(crate) struct StreamLog {
     tail_bytes: usize,
     pub cursors: Vec<Cursor>,
     pub retention: Retention,
+    /// Consumers wait for entries that are not durable yet, and the store will say when its
+    /// next commit is done (delivery.rs): one such notification at a time.
+    pub commit_wait: bool,
 }
 
 impl StreamLog {
@@ -89,6 +99,7 @@ impl StreamLog {
             tail_bytes: 0,
             cursors: Vec::new(),
             retention,
+            commit_wait: false,
         }
     }
 
