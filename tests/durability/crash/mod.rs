@@ -170,9 +170,11 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
     // Final life: take everything that is left, then check.
     let final_life = cycles;
     let mut broker = TestBroker::spawn_in(dir.path(), &[]);
-    let drained = drain_final_life(&broker, &queue, final_life).await;
+    let mut drain_violations = Vec::new();
+    let drained = drain_final_life(&broker, &queue, final_life, &mut drain_violations).await;
 
     let (mut violations, summary) = check(kind, &mut lock(&log), drained, final_life);
+    violations.append(&mut drain_violations);
     println!("{summary}, {:.1} s", started.elapsed().as_secs_f64());
 
     // The drain's acks are durable across a clean stop.
@@ -197,13 +199,18 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
 }
 
 /// The final life: consumes (and acks) every message the queue holds after the last crash, and
-/// checks that no more come.
-async fn drain_final_life(broker: &TestBroker, queue: &str, final_life: usize) -> Vec<Seen> {
+/// checks that no more come. A shortfall is a violation (the drain stops there).
+async fn drain_final_life(
+    broker: &TestBroker,
+    queue: &str,
+    final_life: usize,
+    violations: &mut Vec<String>,
+) -> Vec<Seen> {
     let depth = queue_depth(broker, queue, final_life).await;
     let (conn, ch) = broker.channel().await;
     ch.basic_qos(1000, BasicQosOptions::default())
         .await
-        .unwrap();
+        .expect("basic.qos for the final drain");
     let mut consumer = ch
         .basic_consume(
             queue.into(),
@@ -212,33 +219,61 @@ async fn drain_final_life(broker: &TestBroker, queue: &str, final_life: usize) -
             FieldTable::default(),
         )
         .await
-        .unwrap();
+        .expect("basic.consume for the final drain");
     let mut drained: Vec<Seen> = Vec::with_capacity(depth as usize);
-    for _ in 0..depth {
-        let d = next_delivery(&mut consumer).await;
+    while drained.len() < depth as usize {
+        let d = match tokio::time::timeout(WAIT, consumer.next()).await {
+            Ok(Some(Ok(d))) => d,
+            other => {
+                violations.push(format!(
+                    "final drain: {} of the {depth} messages the queue reported, then {}",
+                    drained.len(),
+                    match other {
+                        Err(_) => format!("nothing for {WAIT:?}"),
+                        Ok(end) => format!("{end:?}"),
+                    }
+                ));
+                break;
+            }
+        };
         drained.push(Seen {
             id: body_id(&d.data),
             redelivered: d.redelivered,
             life: final_life,
             delivery_count: delivery_count(&d),
         });
-        if drained.len().is_multiple_of(500) {
+        if drained.len().is_multiple_of(500) || drained.len() == depth as usize {
             ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
                 .await
-                .unwrap();
-        }
-        if drained.len() == depth as usize {
-            ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
-                .await
-                .unwrap();
+                .expect("basic.ack in the final drain");
         }
     }
     let extra = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
-    assert!(
-        !matches!(extra, Ok(Some(Ok(_)))),
-        "a delivery beyond the {depth} messages the queue reported"
-    );
-    sync(&ch).await;
+    if let Ok(Some(Ok(d))) = extra {
+        violations.push(format!(
+            "final drain: a delivery beyond the {depth} messages the queue reported: {}",
+            body_id(&d.data)
+        ));
+    }
+    // A round trip: the acks were taken (a channel or connection the broker closed shows here).
+    let passive = lapin::options::ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let round_trip = ch
+        .exchange_declare(
+            "amq.direct".into(),
+            lapin::ExchangeKind::Direct,
+            passive,
+            FieldTable::default(),
+        )
+        .await;
+    if let Err(e) = round_trip {
+        violations.push(format!(
+            "final drain: the channel failed after {} deliveries: {e:?}",
+            drained.len()
+        ));
+    }
     let _ = conn.close(200, "bye".into()).await;
     drained
 }

@@ -105,10 +105,7 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
             life + 1,
             this.describe_start(),
             match start {
-                Some(_) => format!(
-                    " + reader ({})",
-                    o.reads.last().map_or("no summary", String::as_str)
-                ),
+                Some(_) => format!(" + reader ({})", o.read_of(life)),
                 None => String::new(),
             },
             delay.as_millis(),

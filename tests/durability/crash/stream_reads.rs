@@ -136,6 +136,16 @@ impl Offsets {
         Some((*self.at.keys().next()?, *self.at.keys().next_back()?))
     }
 
+    /// The summary of life `life`'s read ("no summary" if it was aborted).
+    pub(super) fn read_of(&self, life: usize) -> &str {
+        let prefix = format!("life {life}: ");
+        self.reads
+            .iter()
+            .rev()
+            .find(|line| line.starts_with(&prefix))
+            .map_or("no summary", String::as_str)
+    }
+
     /// Offsets read so far.
     pub(super) fn len(&self) -> usize {
         self.at.len()
@@ -150,7 +160,8 @@ impl Offsets {
             .collect()
     }
 
-    /// A few offsets some read saw, for a read that checks them again.
+    /// An offset between the lowest and the highest some read saw, for a read that checks
+    /// them again.
     pub(super) fn sample(&self, rng: &mut Rng) -> Option<u64> {
         let (lo, hi) = self.range()?;
         Some(rng.range(lo, hi))
