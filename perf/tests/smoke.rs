@@ -205,10 +205,13 @@ async fn backlog_drains_with_a_small_prefetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_consumer_stops_at_its_count_and_reports_its_rate() {
-    // Fanout to two queues, one consumer on each: both see every message. x-stream-offset is
-    // sent as a stream consumer would (a classic queue ignores it, as in RabbitMQ).
+    // Fanout to two streams, one consumer on each from the first entry: both see every
+    // message. (x-stream-offset on a classic queue is refused, as RabbitMQ refuses it.)
     let broker = Broker::start("per-consumer");
     let summary = run(broker.config(&[
+        "--queue-type",
+        "stream",
+        "--durable",
         "--producers",
         "1",
         "--consumers",
