@@ -3,6 +3,7 @@
 pub mod args;
 mod backlog;
 mod consumers;
+mod counts;
 pub mod dead_letter;
 mod delivered_headers;
 mod limits;

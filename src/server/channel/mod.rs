@@ -10,6 +10,7 @@ mod about;
 mod access;
 mod basic;
 mod confirms;
+mod content;
 mod declare;
 mod publish;
 mod reply_to;

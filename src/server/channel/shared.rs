@@ -24,6 +24,7 @@ use crate::broker::queue::Queue;
 use crate::server::connection::ConnectionShared;
 
 use super::confirms::ConfirmTracker;
+use super::content;
 use warren_protocol::method;
 
 /// The commit token that means "reply tx.commit-ok" rather than a confirm sequence number.
@@ -219,7 +220,7 @@ impl ChannelShared {
                 &m.routing_key,
                 remaining,
             );
-            write_content(out, self.id, queue, &message, frame_max);
+            content::write(out, self.id, queue, &message, frame_max);
         });
         if !no_ack {
             st.unacked.push_back(Unacked {
@@ -383,34 +384,6 @@ impl ChannelShared {
     }
 }
 
-/// A delivery's content frames: the message's properties as they are, or with the header its
-/// queue adds written straight into the frame (no copy of the properties on the way).
-fn write_content(
-    out: &mut BytesMut,
-    channel: u16,
-    queue: &Queue,
-    message: &QueuedMessage,
-    frame_max: u32,
-) {
-    let m = &message.message;
-    let raw = m.properties.raw();
-    match queue.delivery_header(message) {
-        None => encode::content(out, channel, raw, &m.body, frame_max),
-        Some((key, value)) => encode::content_with(
-            out,
-            channel,
-            raw.len() + 4 + 1 + key.len() + 9,
-            |out| {
-                if !m.properties.write_with_header(out, key, value) {
-                    out.extend_from_slice(queue.delivered_properties(message).raw());
-                }
-            },
-            &m.body,
-            frame_max,
-        ),
-    }
-}
-
 fn unknown_tag(tag: u64) -> AmqpError {
     AmqpError::precondition(format_args!("unknown delivery tag {tag}")).on_method(method::BASIC_ACK)
 }
@@ -442,7 +415,7 @@ impl DeliveryTarget for ChannelShared {
                 &m.exchange,
                 &m.routing_key,
             );
-            write_content(out, self.id, queue, &message, frame_max);
+            content::write(out, self.id, queue, &message, frame_max);
         });
         if !written {
             return Err(message);
