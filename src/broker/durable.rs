@@ -10,15 +10,22 @@ use warren_protocol::{AmqpError, Properties, ShortStr};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::message::Message;
 use super::names;
-use super::queue::{Persistence, Queue, QueueDeclaration, QueueOptions};
+use super::queue::{Paging, Persistence, Queue, QueueDeclaration, QueueOptions};
 use super::vhost::VHost;
 use crate::store::{Definition, RecordError, Recovered, Store, StoredMessage};
 
 /// A vhost's handle on the store.
 pub struct Durability {
     pub store: Arc<Store>,
-    /// Ready messages a durable queue keeps in memory before paging (see queue/backlog.rs).
+    /// Ready messages a queue keeps in memory before paging (see queue/paging.rs).
     pub page_threshold: usize,
+}
+
+impl Durability {
+    /// A new queue's paging (durable or not).
+    pub fn paging(&self) -> Paging {
+        Paging::new(self.store.clone(), self.page_threshold)
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> AmqpError {
@@ -91,7 +98,6 @@ impl Durability {
         Ok(Persistence {
             store: self.store.clone(),
             queue_id,
-            page_threshold: self.page_threshold,
         })
     }
 
@@ -196,15 +202,17 @@ pub fn restore(
             let persistence = Persistence {
                 store: store.clone(),
                 queue_id: *id,
-                page_threshold,
             };
-            let queue = Arc::new(Queue::new(
-                Arc::from(name.as_str()),
-                vhost.name.clone(),
-                options,
-                Some(persistence),
-                vhost.weak(),
-            ));
+            let queue = Arc::new(
+                Queue::new(
+                    Arc::from(name.as_str()),
+                    vhost.name.clone(),
+                    options,
+                    Some(persistence),
+                    vhost.weak(),
+                )
+                .with_paging(Paging::new(store.clone(), page_threshold)),
+            );
             if queue.is_stream() {
                 match store.recover_stream(*id) {
                     Ok(recovered) => queue.restore_stream(recovered),

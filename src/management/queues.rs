@@ -70,6 +70,22 @@ pub fn queue_json(queue: &Queue, rates: &Rates) -> Map<String, Value> {
     for (name, length) in QUEUE_LENGTHS.into_iter().zip(queue_lengths(queue)) {
         with_rate(&mut out, name, length, rates.rate(name));
     }
+    if !queue.is_stream() {
+        // RabbitMQ's backing-queue figures: ready messages with bodies in memory, and paged
+        // out to disk (unacknowledged ones are in memory and not counted here).
+        let split = queue.memory_split();
+        out.insert("messages_ram".into(), split.ram.into());
+        out.insert("message_bytes_ram".into(), split.ram_bytes.into());
+        out.insert("messages_paged_out".into(), split.paged_out.into());
+        out.insert(
+            "message_bytes_paged_out".into(),
+            split.paged_out_bytes.into(),
+        );
+        out.insert(
+            "message_bytes_ready".into(),
+            (split.ram_bytes + split.paged_out_bytes).into(),
+        );
+    }
     if queue.is_quorum() {
         // RabbitMQ 3.10 shows these for every quorum queue.
         let (held, held_bytes) = queue.dead_letters_held();

@@ -6,16 +6,21 @@
 
 use heed::RwTxn;
 
-use super::schema::{envelope_size, index_key, seal_into};
+use super::schema::{envelope_size, index_key, index_value, seal_into};
 use super::stream_log;
 use super::{Dbs, MessageRecord, Op};
 
 pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
     match *op {
         Op::PutMessage { id, ref record } => put_message(dbs, wtxn, id, record),
-        Op::Enqueue { queue_id, seq, id } => {
+        Op::Enqueue {
+            queue_id,
+            seq,
+            id,
+            ref meta,
+        } => {
             dbs.queue_index
-                .put(wtxn, &index_key(queue_id, seq), &id.to_be_bytes())?;
+                .put(wtxn, &index_key(queue_id, seq), &index_value(id, meta))?;
             add_ref(dbs, wtxn, id, 1)
         }
         Op::Remove { queue_id, seq, id } => {
@@ -31,6 +36,17 @@ pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
             for (i, id) in segment.ids.iter().enumerate() {
                 let key = index_key(queue_id, segment.first_seq + i as u64);
                 if dbs.queue_index.delete(wtxn, &key)? {
+                    add_ref(dbs, wtxn, *id, -1)?;
+                }
+            }
+            Ok(())
+        }
+        Op::RemoveEntries {
+            queue_id,
+            ref entries,
+        } => {
+            for (seq, id) in entries {
+                if dbs.queue_index.delete(wtxn, &index_key(queue_id, *seq))? {
                     add_ref(dbs, wtxn, *id, -1)?;
                 }
             }

@@ -28,7 +28,9 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
             Op::PutMessage { id, .. } => {
                 puts.insert(id, (i, 0, 0));
             }
-            Op::Enqueue { queue_id, seq, id } => {
+            Op::Enqueue {
+                queue_id, seq, id, ..
+            } => {
                 enqueued.insert((queue_id, seq), i);
                 if let Some(put) = puts.get_mut(&id) {
                     put.1 += 1;
@@ -47,6 +49,7 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
             Op::DropQueue { queue_id } => enqueued.retain(|(q, _), _| *q != queue_id),
             // Streams never remove single entries: nothing of theirs cancels.
             Op::RemoveSegment { .. }
+            | Op::RemoveEntries { .. }
             | Op::StreamAppend { .. }
             | Op::StreamSegment { .. }
             | Op::StreamTrim { .. }
@@ -73,7 +76,12 @@ mod tests {
     }
 
     fn enqueue(queue_id: u64, seq: u64, id: u64) -> Op {
-        Op::Enqueue { queue_id, seq, id }
+        Op::Enqueue {
+            queue_id,
+            seq,
+            id,
+            meta: Default::default(),
+        }
     }
 
     fn remove(queue_id: u64, seq: u64, id: u64) -> Op {

@@ -45,6 +45,7 @@ use lmdb::Lmdb;
 use map_pages::MapPages;
 use op_queue::OpQueue;
 pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
+pub use schema::EntryMeta;
 pub use schema::RecordError;
 use schema::{
     DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, DB_STREAM_LOG,
@@ -97,6 +98,7 @@ pub(crate) enum Op {
         queue_id: u64,
         seq: u64,
         id: u64,
+        meta: EntryMeta,
     },
     /// A queue is done with the message at `seq` (acked, dropped, purged).
     Remove {
@@ -108,6 +110,11 @@ pub(crate) enum Op {
     RemoveSegment {
         queue_id: u64,
         segment: IndexSegment,
+    },
+    /// Like `Remove` for each (seq, id) (purging a paged backlog).
+    RemoveEntries {
+        queue_id: u64,
+        entries: Vec<(u64, u64)>,
     },
     /// A durable queue was deleted: drop its whole index (or its whole log, for a stream).
     DropQueue {
@@ -444,7 +451,18 @@ impl Store {
     /// Returns the operation's number: the entry is durable once [`Store::committed_ops`]
     /// reaches it.
     pub fn enqueue(&self, queue_id: u64, seq: u64, id: u64) -> u64 {
-        self.send(Op::Enqueue { queue_id, seq, id })
+        self.enqueue_meta(queue_id, seq, id, EntryMeta::default())
+    }
+
+    /// [`Store::enqueue`], with what a restarted queue must know of the message without
+    /// reading it.
+    pub fn enqueue_meta(&self, queue_id: u64, seq: u64, id: u64, meta: EntryMeta) -> u64 {
+        self.send(Op::Enqueue {
+            queue_id,
+            seq,
+            id,
+            meta,
+        })
     }
 
     pub fn remove(&self, queue_id: u64, seq: u64, id: u64) {
@@ -453,6 +471,10 @@ impl Store {
 
     pub fn remove_segment(&self, queue_id: u64, segment: IndexSegment) {
         self.send(Op::RemoveSegment { queue_id, segment });
+    }
+
+    pub fn remove_entries(&self, queue_id: u64, entries: Vec<(u64, u64)>) {
+        self.send(Op::RemoveEntries { queue_id, entries });
     }
 
     /// Reads stored messages in one read transaction; `found` gets each id with its decoded

@@ -14,36 +14,74 @@ use std::collections::HashMap;
 
 use super::lmdb::Lmdb;
 use super::orphans;
-use super::schema::{RecordError, SEEDED_KEY, open, parse_index_key, u64_value};
+use super::schema::{
+    EntryMeta, RecordError, SEEDED_KEY, open, parse_index_key, parse_index_value, u64_value,
+};
 use super::{Dbs, Definition, StoreError};
 
-/// Index entries with consecutive sequence numbers `first_seq, first_seq + 1, …` and the
-/// message ids they hold: 8 bytes a message. (Ids are not consecutive: publishers on several
+/// Index entries with consecutive sequence numbers `first_seq, first_seq + 1, …`, the message
+/// ids they hold and what else the entries say of them: 12 bytes a message, more only when
+/// some have a priority or an expiry. (Ids are not consecutive: publishers on several
 /// connections interleave their id allocation with their turns at the queue.)
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexSegment {
     pub first_seq: u64,
     pub ids: Vec<u64>,
+    /// Body sizes (0: an entry of the first format, which did not say).
+    pub sizes: Vec<u32>,
+    /// Empty while every entry so far has priority 0.
+    pub priorities: Vec<u8>,
+    /// Expiries in ms since the epoch; empty while none so far expires.
+    pub expiries: Vec<u64>,
 }
 
 /// Ids per segment: full segments waste no capacity (growth doubles up to exactly this).
 pub const SEGMENT_CAPACITY: usize = 16 * 1024;
 
 impl IndexSegment {
-    pub fn new(seq: u64, id: u64) -> Self {
-        IndexSegment {
+    pub fn new(seq: u64, id: u64, meta: &EntryMeta) -> Self {
+        let mut segment = IndexSegment {
             first_seq: seq,
-            ids: vec![id],
-        }
+            ..Default::default()
+        };
+        segment.push(id, meta);
+        segment
     }
 
     /// Appends (seq, id) if it continues the segment and the segment has room.
-    pub fn extend(&mut self, seq: u64, id: u64) -> bool {
+    pub fn extend(&mut self, seq: u64, id: u64, meta: &EntryMeta) -> bool {
         if seq == self.first_seq + self.ids.len() as u64 && self.ids.len() < SEGMENT_CAPACITY {
-            self.ids.push(id);
+            self.push(id, meta);
             true
         } else {
             false
+        }
+    }
+
+    fn push(&mut self, id: u64, meta: &EntryMeta) {
+        let n = self.ids.len();
+        if meta.priority != 0 && self.priorities.is_empty() {
+            self.priorities = vec![0; n];
+        }
+        if !self.priorities.is_empty() {
+            self.priorities.push(meta.priority);
+        }
+        if meta.expires_epoch_ms != 0 && self.expiries.is_empty() {
+            self.expiries = vec![0; n];
+        }
+        if !self.expiries.is_empty() {
+            self.expiries.push(meta.expires_epoch_ms);
+        }
+        self.ids.push(id);
+        self.sizes.push(meta.size);
+    }
+
+    /// What the entry at index `i` says besides its id.
+    pub fn meta(&self, i: usize) -> EntryMeta {
+        EntryMeta {
+            size: self.sizes.get(i).copied().unwrap_or(0),
+            priority: self.priorities.get(i).copied().unwrap_or(0),
+            expires_epoch_ms: self.expiries.get(i).copied().unwrap_or(0),
         }
     }
 }
@@ -123,7 +161,9 @@ fn read(
     }
     for entry in dbs.queue_index.iter(&rtxn)? {
         let (key, value) = entry?;
-        let (Some((queue_id, seq)), Some(id)) = (parse_index_key(key), u64_value(value)) else {
+        let (Some((queue_id, seq)), Some((id, meta))) =
+            (parse_index_key(key), parse_index_value(value))
+        else {
             tracing::error!("skipping a damaged queue index entry");
             *damaged_index_entries += 1;
             continue;
@@ -135,8 +175,11 @@ fn read(
             });
         }
         let segments = recovered.queues.entry(queue_id).or_default();
-        if !segments.last_mut().is_some_and(|s| s.extend(seq, id)) {
-            segments.push(IndexSegment::new(seq, id));
+        if !segments
+            .last_mut()
+            .is_some_and(|s| s.extend(seq, id, &meta))
+        {
+            segments.push(IndexSegment::new(seq, id, &meta));
         }
     }
     Ok(())

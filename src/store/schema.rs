@@ -12,7 +12,10 @@
 //! - `definitions`: kind byte + 16 bytes of SHA-256(identity) → an exchange, queue, binding,
 //!   vhost, user, permission or topic permission.
 //! - `messages`: message id (u64) → exchange, routing key, raw properties, body.
-//! - `queue_index`: queue id (u64) ‖ queue sequence number (u64) → message id (u64).
+//! - `queue_index`: queue id (u64) ‖ queue sequence number (u64) → message id (u64) ‖ body
+//!   size (u32) ‖ priority (u8) ‖ expiry (u64, ms since the epoch, 0 = never) — the last three
+//!   so that a restarted queue knows them without reading the body; entries written before
+//!   they were added hold the id alone.
 //! - `refcounts`: message id → how many queue-index entries point at it (fan-out stores the
 //!   body once).
 //! - `stream_log`, `stream_segments`: streams (see stream_log.rs).
@@ -108,6 +111,45 @@ pub fn open(record: &[u8]) -> Result<&[u8], RecordError> {
         return Err(RecordError::Checksum);
     }
     Ok(payload)
+}
+
+/// What an index entry says of its message besides its id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryMeta {
+    pub size: u32,
+    pub priority: u8,
+    /// When it expires in its queue, in ms since the epoch; 0 = never.
+    pub expires_epoch_ms: u64,
+}
+
+pub const INDEX_VALUE_LEN: usize = 8 + 4 + 1 + 8;
+
+/// An index entry's value.
+pub fn index_value(id: u64, meta: &EntryMeta) -> [u8; INDEX_VALUE_LEN] {
+    let mut v = [0u8; INDEX_VALUE_LEN];
+    v[..8].copy_from_slice(&id.to_be_bytes());
+    v[8..12].copy_from_slice(&meta.size.to_be_bytes());
+    v[12] = meta.priority;
+    v[13..].copy_from_slice(&meta.expires_epoch_ms.to_be_bytes());
+    v
+}
+
+/// Reads an index entry's value: the id, and what else it holds (nothing in an entry of the
+/// first format: 8 bytes, the id alone).
+pub fn parse_index_value(v: &[u8]) -> Option<(u64, EntryMeta)> {
+    let id = u64_value(v)?;
+    if v.len() == 8 {
+        return Some((id, EntryMeta::default()));
+    }
+    if v.len() != INDEX_VALUE_LEN {
+        return None;
+    }
+    let meta = EntryMeta {
+        size: u32::from_be_bytes(v[8..12].try_into().ok()?),
+        priority: v[12],
+        expires_epoch_ms: u64_value(&v[13..])?,
+    };
+    Some((id, meta))
 }
 
 /// `queue_id ‖ seq`, big-endian.

@@ -13,6 +13,11 @@ impl Queue {
         }
     }
 
+    /// Body bytes of the ready messages, in memory and paged.
+    pub(super) fn ready_bytes(st: &QueueState) -> u64 {
+        st.ready.bytes() + st.backlog.bytes()
+    }
+
     pub fn message_count(&self) -> u32 {
         Self::ready_count(&self.state.lock())
     }

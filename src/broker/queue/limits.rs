@@ -3,7 +3,6 @@
 //! refused; see `Queue::publish`).
 
 use super::args::Overflow;
-use super::backlog::Taken;
 use super::dead_letter::Reason;
 use super::queue::{Queue, QueueState};
 use crate::broker::message::Message;
@@ -22,13 +21,13 @@ impl Queue {
                 .is_some_and(|max| Self::ready_count(st) as u64 + held > max)
                 || args
                     .max_length_bytes
-                    .is_some_and(|max| st.ready.bytes() + held_bytes > max);
+                    .is_some_and(|max| Self::ready_bytes(st) + held_bytes > max);
         }
         args.max_length
             .is_some_and(|max| Self::ready_count(st) as u64 >= max)
             || args
                 .max_length_bytes
-                .is_some_and(|max| st.ready.bytes() + message.body.len() as u64 > max)
+                .is_some_and(|max| Self::ready_bytes(st) + message.body.len() as u64 > max)
     }
 
     /// `x-max-length` / `x-max-length-bytes` with overflow drop-head: the oldest messages go
@@ -43,24 +42,10 @@ impl Queue {
         let (max_length, max_length_bytes) = (st.settings.max_length, st.settings.max_length_bytes);
         let over = |st: &QueueState| {
             max_length.is_some_and(|max| Self::ready_count(st) as u64 > max)
-                || max_length_bytes.is_some_and(|max| st.ready.bytes() > max)
+                || max_length_bytes.is_some_and(|max| Self::ready_bytes(st) > max)
         };
-        while over(st) {
-            if let Some(head) = st.ready.pop_front() {
-                self.drop_message(st, head, Reason::Maxlen);
-                continue;
-            }
-            let mut taken = Vec::with_capacity(1);
-            st.backlog.take_front(1, &mut taken);
-            match taken.pop() {
-                Some(Taken::InMemory(m)) => self.drop_message(st, m, Reason::Maxlen),
-                Some(Taken::Paged { seq, id, .. }) => {
-                    if let Some(p) = &self.persistence {
-                        p.store.remove(p.queue_id, seq, id);
-                    }
-                }
-                None => break,
-            }
-        }
+        // The head goes, wherever it is; a paged one without its body being read (unless it is
+        // dead-lettered: then once, after the lock is released).
+        while over(st) && self.drop_head(st, Reason::Maxlen) {}
     }
 }

@@ -9,6 +9,7 @@ mod delivered_headers;
 mod limits;
 mod options;
 mod page_in;
+mod paging;
 // The file is named after what it holds, as in DESIGN.md's layout.
 #[allow(clippy::module_inception)]
 mod queue;
@@ -25,5 +26,6 @@ mod ttl;
 
 pub use args::{QueueArguments, QueueType};
 pub use options::{QueueDeclaration, QueueOptions};
+pub use paging::{MemorySplit, Paging};
 pub use queue::{ConsumerRemoved, Persistence, Queue};
 pub use settings::QueueSettings;

@@ -17,7 +17,7 @@ use warren_protocol::{Properties, ShortStr};
 use super::{PageIn, PageRead};
 use crate::broker::consumer::{Consumer, DeliveryTarget};
 use crate::broker::message::{Message, QueuedMessage};
-use crate::broker::queue::{Persistence, Queue, QueueDeclaration};
+use crate::broker::queue::{Paging, Persistence, Queue, QueueDeclaration};
 use crate::store::{CommitListener, IndexSegment, MessageRecord, Store};
 
 struct Fixture {
@@ -66,6 +66,11 @@ impl Fixture {
     }
 
     fn with_arguments(arguments: FieldTable) -> Fixture {
+        Self::build(arguments, true)
+    }
+
+    /// A queue paging beyond 2 ready messages; durable or not.
+    fn build(arguments: FieldTable, durable: bool) -> Fixture {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "warren-page-in-{}-{}",
@@ -74,7 +79,7 @@ impl Fixture {
         ));
         let (store, _) = Store::open(&dir, crate::store::DEFAULT_MAP_SIZE).expect("open store");
         let options = QueueDeclaration {
-            durable: true,
+            durable,
             exclusive_owner: None,
             auto_delete: false,
             arguments,
@@ -84,15 +89,17 @@ impl Fixture {
         let persistence = Persistence {
             store: store.clone(),
             queue_id: 1,
-            page_threshold: 2,
         };
-        let queue = Arc::new(Queue::new(
-            Arc::from("q"),
-            Arc::from("/"),
-            options,
-            Some(persistence),
-            Weak::new(),
-        ));
+        let queue = Arc::new(
+            Queue::new(
+                Arc::from("q"),
+                Arc::from("/"),
+                options,
+                durable.then_some(persistence),
+                Weak::new(),
+            )
+            .with_paging(Paging::new(store.clone(), 2)),
+        );
         Fixture {
             dir,
             store,
@@ -103,16 +110,22 @@ impl Fixture {
 
     /// Message number n (body "m<n>"; n is also its sequence number), stored if persistent.
     fn message(&mut self, persistent: bool) -> Arc<Message> {
+        self.message_with(persistent, BasicProperties::default())
+    }
+
+    /// [`Fixture::message`] with these properties (stored if persistent and the queue is
+    /// durable, as publishing does).
+    fn message_with(&mut self, persistent: bool, properties: BasicProperties) -> Arc<Message> {
         let body = Bytes::from(format!("m{}", self.published));
         self.published += 1;
         let routing_key = ShortStr::from_static("q").expect("short string");
-        // Stored messages are persistent ones (delivery mode 2), as publishing stores them.
         let properties = if persistent {
-            Properties::from_basic(&BasicProperties::default().with_delivery_mode(2))
+            Properties::from_basic(&properties.with_delivery_mode(2))
         } else {
-            Properties::default()
+            Properties::from_basic(&properties)
         };
-        let store_id = persistent.then(|| {
+        let stored = persistent && self.queue.persistence.is_some();
+        let store_id = stored.then(|| {
             let id = self.store.next_message_id();
             let record = MessageRecord {
                 exchange: Arc::from(""),
@@ -205,10 +218,10 @@ impl Fixture {
 }
 
 #[test]
-fn paged_and_held_messages_come_back_in_order_with_their_bodies() {
+fn paged_and_spilled_messages_come_back_in_order_with_their_bodies() {
     let mut f = Fixture::new();
     for n in 0..12 {
-        f.publish(n % 3 != 0); // every third is transient: held in the backlog, in order
+        f.publish(n % 3 != 0); // every third is transient: spilled to the store, in order
     }
     f.commit();
     assert_eq!(f.queue.message_count(), 12);
@@ -269,15 +282,19 @@ fn messages_requeued_during_the_read_keep_their_place_ahead() {
 }
 
 #[test]
-fn messages_published_to_a_queue_that_does_not_page_stay_behind_its_recovered_backlog() {
+fn messages_published_during_the_read_of_a_recovered_priority_backlog_stay_behind_it() {
     let mut arguments = FieldTable::default();
     arguments.insert("x-max-priority".into(), AMQPValue::LongLongInt(5));
     let mut f = Fixture::with_arguments(arguments);
     let ids = (0..3).map(|_| f.message(true).store_id.unwrap()).collect();
     f.commit();
-    f.queue.restore(vec![IndexSegment { first_seq: 0, ids }]);
+    f.queue.restore(vec![IndexSegment {
+        first_seq: 0,
+        ids,
+        ..Default::default()
+    }]);
     let read = f.begin();
-    f.publish(false); // a priority queue keeps new messages in memory, in the ready list
+    f.publish(false); // behind the backlog (spilled: it is transient)
     f.end(read);
     assert_eq!(f.drain(), vec![0, 1, 2, 3]);
 }
@@ -345,3 +362,6 @@ fn consumers_get_the_rest_of_what_basic_get_paged_in() {
     assert_eq!(f.get(), Some(2));
     assert_eq!(*recorder.0.lock(), (3..10).collect::<Vec<_>>());
 }
+
+#[path = "paging_tests.rs"]
+mod paging;

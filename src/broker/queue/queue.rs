@@ -18,10 +18,11 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use warren_protocol::AmqpError;
 
 use super::args::{Overflow, QueueType};
-use super::backlog::{Backlog, Entry};
+use super::backlog::{Backlog, Drained, PagedRef};
 use super::consumers::ConsumerSet;
 use super::dead_letter::{self, DeadLetters, Reason};
 use super::options::QueueOptions;
+use super::paging::{Head, Paging};
 use super::ready::Ready;
 use super::settings::QueueSettings;
 use super::stream::{Retention, StreamLog, StreamStart};
@@ -41,6 +42,9 @@ pub struct Queue {
     pub options: QueueOptions,
     /// Durable queues keep their persistent messages in the store under this id.
     pub persistence: Option<Persistence>,
+    /// Where the backlog beyond the queue's threshold goes (paging.rs); `None` without a
+    /// store, and for streams.
+    pub(super) paging: Option<Paging>,
     /// `x-consumer-timeout`, or the broker's default; `None` = off.
     pub(super) consumer_timeout: Option<u64>,
     /// The vhost dead letters are routed through.
@@ -61,8 +65,13 @@ pub struct Queue {
 pub struct Persistence {
     pub store: Arc<Store>,
     pub queue_id: u64,
-    /// Ready messages kept in memory; beyond this, new messages go to the paged backlog.
-    pub page_threshold: usize,
+}
+
+/// A message that left for a dead-letter reason, routed once the lock is released.
+pub(super) enum Dead {
+    Loaded(Arc<Message>),
+    /// Its body is read then (page_in.rs), once.
+    Paged(PagedRef),
 }
 
 pub(super) struct QueueState {
@@ -71,7 +80,7 @@ pub(super) struct QueueState {
     /// The policies that apply, as the API shows them.
     pub(super) applied: Applied,
     pub(super) ready: Ready,
-    /// Messages after `ready` in FIFO order, bodies mostly in the store (durable queues only).
+    /// Messages after `ready` in FIFO order (per priority level), bodies in the store.
     pub(super) backlog: Backlog,
     /// A page-in is reading the front of the backlog with the lock released: nobody else pages
     /// in until it is back (see page_in.rs).
@@ -84,7 +93,7 @@ pub(super) struct QueueState {
     pub(super) had_consumer: bool,
     pub(super) deleted: bool,
     /// Messages that left for a dead-letter reason, routed once the lock is released.
-    pub(super) dead: Vec<(Arc<Message>, Reason)>,
+    pub(super) dead: Vec<(Dead, Reason)>,
     /// A stream's log (stream/); `None` for classic and quorum queues.
     pub(super) stream: Option<Box<StreamLog>>,
     /// A quorum queue's at-least-once dead letters, kept until their targets have them.
@@ -117,7 +126,7 @@ impl Queue {
             settings: QueueSettings::new(args, &QueuePolicyValues::default()),
             applied: Applied::default(),
             ready: Ready::new(args.max_priority),
-            backlog: Backlog::default(),
+            backlog: Backlog::new(args.max_priority),
             paging_in: false,
             next_seq: 0,
             consumers: ConsumerSet::new(args.single_active_consumer),
@@ -134,6 +143,7 @@ impl Queue {
             vhost,
             options,
             persistence,
+            paging: None,
             consumer_timeout,
             vhost_ref,
             last_used: AtomicU64::new(clock::now_ms()),
@@ -142,6 +152,15 @@ impl Queue {
             counts: MessageCounts::default(),
             paged_in: Condvar::new(),
         }
+    }
+
+    /// Pages the backlog beyond the threshold to the store (not for streams: their log is
+    /// theirs).
+    pub fn with_paging(mut self, paging: Paging) -> Self {
+        if !self.is_stream() {
+            self.paging = Some(paging);
+        }
+        self
     }
 
     /// Whether this queue stores `message`: a durable queue with a store keeps a persistent
@@ -188,7 +207,7 @@ impl Queue {
         };
         self.forget_stored([&m]);
         if st.settings.dead_letter.is_some() {
-            st.dead.push((m.message, reason));
+            st.dead.push((Dead::Loaded(m.message), reason));
         }
     }
 
@@ -204,6 +223,7 @@ impl Queue {
         let dead = std::mem::take(&mut st.dead);
         let target = st.settings.dead_letter.clone();
         drop(st);
+        let dead = self.load_dead(dead);
         if let (Some(target), Some(vhost)) = (target, self.vhost_ref.upgrade())
             && !dead.is_empty()
         {
@@ -215,14 +235,36 @@ impl Queue {
     }
 
     /// Puts a recovered index (FIFO order) back as paged messages, marked redelivered: they
-    /// may have been delivered before the restart. Bodies are read when delivered.
+    /// may have been delivered before the restart. Each goes to its priority level with its
+    /// size and expiry, as its index entry says; bodies are read when delivered.
     pub fn restore(&self, segments: Vec<IndexSegment>) {
         let mut st = self.state.lock();
+        let (now, now_epoch) = (clock::now_ms(), super::stream::epoch_ms());
         for segment in segments {
             st.next_seq = st
                 .next_seq
                 .max(segment.first_seq + segment.ids.len() as u64);
-            st.backlog.push_segment(segment, true);
+            for (i, id) in segment.ids.iter().enumerate() {
+                let meta = segment.meta(i);
+                let expires_at = match meta.expires_epoch_ms {
+                    0 => 0,
+                    // On this broker's clock; one already past expires at once.
+                    at => now.saturating_add(at.saturating_sub(now_epoch)).max(1),
+                };
+                let level = st.ready.level_for(meta.priority);
+                st.backlog.push_recovered(
+                    level,
+                    &PagedRef {
+                        seq: segment.first_seq + i as u64,
+                        id: *id,
+                        size: meta.size,
+                        expires_at,
+                        delivery_count: 0,
+                        redelivered: true,
+                        spilled: false,
+                    },
+                );
+            }
         }
     }
 
@@ -232,6 +274,9 @@ impl Queue {
         // Read the clock only for messages that can expire (it showed at 5% of a publish).
         let mut now = None;
         loop {
+            if Self::backlog_ahead(st) {
+                return None; // a higher priority waits in the backlog: page it in first
+            }
             let m = st.ready.pop_front()?;
             if m.expires_at == 0 || !m.is_expired(*now.get_or_insert_with(clock::now_ms)) {
                 return Some(m);
@@ -276,7 +321,7 @@ impl Queue {
         let overflow = st.settings.overflow;
         if overflow != Overflow::DropHead && self.would_overflow(&st, &message) {
             if overflow == Overflow::RejectPublishDlx && st.settings.dead_letter.is_some() {
-                st.dead.push((message, Reason::Maxlen));
+                st.dead.push((Dead::Loaded(message), Reason::Maxlen));
                 self.finish(st);
             }
             return false;
@@ -291,27 +336,17 @@ impl Queue {
             queued.expires_at = clock::now_ms().saturating_add(ttl);
         }
         // Sent under the queue lock, so the store sees this before any ack of the message.
-        let durable_at = self
-            .stores(&queued)
-            .map(|(p, id)| p.store.enqueue(p.queue_id, seq, id));
+        let durable_at = self.stores(&queued).map(|(p, id)| {
+            let meta = self.entry_meta(&st, &queued);
+            p.store.enqueue_meta(p.queue_id, seq, id, meta)
+        });
         if ttl == Some(0) {
             // TTL 0: delivered only if a consumer can take it right now, else dropped.
             self.publish_now_or_never(&mut st, queued);
             self.finish(st);
             return true;
         }
-        match &self.persistence {
-            Some(p)
-                if st.settings.pages
-                    && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
-            {
-                st.backlog.settle(p.store.applied_ops());
-                // Messages with a TTL stay in memory: their expiry is not kept in the store.
-                st.backlog
-                    .push(queued, durable_at.filter(|_| ttl.is_none()));
-            }
-            _ => st.ready.push_back(queued),
-        }
+        self.push_ready_or_paged(&mut st, queued, durable_at);
         // A waiting consumer gets it first; the limit applies to what is left (as RabbitMQ:
         // even x-max-length 0 still delivers to a consumer that can take the message now).
         self.dispatch_paging(&mut st);
@@ -335,7 +370,11 @@ impl Queue {
         }
         loop {
             self.dispatch_locked(st);
-            if !st.ready.is_empty() || st.consumers.is_empty() || !self.page_in(st) {
+            let paged_first = match Self::head(st) {
+                Head::Backlog(_) => true,
+                Head::Ready | Head::Empty => false,
+            };
+            if !paged_first || st.consumers.is_empty() || !self.page_in(st) {
                 return;
             }
         }
@@ -551,13 +590,14 @@ impl Queue {
         self.forget_stored(st.ready.iter());
         st.ready.clear();
         let st = &mut *st;
-        st.backlog.drain(|entry| match entry {
-            Entry::Held(m) => self.forget_stored([&m]),
-            Entry::Paged { segment, .. } => {
-                if let Some(p) = &self.persistence {
-                    p.store.remove_segment(p.queue_id, segment);
+        st.backlog.drain(|drained| match drained {
+            Drained::InMemory(m, r) => {
+                self.forget_stored([&m]);
+                if r.spilled {
+                    self.forget_paged(&r);
                 }
             }
+            Drained::Paged(run) => self.forget_run(run),
         });
         n as u32
     }
@@ -574,6 +614,9 @@ impl Queue {
         st.stream = None;
         if let Some(p) = &self.persistence {
             p.store.drop_queue(p.queue_id);
+        }
+        if let Some(p) = &self.paging {
+            p.store.drop_queue(p.spill_id);
         }
         (st.consumers.take_all(), n)
     }

@@ -45,26 +45,18 @@ impl Queue {
     /// before the old one goes, so the stored body is never left without a reference.
     pub(super) fn requeue_at_back(&self, st: &mut QueueState, messages: Vec<QueuedMessage>) {
         for mut m in messages {
+            let old_seq = m.seq;
             let seq = st.next_seq;
             st.next_seq += 1;
+            m.seq = seq;
             let durable_at = self.stores(&m).map(|(p, id)| {
-                let at = p.store.enqueue(p.queue_id, seq, id);
-                p.store.remove(p.queue_id, m.seq, id);
+                let at = p
+                    .store
+                    .enqueue_meta(p.queue_id, seq, id, self.entry_meta(st, &m));
+                p.store.remove(p.queue_id, old_seq, id);
                 at
             });
-            m.seq = seq;
-            match &self.persistence {
-                Some(p)
-                    if st.settings.pages
-                        && (!st.backlog.is_empty() || st.ready.len() >= p.page_threshold) =>
-                {
-                    st.backlog.settle(p.store.applied_ops());
-                    // As at publish: a message with an expiry stays in memory.
-                    let in_memory = m.expires_at != 0;
-                    st.backlog.push(m, durable_at.filter(|_| !in_memory));
-                }
-                _ => st.ready.push_back(m),
-            }
+            self.push_ready_or_paged(st, m, durable_at);
         }
     }
 }

@@ -26,12 +26,16 @@ impl Ready {
 
     /// The level a message goes to: its priority property, capped at the queue's maximum
     /// (RabbitMQ treats priorities above the maximum as the maximum, none as 0).
-    fn level(&self, m: &QueuedMessage) -> usize {
-        let top = self.levels.len() - 1;
-        if top == 0 {
+    pub fn level_of(&self, m: &QueuedMessage) -> usize {
+        if self.levels.len() == 1 {
             return 0;
         }
-        (m.message.properties.priority().unwrap_or(0) as usize).min(top)
+        self.level_for(m.message.properties.priority().unwrap_or(0))
+    }
+
+    /// The level of a message with priority `priority`.
+    pub fn level_for(&self, priority: u8) -> usize {
+        (priority as usize).min(self.levels.len() - 1)
     }
 
     pub fn len(&self) -> usize {
@@ -47,7 +51,7 @@ impl Ready {
     }
 
     pub fn push_back(&mut self, m: QueuedMessage) {
-        let level = self.level(&m);
+        let level = self.level_of(&m);
         self.bytes += m.message.body.len() as u64;
         self.levels[level].push_back(m);
         self.len += 1;
@@ -55,10 +59,18 @@ impl Ready {
 
     /// Puts back a message just taken by [`Ready::pop_front`] (no consumer could take it).
     pub fn push_front(&mut self, m: QueuedMessage) {
-        let level = self.level(&m);
+        let level = self.level_of(&m);
         self.bytes += m.message.body.len() as u64;
         self.levels[level].push_front(m);
         self.len += 1;
+    }
+
+    /// The highest level holding a message.
+    pub fn top_level(&self) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        self.levels.iter().rposition(|l| !l.is_empty())
     }
 
     pub fn front(&self) -> Option<&QueuedMessage> {
@@ -78,7 +90,7 @@ impl Ready {
         let mut by_level: Vec<Vec<QueuedMessage>> =
             (0..self.levels.len()).map(|_| Vec::new()).collect();
         for m in messages {
-            let level = self.level(&m);
+            let level = self.level_of(&m);
             by_level[level].push(m);
         }
         for (level, mut msgs) in by_level.into_iter().enumerate() {

@@ -40,9 +40,9 @@ pub struct QueueSettings {
     /// back to at-most-once otherwise). See dead_letter/at_least_once.rs.
     pub at_least_once: bool,
     pub mode: QueueMode,
-    /// Whether persistent messages may be paged out to the store (see backlog.rs): not for
-    /// priority queues (their order is not the store's FIFO), byte-limited ones (their
-    /// accounting needs body sizes) or dead-lettering ones (a dropped head must be at hand).
+    /// Whether messages beyond the paging threshold may be paged out to the store (see
+    /// paging.rs): not for streams (their log is their own) nor while at-least-once
+    /// dead-lettering holds dropped messages in the queue (it needs them at hand).
     pub pages: bool,
 }
 
@@ -113,7 +113,7 @@ impl QueueSettings {
             message_ttl_ms: lower(args.message_ttl_ms, policy.message_ttl_ms),
             expires_ms: lower(args.expires_ms, policy.expires_ms),
             delivery_limit: lower(args.delivery_limit, policy.delivery_limit),
-            pages: args.max_priority == 0 && max_length_bytes.is_none() && dead_letter.is_none(),
+            pages: args.queue_type != QueueType::Stream && !at_least_once,
             dead_letter,
             dead_letter_strategy,
             at_least_once,

@@ -43,17 +43,18 @@ impl Queue {
         }
     }
 
-    /// Drops expired messages from the head of the ready list (messages expire only when they
-    /// reach the head, as in RabbitMQ). Returns how many went.
+    /// Drops expired messages from the head of the queue, in memory or paged (messages expire
+    /// only when they reach the head, as in RabbitMQ; a paged one's expiry is in the backlog's
+    /// index, so its body is not read unless it is dead-lettered). Returns how many went.
     pub(super) fn drop_expired_head(&self, st: &mut QueueState, now: u64) -> usize {
         let mut dropped = 0;
-        while st.ready.front().is_some_and(|m| m.is_expired(now)) {
-            if let Some(m) = st.ready.pop_front() {
-                self.drop_message(st, m, Reason::Expired);
-                dropped += 1;
+        loop {
+            let expires_at = Self::head_expires_at(st);
+            if expires_at == 0 || expires_at >= now || !self.drop_head(st, Reason::Expired) {
+                return dropped;
             }
+            dropped += 1;
         }
-        dropped
     }
 
     /// Housekeeping, when the queue's deadline comes: expires the head at rest, and tells
@@ -98,7 +99,7 @@ impl Queue {
         if st.deleted {
             return None;
         }
-        let head = st.ready.front().map(|m| m.expires_at).filter(|t| *t != 0);
+        let head = Some(Self::head_expires_at(st)).filter(|t| *t != 0);
         let unused = st
             .settings
             .expires_ms

@@ -409,13 +409,17 @@ impl VHost {
             _ => None,
         };
         let name: Arc<str> = Arc::from(name);
-        let queue = Arc::new(Queue::new(
+        let mut queue = Queue::new(
             name.clone(),
             self.name.clone(),
             options,
             persistence,
             self.weak(),
-        ));
+        );
+        if let Some(d) = &self.durability {
+            queue = queue.with_paging(d.paging());
+        }
+        let queue = Arc::new(queue);
         self.insert_queue(queue.clone());
         Churn::bump(&self.churn.queue_created);
         Ok(queue)

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use warren_protocol::ShortStr;
 
 use crate::store::recovery::IndexSegment;
-use crate::store::{MessageRecord, Op, StreamSegment};
+use crate::store::{EntryMeta, MessageRecord, Op, StreamSegment};
 
 const MAGIC: &[u8; 4] = b"WWAL";
 pub const HEADER_LEN: usize = 4 + 4 + 8 + 4;
@@ -29,6 +29,9 @@ const DROP_QUEUE: u8 = 5;
 const STREAM_APPEND: u8 = 6;
 const STREAM_SEGMENT: u8 = 7;
 const STREAM_TRIM: u8 = 8;
+const REMOVE_ENTRIES: u8 = 9;
+/// An enqueue with its entry's metadata (`ENQUEUE` is the first format, without).
+const ENQUEUE_META: u8 = 10;
 
 /// Appends one record holding the data operations of `ops` (notifications and shutdown are not
 /// data and are skipped) to `out`; returns the record's length.
@@ -51,8 +54,10 @@ pub fn encoded_len(ops: &[Op]) -> usize {
                 Op::StreamAppend { record, .. } => 1 + 3 * 8 + record_len(record),
                 Op::StreamSegment { .. } => 1 + 6 * 8,
                 Op::StreamTrim { .. } => 1 + 2 * 8,
-                Op::Enqueue { .. } | Op::Remove { .. } => 1 + 3 * 8,
+                Op::Enqueue { .. } => 1 + 3 * 8 + 4 + 1 + 8,
+                Op::Remove { .. } => 1 + 3 * 8,
                 Op::RemoveSegment { segment, .. } => 1 + 2 * 8 + 4 + 8 * segment.ids.len(),
+                Op::RemoveEntries { entries, .. } => 1 + 8 + 4 + 16 * entries.len(),
                 Op::DropQueue { .. } => 1 + 8,
                 Op::Notify { .. } | Op::Shutdown => 0,
             })
@@ -122,12 +127,30 @@ fn encode_op(op: &Op, out: &mut Vec<u8>) {
             u64s(out, STREAM_SEGMENT, &fields);
         }
         Op::StreamTrim { stream_id, before } => u64s(out, STREAM_TRIM, &[*stream_id, *before]),
-        Op::Enqueue { queue_id, seq, id } => u64s(out, ENQUEUE, &[*queue_id, *seq, *id]),
+        Op::Enqueue {
+            queue_id,
+            seq,
+            id,
+            meta,
+        } => {
+            u64s(out, ENQUEUE_META, &[*queue_id, *seq, *id]);
+            out.extend_from_slice(&meta.size.to_be_bytes());
+            out.push(meta.priority);
+            out.extend_from_slice(&meta.expires_epoch_ms.to_be_bytes());
+        }
         Op::Remove { queue_id, seq, id } => u64s(out, REMOVE, &[*queue_id, *seq, *id]),
         Op::RemoveSegment { queue_id, segment } => {
             u64s(out, REMOVE_SEGMENT, &[*queue_id, segment.first_seq]);
             out.extend_from_slice(&(segment.ids.len() as u32).to_be_bytes());
             for id in &segment.ids {
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+        }
+        Op::RemoveEntries { queue_id, entries } => {
+            u64s(out, REMOVE_ENTRIES, &[*queue_id]);
+            out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+            for (seq, id) in entries {
+                out.extend_from_slice(&seq.to_be_bytes());
                 out.extend_from_slice(&id.to_be_bytes());
             }
         }
@@ -252,6 +275,17 @@ impl Reader {
                 queue_id: self.u64()?,
                 seq: self.u64()?,
                 id: self.u64()?,
+                meta: EntryMeta::default(),
+            },
+            ENQUEUE_META => Op::Enqueue {
+                queue_id: self.u64()?,
+                seq: self.u64()?,
+                id: self.u64()?,
+                meta: EntryMeta {
+                    size: self.u32()? as u32,
+                    priority: *self.take(1)?.first()?,
+                    expires_epoch_ms: self.u64()?,
+                },
             },
             REMOVE => Op::Remove {
                 queue_id: self.u64()?,
@@ -272,8 +306,25 @@ impl Reader {
                 }
                 Op::RemoveSegment {
                     queue_id,
-                    segment: IndexSegment { first_seq, ids },
+                    segment: IndexSegment {
+                        first_seq,
+                        ids,
+                        ..Default::default()
+                    },
                 }
+            }
+            REMOVE_ENTRIES => {
+                let queue_id = self.u64()?;
+                let count = self.u32()?;
+                // Bounded by the record: each entry takes 16 bytes of it.
+                if count > (self.bytes.len() - self.at) / 16 {
+                    return None;
+                }
+                let mut entries = Vec::with_capacity(count);
+                for _ in 0..count {
+                    entries.push((self.u64()?, self.u64()?));
+                }
+                Op::RemoveEntries { queue_id, entries }
             }
             DROP_QUEUE => Op::DropQueue {
                 queue_id: self.u64()?,
@@ -302,6 +353,11 @@ mod tests {
                 queue_id: 1,
                 seq: 2,
                 id: 7,
+                meta: EntryMeta {
+                    size: 5,
+                    priority: 3,
+                    expires_epoch_ms: 1_700_000_000_000,
+                },
             },
             Op::Remove {
                 queue_id: 1,
@@ -313,9 +369,14 @@ mod tests {
                 segment: IndexSegment {
                     first_seq: 10,
                     ids: vec![4, 5],
+                    ..Default::default()
                 },
             },
             Op::DropQueue { queue_id: 9 },
+            Op::RemoveEntries {
+                queue_id: 5,
+                entries: vec![(3, 30), (9, 12)],
+            },
             Op::StreamAppend {
                 stream_id: 4,
                 offset: 11,
@@ -351,12 +412,20 @@ mod tests {
                     "put {id} {} {} {:?} {:?}",
                     record.exchange, record.routing_key, record.properties, record.body
                 ),
-                Op::Enqueue { queue_id, seq, id } => format!("enqueue {queue_id} {seq} {id}"),
+                Op::Enqueue {
+                    queue_id,
+                    seq,
+                    id,
+                    meta,
+                } => format!("enqueue {queue_id} {seq} {id} {meta:?}"),
                 Op::Remove { queue_id, seq, id } => format!("remove {queue_id} {seq} {id}"),
                 Op::RemoveSegment { queue_id, segment } => {
                     format!("segment {queue_id} {segment:?}")
                 }
                 Op::DropQueue { queue_id } => format!("drop {queue_id}"),
+                Op::RemoveEntries { queue_id, entries } => {
+                    format!("entries {queue_id} {entries:?}")
+                }
                 Op::StreamAppend {
                     stream_id,
                     offset,

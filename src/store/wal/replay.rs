@@ -96,6 +96,7 @@ mod tests {
             queue_id: 1,
             seq,
             id: seq,
+            meta: Default::default(),
         }
     }
 

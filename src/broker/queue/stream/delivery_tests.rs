@@ -60,7 +60,6 @@ impl Fixture {
         let persistence = Persistence {
             store: store.clone(),
             queue_id: 1,
-            page_threshold: 1000,
         };
         let queue = Arc::new(Queue::new(
             Arc::from("s"),

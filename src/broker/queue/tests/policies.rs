@@ -91,8 +91,8 @@ fn the_queues_own_overflow_and_dead_letter_exchange_win_over_the_policys() {
     );
     assert_eq!(plain.dead_letter.unwrap().exchange, "theirs");
     assert!(
-        !plain.pages,
-        "a dead-lettering queue keeps its messages at hand"
+        plain.pages,
+        "a dead-lettering queue pages too (a paged dead letter is read when it leaves)"
     );
 }
 
