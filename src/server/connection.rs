@@ -306,6 +306,32 @@ impl Connection {
                 continue;
             }
             self.flow.unblocked(&self.shared.outbox);
+            if let Some(store) = self
+                .broker
+                .store()
+                .filter(|s| self.flow.is_publishing() && s.over_flow_limit())
+                .cloned()
+            {
+                // The store is behind its publishers (store/flow.rs): read nothing more from
+                // this one until it catches up; no connection.blocked, as RabbitMQ's credit
+                // flow.
+                tokio::select! {
+                    _ = store.wait_below_flow_limit() => {}
+                    _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
+                    _ = self.shared.forced.notified() => return Err(forced_close(&self.shared)),
+                    _ = ticker.tick(), if !heartbeat.is_zero() => {
+                        if self.shared.outbox.written() == last_written {
+                            self.shared.outbox.push(warren_protocol::encode::heartbeat);
+                        }
+                        last_written = self.shared.outbox.written();
+                    }
+                    _ = shutdown.changed() => {
+                        return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
+                    }
+                }
+                last_read = Instant::now();
+                continue;
+            }
             tokio::select! {
                 filled = reader.fill() => {
                     filled?;

@@ -83,6 +83,7 @@ pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
             ref segment,
         } => stream_log::put_segment(dbs, wtxn, stream_id, segment),
         Op::StreamTrim { stream_id, before } => stream_log::trim(dbs, wtxn, stream_id, before),
+        Op::Unlogged(ref op) => apply(dbs, wtxn, op),
         Op::Notify { .. } | Op::Shutdown => Ok(()),
     }
 }

@@ -24,6 +24,10 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
     // Message id → (index of its put in this checkpoint, enqueues, enqueues cancelled).
     let mut puts: AHashMap<u64, (usize, u32, u32)> = AHashMap::new();
     for (i, op) in ops.iter().enumerate() {
+        let op = match op {
+            Op::Unlogged(op) => op,
+            op => op,
+        };
         match *op {
             Op::PutMessage { id, .. } => {
                 puts.insert(id, (i, 0, 0));
@@ -50,6 +54,7 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
             // Streams never remove single entries: nothing of theirs cancels.
             Op::RemoveSegment { .. }
             | Op::RemoveEntries { .. }
+            | Op::Unlogged(_)
             | Op::StreamAppend { .. }
             | Op::StreamSegment { .. }
             | Op::StreamTrim { .. }

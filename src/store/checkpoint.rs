@@ -165,8 +165,10 @@ fn run(lmdb: &Lmdb, dbs: Dbs, writer: &WriterShared, shared: &Shared) {
                         .applied_ops
                         .fetch_add(batch.numbered, Ordering::Release);
                     writer.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    writer.flow.applied(&batch.ops, batch.bytes);
                     if let Ok(guard) = lmdb.shared() {
                         guard.map_pages().touched(batch.bytes);
+                        guard.map_pages().release_if_resident();
                     }
                     let mut progress = shared.progress.lock();
                     progress.applied_seq = progress.applied_seq.max(batch.last_seq);

@@ -57,6 +57,18 @@ impl MapPages {
         }
     }
 
+    /// Releases the pages if this process's file-backed resident memory is over
+    /// [`RELEASE_EVERY`] (from `/proc/self/statm`): the byte count `touched` is given leaves
+    /// out what LMDB's own B-tree walks touch, which deleting many records makes large.
+    pub fn release_if_resident(&self) {
+        let shared_pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok());
+        if shared_pages.is_some_and(|pages| pages * 4096 > RELEASE_EVERY) {
+            self.release();
+        }
+    }
+
     pub fn release(&self) {
         if let Some((start, len)) = self.range {
             // SAFETY: the range is LMDB's own read-only shared file mapping; MADV_DONTNEED only

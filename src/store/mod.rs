@@ -13,6 +13,7 @@ mod definitions;
 mod dir_lock;
 #[cfg(test)]
 mod fault_tests;
+mod flow;
 mod inspect;
 mod lmdb;
 mod map_pages;
@@ -137,6 +138,9 @@ pub(crate) enum Op {
         stream_id: u64,
         before: u64,
     },
+    /// Applied to LMDB in order like the others, but not written to the log: what a crash may
+    /// lose (a paging queue's spilled messages: their entries are dropped at start anyway).
+    Unlogged(Box<Op>),
     /// Call back once everything sent before this is committed.
     Notify {
         listener: Arc<dyn CommitListener>,
@@ -380,7 +384,23 @@ impl Store {
 
     /// Queues an operation for the writer; returns its number (see [`Store::committed_ops`]).
     fn send(&self, op: Op) -> u64 {
+        self.writer_shared.flow.sent(&op);
         self.ops.push(op)
+    }
+
+    /// Whether publishers should wait for the store to catch up (flow.rs).
+    pub fn over_flow_limit(&self) -> bool {
+        self.writer_shared.flow.over_limit()
+    }
+
+    /// Waits until the store is under its flow limit, or a short while.
+    pub async fn wait_below_flow_limit(&self) {
+        self.writer_shared.flow.wait_below_limit().await
+    }
+
+    /// Bytes of operations sent and not yet applied to LMDB.
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.writer_shared.flow.in_flight()
     }
 
     /// Every operation numbered up to this is durable (a failed write does not count; its
@@ -471,6 +491,34 @@ impl Store {
 
     pub fn remove_segment(&self, queue_id: u64, segment: IndexSegment) {
         self.send(Op::RemoveSegment { queue_id, segment });
+    }
+
+    /// Spilling (a paging queue's message it does not keep across a restart): the record, if
+    /// it was not stored already, and the entry, neither written to the log (a crash loses
+    /// them; the start drops such entries anyway). Returns the enqueue's operation number.
+    pub fn spill(&self, queue_id: u64, seq: u64, id: u64, record: Option<MessageRecord>) -> u64 {
+        if let Some(record) = record {
+            self.send(Op::Unlogged(Box::new(Op::PutMessage { id, record })));
+        }
+        self.send(Op::Unlogged(Box::new(Op::Enqueue {
+            queue_id,
+            seq,
+            id,
+            meta: EntryMeta::default(),
+        })))
+    }
+
+    /// Removes a spilled entry (see [`Store::spill`]).
+    pub fn unspill(&self, queue_id: u64, seq: u64, id: u64) {
+        self.send(Op::Unlogged(Box::new(Op::Remove { queue_id, seq, id })));
+    }
+
+    /// Removes spilled entries (see [`Store::spill`]).
+    pub fn unspill_entries(&self, queue_id: u64, entries: Vec<(u64, u64)>) {
+        self.send(Op::Unlogged(Box::new(Op::RemoveEntries {
+            queue_id,
+            entries,
+        })));
     }
 
     pub fn remove_entries(&self, queue_id: u64, entries: Vec<(u64, u64)>) {

@@ -48,6 +48,8 @@ pub struct WriterShared {
     pub log_syncs: Arc<AtomicU64>,
     /// How many checkpoints committed to LMDB.
     pub checkpoints: AtomicU64,
+    /// Bytes sent and not yet applied: publishers wait past a limit (flow.rs).
+    pub flow: super::flow::StoreFlow,
 }
 
 impl WriterShared {
@@ -61,6 +63,7 @@ impl WriterShared {
             injected_failures: AtomicU64::new(0),
             log_syncs: Arc::new(AtomicU64::new(0)),
             checkpoints: AtomicU64::new(0),
+            flow: Default::default(),
         }
     }
 
@@ -163,16 +166,7 @@ struct Unapplied {
 
 impl Unapplied {
     fn take(&mut self, pending: &mut Pending) {
-        self.bytes += pending
-            .data
-            .iter()
-            .map(|op| match op {
-                Op::PutMessage { record, .. } => {
-                    64 + (record.body.len() + record.properties.len()) as u64
-                }
-                _ => 64,
-            })
-            .sum::<u64>();
+        self.bytes += pending.data.iter().map(super::flow::weight).sum::<u64>();
         self.ops.append(&mut pending.data);
         self.numbered += pending.numbered;
         pending.numbered = 0;

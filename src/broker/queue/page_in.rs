@@ -270,7 +270,11 @@ impl Queue {
         else {
             return;
         };
-        store.remove_entries(queue_id, run.iter().map(|r| (r.seq, r.id)).collect());
+        let entries = run.iter().map(|r| (r.seq, r.id)).collect();
+        match run.spilled() {
+            true => store.unspill_entries(queue_id, entries),
+            false => store.remove_entries(queue_id, entries),
+        }
     }
 }
 

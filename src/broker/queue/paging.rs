@@ -69,22 +69,21 @@ impl Queue {
         let m = &queued.message;
         let (id, durable_at, spilled) = match (durable_at, m.store_id) {
             (Some(at), Some(id)) => (id, at, false),
-            (_, stored) => {
-                // Stored once already (for another queue): another reference to that record.
-                let id = stored.unwrap_or_else(|| {
-                    let id = p.store.next_message_id();
-                    p.store.put_message(
-                        id,
-                        MessageRecord {
-                            exchange: m.exchange.clone(),
-                            routing_key: m.routing_key.clone(),
-                            properties: m.properties.raw().clone(),
-                            body: m.body.clone(),
-                        },
-                    );
-                    id
-                });
-                (id, p.store.enqueue(p.spill_id, queued.seq, id), true)
+            // Stored once already (for another queue): another reference to that record.
+            (_, Some(id)) => (id, p.store.spill(p.spill_id, queued.seq, id, None), true),
+            (_, None) => {
+                let id = p.store.next_message_id();
+                let record = MessageRecord {
+                    exchange: m.exchange.clone(),
+                    routing_key: m.routing_key.clone(),
+                    properties: m.properties.raw().clone(),
+                    body: m.body.clone(),
+                };
+                (
+                    id,
+                    p.store.spill(p.spill_id, queued.seq, id, Some(record)),
+                    true,
+                )
             }
         };
         let paged = PagedRef {
@@ -116,8 +115,13 @@ impl Queue {
 
     /// The queue is done with a paged message's store entry.
     pub(super) fn forget_paged(&self, r: &PagedRef) {
-        if let (Some(queue_id), Some(store)) = (self.index_id(r.spilled), self.store_for_paging()) {
-            store.remove(queue_id, r.seq, r.id);
+        let (Some(queue_id), Some(store)) = (self.index_id(r.spilled), self.store_for_paging())
+        else {
+            return;
+        };
+        match r.spilled {
+            true => store.unspill(queue_id, r.seq, r.id),
+            false => store.remove(queue_id, r.seq, r.id),
         }
     }
 

@@ -59,7 +59,7 @@ pub fn encoded_len(ops: &[Op]) -> usize {
                 Op::RemoveSegment { segment, .. } => 1 + 2 * 8 + 4 + 8 * segment.ids.len(),
                 Op::RemoveEntries { entries, .. } => 1 + 8 + 4 + 16 * entries.len(),
                 Op::DropQueue { .. } => 1 + 8,
-                Op::Notify { .. } | Op::Shutdown => 0,
+                Op::Unlogged(_) | Op::Notify { .. } | Op::Shutdown => 0,
             })
             .sum::<usize>()
 }
@@ -155,7 +155,7 @@ fn encode_op(op: &Op, out: &mut Vec<u8>) {
             }
         }
         Op::DropQueue { queue_id } => u64s(out, DROP_QUEUE, &[*queue_id]),
-        Op::Notify { .. } | Op::Shutdown => {}
+        Op::Unlogged(_) | Op::Notify { .. } | Op::Shutdown => {}
     }
 }
 
@@ -439,7 +439,7 @@ mod tests {
                     format!("stream segment {stream_id} {segment:?}")
                 }
                 Op::StreamTrim { stream_id, before } => format!("trim {stream_id} {before}"),
-                Op::Notify { .. } | Op::Shutdown => "control".into(),
+                Op::Unlogged(_) | Op::Notify { .. } | Op::Shutdown => "control".into(),
             })
             .collect()
     }
