@@ -3,6 +3,10 @@
 //! checks hold for their queue too (a priority queue's order is kept per priority level; what a
 //! consumer rejected is paged.rs's to account for), and paged.rs adds its own.
 //!
+//! In a classic queue, what a consumer gets within one life is in publish order too (older lives
+//! first): nothing is requeued while a consumer runs, so it takes the queue from its head, and
+//! the messages recovered after a crash are ahead of any published since, as in RabbitMQ.
+//!
 //! Where quorum queues differ, as RabbitMQ 3.10 has them:
 //!
 //! - a confirmed transient message must survive too (the publisher counts it as confirmed);
@@ -105,35 +109,18 @@ pub(super) fn check(
         .collect();
     let ordered = final_ids
         .iter()
-        .filter(|id| kind != Kind::Quorum || !seen_before.contains(**id));
-    let level = |id: &str| match kind {
-        Kind::Priority => effective_priority(l.priorities.get(id).copied().flatten()),
-        _ => 0,
-    };
-    let mut last_life: HashMap<u8, usize> = HashMap::new();
-    let mut last_n: HashMap<(u8, &str), u64> = HashMap::new();
-    for id in ordered {
-        let Some(PublishedId { tag, life, n }) = PublishedId::parse(id) else {
-            continue;
-        };
-        let level = level(id);
-        let latest = last_life.entry(level).or_default();
-        if life < *latest {
-            violations.push(format!(
-                "order{}: {id} (life {life}) comes after a message published in life {latest}",
-                in_level(kind, level)
-            ));
+        .copied()
+        .filter(|id| kind != Kind::Quorum || !seen_before.contains(*id));
+    let order = Order { kind, l };
+    violations.extend(order.check(ordered, "the final drain"));
+
+    // 5. So is what a consumer got in one life from a classic queue (nothing is requeued
+    // meanwhile): messages recovered from earlier lives before the ones published since.
+    if kind.is_classic() {
+        for life in 0..final_life {
+            let got = all.iter().filter(|s| s.life == life).map(|s| s.id.as_str());
+            violations.extend(order.check(got, &format!("the consumer of life {life}")));
         }
-        *latest = (*latest).max(life);
-        if let Some(&prev) = last_n.get(&(level, tag))
-            && n <= prev
-        {
-            violations.push(format!(
-                "order{}: {id} comes after {tag}-{prev}",
-                in_level(kind, level)
-            ));
-        }
-        last_n.insert((level, tag), n);
     }
 
     let acked_back = final_ids.iter().filter(|id| l.acked.contains(**id)).count();
@@ -153,11 +140,58 @@ pub(super) fn check(
     (violations, summary)
 }
 
-/// " (priority N)" in a priority queue's order violation, else nothing.
-fn in_level(kind: Kind, level: u8) -> String {
-    match kind {
-        Kind::Priority => format!(" (priority {level})"),
-        _ => String::new(),
+/// The order a queue keeps (check 4): older lives first; per publisher, increasing n; in a
+/// priority queue, within each priority level.
+#[derive(Clone, Copy)]
+struct Order<'a> {
+    kind: Kind,
+    l: &'a Log,
+}
+
+impl Order<'_> {
+    /// The level a message waits at: its priority in a priority queue, else 0.
+    fn level(&self, id: &str) -> u8 {
+        match self.kind {
+            Kind::Priority => effective_priority(self.l.priorities.get(id).copied().flatten()),
+            _ => 0,
+        }
+    }
+
+    /// A violation if `ids` (delivered in this order by `what`) are not in order.
+    fn check<'a>(&self, ids: impl Iterator<Item = &'a str>, what: &str) -> Option<String> {
+        let mut out_of_order = Vec::new();
+        let mut last_life: HashMap<u8, usize> = HashMap::new();
+        let mut last_n: HashMap<(u8, &str), u64> = HashMap::new();
+        for id in ids {
+            let Some(PublishedId { tag, life, n }) = PublishedId::parse(id) else {
+                continue;
+            };
+            let level = self.level(id);
+            let at = match self.kind {
+                Kind::Priority => format!(" (priority {level})"),
+                _ => String::new(),
+            };
+            let latest = last_life.entry(level).or_default();
+            if life < *latest {
+                out_of_order.push(format!(
+                    "{id}{at} (life {life}) after a message published in life {latest}"
+                ));
+            }
+            *latest = (*latest).max(life);
+            if let Some(&prev) = last_n.get(&(level, tag))
+                && n <= prev
+            {
+                out_of_order.push(format!("{id}{at} after {tag}-{prev}"));
+            }
+            last_n.insert((level, tag), n);
+        }
+        (!out_of_order.is_empty()).then(|| {
+            format!(
+                "order: {what} delivered {} messages out of publish order, e.g. {:?}",
+                out_of_order.len(),
+                &out_of_order[..out_of_order.len().min(5)]
+            )
+        })
     }
 }
 

@@ -12,7 +12,8 @@
 //!   broker's life; a quorum queue's deliveries carry `x-delivery-count` (0 when not
 //!   redelivered);
 //! - what is left is in publish order (per publisher, and older broker lives first); in a quorum
-//!   queue, the messages no consumer had seen before.
+//!   queue, the messages no consumer had seen before. In a classic queue, so is what the
+//!   consumer got in each life.
 //!
 //! One test per queue type, from one scenario ([`Kind`]): classic, quorum, and the stream
 //! variant (stream.rs, with checks of its own: offsets and contents intact across crashes,
