@@ -15,7 +15,9 @@
 //! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
 //!   cycle; then nothing confirmed may be missing. One test each for a classic queue, a quorum
 //!   queue (confirmed transient messages survive too) and a stream (offsets and contents stay as
-//!   consumers saw them; consumers resume at the offset they ask for).
+//!   consumers saw them; consumers resume at the offset they ask for), and for two paged classic
+//!   shapes: a queue that dead-letters what the consumer rejects (dead letters accounted for) and
+//!   a priority queue (order kept within each priority, the final drain by priority).
 //!   `WARREN_CRASH_CYCLES=100` for a long run.
 //!
 //! These always spawn the warren binary (`WARREN_TEST_AMQP_URL` is ignored: they need to stop and

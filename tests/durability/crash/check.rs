@@ -1,5 +1,11 @@
 //! The end-of-test checks of the classic and quorum crash tests, over everything the clients of
-//! every life saw and the final drain.
+//! every life saw and the final drain. The paged shapes (paged.rs) are classic queues: these
+//! checks hold for their queue too (a priority queue's order is kept per priority level; what a
+//! consumer rejected is paged.rs's to account for), and paged.rs adds its own.
+//!
+//! In a classic queue, what a consumer gets within one life is in publish order too (older lives
+//! first): nothing is requeued while a consumer runs, so it takes the queue from its head, and
+//! the messages recovered after a crash are ahead of any published since, as in RabbitMQ.
 //!
 //! Where quorum queues differ, as RabbitMQ 3.10 has them:
 //!
@@ -14,7 +20,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Kind;
-use super::clients::{Log, Seen};
+use super::clients::{Log, PublishedId, Seen};
+use super::paged::effective_priority;
 
 /// The end-of-test checks over everything the clients saw and the final drain; returns the
 /// violations and a summary line.
@@ -26,18 +33,22 @@ pub(super) fn check(
 ) -> (Vec<String>, String) {
     let mut violations: Vec<String> = Vec::new();
 
-    // 1. Confirmed and never acked: present.
+    // 1. Confirmed and never acked (nor rejected): present.
     let depth = drained.len();
     let present: HashSet<&str> = drained.iter().map(|s| s.id.as_str()).collect();
     let mut lost: Vec<&String> = l
         .confirmed
         .iter()
-        .filter(|id| !l.acked.contains(*id) && !present.contains(id.as_str()))
+        .filter(|id| {
+            !l.acked.contains(*id)
+                && !l.rejected.contains_key(*id)
+                && !present.contains(id.as_str())
+        })
         .collect();
     lost.sort();
     if !lost.is_empty() {
         violations.push(format!(
-            "{} confirmed (and never acked) messages lost, e.g. {:?}",
+            "{} confirmed (and never acked or rejected) messages lost, e.g. {:?}",
             lost.len(),
             &lost[..lost.len().min(10)]
         ));
@@ -84,7 +95,8 @@ pub(super) fn check(
     check_delivery_counts(kind, &all, &mut violations);
 
     // 4. What is left is in publish order: older lives first; per publisher, increasing n. In a
-    // quorum queue, what no consumer had seen before the final drain.
+    // quorum queue, what no consumer had seen before the final drain; in a priority queue,
+    // within each priority level.
     let final_ids: Vec<&str> = all
         .iter()
         .filter(|s| s.life == final_life)
@@ -97,34 +109,18 @@ pub(super) fn check(
         .collect();
     let ordered = final_ids
         .iter()
-        .filter(|id| kind != Kind::Quorum || !seen_before.contains(**id));
-    let mut last_life = 0usize;
-    let mut last_n: HashMap<&str, u64> = HashMap::new();
-    for id in ordered {
-        let Some((tag, n)) = id.rsplit_once('-') else {
-            continue;
-        };
-        let Ok(n) = n.trim_start_matches('t').parse::<u64>() else {
-            continue;
-        };
-        let life: usize = tag
-            .trim_start_matches('l')
-            .split('p')
-            .next()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0);
-        if life < last_life {
-            violations.push(format!(
-                "order: {id} (life {life}) comes after a message published in life {last_life}"
-            ));
+        .copied()
+        .filter(|id| kind != Kind::Quorum || !seen_before.contains(*id));
+    let order = Order { kind, l };
+    violations.extend(order.check(ordered, "the final drain"));
+
+    // 5. So is what a consumer got in one life from a classic queue (nothing is requeued
+    // meanwhile): messages recovered from earlier lives before the ones published since.
+    if kind.is_classic() {
+        for life in 0..final_life {
+            let got = all.iter().filter(|s| s.life == life).map(|s| s.id.as_str());
+            violations.extend(order.check(got, &format!("the consumer of life {life}")));
         }
-        last_life = last_life.max(life);
-        if let Some(&prev) = last_n.get(tag)
-            && n <= prev
-        {
-            violations.push(format!("order: {id} comes after {tag}-{prev}"));
-        }
-        last_n.insert(tag, n);
     }
 
     let acked_back = final_ids.iter().filter(|id| l.acked.contains(**id)).count();
@@ -144,13 +140,68 @@ pub(super) fn check(
     (violations, summary)
 }
 
+/// The order a queue keeps (check 4): older lives first; per publisher, increasing n; in a
+/// priority queue, within each priority level.
+#[derive(Clone, Copy)]
+struct Order<'a> {
+    kind: Kind,
+    l: &'a Log,
+}
+
+impl Order<'_> {
+    /// The level a message waits at: its priority in a priority queue, else 0.
+    fn level(&self, id: &str) -> u8 {
+        match self.kind {
+            Kind::Priority => effective_priority(self.l.priorities.get(id).copied().flatten()),
+            _ => 0,
+        }
+    }
+
+    /// A violation if `ids` (delivered in this order by `what`) are not in order.
+    fn check<'a>(&self, ids: impl Iterator<Item = &'a str>, what: &str) -> Option<String> {
+        let mut out_of_order = Vec::new();
+        let mut last_life: HashMap<u8, usize> = HashMap::new();
+        let mut last_n: HashMap<(u8, &str), u64> = HashMap::new();
+        for id in ids {
+            let Some(PublishedId { tag, life, n }) = PublishedId::parse(id) else {
+                continue;
+            };
+            let level = self.level(id);
+            let at = match self.kind {
+                Kind::Priority => format!(" (priority {level})"),
+                _ => String::new(),
+            };
+            let latest = last_life.entry(level).or_default();
+            if life < *latest {
+                out_of_order.push(format!(
+                    "{id}{at} (life {life}) after a message published in life {latest}"
+                ));
+            }
+            *latest = (*latest).max(life);
+            if let Some(&prev) = last_n.get(&(level, tag))
+                && n <= prev
+            {
+                out_of_order.push(format!("{id}{at} after {tag}-{prev}"));
+            }
+            last_n.insert((level, tag), n);
+        }
+        (!out_of_order.is_empty()).then(|| {
+            format!(
+                "order: {what} delivered {} messages out of publish order, e.g. {:?}",
+                out_of_order.len(),
+                &out_of_order[..out_of_order.len().min(5)]
+            )
+        })
+    }
+}
+
 /// A quorum queue's deliveries carry `x-delivery-count`, an integer, 0 unless redelivered; a
 /// classic queue's carry none (the publishers set no headers).
 fn check_delivery_counts(kind: Kind, all: &[Seen], violations: &mut Vec<String>) {
     let mut bad = Vec::new();
     for s in all {
         let fine = match (&s.delivery_count, kind) {
-            (None, Kind::Classic) => true,
+            (None, kind) if kind.is_classic() => true,
             (Some(Ok(n)), Kind::Quorum) => *n >= 0 && (s.redelivered || *n == 0),
             _ => false,
         };

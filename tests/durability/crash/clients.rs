@@ -1,7 +1,8 @@
-//! The clients of one broker life in the crash test: publishers with confirms and a consumer
-//! that acks most of what it gets, run until their broker is killed, and the [`Log`] of what each
-//! sent, had confirmed, received and acked, shared by the clients of every life. The publishers
-//! serve the stream variant too (stream.rs has its own readers).
+//! The clients of one broker life in the crash test: publishers with confirms (with varied
+//! priorities for a priority queue) and a consumer that acks most of what it gets (and, for a
+//! dead-lettering queue, rejects some), run until their broker is killed, and the [`Log`] of what
+//! each sent, had confirmed, received, acked and rejected, shared by the clients of every life.
+//! The publishers serve the stream variant too (stream.rs has its own readers).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,10 +12,14 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use futures_lite::StreamExt;
 use lapin::{
     Channel, Connection, ConnectionProperties, PublisherConfirm,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+        ConfirmSelectOptions,
+    },
 };
 
 use super::Kind;
+use super::paged::priority_for;
 use crate::common::*;
 
 /// Unconfirmed publishes one publisher keeps in flight.
@@ -56,6 +61,31 @@ pub(super) struct Seen {
     pub(super) life: usize,
     /// Its `x-delivery-count` header, if it had one (`Err`: a value that is not an integer).
     pub(super) delivery_count: Option<Result<i64, String>>,
+    /// Its `priority` property.
+    pub(super) priority: Option<u8>,
+    /// A dead letter's `x-first-death-reason` and `x-first-death-queue` headers ("?" for one
+    /// missing), `None` without either.
+    pub(super) first_death: Option<(String, String)>,
+}
+
+impl Seen {
+    /// What `life`'s broker delivered in `d`.
+    pub(super) fn of(d: &lapin::message::Delivery, life: usize) -> Seen {
+        let reason = header_str(d, "x-first-death-reason");
+        let queue = header_str(d, "x-first-death-queue");
+        let first_death = (reason.is_some() || queue.is_some()).then(|| {
+            let or_missing = |s: Option<String>| s.unwrap_or_else(|| "?".into());
+            (or_missing(reason), or_missing(queue))
+        });
+        Seen {
+            id: body_id(&d.data),
+            redelivered: d.redelivered,
+            life,
+            delivery_count: delivery_count(d),
+            priority: *d.properties.priority(),
+            first_death,
+        }
+    }
 }
 
 /// Everything the clients did, shared by the tasks of all cycles.
@@ -71,10 +101,20 @@ pub(super) struct Log {
     pub(super) nacked: usize,
     /// Ids whose basic.ack the consumer sent (or tried to).
     pub(super) acked: HashSet<String>,
+    /// Ids whose basic.reject (requeue = false) the consumer sent (or tried to), with how many
+    /// times (a reject lost in a crash leaves the message to be delivered and rejected again).
+    pub(super) rejected: HashMap<String, usize>,
+    /// Rejected ids the broker is known to have handled: a round trip on the consumer's channel
+    /// came back after the reject. The life, and when it came back (ms since the epoch).
+    pub(super) rejects_handled: HashMap<String, (usize, u64)>,
+    /// The `priority` property each message was published with (priority queues only).
+    pub(super) priorities: HashMap<String, Option<u8>>,
     /// Every delivery, in the order received.
     pub(super) deliveries: Vec<Seen>,
-    /// Streams only: the wall-clock time (ms since the epoch) just before basic.publish was
-    /// called, and when its basic.ack came: the entry's append time lies between the two.
+    /// The wall-clock time (ms since the epoch) just before basic.publish was called, and when
+    /// its basic.ack came: a stream entry's append time lies between the two; a confirmed
+    /// publish sent after a reject was handled makes that reject's dead letter durable too
+    /// (paged.rs).
     pub(super) times: HashMap<String, (u64, Option<u64>)>,
 }
 
@@ -88,6 +128,30 @@ pub(super) fn lock(log: &SharedLog) -> std::sync::MutexGuard<'_, Log> {
 pub(super) fn body_id(data: &[u8]) -> String {
     let s = String::from_utf8_lossy(data);
     s.split('|').next().unwrap_or("").to_string()
+}
+
+/// What a publisher's id says: `l{life}p{publisher}-{n}` (`-t{n}` for a transient message).
+pub(super) struct PublishedId<'a> {
+    /// `l{life}p{publisher}`: the publisher.
+    pub(super) tag: &'a str,
+    /// The broker life it was published to.
+    pub(super) life: usize,
+    /// The publisher's message number.
+    pub(super) n: u64,
+}
+
+impl PublishedId<'_> {
+    pub(super) fn parse(id: &str) -> Option<PublishedId<'_>> {
+        let (tag, n) = id.rsplit_once('-')?;
+        let n = n.trim_start_matches('t').parse().ok()?;
+        let life = tag
+            .trim_start_matches('l')
+            .split('p')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        Some(PublishedId { tag, life, n })
+    }
 }
 
 fn body_for(id: &str, n: u64) -> Vec<u8> {
@@ -134,7 +198,8 @@ async fn report_ready(ready: Ready) {
 }
 
 /// One publisher for one broker life: publishes until the broker is gone, with up to WINDOW
-/// confirms outstanding. Every 10th message is transient.
+/// confirms outstanding. Every 10th message is transient. To a priority queue, messages carry
+/// varied priorities ([`priority_for`]).
 pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
     let (conn, ch) = client.connect("publisher").await;
     ch.confirm_select(ConfirmSelectOptions::default())
@@ -164,6 +229,15 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
         } else {
             format!("{tag}-{n}")
         };
+        let mut props = if is_transient {
+            transient()
+        } else {
+            persistent()
+        };
+        let priority = (client.kind == Kind::Priority).then(|| priority_for(n));
+        if let Some(Some(p)) = priority {
+            props = props.with_priority(p);
+        }
         {
             let mut l = lock(&client.log);
             if is_transient {
@@ -171,15 +245,11 @@ pub(super) async fn publisher(mut client: Client, ready: Ready, tag: String) {
             } else {
                 l.sent.insert(id.clone());
             }
-            if client.kind == Kind::Stream {
-                l.times.insert(id.clone(), (epoch_ms(), None));
+            if let Some(priority) = priority {
+                l.priorities.insert(id.clone(), priority);
             }
+            l.times.insert(id.clone(), (epoch_ms(), None));
         }
-        let props = if is_transient {
-            transient()
-        } else {
-            persistent()
-        };
         let body = body_for(&id, n);
         n += 1;
         let res = tokio::time::timeout(
@@ -260,6 +330,16 @@ pub(super) fn epoch_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A delivery's string header `name`, if it has one.
+fn header_str(d: &lapin::message::Delivery, name: &str) -> Option<String> {
+    let headers = d.properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
 /// A delivery's `x-delivery-count` header: `None` without one, `Err` (its value) if it is not
 /// an integer.
 pub(super) fn delivery_count(d: &lapin::message::Delivery) -> Option<Result<i64, String>> {
@@ -274,10 +354,22 @@ pub(super) fn delivery_count(d: &lapin::message::Delivery) -> Option<Result<i64,
     })
 }
 
-/// A manual-ack consumer for one broker life: acks about `ack_percent`% of its deliveries and
-/// leaves the rest unacked, until the broker is gone.
-pub(super) async fn consumer(mut client: Client, ready: Ready, seed: u64, ack_percent: u64) {
-    let mut rng = Rng::new(seed);
+/// What a consumer does with each delivery: acks about `ack_percent`% of them, and first
+/// rejects (requeue = false) about `reject_percent`% (0 for a queue that does not dead-letter).
+#[derive(Clone, Copy)]
+pub(super) struct Settling {
+    pub(super) seed: u64,
+    pub(super) ack_percent: u64,
+    pub(super) reject_percent: u64,
+}
+
+/// Rejects sent before a round trip on the consumer's channel records them as handled.
+const REJECTS_PER_ROUND_TRIP: usize = 16;
+
+/// A manual-ack consumer for one broker life: settles its deliveries as `settling` says (the
+/// rest stay unacked) until the broker is gone.
+pub(super) async fn consumer(mut client: Client, ready: Ready, settling: Settling) {
+    let mut rng = Rng::new(settling.seed);
     let (conn, ch) = client.connect("consumer").await;
     ch.basic_qos(500, BasicQosOptions::default())
         .await
@@ -292,6 +384,7 @@ pub(super) async fn consumer(mut client: Client, ready: Ready, seed: u64, ack_pe
         .await
         .expect("basic.consume");
     report_ready(ready).await;
+    let mut unconfirmed_rejects = Vec::new();
     loop {
         let d = tokio::select! {
             d = deliveries.next() => match d {
@@ -300,28 +393,54 @@ pub(super) async fn consumer(mut client: Client, ready: Ready, seed: u64, ack_pe
             },
             _ = client.stop.changed() => break,
         };
-        let id = body_id(&d.data);
-        let ack = rng.chance(ack_percent);
+        let seen = Seen::of(&d, client.life);
+        let id = seen.id.clone();
+        let reject = settling.reject_percent > 0 && rng.chance(settling.reject_percent);
+        let ack = !reject && rng.chance(settling.ack_percent);
         {
             let mut l = lock(&client.log);
-            l.deliveries.push(Seen {
-                id: id.clone(),
-                redelivered: d.redelivered,
-                life: client.life,
-                delivery_count: delivery_count(&d),
-            });
+            l.deliveries.push(seen);
             if ack {
-                l.acked.insert(id);
+                l.acked.insert(id.clone());
+            }
+            if reject {
+                *l.rejected.entry(id.clone()).or_default() += 1;
             }
         }
-        if ack {
-            // An ack is not confirmed: this resolves once lapin has sent it (or failed to).
-            let acked = tokio::select! {
+        // Neither is confirmed: this resolves once lapin has sent it (or failed to).
+        let sent = if ack {
+            tokio::select! {
                 r = d.ack(BasicAckOptions::default()) => r.is_ok(),
                 _ = client.stop.changed() => false,
+            }
+        } else if reject {
+            tokio::select! {
+                r = d.reject(BasicRejectOptions { requeue: false }) => r.is_ok(),
+                _ = client.stop.changed() => false,
+            }
+        } else {
+            true
+        };
+        if !sent {
+            break;
+        }
+        if reject {
+            unconfirmed_rejects.push(id);
+        }
+        if unconfirmed_rejects.len() >= REJECTS_PER_ROUND_TRIP {
+            // The broker handles a channel's methods in order: once basic.qos-ok is back, it has
+            // handled the rejects sent before (and routed their dead letters).
+            let round_trip = tokio::select! {
+                r = ch.basic_qos(500, BasicQosOptions::default()) => r.is_ok(),
+                _ = client.stop.changed() => false,
             };
-            if !acked {
+            if !round_trip {
                 break;
+            }
+            let now = epoch_ms();
+            let mut l = lock(&client.log);
+            for id in unconfirmed_rejects.drain(..) {
+                l.rejects_handled.insert(id, (client.life, now));
             }
         }
     }

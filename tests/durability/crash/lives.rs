@@ -1,10 +1,11 @@
 //! One broker life of a crash test, whatever the queue type: a broker started on the data
-//! directory (sometimes after one was crashed in the middle of its recovery), clients that get
-//! ready, a SIGKILL at a random moment, and the clients collected afterwards. Also the knobs every
+//! directory (sometimes after one was crashed in the middle of its recovery), with the test's
+//! configuration if it has one, clients that get ready, a SIGKILL at a random moment, and the
+//! clients collected afterwards. Also the knobs every
 //! variant reads from the environment (`WARREN_CRASH_CYCLES`, `WARREN_CRASH_SEED`).
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +40,8 @@ pub(super) fn seed() -> u64 {
 /// Starts the brokers of one test on its data directory, one life after another.
 pub(super) struct Lives<'a> {
     dir: &'a Path,
+    /// The configuration file every broker of the test reads (`--config`), removed on drop.
+    config: Option<PathBuf>,
     last_startup: Duration,
 }
 
@@ -52,11 +55,32 @@ pub(super) struct Life {
 }
 
 impl<'a> Lives<'a> {
-    pub(super) fn new(dir: &'a Path) -> Lives<'a> {
+    /// Brokers on `dir`, each started with the configuration `config` (TOML) if there is one.
+    pub(super) fn new(dir: &'a Path, config: Option<&str>) -> Lives<'a> {
+        let config = config.map(|toml| {
+            let path = std::env::temp_dir().join(format!("{}.toml", unique("warren-crash")));
+            std::fs::write(&path, toml).expect("write the crash test's config file");
+            path
+        });
         Lives {
             dir,
+            config,
             last_startup: Duration::from_millis(20),
         }
+    }
+
+    /// The arguments every broker of the test gets after `--data-dir`.
+    fn args(&self) -> Vec<&str> {
+        match &self.config {
+            Some(path) => vec!["--config", path.to_str().expect("utf-8 temp path")],
+            None => Vec::new(),
+        }
+    }
+
+    /// A broker on the data directory, outside the killed lives (the final drain, the clean
+    /// restart after it).
+    pub(super) fn spawn(&self) -> TestBroker {
+        TestBroker::spawn_in(self.dir, &self.args())
     }
 
     /// The broker of life `life` (0 = the first). In a later life, sometimes crashes a broker
@@ -64,16 +88,24 @@ impl<'a> Lives<'a> {
     pub(super) fn start(&mut self, life: usize, rng: &mut Rng) -> Life {
         let recovery_kill = (life > 0 && rng.chance(25)).then(|| {
             let ms = rng.range(0, self.last_startup.as_millis() as u64 + 5);
-            kill_during_startup(self.dir, Duration::from_millis(ms))
+            kill_during_startup(self.dir, &self.args(), Duration::from_millis(ms))
         });
         let t0 = Instant::now();
-        let broker = TestBroker::spawn_in(self.dir, &[]);
+        let broker = self.spawn();
         let startup = t0.elapsed();
         self.last_startup = startup;
         Life {
             broker,
             startup,
             recovery_kill,
+        }
+    }
+}
+
+impl Drop for Lives<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = &self.config {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -89,10 +121,10 @@ impl Life {
     }
 }
 
-/// Starts a broker on `dir` and SIGKILLs it after `after` (whether or not it is listening yet,
-/// so possibly in the middle of recovery). Returns the delay in ms.
-fn kill_during_startup(dir: &Path, after: Duration) -> u128 {
-    let mut child = warren_command(dir, &[])
+/// Starts a broker on `dir` (with `args`) and SIGKILLs it after `after` (whether or not it is
+/// listening yet, so possibly in the middle of recovery). Returns the delay in ms.
+fn kill_during_startup(dir: &Path, args: &[&str], after: Duration) -> u128 {
+    let mut child = warren_command(dir, args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -12,11 +12,14 @@
 //!   broker's life; a quorum queue's deliveries carry `x-delivery-count` (0 when not
 //!   redelivered);
 //! - what is left is in publish order (per publisher, and older broker lives first); in a quorum
-//!   queue, the messages no consumer had seen before.
+//!   queue, the messages no consumer had seen before. In a classic queue, so is what the
+//!   consumer got in each life.
 //!
 //! One test per queue type, from one scenario ([`Kind`]): classic, quorum, and the stream
 //! variant (stream.rs, with checks of its own: offsets and contents intact across crashes,
-//! consumers resuming at the offset they ask for).
+//! consumers resuming at the offset they ask for); and two paged classic shapes (paged.rs, with
+//! checks of their own): a queue that dead-letters what the consumer rejects, and a priority
+//! queue, on brokers that page beyond 50 ready messages.
 //!
 //! Acks racing with the kill may be lost (RabbitMQ does not promise otherwise either), so "acked
 //! messages never come back" is not asserted here (it is in `messages`, across a graceful
@@ -30,6 +33,7 @@
 mod check;
 mod clients;
 mod lives;
+mod paged;
 mod stream;
 mod stream_check;
 mod stream_reads;
@@ -45,18 +49,33 @@ use crate::common::*;
 use crate::support::*;
 
 use check::check;
-use clients::{Client, Rng, Seen, SharedLog, body_id, consumer, delivery_count, lock, publisher};
+use clients::{Client, Rng, Seen, Settling, SharedLog, body_id, consumer, lock, publisher};
 use lives::{Clients, Lives, cycles, describe_stuck, queue_depth, seed};
 
-/// The queue type a crash test runs against.
+/// The queue a crash test runs against: its type, or one of the paged classic shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Classic,
     Quorum,
     Stream,
+    /// A classic queue with a dead-letter exchange; the consumer rejects some deliveries
+    /// (paged.rs).
+    DeadLettering,
+    /// A classic priority queue (paged.rs).
+    Priority,
 }
 
 impl Kind {
+    fn is_classic(self) -> bool {
+        matches!(self, Kind::Classic | Kind::DeadLettering | Kind::Priority)
+    }
+
+    /// The brokers' configuration (TOML), if they need one: the paged shapes page beyond a few
+    /// ready messages.
+    fn config(self) -> Option<String> {
+        matches!(self, Kind::DeadLettering | Kind::Priority).then(paged::config)
+    }
+
     /// Whether the queue stores a message whatever its delivery mode, so that a confirmed
     /// transient message must survive a crash too.
     fn stores_transient(self) -> bool {
@@ -67,6 +86,8 @@ impl Kind {
     fn arguments(self) -> FieldTable {
         let queue_type = match self {
             Kind::Classic => return FieldTable::default(),
+            Kind::DeadLettering => return paged::dead_lettering_arguments(),
+            Kind::Priority => return paged::priority_arguments(),
             Kind::Quorum => "quorum",
             Kind::Stream => "stream",
         };
@@ -84,33 +105,49 @@ async fn quorum_confirmed_messages_survive_repeated_kill9() {
     queue_survives_repeated_kill9(Kind::Quorum).await
 }
 
-/// The scenario of the module doc against a classic or quorum queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paged_dead_lettering_queue_survives_repeated_kill9() {
+    queue_survives_repeated_kill9(Kind::DeadLettering).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paged_priority_queue_survives_repeated_kill9() {
+    queue_survives_repeated_kill9(Kind::Priority).await
+}
+
+/// The scenario of the module doc against a classic (or paged classic) or quorum queue.
 async fn queue_survives_repeated_kill9(kind: Kind) {
     let cycles = cycles();
     let seed = seed();
     println!("crash test ({kind:?}): {cycles} cycles, WARREN_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed);
     let dir = DataDir::new();
-    let mut lives = Lives::new(dir.path());
+    let config = kind.config();
+    let mut lives = Lives::new(dir.path(), config.as_deref());
     let queue = unique("crash-q");
     let log: SharedLog = Arc::default();
     let started = Instant::now();
+    let mut had_consumer = false;
 
     for life in 0..cycles {
         let mut this = lives.start(life, &mut rng);
         let broker = &mut this.broker;
         let depth = if life == 0 {
             let (conn, ch) = broker.channel().await;
+            if kind == Kind::DeadLettering {
+                paged::declare_dead_letter_target(&ch).await;
+            }
             declare_durable_queue_with(&ch, &queue, kind.arguments()).await;
             let _ = conn.close(200, "bye".into()).await;
             0
         } else {
             queue_depth(broker, &queue, life).await
         };
-        // Early check: everything confirmed and never acked must be in the queue.
+        // Early check: everything confirmed and never acked (nor rejected) must be in the queue.
         let must_have = {
             let l = lock(&log);
-            l.confirmed.difference(&l.acked).count()
+            let settled = |id: &String| l.acked.contains(id) || l.rejected.contains_key(id);
+            l.confirmed.iter().filter(|id| !settled(id)).count()
         };
         assert!(
             depth as usize >= must_have,
@@ -118,17 +155,20 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
              confirmed and unacked ones must be there (seed {seed})"
         );
 
-        let (before_sent, before_confirmed, before_deliveries, before_acked) = {
+        let (before_sent, before_confirmed, before_deliveries, before_acked, before_rejects) = {
             let l = lock(&log);
             (
                 l.sent.len() + l.sent_transient.len(),
                 l.confirmed.len(),
                 l.deliveries.len(),
                 l.acked.len(),
+                rejects(&l),
             )
         };
         let publishers = rng.range(2, 4) as usize;
-        let with_consumer = life > 0 && rng.chance(60);
+        // Some life has a consumer: the last one if none before did.
+        let with_consumer = life > 0 && (rng.chance(60) || (life + 1 == cycles && !had_consumer));
+        had_consumer |= with_consumer;
         let mut clients = Clients::new();
         let client = Client {
             kind,
@@ -140,10 +180,17 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
         };
         if with_consumer {
             let (seed, ack_percent) = (rng.next(), rng.range(70, 98));
+            let reject_percent = match kind {
+                Kind::DeadLettering => rng.range(10, 30),
+                _ => 0,
+            };
+            let settling = Settling {
+                seed,
+                ack_percent,
+                reject_percent,
+            };
             let c = client.clone();
-            clients.spawn("consumer", move |ready| {
-                consumer(c, ready, seed, ack_percent)
-            });
+            clients.spawn("consumer", move |ready| consumer(c, ready, settling));
         }
         for p in 0..publishers {
             let (c, tag) = (client.clone(), format!("l{life}p{p}"));
@@ -154,7 +201,7 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
         let l = lock(&log);
         println!(
             "cycle {}/{cycles}: {}, depth {depth}, {publishers} publishers{}, killed after {} ms: \
-             published {}, confirmed {}, consumed {}, acked {}{}",
+             published {}, confirmed {}, consumed {}, acked {}{}{}",
             life + 1,
             this.describe_start(),
             if with_consumer { " + consumer" } else { "" },
@@ -163,28 +210,57 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
             l.confirmed.len() - before_confirmed,
             l.deliveries.len() - before_deliveries,
             l.acked.len() - before_acked,
+            match rejects(&l) - before_rejects {
+                0 => String::new(),
+                n => format!(", rejected {n}"),
+            },
             describe_stuck(&stuck),
         );
     }
 
-    // Final life: take everything that is left, then check.
+    // Final life: take everything that is left (and the dead letters), then check.
     let final_life = cycles;
-    let mut broker = TestBroker::spawn_in(dir.path(), &[]);
+    let mut broker = lives.spawn();
     let mut drain_violations = Vec::new();
     let drained = drain_final_life(&broker, &queue, final_life, &mut drain_violations).await;
+    let mut drained_queues = vec![queue.as_str()];
+    let dead = if kind == Kind::DeadLettering {
+        drained_queues.push(paged::DEAD_LETTERS);
+        drain_final_life(
+            &broker,
+            paged::DEAD_LETTERS,
+            final_life,
+            &mut drain_violations,
+        )
+        .await
+    } else {
+        Vec::new()
+    };
 
-    let (mut violations, summary) = check(kind, &mut lock(&log), drained, final_life);
+    let (mut violations, paged_summary, summary) = {
+        let mut l = lock(&log);
+        let (mut violations, paged_summary) = paged::check(kind, &l, &queue, &drained, &dead);
+        let (mut check_violations, summary) = check(kind, &mut l, drained, final_life);
+        violations.append(&mut check_violations);
+        (violations, paged_summary, summary)
+    };
     violations.append(&mut drain_violations);
+    if let Some(line) = paged_summary {
+        println!("{line}");
+    }
     println!("{summary}, {:.1} s", started.elapsed().as_secs_f64());
 
     // The drain's acks are durable across a clean stop.
     broker.terminate();
-    let broker = TestBroker::spawn_in(dir.path(), &[]);
-    let left = queue_depth(&broker, &queue, final_life + 1).await;
-    if left != 0 {
-        violations.push(format!(
-            "{left} messages back after the final drain was acked and the broker stopped cleanly"
-        ));
+    let broker = lives.spawn();
+    for name in drained_queues {
+        let left = queue_depth(&broker, name, final_life + 1).await;
+        if left != 0 {
+            violations.push(format!(
+                "{name}: {left} messages back after the final drain was acked and the broker \
+                 stopped cleanly"
+            ));
+        }
     }
     drop(broker);
 
@@ -196,6 +272,11 @@ async fn queue_survives_repeated_kill9(kind: Kind) {
             violations.join("\n  ")
         );
     }
+}
+
+/// Rejects the consumers sent so far.
+fn rejects(l: &clients::Log) -> usize {
+    l.rejected.values().sum()
 }
 
 /// The final life: consumes (and acks) every message the queue holds after the last crash, and
@@ -236,12 +317,7 @@ async fn drain_final_life(
                 break;
             }
         };
-        drained.push(Seen {
-            id: body_id(&d.data),
-            redelivered: d.redelivered,
-            life: final_life,
-            delivery_count: delivery_count(&d),
-        });
+        drained.push(Seen::of(&d, final_life));
         if drained.len().is_multiple_of(500) || drained.len() == depth as usize {
             ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
                 .await

@@ -39,7 +39,7 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
     println!("crash test (Stream): {cycles} cycles, WARREN_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed);
     let dir = DataDir::new();
-    let mut lives = Lives::new(dir.path());
+    let mut lives = Lives::new(dir.path(), None);
     let stream = unique("crash-s");
     let log: SharedLog = Arc::default();
     let offsets: SharedOffsets = Arc::default();
@@ -117,7 +117,7 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
 
     // Final life: everything from the first offset.
     let final_life = cycles;
-    let mut broker = TestBroker::spawn_in(dir.path(), &[]);
+    let mut broker = lives.spawn();
     let depth = u64::from(queue_depth(&broker, &stream, final_life).await);
     gone_since_read(&offsets, final_life, depth);
     let read = read_exactly(
@@ -141,7 +141,7 @@ async fn stream_offsets_and_entries_survive_repeated_kill9() {
 
     // A clean restart changes nothing: the same count, the same entries at the same offsets.
     broker.terminate();
-    let broker = TestBroker::spawn_in(dir.path(), &[]);
+    let broker = lives.spawn();
     let after = u64::from(queue_depth(&broker, &stream, final_life + 1).await);
     if after != read.len() as u64 {
         violations.push(format!(
