@@ -59,17 +59,14 @@ impl IndexSegment {
     }
 
     fn push(&mut self, id: u64, meta: &EntryMeta) {
+        // The optional columns start with the first entry that needs them, 0 for those before.
         let n = self.ids.len();
-        if meta.priority != 0 && self.priorities.is_empty() {
-            self.priorities = vec![0; n];
-        }
-        if !self.priorities.is_empty() {
+        if meta.priority != 0 || !self.priorities.is_empty() {
+            self.priorities.resize(n, 0);
             self.priorities.push(meta.priority);
         }
-        if meta.expires_epoch_ms != 0 && self.expiries.is_empty() {
-            self.expiries = vec![0; n];
-        }
-        if !self.expiries.is_empty() {
+        if meta.expires_epoch_ms != 0 || !self.expiries.is_empty() {
+            self.expiries.resize(n, 0);
             self.expiries.push(meta.expires_epoch_ms);
         }
         self.ids.push(id);
@@ -183,4 +180,31 @@ fn read(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(priority: u8, expires_epoch_ms: u64) -> EntryMeta {
+        EntryMeta {
+            size: 3,
+            priority,
+            expires_epoch_ms,
+        }
+    }
+
+    #[test]
+    fn a_segment_keeps_each_entrys_priority_and_expiry_from_the_first_on() {
+        let entries = [meta(7, 0), meta(0, 5), meta(0, 0), meta(2, 9)];
+        let mut segment = IndexSegment::new(10, 100, &entries[0]);
+        for (i, m) in entries.iter().enumerate().skip(1) {
+            assert!(segment.extend(10 + i as u64, 100 + i as u64, m));
+        }
+        assert!(!segment.extend(20, 1, &meta(0, 0)), "not the next position");
+        let got: Vec<EntryMeta> = (0..4).map(|i| segment.meta(i)).collect();
+        assert_eq!(got, entries);
+        let plain = IndexSegment::new(0, 1, &meta(0, 0));
+        assert!(plain.priorities.is_empty() && plain.expiries.is_empty());
+    }
 }

@@ -93,17 +93,15 @@ impl Run {
                 Ok(d) => d,
             },
         };
-        if expiry != NEVER && self.expiries.is_empty() && !self.seqs.is_empty() {
-            // The first message of the run that expires: the others never do.
-            self.expiries = vec![NEVER; self.seqs.len()];
-        }
-        if !self.expiries.is_empty() || expiry != NEVER {
+        // The optional columns start with the first message that needs them (the ones before
+        // never expire, were never delivered).
+        let n = self.seqs.len();
+        if expiry != NEVER || !self.expiries.is_empty() {
+            self.expiries.resize(n, NEVER);
             self.expiries.push(expiry);
         }
-        if r.delivery_count != 0 && self.counts.is_empty() {
-            self.counts = vec![0; self.seqs.len()];
-        }
-        if !self.counts.is_empty() {
+        if r.delivery_count != 0 || !self.counts.is_empty() {
+            self.counts.resize(n, 0);
             self.counts.push(r.delivery_count);
         }
         self.seqs.push(seq);
@@ -173,6 +171,18 @@ mod tests {
             redelivered: false,
             spilled: false,
         }
+    }
+
+    #[test]
+    fn the_first_message_keeps_its_expiry_and_count() {
+        let first = PagedRef {
+            expires_at: 9,
+            delivery_count: 2,
+            ..r(0, 0)
+        };
+        let mut run = Run::new(&first);
+        assert!(run.try_push(&r(1, 1)));
+        assert_eq!(run.iter().collect::<Vec<_>>(), vec![first, r(1, 1)]);
     }
 
     #[test]
