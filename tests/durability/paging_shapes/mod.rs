@@ -436,18 +436,26 @@ impl PagingChecks {
             return;
         }
         let deadline = Instant::now() + WAIT;
+        let mut first = None;
         loop {
-            let object = queue_object(broker, queue);
-            let fault = match Residence::of(&object) {
-                Err(missing) => Some((missing, None)),
-                Ok(r) => r.fault(ram_bound).map(|fault| (fault, Some(r))),
+            let fault = match Residence::of(&queue_object(broker, queue)) {
+                Err(missing) => {
+                    self.failures.push(format!("{queue}: {missing}"));
+                    return;
+                }
+                Ok(r) => match r.fault(ram_bound) {
+                    None => return,
+                    Some(fault) => (fault, r),
+                },
             };
-            let Some((fault, seen)) = fault else { return };
-            if seen.is_none() || Instant::now() > deadline {
-                self.failures
-                    .push(format!("{queue} is not paged: {fault}; last seen {seen:?}"));
+            if Instant::now() > deadline {
+                let (fault, last) = fault;
+                self.failures.push(format!(
+                    "{queue} is not paged: {fault}; first seen {first:?}, last {last:?}"
+                ));
                 return;
             }
+            first.get_or_insert(fault.1);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
