@@ -11,7 +11,9 @@
 //!   (grown, not an outage); `data_dir_lock`: one broker per data directory; `orphans`: message
 //!   records nothing references are dropped at start-up.
 //! - `paging`: backlogs beyond a queue's in-memory budget are read back in order while
-//!   publishers, consumers and basic.get go on.
+//!   publishers, consumers and basic.get go on. `paging_shapes`: every kind of classic queue
+//!   pages (priorities, TTLs, length limits, dead-lettering, transient messages) and behaves as
+//!   in memory; purges and deletes leave no records; restarts bring back only what is persistent.
 //! - `crash`: publishers with confirms, a consumer, and `kill -9` at a random moment, cycle after
 //!   cycle; then nothing confirmed may be missing. One test each for a classic queue, a quorum
 //!   queue (confirmed transient messages survive too) and a stream (offsets and contents stay as
@@ -20,10 +22,10 @@
 //!   a priority queue (order kept within each priority, the final drain by priority).
 //!   `WARREN_CRASH_CYCLES=100` for a long run.
 //!
-//! These always spawn the warren binary (`WARREN_TEST_AMQP_URL` is ignored: they need to stop and
-//! restart the broker), through the broker suite's harness (`common`, mounted from
-//! tests/broker/common); `support` adds what only restarts need. Set `WARREN_TEST_LOG=1` to see
-//! the brokers' stderr.
+//! These spawn the warren binary (`WARREN_TEST_AMQP_URL` is ignored: they need to stop and
+//! restart the broker; only `paging_shapes`' tests that do not restart use it), through the
+//! broker suite's harness (`common`, mounted from tests/broker/common); `support` adds what only
+//! restarts need. Set `WARREN_TEST_LOG=1` to see the brokers' stderr.
 #![allow(dead_code)]
 
 #[path = "../broker/common/mod.rs"]
@@ -31,17 +33,21 @@ mod common;
 
 /// Two tests from one `async fn check(node: Node, stop: Stop)`, each on a node of its own: restart
 /// after SIGTERM and after SIGKILL.
+/// `$start` makes the node (default: [`support::Node::start`]).
 macro_rules! both_stops {
     ($check:ident, $graceful:ident, $kill:ident) => {
+        both_stops!($check, $graceful, $kill, $crate::support::Node::start());
+    };
+    ($check:ident, $graceful:ident, $kill:ident, $start:expr) => {
         #[tokio::test]
         async fn $graceful() {
-            let node = $crate::support::Node::start();
+            let node = $start;
             $check(node, $crate::support::Stop::Graceful).await
         }
 
         #[tokio::test]
         async fn $kill() {
-            let node = $crate::support::Node::start();
+            let node = $start;
             $check(node, $crate::support::Stop::Kill).await
         }
     };
@@ -57,5 +63,6 @@ mod log_sync;
 mod messages;
 mod orphans;
 mod paging;
+mod paging_shapes;
 mod restart;
 mod store_faults;

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use warren::store::Store;
 use warren::{Config, RunningBroker};
 
@@ -84,6 +86,18 @@ impl Node {
     pub async fn restart_and_open_channel(&mut self, stop: Stop) -> (Connection, Channel) {
         self.restart(stop);
         self.channel().await
+    }
+
+    /// Stops the broker as `stop` says and starts a new one on the same data directory, with the
+    /// configuration `toml`.
+    pub fn restart_with_config(&mut self, stop: Stop, toml: &str) {
+        self.stop(stop);
+        self.restart_after_stop_with_config(toml);
+    }
+
+    /// [`Node::restart_after_stop`] with the configuration `toml`.
+    pub fn restart_after_stop_with_config(&mut self, toml: &str) {
+        self.broker = TestBroker::spawn_in_with_config(self.dir.path(), toml);
     }
 
     /// Starts a new broker on the data directory after [`Node::stop`].
@@ -179,30 +193,61 @@ pub async fn publish_all_confirmed_to(
     routing_key: &str,
     bodies: &[String],
 ) {
-    let mut pending = Vec::with_capacity(bodies.len());
-    for body in bodies {
+    let messages: Vec<(&str, BasicProperties)> =
+        bodies.iter().map(|b| (b.as_str(), persistent())).collect();
+    let confirmations = publish_batch(ch, exchange, routing_key, &messages).await;
+    for (confirmation, body) in confirmations.iter().zip(bodies) {
+        assert!(
+            confirmation.is_ack(),
+            "broker nacked {body}: {confirmation:?}"
+        );
+    }
+}
+
+/// Publishes each (body, properties), all in flight at once (the channel must be in confirm
+/// mode), and waits for every confirm: the broker's answers, in publishing order.
+pub async fn publish_batch(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    messages: &[(&str, BasicProperties)],
+) -> Vec<Confirmation> {
+    let mut pending = Vec::with_capacity(messages.len());
+    for (body, properties) in messages {
         pending.push(
             ch.basic_publish(
                 exchange.into(),
                 routing_key.into(),
                 Default::default(),
                 body.as_bytes(),
-                persistent(),
+                properties.clone(),
             )
             .await
             .expect("basic.publish"),
         );
     }
-    for (confirm, body) in pending.into_iter().zip(bodies) {
-        let confirmation = tokio::time::timeout(WAIT, confirm)
-            .await
-            .expect("no publisher confirm in time")
-            .expect("publisher confirm");
-        assert!(
-            confirmation.is_ack(),
-            "broker nacked {body}: {confirmation:?}"
+    let mut confirmations = Vec::with_capacity(pending.len());
+    for confirm in pending {
+        confirmations.push(
+            tokio::time::timeout(WAIT, confirm)
+                .await
+                .expect("no publisher confirm in time")
+                .expect("publisher confirm"),
         );
     }
+    confirmations
+}
+
+/// The management API's object for queue `name` in vhost `/` (`GET /api/queues/%2F/NAME`).
+pub fn queue_object(broker: &TestBroker, name: &str) -> serde_json::Value {
+    let http = crate::common::http::Http::new(&broker.management_url());
+    let path = format!(
+        "/api/queues/%2F/{}",
+        crate::common::http::path_segment(name)
+    );
+    let answer = http.get(&path);
+    assert_eq!(answer.status, 200, "GET {path}: {answer:?}");
+    answer.body
 }
 
 /// One message taken with basic.get.

@@ -209,6 +209,11 @@ impl TestBroker {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// Whether this is the broker named by `WARREN_TEST_AMQP_URL` rather than a warren process.
+    pub fn is_external(&self) -> bool {
+        self.child.is_none()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
