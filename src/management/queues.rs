@@ -81,9 +81,15 @@ pub fn queue_json(queue: &Queue, rates: &Rates) -> Map<String, Value> {
             "message_bytes_paged_out".into(),
             split.paged_out_bytes.into(),
         );
+        let ready_bytes = split.ram_bytes + split.paged_out_bytes;
+        out.insert("message_bytes_ready".into(), ready_bytes.into());
         out.insert(
-            "message_bytes_ready".into(),
-            (split.ram_bytes + split.paged_out_bytes).into(),
+            "message_bytes_unacknowledged".into(),
+            split.unacked_bytes.into(),
+        );
+        out.insert(
+            "message_bytes".into(),
+            (ready_bytes + split.unacked_bytes).into(),
         );
     }
     if queue.is_quorum() {

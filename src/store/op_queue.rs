@@ -1,10 +1,13 @@
 //! The queue from the broker to the store writer. Operations are numbered in the order they are
 //! pushed (under the same lock), so numbers follow each channel's order.
 //!
-//! Pushing data costs a lock and a `Vec` push, not a wake-up: the writer is woken only when
-//! somebody waits for durability (a notification, shutdown) or enough data has piled up.
-//! Otherwise it sleeps until its own deadline (the next checkpoint), so the operations of one
-//! publish — message, enqueue, then the confirm's notification — reach the log as one record.
+//! Pushing data costs a lock and a `Vec` push, not a wake-up: the writer is woken as urgent
+//! only when somebody waits for durability (a notification, shutdown) or enough data has piled
+//! up. Otherwise it sleeps until its own deadline (the next checkpoint), so the operations of
+//! one publish — message, enqueue, then the confirm's notification — reach the log as one
+//! record. A writer with nothing pending has no deadline: the first operation into an empty
+//! queue wakes it just to start one ([`Woken::Arrived`]), so that data nobody waits for (a
+//! paging queue's spilled messages) still reaches LMDB within a checkpoint interval.
 //!
 //! This file owns the hand-over only; what the writer does with the operations is writer.rs's.
 
@@ -39,6 +42,8 @@ pub enum Woken {
     Urgent,
     /// The deadline passed (or none was given and nothing was waiting).
     Deadline,
+    /// No deadline was given and operations arrived: take them and set one.
+    Arrived,
 }
 
 impl OpQueue {
@@ -68,6 +73,8 @@ impl OpQueue {
         if !state.urgent && (wakes || state.ops.len() >= WAKE_AT_OPS) {
             state.urgent = true;
             self.wake.notify_one();
+        } else if state.ops.len() == 1 {
+            self.wake.notify_one();
         }
         state.last_number
     }
@@ -82,6 +89,7 @@ impl OpQueue {
                 break Woken::Urgent;
             }
             match deadline {
+                None if !state.ops.is_empty() => break Woken::Arrived,
                 None => self.wake.wait(&mut state),
                 Some(deadline) => {
                     if self.wake.wait_until(&mut state, deadline).timed_out() {

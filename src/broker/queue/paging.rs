@@ -220,6 +220,7 @@ impl Queue {
         let (pending, pending_bytes) = st.backlog.in_memory();
         let (paged, paged_bytes) = st.backlog.paged_out();
         MemorySplit {
+            unacked_bytes: st.unacked_bytes,
             ram: st.ready.len() as u64 + pending,
             ram_bytes: st.ready.bytes() + pending_bytes,
             paged_out: paged,
@@ -231,6 +232,8 @@ impl Queue {
 /// See [`Queue::memory_split`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MemorySplit {
+    /// Body bytes delivered and not yet acknowledged.
+    pub unacked_bytes: u64,
     pub ram: u64,
     pub ram_bytes: u64,
     pub paged_out: u64,

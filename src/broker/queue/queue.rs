@@ -89,6 +89,8 @@ pub(super) struct QueueState {
     pub(super) consumers: ConsumerSet,
     /// Delivered (to consumers or basic.get) and not yet acked, rejected or requeued.
     pub(super) unacked: usize,
+    /// Their body bytes (the management API's `message_bytes_unacknowledged`).
+    pub(super) unacked_bytes: u64,
     /// Set once any consumer attached: auto-delete applies only after that.
     pub(super) had_consumer: bool,
     pub(super) deleted: bool,
@@ -131,6 +133,7 @@ impl Queue {
             next_seq: 0,
             consumers: ConsumerSet::new(args.single_active_consumer),
             unacked: 0,
+            unacked_bytes: 0,
             had_consumer: false,
             deleted: false,
             dead: Vec::new(),
@@ -403,6 +406,7 @@ impl Queue {
         // A no-ack delivery is final: the queue forgets the message as it goes out.
         let stored = self.stores(&message).map(|(p, id)| (p, message.seq, id));
         let redelivered = message.redelivered;
+        let size = message.message.body.len() as u64;
         let no_ack = st.consumers.deliver(self, message)?;
         if no_ack {
             if let Some((p, seq, id)) = stored {
@@ -410,6 +414,7 @@ impl Queue {
             }
         } else {
             st.unacked += 1;
+            st.unacked_bytes += size;
         }
         self.counts.bump_delivery(false, no_ack, redelivered);
         Ok(())
@@ -437,7 +442,10 @@ impl Queue {
         };
         match &message {
             Some(m) if no_ack => self.forget_stored([m]),
-            Some(_) => st.unacked += 1,
+            Some(m) => {
+                st.unacked += 1;
+                st.unacked_bytes += m.message.body.len() as u64;
+            }
             None => {}
         }
         match &message {
@@ -539,6 +547,7 @@ impl Queue {
             }
         }
         st.unacked = st.unacked.saturating_sub(count as usize);
+        st.unacked_bytes = st.unacked_bytes.saturating_sub(body_bytes(messages));
         if let Some(c) = consumer {
             c.settle(count);
         }
@@ -559,6 +568,7 @@ impl Queue {
         let mut st = self.state.lock();
         let count = messages.len();
         st.unacked = st.unacked.saturating_sub(count);
+        st.unacked_bytes = st.unacked_bytes.saturating_sub(body_bytes(&messages));
         if let Some(c) = consumer {
             c.settle(count as u32);
         }
@@ -624,6 +634,11 @@ impl Queue {
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
     }
+}
+
+/// The body bytes of `messages`.
+fn body_bytes(messages: &[QueuedMessage]) -> u64 {
+    messages.iter().map(|m| m.message.body.len() as u64).sum()
 }
 
 impl std::fmt::Debug for Queue {
