@@ -316,7 +316,7 @@ impl Connection {
                 // this one until it catches up; no connection.blocked, as RabbitMQ's credit
                 // flow.
                 tokio::select! {
-                    _ = store.wait_below_flow_limit() => {}
+                    _ = store.wait_for_checkpoint() => {}
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
                     _ = self.shared.forced.notified() => return Err(forced_close(&self.shared)),
                     _ = ticker.tick(), if !heartbeat.is_zero() => {

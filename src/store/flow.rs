@@ -19,6 +19,11 @@ pub const IN_FLIGHT_LIMIT: u64 = 128 << 20;
 /// Bytes of unapplied spilled operations above which publishers wait.
 pub const SPILL_LIMIT: u64 = 16 << 20;
 
+/// What an operation weighs, and whether it is spilled (unlogged).
+pub fn weigh(op: &Op) -> (u64, bool) {
+    (weight(op), matches!(op, Op::Unlogged(_)))
+}
+
 /// What an operation weighs: its record's body and properties, plus a fixed part (the same
 /// measure the writer uses to decide when a checkpoint is due).
 pub fn weight(op: &Op) -> u64 {
@@ -33,6 +38,8 @@ pub fn weight(op: &Op) -> u64 {
     }
 }
 
+/// What the writer took from its queue and LMDB has not applied yet (the queue counts what
+/// it holds itself, under its lock: op_queue.rs). Updated once per batch, not per operation.
 #[derive(Default)]
 pub struct StoreFlow {
     in_flight: AtomicU64,
@@ -42,42 +49,38 @@ pub struct StoreFlow {
 }
 
 impl StoreFlow {
-    pub fn sent(&self, op: &Op) {
-        let w = weight(op);
-        self.in_flight.fetch_add(w, Ordering::Relaxed);
-        if matches!(op, Op::Unlogged(_)) {
-            self.spilled.fetch_add(w, Ordering::Relaxed);
+    /// The writer took operations weighing `total`, `spilled` of it spilled.
+    pub fn taken(&self, total: u64, spilled: u64) {
+        if total > 0 {
+            self.in_flight.fetch_add(total, Ordering::Relaxed);
+        }
+        if spilled > 0 {
+            self.spilled.fetch_add(spilled, Ordering::Relaxed);
         }
     }
 
-    /// A checkpoint applied `ops`, weighing `total`.
+    /// A checkpoint applied `ops`, weighing `total`. Wakes waiting publishers: they check
+    /// again whether the store is under its limits.
     pub fn applied(&self, ops: &[Op], total: u64) {
         let spilled: u64 = ops
             .iter()
             .filter(|op| matches!(op, Op::Unlogged(_)))
             .map(weight)
             .sum();
-        let was_over = self.over_limit();
         self.in_flight.fetch_sub(total, Ordering::Relaxed);
         self.spilled.fetch_sub(spilled, Ordering::Relaxed);
-        if was_over && !self.over_limit() {
-            self.released.notify_waiters();
-        }
+        self.released.notify_waiters();
     }
 
-    pub fn over_limit(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) >= IN_FLIGHT_LIMIT
-            || self.spilled.load(Ordering::Relaxed) >= SPILL_LIMIT
+    /// Whether publishers should wait, given what the writer's queue holds besides.
+    pub fn over_limit(&self, queued: u64, queued_spilled: u64) -> bool {
+        self.in_flight.load(Ordering::Relaxed) + queued >= IN_FLIGHT_LIMIT
+            || self.spilled.load(Ordering::Relaxed) + queued_spilled >= SPILL_LIMIT
     }
 
-    /// Waits until the store is under its limit again (or a short while, so that a caller
-    /// re-checks its other reasons to wake).
-    pub async fn wait_below_limit(&self) {
-        let released = self.released.notified();
-        if !self.over_limit() {
-            return;
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(50), released).await;
+    /// Waits for the next checkpoint (or a short while): the caller checks the limits again.
+    pub async fn wait_for_checkpoint(&self) {
+        let _ = tokio::time::timeout(Duration::from_millis(50), self.released.notified()).await;
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -89,52 +92,56 @@ impl StoreFlow {
 mod tests {
     use bytes::Bytes;
 
+    use std::sync::Arc;
+
     use super::*;
+    use crate::store::op_queue::OpQueue;
     use crate::store::put_for_test;
 
+    fn spill(n: usize) -> Op {
+        Op::Unlogged(Box::new(put_for_test(1, Bytes::from(vec![0; n]))))
+    }
+
     #[test]
-    fn spilled_bytes_have_the_lower_limit_and_a_checkpoint_releases_them() {
-        let flow = StoreFlow::default();
-        let spill = |n: usize| Op::Unlogged(Box::new(put_for_test(1, Bytes::from(vec![0; n]))));
-        let ops = vec![
-            spill(SPILL_LIMIT as usize / 2),
-            spill(SPILL_LIMIT as usize / 2),
-        ];
-        for op in &ops {
-            flow.sent(op);
-        }
-        assert!(flow.over_limit(), "spilled bytes over their limit");
-        let total = ops.iter().map(weight).sum();
-        flow.applied(&ops, total);
-        assert!(!flow.over_limit());
-        assert_eq!(flow.in_flight(), 0);
-        let logged = put_for_test(2, Bytes::from(vec![0; SPILL_LIMIT as usize * 2]));
-        flow.sent(&logged);
+    fn spilled_bytes_have_the_lower_limit_queued_or_taken_until_a_checkpoint_applies_them() {
+        let flow = Arc::new(StoreFlow::default());
+        let queue = OpQueue::new(flow.clone());
+        queue.push(spill(SPILL_LIMIT as usize / 2));
+        assert!(!queue.over_flow_limit());
+        queue.push(spill(SPILL_LIMIT as usize / 2));
         assert!(
-            !flow.over_limit(),
+            queue.over_flow_limit(),
+            "queued spilled bytes over their limit"
+        );
+        let mut taken = Vec::new();
+        queue.take(&mut taken, Some(std::time::Instant::now()));
+        assert!(queue.over_flow_limit(), "taken, not applied yet");
+        let total = taken.iter().map(weight).sum();
+        flow.applied(&taken, total);
+        assert!(!queue.over_flow_limit());
+        assert_eq!(flow.in_flight(), 0);
+        queue.push(put_for_test(
+            2,
+            Bytes::from(vec![0; SPILL_LIMIT as usize * 2]),
+        ));
+        assert!(
+            !queue.over_flow_limit(),
             "logged bytes have the larger limit (confirms pace their publishers)"
         );
     }
 
     #[tokio::test]
-    async fn waiting_publishers_wake_when_a_checkpoint_brings_the_store_under_its_limit() {
-        let flow = std::sync::Arc::new(StoreFlow::default());
-        let op = put_for_test(1, Bytes::from(vec![0; IN_FLIGHT_LIMIT as usize]));
-        flow.sent(&op);
+    async fn a_checkpoint_wakes_waiting_publishers() {
+        let flow = Arc::new(StoreFlow::default());
         let waiter = tokio::spawn({
             let flow = flow.clone();
-            async move {
-                while flow.over_limit() {
-                    flow.wait_below_limit().await;
-                }
-            }
+            async move { flow.wait_for_checkpoint().await }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished());
-        flow.applied(std::slice::from_ref(&op), weight(&op));
-        tokio::time::timeout(Duration::from_secs(5), waiter)
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        flow.applied(&[], 0);
+        tokio::time::timeout(Duration::from_millis(40), waiter)
             .await
-            .expect("woken")
+            .expect("woken before the timeout")
             .expect("no panic");
     }
 }

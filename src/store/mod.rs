@@ -293,8 +293,8 @@ impl Store {
         let recovered = recovery::recover(&lmdb, &dbs)?;
         // Recovery walked the whole index through the map: give those pages back.
         lmdb.shared()?.map_pages().release();
-        let ops = Arc::new(OpQueue::new());
         let writer_shared = Arc::new(writer::WriterShared::new());
+        let ops = Arc::new(OpQueue::new(writer_shared.flow.clone()));
         let wal = Wal::new(&wal_dir, next_seq, writer_shared.log_syncs.clone(), true)
             .map_err(|e| StoreError(format!("cannot open {}: {e}", wal_dir.display())))?;
         let checkpointer =
@@ -384,18 +384,17 @@ impl Store {
 
     /// Queues an operation for the writer; returns its number (see [`Store::committed_ops`]).
     fn send(&self, op: Op) -> u64 {
-        self.writer_shared.flow.sent(&op);
         self.ops.push(op)
     }
 
     /// Whether publishers should wait for the store to catch up (flow.rs).
     pub fn over_flow_limit(&self) -> bool {
-        self.writer_shared.flow.over_limit()
+        self.ops.over_flow_limit()
     }
 
-    /// Waits until the store is under its flow limit, or a short while.
-    pub async fn wait_below_flow_limit(&self) {
-        self.writer_shared.flow.wait_below_limit().await
+    /// Waits for the next checkpoint, or a short while (then check the limit again).
+    pub async fn wait_for_checkpoint(&self) {
+        self.writer_shared.flow.wait_for_checkpoint().await
     }
 
     /// Bytes of operations sent and not yet applied to LMDB.

@@ -11,11 +11,14 @@
 //!
 //! This file owns the hand-over only; what the writer does with the operations is writer.rs's.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use super::Op;
+use super::flow::{self, StoreFlow};
 
 /// Wake the writer once this many operations wait, even if nobody waits for them.
 const WAKE_AT_OPS: usize = 4096;
@@ -28,11 +31,19 @@ struct State {
     urgent: bool,
     /// The writer has stopped: nothing pushed now can be made durable.
     stopped: bool,
+    /// What the queued operations weigh (flow.rs), and the spilled ones among them.
+    weight: u64,
+    spilled: u64,
 }
 
 pub struct OpQueue {
     state: Mutex<State>,
+    /// `State::weight` and `State::spilled`, for publishers checking the flow without the lock.
+    queued: AtomicU64,
+    queued_spilled: AtomicU64,
     wake: Condvar,
+    /// Told what the writer takes (it is unapplied until a checkpoint says otherwise).
+    flow: Arc<StoreFlow>,
 }
 
 /// Why [`OpQueue::take`] returned.
@@ -47,22 +58,37 @@ pub enum Woken {
 }
 
 impl OpQueue {
-    pub fn new() -> Self {
+    pub fn new(flow: Arc<StoreFlow>) -> Self {
         OpQueue {
             state: Mutex::new(State {
                 ops: Vec::new(),
                 last_number: 0,
                 urgent: false,
                 stopped: false,
+                weight: 0,
+                spilled: 0,
             }),
+            queued: AtomicU64::new(0),
+            queued_spilled: AtomicU64::new(0),
             wake: Condvar::new(),
+            flow,
         }
+    }
+
+    /// Whether publishers should wait (flow.rs): what is queued here and what the writer took
+    /// and LMDB has not applied yet, against the limits.
+    pub fn over_flow_limit(&self) -> bool {
+        self.flow.over_limit(
+            self.queued.load(Ordering::Relaxed),
+            self.queued_spilled.load(Ordering::Relaxed),
+        )
     }
 
     /// Queues `op` and returns its number; wakes the writer if `op` is waited for or the
     /// queue is long.
     pub fn push(&self, op: Op) -> u64 {
         let wakes = matches!(op, Op::Notify { .. } | Op::Shutdown);
+        let (weight, spilled) = flow::weigh(&op);
         let mut state = self.state.lock();
         state.last_number += 1;
         if state.stopped {
@@ -70,6 +96,12 @@ impl OpQueue {
             return state.last_number;
         }
         state.ops.push(op);
+        state.weight += weight;
+        self.queued.store(state.weight, Ordering::Relaxed);
+        if spilled {
+            state.spilled += weight;
+            self.queued_spilled.store(state.spilled, Ordering::Relaxed);
+        }
         if !state.urgent && (wakes || state.ops.len() >= WAKE_AT_OPS) {
             state.urgent = true;
             self.wake.notify_one();
@@ -104,6 +136,10 @@ impl OpQueue {
         };
         state.urgent = false;
         std::mem::swap(&mut state.ops, into);
+        self.flow.taken(state.weight, state.spilled);
+        (state.weight, state.spilled) = (0, 0);
+        self.queued.store(0, Ordering::Relaxed);
+        self.queued_spilled.store(0, Ordering::Relaxed);
         woken
     }
 

@@ -49,7 +49,7 @@ pub struct WriterShared {
     /// How many checkpoints committed to LMDB.
     pub checkpoints: AtomicU64,
     /// Bytes sent and not yet applied: publishers wait past a limit (flow.rs).
-    pub flow: super::flow::StoreFlow,
+    pub flow: Arc<super::flow::StoreFlow>,
 }
 
 impl WriterShared {
