@@ -2,7 +2,14 @@
 //! start-ok with PLAIN, tune-ok accepting the server's values, open), channel 1, synchronous
 //! request/reply for setup methods, heartbeats, and a reader / writer pair that producers split
 //! apart. Reads go into one reused `BytesMut`; writes are batched by the callers into another.
+//!
+//! Clients announce the `connection.blocked` capability, so a broker that blocks publishers
+//! under a resource alarm (RabbitMQ's memory or disk alarm) says so: the reader takes
+//! `connection.blocked` / `connection.unblocked` out of the frame stream and counts them in a
+//! [`Blocking`] shared by all the connections of a run.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{AMQPClass, channel, connection};
@@ -23,10 +30,85 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Our own frame_max offer when the server says "no limit".
 const DEFAULT_FRAME_MAX: u32 = 131_072;
 
+/// `connection.blocked` / `connection.unblocked` notices, over all the connections of a run.
+#[derive(Debug, Default)]
+pub struct Blocking {
+    /// connection.blocked notices received.
+    pub blocked: AtomicU64,
+    /// connection.unblocked notices received.
+    pub unblocked: AtomicU64,
+    /// Connections blocked right now.
+    current: AtomicU64,
+    /// Nanoseconds during which at least one connection was blocked (see [`Blocking::sample`]).
+    blocked_ns: AtomicU64,
+    last_sample: Mutex<Option<Instant>>,
+    /// The reason given by the first connection.blocked.
+    first_reason: Mutex<Option<String>>,
+}
+
+impl Blocking {
+    fn on_blocked(&self, reason: &str, was_blocked: bool) {
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+        if !was_blocked {
+            self.current.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut first = self.first_reason.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| reason.to_string());
+    }
+
+    fn on_unblocked(&self, was_blocked: bool) {
+        self.unblocked.fetch_add(1, Ordering::Relaxed);
+        if was_blocked {
+            self.current.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connections blocked right now.
+    pub fn current(&self) -> u64 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Called every few milliseconds by the run: adds the time since the previous call to the
+    /// blocked time if a connection is blocked now (so the figure is as fine as the calls).
+    pub fn sample(&self, now: Instant) {
+        let mut last = self.last_sample.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(prev) = *last
+            && self.current() > 0
+        {
+            let ns = now.saturating_duration_since(prev).as_nanos() as u64;
+            self.blocked_ns.fetch_add(ns, Ordering::Relaxed);
+        }
+        *last = Some(now);
+    }
+
+    /// Time during which at least one connection was blocked, as sampled.
+    pub fn blocked_time(&self) -> Duration {
+        Duration::from_nanos(self.blocked_ns.load(Ordering::Relaxed))
+    }
+
+    pub fn first_reason(&self) -> Option<String> {
+        self.first_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 pub struct Reader {
     rd: OwnedReadHalf,
     buf: BytesMut,
     frame_max: u32,
+    blocking: Arc<Blocking>,
+    /// This connection was told it is blocked and not yet that it is unblocked.
+    blocked: bool,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if self.blocked {
+            self.blocking.current.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Reader {
@@ -42,9 +124,26 @@ impl Reader {
         }
     }
 
-    /// The next complete frame already buffered, if any.
+    /// The next complete frame already buffered, if any. connection.blocked / unblocked are
+    /// counted in the run's [`Blocking`] and not returned.
     pub fn frame(&mut self) -> Result<Option<(u16, Inbound)>, Error> {
-        next_frame(&mut self.buf, self.frame_max)
+        loop {
+            let frame = next_frame(&mut self.buf, self.frame_max)?;
+            match &frame {
+                Some((_, Inbound::Method(AMQPClass::Connection(m)))) => match m {
+                    connection::AMQPMethod::Blocked(b) => {
+                        self.blocking.on_blocked(b.reason.as_str(), self.blocked);
+                        self.blocked = true;
+                    }
+                    connection::AMQPMethod::Unblocked(_) => {
+                        self.blocking.on_unblocked(self.blocked);
+                        self.blocked = false;
+                    }
+                    _ => return Ok(frame),
+                },
+                _ => return Ok(frame),
+            }
+        }
     }
 }
 
@@ -140,6 +239,11 @@ pub fn close_error(method: &AMQPClass) -> Option<Error> {
 impl Conn {
     /// Connects, performs the handshake and opens channel 1.
     pub async fn open(uri: &Uri) -> Result<Conn, Error> {
+        Conn::open_counting(uri, Arc::default()).await
+    }
+
+    /// [`Conn::open`], counting connection.blocked / unblocked notices in `blocking`.
+    pub async fn open_counting(uri: &Uri, blocking: Arc<Blocking>) -> Result<Conn, Error> {
         let stream = TcpStream::connect(uri.addr())
             .await
             .map_err(|e| Error(format!("connect {}: {e}", uri.addr())))?;
@@ -150,6 +254,8 @@ impl Conn {
                 rd,
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 frame_max: 0,
+                blocking,
+                blocked: false,
             },
             writer: Writer {
                 wr,
@@ -172,6 +278,12 @@ impl Conn {
         props.insert(
             short_str("product")?,
             AMQPValue::LongString(LongString::from(b"warren-perf".to_vec())),
+        );
+        let mut capabilities = FieldTable::default();
+        capabilities.insert(short_str("connection.blocked")?, AMQPValue::Boolean(true));
+        props.insert(
+            short_str("capabilities")?,
+            AMQPValue::FieldTable(capabilities),
         );
         let mut response = vec![0u8];
         response.extend_from_slice(uri.user.as_bytes());

@@ -62,6 +62,13 @@ pub struct Config {
     /// Publish with delivery-mode 2 (persistent).
     #[arg(short = 'f', long)]
     pub persistent: bool,
+    /// Set the `priority` property, cycling 0..N-1 message by message (each producer's
+    /// message k gets k mod N); 0 = no priority property. For a queue with x-max-priority.
+    #[arg(long, default_value_t = 0)]
+    pub priorities: u8,
+    /// Set the `expiration` property (per-message TTL) to MS milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub expiration: Option<String>,
     /// Publisher confirms with at most N unconfirmed messages per producer (0 = off).
     #[arg(short = 'c', long, default_value_t = 0)]
     pub confirm: u32,
@@ -153,6 +160,13 @@ impl Config {
         }
         if !(self.hold >= 0.0 && self.hold.is_finite()) {
             return Err(Error::msg("--hold must be a non-negative number"));
+        }
+        if let Some(e) = &self.expiration
+            && (e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) || e.parse::<u64>().is_err())
+        {
+            return Err(Error(format!(
+                "--expiration must be a number of milliseconds, not '{e}'"
+            )));
         }
         if self.multi_ack_every == 0 {
             return Err(Error::msg("--multi-ack-every must be at least 1"));
@@ -392,6 +406,23 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn priorities_and_expiration() {
+        let c = Config::from_args(["p", "--priorities", "10", "--expiration", "3600000"]).unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            (c.priorities, c.expiration.as_deref()),
+            (10, Some("3600000"))
+        );
+        let none = Config::from_args(["p"]).unwrap();
+        assert_eq!((none.priorities, none.expiration), (0, None));
+        assert!(Config::from_args(["p", "--priorities", "256"]).is_err());
+        for bad in ["", "-1", "1h", "1.5", "99999999999999999999999"] {
+            let c = Config::from_args(["p", &format!("--expiration={bad}")]).unwrap();
+            assert!(c.validate().is_err(), "--expiration {bad:?}");
+        }
     }
 
     #[test]

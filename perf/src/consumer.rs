@@ -1,8 +1,10 @@
 //! One consumer: its own connection, basic.consume with its arguments (e.g. x-stream-offset), or
 //! basic.get polling with `--get`, optional basic.qos, auto-ack or manual acks (multiple=true
 //! every N). Each socket read is processed in full before the acks it produced go out in one
-//! write; end-to-end latency comes from the send stamp in the first 8 body bytes. At the end the
-//! consumer reports its own count and rate (from consume-ok to its last message).
+//! write; end-to-end latency comes from the send stamp in the first 8 body bytes, and the next 8
+//! (producer and message number) with the `priority` property feed the order checks of
+//! [`crate::order`]. At the end the consumer reports its own count and rate (from consume-ok to
+//! its last message).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +18,7 @@ use warren_protocol::encode;
 use crate::Error;
 use crate::client::{CHANNEL, Conn};
 use crate::config::{Uri, short_str};
+use crate::order::OrderCheck;
 use crate::stats::{ConsumerSummary, LocalHist, Stats};
 use crate::wire::{Inbound, now_ns, put_ack};
 
@@ -43,6 +46,7 @@ enum Content {
         tag: u64,
         remaining: u64,
         first: bool,
+        priority: Option<u8>,
     },
 }
 
@@ -54,7 +58,7 @@ pub async fn run(
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let mut conn = Conn::open(&spec.uri).await?;
+    let mut conn = Conn::open_counting(&spec.uri, stats.blocking.clone()).await?;
     if spec.prefetch > 0 {
         let qos = basic::Qos {
             prefetch_count: spec.prefetch,
@@ -102,6 +106,7 @@ pub async fn run(
     } as u64;
 
     let mut hist = LocalHist::new(&stats.latency);
+    let mut order = OrderCheck::default();
     let mut state = Content::Idle;
     let started = Instant::now();
     let mut last_at = started;
@@ -128,7 +133,13 @@ pub async fn run(
                         state = Content::Header { tag: delivery_tag };
                         None
                     }
-                    (Inbound::Header { body_size }, Content::Header { tag }) => {
+                    (
+                        Inbound::Header {
+                            body_size,
+                            priority,
+                        },
+                        Content::Header { tag },
+                    ) => {
                         let tag = *tag;
                         if body_size == 0 {
                             state = Content::Idle;
@@ -138,20 +149,33 @@ pub async fn run(
                                 tag,
                                 remaining: body_size,
                                 first: true,
+                                priority,
                             };
                             None
                         }
                     }
                     (
-                        Inbound::Body { len, head },
+                        Inbound::Body { len, head, seq },
                         Content::Body {
                             tag,
                             remaining,
                             first,
+                            priority,
                         },
                     ) => {
-                        if *first && let Some(sent) = head {
-                            hist.record(now.saturating_sub(sent));
+                        if *first {
+                            if let Some(sent) = head {
+                                hist.record(now.saturating_sub(sent));
+                            }
+                            if let Some(seq) = seq {
+                                let broken = order.observe(*priority, seq);
+                                if broken.order {
+                                    stats.order_violations.fetch_add(1, Ordering::Relaxed);
+                                }
+                                if broken.priority {
+                                    stats.priority_inversions.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                         }
                         *first = false;
                         *remaining = remaining.saturating_sub(len as u64);

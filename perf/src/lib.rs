@@ -7,12 +7,14 @@
 //! - [`wire`]: frame decode fast path, publish template.  - [`producer`] / [`consumer`].
 //! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
 //! - [`idle`]: `--idle-connections`, connections that only stay open.
+//! - [`order`]: the delivery order checks of consumers (per producer, per priority).
 //! - [`progress`]: per-second lines, or a status line on a terminal.
 
 pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod idle;
+pub mod order;
 pub mod producer;
 pub mod progress;
 pub mod sink;
@@ -106,8 +108,13 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             uri: uri.clone(),
             exchange: exchange.clone(),
             routing_key: config.routing_key.clone().unwrap_or_else(|| queue.clone()),
-            persistent: config.persistent,
-            size: config.size,
+            message: wire::MessageSpec {
+                producer: id,
+                persistent: config.persistent,
+                size: config.size,
+                priorities: config.priorities,
+                expiration: config.expiration.clone(),
+            },
             confirm: config.confirm,
             rate: config.rate,
             messages: config.pmessages,
@@ -140,6 +147,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             }
         }
         let now = Instant::now();
+        stats.blocking.sample(now);
         if now >= next_report {
             progress.report(reporter.tick(&stats));
             next_report += Duration::from_secs(1);

@@ -1,7 +1,9 @@
 //! One producer: its own connection, publishing stamped messages in batches (many publishes
 //! encoded into one buffer, one `write_all`), with an optional rate limit and an optional
 //! publisher-confirm window. A reader task on the other half of the socket handles confirms and
-//! server closes, and records confirm latency from each message's send stamp.
+//! server closes, and records confirm latency from each message's send stamp. Messages carry
+//! the producer's id and their number in the body (see [`crate::wire`]), and optionally a
+//! cycling `priority` and an `expiration`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +17,15 @@ use crate::Error;
 use crate::client::{CHANNEL, Conn, Reader, close_error};
 use crate::config::Uri;
 use crate::stats::{LocalHist, Stats};
-use crate::wire::{Inbound, PublishTemplate, now_ns};
+use crate::wire::{Inbound, MessageSpec, PublishTemplate, now_ns};
 
 pub struct ProducerSpec {
     pub id: usize,
     pub uri: Uri,
     pub exchange: String,
     pub routing_key: String,
-    pub persistent: bool,
-    pub size: usize,
+    /// Delivery mode, size, priorities, expiration (its `producer` is this producer's id).
+    pub message: MessageSpec,
     /// Confirm window (0 = no confirms).
     pub confirm: u32,
     pub rate: f64,
@@ -93,7 +95,7 @@ pub async fn run(
     stats: Arc<Stats>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let mut conn = Conn::open(&spec.uri).await?;
+    let mut conn = Conn::open_counting(&spec.uri, stats.blocking.clone()).await?;
     if spec.confirm > 0 {
         let select = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
             nowait: false,
@@ -107,8 +109,7 @@ pub async fn run(
         CHANNEL,
         &spec.exchange,
         &spec.routing_key,
-        spec.persistent,
-        spec.size,
+        &spec.message,
         conn.frame_max(),
     )?;
     let Conn { reader, mut writer } = conn;

@@ -2,14 +2,17 @@
 //! histograms (each task records into its own local `hdrhistogram` and merges it into the
 //! shared interval and total histograms every few milliseconds), the per-second [`Tick`] (its
 //! plain line), each consumer's own count and rate ([`ConsumerSummary`]) and the final
-//! [`Summary`]. Where ticks are shown: [`crate::progress`].
+//! [`Summary`] (with the connection.blocked notices of [`crate::client::Blocking`] and the
+//! order checks of [`crate::order`]). Where ticks are shown: [`crate::progress`].
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::client::Blocking;
 
 /// Largest latency tracked exactly (longer ones are clamped): 10 minutes in nanoseconds.
 const MAX_NS: u64 = 600_000_000_000;
@@ -109,6 +112,12 @@ pub struct Stats {
     pub confirmed: AtomicU64,
     pub nacked: AtomicU64,
     pub consumed: AtomicU64,
+    /// Deliveries out of order within a producer and priority level ([`crate::order`]).
+    pub order_violations: AtomicU64,
+    /// Deliveries of a higher priority than the consumer's previous one.
+    pub priority_inversions: AtomicU64,
+    /// connection.blocked / unblocked notices on every connection of the run.
+    pub blocking: Arc<Blocking>,
     pub latency: SharedHist,
     pub confirm_latency: SharedHist,
     pub errors: Mutex<Vec<String>>,
@@ -123,6 +132,9 @@ impl Default for Stats {
             confirmed: AtomicU64::new(0),
             nacked: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
+            order_violations: AtomicU64::new(0),
+            priority_inversions: AtomicU64::new(0),
+            blocking: Arc::default(),
             latency: SharedHist::new(),
             confirm_latency: SharedHist::new(),
             errors: Mutex::new(Vec::new()),
@@ -176,6 +188,13 @@ impl Stats {
             publish_rate: c.published as f64 / secs,
             confirm_rate: c.confirmed as f64 / secs,
             consume_rate: c.consumed as f64 / secs,
+            blocked: self.blocking.blocked.load(Ordering::Relaxed) > 0,
+            blocked_count: self.blocking.blocked.load(Ordering::Relaxed),
+            unblocked_count: self.blocking.unblocked.load(Ordering::Relaxed),
+            blocked_secs: self.blocking.blocked_time().as_secs_f64(),
+            blocked_reason: self.blocking.first_reason(),
+            order_violations: self.order_violations.load(Ordering::Relaxed),
+            priority_inversions: self.priority_inversions.load(Ordering::Relaxed),
             latency: self.latency.summary(),
             confirm_latency: confirms.then(|| self.confirm_latency.summary()),
             consumers,
@@ -305,6 +324,22 @@ pub struct Summary {
     pub publish_rate: f64,
     pub confirm_rate: f64,
     pub consume_rate: f64,
+    /// The broker sent connection.blocked (a resource alarm) on some connection of the run.
+    pub blocked: bool,
+    /// connection.blocked notices received, over all connections.
+    pub blocked_count: u64,
+    /// connection.unblocked notices received.
+    pub unblocked_count: u64,
+    /// Seconds during which at least one connection was blocked (sampled every 50 ms).
+    pub blocked_secs: f64,
+    /// The reason the first connection.blocked gave (RabbitMQ: "low on memory" / "low on disk").
+    pub blocked_reason: Option<String>,
+    /// Deliveries of a message published before one already delivered from the same producer
+    /// at the same priority level (or delivered again), over all consumers. See [`crate::order`].
+    pub order_violations: u64,
+    /// Deliveries whose priority was higher than that consumer's previous delivery's: none when
+    /// a priority queue's backlog is drained with nothing publishing. See [`crate::order`].
+    pub priority_inversions: u64,
     /// End-to-end latency, from the send timestamp in the body to its arrival at a consumer.
     pub latency: LatencySummary,
     /// Publish to confirm latency (only with --confirm).
@@ -329,6 +364,23 @@ impl std::fmt::Display for Summary {
             self.consumed,
             self.consume_rate
         )?;
+        if self.blocked {
+            writeln!(
+                f,
+                "  connection.blocked {} time(s) ({}), unblocked {}, blocked for {:.1}s",
+                self.blocked_count,
+                self.blocked_reason.as_deref().unwrap_or("no reason given"),
+                self.unblocked_count,
+                self.blocked_secs
+            )?;
+        }
+        if self.order_violations + self.priority_inversions > 0 {
+            writeln!(
+                f,
+                "  order violations {}, priority inversions {}",
+                self.order_violations, self.priority_inversions
+            )?;
+        }
         let l = &self.latency;
         write!(
             f,

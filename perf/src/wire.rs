@@ -2,6 +2,12 @@
 //! hot path (basic.deliver, basic.get-ok, confirm ack/nack, content header and body, read in
 //! place without allocating) and `codec::decode_frame` for everything else; outbound, a
 //! pre-encoded basic.publish template so each message costs a few memcpys.
+//!
+//! The body of a warren-perf message starts with two big-endian u64s: the send time
+//! (nanoseconds since the Unix epoch) and the sequence field, which holds the producer's id in
+//! its top 16 bits and that producer's message number (from 0) in the other 48
+//! ([`seq_field`], [`split_seq`]). The rest is filler. With `--priorities N` the `priority`
+//! property of message number k is k mod N.
 
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -22,14 +28,17 @@ pub enum Inbound {
     GetOk {
         delivery_tag: u64,
     },
+    /// A content header; `priority` is the `priority` property, if set.
     Header {
         body_size: u64,
+        priority: Option<u8>,
     },
-    /// A body frame; `head` is its first 8 bytes as a big-endian u64 (the send timestamp when
-    /// this is the first body frame of a message).
+    /// A body frame; `head` and `seq` are its first two big-endian u64s (the send timestamp and
+    /// the sequence field when this is the first body frame of a message).
     Body {
         len: usize,
         head: Option<u64>,
+        seq: Option<u64>,
     },
     Ack {
         tag: u64,
@@ -45,6 +54,52 @@ pub enum Inbound {
 
 fn be_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// Bits of the sequence field below the producer id.
+const SEQ_BITS: u32 = 48;
+
+/// The body's sequence field: `producer` (its low 16 bits) over message number `seq` (its low
+/// 48 bits).
+pub fn seq_field(producer: usize, seq: u64) -> u64 {
+    ((producer as u64 & 0xFFFF) << SEQ_BITS) | (seq & ((1 << SEQ_BITS) - 1))
+}
+
+/// (producer, message number) of a sequence field.
+pub fn split_seq(field: u64) -> (u16, u64) {
+    ((field >> SEQ_BITS) as u16, field & ((1 << SEQ_BITS) - 1))
+}
+
+/// Property flags (AMQP 0-9-1 basic class), in wire order from the top bit.
+const FLAG_CONTENT_TYPE: u16 = 0x8000;
+const FLAG_CONTENT_ENCODING: u16 = 0x4000;
+const FLAG_HEADERS: u16 = 0x2000;
+const FLAG_DELIVERY_MODE: u16 = 0x1000;
+const FLAG_PRIORITY: u16 = 0x0800;
+
+/// The `priority` property of encoded properties (flags, then the fields present), if set.
+/// Only the fields before it are walked: content-type, content-encoding, headers, delivery-mode.
+pub fn properties_priority(p: &[u8]) -> Option<u8> {
+    let flags = u16::from_be_bytes([*p.first()?, *p.get(1)?]);
+    // Bit 0 announces a further flags word (never used by the basic class).
+    if flags & FLAG_PRIORITY == 0 || flags & 1 != 0 {
+        return None;
+    }
+    let mut pos = 2;
+    if flags & FLAG_CONTENT_TYPE != 0 {
+        pos = skip_short_str(p, pos)?;
+    }
+    if flags & FLAG_CONTENT_ENCODING != 0 {
+        pos = skip_short_str(p, pos)?;
+    }
+    if flags & FLAG_HEADERS != 0 {
+        let len = u32::from_be_bytes(p.get(pos..pos + 4)?.try_into().ok()?);
+        pos += 4 + len as usize;
+    }
+    if flags & FLAG_DELIVERY_MODE != 0 {
+        pos += 1;
+    }
+    p.get(pos).copied()
 }
 
 /// Skips a short string at `pos`, returning the position after it.
@@ -93,10 +148,12 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<(u16, Inb
             FRAME_BODY => Some(Inbound::Body {
                 len: size,
                 head: be_u64(p),
+                seq: p.get(8..).and_then(be_u64),
             }),
-            FRAME_HEADER if size >= 14 => {
-                be_u64(&p[4..]).map(|body_size| Inbound::Header { body_size })
-            }
+            FRAME_HEADER if size >= 14 => be_u64(&p[4..]).map(|body_size| Inbound::Header {
+                body_size,
+                priority: properties_priority(&p[12..]),
+            }),
             FRAME_METHOD if size >= 4 && p[0..2] == [0, 60] => {
                 let method = u16::from_be_bytes([p[2], p[3]]);
                 match method {
@@ -126,13 +183,23 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<(u16, Inb
         Frame::Method { channel, method } => (channel, Inbound::Method(method)),
         Frame::Heartbeat { channel } => (channel, Inbound::Heartbeat),
         Frame::Header {
-            channel, body_size, ..
-        } => (channel, Inbound::Header { body_size }),
+            channel,
+            body_size,
+            properties,
+            ..
+        } => (
+            channel,
+            Inbound::Header {
+                body_size,
+                priority: properties.priority(),
+            },
+        ),
         Frame::Body { channel, payload } => (
             channel,
             Inbound::Body {
                 len: payload.len(),
                 head: be_u64(&payload),
+                seq: payload.get(8..).and_then(be_u64),
             },
         ),
         Frame::Publish { channel, .. } => (
@@ -149,12 +216,31 @@ pub fn put_ack(out: &mut BytesMut, channel: u16, delivery_tag: u64, multiple: bo
     encode::basic_ack(out, channel, delivery_tag, multiple);
 }
 
+/// What a producer's messages look like.
+#[derive(Debug, Clone, Default)]
+pub struct MessageSpec {
+    /// The producer's id, in the top bits of each body's sequence field.
+    pub producer: usize,
+    /// delivery-mode 2 rather than 1.
+    pub persistent: bool,
+    /// Body size in bytes (at least 16).
+    pub size: usize,
+    /// Priority levels to cycle through, message by message (0: no `priority` property).
+    pub priorities: u8,
+    /// The `expiration` property (per-message TTL in milliseconds, as a string).
+    pub expiration: Option<String>,
+}
+
 /// A pre-encoded basic.publish + content header; the body is a reused buffer whose first
-/// 16 bytes are rewritten per message.
+/// 16 bytes are rewritten per message, and with priorities, one byte of the properties.
 pub struct PublishTemplate {
     channel: u16,
     method: Bytes,
     properties: Vec<u8>,
+    /// Where the priority byte sits in `properties` (with `priorities` > 0).
+    priority_at: usize,
+    priorities: u8,
+    producer: usize,
     body: Vec<u8>,
     frame_max: u32,
 }
@@ -164,8 +250,7 @@ impl PublishTemplate {
         channel: u16,
         exchange: &str,
         routing_key: &str,
-        persistent: bool,
-        size: usize,
+        spec: &MessageSpec,
         frame_max: u32,
     ) -> Result<PublishTemplate, Error> {
         let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
@@ -176,13 +261,34 @@ impl PublishTemplate {
         }));
         let mut method = BytesMut::new();
         encode::method(&mut method, channel, &publish);
-        let props = BasicProperties::default().with_delivery_mode(if persistent { 2 } else { 1 });
+        let mut props =
+            BasicProperties::default().with_delivery_mode(if spec.persistent { 2 } else { 1 });
+        if let Some(e) = &spec.expiration {
+            props = props.with_expiration(crate::config::short_str(e)?);
+        }
+        let (properties, priority_at) = if spec.priorities > 0 {
+            // The byte that differs between priority 0 and 1 is the one to rewrite.
+            let zero = encode::properties(&props.clone().with_priority(0));
+            let one = encode::properties(&props.with_priority(1));
+            let at = zero
+                .iter()
+                .zip(&one)
+                .position(|(a, b)| a != b)
+                .filter(|_| zero.len() == one.len())
+                .ok_or_else(|| Error::msg("cannot place the priority property"))?;
+            (zero, at)
+        } else {
+            (encode::properties(&props), 0)
+        };
         // Filler after the 16-byte stamp: not all zeros, so nothing compresses it away.
-        let body = (0..size.max(16)).map(|i| (i % 251) as u8).collect();
+        let body = (0..spec.size.max(16)).map(|i| (i % 251) as u8).collect();
         Ok(PublishTemplate {
             channel,
             method: method.freeze(),
-            properties: encode::properties(&props),
+            properties,
+            priority_at,
+            priorities: spec.priorities,
+            producer: spec.producer,
             body,
             frame_max,
         })
@@ -202,11 +308,15 @@ impl PublishTemplate {
             + frames * FRAME_OVERHEAD
     }
 
-    /// Appends one message stamped with `stamp_ns` (wall-clock nanoseconds) and `seq`.
+    /// Appends the producer's message number `seq`, stamped with `stamp_ns` (wall-clock
+    /// nanoseconds).
     pub fn put(&mut self, out: &mut BytesMut, stamp_ns: u64, seq: u64) {
         out.put_slice(&self.method);
         self.body[..8].copy_from_slice(&stamp_ns.to_be_bytes());
-        self.body[8..16].copy_from_slice(&seq.to_be_bytes());
+        self.body[8..16].copy_from_slice(&seq_field(self.producer, seq).to_be_bytes());
+        if self.priorities > 0 {
+            self.properties[self.priority_at] = (seq % self.priorities as u64) as u8;
+        }
         encode::content(
             out,
             self.channel,
@@ -237,7 +347,13 @@ mod tests {
         encode::get_ok(&mut out, 1, 43, true, "", "q", 7);
         encode::basic_ack(&mut out, 1, 9, true);
         encode::basic_nack(&mut out, 1, 10, false);
-        let mut t = PublishTemplate::new(1, "", "q", true, 20, 131072).unwrap();
+        let spec = MessageSpec {
+            producer: 3,
+            persistent: true,
+            size: 20,
+            ..MessageSpec::default()
+        };
+        let mut t = PublishTemplate::new(1, "", "q", &spec, 131072).unwrap();
         let mut msg = BytesMut::new();
         t.put(&mut msg, 123, 5);
         assert_eq!(msg.len(), t.wire_len());
@@ -255,10 +371,97 @@ mod tests {
                 "GetOk { delivery_tag: 43 }",
                 "Ack { tag: 9, multiple: true }",
                 "Nack { tag: 10, multiple: false }",
-                "Header { body_size: 20 }",
-                "Body { len: 20, head: Some(123) }",
+                "Header { body_size: 20, priority: None }",
+                format!(
+                    "Body {{ len: 20, head: Some(123), seq: Some({}) }}",
+                    seq_field(3, 5)
+                )
+                .as_str(),
             ]
         );
+    }
+
+    #[test]
+    fn sequence_field_holds_producer_and_number() {
+        assert_eq!(split_seq(seq_field(7, 42)), (7, 42));
+        assert_eq!(
+            split_seq(seq_field(65535, (1 << 48) - 1)),
+            (65535, (1 << 48) - 1)
+        );
+        // Wider values keep their low bits.
+        assert_eq!(split_seq(seq_field(65536 + 2, 1 << 48)), (2, 0));
+    }
+
+    /// The properties of the header frame `t` writes for message number `seq`.
+    fn header_of(t: &mut PublishTemplate, seq: u64) -> (Option<u8>, BasicProperties) {
+        let mut msg = BytesMut::new();
+        t.put(&mut msg, 1, seq);
+        let _ = msg.split_to(t.method.len());
+        let Some((_, Inbound::Header { priority, .. })) = next_frame(&mut msg.clone(), 0).unwrap()
+        else {
+            panic!("no header frame");
+        };
+        let Some(Frame::Header { properties, .. }) = codec::decode_frame(&mut msg, 0).unwrap()
+        else {
+            panic!("no header frame");
+        };
+        (priority, properties.to_basic())
+    }
+
+    #[test]
+    fn priorities_cycle_and_expiration_is_set() {
+        let spec = MessageSpec {
+            persistent: true,
+            size: 16,
+            priorities: 10,
+            expiration: Some("3600000".into()),
+            ..MessageSpec::default()
+        };
+        let mut t = PublishTemplate::new(1, "", "q", &spec, 131072).unwrap();
+        for seq in [0u64, 1, 9, 10, 23] {
+            let (fast, props) = header_of(&mut t, seq);
+            let want = (seq % 10) as u8;
+            assert_eq!(fast, Some(want), "hand-decoded priority of {seq}");
+            assert_eq!(props.priority(), &Some(want));
+            assert_eq!(props.delivery_mode(), &Some(2));
+            assert_eq!(
+                props.expiration().as_ref().map(|e| e.as_str()),
+                Some("3600000")
+            );
+        }
+        // Without --priorities: no property; transient is delivery mode 1.
+        let plain = MessageSpec {
+            size: 16,
+            ..MessageSpec::default()
+        };
+        let mut t = PublishTemplate::new(1, "", "q", &plain, 131072).unwrap();
+        let (fast, props) = header_of(&mut t, 3);
+        assert_eq!((fast, props.priority()), (None, &None));
+        assert_eq!(props.delivery_mode(), &Some(1));
+        assert!(props.expiration().is_none());
+    }
+
+    #[test]
+    fn priority_is_found_after_the_fields_before_it() {
+        use amq_protocol::types::{AMQPValue, FieldTable};
+        let mut headers = FieldTable::default();
+        headers.insert("x-death-ish".into(), AMQPValue::LongString("abc".into()));
+        let props = BasicProperties::default()
+            .with_content_type("text/plain".into())
+            .with_content_encoding("gzip".into())
+            .with_headers(headers)
+            .with_delivery_mode(2)
+            .with_priority(7)
+            .with_expiration("5".into());
+        assert_eq!(properties_priority(&encode::properties(&props)), Some(7));
+        let none = BasicProperties::default().with_content_type("a".into());
+        assert_eq!(properties_priority(&encode::properties(&none)), None);
+        // Truncated properties: no priority rather than a panic.
+        let raw = encode::properties(&props);
+        for cut in 0..raw.len() - 1 {
+            let _ = properties_priority(&raw[..cut]);
+        }
+        assert_eq!(properties_priority(&raw[..2]), None);
     }
 
     #[test]
