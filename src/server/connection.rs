@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use warren_protocol::codec::Frame;
 use warren_protocol::{AmqpError, ErrorScope, PROTOCOL_HEADER};
 
-use super::channel::{Channel, ChannelContext, ChannelShared};
+use super::channel::{Channel, ChannelContext};
 pub use super::closing::short_text;
 use super::closing::{
     await_close_ok, close_silently, forced_close, linger_until_peer_closes, send_connection_close,
@@ -306,15 +306,11 @@ impl Connection {
                 continue;
             }
             self.flow.unblocked(&self.shared.outbox);
-            if let Some(store) = self
-                .broker
-                .store()
-                .filter(|s| self.flow.is_publishing() && s.over_flow_limit())
-                .cloned()
-            {
-                // The store is behind its publishers (store/flow.rs): read nothing more from
-                // this one until it catches up; no connection.blocked, as RabbitMQ's credit
-                // flow.
+            if let Some(store) = self.broker.store().filter(|s| s.over_flow_limit()).cloned() {
+                // The store is behind (store/flow.rs): read nothing more from this client —
+                // publishes, or acks that delete paged messages — until it catches up; no
+                // connection.blocked, as RabbitMQ's credit flow. (While the store fails, the
+                // disk alarm blocks publishers instead and consumers go on.)
                 tokio::select! {
                     _ = store.wait_for_checkpoint() => {}
                     _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
@@ -357,57 +353,6 @@ impl Connection {
                 _ = shutdown.changed() => {
                     return Err(ReadError::Protocol(AmqpError::new(warren_protocol::reply::CONNECTION_FORCED, "broker shutdown")));
                 }
-            }
-        }
-    }
-
-    /// Closes (406) every channel whose oldest consumer delivery has waited for its ack longer
-    /// than the consumer timeout, in RabbitMQ's words.
-    fn close_timed_out_channels(&mut self) {
-        let now = crate::broker::clock::now_ms();
-        let connection = self.shared.id;
-        self.close_channels_where(|id, channel| {
-            let timeout = channel.ack_timed_out(now)?;
-            tracing::warn!(connection, "consumer ack timeout on channel {id}");
-            Some(AmqpError::precondition(format_args!(
-                "delivery acknowledgement on channel {id} timed out. Timeout value used: {timeout} ms. \
-                 This timeout value can be configured, see consumers doc guide to learn more"
-            )))
-        });
-    }
-
-    /// Closes (541) every channel whose tx.commit the store failed to commit: the client gets
-    /// an error instead of a commit-ok that would lie or one that never comes.
-    fn close_channels_with_failed_commits(&mut self) {
-        let connection = self.shared.id;
-        self.close_channels_where(|id, channel| {
-            if !channel.take_commit_failure() {
-                return None;
-            }
-            tracing::warn!(connection, "tx.commit failed on channel {id}");
-            Some(
-                AmqpError::internal(
-                    "tx.commit failed: the store could not write the transaction to disk",
-                )
-                .on_method(method::TX_COMMIT),
-            )
-        });
-    }
-
-    /// Closes every channel for which `error` gives an error, with that error.
-    fn close_channels_where(
-        &mut self,
-        mut error: impl FnMut(u16, &ChannelShared) -> Option<AmqpError>,
-    ) {
-        let mut ctx = channel_context(
-            &self.broker,
-            &self.negotiated,
-            &self.shared,
-            &mut self.exclusive_queues,
-        );
-        for (id, channel) in self.channels.iter_mut() {
-            if let Some(e) = error(*id, channel.shared()) {
-                channel.close_with_error(&e, &self.shared, &mut ctx);
             }
         }
     }
@@ -600,3 +545,6 @@ impl Connection {
         }
     }
 }
+
+#[path = "connection_channel_errors.rs"]
+mod channel_errors;

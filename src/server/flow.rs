@@ -33,11 +33,6 @@ impl PublisherFlow {
         self.publishing = true;
     }
 
-    /// This connection has published (credit flow and alarms apply to it).
-    pub fn is_publishing(&self) -> bool {
-        self.publishing
-    }
-
     /// The alarm to pause for, if this connection must stop reading now.
     pub fn must_pause(&self) -> Option<Alarm> {
         if !self.publishing {

@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::apply::apply;
 use super::cancel;
+use super::heap_trim::HeapTrim;
 use super::lmdb::Lmdb;
 use super::retry::{Backoff, SHUTDOWN_ATTEMPTS};
 use super::schema::WAL_APPLIED_KEY;
@@ -29,6 +30,9 @@ use super::{Dbs, Op, StoreError};
 
 /// Batches that may wait for the thread.
 const QUEUED: usize = 2;
+
+/// Operations applied between two looks at how much of the map is resident.
+const RELEASE_EVERY_OPS: usize = 1024;
 
 /// Durable operations for LMDB, in log order.
 pub struct Batch {
@@ -142,6 +146,7 @@ impl Checkpointer {
 
 fn run(lmdb: &Lmdb, dbs: Dbs, writer: &WriterShared, shared: &Shared) {
     let mut skip = Vec::new();
+    let mut heap = HeapTrim::new();
     loop {
         let batch = {
             let mut progress = shared.progress.lock();
@@ -170,6 +175,7 @@ fn run(lmdb: &Lmdb, dbs: Dbs, writer: &WriterShared, shared: &Shared) {
                         guard.map_pages().touched(batch.bytes);
                         guard.map_pages().release_if_resident();
                     }
+                    heap.maybe_trim();
                     let mut progress = shared.progress.lock();
                     progress.applied_seq = progress.applied_seq.max(batch.last_seq);
                     progress.busy = false;
@@ -222,14 +228,19 @@ fn checkpoint(
         return Ok(());
     }
     cancel::plan(&batch.ops, skip);
-    lmdb.write(|wtxn| {
-        for (op, _) in batch
+    lmdb.write_with_pages(|wtxn, pages| {
+        for (i, (op, _)) in batch
             .ops
             .iter()
             .zip(skip.iter())
             .filter(|(_, skip)| !**skip)
+            .enumerate()
         {
             apply(&dbs, wtxn, op)?;
+            if i % RELEASE_EVERY_OPS == RELEASE_EVERY_OPS - 1 {
+                // Scattered deletes fault in (and map) whole neighbourhoods of pages each.
+                pages.release_if_resident();
+            }
         }
         dbs.meta
             .put(wtxn, WAL_APPLIED_KEY, &batch.last_seq.to_be_bytes())

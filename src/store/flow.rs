@@ -16,6 +16,10 @@ use super::Op;
 
 /// Bytes of unapplied operations above which publishers wait.
 pub const IN_FLIGHT_LIMIT: u64 = 128 << 20;
+/// What removing one index entry weighs: a page it may dirty in the checkpoint's transaction
+/// (scattered deletes each dirty their own), so that a checkpoint is due after 8,192 of them.
+const REMOVE_WEIGHT: u64 = 4096;
+
 /// Bytes of unapplied spilled operations above which publishers wait.
 pub const SPILL_LIMIT: u64 = 16 << 20;
 
@@ -31,6 +35,11 @@ pub fn weight(op: &Op) -> u64 {
         Op::PutMessage { record, .. } | Op::StreamAppend { record, .. } => {
             64 + (record.body.len() + record.properties.len()) as u64
         }
+        // Deletes dirty B-tree pages the checkpoint's transaction holds in memory: a few per
+        // removed entry when they are scattered (a priority queue drained level by level).
+        Op::Remove { .. } => REMOVE_WEIGHT,
+        Op::RemoveEntries { entries, .. } => 64 + REMOVE_WEIGHT * entries.len() as u64,
+        Op::RemoveSegment { segment, .. } => 64 + REMOVE_WEIGHT * segment.ids.len() as u64,
         Op::Unlogged(op) => weight(op),
         // Not data: they never reach a checkpoint's batch.
         Op::Notify { .. } | Op::Shutdown => 0,

@@ -107,12 +107,21 @@ impl Lmdb {
         &self,
         mut work: impl FnMut(&mut RwTxn) -> heed::Result<T>,
     ) -> Result<T, StoreError> {
+        self.write_with_pages(|wtxn, _| work(wtxn))
+    }
+
+    /// [`Lmdb::write`], with the map's pages at hand (a long transaction releases them as it
+    /// goes: map_pages.rs).
+    pub fn write_with_pages<T>(
+        &self,
+        mut work: impl FnMut(&mut RwTxn, &MapPages) -> heed::Result<T>,
+    ) -> Result<T, StoreError> {
         loop {
             let outcome = {
                 let shared = self.shared()?;
                 let mut wtxn = shared.write_txn()?;
                 // On error `wtxn` is dropped (aborted) here, before the guard.
-                work(&mut wtxn).and_then(|value| wtxn.commit().map(|()| value))
+                work(&mut wtxn, shared.map_pages()).and_then(|value| wtxn.commit().map(|()| value))
             };
             match outcome {
                 Ok(value) => return Ok(value),

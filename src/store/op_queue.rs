@@ -153,3 +153,27 @@ impl OpQueue {
         self.state.lock().stopped = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::put_for_test;
+
+    #[test]
+    fn data_nobody_waits_for_wakes_an_idle_writer_to_start_its_deadline() {
+        let queue = Arc::new(OpQueue::new(Arc::default()));
+        let writer = std::thread::spawn({
+            let queue = queue.clone();
+            move || {
+                let mut ops = Vec::new();
+                let woken = queue.take(&mut ops, None);
+                (woken, ops.len())
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        queue.push(put_for_test(1, Bytes::from_static(b"x")));
+        assert_eq!(writer.join().unwrap(), (Woken::Arrived, 1));
+    }
+}

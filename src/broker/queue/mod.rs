@@ -2,6 +2,7 @@
 
 pub mod args;
 mod backlog;
+mod basic_get;
 mod consumers;
 mod counts;
 pub mod dead_letter;

@@ -16,7 +16,7 @@ use super::queue::{Dead, Queue, QueueState};
 use super::stream::epoch_ms;
 use crate::broker::clock;
 use crate::broker::message::QueuedMessage;
-use crate::store::{EntryMeta, MessageRecord, Store};
+use crate::store::{EntryMeta, IndexSegment, MessageRecord, Store};
 
 /// A queue's handle on the store for paging.
 pub struct Paging {
@@ -225,6 +225,42 @@ impl Queue {
             ram_bytes: st.ready.bytes() + pending_bytes,
             paged_out: paged,
             paged_out_bytes: paged_bytes,
+        }
+    }
+}
+
+impl Queue {
+    /// Puts a recovered index (FIFO order) back as paged messages, marked redelivered: they
+    /// may have been delivered before the restart. Each goes to its priority level with its
+    /// size and expiry, as its index entry says; bodies are read when delivered.
+    pub fn restore(&self, segments: Vec<IndexSegment>) {
+        let mut st = self.state.lock();
+        let (now, now_epoch) = (clock::now_ms(), super::stream::epoch_ms());
+        for segment in segments {
+            st.next_seq = st
+                .next_seq
+                .max(segment.first_seq + segment.ids.len() as u64);
+            for (i, id) in segment.ids.iter().enumerate() {
+                let meta = segment.meta(i);
+                let expires_at = match meta.expires_epoch_ms {
+                    0 => 0,
+                    // On this broker's clock; one already past expires at once.
+                    at => now.saturating_add(at.saturating_sub(now_epoch)).max(1),
+                };
+                let level = st.ready.level_for(meta.priority);
+                st.backlog.push_recovered(
+                    level,
+                    &PagedRef {
+                        seq: segment.first_seq + i as u64,
+                        id: *id,
+                        size: meta.size,
+                        expires_at,
+                        delivery_count: 0,
+                        redelivered: true,
+                        spilled: false,
+                    },
+                );
+            }
         }
     }
 }

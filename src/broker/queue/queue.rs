@@ -9,7 +9,8 @@
 //! put across it. This file must not know about sockets or frames.
 //!
 //! Some of `impl Queue` lives in sibling files, one concern each: length limits (limits.rs),
-//! time (ttl.rs) and paging in (page_in.rs). They reach the state through `pub(super)` fields.
+//! time (ttl.rs), paging (paging.rs, page_in.rs) and basic.get (basic_get.rs). They reach the
+//! state through `pub(super)` fields.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
@@ -34,7 +35,7 @@ use crate::broker::message_counts::MessageCounts;
 use crate::broker::names;
 use crate::broker::policy::{Applied, QueuePolicyValues};
 use crate::broker::vhost::VHost;
-use crate::store::{IndexSegment, Store};
+use crate::store::Store;
 
 pub struct Queue {
     pub name: Arc<str>,
@@ -191,7 +192,7 @@ impl Queue {
     }
 
     /// The queue is done with these messages: their index entries go from the store.
-    fn forget_stored<'a>(&self, messages: impl IntoIterator<Item = &'a QueuedMessage>) {
+    pub(super) fn forget_stored<'a>(&self, messages: impl IntoIterator<Item = &'a QueuedMessage>) {
         if self.persistence.is_none() {
             return;
         }
@@ -237,43 +238,9 @@ impl Queue {
         }
     }
 
-    /// Puts a recovered index (FIFO order) back as paged messages, marked redelivered: they
-    /// may have been delivered before the restart. Each goes to its priority level with its
-    /// size and expiry, as its index entry says; bodies are read when delivered.
-    pub fn restore(&self, segments: Vec<IndexSegment>) {
-        let mut st = self.state.lock();
-        let (now, now_epoch) = (clock::now_ms(), super::stream::epoch_ms());
-        for segment in segments {
-            st.next_seq = st
-                .next_seq
-                .max(segment.first_seq + segment.ids.len() as u64);
-            for (i, id) in segment.ids.iter().enumerate() {
-                let meta = segment.meta(i);
-                let expires_at = match meta.expires_epoch_ms {
-                    0 => 0,
-                    // On this broker's clock; one already past expires at once.
-                    at => now.saturating_add(at.saturating_sub(now_epoch)).max(1),
-                };
-                let level = st.ready.level_for(meta.priority);
-                st.backlog.push_recovered(
-                    level,
-                    &PagedRef {
-                        seq: segment.first_seq + i as u64,
-                        id: *id,
-                        size: meta.size,
-                        expires_at,
-                        delivery_count: 0,
-                        redelivered: true,
-                        spilled: false,
-                    },
-                );
-            }
-        }
-    }
-
     /// The head of the in-memory ready list (see [`Queue::page_in`] for the backlog); expired
     /// heads are dropped on the way.
-    fn pop_ready(&self, st: &mut QueueState) -> Option<QueuedMessage> {
+    pub(super) fn pop_ready(&self, st: &mut QueueState) -> Option<QueuedMessage> {
         // Read the clock only for messages that can expire (it showed at 5% of a publish).
         let mut now = None;
         loop {
@@ -367,7 +334,7 @@ impl Queue {
 
     /// Delivers what consumers can take, paging the backlog in whenever the in-memory ready
     /// list runs dry. The lock is released during each store read.
-    fn dispatch_paging(self: &Arc<Self>, st: &mut MutexGuard<'_, QueueState>) {
+    pub(super) fn dispatch_paging(self: &Arc<Self>, st: &mut MutexGuard<'_, QueueState>) {
         if st.stream.is_some() {
             return self.stream_dispatch(st);
         }
@@ -418,51 +385,6 @@ impl Queue {
         }
         self.counts.bump_delivery(false, no_ack, redelivered);
         Ok(())
-    }
-
-    /// basic.get: the head message and the number left behind it. `no_ack` settles it at once.
-    /// With the ready list empty it pages in (or waits for the page-in under way), so a queue
-    /// holding messages never answers get-empty.
-    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
-        self.touch();
-        let mut st = self.state.lock();
-        let mut paged = false;
-        let message = loop {
-            if let Some(m) = self.pop_ready(&mut st) {
-                break Some(m);
-            }
-            if st.backlog.is_empty() {
-                break None;
-            }
-            if st.paging_in {
-                self.paged_in.wait(&mut st);
-            } else {
-                paged |= self.page_in(&mut st);
-            }
-        };
-        match &message {
-            Some(m) if no_ack => self.forget_stored([m]),
-            Some(m) => {
-                st.unacked += 1;
-                st.unacked_bytes += m.message.body.len() as u64;
-            }
-            None => {}
-        }
-        match &message {
-            Some(m) => self.counts.bump_delivery(true, no_ack, m.redelivered),
-            None => MessageCounts::bump(&self.counts.get_empty, 1),
-        }
-        if paged {
-            // Consumers found nothing while this read went on: the rest is theirs.
-            self.dispatch_paging(&mut st);
-        }
-        let Some(message) = message else {
-            self.finish(st);
-            return None;
-        };
-        let remaining = Self::ready_count(&st);
-        self.finish(st);
-        Some((message, remaining))
     }
 
     /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
