@@ -16,9 +16,26 @@ use super::Op;
 
 /// Bytes of unapplied operations above which publishers wait.
 pub const IN_FLIGHT_LIMIT: u64 = 128 << 20;
-/// What removing one index entry weighs: a page it may dirty in the checkpoint's transaction
-/// (scattered deletes each dirty their own), so that a checkpoint is due after 8,192 of them.
-const REMOVE_WEIGHT: u64 = 4096;
+/// What removing one index entry weighs in the flow: the operation's memory and a share of the
+/// B-tree pages it dirties.
+const REMOVE_WEIGHT: u64 = 256;
+
+/// What removing one index entry weighs when deciding that a checkpoint is due: a page it may
+/// dirty in the checkpoint's transaction (scattered deletes each dirty their own), so that a
+/// checkpoint holds at most ~8,000 of them.
+pub const REMOVE_CHECKPOINT_WEIGHT: u64 = 4096;
+
+/// [`weight`], for the size of a checkpoint (what its transaction holds in memory).
+pub fn checkpoint_weight(op: &Op) -> u64 {
+    let removed = match op {
+        Op::Remove { .. } => 1,
+        Op::RemoveEntries { entries, .. } => entries.len() as u64,
+        Op::RemoveSegment { segment, .. } => segment.ids.len() as u64,
+        Op::Unlogged(op) => return checkpoint_weight(op),
+        _ => return weight(op),
+    };
+    64 + removed * REMOVE_CHECKPOINT_WEIGHT
+}
 
 /// Bytes of unapplied spilled operations above which publishers wait.
 pub const SPILL_LIMIT: u64 = 16 << 20;

@@ -158,8 +158,11 @@ struct Unapplied {
     ops: Vec<Op>,
     /// Numbered operations they account for (notifications included).
     numbered: u64,
-    /// Roughly what applying them makes LMDB touch through its map (see map_pages.rs).
+    /// Roughly what applying them makes LMDB touch through its map (see map_pages.rs); their
+    /// weight in the store's flow (flow.rs).
     bytes: u64,
+    /// What their checkpoint's transaction will hold in memory (flow.rs `checkpoint_weight`).
+    checkpoint_bytes: u64,
     /// When the oldest of them was written; a checkpoint is due `CHECKPOINT_EVERY` later.
     since: Option<Instant>,
 }
@@ -167,6 +170,11 @@ struct Unapplied {
 impl Unapplied {
     fn take(&mut self, pending: &mut Pending) {
         self.bytes += pending.data.iter().map(super::flow::weight).sum::<u64>();
+        self.checkpoint_bytes += pending
+            .data
+            .iter()
+            .map(super::flow::checkpoint_weight)
+            .sum::<u64>();
         self.ops.append(&mut pending.data);
         self.numbered += pending.numbered;
         pending.numbered = 0;
@@ -180,6 +188,7 @@ impl Unapplied {
 
     /// Takes back a batch the checkpoint thread refused.
     fn restore(&mut self, batch: Batch) {
+        self.checkpoint_bytes = batch.ops.iter().map(super::flow::checkpoint_weight).sum();
         self.ops = batch.ops;
         self.numbered = batch.numbered;
         self.bytes = batch.bytes;
@@ -187,7 +196,8 @@ impl Unapplied {
     }
 
     fn due(&self) -> bool {
-        self.bytes >= CHECKPOINT_BYTES || self.deadline().is_some_and(|d| d <= Instant::now())
+        self.checkpoint_bytes >= CHECKPOINT_BYTES
+            || self.deadline().is_some_and(|d| d <= Instant::now())
     }
 }
 
@@ -307,7 +317,7 @@ impl Writer {
         if self.wal_broken {
             self.restart_log()?;
         }
-        if self.checkpointer.failing() && self.unapplied.bytes >= CHECKPOINT_BYTES {
+        if self.checkpointer.failing() && self.unapplied.checkpoint_bytes >= CHECKPOINT_BYTES {
             return Err(StoreError(
                 "checkpoints to LMDB are failing; not taking more into memory".into(),
             ));
