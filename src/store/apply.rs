@@ -23,7 +23,9 @@ pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
                 .put(wtxn, &index_key(queue_id, seq), &index_value(id, meta))?;
             add_ref(dbs, wtxn, id, 1)
         }
-        Op::Remove { queue_id, seq, id } => {
+        Op::Remove {
+            queue_id, seq, id, ..
+        } => {
             if dbs.queue_index.delete(wtxn, &index_key(queue_id, seq))? {
                 add_ref(dbs, wtxn, id, -1)?;
             }

@@ -40,7 +40,9 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
                     put.1 += 1;
                 }
             }
-            Op::Remove { queue_id, seq, id } => {
+            Op::Remove {
+                queue_id, seq, id, ..
+            } => {
                 if let Some(at) = enqueued.remove(&(queue_id, seq)) {
                     skip[at] = true;
                     skip[i] = true;
@@ -90,7 +92,12 @@ mod tests {
     }
 
     fn remove(queue_id: u64, seq: u64, id: u64) -> Op {
-        Op::Remove { queue_id, seq, id }
+        Op::Remove {
+            queue_id,
+            seq,
+            id,
+            scattered: false,
+        }
     }
 
     fn skipped(ops: &[Op]) -> Vec<usize> {

@@ -54,6 +54,9 @@ pub fn weight(op: &Op) -> u64 {
         }
         // Deletes dirty B-tree pages the checkpoint's transaction holds in memory: a few per
         // removed entry when they are scattered (a priority queue drained level by level).
+        Op::Remove {
+            scattered: true, ..
+        } => REMOVE_CHECKPOINT_WEIGHT,
         Op::Remove { .. } => REMOVE_WEIGHT,
         Op::RemoveEntries { entries, .. } => 64 + REMOVE_WEIGHT * entries.len() as u64,
         Op::RemoveSegment { segment, .. } => 64 + REMOVE_WEIGHT * segment.ids.len() as u64,

@@ -109,6 +109,9 @@ pub(crate) enum Op {
         queue_id: u64,
         seq: u64,
         id: u64,
+        /// Out of the store's order (a priority queue's): weighs a page in the flow (flow.rs).
+        /// Not logged.
+        scattered: bool,
     },
     /// Like `Remove` for a whole segment (purging a paged backlog).
     RemoveSegment {
@@ -454,7 +457,23 @@ impl Store {
     }
 
     pub fn remove(&self, queue_id: u64, seq: u64, id: u64) {
-        self.send(Op::Remove { queue_id, seq, id });
+        self.send(Op::Remove {
+            queue_id,
+            seq,
+            id,
+            scattered: false,
+        });
+    }
+
+    /// [`Store::remove`] of an entry removed out of the store's order (a priority queue
+    /// delivers level by level): each such remove dirties a page of its own.
+    pub fn remove_scattered(&self, queue_id: u64, seq: u64, id: u64) {
+        self.send(Op::Remove {
+            queue_id,
+            seq,
+            id,
+            scattered: true,
+        });
     }
 
     pub fn remove_segment(&self, queue_id: u64, segment: IndexSegment) {
@@ -478,7 +497,12 @@ impl Store {
 
     /// Removes a spilled entry (see [`Store::spill`]).
     pub fn unspill(&self, queue_id: u64, seq: u64, id: u64) {
-        self.send(Op::Unlogged(Box::new(Op::Remove { queue_id, seq, id })));
+        self.send(Op::Unlogged(Box::new(Op::Remove {
+            queue_id,
+            seq,
+            id,
+            scattered: false,
+        })));
     }
 
     /// Removes spilled entries (see [`Store::spill`]).

@@ -198,7 +198,7 @@ impl Queue {
         }
         for m in messages {
             if let Some((p, id)) = self.stores(m) {
-                p.store.remove(p.queue_id, m.seq, id);
+                self.remove_entry(&p.store, p.queue_id, m.seq, id);
             }
         }
     }
@@ -377,7 +377,7 @@ impl Queue {
         let no_ack = st.consumers.deliver(self, message)?;
         if no_ack {
             if let Some((p, seq, id)) = stored {
-                p.store.remove(p.queue_id, seq, id);
+                self.remove_entry(&p.store, p.queue_id, seq, id);
             }
         } else {
             st.unacked += 1;

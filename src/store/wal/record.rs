@@ -138,7 +138,9 @@ fn encode_op(op: &Op, out: &mut Vec<u8>) {
             out.push(meta.priority);
             out.extend_from_slice(&meta.expires_epoch_ms.to_be_bytes());
         }
-        Op::Remove { queue_id, seq, id } => u64s(out, REMOVE, &[*queue_id, *seq, *id]),
+        Op::Remove {
+            queue_id, seq, id, ..
+        } => u64s(out, REMOVE, &[*queue_id, *seq, *id]),
         Op::RemoveSegment { queue_id, segment } => {
             u64s(out, REMOVE_SEGMENT, &[*queue_id, segment.first_seq]);
             out.extend_from_slice(&(segment.ids.len() as u32).to_be_bytes());
@@ -291,6 +293,7 @@ impl Reader {
                 queue_id: self.u64()?,
                 seq: self.u64()?,
                 id: self.u64()?,
+                scattered: false,
             },
             REMOVE_SEGMENT => {
                 let queue_id = self.u64()?;
@@ -363,6 +366,7 @@ mod tests {
                 queue_id: 1,
                 seq: 1,
                 id: 6,
+                scattered: false,
             },
             Op::RemoveSegment {
                 queue_id: 3,
@@ -418,7 +422,9 @@ mod tests {
                     id,
                     meta,
                 } => format!("enqueue {queue_id} {seq} {id} {meta:?}"),
-                Op::Remove { queue_id, seq, id } => format!("remove {queue_id} {seq} {id}"),
+                Op::Remove {
+                    queue_id, seq, id, ..
+                } => format!("remove {queue_id} {seq} {id}"),
                 Op::RemoveSegment { queue_id, segment } => {
                     format!("segment {queue_id} {segment:?}")
                 }
