@@ -112,6 +112,7 @@ impl StoreFlow {
         let _ = tokio::time::timeout(Duration::from_millis(50), self.released.notified()).await;
     }
 
+    #[cfg(test)]
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
