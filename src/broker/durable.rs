@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use warren_protocol::{AmqpError, Properties, ShortStr};
 
+use super::delayed::ScheduleSpec;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::message::Message;
 use super::names;
@@ -41,6 +42,7 @@ fn exchange_definition(vhost: &str, e: &Exchange) -> Definition {
         auto_delete: e.options.auto_delete,
         internal: e.options.internal,
         arguments: e.options.arguments.clone(),
+        schedule_id: e.schedule().and_then(|s| s.store_id()).unwrap_or(0),
     }
 }
 
@@ -151,6 +153,7 @@ pub fn restore(
             auto_delete,
             internal,
             arguments,
+            schedule_id,
         } = def
             && mine(v)
         {
@@ -164,7 +167,23 @@ pub fn restore(
                 internal: *internal,
                 arguments: arguments.clone(),
             };
-            vhost.insert_exchange(Arc::new(Exchange::new(Arc::from(name.as_str()), options)));
+            let exchange = Arc::new(Exchange::new(Arc::from(name.as_str()), options));
+            if kind == ExchangeKind::DelayedMessage {
+                // A schedule the start did not claim is dropped (broker/mod.rs).
+                let restored = recovered.schedules.remove(schedule_id).unwrap_or(0);
+                if restored > 0 {
+                    tracing::info!(
+                        "delayed exchange '{name}' in vhost '{v}': {restored} delayed messages recovered"
+                    );
+                }
+                let spec = ScheduleSpec {
+                    store: Some((store.clone(), *schedule_id)),
+                    durable: true,
+                    restored,
+                };
+                vhost.attach_schedule(&exchange, spec);
+            }
+            vhost.insert_exchange(exchange);
         }
     }
     for def in &recovered.definitions {

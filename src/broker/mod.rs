@@ -8,6 +8,7 @@ pub mod clock;
 pub mod connections;
 pub mod consumer;
 pub mod deadlines;
+pub mod delayed;
 pub mod durable;
 pub mod exchange;
 pub mod field_display;
@@ -52,6 +53,8 @@ pub struct Broker {
     pub replies: Arc<publish::DirectReplies>,
     /// The queues' deadlines (message TTL at rest, x-expires), run by [`housekeeping`].
     deadlines: Arc<Deadlines<Queue>>,
+    /// The delayed exchanges' schedules, run by [`delayed::run`].
+    delays: Arc<Deadlines<delayed::Schedule>>,
     /// Connections, channels and queues created and gone.
     pub churn: Arc<churn::Churn>,
 }
@@ -80,6 +83,7 @@ impl Broker {
             page_threshold,
             replies: Arc::new(publish::DirectReplies::default()),
             deadlines: Arc::new(Deadlines::default()),
+            delays: Arc::new(Deadlines::default()),
             churn,
         }
     }
@@ -95,6 +99,7 @@ impl Broker {
             durability,
             self.replies.clone(),
             self.deadlines.clone(),
+            self.delays.clone(),
             self.churn.clone(),
         );
         self.vhosts.write().insert(name.to_string(), vhost.clone());
@@ -149,7 +154,8 @@ impl Broker {
     }
 
     /// Rebuilds vhosts from what the store recovered at start-up; index entries of queues that
-    /// no longer exist are dropped.
+    /// no longer exist are dropped, as are schedules no durable delayed exchange names (a
+    /// non-durable one's, or a deleted one's).
     fn restore(&self, mut recovered: Recovered) {
         let Some(store) = &self.store else { return };
         for vhost in self.vhosts.read().values() {
@@ -157,6 +163,9 @@ impl Broker {
         }
         for (queue_id, _) in recovered.queues.drain() {
             store.drop_queue(queue_id);
+        }
+        for (schedule_id, _) in recovered.schedules.drain() {
+            store.drop_schedule(schedule_id);
         }
     }
 

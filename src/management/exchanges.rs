@@ -52,6 +52,13 @@ fn exchange_json(vhost: &str, exchange: &Exchange, rates: &Rates) -> Value {
     out.insert("auto_delete".into(), exchange.options.auto_delete.into());
     out.insert("internal".into(), exchange.options.internal.into());
     out.insert("arguments".into(), table_json(&exchange.options.arguments));
+    // As the delayed-message plugin shows it.
+    if let Some(schedule) = exchange.schedule() {
+        out.insert(
+            "messages_delayed".into(),
+            schedule.messages_delayed().into(),
+        );
+    }
     // RabbitMQ names who declared it; warren does not keep that beyond its own exchanges.
     let who = if builtin { "rmq-internal" } else { "" };
     out.insert("user_who_performed_action".into(), who.into());

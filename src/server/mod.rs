@@ -120,6 +120,10 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
         broker.clone(),
         shutdown_rx.clone(),
     ));
+    background.spawn(crate::broker::delayed::run(
+        broker.clone(),
+        shutdown_rx.clone(),
+    ));
     let env = connection::ConnectionEnv {
         broker: broker.clone(),
         config: config.clone(),

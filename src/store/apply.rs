@@ -7,8 +7,8 @@
 use heed::RwTxn;
 
 use super::schema::{envelope_size, index_key, index_value, seal_into};
-use super::stream_log;
 use super::{Dbs, MessageRecord, Op};
+use super::{schedule_index, stream_log};
 
 pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
     match *op {
@@ -85,6 +85,11 @@ pub fn apply(dbs: &Dbs, wtxn: &mut RwTxn, op: &Op) -> heed::Result<()> {
             ref segment,
         } => stream_log::put_segment(dbs, wtxn, stream_id, segment),
         Op::StreamTrim { stream_id, before } => stream_log::trim(dbs, wtxn, stream_id, before),
+        Op::Schedule { schedule_id, key } => schedule_index::put_entry(dbs, wtxn, schedule_id, key),
+        Op::Unschedule { schedule_id, key } => {
+            schedule_index::delete_entry(dbs, wtxn, schedule_id, key)
+        }
+        Op::DropSchedule { schedule_id } => schedule_index::drop_schedule(dbs, wtxn, schedule_id),
         Op::Unlogged(ref op) => apply(dbs, wtxn, op),
         Op::Notify { .. } | Op::Shutdown => Ok(()),
     }
@@ -127,7 +132,7 @@ pub(super) fn put_record(
 }
 
 /// Adjusts a message's reference count; at zero the message and its count are deleted.
-fn add_ref(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, delta: i64) -> heed::Result<()> {
+pub(super) fn add_ref(dbs: &Dbs, wtxn: &mut RwTxn, id: u64, delta: i64) -> heed::Result<()> {
     let key = id.to_be_bytes();
     let current = dbs
         .refcounts

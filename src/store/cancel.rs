@@ -3,7 +3,8 @@
 //! of not writing what a consumer acknowledged before it got to disk. The log keeps every
 //! operation, so a crash before the checkpoint replays them all and ends in the same state.
 //!
-//! An enqueue and a removal of the same queue position within one checkpoint cancel out; a
+//! An enqueue and a removal of the same queue position within one checkpoint cancel out (so do
+//! a schedule entry and its unscheduling: a message delayed for less than a checkpoint); a
 //! message put within the checkpoint whose every enqueue there cancelled (and which had at
 //! least one) is left out too — its reference count would reach zero and delete it. A message
 //! nothing enqueued is still written (recovery drops it as an orphan, as before).
@@ -12,15 +13,22 @@
 
 use ahash::AHashMap;
 
-use super::Op;
+use super::{DueKey, Op};
+
+/// Where an entry stands: a queue position, or a schedule entry.
+#[derive(PartialEq, Eq, Hash)]
+enum Place {
+    Queue(u64, u64),
+    Schedule(u64, DueKey),
+}
 
 /// Sets `skip[i]` for each of `ops` the checkpoint can leave out (one pass over the operations
 /// and two hash maps, per checkpoint rather than per message).
 pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
     skip.clear();
     skip.resize(ops.len(), false);
-    // Queue position → index of the enqueue still standing there.
-    let mut enqueued: AHashMap<(u64, u64), usize> = AHashMap::new();
+    // Queue position or schedule entry → index of the enqueue (schedule) still standing there.
+    let mut enqueued: AHashMap<Place, usize> = AHashMap::new();
     // Message id → (index of its put in this checkpoint, enqueues, enqueues cancelled).
     let mut puts: AHashMap<u64, (usize, u32, u32)> = AHashMap::new();
     for (i, op) in ops.iter().enumerate() {
@@ -34,25 +42,38 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
             }
             Op::Enqueue {
                 queue_id, seq, id, ..
-            } => {
-                enqueued.insert((queue_id, seq), i);
-                if let Some(put) = puts.get_mut(&id) {
-                    put.1 += 1;
-                }
-            }
+            } => placed(&mut enqueued, &mut puts, Place::Queue(queue_id, seq), id, i),
+            Op::Schedule { schedule_id, key } => placed(
+                &mut enqueued,
+                &mut puts,
+                Place::Schedule(schedule_id, key),
+                key.id,
+                i,
+            ),
             Op::Remove {
                 queue_id, seq, id, ..
-            } => {
-                if let Some(at) = enqueued.remove(&(queue_id, seq)) {
-                    skip[at] = true;
-                    skip[i] = true;
-                    if let Some(put) = puts.get_mut(&id) {
-                        put.2 += 1;
-                    }
-                }
+            } => removed(
+                &mut enqueued,
+                &mut puts,
+                skip,
+                Place::Queue(queue_id, seq),
+                id,
+                i,
+            ),
+            Op::Unschedule { schedule_id, key } => removed(
+                &mut enqueued,
+                &mut puts,
+                skip,
+                Place::Schedule(schedule_id, key),
+                key.id,
+                i,
+            ),
+            // A dropped queue's (schedule's) standing entries are applied, then dropped with it.
+            Op::DropQueue { queue_id } => {
+                enqueued.retain(|place, _| !matches!(place, Place::Queue(q, _) if *q == queue_id))
             }
-            // A dropped queue's standing enqueues are applied, then dropped with it.
-            Op::DropQueue { queue_id } => enqueued.retain(|(q, _), _| *q != queue_id),
+            Op::DropSchedule { schedule_id } => enqueued
+                .retain(|place, _| !matches!(place, Place::Schedule(s, _) if *s == schedule_id)),
             // Streams never remove single entries: nothing of theirs cancels.
             Op::RemoveSegment { .. }
             | Op::RemoveEntries { .. }
@@ -67,6 +88,39 @@ pub fn plan(ops: &[Op], skip: &mut Vec<bool>) {
     for (at, enqueues, cancelled) in puts.into_values() {
         if enqueues > 0 && enqueues == cancelled {
             skip[at] = true;
+        }
+    }
+}
+
+/// Op `i` placed message `id` at `place`.
+fn placed(
+    enqueued: &mut AHashMap<Place, usize>,
+    puts: &mut AHashMap<u64, (usize, u32, u32)>,
+    place: Place,
+    id: u64,
+    i: usize,
+) {
+    enqueued.insert(place, i);
+    if let Some(put) = puts.get_mut(&id) {
+        put.1 += 1;
+    }
+}
+
+/// Op `i` removed message `id` from `place`: cancels with the op that placed it there, if that
+/// is in this checkpoint.
+fn removed(
+    enqueued: &mut AHashMap<Place, usize>,
+    puts: &mut AHashMap<u64, (usize, u32, u32)>,
+    skip: &mut [bool],
+    place: Place,
+    id: u64,
+    i: usize,
+) {
+    if let Some(at) = enqueued.remove(&place) {
+        skip[at] = true;
+        skip[i] = true;
+        if let Some(put) = puts.get_mut(&id) {
+            put.2 += 1;
         }
     }
 }

@@ -27,6 +27,9 @@ pub enum Definition {
         auto_delete: bool,
         internal: bool,
         arguments: FieldTable,
+        /// A delayed exchange's schedule id (schedule_index.rs); 0 for any other. Written
+        /// after the arguments, and only when set, so earlier records still read.
+        schedule_id: u64,
     },
     /// `id` keys the queue's message index.
     Queue {
@@ -168,6 +171,7 @@ impl Definition {
                 auto_delete,
                 internal,
                 arguments,
+                schedule_id,
             } => {
                 w.u8(KIND_EXCHANGE)
                     .bytes(vhost.as_bytes())
@@ -176,6 +180,9 @@ impl Definition {
                 w.u8(*auto_delete as u8)
                     .u8(*internal as u8)
                     .table(arguments);
+                if *schedule_id != 0 {
+                    w.u64(*schedule_id);
+                }
             }
             Definition::Queue {
                 vhost,
@@ -289,6 +296,10 @@ impl Definition {
                 auto_delete: r.u8()? != 0,
                 internal: r.u8()? != 0,
                 arguments: r.table()?,
+                schedule_id: match r.0.is_empty() {
+                    true => 0,
+                    false => r.u64()?,
+                },
             },
             KIND_QUEUE => Definition::Queue {
                 vhost: r.string()?,
@@ -378,6 +389,7 @@ mod tests {
                 auto_delete: false,
                 internal: true,
                 arguments: args.clone(),
+                schedule_id: 0,
             },
             Definition::Queue {
                 vhost: "/".into(),
@@ -393,6 +405,15 @@ mod tests {
                 destination: "q".into(),
                 routing_key: "a.#".into(),
                 arguments: args,
+            },
+            Definition::Exchange {
+                vhost: "/".into(),
+                name: "later".into(),
+                kind: "x-delayed-message".into(),
+                auto_delete: false,
+                internal: false,
+                arguments: FieldTable::default(),
+                schedule_id: 42,
             },
         ];
         for d in &defs {

@@ -7,7 +7,7 @@ use heed::types::Bytes as Raw;
 use heed::{CommitOrAbort, Database, EnvOpenOptions, RoTxn};
 
 use super::dir_lock::DirLock;
-use super::schema::{DB_MESSAGES, DB_QUEUE_INDEX, DB_REFCOUNTS};
+use super::schema::{DB_MESSAGES, DB_QUEUE_INDEX, DB_REFCOUNTS, DB_SCHEDULE_INDEX};
 use super::{Dbs, StoreError};
 
 /// How many records each message database holds.
@@ -16,6 +16,7 @@ pub struct RecordCounts {
     pub messages: u64,
     pub queue_index: u64,
     pub refcounts: u64,
+    pub schedule_index: u64,
 }
 
 pub fn count(rtxn: &RoTxn, dbs: &Dbs) -> heed::Result<RecordCounts> {
@@ -23,6 +24,7 @@ pub fn count(rtxn: &RoTxn, dbs: &Dbs) -> heed::Result<RecordCounts> {
         messages: dbs.messages.len(rtxn)?,
         queue_index: dbs.queue_index.len(rtxn)?,
         refcounts: dbs.refcounts.len(rtxn)?,
+        schedule_index: dbs.schedule_index.len(rtxn)?,
     })
 }
 
@@ -33,7 +35,7 @@ pub fn count_in_dir(dir: &Path) -> Result<RecordCounts, StoreError> {
     let path = dir.join("lmdb");
     // SAFETY (heed's open contract): the directory lock keeps other warren processes out, and
     // this environment is closed (dropped) before the lock is released.
-    let env = unsafe { EnvOpenOptions::new().max_dbs(8).open(&path)? };
+    let env = unsafe { EnvOpenOptions::new().max_dbs(16).open(&path)? };
     let rtxn = env.read_txn()?;
     let counted = env.open_databases_and_commit(rtxn, |opener, rtxn| {
         let count = |name| -> Result<u64, StoreError> {
@@ -46,6 +48,7 @@ pub fn count_in_dir(dir: &Path) -> Result<RecordCounts, StoreError> {
             messages: count(DB_MESSAGES)?,
             queue_index: count(DB_QUEUE_INDEX)?,
             refcounts: count(DB_REFCOUNTS)?,
+            schedule_index: count(DB_SCHEDULE_INDEX)?,
         };
         // Nothing to keep open: abort hands the counts back without committing anything.
         Ok::<_, StoreError>(CommitOrAbort::<(), _>::Abort(counts))

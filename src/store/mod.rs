@@ -23,6 +23,7 @@ mod op_queue;
 mod orphans;
 mod recovery;
 mod retry;
+mod schedule_index;
 mod schema;
 mod stored_message;
 mod stream_log;
@@ -49,11 +50,13 @@ use lmdb::Lmdb;
 use map_pages::MapPages;
 use op_queue::OpQueue;
 pub use recovery::{IndexSegment, Recovered, SEGMENT_CAPACITY};
+pub use schedule_index::DueKey;
 pub use schema::EntryMeta;
 pub use schema::RecordError;
 use schema::{
-    DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, DB_STREAM_LOG,
-    DB_STREAM_SEGMENTS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEEDED_KEY, WAL_APPLIED_KEY,
+    DB_DEFINITIONS, DB_MESSAGES, DB_META, DB_QUEUE_INDEX, DB_REFCOUNTS, DB_SCHEDULE_INDEX,
+    DB_STREAM_LOG, DB_STREAM_SEGMENTS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEEDED_KEY,
+    WAL_APPLIED_KEY,
 };
 pub use stored_message::StoredMessage;
 pub use stream_log::{StreamEntry, StreamRecovered, StreamSegment};
@@ -74,6 +77,7 @@ pub struct Dbs {
     pub refcounts: Db,
     pub stream_log: Db,
     pub stream_segments: Db,
+    pub schedule_index: Db,
 }
 
 /// Told when writes it waited for are durable (`ok`) or failed to commit. Called on the
@@ -145,6 +149,20 @@ pub(crate) enum Op {
         stream_id: u64,
         before: u64,
     },
+    /// A delayed exchange's schedule holds message `key.id` until `key.due_ms`.
+    Schedule {
+        schedule_id: u64,
+        key: DueKey,
+    },
+    /// The schedule is done with that entry (the message was routed at its due time).
+    Unschedule {
+        schedule_id: u64,
+        key: DueKey,
+    },
+    /// A delayed exchange was deleted (or a schedule is a previous run's spill): drop it all.
+    DropSchedule {
+        schedule_id: u64,
+    },
     /// Applied to LMDB in order like the others, but not written to the log: what a crash may
     /// lose (a paging queue's spilled messages: their entries are dropped at start anyway).
     Unlogged(Box<Op>),
@@ -203,7 +221,7 @@ impl Store {
         let env = unsafe {
             EnvOpenOptions::new()
                 .map_size(page_multiple(map_size))
-                .max_dbs(8)
+                .max_dbs(16)
                 .open(&path)?
         };
         // The environment lives as long as the process: databases borrow it for 'static.
@@ -218,6 +236,7 @@ impl Store {
                 let refcounts: Db = opener.create_database(wtxn, Some(DB_REFCOUNTS))?;
                 let stream_log: Db = opener.create_database(wtxn, Some(DB_STREAM_LOG))?;
                 let stream_segments: Db = opener.create_database(wtxn, Some(DB_STREAM_SEGMENTS))?;
+                let schedule_index: Db = opener.create_database(wtxn, Some(DB_SCHEDULE_INDEX))?;
                 match meta.get(wtxn, SCHEMA_VERSION_KEY)? {
                     None => meta.put(wtxn, SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?,
                     Some(v) if v == SCHEMA_VERSION.to_be_bytes() => {}
@@ -231,6 +250,7 @@ impl Store {
                     refcounts,
                     stream_log,
                     stream_segments,
+                    schedule_index,
                 ]))
             })?;
         let dbs = match dbs {
@@ -243,6 +263,7 @@ impl Store {
                     refcounts,
                     stream_log,
                     stream_segments,
+                    schedule_index,
                 ],
             ) => Dbs {
                 meta,
@@ -252,6 +273,7 @@ impl Store {
                 refcounts,
                 stream_log,
                 stream_segments,
+                schedule_index,
             },
             CommitOrAbort::Abort(version) => {
                 return Err(StoreError(format!(

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use super::lmdb::Lmdb;
 use super::orphans;
+use super::schedule_index;
 use super::schema::{
     EntryMeta, RecordError, SEEDED_KEY, open, parse_index_key, parse_index_value, u64_value,
 };
@@ -88,6 +89,9 @@ pub struct Recovered {
     pub definitions: Vec<Definition>,
     /// Per queue id: its index in FIFO order.
     pub queues: HashMap<u64, Vec<IndexSegment>>,
+    /// Per schedule id (see schedule_index.rs): how many delayed messages it holds. Bodies and
+    /// entries stay in the store; a delayed exchange reads its near future when it starts.
+    pub schedules: HashMap<u64, u64>,
     /// Queues that must not load (a damaged record), with the reason.
     pub failed: HashMap<u64, String>,
     pub max_message_id: u64,
@@ -179,6 +183,7 @@ fn read(
             segments.push(IndexSegment::new(seq, id, &meta));
         }
     }
+    recovered.schedules = schedule_index::recover(dbs, &rtxn, referenced, damaged_index_entries)?;
     Ok(())
 }
 

@@ -19,6 +19,8 @@
 //! - `refcounts`: message id → how many queue-index entries point at it (fan-out stores the
 //!   body once).
 //! - `stream_log`, `stream_segments`: streams (see stream_log.rs).
+//! - `schedule_index`: schedule id ‖ due time ‖ message id → empty: delayed messages (see
+//!   schedule_index.rs).
 
 use amq_protocol::types::FieldTable;
 use amq_protocol::types::generation::gen_field_table;
@@ -39,6 +41,7 @@ pub const DB_QUEUE_INDEX: &str = "queue_index";
 pub const DB_REFCOUNTS: &str = "refcounts";
 pub const DB_STREAM_LOG: &str = "stream_log";
 pub const DB_STREAM_SEGMENTS: &str = "stream_segments";
+pub const DB_SCHEDULE_INDEX: &str = "schedule_index";
 
 const ENVELOPE_VERSION: u8 = 1;
 const ENVELOPE_OVERHEAD: usize = 1 + 4 + 4;

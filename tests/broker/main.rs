@@ -21,6 +21,7 @@ mod ext_consumer_priorities;
 mod ext_consumer_timeout;
 mod ext_dead_letter_cycles;
 mod ext_dead_lettering;
+mod ext_delayed;
 mod ext_direct_reply_to;
 mod ext_length_limits;
 mod ext_message_ttl;

@@ -58,6 +58,7 @@ mod support;
 mod corruption;
 mod crash;
 mod data_dir_lock;
+mod delayed;
 mod expiry;
 mod log_sync;
 mod messages;

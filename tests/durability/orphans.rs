@@ -36,6 +36,7 @@ async fn message_records_every_queue_refused_are_dropped_at_the_next_start() {
         messages: 5,
         queue_index: 1,
         refcounts: 1,
+        schedule_index: 0,
     };
     assert_eq!(counts, expected_before);
 
@@ -53,6 +54,7 @@ async fn message_records_every_queue_refused_are_dropped_at_the_next_start() {
         messages: 1,
         queue_index: 1,
         refcounts: 1,
+        schedule_index: 0,
     };
     assert_eq!(count_in_dir(dir.path()).expect("count records"), after);
 }

@@ -1,5 +1,7 @@
 //! Exchanges: the common interface over the four kinds (one file each), the binding list that
-//! gives bindings their identity, and the `alternate-exchange` argument.
+//! gives bindings their identity, and the `alternate-exchange` argument. A delayed-message
+//! exchange (`x-delayed-message`) routes as the kind its `x-delayed-type` names and holds a
+//! [`Schedule`] for the messages it delays (broker/delayed/).
 //!
 //! An exchange only answers "which destinations match this message"; following exchange-to-
 //! exchange bindings, alternate exchanges and turning names into queues is the vhost's job.
@@ -10,11 +12,12 @@ mod fanout;
 pub mod headers;
 pub mod topic;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
+use crate::broker::delayed::{Schedule, delayed_type};
 use crate::broker::message::LazyHeaders;
 use crate::broker::policy::Applied;
 use parking_lot::RwLock;
@@ -37,6 +40,9 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// `x-delayed-message`: delays what carries an `x-delay` header, routes as its
+    /// `x-delayed-type` (broker/delayed/).
+    DelayedMessage,
 }
 
 impl ExchangeKind {
@@ -46,6 +52,7 @@ impl ExchangeKind {
             "fanout" => Some(ExchangeKind::Fanout),
             "topic" => Some(ExchangeKind::Topic),
             "headers" => Some(ExchangeKind::Headers),
+            "x-delayed-message" => Some(ExchangeKind::DelayedMessage),
             _ => None,
         }
     }
@@ -56,6 +63,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::DelayedMessage => "x-delayed-message",
         }
     }
 }
@@ -86,6 +94,10 @@ pub struct ExchangeOptions {
 pub struct Exchange {
     pub name: Arc<str>,
     pub options: ExchangeOptions,
+    /// How bindings match: the kind, or a delayed exchange's `x-delayed-type`.
+    route_kind: ExchangeKind,
+    /// A delayed exchange's schedule, attached by its vhost as the exchange is added.
+    schedule: OnceLock<Arc<Schedule>>,
     /// The `alternate-exchange` argument (when a string), read once at declare time.
     alternate: Option<Arc<str>>,
     /// The policies that apply (an `alternate-exchange` there counts when the argument is not
@@ -115,6 +127,13 @@ impl ExchangeCounts {
         }
     }
 
+    /// Queue deliveries of a message counted as published before (a delayed one, now due).
+    pub fn count_routed(&self, queues: usize) {
+        if queues > 0 {
+            self.publish_out.fetch_add(queues as u64, Ordering::Relaxed);
+        }
+    }
+
     /// `(publish_in, publish_out)` now.
     pub fn figures(&self) -> (u64, u64) {
         (
@@ -137,9 +156,19 @@ struct Routes {
 }
 
 impl Exchange {
+    /// A new exchange; a delayed one's `x-delayed-type` was checked by its declaration (one
+    /// that does not parse routes as direct).
     pub fn new(name: Arc<str>, options: ExchangeOptions) -> Self {
-        let matcher = match options.kind {
-            ExchangeKind::Direct => Matcher::Direct(DirectBindings::default()),
+        let route_kind = match options.kind {
+            ExchangeKind::DelayedMessage => {
+                delayed_type(&options.arguments).unwrap_or(ExchangeKind::Direct)
+            }
+            kind => kind,
+        };
+        let matcher = match route_kind {
+            ExchangeKind::Direct | ExchangeKind::DelayedMessage => {
+                Matcher::Direct(DirectBindings::default())
+            }
             ExchangeKind::Fanout => Matcher::Fanout(FanoutBindings::default()),
             ExchangeKind::Topic => Matcher::Topic(TopicBindings::new()),
             ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
@@ -154,6 +183,8 @@ impl Exchange {
         Exchange {
             name,
             options,
+            route_kind,
+            schedule: OnceLock::new(),
             alternate,
             policy: RwLock::new(ExchangePolicy::default()),
             routes: RwLock::new(Routes {
@@ -166,6 +197,21 @@ impl Exchange {
 
     pub fn kind(&self) -> ExchangeKind {
         self.options.kind
+    }
+
+    /// How bindings match messages: the kind, or for a delayed exchange its `x-delayed-type`.
+    pub fn route_kind(&self) -> ExchangeKind {
+        self.route_kind
+    }
+
+    /// A delayed exchange's schedule.
+    pub fn schedule(&self) -> Option<&Arc<Schedule>> {
+        self.schedule.get()
+    }
+
+    /// Gives a delayed exchange its schedule (once; later calls change nothing).
+    pub fn attach_schedule(&self, schedule: Arc<Schedule>) {
+        let _ = self.schedule.set(schedule);
     }
 
     /// The `alternate-exchange` argument if it is a string, else the policy's (as RabbitMQ's
@@ -198,7 +244,7 @@ impl Exchange {
         let same_route = routes
             .bindings
             .iter()
-            .any(|b| same_route(b, &binding, self.options.kind));
+            .any(|b| same_route(b, &binding, self.route_kind));
         if !same_route {
             match &mut routes.matcher {
                 Matcher::Direct(m) => m.bind(&binding.routing_key, binding.destination.clone()),
@@ -222,7 +268,7 @@ impl Exchange {
             return false;
         };
         let removed = routes.bindings.remove(pos);
-        let kind = self.options.kind;
+        let kind = self.route_kind;
         if !routes
             .bindings
             .iter()
@@ -287,7 +333,9 @@ fn same_route(a: &Binding, b: &Binding, kind: ExchangeKind) -> bool {
     a.destination == b.destination
         && match kind {
             ExchangeKind::Fanout => true,
-            ExchangeKind::Direct | ExchangeKind::Topic => a.routing_key == b.routing_key,
+            ExchangeKind::Direct | ExchangeKind::Topic | ExchangeKind::DelayedMessage => {
+                a.routing_key == b.routing_key
+            }
             ExchangeKind::Headers => a.arguments == b.arguments,
         }
 }

@@ -1,6 +1,6 @@
 //! The one way a message enters a vhost. [`VHost::publish`] takes a [`PublishRequest`] from
-//! whoever publishes (an AMQP channel today; the management API and the delayed-message
-//! scheduler later) and does everything RabbitMQ does to it: the checks (internal exchange,
+//! whoever publishes (an AMQP channel, the management API, a delayed exchange's schedule
+//! when a message is due) and does everything RabbitMQ does to it: the checks (internal exchange,
 //! `user_id`, `expiration`, CC/BCC headers), direct reply-to, routing, BCC stripping, the store
 //! write and the enqueue. The caller gets a [`PublishOutcome`] and only maps it to its own
 //! protocol: a basic.return for [`PublishOutcome::returned`], a nack for
@@ -14,6 +14,7 @@
 //! beyond what a publisher passes in ([`Publisher`], its reusable routing memory).
 
 mod checks;
+mod delayed;
 mod direct_reply;
 mod enqueue;
 mod route_memo;
@@ -64,6 +65,9 @@ pub struct CheckedPublish {
     properties: Properties,
     body: Bytes,
     selected: Option<SenderSelected>,
+    /// A delayed message whose time has come (delayed.rs): routed now, counted as published
+    /// already.
+    due: bool,
 }
 
 /// What became of a published message.
@@ -164,6 +168,7 @@ impl VHost {
             properties,
             body,
             selected,
+            due: false,
         })
     }
 
@@ -175,6 +180,9 @@ impl VHost {
         checked: CheckedPublish,
         publisher: &mut Publisher,
     ) -> PublishOutcome {
+        if let Some((schedule, delay)) = Self::delay_of(&checked) {
+            return self.schedule_delayed(checked, schedule, delay, publisher);
+        }
         let CheckedPublish {
             exchange,
             exchange_name,
@@ -183,6 +191,7 @@ impl VHost {
             mut properties,
             body,
             selected,
+            due,
         } = checked;
         if exchange.name.is_empty() {
             // The reply message is built only for a reply-to routing key: this is every
@@ -226,7 +235,10 @@ impl VHost {
             // Nobody sees who was blind-copied.
             properties = without_bcc(&properties);
         }
-        exchange.counts.count_publish(queues.len());
+        match due {
+            false => exchange.counts.count_publish(queues.len()),
+            true => exchange.counts.count_routed(queues.len()),
+        }
         if queues.is_empty() {
             return PublishOutcome {
                 returned: mandatory.then_some(Returned {

@@ -45,6 +45,7 @@ fn vhost() -> Arc<VHost> {
         Default::default(),
         Default::default(),
         Default::default(),
+        Default::default(),
     );
     vhost
         .declare_exchange("x", exchange_options(ExchangeKind::Direct, false), false)

@@ -34,6 +34,7 @@ pub fn vhost() -> Arc<VHost> {
         Default::default(),
         Default::default(),
         Default::default(),
+        Default::default(),
     )
 }
 

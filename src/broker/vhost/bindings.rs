@@ -24,7 +24,7 @@ impl VHost {
         let _topology = self.topology.lock();
         self.refuse_if_deleted()?;
         let (source, queue) = self.binding_ends(source, &binding.destination)?;
-        if source.kind() == ExchangeKind::Headers {
+        if source.route_kind() == ExchangeKind::Headers {
             crate::broker::exchange::headers::validate_binding_arguments(&binding.arguments)
                 .map_err(AmqpError::precondition)?;
         }

@@ -36,6 +36,7 @@ pub use settings::{VhostLimits, VhostSettings};
 
 use super::churn::Churn;
 use super::deadlines::Deadlines;
+use super::delayed::{self, Schedule, ScheduleSpec};
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
@@ -57,6 +58,8 @@ pub struct VHost {
     pub(crate) replies: Arc<DirectReplies>,
     /// Where queues register their deadlines (the broker's, run by housekeeping).
     deadlines: Arc<Deadlines<Queue>>,
+    /// Where delayed exchanges' schedules register theirs (the broker's, run by delayed/).
+    delays: Arc<Deadlines<Schedule>>,
     /// The broker's churn counters (queues created, declared, deleted).
     pub churn: Arc<Churn>,
     me: Weak<VHost>,
@@ -95,6 +98,7 @@ impl VHost {
         durability: Option<Durability>,
         replies: Arc<DirectReplies>,
         deadlines: Arc<Deadlines<Queue>>,
+        delays: Arc<Deadlines<Schedule>>,
         churn: Arc<Churn>,
     ) -> Arc<Self> {
         let mut exchanges = HashMap::default();
@@ -119,6 +123,7 @@ impl VHost {
             durability,
             replies,
             deadlines,
+            delays,
             churn,
             me: me.clone(),
             generation: AtomicU64::new(0),
@@ -143,6 +148,12 @@ impl VHost {
         self.exchanges
             .write()
             .insert(exchange.name.clone(), exchange);
+    }
+
+    /// Gives a delayed exchange its schedule (a new one, or what the store holds for it).
+    pub(crate) fn attach_schedule(&self, exchange: &Arc<Exchange>, spec: ScheduleSpec) {
+        let schedule = Schedule::new(spec, exchange, self.weak(), self.delays.clone());
+        exchange.attach_schedule(schedule);
     }
 
     /// The timer this vhost's queues register their deadlines with.
@@ -241,7 +252,21 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        if options.kind == ExchangeKind::DelayedMessage {
+            delayed::check_arguments(&options.arguments)?;
+        }
         let exchange = Arc::new(Exchange::new(Arc::from(name), options));
+        if exchange.kind() == ExchangeKind::DelayedMessage {
+            let spec = ScheduleSpec {
+                store: self
+                    .durability
+                    .as_ref()
+                    .map(|d| (d.store.clone(), d.store.next_queue_id())),
+                durable: exchange.options.durable,
+                restored: 0,
+            };
+            self.attach_schedule(&exchange, spec);
+        }
         if let Some(d) = &self.durability
             && exchange.options.durable
         {
@@ -305,6 +330,9 @@ impl VHost {
                 && exchange.options.durable
             {
                 d.forget_exchange(&self.name, &exchange);
+            }
+            if let Some(schedule) = exchange.schedule() {
+                schedule.delete();
             }
             self.unbind_from_sources(&Destination::Exchange(exchange.name.clone()), &mut doomed);
         }

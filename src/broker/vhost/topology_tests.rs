@@ -29,6 +29,7 @@ fn bound_vhost() -> Arc<VHost> {
         Default::default(),
         Default::default(),
         Default::default(),
+        Default::default(),
     );
     let options = ExchangeOptions {
         kind: ExchangeKind::Direct,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use warren_protocol::ShortStr;
 
 use crate::store::recovery::IndexSegment;
-use crate::store::{EntryMeta, MessageRecord, Op, StreamSegment};
+use crate::store::{DueKey, EntryMeta, MessageRecord, Op, StreamSegment};
 
 const MAGIC: &[u8; 4] = b"WWAL";
 pub const HEADER_LEN: usize = 4 + 4 + 8 + 4;
@@ -32,6 +32,9 @@ const STREAM_TRIM: u8 = 8;
 const REMOVE_ENTRIES: u8 = 9;
 /// An enqueue with its entry's metadata (`ENQUEUE` is the first format, without).
 const ENQUEUE_META: u8 = 10;
+const SCHEDULE: u8 = 11;
+const UNSCHEDULE: u8 = 12;
+const DROP_SCHEDULE: u8 = 13;
 
 /// Appends one record holding the data operations of `ops` (notifications and shutdown are not
 /// data and are skipped) to `out`; returns the record's length.
@@ -59,6 +62,8 @@ pub fn encoded_len(ops: &[Op]) -> usize {
                 Op::RemoveSegment { segment, .. } => 1 + 2 * 8 + 4 + 8 * segment.ids.len(),
                 Op::RemoveEntries { entries, .. } => 1 + 8 + 4 + 16 * entries.len(),
                 Op::DropQueue { .. } => 1 + 8,
+                Op::Schedule { .. } | Op::Unschedule { .. } => 1 + 3 * 8,
+                Op::DropSchedule { .. } => 1 + 8,
                 Op::Unlogged(_) | Op::Notify { .. } | Op::Shutdown => 0,
             })
             .sum::<usize>()
@@ -157,6 +162,13 @@ fn encode_op(op: &Op, out: &mut Vec<u8>) {
             }
         }
         Op::DropQueue { queue_id } => u64s(out, DROP_QUEUE, &[*queue_id]),
+        Op::Schedule { schedule_id, key } => {
+            u64s(out, SCHEDULE, &[*schedule_id, key.due_ms, key.id])
+        }
+        Op::Unschedule { schedule_id, key } => {
+            u64s(out, UNSCHEDULE, &[*schedule_id, key.due_ms, key.id])
+        }
+        Op::DropSchedule { schedule_id } => u64s(out, DROP_SCHEDULE, &[*schedule_id]),
         Op::Unlogged(_) | Op::Notify { .. } | Op::Shutdown => {}
     }
 }
@@ -234,6 +246,13 @@ impl Reader {
         let start = self.at;
         self.take(len)?;
         Some(self.bytes.slice(start..start + len))
+    }
+
+    fn due_key(&mut self) -> Option<DueKey> {
+        Some(DueKey {
+            due_ms: self.u64()?,
+            id: self.u64()?,
+        })
     }
 
     fn record(&mut self) -> Option<MessageRecord> {
@@ -332,6 +351,17 @@ impl Reader {
             DROP_QUEUE => Op::DropQueue {
                 queue_id: self.u64()?,
             },
+            SCHEDULE => Op::Schedule {
+                schedule_id: self.u64()?,
+                key: self.due_key()?,
+            },
+            UNSCHEDULE => Op::Unschedule {
+                schedule_id: self.u64()?,
+                key: self.due_key()?,
+            },
+            DROP_SCHEDULE => Op::DropSchedule {
+                schedule_id: self.u64()?,
+            },
             _ => return None,
         })
     }
@@ -406,6 +436,18 @@ mod tests {
                 stream_id: 4,
                 before: 11,
             },
+            Op::Schedule {
+                schedule_id: 6,
+                key: DueKey {
+                    due_ms: 1_700_000_000_500,
+                    id: 7,
+                },
+            },
+            Op::Unschedule {
+                schedule_id: 6,
+                key: DueKey { due_ms: 3, id: 8 },
+            },
+            Op::DropSchedule { schedule_id: 12 },
         ]
     }
 
@@ -445,6 +487,11 @@ mod tests {
                     format!("stream segment {stream_id} {segment:?}")
                 }
                 Op::StreamTrim { stream_id, before } => format!("trim {stream_id} {before}"),
+                Op::Schedule { schedule_id, key } => format!("schedule {schedule_id} {key:?}"),
+                Op::Unschedule { schedule_id, key } => {
+                    format!("unschedule {schedule_id} {key:?}")
+                }
+                Op::DropSchedule { schedule_id } => format!("drop schedule {schedule_id}"),
                 Op::Unlogged(_) | Op::Notify { .. } | Op::Shutdown => "control".into(),
             })
             .collect()

@@ -21,6 +21,7 @@ fn records(n: usize) -> RecordCounts {
         messages: n,
         queue_index: n,
         refcounts: n,
+        schedule_index: 0,
     }
 }
 

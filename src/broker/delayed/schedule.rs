@@ -1,0 +1,302 @@
+//! A delayed exchange's schedule: the messages it holds until they are due, in the store's
+//! due-time index (store/schedule_index.rs) with the near future in memory (window.rs), and the
+//! deadline that wakes it (broker/deadlines.rs, run by delayed/mod.rs's task).
+//!
+//! What survives what: a persistent message delayed by a durable exchange is written to the
+//! log before its confirm, like a persistent message in a durable queue; anything else is
+//! written to LMDB without the log (a crash may lose it; a graceful restart keeps it, as the
+//! plugin keeps every delayed message). A non-durable exchange's schedule is a fresh id each
+//! run, dropped at the next start.
+//!
+//! When an entry is due it is routed through the exchange (VHost::route_due), and only then
+//! removed from the store: a crash in between delivers it again, never loses it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::window::{Limits, Window, successor};
+use crate::broker::clock;
+use crate::broker::deadlines::{Deadlines, Registered, Scheduled};
+use crate::broker::durable::message_from_store;
+use crate::broker::exchange::Exchange;
+use crate::broker::message::Message;
+use crate::broker::publish::Publisher;
+use crate::broker::queue::stream::epoch_ms;
+use crate::broker::vhost::VHost;
+use crate::store::{DueKey, MessageRecord, Store};
+
+/// Entries routed per wake-up; more due ones wait for the next (1 ms later).
+const FIRE_MAX: usize = 1024;
+/// One read from the store: entries, and bytes of records.
+const LOAD_COUNT: usize = 4096;
+const LOAD_BYTES: usize = 8 << 20;
+/// How long a read waits for the store to apply what it must see, before it tries again later.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+pub struct Schedule {
+    registered: Registered,
+    /// Where the schedule is kept: the store and the schedule's id there.
+    store: Option<(Arc<Store>, u64)>,
+    /// A durable exchange's: persistent messages go through the log.
+    durable: bool,
+    exchange: Weak<Exchange>,
+    vhost: Weak<VHost>,
+    deadlines: Arc<Deadlines<Schedule>>,
+    state: Mutex<State>,
+    /// Entry ids when there is no store (with one, they are message ids).
+    next_id: AtomicU64,
+}
+
+struct State {
+    window: Window,
+    /// Messages held (in memory or not): the plugin's `messages_delayed`.
+    count: u64,
+    deleted: bool,
+}
+
+impl Scheduled for Schedule {
+    fn registered(&self) -> &Registered {
+        &self.registered
+    }
+}
+
+/// Where a schedule lives, and what it holds already.
+pub struct ScheduleSpec {
+    pub store: Option<(Arc<Store>, u64)>,
+    pub durable: bool,
+    /// Entries the store holds for it already (a restart); 0 for a new exchange.
+    pub restored: u64,
+}
+
+/// The clock deadline (clock.rs) of a due time in ms since the epoch.
+fn deadline(due_ms: u64) -> u64 {
+    clock::now_ms().saturating_add(due_ms.saturating_sub(epoch_ms()))
+}
+
+impl Schedule {
+    pub fn new(
+        spec: ScheduleSpec,
+        exchange: &Arc<Exchange>,
+        vhost: Weak<VHost>,
+        deadlines: Arc<Deadlines<Schedule>>,
+    ) -> Arc<Self> {
+        let window = match &spec.store {
+            Some(_) => Window::backed(spec.restored > 0, Limits::DEFAULT),
+            None => Window::in_memory(),
+        };
+        let schedule = Arc::new(Schedule {
+            registered: Registered::default(),
+            store: spec.store,
+            durable: spec.durable,
+            exchange: Arc::downgrade(exchange),
+            vhost,
+            deadlines,
+            state: Mutex::new(State {
+                window,
+                count: spec.restored,
+                deleted: false,
+            }),
+            next_id: AtomicU64::new(1),
+        });
+        if spec.restored > 0 {
+            // Read the near future (and route what fell due while the broker was down) as
+            // soon as the timer runs.
+            schedule.deadlines.register(&schedule, clock::now_ms());
+        }
+        schedule
+    }
+
+    /// The store's id of this schedule.
+    pub fn store_id(&self) -> Option<u64> {
+        self.store.as_ref().map(|(_, id)| *id)
+    }
+
+    /// Messages held.
+    pub fn messages_delayed(&self) -> u64 {
+        self.state.lock().count
+    }
+
+    fn logged(&self, message: &Message) -> bool {
+        self.durable && message.is_persistent()
+    }
+
+    /// Holds `message` for `delay_ms`. True when it went through the log: its publisher's
+    /// confirm waits for the commit.
+    pub fn add(self: &Arc<Self>, message: Arc<Message>, delay_ms: u64) -> bool {
+        let due_ms = epoch_ms().saturating_add(delay_ms);
+        let logged = self.logged(&message);
+        // To the store before the window: a read of the store that starts after this entry
+        // is in the window's care sees it (window.rs).
+        let key = match &self.store {
+            Some((store, schedule_id)) => {
+                let key = DueKey {
+                    due_ms,
+                    id: store.next_message_id(),
+                };
+                let record = MessageRecord {
+                    exchange: message.exchange.clone(),
+                    routing_key: message.routing_key.clone(),
+                    properties: message.properties.raw().clone(),
+                    body: message.body.clone(),
+                };
+                store.schedule(*schedule_id, key, Some(record), logged);
+                key
+            }
+            None => DueKey {
+                due_ms,
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            },
+        };
+        let first_due = {
+            let mut state = self.state.lock();
+            if state.deleted {
+                return logged;
+            }
+            state.window.insert(key, message);
+            state.count += 1;
+            state.window.first_due()
+        };
+        if let Some(first) = first_due {
+            self.deadlines.register(self, deadline(first));
+        }
+        logged
+    }
+
+    /// The deadline came: routes what is due, reads ahead from the store when the window runs
+    /// low, and registers the next deadline.
+    pub fn fire(self: &Arc<Self>) {
+        let now = epoch_ms();
+        let mut due = Vec::new();
+        let (load, first_due) = {
+            let mut state = self.state.lock();
+            if state.deleted {
+                return;
+            }
+            state.window.pop_due(now, FIRE_MAX, &mut due);
+            state.count -= due.len() as u64;
+            let load = match &self.store {
+                Some((store, _)) => state
+                    .window
+                    .begin_load()
+                    .map(|from| (from, store.sent_ops())),
+                None => None,
+            };
+            (load, state.window.first_due())
+        };
+        self.route(&due);
+        if let Some((from, sent)) = load {
+            let schedule = self.clone();
+            tokio::task::spawn_blocking(move || schedule.load(from, sent));
+        }
+        if due.len() == FIRE_MAX {
+            self.deadlines.register(self, clock::now_ms() + 1);
+        } else if let Some(first) = first_due {
+            self.deadlines.register(self, deadline(first));
+        }
+    }
+
+    /// Routes due entries through the exchange, then takes them out of the store.
+    fn route(&self, due: &[(DueKey, Arc<Message>)]) {
+        if due.is_empty() {
+            return;
+        }
+        if let (Some(exchange), Some(vhost)) = (self.exchange.upgrade(), self.vhost.upgrade()) {
+            let mut publisher = Publisher::default();
+            for (_, message) in due {
+                vhost.route_due(&exchange, message, &mut publisher);
+            }
+        }
+        if let Some((store, schedule_id)) = &self.store {
+            for (key, message) in due {
+                store.unschedule(*schedule_id, *key, self.logged(message));
+            }
+        }
+    }
+
+    /// Reads the schedule's next entries from the store, from `from` on, once the store has
+    /// applied the first `sent` operations (everything sent before the read began). Blocking.
+    fn load(self: Arc<Self>, from: DueKey, sent: u64) {
+        let Some((store, schedule_id)) = &self.store else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        while store.applied_ops() < sent {
+            if started.elapsed() > APPLY_WAIT {
+                tracing::warn!(
+                    exchange = self.exchange_name(),
+                    "delayed messages: the store has not applied its writes for {APPLY_WAIT:?}; reading later"
+                );
+                self.state.lock().window.abort_load();
+                self.deadlines.register(&self, clock::now_ms() + 1000);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut loaded = Vec::new();
+        let mut damaged = Vec::new();
+        let mut last = None;
+        let mut exchange_name = None;
+        let read =
+            store.read_schedule(*schedule_id, from, LOAD_COUNT, LOAD_BYTES, |key, record| {
+                last = Some(key);
+                match message_from_store(key.id, record, &mut exchange_name) {
+                    Some(message) => loaded.push((key, message)),
+                    None => damaged.push(key),
+                }
+            });
+        let more = match read {
+            Ok(more) => more,
+            Err(e) => {
+                tracing::error!(
+                    exchange = self.exchange_name(),
+                    "delayed messages: cannot read the schedule: {e}"
+                );
+                self.state.lock().window.abort_load();
+                self.deadlines.register(&self, clock::now_ms() + 1000);
+                return;
+            }
+        };
+        let first_due = {
+            let mut state = self.state.lock();
+            if state.deleted {
+                return;
+            }
+            state
+                .window
+                .end_load(loaded, last.filter(|_| more).map(successor));
+            state.count = state.count.saturating_sub(damaged.len() as u64);
+            state.window.first_due()
+        };
+        // A damaged record (logged by message_from_store) is dropped, not retried forever.
+        for key in damaged {
+            store.unschedule(*schedule_id, key, true);
+        }
+        if let Some(first) = first_due {
+            self.deadlines.register(&self, deadline(first));
+        }
+    }
+
+    fn exchange_name(&self) -> String {
+        self.exchange
+            .upgrade()
+            .map(|e| e.name.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The exchange was deleted: everything it held goes.
+    pub fn delete(&self) {
+        {
+            let mut state = self.state.lock();
+            state.deleted = true;
+            state.window.clear();
+            state.count = 0;
+        }
+        if let Some((store, schedule_id)) = &self.store {
+            store.drop_schedule(*schedule_id);
+        }
+        self.deadlines.cancel(self);
+    }
+}

@@ -1,0 +1,201 @@
+//! Delayed messages across restarts: persistent messages confirmed by a durable delayed exchange
+//! come back after SIGTERM and after SIGKILL, each routed at its own due time (or right after
+//! the start when it fell due while the broker was down); a schedule much larger than what a
+//! delayed exchange keeps in memory is routed whole and in due order; deleting the exchange, or
+//! a non-durable one, leaves nothing behind.
+
+use std::time::{Duration, Instant};
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+use warren::store::{RecordCounts, count_in_dir};
+
+use crate::common::*;
+use crate::support::*;
+
+fn delayed_kind() -> ExchangeKind {
+    ExchangeKind::Custom("x-delayed-message".into())
+}
+
+fn delayed_direct() -> FieldTable {
+    table(vec![("x-delayed-type", long_str("direct"))])
+}
+
+fn persistent_delay(ms: i64) -> BasicProperties {
+    persistent().with_headers(table(vec![("x-delay", AMQPValue::LongLongInt(ms))]))
+}
+
+/// A durable delayed exchange (direct) and a durable queue bound to it with key "k".
+async fn durable_delayed_topology(ch: &Channel, prefix: &str) -> (String, String) {
+    let x = unique(&format!("{prefix}-x"));
+    let q = unique(&format!("{prefix}-q"));
+    declare_exchange_as(ch, &x, delayed_kind(), durable_exchange(), delayed_direct()).await;
+    declare_durable_queue(ch, &q).await;
+    bind_queue(ch, &q, &x, "k").await;
+    (x, q)
+}
+
+/// Publishes each (body, delay) persistently and waits for every confirm.
+async fn publish_delayed(ch: &Channel, x: &str, messages: &[(String, i64)]) {
+    let batch: Vec<(&str, BasicProperties)> = messages
+        .iter()
+        .map(|(body, delay)| (body.as_str(), persistent_delay(*delay)))
+        .collect();
+    for confirmation in publish_batch(ch, x, "k", &batch).await {
+        assert!(confirmation.is_ack(), "{confirmation:?}");
+    }
+}
+
+async fn delayed_messages_survive(mut node: Node, stop: Stop) {
+    let (x, q) = {
+        let (conn, ch) = node.confirm_channel().await;
+        let topology = durable_delayed_topology(&ch, "delayed-restart").await;
+        let messages: Vec<(String, i64)> = vec![
+            ("b".into(), 4_000),
+            ("a".into(), 3_000),
+            ("while-down".into(), 300),
+        ];
+        publish_delayed(&ch, &topology.0, &messages).await;
+        conn.close(200, "bye".into()).await.ok();
+        topology
+    };
+    // Down long enough for the shortest delay to pass.
+    node.stop(stop);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    node.restart_after_stop();
+    let (_conn, ch) = node.channel().await;
+    assert!(exchange_exists(&_conn, &x).await);
+    // The one that fell due while the broker was down comes right after the start.
+    wait_message_count_within(&ch, &q, 1, Duration::from_secs(2)).await;
+    assert_eq!(drain_bodies(&ch, &q).await, ["while-down"]);
+    // The others at their own due times, not before.
+    assert!(
+        started.elapsed() < Duration::from_millis(2_000),
+        "restart took too long to judge"
+    );
+    assert_eq!(message_count(&ch, &q).await, 0, "not due yet");
+    wait_message_count_within(&ch, &q, 2, Duration::from_secs(6)).await;
+    assert_eq!(drain_bodies(&ch, &q).await, ["a", "b"]);
+}
+both_stops!(
+    delayed_messages_survive,
+    delayed_messages_survive_a_graceful_restart,
+    confirmed_delayed_messages_survive_kill9
+);
+
+/// More delayed messages than the exchange keeps in memory (8,192): the rest are read back from
+/// the store as the window runs low, after a restart too; every one arrives, in due order.
+/// Published in chunks, each later chunk delayed 700 ms less than the one before: the due order
+/// is the chunks in reverse, each in its publish order.
+async fn a_large_schedule_is_routed_whole_and_in_order(node: Node, stop: Stop) {
+    large_schedule(node, Some(stop)).await
+}
+
+#[tokio::test]
+async fn a_large_schedule_is_routed_whole_without_a_restart() {
+    large_schedule(Node::start(), None).await
+}
+
+async fn large_schedule(mut node: Node, stop: Option<Stop>) {
+    const CHUNKS: usize = 8;
+    const PER_CHUNK: usize = 1_500;
+    let chunks: Vec<Vec<(String, i64)>> = (0..CHUNKS)
+        .map(|c| {
+            let delay = 2_000 + (CHUNKS - 1 - c) as i64 * 700;
+            (0..PER_CHUNK)
+                .map(|i| (format!("{c}-{i:04}"), delay))
+                .collect()
+        })
+        .collect();
+    let q = {
+        let (conn, ch) = node.confirm_channel().await;
+        let (x, q) = durable_delayed_topology(&ch, "delayed-large").await;
+        for chunk in &chunks {
+            publish_delayed(&ch, &x, chunk).await;
+        }
+        conn.close(200, "bye".into()).await.ok();
+        q
+    };
+    if let Some(stop) = stop {
+        node.restart(stop);
+    }
+    let (_conn, ch) = node.channel().await;
+    let total = (CHUNKS * PER_CHUNK) as u32;
+    wait_message_count_within(&ch, &q, total, Duration::from_secs(30)).await;
+    let got = bodies(&get_all(&ch, &q).await);
+    let expected: Vec<String> = chunks
+        .iter()
+        .rev()
+        .flat_map(|chunk| chunk.iter().map(|(body, _)| body.clone()))
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "out of due order (first difference: {:?})",
+        first_difference(&got, &expected)
+    );
+}
+both_stops!(
+    a_large_schedule_is_routed_whole_and_in_order,
+    a_large_schedule_is_routed_whole_after_a_graceful_restart,
+    a_large_schedule_is_routed_whole_after_kill9
+);
+
+fn first_difference(got: &[String], expected: &[String]) -> Option<(usize, String, String)> {
+    got.iter()
+        .zip(expected)
+        .enumerate()
+        .find(|(_, (g, e))| g != e)
+        .map(|(i, (g, e))| (i, g.clone(), e.clone()))
+}
+
+#[tokio::test]
+async fn a_deleted_or_non_durable_delayed_exchange_leaves_nothing_behind() {
+    let mut node = Node::start();
+    let (q, kept) = {
+        let (conn, ch) = node.confirm_channel().await;
+        let (deleted, q) = durable_delayed_topology(&ch, "delayed-deleted").await;
+        publish_delayed(&ch, &deleted, &[("deleted".into(), 60_000)]).await;
+        delete_exchange(&ch, &deleted).await;
+        let transient = unique("delayed-transient-x");
+        declare_exchange_as(
+            &ch,
+            &transient,
+            delayed_kind(),
+            Default::default(),
+            delayed_direct(),
+        )
+        .await;
+        bind_queue(&ch, &q, &transient, "k").await;
+        publish_delayed(&ch, &transient, &[("transient".into(), 60_000)]).await;
+        let (kept, _) = durable_delayed_topology(&ch, "delayed-kept").await;
+        publish_delayed(&ch, &kept, &[("kept".into(), 60_000)]).await;
+        conn.close(200, "bye".into()).await.ok();
+        (q, kept)
+    };
+    node.restart(Stop::Graceful);
+    // Then a second start: what the first dropped is gone from the store, not only unloaded.
+    node.restart(Stop::Graceful);
+    let (conn, ch) = node.channel().await;
+    assert_eq!(message_count(&ch, &q).await, 0);
+    let http = crate::common::http::Http::new(&node.broker.management_url());
+    let path = format!(
+        "/api/exchanges/%2F/{}",
+        crate::common::http::path_segment(&kept)
+    );
+    assert_eq!(http.get(&path).body["messages_delayed"], 1);
+    conn.close(200, "bye".into()).await.ok();
+    node.stop(Stop::Graceful);
+    // The kept exchange's one message; the deleted and the non-durable one's are gone.
+    let counts = count_in_dir(node.path()).expect("count records");
+    let expected = RecordCounts {
+        messages: 1,
+        queue_index: 0,
+        refcounts: 1,
+        schedule_index: 1,
+    };
+    assert_eq!(counts, expected);
+}
