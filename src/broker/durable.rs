@@ -242,6 +242,12 @@ pub fn restore(
                 }
             }
             queue.restore(segments);
+            if let Some(retrying) = recovered.schedules.remove(id) {
+                tracing::info!(
+                    "queue '{name}' in vhost '{v}': {retrying} messages waiting for a retry"
+                );
+                queue.restore_retries(retrying);
+            }
             if count > 0 {
                 tracing::info!("queue '{name}' in vhost '{v}': {count} messages recovered");
             }

@@ -27,6 +27,7 @@ mod ext_length_limits;
 mod ext_message_ttl;
 mod ext_priority_queues;
 mod ext_queue_expiry;
+mod ext_retry;
 mod ext_single_active_consumer;
 mod frames;
 mod hostile;

@@ -78,19 +78,27 @@ pub fn x_delay(properties: &Properties) -> Option<u64> {
 /// signed 32-bit integer as the plugin writes it, 64-bit when it does not fit). `None` if the
 /// headers do not scan (they did when the message was published).
 pub fn routed_properties(properties: &Properties, delay: u64) -> Option<Properties> {
-    let table = properties.headers_raw()?;
-    let entries = field_table::entries(table)?;
+    let negated = -(i64::try_from(delay).unwrap_or(i64::MAX));
+    with_int_header(properties, b"x-delay", negated)
+}
+
+/// `properties` with the integer header `key` set to `value` (in place of any it had): a
+/// signed 32-bit integer when it fits, else 64-bit. `None` if the headers do not scan.
+pub fn with_int_header(properties: &Properties, key: &[u8], value: i64) -> Option<Properties> {
+    let entries = match properties.headers_raw() {
+        Some(table) => field_table::entries(table)?,
+        None => Vec::new(),
+    };
     let mut w = Writer::new();
     let open = w.begin_table();
-    w.entries_where(&entries, |key| key != b"x-delay");
-    w.key(b"x-delay");
-    let negated = -(i64::try_from(delay).unwrap_or(i64::MAX));
-    match i32::try_from(negated) {
+    w.entries_where(&entries, |k| k != key);
+    w.key(key);
+    match i32::try_from(value) {
         Ok(n) => {
             w.raw(b"I").raw(&n.to_be_bytes());
         }
         Err(_) => {
-            w.long_long(negated);
+            w.long_long(value);
         }
     }
     w.end(open)?;

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use header::{check_arguments, delayed_type, routed_properties, x_delay};
-pub use schedule::{Schedule, ScheduleSpec};
+pub use header::{check_arguments, delayed_type, routed_properties, with_int_header, x_delay};
+pub use schedule::{Schedule, ScheduleSpec, Target};
 
 use super::Broker;
 

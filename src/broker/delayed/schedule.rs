@@ -1,6 +1,8 @@
-//! A delayed exchange's schedule: the messages it holds until they are due, in the store's
-//! due-time index (store/schedule_index.rs) with the near future in memory (window.rs), and the
-//! deadline that wakes it (broker/deadlines.rs, run by delayed/mod.rs's task).
+//! A schedule: messages held until they are due, in the store's due-time index
+//! (store/schedule_index.rs) with the near future in memory (window.rs), and the deadline that
+//! wakes it (broker/deadlines.rs, run by delayed/mod.rs's task). A delayed exchange holds its
+//! delayed messages in one; a queue with `x-retry-delays` holds the messages waiting for their
+//! next attempt in one (queue/retry.rs).
 //!
 //! What survives what: a persistent message delayed by a durable exchange is written to the
 //! log before its confirm, like a persistent message in a durable queue; anything else is
@@ -8,8 +10,9 @@
 //! plugin keeps every delayed message). A non-durable exchange's schedule is a fresh id each
 //! run, dropped at the next start.
 //!
-//! When an entry is due it is routed through the exchange (VHost::route_due), and only then
-//! removed from the store: a crash in between delivers it again, never loses it.
+//! When an entry is due it is routed through the exchange (VHost::route_due), or put back into
+//! its queue, and only then removed from the store: a crash in between delivers it again,
+//! never loses it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -24,6 +27,7 @@ use crate::broker::durable::message_from_store;
 use crate::broker::exchange::Exchange;
 use crate::broker::message::Message;
 use crate::broker::publish::Publisher;
+use crate::broker::queue::Queue;
 use crate::broker::queue::stream::epoch_ms;
 use crate::broker::vhost::VHost;
 use crate::store::{DueKey, MessageRecord, Store};
@@ -40,14 +44,22 @@ pub struct Schedule {
     registered: Registered,
     /// Where the schedule is kept: the store and the schedule's id there.
     store: Option<(Arc<Store>, u64)>,
-    /// A durable exchange's: persistent messages go through the log.
+    /// A durable exchange's or queue's: persistent messages go through the log.
     durable: bool,
-    exchange: Weak<Exchange>,
+    target: Target,
     vhost: Weak<VHost>,
     deadlines: Arc<Deadlines<Schedule>>,
     state: Mutex<State>,
     /// Entry ids when there is no store (with one, they are message ids).
     next_id: AtomicU64,
+}
+
+/// Where due messages go.
+pub enum Target {
+    /// Routed through a delayed exchange.
+    Exchange(Weak<Exchange>),
+    /// Back into a queue (a retry).
+    Queue(Weak<Queue>),
 }
 
 struct State {
@@ -79,7 +91,7 @@ fn deadline(due_ms: u64) -> u64 {
 impl Schedule {
     pub fn new(
         spec: ScheduleSpec,
-        exchange: &Arc<Exchange>,
+        target: Target,
         vhost: Weak<VHost>,
         deadlines: Arc<Deadlines<Schedule>>,
     ) -> Arc<Self> {
@@ -91,7 +103,7 @@ impl Schedule {
             registered: Registered::default(),
             store: spec.store,
             durable: spec.durable,
-            exchange: Arc::downgrade(exchange),
+            target,
             vhost,
             deadlines,
             state: Mutex::new(State {
@@ -198,15 +210,27 @@ impl Schedule {
         }
     }
 
-    /// Routes due entries through the exchange, then takes them out of the store.
+    /// Routes due entries through the exchange (or puts them back into the queue), then takes
+    /// them out of the store.
     fn route(&self, due: &[(DueKey, Arc<Message>)]) {
         if due.is_empty() {
             return;
         }
-        if let (Some(exchange), Some(vhost)) = (self.exchange.upgrade(), self.vhost.upgrade()) {
-            let mut publisher = Publisher::default();
-            for (_, message) in due {
-                vhost.route_due(&exchange, message, &mut publisher);
+        match &self.target {
+            Target::Exchange(exchange) => {
+                if let (Some(exchange), Some(vhost)) = (exchange.upgrade(), self.vhost.upgrade()) {
+                    let mut publisher = Publisher::default();
+                    for (_, message) in due {
+                        vhost.route_due(&exchange, message, &mut publisher);
+                    }
+                }
+            }
+            Target::Queue(queue) => {
+                if let Some(queue) = queue.upgrade() {
+                    for (_, message) in due {
+                        queue.retry_due(message);
+                    }
+                }
             }
         }
         if let Some((store, schedule_id)) = &self.store {
@@ -280,17 +304,27 @@ impl Schedule {
     }
 
     fn exchange_name(&self) -> String {
-        self.exchange
-            .upgrade()
-            .map(|e| e.name.to_string())
-            .unwrap_or_default()
+        match &self.target {
+            Target::Exchange(e) => e.upgrade().map(|e| e.name.to_string()),
+            Target::Queue(q) => q.upgrade().map(|q| q.name.to_string()),
+        }
+        .unwrap_or_default()
     }
 
-    /// The exchange was deleted: everything it held goes.
+    /// The exchange (queue) was deleted: everything it held goes.
     pub fn delete(&self) {
+        self.drop_all(true);
+    }
+
+    /// Drops everything it holds (a purge of its queue); it goes on taking new messages.
+    pub fn clear(&self) {
+        self.drop_all(false);
+    }
+
+    fn drop_all(&self, deleted: bool) {
         {
             let mut state = self.state.lock();
-            state.deleted = true;
+            state.deleted |= deleted;
             state.window.clear();
             state.count = 0;
         }

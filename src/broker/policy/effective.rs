@@ -85,6 +85,10 @@ impl Applied {
                 .and_then(|t| crate::broker::queue::stream::retention::parse_max_age(&t)),
             stream_segment_bytes: number("stream-max-segment-size-bytes"),
             dead_letter_strategy: self.text("dead-letter-strategy"),
+            retry_delays: self
+                .definition
+                .get("retry-delays")
+                .and_then(super::validate::retry_delays),
         }
     }
 
@@ -111,4 +115,6 @@ pub struct QueuePolicyValues {
     pub stream_segment_bytes: Option<u64>,
     /// A quorum queue's `dead-letter-strategy`.
     pub dead_letter_strategy: Option<String>,
+    /// warren's `retry-delays` (classic queues).
+    pub retry_delays: Option<Vec<u64>>,
 }

@@ -23,7 +23,7 @@ pub const OPERATOR_KEYS: [&str; 7] = [
 
 /// Every key RabbitMQ 3.10 accepts in a policy (asked of the reference broker, without the
 /// federation plugin), with the check its value must pass.
-const POLICY_KEYS: [(&str, Check); 27] = [
+const POLICY_KEYS: [(&str, Check); 28] = [
     ("alternate-exchange", Check::Text("alternate exchange name")),
     (
         "dead-letter-exchange",
@@ -91,6 +91,8 @@ const POLICY_KEYS: [(&str, Check); 27] = [
     ("ha-promote-on-shutdown", Check::Mirroring),
     ("ha-promote-on-failure", Check::Mirroring),
     ("ha-sync-batch-size", Check::Mirroring),
+    // warren's own: retry with back-off (queue/retry.rs).
+    ("retry-delays", Check::Delays),
     ("federation-upstream", Check::Unknown),
     ("federation-upstream-set", Check::Unknown),
 ];
@@ -112,6 +114,8 @@ enum Check {
     Mirroring,
     /// Keys of plugins warren does not have: refused as unknown, as a RabbitMQ without them.
     Unknown,
+    /// `retry-delays`: a list of 1 to 100 delays in ms.
+    Delays,
 }
 
 /// Reads a policy from `body` (`pattern`, `definition`, optional `apply-to` and `priority`).
@@ -227,6 +231,8 @@ fn check_value(check: Check, v: &Value) -> Result<(), String> {
             .then(|| format!("{} is not a valid queue-version value", shown())),
         Check::MaxAge => (!v.as_str().is_some_and(valid_max_age))
             .then(|| format!("{} is not a valid max age", shown())),
+        Check::Delays => (retry_delays(v).is_none())
+            .then(|| format!("{} is not a valid list of retry delays", shown())),
         Check::Mirroring | Check::Unknown => None,
     };
     refused.map_or(Ok(()), Err)
@@ -309,4 +315,17 @@ pub fn erlang(v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A `retry-delays` value: 1 to 100 delays in ms, none over ten years (queue/retry.rs reads the
+/// `x-retry-delays` argument by the same rule).
+pub fn retry_delays(v: &Value) -> Option<Vec<u64>> {
+    let items = v.as_array()?;
+    if items.is_empty() || items.len() > 100 {
+        return None;
+    }
+    items
+        .iter()
+        .map(|d| d.as_u64().filter(|ms| *ms <= 10 * 365 * 24 * 3600 * 1000))
+        .collect()
 }

@@ -14,7 +14,8 @@ use super::dead_letter::DeadLetterTarget;
 use crate::broker::field_display::{as_i64, type_name, value};
 
 /// Arguments RabbitMQ compares when a queue is redeclared; other arguments are ignored there.
-const EQUIVALENCE_CHECKED: [&str; 13] = [
+const EQUIVALENCE_CHECKED: [&str; 14] = [
+    "x-retry-delays",
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -135,6 +136,8 @@ pub struct QueueArguments {
     pub max_age_ms: Option<u64>,
     /// `x-stream-max-segment-size-bytes` (streams: the unit retention removes).
     pub stream_segment_bytes: Option<u64>,
+    /// `x-retry-delays` in ms (classic queues: retry.rs).
+    pub retry_delays: Option<Vec<u64>>,
     /// The table as declared, unknown keys included.
     declared: FieldTable,
 }
@@ -200,6 +203,13 @@ impl QueueArguments {
             _ => None,
         };
         arguments.queue_type.check_arguments(&declared, what)?;
+        if arguments.retry_delays.is_some() && arguments.queue_type != QueueType::Classic {
+            return Err(invalid(
+                "x-retry-delays",
+                what,
+                "{not_supported,classic_queues_only}".into(),
+            ));
+        }
         arguments.declared = declared;
         Ok(arguments)
     }
@@ -248,6 +258,7 @@ impl QueueArguments {
                 }
             }
             "x-queue-type" => self.queue_type = super::queue_type::parse(v)?,
+            "x-retry-delays" => self.retry_delays = Some(super::retry::parse_delays(v)?),
             // Stream arguments: a stream checked their values already (stream/arguments.rs);
             // other types refuse or ignore them.
             "x-max-age" => self.max_age_ms = super::stream::arguments::max_age(v).ok(),

@@ -13,7 +13,7 @@
 //! state through `pub(super)` fields.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use warren_protocol::AmqpError;
@@ -30,6 +30,7 @@ use super::stream::{Retention, StreamLog, StreamStart};
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::deadlines::Registered;
+use crate::broker::delayed::Schedule;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::message_counts::MessageCounts;
 use crate::broker::names;
@@ -60,6 +61,17 @@ pub struct Queue {
     pub counts: MessageCounts,
     /// Signalled when a page-in ends (`QueueState::paging_in` cleared): basic.get waits on it.
     pub(super) paged_in: Condvar,
+    /// Messages waiting for their next attempt (`x-retry-delays`, retry.rs).
+    pub(super) retries: OnceLock<Arc<Schedule>>,
+}
+
+/// How deliveries were settled.
+enum Settled {
+    Acked,
+    /// Rejected without requeue (dead-lettered if the queue says so).
+    Dropped(Reason),
+    /// Gone to wait for a retry (retry.rs).
+    Retried,
 }
 
 /// Where a durable queue's index lives in the store.
@@ -155,6 +167,7 @@ impl Queue {
             state: Mutex::new(state),
             counts: MessageCounts::default(),
             paged_in: Condvar::new(),
+            retries: OnceLock::new(),
         }
     }
 
@@ -438,32 +451,42 @@ impl Queue {
 
     /// These deliveries (of `consumer`, or of basic.get when `None`) were acknowledged.
     pub fn settle(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, messages: &[QueuedMessage]) {
-        self.settle_as(consumer, messages, None);
+        self.settle_as(consumer, messages, Settled::Acked);
     }
 
     /// basic.reject / basic.nack without requeue: settled, and dead-lettered if configured.
     pub fn reject(self: &Arc<Self>, consumer: Option<&Arc<Consumer>>, messages: &[QueuedMessage]) {
-        self.settle_as(consumer, messages, Some(Reason::Rejected));
+        self.settle_as(consumer, messages, Settled::Dropped(Reason::Rejected));
+    }
+
+    /// Deliveries that left for a retry (retry.rs): settled, not counted as acknowledged.
+    pub(super) fn settle_retried(
+        self: &Arc<Self>,
+        consumer: Option<&Arc<Consumer>>,
+        messages: &[QueuedMessage],
+    ) {
+        self.settle_as(consumer, messages, Settled::Retried);
     }
 
     fn settle_as(
         self: &Arc<Self>,
         consumer: Option<&Arc<Consumer>>,
         messages: &[QueuedMessage],
-        reason: Option<Reason>,
+        how: Settled,
     ) {
         if self.is_stream() {
-            return self.stream_settle(consumer, messages.len(), reason.is_none());
+            return self.stream_settle(consumer, messages.len(), matches!(how, Settled::Acked));
         }
         let count = messages.len() as u32;
         let mut st = self.state.lock();
-        match reason {
-            Some(reason) => {
+        match how {
+            Settled::Retried => self.forget_stored(messages),
+            Settled::Dropped(reason) => {
                 for m in messages {
                     self.drop_message(&mut st, m.clone(), reason);
                 }
             }
-            None => {
+            Settled::Acked => {
                 self.forget_stored(messages);
                 MessageCounts::bump(&self.counts.ack, u64::from(count));
             }
@@ -531,6 +554,7 @@ impl Queue {
             }
             Drained::Paged(run) => self.forget_run(run),
         });
+        self.drop_retries(false);
         n as u32
     }
 
@@ -550,6 +574,7 @@ impl Queue {
         if let Some(p) = &self.paging {
             p.store.drop_queue(p.spill_id);
         }
+        self.drop_retries(true);
         (st.consumers.take_all(), n)
     }
 

@@ -44,6 +44,9 @@ pub struct QueueSettings {
     /// paging.rs): not for streams (their log is their own) nor while at-least-once
     /// dead-lettering holds dropped messages in the queue (it needs them at hand).
     pub pages: bool,
+    /// A classic queue's retry delays (retry.rs): the `x-retry-delays` argument, else the
+    /// `retry-delays` policy key.
+    pub retry_delays: Option<Arc<[u64]>>,
 }
 
 /// The lower of two optional limits.
@@ -118,6 +121,14 @@ impl QueueSettings {
             dead_letter_strategy,
             at_least_once,
             mode,
+            retry_delays: match args.queue_type {
+                QueueType::Classic => args
+                    .retry_delays
+                    .clone()
+                    .or_else(|| policy.retry_delays.clone())
+                    .map(Arc::from),
+                _ => None,
+            },
         }
     }
 }

@@ -36,7 +36,7 @@ pub use settings::{VhostLimits, VhostSettings};
 
 use super::churn::Churn;
 use super::deadlines::Deadlines;
-use super::delayed::{self, Schedule, ScheduleSpec};
+use super::delayed::{self, Schedule, ScheduleSpec, Target};
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
@@ -152,8 +152,15 @@ impl VHost {
 
     /// Gives a delayed exchange its schedule (a new one, or what the store holds for it).
     pub(crate) fn attach_schedule(&self, exchange: &Arc<Exchange>, spec: ScheduleSpec) {
-        let schedule = Schedule::new(spec, exchange, self.weak(), self.delays.clone());
+        let target = Target::Exchange(Arc::downgrade(exchange));
+        let schedule = Schedule::new(spec, target, self.weak(), self.delays.clone());
         exchange.attach_schedule(schedule);
+    }
+
+    /// A schedule for the messages of `queue` waiting for a retry (queue/retry.rs).
+    pub(crate) fn retry_schedule(&self, queue: &Arc<Queue>, spec: ScheduleSpec) -> Arc<Schedule> {
+        let target = Target::Queue(Arc::downgrade(queue));
+        Schedule::new(spec, target, self.weak(), self.delays.clone())
     }
 
     /// The timer this vhost's queues register their deadlines with.

@@ -82,7 +82,7 @@ impl Channel {
                 m.delivery_tag,
                 m.multiple,
                 if m.requeue {
-                    Settlement::Requeue
+                    Settlement::Retry
                 } else {
                     Settlement::Reject
                 },
@@ -91,7 +91,7 @@ impl Channel {
                 m.delivery_tag,
                 false,
                 if m.requeue {
-                    Settlement::Requeue
+                    Settlement::Retry
                 } else {
                     Settlement::Reject
                 },

@@ -92,6 +92,9 @@ pub enum Settlement {
     Reject,
     /// Back to the queue, marked redelivered.
     Requeue,
+    /// Rejected or nacked with requeue: back to the queue, or after the queue's next retry
+    /// delay (`x-retry-delays`).
+    Retry,
 }
 
 impl ChannelShared {
@@ -288,6 +291,7 @@ impl ChannelShared {
                 Settlement::Remove => queue.settle(consumer, &group.messages),
                 Settlement::Reject => queue.reject(consumer, &group.messages),
                 Settlement::Requeue => queue.requeue(consumer, group.messages),
+                Settlement::Retry => queue.retry(consumer, group.messages),
             }
         }
         if self.state.lock().global_prefetch > 0 {
