@@ -12,6 +12,7 @@ pub mod delayed;
 pub mod durable;
 pub mod exchange;
 pub mod field_display;
+pub mod half;
 pub mod housekeeping;
 pub mod message;
 pub mod message_counts;
@@ -160,6 +161,7 @@ impl Broker {
         let Some(store) = &self.store else { return };
         for vhost in self.vhosts.read().values() {
             durable::restore(vhost, store, &mut recovered, self.page_threshold);
+            vhost.restore_halves(&mut recovered.schedules);
         }
         for (queue_id, _) in recovered.queues.drain() {
             store.drop_queue(queue_id);

@@ -23,6 +23,7 @@ mod ext_dead_letter_cycles;
 mod ext_dead_lettering;
 mod ext_delayed;
 mod ext_direct_reply_to;
+mod ext_half;
 mod ext_length_limits;
 mod ext_message_ttl;
 mod ext_priority_queues;

@@ -252,3 +252,59 @@ both_stops!(
     a_message_waiting_for_a_retry_survives_a_graceful_restart,
     a_message_waiting_for_a_retry_survives_kill9
 );
+
+/// Confirmed half messages survive a restart: one is committed from a new connection after it,
+/// the other is checked back through its `reply_to` as if nothing had happened.
+async fn half_messages_survive(mut node: Node, stop: Stop) {
+    let (x, q, checks) = (unique("half-x"), unique("half-q"), unique("half-checks"));
+    let half = |id: &str, check_after: i64| {
+        persistent()
+            .with_message_id(id.into())
+            .with_reply_to(checks.as_str().into())
+            .with_headers(table(vec![
+                ("x-half", AMQPValue::Boolean(true)),
+                ("x-half-check-after", AMQPValue::LongLongInt(check_after)),
+            ]))
+    };
+    {
+        let (conn, ch) = node.confirm_channel().await;
+        declare_durable_exchange(&ch, &x, ExchangeKind::Direct).await;
+        declare_durable_queue(&ch, &q).await;
+        declare_durable_queue(&ch, &checks).await;
+        bind_queue(&ch, &q, &x, "k").await;
+        let batch = [
+            ("to-commit", half("to-commit", 60_000)),
+            ("to-check", half("to-check", 1_500)),
+        ];
+        for confirmation in publish_batch(&ch, &x, "k", &batch).await {
+            assert!(confirmation.is_ack(), "{confirmation:?}");
+        }
+        conn.close(200, "bye".into()).await.ok();
+    }
+    node.restart(stop);
+    let (_conn, ch) = node.confirm_channel().await;
+    assert_eq!(message_count(&ch, &q).await, 0, "still held");
+    let commit = BasicProperties::default()
+        .with_message_id("to-commit".into())
+        .with_headers(table(vec![("x-half-commit", AMQPValue::Boolean(true))]));
+    let confirmation = publish_batch(&ch, "", "", &[("", commit)]).await;
+    assert!(confirmation[0].is_ack());
+    wait_message_count_within(&ch, &q, 1, Duration::from_secs(2)).await;
+    assert_eq!(bodies(&get_all(&ch, &q).await), ["to-commit"]);
+    wait_message_count_within(&ch, &checks, 1, Duration::from_secs(5)).await;
+    let check = get_all(&ch, &checks).await;
+    assert_eq!(bodies(&check), ["to-check"]);
+    assert_eq!(
+        check[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some("to-check")
+    );
+}
+both_stops!(
+    half_messages_survive,
+    half_messages_survive_a_graceful_restart,
+    confirmed_half_messages_survive_kill9
+);

@@ -105,6 +105,32 @@ pub fn with_int_header(properties: &Properties, key: &[u8], value: i64) -> Optio
     properties.with_headers(&w.out, &[])
 }
 
+/// `properties` without the headers whose keys `drop` accepts. `None` if the headers do not
+/// scan; the same properties if there are none.
+pub fn without_headers(
+    properties: &Properties,
+    drop: impl Fn(&[u8]) -> bool,
+) -> Option<Properties> {
+    let Some(table) = properties.headers_raw() else {
+        return Some(properties.clone());
+    };
+    let entries = field_table::entries(table)?;
+    let mut w = Writer::new();
+    let open = w.begin_table();
+    w.entries_where(&entries, |k| !drop(k));
+    w.end(open)?;
+    properties.with_headers(&w.out, &[])
+}
+
+/// The value of header `key`, type octet first, if there is one.
+pub fn header_value<'a>(properties: &'a Properties, key: &str) -> Option<&'a [u8]> {
+    if !properties.has_header_key(&[key]) {
+        return None;
+    }
+    let entries = field_table::entries(properties.headers_raw()?)?;
+    field_table::get(&entries, key)
+}
+
 #[cfg(test)]
 mod tests {
     use amq_protocol::protocol::BasicProperties;

@@ -22,8 +22,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use header::{check_arguments, delayed_type, routed_properties, with_int_header, x_delay};
-pub use schedule::{Schedule, ScheduleSpec, Target};
+pub use header::{
+    check_arguments, delayed_type, header_value, routed_properties, with_int_header,
+    without_headers, x_delay,
+};
+pub use schedule::{Added, Schedule, ScheduleSpec, Target};
 
 use super::Broker;
 

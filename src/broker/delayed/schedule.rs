@@ -14,11 +14,13 @@
 //! its queue, and only then removed from the store: a crash in between delivers it again,
 //! never loses it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use warren_protocol::properties::Property;
 
 use super::window::{Limits, Window, successor};
 use crate::broker::clock;
@@ -60,6 +62,8 @@ pub enum Target {
     Exchange(Weak<Exchange>),
     /// Back into a queue (a retry).
     Queue(Weak<Queue>),
+    /// A vhost's pending half messages: due for a check-back (broker/half.rs).
+    Half(Weak<VHost>),
 }
 
 struct State {
@@ -67,6 +71,8 @@ struct State {
     /// Messages held (in memory or not): the plugin's `messages_delayed`.
     count: u64,
     deleted: bool,
+    /// Entries by `message_id` (half messages, whose window holds everything).
+    by_message_id: Option<HashMap<String, DueKey>>,
 }
 
 impl Scheduled for Schedule {
@@ -83,6 +89,21 @@ pub struct ScheduleSpec {
     pub restored: u64,
 }
 
+/// Where [`Schedule::add`] put a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Added {
+    pub key: DueKey,
+    /// It went through the log: a publisher's confirm waits for the commit.
+    pub logged: bool,
+}
+
+fn message_id(message: &Message) -> Option<String> {
+    message
+        .properties
+        .short_str(Property::MessageId)
+        .map(str::to_string)
+}
+
 /// The clock deadline (clock.rs) of a due time in ms since the epoch.
 fn deadline(due_ms: u64) -> u64 {
     clock::now_ms().saturating_add(due_ms.saturating_sub(epoch_ms()))
@@ -95,9 +116,12 @@ impl Schedule {
         vhost: Weak<VHost>,
         deadlines: Arc<Deadlines<Schedule>>,
     ) -> Arc<Self> {
-        let window = match &spec.store {
-            Some(_) => Window::backed(spec.restored > 0, Limits::DEFAULT),
-            None => Window::in_memory(),
+        let indexed = matches!(target, Target::Half(_));
+        let window = match (&spec.store, indexed) {
+            // Half messages stay in memory: a commit takes its message at once.
+            (Some(_), true) => Window::backed(spec.restored > 0, Limits::UNBOUNDED),
+            (Some(_), false) => Window::backed(spec.restored > 0, Limits::DEFAULT),
+            (None, _) => Window::in_memory(),
         };
         let schedule = Arc::new(Schedule {
             registered: Registered::default(),
@@ -110,6 +134,7 @@ impl Schedule {
                 window,
                 count: spec.restored,
                 deleted: false,
+                by_message_id: indexed.then(HashMap::new),
             }),
             next_id: AtomicU64::new(1),
         });
@@ -135,9 +160,8 @@ impl Schedule {
         self.durable && message.is_persistent()
     }
 
-    /// Holds `message` for `delay_ms`. True when it went through the log: its publisher's
-    /// confirm waits for the commit.
-    pub fn add(self: &Arc<Self>, message: Arc<Message>, delay_ms: u64) -> bool {
+    /// Holds `message` for `delay_ms`.
+    pub fn add(self: &Arc<Self>, message: Arc<Message>, delay_ms: u64) -> Added {
         let due_ms = epoch_ms().saturating_add(delay_ms);
         let logged = self.logged(&message);
         // To the store before the window: a read of the store that starts after this entry
@@ -165,7 +189,10 @@ impl Schedule {
         let first_due = {
             let mut state = self.state.lock();
             if state.deleted {
-                return logged;
+                return Added { key, logged };
+            }
+            if let (Some(index), Some(id)) = (&mut state.by_message_id, message_id(&message)) {
+                index.insert(id, key);
             }
             state.window.insert(key, message);
             state.count += 1;
@@ -174,7 +201,33 @@ impl Schedule {
         if let Some(first) = first_due {
             self.deadlines.register(self, deadline(first));
         }
-        logged
+        Added { key, logged }
+    }
+
+    /// Whether a message with this `message_id` is held (half messages).
+    pub fn holds_message_id(&self, id: &str) -> bool {
+        let state = self.state.lock();
+        state
+            .by_message_id
+            .as_ref()
+            .is_some_and(|i| i.contains_key(id))
+    }
+
+    /// Takes the message with this `message_id` out of memory (half messages); the caller
+    /// routes or drops it, then calls [`Self::forget`].
+    pub fn take_message_id(&self, id: &str) -> Option<(DueKey, Arc<Message>)> {
+        let mut state = self.state.lock();
+        let key = state.by_message_id.as_mut()?.remove(id)?;
+        let message = state.window.remove(key)?;
+        state.count = state.count.saturating_sub(1);
+        Some((key, message))
+    }
+
+    /// Removes a taken entry from the store.
+    pub fn forget(&self, key: DueKey, message: &Message) {
+        if let Some((store, schedule_id)) = &self.store {
+            store.unschedule(*schedule_id, key, self.logged(message));
+        }
     }
 
     /// The deadline came: routes what is due, reads ahead from the store when the window runs
@@ -189,6 +242,13 @@ impl Schedule {
             }
             state.window.pop_due(now, FIRE_MAX, &mut due);
             state.count -= due.len() as u64;
+            if let Some(index) = &mut state.by_message_id {
+                for (_, message) in &due {
+                    if let Some(id) = message_id(message) {
+                        index.remove(&id);
+                    }
+                }
+            }
             let load = match &self.store {
                 Some((store, _)) => state
                     .window
@@ -229,6 +289,13 @@ impl Schedule {
                 if let Some(queue) = queue.upgrade() {
                     for (_, message) in due {
                         queue.retry_due(message);
+                    }
+                }
+            }
+            Target::Half(vhost) => {
+                if let Some(vhost) = vhost.upgrade() {
+                    for (_, message) in due {
+                        vhost.half_check_due(message);
                     }
                 }
             }
@@ -288,6 +355,13 @@ impl Schedule {
             if state.deleted {
                 return;
             }
+            if let Some(index) = &mut state.by_message_id {
+                for (key, message) in &loaded {
+                    if let Some(id) = message_id(message) {
+                        index.insert(id, *key);
+                    }
+                }
+            }
             state
                 .window
                 .end_load(loaded, last.filter(|_| more).map(successor));
@@ -307,6 +381,9 @@ impl Schedule {
         match &self.target {
             Target::Exchange(e) => e.upgrade().map(|e| e.name.to_string()),
             Target::Queue(q) => q.upgrade().map(|q| q.name.to_string()),
+            Target::Half(v) => v
+                .upgrade()
+                .map(|v| format!("half messages of vhost {}", v.name)),
         }
         .unwrap_or_default()
     }
@@ -327,6 +404,9 @@ impl Schedule {
             state.deleted |= deleted;
             state.window.clear();
             state.count = 0;
+            if let Some(index) = &mut state.by_message_id {
+                index.clear();
+            }
         }
         if let Some((store, schedule_id)) = &self.store {
             store.drop_schedule(*schedule_id);

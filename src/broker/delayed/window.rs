@@ -32,6 +32,12 @@ impl Limits {
         max_bytes: 16 << 20,
     };
 
+    /// Everything in memory (half messages: a commit takes its message at once).
+    pub const UNBOUNDED: Limits = Limits {
+        max_count: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+
     /// Below this many entries (or a quarter of the bytes), a window backed by the store
     /// reads ahead.
     fn low_water(&self) -> usize {
@@ -121,6 +127,13 @@ impl Window {
     /// The due time of the earliest entry in memory.
     pub fn first_due(&self) -> Option<u64> {
         self.entries.first_key_value().map(|(k, _)| k.due_ms)
+    }
+
+    /// Takes one entry out, if it is in memory.
+    pub fn remove(&mut self, key: DueKey) -> Option<Arc<Message>> {
+        let message = self.entries.remove(&key)?;
+        self.bytes -= size(&message);
+        Some(message)
     }
 
     /// Moves up to `max` entries due at `now_ms` (or before) to `out`, earliest first.

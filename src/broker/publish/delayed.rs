@@ -72,7 +72,7 @@ impl VHost {
             body,
             store_id: None,
         });
-        let logged = schedule.add(message, delay);
+        let logged = schedule.add(message, delay).logged;
         exchange.counts.count_publish(0);
         PublishOutcome {
             routed: 1,
@@ -117,28 +117,37 @@ impl VHost {
         let delay = x_delay(&message.properties).unwrap_or(0);
         let properties = routed_properties(&message.properties, delay)
             .unwrap_or_else(|| message.properties.clone());
-        // CC / BCC were accepted at publish time; they route again now.
+        if let Some(checked) = self.checked_again(message, properties, &exchange.name) {
+            // Nobody waits for this one: no return (not mandatory), no confirm.
+            let _ = self.route_publish(checked, publisher);
+        }
+    }
+
+    /// A message that comes back from a schedule (delayed, or a half message committed or
+    /// checked), ready to be routed through `exchange` with `properties`: not mandatory,
+    /// counted as published already, its CC / BCC headers read again. `None` if the exchange
+    /// is gone.
+    pub(crate) fn checked_again(
+        &self,
+        message: &Message,
+        properties: Properties,
+        exchange: &str,
+    ) -> Option<CheckedPublish> {
+        let exchange = self.exchange(exchange)?;
         let selected = if properties.has_header_key(&["CC", "BCC"]) {
             sender_selected(&header_entries(&properties)).ok().flatten()
         } else {
             None
         };
-        let Some(exchange_name) =
-            ShortStr::from_bytes(Bytes::copy_from_slice(exchange.name.as_bytes()))
-        else {
-            return;
-        };
-        let checked = CheckedPublish {
-            exchange: exchange.clone(),
-            exchange_name,
+        Some(CheckedPublish {
+            exchange_name: ShortStr::from_bytes(Bytes::copy_from_slice(exchange.name.as_bytes()))?,
+            exchange,
             routing_key: message.routing_key.clone(),
             mandatory: false,
             properties,
             body: message.body.clone(),
             selected,
             due: true,
-        };
-        // Nobody waits for this one: no return (not mandatory), no confirm.
-        let _ = self.route_publish(checked, publisher);
+        })
     }
 }

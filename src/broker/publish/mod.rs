@@ -17,6 +17,7 @@ mod checks;
 mod delayed;
 mod direct_reply;
 mod enqueue;
+mod half;
 mod route_memo;
 #[cfg(test)]
 mod tests;
@@ -160,7 +161,7 @@ impl VHost {
         } else {
             None
         };
-        Ok(CheckedPublish {
+        let checked = CheckedPublish {
             exchange,
             exchange_name,
             routing_key,
@@ -169,7 +170,9 @@ impl VHost {
             body,
             selected,
             due: false,
-        })
+        };
+        self.check_half(&checked)?;
+        Ok(checked)
     }
 
     /// Routes a checked message to its queues and enqueues it there (storing it first when it
@@ -182,6 +185,9 @@ impl VHost {
     ) -> PublishOutcome {
         if let Some((schedule, delay)) = Self::delay_of(&checked) {
             return self.schedule_delayed(checked, schedule, delay, publisher);
+        }
+        if let Some(request) = Self::half_of(&checked) {
+            return self.publish_half(checked, request, publisher);
         }
         let CheckedPublish {
             exchange,

@@ -19,7 +19,7 @@ use warren_protocol::field_table;
 
 use super::queue::Queue;
 use crate::broker::consumer::Consumer;
-use crate::broker::delayed::{Schedule, ScheduleSpec, with_int_header};
+use crate::broker::delayed::{Schedule, ScheduleSpec, Target, with_int_header};
 use crate::broker::field_display::{as_i64, type_name};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::publish::enqueue;
@@ -133,7 +133,7 @@ impl Queue {
         };
         Some(
             self.retries
-                .get_or_init(|| vhost.retry_schedule(self, spec))
+                .get_or_init(|| vhost.schedule_for(Target::Queue(Arc::downgrade(self)), spec))
                 .clone(),
         )
     }
@@ -149,7 +149,8 @@ impl Queue {
             durable: true,
             restored: count,
         };
-        let _ = self.retries.set(vhost.retry_schedule(self, spec));
+        let target = Target::Queue(Arc::downgrade(self));
+        let _ = self.retries.set(vhost.schedule_for(target, spec));
     }
 
     /// Messages waiting for a retry.

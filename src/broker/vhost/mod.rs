@@ -17,7 +17,7 @@ use std::collections::HashMap;
 // per process so clients cannot force collisions.
 use ahash::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::{Mutex, RwLock};
@@ -60,6 +60,8 @@ pub struct VHost {
     deadlines: Arc<Deadlines<Queue>>,
     /// Where delayed exchanges' schedules register theirs (the broker's, run by delayed/).
     delays: Arc<Deadlines<Schedule>>,
+    /// Pending half messages (broker/half.rs), made on first use.
+    pub(crate) halves: OnceLock<Arc<Schedule>>,
     /// The broker's churn counters (queues created, declared, deleted).
     pub churn: Arc<Churn>,
     me: Weak<VHost>,
@@ -124,6 +126,7 @@ impl VHost {
             replies,
             deadlines,
             delays,
+            halves: OnceLock::new(),
             churn,
             me: me.clone(),
             generation: AtomicU64::new(0),
@@ -157,9 +160,9 @@ impl VHost {
         exchange.attach_schedule(schedule);
     }
 
-    /// A schedule for the messages of `queue` waiting for a retry (queue/retry.rs).
-    pub(crate) fn retry_schedule(&self, queue: &Arc<Queue>, spec: ScheduleSpec) -> Arc<Schedule> {
-        let target = Target::Queue(Arc::downgrade(queue));
+    /// A schedule whose due messages go to `target` (a queue's retries, the vhost's half
+    /// messages).
+    pub(crate) fn schedule_for(&self, target: Target, spec: ScheduleSpec) -> Arc<Schedule> {
         Schedule::new(spec, target, self.weak(), self.delays.clone())
     }
 
