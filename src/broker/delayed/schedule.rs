@@ -73,6 +73,8 @@ struct State {
     deleted: bool,
     /// Entries by `message_id` (half messages, whose window holds everything).
     by_message_id: Option<HashMap<String, DueKey>>,
+    /// Bumped when everything is dropped: a read from the store begun before is stale.
+    generation: u64,
 }
 
 impl Scheduled for Schedule {
@@ -135,6 +137,7 @@ impl Schedule {
                 count: spec.restored,
                 deleted: false,
                 by_message_id: indexed.then(HashMap::new),
+                generation: 0,
             }),
             next_id: AtomicU64::new(1),
         });
@@ -249,19 +252,20 @@ impl Schedule {
                     }
                 }
             }
+            let generation = state.generation;
             let load = match &self.store {
                 Some((store, _)) => state
                     .window
                     .begin_load()
-                    .map(|from| (from, store.sent_ops())),
+                    .map(|from| (from, store.sent_ops(), generation)),
                 None => None,
             };
             (load, state.window.first_due())
         };
         self.route(&due);
-        if let Some((from, sent)) = load {
+        if let Some((from, sent, generation)) = load {
             let schedule = self.clone();
-            tokio::task::spawn_blocking(move || schedule.load(from, sent));
+            tokio::task::spawn_blocking(move || schedule.load(from, sent, generation));
         }
         if due.len() == FIRE_MAX {
             self.deadlines.register(self, clock::now_ms() + 1);
@@ -309,7 +313,8 @@ impl Schedule {
 
     /// Reads the schedule's next entries from the store, from `from` on, once the store has
     /// applied the first `sent` operations (everything sent before the read began). Blocking.
-    fn load(self: Arc<Self>, from: DueKey, sent: u64) {
+    /// Discarded if everything was dropped meanwhile (`generation` moved on).
+    fn load(self: Arc<Self>, from: DueKey, sent: u64, generation: u64) {
         let Some((store, schedule_id)) = &self.store else {
             return;
         };
@@ -320,7 +325,7 @@ impl Schedule {
                     exchange = self.exchange_name(),
                     "delayed messages: the store has not applied its writes for {APPLY_WAIT:?}; reading later"
                 );
-                self.state.lock().window.abort_load();
+                self.abort_load(generation);
                 self.deadlines.register(&self, clock::now_ms() + 1000);
                 return;
             }
@@ -345,14 +350,14 @@ impl Schedule {
                     exchange = self.exchange_name(),
                     "delayed messages: cannot read the schedule: {e}"
                 );
-                self.state.lock().window.abort_load();
+                self.abort_load(generation);
                 self.deadlines.register(&self, clock::now_ms() + 1000);
                 return;
             }
         };
         let first_due = {
             let mut state = self.state.lock();
-            if state.deleted {
+            if state.deleted || state.generation != generation {
                 return;
             }
             if let Some(index) = &mut state.by_message_id {
@@ -374,6 +379,14 @@ impl Schedule {
         }
         if let Some(first) = first_due {
             self.deadlines.register(&self, deadline(first));
+        }
+    }
+
+    /// A read failed: the next one starts where it did (unless everything was dropped since).
+    fn abort_load(&self, generation: u64) {
+        let mut state = self.state.lock();
+        if state.generation == generation {
+            state.window.abort_load();
         }
     }
 
@@ -402,6 +415,7 @@ impl Schedule {
         {
             let mut state = self.state.lock();
             state.deleted |= deleted;
+            state.generation += 1;
             state.window.clear();
             state.count = 0;
             if let Some(index) = &mut state.by_message_id {
