@@ -81,7 +81,7 @@ async fn bodies(consumer: &mut lapin::Consumer, n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_delayed_message_arrives_after_its_delay_with_the_delay_negated() {
+async fn a_delayed_message_arrives_after_its_delay_with_its_headers_as_sent() {
     let Some((_broker, _conn, ch)) = delayed_broker().await else {
         return;
     };
@@ -97,15 +97,11 @@ async fn a_delayed_message_arrives_after_its_delay_with_the_delay_negated() {
     );
     assert!(waited < Duration::from_secs(3), "arrived after {waited:?}");
     assert_eq!(body_str(&delivery), "later");
+    // The plugin means to negate x-delay, but RabbitMQ 3.10 sends the client's own property
+    // bytes: x-delay arrives as it was published.
     let headers = delivery.properties.headers().clone().unwrap_or_default();
     let delay = headers.inner().get("x-delay").cloned();
-    assert!(
-        matches!(
-            delay,
-            Some(AMQPValue::LongInt(-400) | AMQPValue::LongLongInt(-400))
-        ),
-        "x-delay on delivery: {delay:?}"
-    );
+    assert_eq!(delay, Some(AMQPValue::LongLongInt(400)));
 }
 
 #[tokio::test]
@@ -128,7 +124,7 @@ async fn messages_come_out_in_due_order_and_equal_delays_in_publish_order() {
 }
 
 #[tokio::test]
-async fn no_zero_negative_or_non_numeric_delay_routes_at_once() {
+async fn no_zero_or_negative_delay_routes_at_once() {
     let Some((_broker, _conn, ch)) = delayed_broker().await else {
         return;
     };
@@ -137,17 +133,25 @@ async fn no_zero_negative_or_non_numeric_delay_routes_at_once() {
         ("none", BasicProperties::default()),
         ("zero", delay_ms(0)),
         ("negative", delay_ms(-5000)),
-        ("words", with_delay(long_str("in a while"))),
     ];
     for (body, props) in cases {
         publish_props(&ch, &x, "k", body.as_bytes(), props).await;
     }
     sync(&ch).await;
-    wait_message_count_within(&ch, &q, 4, Duration::from_secs(1)).await;
-    assert_eq!(
-        drain_bodies(&ch, &q).await,
-        ["none", "zero", "negative", "words"]
-    );
+    wait_message_count_within(&ch, &q, 3, Duration::from_secs(1)).await;
+    assert_eq!(drain_bodies(&ch, &q).await, ["none", "zero", "negative"]);
+}
+
+#[tokio::test]
+async fn a_delay_that_is_not_a_number_routes_at_once() {
+    if external() {
+        return; // the plugin 3.10.2 fails the string's conversion: 541 INTERNAL_ERROR
+    }
+    let (_broker, _conn, ch) = broker_with_channel().await;
+    let (x, q) = delayed_exchange_and_queue(&ch, "direct", "k").await;
+    publish_props(&ch, &x, "k", b"words", with_delay(long_str("in a while"))).await;
+    sync(&ch).await;
+    wait_message_count_within(&ch, &q, 1, Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -267,6 +271,11 @@ async fn a_mandatory_message_nothing_would_route_comes_back_at_once() {
 
 #[tokio::test]
 async fn deleting_the_exchange_drops_what_it_delays() {
+    if external() {
+        // The plugin keeps them, keyed by the exchange's name, and routes them through an
+        // exchange declared again under that name (a difference README names).
+        return;
+    }
     let Some((_broker, _conn, ch)) = delayed_broker().await else {
         return;
     };

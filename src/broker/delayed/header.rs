@@ -1,7 +1,7 @@
-//! What a delayed-message exchange reads and writes, as RabbitMQ's delayed-message plugin does:
-//! the `x-delayed-type` argument at declaration, the `x-delay` header of a published message,
-//! and the header a delayed message carries when it is routed (`x-delay` negated, so that a
-//! delayed exchange it meets further on does not delay it again).
+//! What a delayed-message exchange reads, as RabbitMQ's delayed-message plugin does: the
+//! `x-delayed-type` argument at declaration and the `x-delay` header of a published message;
+//! and the header rewrites schedules need (retries count attempts in `x-delivery-count`, half
+//! messages lose their `x-half*` headers).
 //!
 //! Pure functions over tables and properties; scheduling is schedule.rs's business.
 
@@ -72,14 +72,6 @@ pub fn x_delay(properties: &Properties) -> Option<u64> {
         _ => field_table::integer(value)?,
     };
     u64::try_from(delay).ok().filter(|d| *d > 0)
-}
-
-/// `properties` as a delayed message is routed with: `x-delay` set to minus `delay` (a
-/// signed 32-bit integer as the plugin writes it, 64-bit when it does not fit). `None` if the
-/// headers do not scan (they did when the message was published).
-pub fn routed_properties(properties: &Properties, delay: u64) -> Option<Properties> {
-    let negated = -(i64::try_from(delay).unwrap_or(i64::MAX));
-    with_int_header(properties, b"x-delay", negated)
 }
 
 /// `properties` with the integer header `key` set to `value` (in place of any it had): a
@@ -176,24 +168,24 @@ mod tests {
     }
 
     #[test]
-    fn a_routed_message_carries_its_delay_negated_and_its_other_headers() {
-        let routed = routed_properties(&with_delay(AMQPValue::LongInt(5000)), 5000).unwrap();
-        let headers = routed.headers().unwrap();
+    fn an_int_header_replaces_the_one_there_and_keeps_the_others() {
+        let p = with_int_header(&with_delay(AMQPValue::LongInt(5000)), b"x-delay", -7).unwrap();
+        let headers = p.headers().unwrap();
         assert_eq!(
             headers.inner().get("x-delay"),
-            Some(&AMQPValue::LongInt(-5000))
+            Some(&AMQPValue::LongInt(-7))
         );
         assert_eq!(
             headers.inner().get("other"),
             Some(&AMQPValue::LongString("kept".into()))
         );
-        assert_eq!(x_delay(&routed), None, "not delayed a second time");
-        let long =
-            routed_properties(&with_delay(AMQPValue::LongLongInt(1 << 40)), 1 << 40).unwrap();
+        let long = with_int_header(&p, b"n", 1 << 40).unwrap();
         assert_eq!(
-            long.headers().unwrap().inner().get("x-delay"),
-            Some(&AMQPValue::LongLongInt(-(1 << 40)))
+            long.headers().unwrap().inner().get("n"),
+            Some(&AMQPValue::LongLongInt(1 << 40))
         );
+        let none = without_headers(&long, |k| k == b"n" || k == b"x-delay").unwrap();
+        assert_eq!(none.headers().unwrap().inner().len(), 1);
     }
 
     #[test]

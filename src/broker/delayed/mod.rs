@@ -9,7 +9,7 @@
 //! once they are durable, and `mandatory` returns a message that nothing would route at
 //! publish time (publish/delayed.rs).
 //!
-//! - header.rs: `x-delayed-type`, `x-delay`, and the header a routed message carries.
+//! - header.rs: `x-delayed-type`, `x-delay`, and header rewrites.
 //! - window.rs: the part of a schedule in memory.
 //! - schedule.rs: one exchange's schedule (store, window, deadline).
 //! - this file: the task that fires schedules as they fall due.
@@ -23,8 +23,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use header::{
-    check_arguments, delayed_type, header_value, routed_properties, with_int_header,
-    without_headers, x_delay,
+    check_arguments, delayed_type, header_value, with_int_header, without_headers, x_delay,
 };
 pub use schedule::{Added, Schedule, ScheduleSpec, Target};
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use warren_protocol::{Properties, ShortStr};
 
 use super::{CheckedPublish, CommitTicket, PublishOutcome, Publisher, Returned};
-use crate::broker::delayed::{Schedule, routed_properties, x_delay};
+use crate::broker::delayed::{Schedule, x_delay};
 use crate::broker::exchange::Exchange;
 use crate::broker::message::{LazyHeaders, Message};
 use crate::broker::sender_selected::{SenderSelected, header_entries, sender_selected};
@@ -106,18 +106,19 @@ impl VHost {
         matched
     }
 
-    /// A delayed message is due: routes it through its exchange now, with `x-delay` negated as
-    /// the plugin does (so no delayed exchange further on delays it again).
+    /// A delayed message is due: routes it through its exchange now. Its headers go as they
+    /// came, `x-delay` included: the plugin on RabbitMQ 3.10 means to negate `x-delay` but
+    /// sends a client's own property bytes unchanged (observed through lapin and pika), and the
+    /// `due` mark keeps this exchange from delaying it again.
     pub fn route_due(
         &self,
         exchange: &Arc<Exchange>,
         message: &Message,
         publisher: &mut Publisher,
     ) {
-        let delay = x_delay(&message.properties).unwrap_or(0);
-        let properties = routed_properties(&message.properties, delay)
-            .unwrap_or_else(|| message.properties.clone());
-        if let Some(checked) = self.checked_again(message, properties, &exchange.name) {
+        if let Some(checked) =
+            self.checked_again(message, message.properties.clone(), &exchange.name)
+        {
             // Nobody waits for this one: no return (not mandatory), no confirm.
             let _ = self.route_publish(checked, publisher);
         }
