@@ -1,12 +1,13 @@
 //! Command-line configuration (clap) and the parsing of its compound values: the AMQP URI,
-//! `--queue-args` / `--queue-type`, `--consumer-args` / `--stream-offset`, and the queue names a
-//! run uses. Short options follow RabbitMQ PerfTest's
+//! `--queue-args` / `--queue-type`, `--exchange-args`, `--consumer-args` / `--stream-offset`,
+//! `--delays`, and the queue names a run uses. Short options follow RabbitMQ PerfTest's
 //! where they do not clash with clap's own (`-h` is help here, so the URI is `--uri` only).
 
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use clap::Parser;
 
 use crate::Error;
+use crate::delay::DelayMode;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -50,9 +51,14 @@ pub struct Config {
     /// Exchange to publish to (default: the default exchange, routing key = queue name).
     #[arg(short = 'e', long)]
     pub exchange: Option<String>,
-    /// Exchange type when --exchange is declared.
+    /// Exchange type when --exchange is declared (x-delayed-message: a delayed-message
+    /// exchange, declared with x-delayed-type=direct unless --exchange-args names another).
     #[arg(short = 't', long, default_value = "direct")]
     pub exchange_type: String,
+    /// Exchange arguments when --exchange is declared, `k=v,k2=v2`, typed as in --queue-args
+    /// (e.g. x-delayed-type=topic).
+    #[arg(long)]
+    pub exchange_args: Option<String>,
     /// Routing key for publishes and bindings (default: the queue name).
     #[arg(short = 'k', long)]
     pub routing_key: Option<String>,
@@ -69,6 +75,22 @@ pub struct Config {
     /// Set the `expiration` property (per-message TTL) to MS milliseconds.
     #[arg(long, value_name = "MS")]
     pub expiration: Option<String>,
+    /// Delayed messages: delays in ms, `MS[,MS...]`; each producer's message number k gets the
+    /// (k mod n)-th (round-robin, repeats allowed to weight a delay). The body carries the send
+    /// time and the delay (--size 24 or more), and consumers report lateness = receive time -
+    /// (send time + delay) and the messages delivered more than 1 ms early. With consumers, the
+    /// run waits the longest delay (then one idle second) after the last publish. See
+    /// --delay-mode.
+    #[arg(long, value_name = "MS[,MS...]")]
+    pub delays: Option<String>,
+    /// How --delays are delayed. header (default): header x-delay=<ms> (long-long int) on
+    /// publishes to --exchange, an x-delayed-message exchange. ttl-queues (for a broker without
+    /// the plugin): for each distinct delay D a holding queue `<queue>.delay.<D>` (durable as
+    /// the queue, x-message-ttl=D, x-dead-letter-exchange="", x-dead-letter-routing-key=<queue>)
+    /// is declared, and publishes go to the default exchange with routing key
+    /// `<queue>.delay.<D>`; consumers consume <queue>.
+    #[arg(long, value_enum, value_name = "MODE", requires = "delays")]
+    pub delay_mode: Option<DelayMode>,
     /// Publisher confirms with at most N unconfirmed messages per producer (0 = off).
     #[arg(short = 'c', long, default_value_t = 0)]
     pub confirm: u32,
@@ -175,8 +197,21 @@ impl Config {
             short_str(&q)?;
         }
         self.queue_arguments()?;
+        self.exchange_arguments()?;
         self.consumer_arguments()?;
-        Ok(())
+        self.validate_delays()
+    }
+
+    /// `--exchange-args`; an x-delayed-message exchange gets x-delayed-type=direct unless the
+    /// list names one.
+    pub fn exchange_arguments(&self) -> Result<FieldTable, Error> {
+        let mut table = parse_table("--exchange-args", self.exchange_args.as_deref())?;
+        if self.exchange_type == "x-delayed-message"
+            && !table.inner().contains_key("x-delayed-type")
+        {
+            table.insert(short_str("x-delayed-type")?, long_string("direct"));
+        }
+        Ok(table)
     }
 
     pub fn queue_names(&self) -> Vec<String> {

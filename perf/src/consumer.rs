@@ -3,7 +3,8 @@
 //! every N). Each socket read is processed in full before the acks it produced go out in one
 //! write; end-to-end latency comes from the send stamp in the first 8 body bytes, and the next 8
 //! (producer and message number) with the `priority` property feed the order checks of
-//! [`crate::order`]. At the end the consumer reports its own count and rate (from consume-ok to
+//! [`crate::order`]. A delayed message (a delay field in the next 8, see [`crate::delay`])
+//! records its lateness instead of its latency, and is not order-checked (delays reorder). At the end the consumer reports its own count and rate (from consume-ok to
 //! its last message).
 
 use std::sync::Arc;
@@ -106,6 +107,7 @@ pub async fn run(
     } as u64;
 
     let mut hist = LocalHist::new(&stats.latency);
+    let mut lateness = LocalHist::new(&stats.lateness);
     let mut order = OrderCheck::default();
     let mut state = Content::Idle;
     let started = Instant::now();
@@ -155,7 +157,12 @@ pub async fn run(
                         }
                     }
                     (
-                        Inbound::Body { len, head, seq },
+                        Inbound::Body {
+                            len,
+                            head,
+                            seq,
+                            delay,
+                        },
                         Content::Body {
                             tag,
                             remaining,
@@ -163,7 +170,10 @@ pub async fn run(
                             priority,
                         },
                     ) => {
-                        if *first {
+                        if *first && let (Some(sent), Some(delay)) = (head, delay) {
+                            let late = crate::delay::lateness_ns(now, sent, delay);
+                            stats.record_lateness(&mut lateness, late);
+                        } else if *first {
                             if let Some(sent) = head {
                                 hist.record(now.saturating_sub(sent));
                             }
@@ -232,6 +242,7 @@ pub async fn run(
             }
             stats.consumed.fetch_add(batch, Ordering::Relaxed);
             hist.maybe_flush();
+            lateness.maybe_flush();
             if spec.messages > 0 && consumed >= spec.messages {
                 if unacked > 0 {
                     put_ack(&mut conn.writer.buf, CHANNEL, last_tag, true);
@@ -257,6 +268,7 @@ pub async fn run(
     .await;
     hist.flush();
     drop(hist);
+    drop(lateness);
     stats.consumer_done(ConsumerSummary::new(
         spec.id,
         consumed,

@@ -8,11 +8,13 @@
 //! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
 //! - [`idle`]: `--idle-connections`, connections that only stay open.
 //! - [`order`]: the delivery order checks of consumers (per producer, per priority).
+//! - [`delay`]: `--delays`: x-delay headers or TTL holding queues, and lateness.
 //! - [`progress`]: per-second lines, or a status line on a terminal.
 
 pub mod client;
 pub mod config;
 pub mod consumer;
+pub mod delay;
 pub mod idle;
 pub mod order;
 pub mod producer;
@@ -79,6 +81,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let consumers_done = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     let consumer_arguments = config.consumer_arguments()?;
+    let delays = config.delays()?;
 
     for id in 0..config.consumers {
         let spec = consumer::ConsumerSpec {
@@ -103,11 +106,11 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let start = Instant::now();
     for id in 0..config.producers {
         let queue = &queues[id % queues.len()];
+        let routing_key = config.routing_key.clone().unwrap_or_else(|| queue.clone());
         let spec = producer::ProducerSpec {
             id,
             uri: uri.clone(),
-            exchange: exchange.clone(),
-            routing_key: config.routing_key.clone().unwrap_or_else(|| queue.clone()),
+            targets: delay::targets(config.delay_mode(), &exchange, &routing_key, queue, &delays),
             message: wire::MessageSpec {
                 producer: id,
                 persistent: config.persistent,
@@ -136,6 +139,12 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut ctrl_c_armed = true;
     let mut p_done_at: Option<Instant> = None;
+    // Delayed messages are due up to the longest delay after the last publish: consumers get
+    // that long (then the usual idle second) before the run calls them silent.
+    let delay_grace = match delays.iter().max() {
+        Some(&d) if config.consumers > 0 => Duration::from_millis(d),
+        _ => Duration::ZERO,
+    };
     let end = loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -179,7 +188,9 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         if c_done || caught_up {
             break now;
         }
-        if now.duration_since(last_consumed.1) >= DRAIN_IDLE {
+        if now.duration_since(last_consumed.1) >= DRAIN_IDLE
+            && now.duration_since(p_done_at) >= delay_grace + DRAIN_IDLE
+        {
             break last_consumed.1.max(p_done_at);
         }
     };
@@ -204,7 +215,8 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     Ok(summary)
 }
 
-/// Declares the exchange (unless it is a predefined `amq.*` one), the queues and bindings.
+/// Declares the exchange (unless it is a predefined `amq.*` one), the queues and bindings, and
+/// with `--delay-mode ttl-queues` each queue's holding queues.
 async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Error> {
     let mut conn = Conn::open(uri).await?;
     let exchange = config.exchange.as_deref().unwrap_or("");
@@ -217,7 +229,7 @@ async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Er
             auto_delete: false,
             internal: false,
             nowait: false,
-            arguments: FieldTable::default(),
+            arguments: config.exchange_arguments()?,
         };
         match conn
             .call(
@@ -235,25 +247,21 @@ async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Er
         }
     }
     let arguments = config.queue_arguments()?;
+    let holding = match config.delay_mode() {
+        delay::DelayMode::TtlQueues => delay::distinct(&config.delays()?),
+        delay::DelayMode::Header => Vec::new(),
+    };
     for q in queues {
-        let declare = queue::Declare {
-            queue: short_str(q)?,
-            passive: false,
-            durable: config.durable,
-            exclusive: false,
-            auto_delete: config.auto_delete,
-            nowait: false,
-            arguments: arguments.clone(),
-        };
-        match conn
-            .call(
-                AMQPClass::Queue(queue::AMQPMethod::Declare(declare)),
-                CHANNEL,
+        declare_queue(&mut conn, config, q, arguments.clone()).await?;
+        for &d in &holding {
+            let name = delay::holding_queue(q, d);
+            declare_queue(
+                &mut conn,
+                config,
+                &name,
+                delay::holding_queue_arguments(q, d)?,
             )
-            .await?
-        {
-            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)) => {}
-            other => return Err(Error(format!("expected queue.declare-ok, got {other:?}"))),
+            .await?;
         }
         if !exchange.is_empty() {
             let bind = queue::Bind {
@@ -274,4 +282,31 @@ async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Er
     }
     conn.close().await;
     Ok(())
+}
+
+async fn declare_queue(
+    conn: &mut Conn,
+    config: &Config,
+    name: &str,
+    arguments: FieldTable,
+) -> Result<(), Error> {
+    let declare = queue::Declare {
+        queue: short_str(name)?,
+        passive: false,
+        durable: config.durable,
+        exclusive: false,
+        auto_delete: config.auto_delete,
+        nowait: false,
+        arguments,
+    };
+    match conn
+        .call(
+            AMQPClass::Queue(queue::AMQPMethod::Declare(declare)),
+            CHANNEL,
+        )
+        .await?
+    {
+        AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)) => Ok(()),
+        other => Err(Error(format!("expected queue.declare-ok, got {other:?}"))),
+    }
 }

@@ -3,7 +3,8 @@
 //! publisher-confirm window. A reader task on the other half of the socket handles confirms and
 //! server closes, and records confirm latency from each message's send stamp. Messages carry
 //! the producer's id and their number in the body (see [`crate::wire`]), and optionally a
-//! cycling `priority` and an `expiration`.
+//! cycling `priority`, an `expiration`, and a delay (cycling through its targets, see
+//! [`crate::delay`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,14 +17,15 @@ use tokio::sync::{Notify, watch};
 use crate::Error;
 use crate::client::{CHANNEL, Conn, Reader, close_error};
 use crate::config::Uri;
+use crate::delay::Target;
 use crate::stats::{LocalHist, Stats};
 use crate::wire::{Inbound, MessageSpec, PublishTemplate, now_ns};
 
 pub struct ProducerSpec {
     pub id: usize,
     pub uri: Uri,
-    pub exchange: String,
-    pub routing_key: String,
+    /// Where message number k goes: `targets[k mod n]` (one target without --delays).
+    pub targets: Vec<Target>,
     /// Delivery mode, size, priorities, expiration (its `producer` is this producer's id).
     pub message: MessageSpec,
     /// Confirm window (0 = no confirms).
@@ -105,13 +107,8 @@ pub async fn run(
             other => return Err(Error(format!("expected confirm.select-ok, got {other:?}"))),
         }
     }
-    let mut template = PublishTemplate::new(
-        CHANNEL,
-        &spec.exchange,
-        &spec.routing_key,
-        &spec.message,
-        conn.frame_max(),
-    )?;
+    let mut template =
+        PublishTemplate::with_targets(CHANNEL, &spec.targets, &spec.message, conn.frame_max())?;
     let Conn { reader, mut writer } = conn;
     let confirms = Arc::new(Confirms {
         window: Mutex::new(Window {

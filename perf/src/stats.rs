@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::Blocking;
+use crate::delay::{DelayedSummary, is_early};
 
 /// Largest latency tracked exactly (longer ones are clamped): 10 minutes in nanoseconds.
 const MAX_NS: u64 = 600_000_000_000;
@@ -48,6 +49,11 @@ impl SharedHist {
             (!h.is_empty()).then(|| (ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99))));
         h.reset();
         r
+    }
+
+    /// A copy of the whole run's histogram.
+    fn total(&self) -> Histogram<u64> {
+        lock(&self.total).clone()
     }
 
     fn summary(&self) -> LatencySummary {
@@ -120,6 +126,12 @@ pub struct Stats {
     pub blocking: Arc<Blocking>,
     pub latency: SharedHist,
     pub confirm_latency: SharedHist,
+    /// Delayed messages' lateness (ns; early ones as 0), see [`crate::delay`].
+    pub lateness: SharedHist,
+    /// Delayed messages delivered more than 1 ms early.
+    pub early: AtomicU64,
+    /// The earliest of those, in ns before its due time.
+    pub max_early_ns: AtomicU64,
     pub errors: Mutex<Vec<String>>,
     /// Each consumer's result, added as it ends.
     pub consumers: Mutex<Vec<ConsumerSummary>>,
@@ -137,6 +149,9 @@ impl Default for Stats {
             blocking: Arc::default(),
             latency: SharedHist::new(),
             confirm_latency: SharedHist::new(),
+            lateness: SharedHist::new(),
+            early: AtomicU64::new(0),
+            max_early_ns: AtomicU64::new(0),
             errors: Mutex::new(Vec::new()),
             consumers: Mutex::new(Vec::new()),
         }
@@ -164,6 +179,29 @@ impl Stats {
     /// Records one consumer's result (called once by each consumer as it ends).
     pub fn consumer_done(&self, c: ConsumerSummary) {
         lock(&self.consumers).push(c);
+    }
+
+    /// Records one delayed message's lateness (ns, negative when early) into `hist` (a
+    /// [`LocalHist`] of [`Stats::lateness`]), counting it as early past the 1 ms slack.
+    pub fn record_lateness(&self, hist: &mut LocalHist<'_>, lateness: i64) {
+        if is_early(lateness) {
+            self.early.fetch_add(1, Ordering::Relaxed);
+            self.max_early_ns
+                .fetch_max(lateness.unsigned_abs(), Ordering::Relaxed);
+        }
+        hist.record(lateness.max(0) as u64);
+    }
+
+    /// The delayed messages' summary, when any was consumed.
+    fn delayed_summary(&self) -> Option<DelayedSummary> {
+        let h = self.lateness.total();
+        (!h.is_empty()).then(|| {
+            DelayedSummary::from_histogram(
+                &h,
+                self.early.load(Ordering::Relaxed),
+                self.max_early_ns.load(Ordering::Relaxed),
+            )
+        })
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -197,6 +235,7 @@ impl Stats {
             priority_inversions: self.priority_inversions.load(Ordering::Relaxed),
             latency: self.latency.summary(),
             confirm_latency: confirms.then(|| self.confirm_latency.summary()),
+            delayed: self.delayed_summary(),
             consumers,
             errors: lock(&self.errors).clone(),
         }
@@ -260,6 +299,7 @@ impl Reporter {
         let rate = |a: u64, b: u64| (a.saturating_sub(b) as f64 / dt).round() as u64;
         let latency = stats.latency.take_interval();
         let _ = stats.confirm_latency.take_interval();
+        let _ = stats.lateness.take_interval();
         let tick = Tick {
             elapsed: now.duration_since(self.start),
             published_rate: rate(c.published, self.prev.published),
@@ -344,6 +384,9 @@ pub struct Summary {
     pub latency: LatencySummary,
     /// Publish to confirm latency (only with --confirm).
     pub confirm_latency: Option<LatencySummary>,
+    /// Delayed messages (`--delays`): count, lateness, early ones; none consumed: `None`.
+    /// Their end-to-end latency (which includes the delay) is not in `latency`.
+    pub delayed: Option<DelayedSummary>,
     /// Per consumer that got as far as consuming, by id (one still busy 3 s after the run ended
     /// is aborted and missing).
     pub consumers: Vec<ConsumerSummary>,
@@ -393,6 +436,9 @@ impl std::fmt::Display for Summary {
                 "\n  confirm latency ({} samples) p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
                 c.count, c.p50_ms, c.p99_ms, c.max_ms
             )?;
+        }
+        if let Some(d) = &self.delayed {
+            write!(f, "\n{d}")?;
         }
         if self.consumers.len() > 1 {
             for c in &self.consumers {

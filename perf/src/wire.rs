@@ -6,8 +6,10 @@
 //! The body of a warren-perf message starts with two big-endian u64s: the send time
 //! (nanoseconds since the Unix epoch) and the sequence field, which holds the producer's id in
 //! its top 16 bits and that producer's message number (from 0) in the other 48
-//! ([`seq_field`], [`split_seq`]). The rest is filler. With `--priorities N` the `priority`
-//! property of message number k is k mod N.
+//! ([`seq_field`], [`split_seq`]). A delayed message (`--delays`) has a third, its delay field
+//! ([`crate::delay::delay_field`]). The rest is filler. With `--priorities N` the `priority`
+//! property of message number k is k mod N; with delays, message k goes to the k mod n-th
+//! [`Target`] (its own exchange, routing key, `x-delay` header and delay field).
 
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -18,6 +20,7 @@ use warren_protocol::codec::{
 use warren_protocol::encode;
 
 use crate::Error;
+use crate::delay::{Target, delay_field, split_delay_field, x_delay_headers};
 
 /// One frame from the server, reduced to what the load generator needs.
 #[derive(Debug)]
@@ -34,11 +37,13 @@ pub enum Inbound {
         priority: Option<u8>,
     },
     /// A body frame; `head` and `seq` are its first two big-endian u64s (the send timestamp and
-    /// the sequence field when this is the first body frame of a message).
+    /// the sequence field when this is the first body frame of a message), `delay` the delay
+    /// in ms of the third when that is a delay field.
     Body {
         len: usize,
         head: Option<u64>,
         seq: Option<u64>,
+        delay: Option<u64>,
     },
     Ack {
         tag: u64,
@@ -125,6 +130,16 @@ fn get_ok_tag(p: &[u8]) -> Option<u64> {
     (pos + 4 == p.len()).then_some(tag)
 }
 
+/// A body frame's payload: its length and stamps.
+fn body(p: &[u8]) -> Inbound {
+    Inbound::Body {
+        len: p.len(),
+        head: be_u64(p),
+        seq: p.get(8..).and_then(be_u64),
+        delay: p.get(16..).and_then(be_u64).and_then(split_delay_field),
+    }
+}
+
 /// Decodes the frame at the front of `buf`, consuming it; `Ok(None)` when more bytes are
 /// needed. Anything unusual (other methods, bad sizes, bad frame ends) goes through
 /// `codec::decode_frame`, which reports malformed input as an error rather than panicking.
@@ -145,11 +160,7 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<(u16, Inb
     if plain && buf[total - 1] == FRAME_END {
         let p = &buf[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + size];
         let fast = match kind {
-            FRAME_BODY => Some(Inbound::Body {
-                len: size,
-                head: be_u64(p),
-                seq: p.get(8..).and_then(be_u64),
-            }),
+            FRAME_BODY => Some(body(p)),
             FRAME_HEADER if size >= 14 => be_u64(&p[4..]).map(|body_size| Inbound::Header {
                 body_size,
                 priority: properties_priority(&p[12..]),
@@ -194,14 +205,7 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<(u16, Inb
                 priority: properties.priority(),
             },
         ),
-        Frame::Body { channel, payload } => (
-            channel,
-            Inbound::Body {
-                len: payload.len(),
-                head: be_u64(&payload),
-                seq: payload.get(8..).and_then(be_u64),
-            },
-        ),
+        Frame::Body { channel, payload } => (channel, body(&payload)),
         Frame::Publish { channel, .. } => (
             channel,
             Inbound::Method(AMQPClass::Basic(basic::AMQPMethod::Publish(
@@ -231,21 +235,30 @@ pub struct MessageSpec {
     pub expiration: Option<String>,
 }
 
-/// A pre-encoded basic.publish + content header; the body is a reused buffer whose first
-/// 16 bytes are rewritten per message, and with priorities, one byte of the properties.
+/// A pre-encoded basic.publish + content header per [`Target`]; the body is a reused buffer
+/// whose first 16 bytes (24 with a delay) are rewritten per message, and with priorities, one
+/// byte of the properties.
 pub struct PublishTemplate {
     channel: u16,
-    method: Bytes,
-    properties: Vec<u8>,
-    /// Where the priority byte sits in `properties` (with `priorities` > 0).
-    priority_at: usize,
+    variants: Vec<Variant>,
     priorities: u8,
     producer: usize,
     body: Vec<u8>,
     frame_max: u32,
 }
 
+/// One target's encoded publish method and properties.
+struct Variant {
+    method: Bytes,
+    properties: Vec<u8>,
+    /// Where the priority byte sits in `properties` (with `priorities` > 0).
+    priority_at: usize,
+    /// The body's delay field, for a delayed target.
+    delay_field: Option<u64>,
+}
+
 impl PublishTemplate {
+    /// Every message to `exchange` with `routing_key`.
     pub fn new(
         channel: u16,
         exchange: &str,
@@ -253,9 +266,83 @@ impl PublishTemplate {
         spec: &MessageSpec,
         frame_max: u32,
     ) -> Result<PublishTemplate, Error> {
+        let target = Target {
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            delay_ms: None,
+            x_delay_header: false,
+        };
+        PublishTemplate::with_targets(channel, &[target], spec, frame_max)
+    }
+
+    /// Message number k to `targets[k mod n]` (at least one target).
+    pub fn with_targets(
+        channel: u16,
+        targets: &[Target],
+        spec: &MessageSpec,
+        frame_max: u32,
+    ) -> Result<PublishTemplate, Error> {
+        if targets.is_empty() {
+            return Err(Error::msg("no publish target"));
+        }
+        let delayed = targets.iter().any(|t| t.delay_ms.is_some());
+        if delayed && spec.size < crate::delay::MIN_SIZE {
+            return Err(Error::msg("delayed messages need --size 24 or more"));
+        }
+        let variants = targets
+            .iter()
+            .map(|t| Variant::new(channel, t, spec))
+            .collect::<Result<Vec<_>, Error>>()?;
+        // Filler after the 16-byte stamp: not all zeros, so nothing compresses it away.
+        let body = (0..spec.size.max(16)).map(|i| (i % 251) as u8).collect();
+        Ok(PublishTemplate {
+            channel,
+            variants,
+            priorities: spec.priorities,
+            producer: spec.producer,
+            body,
+            frame_max,
+        })
+    }
+
+    /// Wire bytes of one message, the largest target's (for sizing write batches).
+    pub fn wire_len(&self) -> usize {
+        let frames = self
+            .body
+            .len()
+            .div_ceil(self.frame_max.saturating_sub(8).max(1) as usize);
+        let head = self
+            .variants
+            .iter()
+            .map(|v| v.method.len() + v.properties.len())
+            .max()
+            .unwrap_or(0);
+        head + FRAME_OVERHEAD + 12 + self.body.len() + frames * FRAME_OVERHEAD
+    }
+
+    /// Appends the producer's message number `seq`, stamped with `stamp_ns` (wall-clock
+    /// nanoseconds).
+    pub fn put(&mut self, out: &mut BytesMut, stamp_ns: u64, seq: u64) {
+        let n = self.variants.len() as u64;
+        let v = &mut self.variants[(seq % n) as usize];
+        out.put_slice(&v.method);
+        self.body[..8].copy_from_slice(&stamp_ns.to_be_bytes());
+        self.body[8..16].copy_from_slice(&seq_field(self.producer, seq).to_be_bytes());
+        if let Some(field) = v.delay_field {
+            self.body[16..24].copy_from_slice(&field.to_be_bytes());
+        }
+        if self.priorities > 0 {
+            v.properties[v.priority_at] = (seq % self.priorities as u64) as u8;
+        }
+        encode::content(out, self.channel, &v.properties, &self.body, self.frame_max);
+    }
+}
+
+impl Variant {
+    fn new(channel: u16, target: &Target, spec: &MessageSpec) -> Result<Variant, Error> {
         let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: crate::config::short_str(exchange)?,
-            routing_key: crate::config::short_str(routing_key)?,
+            exchange: crate::config::short_str(&target.exchange)?,
+            routing_key: crate::config::short_str(&target.routing_key)?,
             mandatory: false,
             immediate: false,
         }));
@@ -263,6 +350,9 @@ impl PublishTemplate {
         encode::method(&mut method, channel, &publish);
         let mut props =
             BasicProperties::default().with_delivery_mode(if spec.persistent { 2 } else { 1 });
+        if let (Some(d), true) = (target.delay_ms, target.x_delay_header) {
+            props = props.with_headers(x_delay_headers(d)?);
+        }
         if let Some(e) = &spec.expiration {
             props = props.with_expiration(crate::config::short_str(e)?);
         }
@@ -280,50 +370,12 @@ impl PublishTemplate {
         } else {
             (encode::properties(&props), 0)
         };
-        // Filler after the 16-byte stamp: not all zeros, so nothing compresses it away.
-        let body = (0..spec.size.max(16)).map(|i| (i % 251) as u8).collect();
-        Ok(PublishTemplate {
-            channel,
+        Ok(Variant {
             method: method.freeze(),
             properties,
             priority_at,
-            priorities: spec.priorities,
-            producer: spec.producer,
-            body,
-            frame_max,
+            delay_field: target.delay_ms.map(delay_field),
         })
-    }
-
-    /// Wire bytes of one message (for sizing write batches).
-    pub fn wire_len(&self) -> usize {
-        let frames = self
-            .body
-            .len()
-            .div_ceil(self.frame_max.saturating_sub(8).max(1) as usize);
-        self.method.len()
-            + FRAME_OVERHEAD
-            + 12
-            + self.properties.len()
-            + self.body.len()
-            + frames * FRAME_OVERHEAD
-    }
-
-    /// Appends the producer's message number `seq`, stamped with `stamp_ns` (wall-clock
-    /// nanoseconds).
-    pub fn put(&mut self, out: &mut BytesMut, stamp_ns: u64, seq: u64) {
-        out.put_slice(&self.method);
-        self.body[..8].copy_from_slice(&stamp_ns.to_be_bytes());
-        self.body[8..16].copy_from_slice(&seq_field(self.producer, seq).to_be_bytes());
-        if self.priorities > 0 {
-            self.properties[self.priority_at] = (seq % self.priorities as u64) as u8;
-        }
-        encode::content(
-            out,
-            self.channel,
-            &self.properties,
-            &self.body,
-            self.frame_max,
-        );
     }
 }
 
@@ -358,7 +410,7 @@ mod tests {
         t.put(&mut msg, 123, 5);
         assert_eq!(msg.len(), t.wire_len());
         // Skip the publish method (a client frame) and keep header + body.
-        let method_len = t.method.len();
+        let method_len = t.variants[0].method.len();
         out.extend_from_slice(&msg[method_len..]);
         let mut got = vec![];
         while let Some((_, f)) = next_frame(&mut out, 131072).unwrap() {
@@ -373,7 +425,7 @@ mod tests {
                 "Nack { tag: 10, multiple: false }",
                 "Header { body_size: 20, priority: None }",
                 format!(
-                    "Body {{ len: 20, head: Some(123), seq: Some({}) }}",
+                    "Body {{ len: 20, head: Some(123), seq: Some({}), delay: None }}",
                     seq_field(3, 5)
                 )
                 .as_str(),
@@ -396,7 +448,11 @@ mod tests {
     fn header_of(t: &mut PublishTemplate, seq: u64) -> (Option<u8>, BasicProperties) {
         let mut msg = BytesMut::new();
         t.put(&mut msg, 1, seq);
-        let _ = msg.split_to(t.method.len());
+        let _ = msg.split_to(
+            t.variants[(seq % t.variants.len() as u64) as usize]
+                .method
+                .len(),
+        );
         let Some((_, Inbound::Header { priority, .. })) = next_frame(&mut msg.clone(), 0).unwrap()
         else {
             panic!("no header frame");
@@ -439,6 +495,59 @@ mod tests {
         assert_eq!((fast, props.priority()), (None, &None));
         assert_eq!(props.delivery_mode(), &Some(1));
         assert!(props.expiration().is_none());
+    }
+
+    #[test]
+    fn delayed_targets_cycle_with_header_and_body_delay() {
+        let targets = crate::delay::targets(
+            crate::delay::DelayMode::Header,
+            "later",
+            "q",
+            "q",
+            &[1000, 2000],
+        );
+        let spec = MessageSpec {
+            size: 24,
+            priorities: 3,
+            ..MessageSpec::default()
+        };
+        let mut t = PublishTemplate::with_targets(1, &targets, &spec, 131072).unwrap();
+        for seq in 0..4u64 {
+            let want = [1000i64, 2000][seq as usize % 2];
+            let (priority, props) = header_of(&mut t, seq);
+            assert_eq!(priority, Some((seq % 3) as u8));
+            let x_delay = props
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-delay").cloned());
+            assert_eq!(
+                x_delay,
+                Some(amq_protocol::types::AMQPValue::LongLongInt(want))
+            );
+            let mut msg = BytesMut::new();
+            t.put(&mut msg, 77, seq);
+            let _ = msg.split_to(t.variants[(seq % 2) as usize].method.len());
+            let _header = next_frame(&mut msg, 0).unwrap();
+            let Some((_, Inbound::Body { head, delay, .. })) = next_frame(&mut msg, 0).unwrap()
+            else {
+                panic!("no body frame");
+            };
+            assert_eq!((head, delay), (Some(77), Some(want as u64)));
+        }
+        // ttl-queues: the default exchange and a routing key per delay, no header.
+        let ttl = crate::delay::targets(crate::delay::DelayMode::TtlQueues, "", "q", "q", &[5]);
+        let mut t = PublishTemplate::with_targets(1, &ttl, &spec, 131072).unwrap();
+        let (_, props) = header_of(&mut t, 0);
+        assert!(props.headers().is_none());
+        let method = &t.variants[0].method;
+        assert!(method.windows(9).any(|w| w == b"q.delay.5"));
+        assert!(method.windows(5).all(|w| w != b"later"));
+        // The body must hold the delay.
+        let small = MessageSpec {
+            size: 16,
+            ..MessageSpec::default()
+        };
+        assert!(PublishTemplate::with_targets(1, &ttl, &small, 131072).is_err());
     }
 
     #[test]

@@ -431,3 +431,59 @@ async fn connection_blocked_is_reported() {
     assert!(summary.blocked_secs > 1.0, "{}", summary.blocked_secs);
     assert!(summary.confirmed < summary.published);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_header_mode_holds_then_delivers() {
+    let broker = Broker::start("delayed-header");
+    let summary = run(broker.config(&[
+        "--producers",
+        "2",
+        "--pmessages",
+        "100",
+        "--queue",
+        "smoke-delayed",
+        "--exchange",
+        "smoke-later",
+        "--exchange-type",
+        "x-delayed-message",
+        "--durable",
+        "--persistent",
+        "--confirm",
+        "50",
+        "--size",
+        "64",
+        "--delays",
+        "300,600",
+    ]))
+    .await;
+    assert_clean(&summary);
+    assert_eq!((summary.confirmed, summary.consumed), (200, 200));
+    let d = summary.delayed.expect("delayed summary");
+    assert_eq!((d.count, d.early), (200, 0));
+    // Plain latency excludes delayed messages.
+    assert_eq!(summary.latency.count, 0);
+    // The run waited for the 600 ms ones.
+    assert!(summary.duration_secs >= 0.6, "{}", summary.duration_secs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_ttl_queues_dead_letter_into_the_queue() {
+    let broker = Broker::start("delayed-ttl");
+    let summary = run(broker.config(&[
+        "--pmessages",
+        "100",
+        "--queue",
+        "smoke-ttlq",
+        "--delay-mode",
+        "ttl-queues",
+        "--size",
+        "24",
+        "--delays",
+        "200,400,200",
+    ]))
+    .await;
+    assert_clean(&summary);
+    assert_eq!(summary.consumed, 100);
+    let d = summary.delayed.expect("delayed summary");
+    assert_eq!((d.count, d.early), (100, 0));
+}
