@@ -22,13 +22,18 @@
 # holding queue bench-d1.delay.<D> per delay D with x-message-ttl=D, dead-lettered into bench-d1
 # through the default exchange.
 #
+# With BENCH_D1_PLUGIN_DIR naming a directory that holds a built
+# rabbitmq_delayed_message_exchange-<version>/ (BENCHMARKS.md, D1, says how to build it with
+# Debian's erlc), RabbitMQ gets the plugin instead and is driven exactly as warren is.
+#
 # Knobs: BENCH_D1_MESSAGES (default 10000000), BENCH_D1_TIMED (default 100000), BENCH_D1_RATE
-# (msg/s, default 5000), BENCH_D1_CAP (seconds per phase, default 1800).
+# (msg/s, default 5000), BENCH_D1_CAP (seconds per phase, default 1800), BENCH_D1_PLUGIN_DIR.
 
 D1_MESSAGES=${BENCH_D1_MESSAGES:-10000000}
 D1_TIMED=${BENCH_D1_TIMED:-100000}
 D1_RATE=${BENCH_D1_RATE:-5000}
 D1_CAP=${BENCH_D1_CAP:-1800}
+D1_PLUGIN_DIR=${BENCH_D1_PLUGIN_DIR:-}
 D1_PRODUCERS=4
 D1_QUEUE=bench-d1
 # 10 levels each: 1 h to 2 h in steps of 400 s, and 1 s to 10 s.
@@ -39,8 +44,28 @@ D1_TIMED_DELAYS=$(seq -s, 1000 1000 10000)
 d1_mode_flags() {
   case $1 in
     warren) echo "--exchange bench-d1-later --exchange-type x-delayed-message --exchange-args x-delayed-type=direct" ;;
-    rabbitmq) echo "--delay-mode ttl-queues" ;;
+    rabbitmq)
+      if [[ -n $D1_PLUGIN_DIR ]]; then d1_mode_flags warren; else echo "--delay-mode ttl-queues"; fi ;;
   esac
+}
+
+# What RabbitMQ delays with, for the table.
+d1_rabbit_way() {
+  if [[ -n $D1_PLUGIN_DIR ]]; then echo "the delayed-message plugin"; else echo "per-delay TTL queues"; fi
+}
+
+# Starts a broker for D1: RabbitMQ with the delayed-message plugin when BENCH_D1_PLUGIN_DIR says.
+d1_start() { # broker
+  if [[ $1 == rabbitmq && -n $D1_PLUGIN_DIR ]]; then
+    local defaults
+    defaults=$(ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins | head -1)
+    RABBITMQ_PLUGINS_DIR="$defaults:$D1_PLUGIN_DIR" start_broker "$1" D1
+    (eval "$(rabbit_env)"; RABBITMQ_PLUGINS_DIR="$defaults:$D1_PLUGIN_DIR" \
+      rabbitmq-plugins enable rabbitmq_delayed_message_exchange >> "$OUT/rabbitmq.D1.log" 2>&1) \
+      || { echo "bench/compare: cannot enable the delayed-message plugin from $D1_PLUGIN_DIR" >&2; exit 1; }
+  else
+    start_broker "$1" D1
+  fi
 }
 
 d1_broker() { # broker
@@ -48,7 +73,7 @@ d1_broker() { # broker
   local total=$(( each * D1_PRODUCERS ))
   local mode t0 hold_rss timed_rss confirmed
   read -ra mode <<< "$(d1_mode_flags "$b")"
-  start_broker "$b" D1
+  d1_start "$b"
   start_sampler "$OUT/D1-hold.$b.rss"
   log "D1 hold on $b: $total x 1 KB persistent, delays 1-2 h (${mode[*]}), $D1_PRODUCERS producers, confirm 1000 each"
   t0=$(cpu_ticks)
@@ -145,7 +170,7 @@ d1_table() {
   d1count() { echo "${R[D1.delayed.$1]:-–} / ${R[D1.tconf.$1]:-–}"; }
   d1rss() { echo "$(fmt_mb "${R[D1.holdrss.$1]:-}") / $(fmt_mb "${R[D1.timedrss.$1]:-}")"; }
   d1cpu() { echo "$(fmt_us "${R[D1.holdcpu.$1]:-}") / $(fmt_us "${R[D1.timedcpu.$1]:-}")"; }
-  row "D1 hold: ${R[D1.count.$W]:-n/a} / ${R[D1.count.$Q]:-n/a} × 1 KB persistent into a durable queue, delays 1-2 h (10 levels), $D1_PRODUCERS producers, confirm 1000 each, no consumer (warren: x-delayed-message exchange; RabbitMQ: per-delay TTL queues)" \
+  row "D1 hold: ${R[D1.count.$W]:-n/a} / ${R[D1.count.$Q]:-n/a} × 1 KB persistent into a durable queue, delays 1-2 h (10 levels), $D1_PRODUCERS producers, confirm 1000 each, no consumer (warren: x-delayed-message exchange; RabbitMQ: $(d1_rabbit_way))" \
     "hold (confirmed)" "$(fmt_rate "${R[D1.hold.$W]:-}")" "$(fmt_rate "${R[D1.hold.$Q]:-}")" \
     "$(ratio "${R[D1.hold.$W]:-}" "${R[D1.hold.$Q]:-}") w/R" ""
   row "" "peak RSS (hold + timed)" "$(fmt_mb "${R[D1.rss.$W]:-}")" "$(fmt_mb "${R[D1.rss.$Q]:-}")" \
@@ -169,8 +194,12 @@ d1_notes() {
   echo "D1: BENCH_D1_MESSAGES=$D1_MESSAGES, BENCH_D1_TIMED=$D1_TIMED, BENCH_D1_RATE=$D1_RATE msg/s, cap ${D1_CAP}s per phase;" \
     "hold delays $D1_HOLD_DELAYS ms, timed delays $D1_TIMED_DELAYS ms (round-robin per producer);" \
     "lateness = receive time - (send time + delay), early = delivered > 1 ms before due"
-  echo "D1: RabbitMQ has no delayed-message plugin in Debian's package; it is compared with per-delay TTL queues" \
-    "(bench-d1.delay.<D>: x-message-ttl=D, dead-lettered into bench-d1 through the default exchange), warren with its x-delayed-message exchange"
+  if [[ -n $D1_PLUGIN_DIR ]]; then
+    echo "D1: RabbitMQ runs the delayed-message plugin from $D1_PLUGIN_DIR (an x-delayed-message exchange, as warren)"
+  else
+    echo "D1: RabbitMQ has no delayed-message plugin in Debian's package; it is compared with per-delay TTL queues" \
+      "(bench-d1.delay.<D>: x-message-ttl=D, dead-lettered into bench-d1 through the default exchange), warren with its x-delayed-message exchange"
+  fi
   for b in warren rabbitmq; do
     [[ -z ${R[D1.fail.$b]:-} ]] || echo "D1 on $b: incomplete, ${R[D1.fail.$b]}"
   done
