@@ -139,16 +139,7 @@ run_D1() {
 
 # "no", or "yes: N× over S s (reason)", from the hold's and the timed phase's summaries.
 d1_blocked() { # broker
-  local files=() f
-  for f in "$OUT/D1-hold.$1.json" "$OUT/D1-timed.$1.json"; do
-    [[ -s $f ]] && files+=("$f")
-  done
-  (( ${#files[@]} )) || { echo "–"; return; }
-  jq -rs 'map(select(.blocked != null)) as $r
-    | if ($r | length) == 0 then "–"
-      elif ($r | any(.blocked)) then
-        "yes: \($r | map(.blocked_count) | add)× over \($r | map(.blocked_secs) | add | . * 10 | round / 10) s (\($r | map(.blocked_reason // empty) | first // "no reason"))"
-      else "no" end' "${files[@]}" 2>/dev/null || echo "?"
+  blocked_summary "$OUT/D1-hold.$1.json" "$OUT/D1-timed.$1.json"
 }
 
 # "met" when warren delivered every timed message, none more than 1 ms early.

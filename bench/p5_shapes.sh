@@ -112,8 +112,14 @@ run_P5S() {
 
 # "no", or "yes: N× over S s (reason)", from the fill's and the drain's summaries.
 p5s_blocked() { # broker shape
+  blocked_summary "$OUT/P5S-$2-fill.$1.json" "$OUT/P5S-$2-drain.$1.json"
+}
+
+# "no", or "yes: N× over S s (reason)" (connection.blocked), from the warren-perf summaries
+# among FILES that exist; "–" if none says. Shared with bench/delayed.sh.
+blocked_summary() { # FILES...
   local files=() f
-  for f in "$OUT/P5S-$2-fill.$1.json" "$OUT/P5S-$2-drain.$1.json"; do
+  for f in "$@"; do
     [[ -s $f ]] && files+=("$f")
   done
   (( ${#files[@]} )) || { echo "–"; return; }
