@@ -320,12 +320,13 @@ pub fn erlang(v: &Value) -> String {
 /// A `retry-delays` value: 1 to 100 delays in ms, none over ten years (queue/retry.rs reads the
 /// `x-retry-delays` argument by the same rule).
 pub fn retry_delays(v: &Value) -> Option<Vec<u64>> {
+    use crate::broker::queue::retry::{MAX_DELAY_MS, MAX_DELAYS};
     let items = v.as_array()?;
-    if items.is_empty() || items.len() > 100 {
+    if items.is_empty() || items.len() > MAX_DELAYS {
         return None;
     }
     items
         .iter()
-        .map(|d| d.as_u64().filter(|ms| *ms <= 10 * 365 * 24 * 3600 * 1000))
+        .map(|d| d.as_u64().filter(|ms| *ms <= MAX_DELAY_MS as u64))
         .collect()
 }

@@ -50,6 +50,7 @@ impl VHost {
             body,
             selected,
             due: _,
+            half: _,
         } = checked;
         if mandatory
             && !self.matches_now(&exchange, &routing_key, &properties, &selected, publisher)
@@ -149,6 +150,7 @@ impl VHost {
             body: message.body.clone(),
             selected,
             due: true,
+            half: None,
         })
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use warren_protocol::AmqpError;
+use warren_protocol::{AmqpError, Properties};
 
 use super::{CheckedPublish, CommitTicket, PublishOutcome, Publisher};
 use crate::broker::half::{HalfRequest, half_request, plain};
@@ -13,31 +13,23 @@ use crate::broker::message::Message;
 use crate::broker::vhost::VHost;
 
 impl VHost {
-    /// Refuses a hold without a `message_id`, or with one already pending (checked when the
-    /// message arrives, as the other publish checks).
-    pub(super) fn check_half(&self, checked: &CheckedPublish) -> Result<(), AmqpError> {
-        if half_request(&checked.properties) != Some(HalfRequest::Hold) {
-            return Ok(());
+    /// What `properties` ask of half messages (read once, when the message arrives), refusing
+    /// a hold without a `message_id`, or with one already pending, as the other publish checks.
+    pub(super) fn check_half(
+        &self,
+        properties: &Properties,
+    ) -> Result<Option<HalfRequest>, AmqpError> {
+        let request = half_request(properties);
+        if request != Some(HalfRequest::Hold) {
+            return Ok(request);
         }
-        match checked
-            .properties
-            .short_str(warren_protocol::properties::Property::MessageId)
-        {
+        match properties.short_str(warren_protocol::properties::Property::MessageId) {
             None | Some("") => Err(AmqpError::precondition("a half message needs a message_id")),
             Some(id) if self.half_pending(id) => Err(AmqpError::precondition(format_args!(
                 "half message '{id}' is pending already"
             ))),
-            Some(_) => Ok(()),
+            Some(_) => Ok(request),
         }
-    }
-
-    /// What `checked` asks of half messages, if anything (not a message coming back from a
-    /// schedule).
-    pub(super) fn half_of(checked: &CheckedPublish) -> Option<HalfRequest> {
-        if checked.due {
-            return None;
-        }
-        half_request(&checked.properties)
     }
 
     /// Holds, commits or rolls back as `request` says.

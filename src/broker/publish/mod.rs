@@ -31,6 +31,7 @@ pub use direct_reply::{DirectReplies, REPLY_PREFIX, REPLY_PSEUDO_QUEUE};
 pub use enqueue::{Enqueued, enqueue, stored_message};
 
 use super::exchange::Exchange;
+use super::half::HalfRequest;
 use super::message::{LazyHeaders, Message};
 use super::queue::Queue;
 use super::sender_selected::{SenderSelected, header_entries, sender_selected, without_bcc};
@@ -69,6 +70,8 @@ pub struct CheckedPublish {
     /// A delayed message whose time has come (delayed.rs): routed now, counted as published
     /// already.
     due: bool,
+    /// What it asks of half messages (half.rs), read once when it arrived.
+    half: Option<HalfRequest>,
 }
 
 /// What became of a published message.
@@ -161,7 +164,8 @@ impl VHost {
         } else {
             None
         };
-        let checked = CheckedPublish {
+        let half = self.check_half(&properties)?;
+        Ok(CheckedPublish {
             exchange,
             exchange_name,
             routing_key,
@@ -170,9 +174,8 @@ impl VHost {
             body,
             selected,
             due: false,
-        };
-        self.check_half(&checked)?;
-        Ok(checked)
+            half,
+        })
     }
 
     /// Routes a checked message to its queues and enqueues it there (storing it first when it
@@ -180,13 +183,13 @@ impl VHost {
     /// or returns it when it is mandatory and nothing takes it.
     pub fn route_publish(
         &self,
-        checked: CheckedPublish,
+        mut checked: CheckedPublish,
         publisher: &mut Publisher,
     ) -> PublishOutcome {
         if let Some((schedule, delay)) = Self::delay_of(&checked) {
             return self.schedule_delayed(checked, schedule, delay, publisher);
         }
-        if let Some(request) = Self::half_of(&checked) {
+        if let Some(request) = checked.half.take() {
             return self.publish_half(checked, request, publisher);
         }
         let CheckedPublish {
@@ -198,6 +201,7 @@ impl VHost {
             body,
             selected,
             due,
+            half: _,
         } = checked;
         if exchange.name.is_empty() {
             // The reply message is built only for a reply-to routing key: this is every

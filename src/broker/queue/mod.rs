@@ -17,7 +17,7 @@ mod queue;
 pub mod queue_type;
 mod quorum_returns;
 mod ready;
-mod retry;
+pub mod retry;
 mod settings;
 pub mod stream;
 #[cfg(test)]

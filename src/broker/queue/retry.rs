@@ -19,15 +19,15 @@ use warren_protocol::field_table;
 
 use super::queue::Queue;
 use crate::broker::consumer::Consumer;
-use crate::broker::delayed::{Schedule, ScheduleSpec, Target, with_int_header};
+use crate::broker::delayed::{Schedule, ScheduleSpec, Target, header_value, with_int_header};
 use crate::broker::field_display::{as_i64, type_name};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::publish::enqueue;
 
-/// Most delays a list may hold.
-const MAX_DELAYS: usize = 100;
+/// Most delays a list may hold (the `retry-delays` policy key has the same rule).
+pub const MAX_DELAYS: usize = 100;
 /// Longest delay: ten years, as RabbitMQ's longest TTL.
-const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000 * 10;
+pub const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000 * 10;
 
 /// Reads `x-retry-delays`: an array of 1 to 100 integers from 0 to ten years (ms). The error is
 /// the reason in RabbitMQ's style (`{unacceptable_type,longstr}`, `{invalid_delay,-5}`).
@@ -51,15 +51,8 @@ pub fn parse_delays(v: &AMQPValue) -> Result<Vec<u64>, String> {
 
 /// How many attempts a message had: its `x-delivery-count` header (0 without one).
 fn attempts(properties: &Properties) -> u64 {
-    if !properties.has_header_key(&["x-delivery-count"]) {
-        return 0;
-    }
-    properties
-        .headers_raw()
-        .and_then(field_table::entries)
-        .and_then(|entries| {
-            field_table::get(&entries, "x-delivery-count").and_then(field_table::integer)
-        })
+    header_value(properties, "x-delivery-count")
+        .and_then(field_table::integer)
         .and_then(|n| u64::try_from(n).ok())
         .unwrap_or(0)
 }
