@@ -146,11 +146,6 @@ impl Queue {
         let _ = self.retries.set(vhost.schedule_for(target, spec));
     }
 
-    /// Messages waiting for a retry.
-    pub fn retrying(&self) -> u64 {
-        self.retries.get().map_or(0, |s| s.messages_delayed())
-    }
-
     /// Drops the messages waiting for a retry (purge) or everything (delete).
     pub(super) fn drop_retries(&self, deleted: bool) {
         match (self.retries.get(), deleted) {
