@@ -122,6 +122,16 @@ impl Properties {
         Self::parse(Bytes::from(crate::encode::properties(props))).unwrap_or_default()
     }
 
+    /// The same properties in a buffer of their own. Parsed properties are a slice of the
+    /// connection's read buffer and keep all of it alive; a message held for long (a delayed
+    /// message's window) must not pin the tens of kB around it.
+    pub fn detached(&self) -> Properties {
+        Properties {
+            raw: Bytes::copy_from_slice(&self.raw),
+            offsets: self.offsets,
+        }
+    }
+
     /// The bytes exactly as the publisher sent them.
     pub fn raw(&self) -> &Bytes {
         &self.raw

@@ -95,14 +95,16 @@ impl Window {
         }
     }
 
-    /// Takes in a newly scheduled entry (already sent to the store when backed).
+    /// Takes in a newly scheduled entry (already sent to the store when backed). What it keeps
+    /// it detaches from the publisher's read buffer: the window outlives the messages
+    /// published around it (see [`Message::detached`]).
     pub fn insert(&mut self, key: DueKey, message: Arc<Message>) {
         if self.horizon.is_none_or(|h| key < h) {
             self.bytes += size(&message);
-            self.entries.insert(key, message);
+            self.entries.insert(key, Arc::new(message.detached()));
             self.trim();
         } else if let Some(arrivals) = &mut self.arrivals {
-            arrivals.push((key, message));
+            arrivals.push((key, Arc::new(message.detached())));
         }
         // Otherwise it waits in the store until a read reaches it.
     }

@@ -182,3 +182,26 @@ fn a_failed_read_changes_nothing() {
     );
     assert_eq!(successor(key(3, u64::MAX)), key(4, 0));
 }
+
+#[test]
+fn a_kept_message_does_not_pin_the_buffer_it_was_read_into() {
+    // A published body is a slice of its connection's read buffer; what the window keeps must
+    // own its bytes, or a few thousand held messages pin megabytes of buffers.
+    let read_buffer = Bytes::from(vec![7u8; 64 * 1024]);
+    let published = Arc::new(Message {
+        exchange: Arc::from("delayed"),
+        routing_key: ShortStr::from_static("rk").unwrap(),
+        properties: Properties::from_basic(&Default::default()),
+        body: read_buffer.slice(100..1124),
+        store_id: None,
+    });
+    let mut w = Window::in_memory();
+    w.insert(key(10, 1), published.clone());
+    let mut out = Vec::new();
+    w.pop_due(10, usize::MAX, &mut out);
+    let (_, kept) = out.pop().expect("the message comes out");
+    assert_eq!(kept.body, published.body);
+    assert_ne!(kept.body.as_ptr(), published.body.as_ptr());
+    assert_eq!(kept.properties.raw(), published.properties.raw());
+    assert_ne!(kept.properties.raw().as_ptr(), published.properties.raw().as_ptr());
+}
