@@ -187,6 +187,18 @@ pub fn restore(
         }
     }
     for def in &recovered.definitions {
+        if let Definition::DelayedLeftover {
+            vhost: v,
+            exchange,
+            schedule_id,
+        } = def
+            && mine(v)
+        {
+            let restored = recovered.schedules.remove(schedule_id).unwrap_or(0);
+            vhost.restore_leftover(store, exchange, *schedule_id, restored);
+        }
+    }
+    for def in &recovered.definitions {
         if let Definition::Queue {
             vhost: v,
             name,

@@ -14,6 +14,7 @@ const KIND_USER: u8 = b'u';
 const KIND_PERMISSION: u8 = b'p';
 const KIND_TOPIC_PERMISSION: u8 = b't';
 const KIND_POLICY: u8 = b'P';
+const KIND_DELAYED_LEFTOVER: u8 = b'd';
 
 /// A limit that is not set (limits are stored as u64; none is this).
 const NO_LIMIT: u64 = u64::MAX;
@@ -87,6 +88,13 @@ pub enum Definition {
         operator: bool,
         body: String,
     },
+    /// What a deleted durable delayed exchange still holds: its schedule, whose messages are
+    /// routed by the exchange's name when due (broker/delayed/leftovers.rs).
+    DelayedLeftover {
+        vhost: String,
+        exchange: String,
+        schedule_id: u64,
+    },
 }
 
 impl Definition {
@@ -144,6 +152,14 @@ impl Definition {
                 KIND_POLICY,
                 &[vhost.as_bytes(), name.as_bytes(), &[*operator as u8]],
             ),
+            Definition::DelayedLeftover {
+                vhost,
+                exchange,
+                schedule_id,
+            } => definition_key(
+                KIND_DELAYED_LEFTOVER,
+                &[vhost.as_bytes(), exchange.as_bytes(), &schedule_id.to_be_bytes()],
+            ),
         }
     }
 
@@ -155,7 +171,8 @@ impl Definition {
             | Definition::Binding { vhost, .. }
             | Definition::Permission { vhost, .. }
             | Definition::TopicPermission { vhost, .. }
-            | Definition::Policy { vhost, .. } => Some(vhost),
+            | Definition::Policy { vhost, .. }
+            | Definition::DelayedLeftover { vhost, .. } => Some(vhost),
             Definition::VHost { name, .. } => Some(name),
             Definition::User { .. } => None,
         }
@@ -282,6 +299,16 @@ impl Definition {
                     .bytes(name.as_bytes());
                 w.u8(*operator as u8).bytes(body.as_bytes());
             }
+            Definition::DelayedLeftover {
+                vhost,
+                exchange,
+                schedule_id,
+            } => {
+                w.u8(KIND_DELAYED_LEFTOVER)
+                    .bytes(vhost.as_bytes())
+                    .bytes(exchange.as_bytes())
+                    .u64(*schedule_id);
+            }
         }
         seal(&w.0)
     }
@@ -351,6 +378,11 @@ impl Definition {
                 operator: r.u8()? != 0,
                 body: r.string()?,
             },
+            KIND_DELAYED_LEFTOVER => Definition::DelayedLeftover {
+                vhost: r.string()?,
+                exchange: r.string()?,
+                schedule_id: r.u64()?,
+            },
             _ => return Err(RecordError::Malformed("unknown definition kind")),
         };
         if !r.rest().is_empty() {
@@ -413,6 +445,11 @@ mod tests {
                 auto_delete: false,
                 internal: false,
                 arguments: FieldTable::default(),
+                schedule_id: 42,
+            },
+            Definition::DelayedLeftover {
+                vhost: "/".into(),
+                exchange: "later".into(),
                 schedule_id: 42,
             },
         ];
@@ -478,5 +515,12 @@ mod tests {
             body: String::new(),
         };
         assert_ne!(policy(true).key(), policy(false).key());
+        // An exchange deleted twice leaves two schedules under one name.
+        let leftover = |schedule_id| Definition::DelayedLeftover {
+            vhost: "/".into(),
+            exchange: "later".into(),
+            schedule_id,
+        };
+        assert_ne!(leftover(1).key(), leftover(2).key());
     }
 }

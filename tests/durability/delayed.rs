@@ -1,8 +1,9 @@
 //! Delayed messages across restarts: persistent messages confirmed by a durable delayed exchange
 //! come back after SIGTERM and after SIGKILL, each routed at its own due time (or right after
 //! the start when it fell due while the broker was down); a schedule much larger than what a
-//! delayed exchange keeps in memory is routed whole and in due order; deleting the exchange, or
-//! a non-durable one, leaves nothing behind. A message waiting for a retry (`x-retry-delays`)
+//! delayed exchange keeps in memory is routed whole and in due order; a deleted exchange's
+//! messages go through one declared again under its name, after a restart too, and once routed
+//! (or due with no exchange of the name) leave nothing behind, as a non-durable one's. A message waiting for a retry (`x-retry-delays`)
 //! keeps its attempt count across a restart.
 
 use std::time::{Duration, Instant};
@@ -162,8 +163,9 @@ async fn a_deleted_or_non_durable_delayed_exchange_leaves_nothing_behind() {
     let mut node = Node::start();
     let (q, kept) = {
         let (conn, ch) = node.confirm_channel().await;
+        // Deleted, and nothing of its name when its message falls due: that goes nowhere.
         let (deleted, q) = durable_delayed_topology(&ch, "delayed-deleted").await;
-        publish_delayed(&ch, &deleted, &[("deleted".into(), 60_000)]).await;
+        publish_delayed(&ch, &deleted, &[("deleted".into(), 300)]).await;
         delete_exchange(&ch, &deleted).await;
         let transient = unique("delayed-transient-x");
         declare_exchange_as(
@@ -178,6 +180,7 @@ async fn a_deleted_or_non_durable_delayed_exchange_leaves_nothing_behind() {
         publish_delayed(&ch, &transient, &[("transient".into(), 60_000)]).await;
         let (kept, _) = durable_delayed_topology(&ch, "delayed-kept").await;
         publish_delayed(&ch, &kept, &[("kept".into(), 60_000)]).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         conn.close(200, "bye".into()).await.ok();
         (q, kept)
     };
@@ -204,6 +207,43 @@ async fn a_deleted_or_non_durable_delayed_exchange_leaves_nothing_behind() {
     };
     assert_eq!(counts, expected);
 }
+
+/// As with the plugin, a deleted delayed exchange's messages stay (recorded apart from the
+/// exchange's definition, so a restart finds them) and go, when due, through the exchange
+/// declared under its name then; once routed, nothing of them is left in the store.
+async fn a_deleted_exchanges_messages_survive(mut node: Node, stop: Stop) {
+    let (x, q) = {
+        let (conn, ch) = node.confirm_channel().await;
+        let (x, q) = durable_delayed_topology(&ch, "delayed-left").await;
+        publish_delayed(&ch, &x, &[("kept".into(), 2_500)]).await;
+        delete_exchange(&ch, &x).await;
+        conn.close(200, "bye".into()).await.ok();
+        (x, q)
+    };
+    node.stop(stop);
+    node.restart_after_stop();
+    let (conn, ch) = node.channel().await;
+    assert!(!exchange_exists(&conn, &x).await);
+    declare_exchange_as(&ch, &x, delayed_kind(), durable_exchange(), delayed_direct()).await;
+    bind_queue(&ch, &q, &x, "k").await;
+    wait_message_count_within(&ch, &q, 1, Duration::from_secs(5)).await;
+    conn.close(200, "bye".into()).await.ok();
+    node.stop(Stop::Graceful);
+    let counts = count_in_dir(node.path()).expect("count records");
+    let expected = RecordCounts {
+        messages: 1,
+        queue_index: 1,
+        refcounts: 1,
+        schedule_index: 0,
+    };
+    assert_eq!(counts, expected);
+}
+
+both_stops!(
+    a_deleted_exchanges_messages_survive,
+    a_deleted_exchanges_messages_survive_a_graceful_restart,
+    a_deleted_exchanges_confirmed_messages_survive_kill9
+);
 
 /// A persistent message waiting for a retry in a durable queue (`x-retry-delays`) keeps its
 /// place and its attempt count across a restart.

@@ -12,9 +12,11 @@
 //! - header.rs: `x-delayed-type`, `x-delay`, and header rewrites.
 //! - window.rs: the part of a schedule in memory.
 //! - schedule.rs: one exchange's schedule (store, window, deadline).
+//! - leftovers.rs: what deleted delayed exchanges still hold.
 //! - this file: the task that fires schedules as they fall due.
 
 mod header;
+mod leftovers;
 mod schedule;
 mod window;
 
@@ -25,6 +27,7 @@ use tokio::sync::watch;
 pub use header::{
     check_arguments, delayed_type, header_value, with_int_header, without_headers, x_delay,
 };
+pub use leftovers::Leftovers;
 pub use schedule::{Added, Schedule, ScheduleSpec, Target};
 
 use super::Broker;

@@ -26,7 +26,6 @@ use super::window::{Limits, Window, successor};
 use crate::broker::clock;
 use crate::broker::deadlines::{Deadlines, Registered, Scheduled};
 use crate::broker::durable::message_from_store;
-use crate::broker::exchange::Exchange;
 use crate::broker::message::Message;
 use crate::broker::publish::Publisher;
 use crate::broker::queue::Queue;
@@ -58,8 +57,9 @@ pub struct Schedule {
 
 /// Where due messages go.
 pub enum Target {
-    /// Routed through a delayed exchange.
-    Exchange(Weak<Exchange>),
+    /// Routed through the exchange of this name: the delayed exchange, or once it is deleted,
+    /// one re-declared under its name, or nowhere (leftovers.rs).
+    Exchange(Arc<str>),
     /// Back into a queue (a retry).
     Queue(Weak<Queue>),
     /// A vhost's pending half messages: due for a check-back (broker/half.rs).
@@ -71,6 +71,8 @@ struct State {
     /// Messages held (in memory or not): the plugin's `messages_delayed`.
     count: u64,
     deleted: bool,
+    /// Its exchange was deleted; the vhost keeps it until it is empty (leftovers.rs).
+    left: bool,
     /// Entries by `message_id` (half messages, whose window holds everything).
     by_message_id: Option<HashMap<String, DueKey>>,
     /// Bumped when everything is dropped: a read from the store begun before is stale.
@@ -136,6 +138,7 @@ impl Schedule {
                 window,
                 count: spec.restored,
                 deleted: false,
+                left: false,
                 by_message_id: indexed.then(HashMap::new),
                 generation: 0,
             }),
@@ -238,13 +241,14 @@ impl Schedule {
     pub fn fire(self: &Arc<Self>) {
         let now = epoch_ms();
         let mut due = Vec::new();
-        let (load, first_due) = {
+        let (load, first_due, emptied) = {
             let mut state = self.state.lock();
             if state.deleted {
                 return;
             }
             state.window.pop_due(now, FIRE_MAX, &mut due);
             state.count -= due.len() as u64;
+            let emptied = state.left && state.count == 0;
             if let Some(index) = &mut state.by_message_id {
                 for (_, message) in &due {
                     if let Some(id) = message_id(message) {
@@ -260,9 +264,13 @@ impl Schedule {
                     .map(|from| (from, store.sent_ops(), generation)),
                 None => None,
             };
-            (load, state.window.first_due())
+            (load, state.window.first_due(), emptied)
         };
         self.route(&due);
+        if emptied && let Some(vhost) = self.vhost.upgrade() {
+            vhost.leftover_emptied(self);
+            return;
+        }
         if let Some((from, sent, generation)) = load {
             let schedule = self.clone();
             tokio::task::spawn_blocking(move || schedule.load(from, sent, generation));
@@ -282,10 +290,10 @@ impl Schedule {
         }
         match &self.target {
             Target::Exchange(exchange) => {
-                if let (Some(exchange), Some(vhost)) = (exchange.upgrade(), self.vhost.upgrade()) {
+                if let Some(vhost) = self.vhost.upgrade() {
                     let mut publisher = Publisher::default();
                     for (_, message) in due {
-                        vhost.route_due(&exchange, message, &mut publisher);
+                        vhost.route_due(exchange, message, &mut publisher);
                     }
                 }
             }
@@ -392,13 +400,22 @@ impl Schedule {
 
     fn exchange_name(&self) -> String {
         match &self.target {
-            Target::Exchange(e) => e.upgrade().map(|e| e.name.to_string()),
+            Target::Exchange(name) => Some(name.to_string()),
             Target::Queue(q) => q.upgrade().map(|q| q.name.to_string()),
             Target::Half(v) => v
                 .upgrade()
                 .map(|v| format!("half messages of vhost {}", v.name)),
         }
         .unwrap_or_default()
+    }
+
+    /// Its exchange was deleted, and the vhost keeps it for what it holds: it goes on firing
+    /// (routing by the exchange's name) and tells the vhost once it is empty. Returns what it
+    /// holds; with nothing, it is not marked (the vhost deletes it instead).
+    pub fn leave(&self) -> u64 {
+        let mut state = self.state.lock();
+        state.left = state.count > 0;
+        state.count
     }
 
     /// The exchange (queue) was deleted: everything it held goes.

@@ -107,19 +107,14 @@ impl VHost {
         matched
     }
 
-    /// A delayed message is due: routes it through its exchange now. Its headers go as they
+    /// A delayed message is due: routes it now through the exchange named so (its delayed
+    /// exchange, or after that was deleted, one re-declared under its name; with none it goes
+    /// nowhere, as with the plugin). Its headers go as they
     /// came, `x-delay` included: the plugin on RabbitMQ 3.10 means to negate `x-delay` but
     /// sends a client's own property bytes unchanged (observed through lapin and pika), and the
     /// `due` mark keeps this exchange from delaying it again.
-    pub fn route_due(
-        &self,
-        exchange: &Arc<Exchange>,
-        message: &Message,
-        publisher: &mut Publisher,
-    ) {
-        if let Some(checked) =
-            self.checked_again(message, message.properties.clone(), &exchange.name)
-        {
+    pub fn route_due(&self, exchange: &str, message: &Message, publisher: &mut Publisher) {
+        if let Some(checked) = self.checked_again(message, message.properties.clone(), exchange) {
             // Nobody waits for this one: no return (not mandatory), no confirm.
             let _ = self.route_publish(checked, publisher);
         }

@@ -36,7 +36,7 @@ pub use settings::{VhostLimits, VhostSettings};
 
 use super::churn::Churn;
 use super::deadlines::Deadlines;
-use super::delayed::{self, Schedule, ScheduleSpec, Target};
+use super::delayed::{self, Leftovers, Schedule, ScheduleSpec, Target};
 use super::durable::Durability;
 use super::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use super::names;
@@ -62,6 +62,8 @@ pub struct VHost {
     delays: Arc<Deadlines<Schedule>>,
     /// Pending half messages (broker/half.rs), made on first use.
     pub(crate) halves: OnceLock<Arc<Schedule>>,
+    /// What deleted delayed exchanges still hold (delayed/leftovers.rs).
+    pub(crate) leftovers: Leftovers,
     /// The broker's churn counters (queues created, declared, deleted).
     pub churn: Arc<Churn>,
     me: Weak<VHost>,
@@ -127,6 +129,7 @@ impl VHost {
             deadlines,
             delays,
             halves: OnceLock::new(),
+            leftovers: Leftovers::default(),
             churn,
             me: me.clone(),
             generation: AtomicU64::new(0),
@@ -155,7 +158,7 @@ impl VHost {
 
     /// Gives a delayed exchange its schedule (a new one, or what the store holds for it).
     pub(crate) fn attach_schedule(&self, exchange: &Arc<Exchange>, spec: ScheduleSpec) {
-        let target = Target::Exchange(Arc::downgrade(exchange));
+        let target = Target::Exchange(exchange.name.clone());
         let schedule = Schedule::new(spec, target, self.weak(), self.delays.clone());
         exchange.attach_schedule(schedule);
     }
@@ -336,13 +339,14 @@ impl VHost {
                 continue;
             }
             self.generation.fetch_add(1, Ordering::Release);
+            // What a delayed exchange holds is recorded apart before its definition goes.
+            if let Some(schedule) = exchange.schedule() {
+                self.leave_schedule(&exchange, schedule);
+            }
             if let Some(d) = &self.durability
                 && exchange.options.durable
             {
                 d.forget_exchange(&self.name, &exchange);
-            }
-            if let Some(schedule) = exchange.schedule() {
-                schedule.delete();
             }
             self.unbind_from_sources(&Destination::Exchange(exchange.name.clone()), &mut doomed);
         }
