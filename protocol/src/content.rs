@@ -3,7 +3,9 @@
 //! A channel feeds frames in arrival order; the assembler enforces the order the spec demands
 //! (a header right after the method, then exactly `body_size` bytes of body) and answers any
 //! other sequence with RabbitMQ's 505 UNEXPECTED_FRAME texts. A body that arrives in one frame is
-//! kept as that frame's `Bytes` (zero copy); only multi-frame bodies are concatenated.
+//! kept as that frame's `Bytes` (zero copy); a multi-frame body is copied once, into a buffer of
+//! exactly its size, when its last frame arrives (until then its frames are kept as they came,
+//! small ones gathered, so a body sent in tiny frames costs no more than its bytes).
 
 use bytes::{Bytes, BytesMut};
 
@@ -24,7 +26,7 @@ enum State<M> {
     AwaitingBody {
         content: Content<M>,
         size: u64,
-        chunks: BytesMut,
+        body: PartialBody,
     },
 }
 
@@ -39,12 +41,54 @@ impl<M> Default for ContentAssembler<M> {
     }
 }
 
-/// Body sizes beyond this are accumulated in steps rather than reserved up front, so a header
-/// that merely *claims* a huge body cannot make us allocate it.
-const INITIAL_RESERVE_LIMIT: u64 = 1 << 20;
-/// Nor may a tiny first body frame: what is reserved is at most this many times what arrived
-/// (a client that sends full frames still gets its whole body reserved at once).
-const RESERVE_PER_RECEIVED: u64 = 16;
+/// Body frames at least this big are kept as they came; smaller ones are gathered into one
+/// buffer (so each kept piece is big enough that keeping it costs little beside its bytes).
+const KEPT_FRAME_MIN: usize = 4096;
+/// A gathering buffer is kept as a piece once it holds this much.
+const GATHER_MAX: usize = 64 * 1024;
+
+/// The frames of a body received so far. Nothing is reserved from what a header claims: what
+/// is held is what arrived.
+#[derive(Default)]
+struct PartialBody {
+    pieces: Vec<Bytes>,
+    gathering: BytesMut,
+    received: usize,
+}
+
+impl PartialBody {
+    fn push(&mut self, payload: Bytes) {
+        self.received += payload.len();
+        if payload.len() >= KEPT_FRAME_MIN {
+            self.keep_gathered();
+            self.pieces.push(payload);
+        } else {
+            self.gathering.extend_from_slice(&payload);
+            if self.gathering.len() >= GATHER_MAX {
+                self.keep_gathered();
+            }
+        }
+    }
+
+    fn keep_gathered(&mut self) {
+        if !self.gathering.is_empty() {
+            self.pieces.push(self.gathering.split().freeze());
+        }
+    }
+
+    /// The whole body: the one piece as it is, or every piece copied into one buffer.
+    fn finish(mut self) -> Bytes {
+        self.keep_gathered();
+        if self.pieces.len() == 1 {
+            return self.pieces.pop().unwrap_or_default();
+        }
+        let mut body = BytesMut::with_capacity(self.received);
+        for piece in &self.pieces {
+            body.extend_from_slice(piece);
+        }
+        body.freeze()
+    }
+}
 
 impl<M> ContentAssembler<M> {
     pub fn is_idle(&self) -> bool {
@@ -111,14 +155,14 @@ impl<M> ContentAssembler<M> {
         self.state = State::AwaitingBody {
             content,
             size: body_size,
-            chunks: BytesMut::new(),
+            body: PartialBody::default(),
         };
         Ok(None)
     }
 
     /// Takes a body frame. Returns the finished message once `body_size` bytes have arrived.
     pub fn body(&mut self, payload: Bytes) -> Result<Option<Content<M>>, AmqpError> {
-        let State::AwaitingBody { size, chunks, .. } = &mut self.state else {
+        let State::AwaitingBody { size, body, .. } = &mut self.state else {
             return Err(match self.state {
                 State::AwaitingHeader(_) => AmqpError::unexpected_frame(
                     "expected content header for class 60, got non content header frame instead",
@@ -128,26 +172,20 @@ impl<M> ContentAssembler<M> {
                 ),
             });
         };
-        let received = chunks.len() as u64 + payload.len() as u64;
+        let received = body.received as u64 + payload.len() as u64;
         if received > *size {
             return Err(AmqpError::frame_error(format_args!(
                 "content body exceeds declared size {size}"
             )));
         }
         let complete = received == *size;
-        if complete && chunks.is_empty() {
+        if complete && body.received == 0 {
             // The common case: the whole body in one frame, kept as a slice of the read buffer.
             return Ok(self.finish(payload));
         }
-        if chunks.is_empty() {
-            let reserve = (*size)
-                .min(INITIAL_RESERVE_LIMIT)
-                .min(payload.len() as u64 * RESERVE_PER_RECEIVED);
-            chunks.reserve(reserve as usize);
-        }
-        chunks.extend_from_slice(&payload);
+        body.push(payload);
         if complete {
-            let body = std::mem::take(chunks).freeze();
+            let body = std::mem::take(body).finish();
             return Ok(self.finish(body));
         }
         Ok(None)
@@ -193,6 +231,38 @@ mod tests {
             &a.body(Bytes::from_static(b"def")).unwrap().unwrap().body[..],
             b"abcdef"
         );
+    }
+
+    #[test]
+    fn a_body_in_many_frames_is_copied_once_into_a_buffer_of_its_size() {
+        let mut a = ContentAssembler::default();
+        a.start(1u8);
+        let frames: Vec<Bytes> = (0..4u8)
+            .map(|i| Bytes::from(vec![i; 128 * 1024]))
+            .chain([Bytes::from_static(b"tail")])
+            .collect();
+        let size: usize = frames.iter().map(Bytes::len).sum();
+        header(&mut a, size as u64).unwrap();
+        let mut done = None;
+        for frame in &frames {
+            done = a.body(frame.clone()).unwrap();
+        }
+        let body = done.expect("complete").body;
+        assert_eq!(body.len(), size);
+        assert_eq!(&body[..], &frames.concat()[..]);
+        // Nothing kept a second allocation: the buffer is exactly the body.
+        assert_eq!(BytesMut::from(body).capacity(), size);
+    }
+
+    #[test]
+    fn tiny_frames_are_gathered_not_kept_one_by_one() {
+        let mut body = PartialBody::default();
+        for _ in 0..100_000 {
+            body.push(Bytes::from_static(b"x"));
+        }
+        // 100,000 one-byte frames: a handful of gathered pieces, not 100,000 handles.
+        assert!(body.pieces.len() <= 2, "{} pieces", body.pieces.len());
+        assert_eq!(body.finish().len(), 100_000);
     }
 
     #[test]

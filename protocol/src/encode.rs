@@ -168,29 +168,49 @@ pub fn content_with(
     frame_max: u32,
 ) {
     out.reserve(FRAME_OVERHEAD + 12 + properties_len + body.len() + FRAME_OVERHEAD);
+    content_header_with(out, channel, write_properties, body.len());
+    for chunk in body.chunks(body_chunk_max(frame_max)) {
+        body_frame_start(out, channel, chunk.len());
+        out.put_slice(chunk);
+        out.put_u8(FRAME_END);
+    }
+}
+
+/// The content header frame alone, for a body of `body_len` bytes whose frames follow, with
+/// the properties written by `write_properties`.
+pub fn content_header_with(
+    out: &mut BytesMut,
+    channel: u16,
+    write_properties: impl FnOnce(&mut BytesMut),
+    body_len: usize,
+) {
     out.put_u8(FRAME_HEADER);
     out.put_u16(channel);
     let size_at = out.len();
     out.put_u32(0);
     out.put_u16(CLASS_BASIC);
     out.put_u16(0);
-    out.put_u64(body.len() as u64);
+    out.put_u64(body_len as u64);
     write_properties(out);
     let size = (out.len() - size_at - 4) as u32;
     out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
     out.put_u8(FRAME_END);
-    let max_chunk = if frame_max == 0 {
+}
+
+/// The most body bytes one body frame carries under `frame_max` (0: no limit).
+pub fn body_chunk_max(frame_max: u32) -> usize {
+    if frame_max == 0 {
         usize::MAX
     } else {
         (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
-    };
-    for chunk in body.chunks(max_chunk) {
-        out.put_u8(FRAME_BODY);
-        out.put_u16(channel);
-        out.put_u32(chunk.len() as u32);
-        out.put_slice(chunk);
-        out.put_u8(FRAME_END);
     }
+}
+
+/// The start of a body frame carrying `len` bytes: the caller writes them, then [`FRAME_END`].
+pub fn body_frame_start(out: &mut BytesMut, channel: u16, len: usize) {
+    out.put_u8(FRAME_BODY);
+    out.put_u16(channel);
+    out.put_u32(len as u32);
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use warren_protocol::codec::{Frame, ProtocolHeader, check_protocol_header, decode_frame};
+use warren_protocol::codec::{
+    FRAME_HEADER_SIZE, FRAME_OVERHEAD, Frame, ProtocolHeader, check_protocol_header, decode_frame,
+};
 use warren_protocol::{AmqpError, PROTOCOL_HEADER};
 
 /// Why reading frames stopped.
@@ -44,6 +46,11 @@ pub struct FrameReader {
     pub frame_max: u32,
     /// Bytes read since this task last yielded (see [`FrameReader::fill`]).
     read_since_yield: usize,
+    /// Room made for the next reads: [`READ_CHUNK`], or while large frames come, the last
+    /// one's size (so that the next one, usually as large, fits whole).
+    room: usize,
+    /// A large frame was read since the last read that was not part of one.
+    large_seen: bool,
     /// Bytes read and reads made, for the management API.
     counts: Arc<ReadCounts>,
 }
@@ -56,6 +63,16 @@ pub struct ReadCounts {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Frames at least this big (a large message's body frames) are read on their own, into a
+/// buffer that holds them whole: a frame that straddled the end of a buffer would be moved to
+/// a bigger one, copying the part of it already read.
+const LARGE_FRAME: usize = 16 * 1024;
+/// The most room made for one frame ahead of its arrival.
+const MAX_ROOM: usize = 1 << 20;
+/// While large frames come, a read that starts an empty buffer takes at most this much: the
+/// small frames before a body (basic.publish, the content header) and the start of the body
+/// frame, which the rest of that frame then joins in the same buffer.
+const FIRST_READ: usize = 4096;
 
 impl FrameReader {
     pub fn new(socket: ReadHalf, frame_max: u32, counts: Arc<ReadCounts>) -> Self {
@@ -65,6 +82,8 @@ impl FrameReader {
             frame_max,
             counts,
             read_since_yield: 0,
+            room: READ_CHUNK,
+            large_seen: false,
         }
     }
 
@@ -79,10 +98,32 @@ impl FrameReader {
             self.read_since_yield = 0;
             tokio::task::yield_now().await;
         }
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        match self.socket.read_buf(&mut self.buf).await? {
+        let read = match self.large_frame_missing() {
+            // The rest of a large frame and no further: the frame after it starts a buffer.
+            Some(missing) => {
+                self.buf.reserve(missing);
+                self.socket
+                    .read_buf(&mut (&mut self.buf).limit(missing))
+                    .await?
+            }
+            None => {
+                if !std::mem::take(&mut self.large_seen) {
+                    self.room = READ_CHUNK;
+                }
+                if self.room > READ_CHUNK && self.buf.is_empty() {
+                    self.buf.reserve(self.room + FIRST_READ);
+                    self.socket
+                        .read_buf(&mut (&mut self.buf).limit(FIRST_READ))
+                        .await?
+                } else {
+                    if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                        self.buf.reserve(self.room);
+                    }
+                    self.socket.read_buf(&mut self.buf).await?
+                }
+            }
+        };
+        match read {
             0 => Err(ReadError::Closed),
             n => {
                 self.read_since_yield += n;
@@ -91,6 +132,19 @@ impl FrameReader {
                 Ok(())
             }
         }
+    }
+
+    /// Bytes still to come of the large frame the buffer starts with, if it does.
+    fn large_frame_missing(&mut self) -> Option<usize> {
+        let header = self.buf.get(..FRAME_HEADER_SIZE)?;
+        let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
+        let total = size.saturating_add(FRAME_OVERHEAD);
+        if total < LARGE_FRAME || total <= self.buf.len() {
+            return None;
+        }
+        self.room = total.clamp(READ_CHUNK, MAX_ROOM);
+        self.large_seen = true;
+        Some(total - self.buf.len())
     }
 
     pub fn decode(&mut self) -> Result<Option<Frame>, ReadError> {

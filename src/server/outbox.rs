@@ -18,13 +18,20 @@
 //! takes them whole. Ordering holds because both paths write only under the buffer's lock or
 //! while the writer task owns the bytes it swapped out (`Buffered::writing`).
 //!
+//! A large message body is not copied in: [`Frames::share`] queues the body's own `Bytes` after
+//! the frames written so far, and the writer task hands the pieces to the socket in one vectored
+//! write. A transient message's body is then copied at most once on its way through the broker
+//! (when it arrived in several frames).
+//!
 //! This file owns buffering and writing, not framing.
 
-use std::io::Write;
+use std::collections::VecDeque;
+use std::io::{IoSlice, Write};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -36,14 +43,73 @@ const READ_LIMIT: usize = 4 << 20;
 /// A write buffer that grew past this (a huge message) is not kept for reuse.
 const KEEP_CAPACITY: usize = 4 << 20;
 
+/// Pieces of a vectored write at most.
+const MAX_SLICES: usize = 64;
+
 #[derive(Default)]
 struct Buffered {
+    /// What goes out first: frames sealed before a shared body, and shared bodies, in order.
+    sealed: VecDeque<Bytes>,
+    sealed_len: usize,
+    /// What goes out after `sealed`.
     bytes: BytesMut,
     /// The writer task took bytes out and has not finished writing them: nobody else writes.
     writing: bool,
     /// A second descriptor of a plain TCP connection's socket, for [`Outbox::push_now`];
     /// dropped once the outbox closes (it must not keep the connection open).
     socket: Option<std::net::TcpStream>,
+}
+
+impl Buffered {
+    fn len(&self) -> usize {
+        self.sealed_len + self.bytes.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn frames(&mut self) -> Frames<'_> {
+        Frames {
+            bytes: &mut self.bytes,
+            sealed: &mut self.sealed,
+            sealed_len: &mut self.sealed_len,
+        }
+    }
+}
+
+/// Where frames are written: a byte buffer (through `Deref`), into which a large body can be
+/// shared instead of copied.
+pub struct Frames<'a> {
+    bytes: &'a mut BytesMut,
+    sealed: &'a mut VecDeque<Bytes>,
+    sealed_len: &'a mut usize,
+}
+
+impl Frames<'_> {
+    /// Queues `piece` after everything written so far, without copying it.
+    pub fn share(&mut self, piece: Bytes) {
+        if !self.bytes.is_empty() {
+            let written = self.bytes.split().freeze();
+            *self.sealed_len += written.len();
+            self.sealed.push_back(written);
+        }
+        *self.sealed_len += piece.len();
+        self.sealed.push_back(piece);
+    }
+}
+
+impl Deref for Frames<'_> {
+    type Target = BytesMut;
+    fn deref(&self) -> &BytesMut {
+        self.bytes
+    }
+}
+
+impl DerefMut for Frames<'_> {
+    fn deref_mut(&mut self) -> &mut BytesMut {
+        self.bytes
+    }
 }
 
 #[derive(Default)]
@@ -76,10 +142,15 @@ impl Outbox {
 
     /// Appends frames unconditionally (replies, errors, confirms).
     pub fn push(&self, write: impl FnOnce(&mut BytesMut)) {
+        self.push_frames(|frames| write(frames));
+    }
+
+    /// Like [`Outbox::push`], for frames that may share a body ([`Frames::share`]).
+    pub fn push_frames(&self, write: impl FnOnce(&mut Frames)) {
         let mut buf = self.buf.lock();
-        let was_empty = buf.bytes.is_empty();
-        write(&mut buf.bytes);
-        self.pending.store(buf.bytes.len(), Ordering::Relaxed);
+        let was_empty = buf.is_empty();
+        write(&mut buf.frames());
+        self.pending.store(buf.len(), Ordering::Relaxed);
         drop(buf);
         self.wake_writer(was_empty);
     }
@@ -90,12 +161,13 @@ impl Outbox {
     /// socket does not take is left to the writer task as usual.
     pub fn push_now(&self, write: impl FnOnce(&mut BytesMut)) {
         let mut buf = self.buf.lock();
-        let was_empty = buf.bytes.is_empty();
+        let was_empty = buf.is_empty();
         write(&mut buf.bytes);
         let Buffered {
             bytes,
             writing,
             socket,
+            ..
         } = &mut *buf;
         if was_empty
             && !*writing
@@ -110,7 +182,7 @@ impl Outbox {
                 self.writes.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let pending = buf.bytes.len();
+        let pending = buf.len();
         self.pending.store(pending, Ordering::Relaxed);
         drop(buf);
         if pending > 0 {
@@ -119,15 +191,15 @@ impl Outbox {
     }
 
     /// Appends frames unless the buffer is over its high-water mark or closed.
-    pub fn try_push(&self, write: impl FnOnce(&mut BytesMut)) -> bool {
+    pub fn try_push(&self, write: impl FnOnce(&mut Frames)) -> bool {
         let mut buf = self.buf.lock();
-        if buf.bytes.len() >= HIGH_WATER || self.closed.load(Ordering::Relaxed) {
+        if buf.len() >= HIGH_WATER || self.closed.load(Ordering::Relaxed) {
             self.refused.store(true, Ordering::Relaxed);
             return false;
         }
-        let was_empty = buf.bytes.is_empty();
-        write(&mut buf.bytes);
-        self.pending.store(buf.bytes.len(), Ordering::Relaxed);
+        let was_empty = buf.is_empty();
+        write(&mut buf.frames());
+        self.pending.store(buf.len(), Ordering::Relaxed);
         drop(buf);
         self.wake_writer(was_empty);
         true
@@ -207,15 +279,18 @@ pub async fn drain(
     resume: impl Fn(),
 ) {
     let mut spare = BytesMut::with_capacity(64 * 1024);
+    let mut sealed = VecDeque::new();
     loop {
         let closed = outbox.closed.load(Ordering::Relaxed);
         {
             let mut buf = outbox.buf.lock();
             std::mem::swap(&mut buf.bytes, &mut spare);
-            buf.writing = !spare.is_empty();
+            std::mem::swap(&mut buf.sealed, &mut sealed);
+            buf.sealed_len = 0;
+            buf.writing = !spare.is_empty() || !sealed.is_empty();
             outbox.pending.store(0, Ordering::Relaxed);
         }
-        if spare.is_empty() {
+        if spare.is_empty() && sealed.is_empty() {
             if closed || outbox.failed.load(Ordering::Acquire) {
                 break;
             }
@@ -223,8 +298,18 @@ pub async fn drain(
             outbox.wake.notified().await;
             continue;
         }
-        let len = spare.len() as u64;
-        if let Err(e) = write_with_progress(&mut socket, &spare, write_timeout).await {
+        let len = (sealed.iter().map(Bytes::len).sum::<usize>() + spare.len()) as u64;
+        if !sealed.is_empty() {
+            // What was sealed goes first; the bytes written after it follow in the same calls.
+            sealed.push_back(spare.split().freeze());
+        }
+        let written = if sealed.is_empty() {
+            write_with_progress(&mut socket, &spare, write_timeout).await
+        } else {
+            write_pieces(&mut socket, &mut sealed, write_timeout).await
+        };
+        sealed.clear();
+        if let Err(e) = written {
             tracing::debug!("write failed: {e}");
             outbox.mark_failed();
             return;
@@ -243,6 +328,57 @@ pub async fn drain(
     let _ = tokio::time::timeout(write_timeout, socket.shutdown()).await;
 }
 
+/// Writes every piece in order, with vectored writes, failing when one write call makes no
+/// progress within `timeout`.
+async fn write_pieces(
+    socket: &mut (impl AsyncWrite + Unpin),
+    pieces: &mut VecDeque<Bytes>,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    while !pieces.is_empty() {
+        let slices: Vec<IoSlice<'_>> = pieces
+            .iter()
+            .filter(|p| !p.is_empty())
+            .take(MAX_SLICES)
+            .map(|p| IoSlice::new(p))
+            .collect();
+        if slices.is_empty() {
+            break;
+        }
+        let mut n = match tokio::time::timeout(timeout, socket.write_vectored(&slices)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(stalled(timeout)),
+        };
+        while n > 0 {
+            let Some(front) = pieces.front_mut() else {
+                break;
+            };
+            let step = n.min(front.len());
+            front.advance(step);
+            n -= step;
+            if front.is_empty() {
+                pieces.pop_front();
+            }
+        }
+        while pieces.front().is_some_and(Bytes::is_empty) {
+            pieces.pop_front();
+        }
+    }
+    tokio::time::timeout(timeout, socket.flush())
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+fn stalled(timeout: Duration) -> std::io::Error {
+    tracing::warn!(
+        "closing connection: the peer has read nothing for {} s",
+        timeout.as_secs()
+    );
+    std::io::ErrorKind::TimedOut.into()
+}
+
 /// Writes all of `buf`, failing when one write call makes no progress within `timeout`.
 async fn write_with_progress(
     socket: &mut (impl AsyncWrite + Unpin),
@@ -255,13 +391,7 @@ async fn write_with_progress(
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(Ok(n)) => written += n,
             Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                tracing::warn!(
-                    "closing connection: the peer has read nothing for {} s",
-                    timeout.as_secs()
-                );
-                return Err(std::io::ErrorKind::TimedOut.into());
-            }
+            Err(_) => return Err(stalled(timeout)),
         }
     }
     tokio::time::timeout(timeout, socket.flush())
@@ -303,6 +433,40 @@ mod tests {
             out.extend_from_slice(&n.to_be_bytes());
             out.extend_from_slice(&[0xAB; 996]);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shared_bodies_go_out_whole_between_the_frames_around_them() {
+        let outbox = Arc::new(Outbox::default());
+        let (writer, mut peer) = connected(&outbox).await;
+        // Bodies of 1 MB each, shared, between numbered frames written before and after them,
+        // from deliveries and from pushes (confirms) interleaved.
+        const ROUNDS: u32 = 40;
+        let body = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        for n in 0..ROUNDS {
+            let piece = body.slice(n as usize..);
+            outbox.push_frames(|out| {
+                numbered(n)(out);
+                out.share(piece);
+                out.extend_from_slice(b"end");
+            });
+            outbox.push_now(numbered(1000 + n));
+        }
+        let mut frame = [0u8; 1000];
+        for n in 0..ROUNDS {
+            peer.read_exact(&mut frame).await.unwrap();
+            assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()), n);
+            let mut got = vec![0u8; body.len() - n as usize];
+            peer.read_exact(&mut got).await.unwrap();
+            assert!(got[..] == body[n as usize..], "body {n} differs");
+            let mut end = [0u8; 3];
+            peer.read_exact(&mut end).await.unwrap();
+            assert_eq!(&end, b"end");
+            peer.read_exact(&mut frame).await.unwrap();
+            assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()), 1000 + n);
+        }
+        outbox.close();
+        writer.await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,7 +213,7 @@ impl ChannelShared {
         st.next_tag += 1;
         let m = &message.message;
         let frame_max = self.frame_max();
-        self.connection.outbox.push(|out| {
+        self.connection.outbox.push_frames(|out| {
             encode::get_ok(
                 out,
                 self.id,
