@@ -90,7 +90,7 @@ d1_broker() { # broker
   R[D1.hold.$b]=$(j .confirm_rate "D1-hold.$b")
   R[D1.holdtime.$b]=$(j .duration_secs "D1-hold.$b")
   R[D1.holdcpu.$b]=$(cpu_us_per_msg "D1-hold.$b")
-  R[D1.disk.$b]=$(du -sk "$BROKER_DIR" 2>/dev/null | cut -f1)
+  R[D1.disk.$b]=$(du -sk "$BROKER_DIR" 2>/dev/null | cut -f1 || true)
   if [[ -z $confirmed || $confirmed == 0 ]]; then
     R[D1.fail.$b]="hold: $(first_error "D1-hold.$b" "$D1_CAP")"
   elif (( confirmed != total )); then

@@ -68,7 +68,7 @@ p5s_shape() { # broker shape
   R[$s.count.$b]=${confirmed:-0}
   R[$s.fill.$b]=$(j .confirm_rate "$id-fill.$b")
   R[$s.filltime.$b]=$(j .duration_secs "$id-fill.$b")
-  R[$s.disk.$b]=$(du -sk "$BROKER_DIR" 2>/dev/null | cut -f1)
+  R[$s.disk.$b]=$(du -sk "$BROKER_DIR" 2>/dev/null | cut -f1 || true)
   if [[ -z $confirmed || $confirmed == 0 ]]; then
     R[$s.fail.$b]="fill: $(first_error "$id-fill.$b" "$P5S_CAP")"
     log "P5S $s on $b failed: ${R[$s.fail.$b]}"
