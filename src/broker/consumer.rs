@@ -6,7 +6,7 @@
 //! changes it (under the queue's lock) or the ack path that settles it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::broker::message::QueuedMessage;
 use crate::broker::queue::Queue;
@@ -34,6 +34,8 @@ pub struct Consumer {
     /// `x-priority` on basic.consume: higher-priority consumers are offered messages first.
     pub priority: i32,
     unacked: AtomicU32,
+    /// Its basic.consume-ok is on its way: it may get deliveries (which must follow the ok).
+    announced: AtomicBool,
     pub connection_id: u64,
     pub channel: Arc<dyn DeliveryTarget>,
 }
@@ -55,14 +57,31 @@ impl Consumer {
             prefetch,
             priority,
             unacked: AtomicU32::new(0),
+            announced: AtomicBool::new(true),
             connection_id,
             channel,
         }
     }
 
-    /// Whether the prefetch window allows one more delivery.
+    /// A consumer that gets nothing until [`Consumer::announce`]: its queue may offer it a
+    /// message (another connection's ack, a publish) between joining the queue and its
+    /// basic.consume-ok being written, and a basic.deliver must not come before that ok.
+    pub fn unannounced(self) -> Self {
+        self.announced.store(false, Ordering::Relaxed);
+        self
+    }
+
+    /// Its basic.consume-ok is written: deliveries may follow (the caller dispatches again).
+    pub fn announce(&self) {
+        self.announced.store(true, Ordering::Release);
+    }
+
+    /// Whether the prefetch window allows one more delivery (and the consumer is announced).
     pub fn has_credit(&self) -> bool {
-        self.no_ack || self.prefetch == 0 || self.unacked.load(Ordering::Relaxed) < self.prefetch
+        self.announced.load(Ordering::Acquire)
+            && (self.no_ack
+                || self.prefetch == 0
+                || self.unacked.load(Ordering::Relaxed) < self.prefetch)
     }
 
     pub fn record_delivery(&self) {

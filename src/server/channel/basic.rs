@@ -150,11 +150,12 @@ impl Channel {
             consumer_priority(&m.arguments, &names::queue(&queue.name, &ctx.vhost.name))?,
             ctx.connection.id,
             self.shared.clone(),
-        ));
+        )
+        .unannounced());
         self.shared
             .add_consumer(queue.clone(), consumer.clone())
             .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
-        if let Err(e) = queue.add_consumer_from(consumer, stream_start) {
+        if let Err(e) = queue.add_consumer_from(consumer.clone(), stream_start) {
             self.shared.remove_consumer(&tag);
             return Err(e.on_method(method::BASIC_CONSUME));
         }
@@ -166,6 +167,7 @@ impl Channel {
                 })),
             );
         }
+        consumer.announce();
         queue.dispatch();
         Ok(())
     }

@@ -350,3 +350,25 @@ fn consumer_churn_with_new_priorities_leaves_no_turns_behind() {
     }
     assert_eq!(q.state.lock().consumers.turns_kept(), 0);
 }
+
+/// basic.consume adds its consumer to the queue before its consume-ok is written; a message
+/// offered in between (another connection's ack, a publish) must wait, or the client would
+/// see a basic.deliver before the consume-ok.
+#[test]
+fn a_consumer_gets_nothing_until_its_consume_ok_is_written() {
+    use crate::broker::consumer::{Consumer, DeliveryTarget};
+    let vhost = vhost();
+    let q = declare(&vhost, "q", &[]);
+    send_numbered(&vhost, "q", 0..2);
+    let target = Arc::new(FakeTarget::default());
+    let channel: Arc<dyn DeliveryTarget> = target.clone();
+    let consumer =
+        Arc::new(Consumer::new("c".into(), false, false, 0, 0, CONNECTION, channel).unannounced());
+    q.add_consumer(consumer.clone()).expect("consume");
+    q.dispatch();
+    send_numbered(&vhost, "q", 2..3);
+    assert!(target.take_for("c").is_empty(), "delivered before the consume-ok");
+    consumer.announce();
+    q.dispatch();
+    assert_eq!(bodies(&target.take_for("c")), ["m0", "m1", "m2"]);
+}
