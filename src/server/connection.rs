@@ -45,8 +45,10 @@ pub struct Stream<W> {
     pub peer: SocketAddr,
     /// The broker's end of the socket (`None` for in-memory streams).
     pub local: Option<SocketAddr>,
-    /// On a plain TCP listener: the socket again, for writes off the runtime (outbox.rs).
-    pub direct: Option<std::net::TcpStream>,
+    /// On a plain TCP listener: the socket's descriptor, for writes off the runtime
+    /// (outbox.rs). Valid while `write` lives: only the writer task, which owns `write`, lends
+    /// it to the outbox.
+    pub direct: Option<std::os::fd::RawFd>,
     /// On a TLS listener: what the TLS handshake learnt of the client (its certificate's name).
     pub tls: Option<TlsPeer>,
 }
@@ -92,15 +94,12 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         received: Arc::default(),
         closed_channels: MessageCounts::default(),
     });
-    if let Some(socket) = direct {
-        shared.outbox.write_directly_to(socket);
-    }
     let write_timeout = Duration::from_secs(config.write_timeout.max(1));
     let writer = {
         let shared = shared.clone();
         tokio::spawn(async move {
             let resume_target = shared.clone();
-            super::outbox::drain(&shared.outbox, write_half, write_timeout, move || {
+            super::outbox::drain(&shared.outbox, write_half, direct, write_timeout, move || {
                 resume_target.resume_deliveries()
             })
             .await;
@@ -233,7 +232,9 @@ struct Connection {
     broker: Arc<Broker>,
     negotiated: Negotiated,
     // Looked up for every frame: ahash, not SipHash.
-    channels: HashMap<u16, Channel, ahash::RandomState>,
+    /// Boxed: a table sized for a few channels then holds pointers, not spare `Channel`s (an
+    /// idle connection's one or two channels cost their size, not a table of three).
+    channels: HashMap<u16, Box<Channel>, ahash::RandomState>,
     exclusive_queues: Vec<Arc<Queue>>,
     flow: PublisherFlow,
 }
@@ -496,7 +497,7 @@ impl Connection {
             .channels
             .lock()
             .insert(id, channel.shared().clone());
-        self.channels.insert(id, channel);
+        self.channels.insert(id, Box::new(channel));
         self.count_channels();
         Churn::bump(&self.broker.churn.channel_created);
         let ok = AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {}));

@@ -27,7 +27,9 @@
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, Write};
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::os::fd::{FromRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -55,9 +57,24 @@ struct Buffered {
     bytes: BytesMut,
     /// The writer task took bytes out and has not finished writing them: nobody else writes.
     writing: bool,
-    /// A second descriptor of a plain TCP connection's socket, for [`Outbox::push_now`];
-    /// dropped once the outbox closes (it must not keep the connection open).
-    socket: Option<std::net::TcpStream>,
+    /// A plain TCP connection's socket, for [`Outbox::push_now`]: its descriptor, borrowed
+    /// from the writer task's write half, which keeps it open. [`drain`] lends it and takes
+    /// it back (under this lock) before the write half can be dropped; `close` and failures
+    /// take it back too. Never closed through here.
+    socket: Option<DirectSocket>,
+}
+
+/// A socket descriptor someone else owns, written to as a `TcpStream` that is never dropped.
+struct DirectSocket(ManuallyDrop<std::net::TcpStream>);
+
+impl DirectSocket {
+    /// # Safety
+    /// `fd` must be an open TCP socket that stays open until this value is dropped.
+    unsafe fn borrow(fd: RawFd) -> Self {
+        // SAFETY: the caller keeps `fd` open for this value's life; ManuallyDrop keeps it
+        // from being closed here.
+        DirectSocket(ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) }))
+    }
 }
 
 impl Buffered {
@@ -133,11 +150,21 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Lets [`Outbox::push_now`] write to `socket` (the connection's own, duplicated).
-    pub fn write_directly_to(&self, socket: std::net::TcpStream) {
+    /// Lets [`Outbox::push_now`] write to the socket `fd`.
+    ///
+    /// # Safety
+    /// `fd` must stay open until [`Outbox::stop_writing_directly`] (or `close`) returns.
+    unsafe fn write_directly_to(&self, fd: RawFd) {
         if !self.closed.load(Ordering::Relaxed) {
-            self.buf.lock().socket = Some(socket);
+            // SAFETY: the caller keeps `fd` open until it takes it back.
+            self.buf.lock().socket = Some(unsafe { DirectSocket::borrow(fd) });
         }
+    }
+
+    /// Takes back the socket lent by `write_directly_to`: no write through it starts after
+    /// this returns, and none is running (they run under the same lock).
+    fn stop_writing_directly(&self) {
+        self.buf.lock().socket = None;
     }
 
     /// Appends frames unconditionally (replies, errors, confirms).
@@ -176,7 +203,7 @@ impl Outbox {
         {
             // The descriptor is non-blocking (the runtime set it so): a full socket buffer is
             // `WouldBlock`, and any other error is the writer task's to meet and report.
-            if let Ok(n) = (&*socket).write(bytes) {
+            if let Ok(n) = (&*socket.0).write(bytes) {
                 bytes.advance(n);
                 self.written.fetch_add(n as u64, Ordering::Relaxed);
                 self.writes.fetch_add(1, Ordering::Relaxed);
@@ -271,14 +298,31 @@ impl Outbox {
 
 /// The writer task's loop: drains `outbox` into `socket` until the outbox is closed. `resume`
 /// runs after a drain that follows a refused delivery. A write that makes no progress for
-/// `write_timeout` ends the connection (the peer stopped reading).
+/// `write_timeout` ends the connection (the peer stopped reading). `direct`: `socket`'s own
+/// descriptor (plain TCP), lent to [`Outbox::push_now`] while this runs.
 pub async fn drain(
     outbox: &Outbox,
     mut socket: impl AsyncWrite + Unpin,
+    direct: Option<RawFd>,
     write_timeout: Duration,
     resume: impl Fn(),
 ) {
-    let mut spare = BytesMut::with_capacity(64 * 1024);
+    /// Takes the descriptor back when `drain` ends or is dropped, before `socket` (a
+    /// parameter, dropped after the locals) can close it.
+    struct Lent<'a>(&'a Outbox);
+    impl Drop for Lent<'_> {
+        fn drop(&mut self) {
+            self.0.stop_writing_directly();
+        }
+    }
+    let _lent = direct.map(|fd| {
+        // SAFETY: `fd` is `socket`'s descriptor, open while `socket` lives; `_lent` takes it
+        // back before `socket` is dropped (locals drop before parameters).
+        unsafe { outbox.write_directly_to(fd) };
+        Lent(outbox)
+    });
+    // Both buffers grow to what the connection sends (an idle one's stay small).
+    let mut spare = BytesMut::new();
     let mut sealed = VecDeque::new();
     loop {
         let closed = outbox.closed.load(Ordering::Relaxed);
@@ -319,7 +363,7 @@ pub async fn drain(
         outbox.drained.notify_waiters();
         spare.clear();
         if spare.capacity() > KEEP_CAPACITY {
-            spare = BytesMut::with_capacity(64 * 1024);
+            spare = BytesMut::new();
         }
         if outbox.refused.swap(false, Ordering::Relaxed) {
             resume();
@@ -401,15 +445,15 @@ async fn write_with_progress(
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd;
+    use std::os::fd::AsRawFd;
     use std::sync::Arc;
 
     use tokio::io::AsyncReadExt;
 
     use super::*;
 
-    /// A connected pair over loopback: the broker's side split as the listener splits it, with
-    /// its duplicate handed to the outbox, and the peer's side.
+    /// A connected pair over loopback: the broker's side split as the listener splits it, its
+    /// descriptor lent to the outbox by the writer task, and the peer's side.
     async fn connected(
         outbox: &Arc<Outbox>,
     ) -> (tokio::task::JoinHandle<()>, tokio::net::TcpStream) {
@@ -417,14 +461,19 @@ mod tests {
         let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
         let (peer, accepted) = tokio::join!(peer, listener.accept());
         let (socket, _) = accepted.unwrap();
-        let dup = socket.as_fd().try_clone_to_owned().unwrap();
-        outbox.write_directly_to(std::net::TcpStream::from(dup));
+        let fd = socket.as_raw_fd();
         let (read, write) = socket.into_split();
-        let outbox = outbox.clone();
-        let writer = tokio::spawn(async move {
-            let _kept_open = read;
-            drain(&outbox, write, Duration::from_secs(5), || {}).await;
-        });
+        let writer = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                let _kept_open = read;
+                drain(&outbox, write, Some(fd), Duration::from_secs(5), || {}).await;
+            })
+        };
+        // The writer task lends the socket to the outbox as it starts.
+        while outbox.buf.lock().socket.is_none() {
+            tokio::task::yield_now().await;
+        }
         (writer, peer.unwrap())
     }
 
