@@ -7,6 +7,8 @@
 //! - [`wire`]: frame decode fast path, publish template.  - [`producer`] / [`consumer`].
 //! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
 //! - [`idle`]: `--idle-connections`, connections that only stay open.
+//! - [`declare`]: `--declare-queues`, a mode that only declares queues.
+//! - [`pipeline`]: setup methods pipelined over several channels of one connection.
 //! - [`order`]: the delivery order checks of consumers (per producer, per priority).
 //! - [`delay`]: `--delays`: x-delay headers or TTL holding queues, and lateness.
 //! - [`progress`]: per-second lines, or a status line on a terminal.
@@ -14,9 +16,11 @@
 pub mod client;
 pub mod config;
 pub mod consumer;
+pub mod declare;
 pub mod delay;
 pub mod idle;
 pub mod order;
+pub mod pipeline;
 pub mod producer;
 pub mod progress;
 pub mod sink;
