@@ -163,6 +163,19 @@ pub struct Config {
         conflicts_with_all = ["idle_connections", "sink"]
     )]
     pub declare_queues: usize,
+    /// Bind the one queue (--queue) to the topic exchange (--exchange X --exchange-type topic)
+    /// with N distinct patterns before producers start, pipelined over --declare-channels
+    /// channels; producers then publish round-robin with N routing keys, each routed by
+    /// exactly one binding. Binding i is s2.{i}.*.x (key s2.{i}.a.x), s2.{i}.# (key
+    /// s2.{i}.b.c) or *.{i}.y (key s2.{i}.y) by i mod 3. With --predeclared the bindings must
+    /// exist already. JSON summary: bindings, bind_secs, bind_rate.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with_all = ["routing_key", "declare_queues"]
+    )]
+    pub topic_bindings: usize,
     /// Channels that --declare-queues and --topic-bindings pipeline their methods over, each
     /// with at most 64 unanswered.
     #[arg(
@@ -221,6 +234,7 @@ impl Config {
         self.exchange_arguments()?;
         self.consumer_arguments()?;
         crate::declare::validate(self)?;
+        crate::bindings::validate(self)?;
         self.validate_delays()
     }
 

@@ -1,6 +1,7 @@
 //! Tests of the scale-curve flags (issue #16) against the real warren binary (see `common`):
 //! `--declare-queues` (pipelined declares, and a channel closed by the broker reported as an
-//! error). Small N, bounded to seconds; counts only, no timing assertions.
+//! error) and `--topic-bindings` (every routing key routed to the queue, and the flag refused
+//! without a topic exchange). Small N, bounded to seconds; counts only, no timing assertions.
 
 mod common;
 
@@ -83,4 +84,61 @@ async fn declare_queues_reports_a_closed_channel_as_an_error() {
         "{:?}",
         refused.errors
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_bindings_route_every_key_to_the_queue() {
+    // 300 patterns, two producers at 500 msg/s each for 2 s: every key is used, and a message
+    // no binding routed would be missing from what the consumer got.
+    let broker = Broker::start("topic");
+    let config = broker.config(&[
+        "--exchange",
+        "scale-topic",
+        "--exchange-type",
+        "topic",
+        "--queue",
+        "scale-topic-q",
+        "--topic-bindings",
+        "300",
+        "--declare-channels",
+        "4",
+        "--producers",
+        "2",
+        "--consumers",
+        "1",
+        "--rate",
+        "500",
+        "--pmessages",
+        "1000",
+        "--confirm",
+        "100",
+        "--json",
+    ]);
+    let summary = warren_perf::run(config).await.expect("run");
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!(
+        (summary.published, summary.confirmed, summary.consumed),
+        (2000, 2000, 2000)
+    );
+    let b = summary
+        .topic_bindings
+        .clone()
+        .expect("bindings in the summary");
+    assert_eq!(b.bindings, 300);
+    assert!(b.bind_secs > 0.0 && b.bind_rate > 0.0);
+    let json = serde_json::to_value(&summary).expect("json");
+    assert_eq!(json["bindings"], 300);
+    assert!(json["bind_secs"].is_f64() && json["bind_rate"].is_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_bindings_need_a_topic_exchange_and_one_queue() {
+    let broker = Broker::start("topic-refused");
+    let direct = broker.config(&["--exchange", "x", "--queue", "q", "--topic-bindings", "10"]);
+    let e = warren_perf::run(direct)
+        .await
+        .expect_err("a direct exchange");
+    assert!(e.0.contains("topic exchange"), "{e}");
+    let plain = broker.config(&["--topic-bindings", "10"]);
+    assert!(warren_perf::run(plain).await.is_err());
 }
