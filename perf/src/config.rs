@@ -143,11 +143,21 @@ pub struct Config {
     /// No per-second lines (the summary is still printed).
     #[arg(long)]
     pub quiet: bool,
-    /// Idle-connections mode: open N connections with one channel each, hold them for --hold
-    /// seconds, close them; no publishing or consuming (for measuring the broker's memory
-    /// per connection).
+    /// Idle-connections mode: open N connections with --idle-channels channels each (default
+    /// one), hold them for --hold seconds, close them; no publishing or consuming (for measuring
+    /// the broker's memory per connection).
     #[arg(long, default_value_t = 0)]
     pub idle_connections: usize,
+    /// Channels per idle connection (--idle-connections): each opens channels 1..=K, one
+    /// channel.open after the other, before it counts as open. JSON summary:
+    /// channels_per_connection.
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub idle_channels: u16,
     /// Seconds to hold the idle connections once all are open.
     #[arg(long, default_value_t = 10.0)]
     pub hold: f64,

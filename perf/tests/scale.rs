@@ -1,7 +1,8 @@
 //! Tests of the scale-curve flags (issue #16) against the real warren binary (see `common`):
 //! `--declare-queues` (pipelined declares, and a channel closed by the broker reported as an
-//! error) and `--topic-bindings` (every routing key routed to the queue, and the flag refused
-//! without a topic exchange). Small N, bounded to seconds; counts only, no timing assertions.
+//! error), `--topic-bindings` (every routing key routed to the queue, and the flag refused
+//! without a topic exchange) and `--idle-channels` (every channel of every idle connection
+//! open). Small N, bounded to seconds; counts only, no timing assertions.
 
 mod common;
 
@@ -141,4 +142,27 @@ async fn topic_bindings_need_a_topic_exchange_and_one_queue() {
     assert!(e.0.contains("topic exchange"), "{e}");
     let plain = broker.config(&["--topic-bindings", "10"]);
     assert!(warren_perf::run(plain).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_open_each_of_their_channels() {
+    let broker = Broker::start("idle-channels");
+    let config = broker.config(&[
+        "--idle-connections",
+        "50",
+        "--idle-channels",
+        "2",
+        "--hold",
+        "0.3",
+    ]);
+    config.validate().expect("valid");
+    let summary = warren_perf::idle::run(&config).await.expect("idle run");
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!(
+        (summary.requested, summary.opened, summary.lost),
+        (50, 50, 0)
+    );
+    assert_eq!(summary.channels_per_connection, 2);
+    let json = serde_json::to_value(&summary).expect("json");
+    assert_eq!(json["channels_per_connection"], 2);
 }
