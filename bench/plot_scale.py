@@ -68,7 +68,7 @@ def load(path):
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             if row["metric"] == "na":
-                skipped[row["scenario"]].append(f"{row['point']} ({row['value']})")
+                skipped[row["scenario"]].append((row["point"], row["broker"]))
                 continue
             try:
                 v = float(row["value"])
@@ -76,6 +76,16 @@ def load(path):
                 continue
             data[row["scenario"]][(row["point"], row["broker"])][row["metric"]].append(v)
     return data, skipped
+
+
+def s2_target(runs):
+    """S2's target line: 3× warren's CPU per publish at the fewest bindings."""
+    points = sorted((float(p), p) for p, b in runs if b == "warren" and runs[(p, b)].get("cpu"))
+    if len(points) < 2:
+        return None
+    first = points[0][1]
+    return (3 * statistics.median(runs[(first, "warren")]["cpu"]),
+            f"target: 3× warren's cost at {xlabel_of(float(first), 'S2')}")
 
 
 def xlabel_of(x, scenario):
@@ -125,9 +135,12 @@ def plot(scenario, runs, skipped, outdir):
                             markerfacecolor="white" if dashed else color,
                             capsize=3, label=f"{label} {variant}".strip())
                 drawn = True
-        if metric in TARGETS.get(scenario, {}):
-            value, tlabel = TARGETS[scenario][metric]
-            ax.axhline(value, color="tab:green", linestyle=":", label=tlabel)
+        target = TARGETS.get(scenario, {}).get(metric)
+        if scenario == "S2" and metric == "cpu":
+            target = s2_target(runs)
+        if target:
+            value, tlabel = target
+            ax.axhline(value * scale, color="tab:green", linestyle=":", label=tlabel)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(xs_all))
         ax.xaxis.set_minor_locator(NullLocator())
@@ -146,7 +159,12 @@ def plot(scenario, runs, skipped, outdir):
             ax.legend(fontsize=8)
     full = title
     if skipped:
-        full += "\nnot run: " + ", ".join(sorted(set(skipped)))
+        by_point = defaultdict(set)
+        for point, broker in skipped:
+            by_point[point].add(BROKERS.get(broker, (broker,))[0])
+        full += "\nnot run (fd limit): " + "; ".join(
+            f"{xlabel_of(float(p), scenario)} on {' and '.join(sorted(b))}"
+            for p, b in sorted(by_point.items(), key=lambda kv: float(kv[0])))
     fig.suptitle(full, fontsize=10)
     fig.tight_layout()
     path = f"{outdir}/{name}.png"

@@ -26,10 +26,13 @@
 #                   consumers' counts (the consumers connect in the first part of the run, so
 #                   this includes their start spread: see BENCHMARKS.md); broker CPU per delivery.
 #   S4 connections  N idle connections, 2 channels each (--idle-connections N --idle-channels 2),
-#                   held BENCH_S4_HOLD s. RSS per connection = (peak while held - RSS 3 s after
-#                   start) / N; accept rate = opened / open time. Points that need more file
-#                   descriptors than the hard limit - 500 are skipped (n/a), and the largest
-#                   thousand that fits runs instead so the curve has its end.
+#                   held BENCH_S4_HOLD s. RSS per connection = (peak while held - RSS after
+#                   settling) / N; accept rate = opened / open time. A point that needs more
+#                   descriptors than the hard limit - 500 in the broker (measured per connection
+#                   at the points before: warren holds 2, RabbitMQ 1) or in warren-perf, or
+#                   more connections than RabbitMQ's own socket limit (90% of its descriptors),
+#                   is skipped on that broker (n/a), and the largest thousand that fits each
+#                   broker runs too, so the curve has its end. BENCH_S4_CAP (300 s) caps a run.
 #   S5 size         1 producer -> 1 consumer, one queue, transient (non-durable queue) and
 #                   persistent (durable queue), confirms and prefetch of W = 64 MiB / size
 #                   messages (1 to 1,000), ack multiple every W/2, BENCH_SCALE_SECONDS. MB/s
@@ -40,13 +43,13 @@
 #                   1,000, ack multiple every 500). Fill and drain msg/s, peak RSS in each, broker
 #                   CPU per message. BENCH_S6_REPS repetitions (default 1: a 10M point is long).
 #
-# BENCH_SCALE_SMOKE=1: the smallest point of each, 1 repetition, 3 s runs, 1 s settling, 2 s
-# idle or held (S6 at 100,000 messages, S3's backlog at most 500,000); what CI runs. A knob set
-# explicitly wins over the smoke's value.
+# BENCH_SCALE_SMOKE=1: the smallest point of each, 1 repetition, 2 s runs, 1 s settling, 2 s
+# idle or held (S6 at 100,000 messages, S3's backlog at most 1,000,000); what CI runs. A knob
+# set explicitly wins over the smoke's value.
 
 if [[ ${BENCH_SCALE_SMOKE:-0} == 1 ]]; then
   SCALE_SMOKE=1
-  _reps=1 _secs=3 _settle=1 _s1=1000 _s1idle=2 _s2=10 _s3=1 _s3b=500000 _s4=1000 _s4hold=2 _s5=1024 _s6=100000
+  _reps=1 _secs=2 _settle=1 _s1=1000 _s1idle=2 _s2=10 _s3=1 _s3b=1000000 _s4=1000 _s4hold=2 _s5=1024 _s6=100000
 else
   SCALE_SMOKE=0
   _reps=3 _secs=10 _settle=3 _s1="1000 10000 100000" _s1idle=10 _s2="10 1000 10000 100000" _s3="1 10 100 1000"
@@ -74,11 +77,12 @@ SCALE_CSV=$OUT/scale.csv
 SCALE_IDX=0
 # File descriptors a point may need in the broker or the client: the hard limit less this.
 S4_FD_MARGIN=500
-# S4 points skipped for the descriptor limit, and the extra point run instead.
-S4_SKIPPED=""
-S4_EXTRA=""
-
+# The hard limit, what fits under it, and the points run because the largest asked did not fit.
 S4_HARD=""
+S4_LIMIT=0
+S4_EXTRA=""
+# Cap in seconds of one S4 run: a broker out of descriptors leaves connections hanging.
+S4_CAP=${BENCH_S4_CAP:-300}
 
 # scale_rec scenario point broker rep metric value: one raw figure (nothing when empty).
 scale_rec() {
@@ -111,7 +115,7 @@ calc() {
 # if it outlives SCALE_CAP by a minute (no --time is added: throughput runs pass their own).
 sperf() {
   local name=$1; shift
-  timeout -k 10 $(( SCALE_CAP + 60 )) "$PERF" --uri "$(uri)" --json --quiet "$@" \
+  timeout -k 10 $(( ${SPERF_CAP:-$SCALE_CAP} + 60 )) "$PERF" --uri "$(uri)" --json --quiet "$@" \
     > "$OUT/$name.json" 2> "$OUT/$name.err" || log "warren-perf reported errors for $name (see $OUT/$name.json / .err)"
   [[ -s $OUT/$name.json ]] || echo '{}' > "$OUT/$name.json"
 }
@@ -128,6 +132,9 @@ scale_check() {
     log "$1 $2 on $3, rep $4: $e"
   fi
 }
+
+# The numbers in a list, one a line, in increasing order.
+sorted_nums() { tr ' ' '\n' <<< "$1" | awk 'NF' | sort -n; }
 
 # Broker CPU in µs per unit: ticks units.
 cpu_us() { calc 't / hz * 1e6 / n' t="$1" hz="$(getconf CLK_TCK)" n="$2"; }
@@ -246,51 +253,129 @@ run_S3() { scale_sweep S3 "$SCALE_REPS" s3_run $S3_CONSUMERS; }
 
 # ---------------------------------------------------------------- S4 connections
 
+# Descriptors the broker holds (entries of /proc/PID/fd).
+fd_count() { local f=(/proc/"$1"/fd/*); echo "${#f[@]}"; }
+
+# Samples the broker's descriptor count every 0.5 s; writes the peak to $2 when stopped.
+fd_sampler() {
+  local pid=$1 out=$2 max=0 n
+  trap 'echo "$max" > "$out"; exit 0' TERM
+  while kill -0 "$pid" 2>/dev/null; do
+    n=$(fd_count "$pid")
+    if (( n > max )); then max=$n; fi
+    sleep 0.5
+  done
+  echo "$max" > "$out"
+}
+
+# What each broker was measured to need: descriptors at rest and per connection (the largest
+# seen). warren holds two per connection (the socket and a duplicate that the store's writer
+# thread writes confirms to); RabbitMQ one.
+declare -A S4_BASEFD S4_FDPC
+# RabbitMQ's own cap on sockets (rabbitmqctl status: 90% of its descriptor limit, 17,910 for a
+# limit of 20,000); past it the node stops accepting and the handshakes hang.
+declare -A S4_SOCKETS
+
 s4_run() { # broker connections rep
-  local b=$1 n=$2 r=$3 name=S4-$2-r$3.$1 base peak opened
+  local b=$1 n=$2 r=$3 name=S4-$2-r$3.$1 base peak opened basefd peakfd fdpid fdpc
   start_broker "$b" "S4-$n-r$r"
   sleep "$SCALE_SETTLE"
   base=$(rss_kb "$BROKER_PID")
+  basefd=$(fd_count "$BROKER_PID")
+  if [[ $b == rabbitmq && -z ${S4_SOCKETS[$b]:-} ]]; then
+    S4_SOCKETS[$b]=$( (eval "$(rabbit_env)"; rabbitmqctl status 2>/dev/null) \
+      | sed -n 's/.*Sockets: [0-9]*, limit: \([0-9]*\).*/\1/p' | head -1 || true)
+    log "S4: RabbitMQ's socket limit is ${S4_SOCKETS[$b]:-unknown}"
+  fi
   start_sampler "$OUT/$name.rss"
-  log "S4 on $b, rep $r: $n idle connections x 2 channels (baseline RSS $base kB)"
-  sperf "$name" --idle-connections "$n" --idle-channels 2 --hold "$S4_HOLD"
+  fd_sampler "$BROKER_PID" "$OUT/$name.fds" & fdpid=$!
+  log "S4 on $b, rep $r: $n idle connections x 2 channels (baseline RSS $base kB, $basefd fds)"
+  SPERF_CAP=$S4_CAP sperf "$name" --idle-connections "$n" --idle-channels 2 --hold "$S4_HOLD"
   stop_sampler
+  kill "$fdpid" 2>/dev/null || true; wait "$fdpid" 2>/dev/null || true
   peak=$(cat "$OUT/$name.rss")
+  peakfd=$(cat "$OUT/$name.fds" 2>/dev/null || true)
   opened=$(j .opened "$name")
   scale_rec S4 "$n" "$b" "$r" base "$base"
   scale_rec S4 "$n" "$b" "$r" peak "$peak"
   scale_rec S4 "$n" "$b" "$r" opened "$opened"
   scale_rec S4 "$n" "$b" "$r" channels "$(j .channels_per_connection "$name")"
   scale_rec S4 "$n" "$b" "$r" rate "$(j .open_rate "$name")"
-  [[ ${opened:-0} != 0 ]] && scale_rec S4 "$n" "$b" "$r" perconn "$(calc '(p - b) / n' p="$peak" b="$base" n="$opened")"
+  scale_rec S4 "$n" "$b" "$r" basefd "$basefd"
+  scale_rec S4 "$n" "$b" "$r" peakfd "$peakfd"
+  if [[ ${opened:-0} != 0 ]]; then
+    scale_rec S4 "$n" "$b" "$r" perconn "$(calc '(p - b) / n' p="$peak" b="$base" n="$opened")"
+    fdpc=$(calc '(p - b) / n' p="$peakfd" b="$basefd" n="$opened")
+    scale_rec S4 "$n" "$b" "$r" fdpc "$fdpc"
+    S4_BASEFD[$b]=$basefd
+    S4_FDPC[$b]=$(awk -v a="${S4_FDPC[$b]:-0}" -v f="${fdpc:-1}" 'BEGIN { if (f < 1) f = 1; printf "%.2f", (f > a ? f : a) }')
+  fi
   scale_check S4 "$n" "$b" "$r" "$name"
   stop_broker
 }
 
-# The points that fit under the descriptor limit, plus the largest that fits when the largest
-# asked for does not.
+# Whether N connections fit on broker B: its descriptors at rest plus N times its descriptors per
+# connection (1 until measured) within the hard limit - 500, N + 100 within its own socket cap
+# if it has one, and N + 100 descriptors in warren-perf within the hard limit - 500.
+s4_fits() { # broker n
+  (( $2 <= $(s4_maxn "$1") ))
+}
+
+# The most connections broker B can take here.
+s4_maxn() {
+  awk -v p="${S4_FDPC[$1]:-1}" -v b="${S4_BASEFD[$1]:-100}" -v l="$S4_LIMIT" -v s="${S4_SOCKETS[$1]:-}" \
+    'BEGIN { n = int((l - b) / p); if (n > l - 100) n = l - 100; if (s != "" && n > s - 100) n = s - 100; print n }'
+}
+
+# The largest thousand that fits on broker B.
+s4_maxfit() { echo $(( $(s4_maxn "$1") / 1000 * 1000 )); }
+
+s4_why() { # broker n
+  local cap=${S4_SOCKETS[$1]:-}
+  if [[ -n $cap ]] && (( $2 > cap - 100 )); then
+    echo "above RabbitMQ's socket limit $cap (fd hard limit $S4_HARD)"
+    return
+  fi
+  awk -v n="$2" -v p="${S4_FDPC[$1]:-1}" -v b="${S4_BASEFD[$1]:-100}" -v h="$S4_HARD" \
+    'BEGIN { printf "needs ~%d fds (%g per connection), fd hard limit %d", b + n * p, p, h }'
+}
+
+# One point, repetitions alternating; a broker the point does not fit is skipped (n/a in the
+# table, with why).
+s4_point() { # n
+  local n=$1 r b bs
+  for (( r = 1; r <= SCALE_REPS; r++ )); do
+    bs=$(order "$SCALE_IDX"); SCALE_IDX=$(( SCALE_IDX + 1 ))
+    for b in $bs; do
+      if s4_fits "$b" "$n"; then
+        s4_run "$b" "$n" "$r"
+      elif (( r == 1 )); then
+        scale_rec S4 "$n" "$b" 0 na "$(s4_why "$b" "$n")"
+        log "S4: $n connections do not fit on $b: $(s4_why "$b" "$n")"
+      fi
+    done
+  done
+}
+
+# The points asked for, in increasing order, on the brokers they fit; then, if the largest did
+# not fit some broker, the largest thousand that fits that broker, run on every broker it fits.
 run_S4() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  local hard limit n pts=() max=0 fitmax=0
-  hard=$(ulimit -Hn)
-  [[ $hard == unlimited ]] && hard=1048576
-  limit=$(( hard - S4_FD_MARGIN ))
-  for n in $S4_CONNECTIONS; do
+  local n b max=0 extra=""
+  S4_HARD=$(ulimit -Hn)
+  [[ $S4_HARD == unlimited ]] && S4_HARD=1048576
+  S4_LIMIT=$(( S4_HARD - S4_FD_MARGIN ))
+  for n in $(sorted_nums "$S4_CONNECTIONS"); do
     (( n > max )) && max=$n
-    if (( n > limit )); then
-      S4_SKIPPED+="$n "
-      scale_rec S4 "$n" all 0 na "fd hard limit $hard"
-      log "S4: skipping $n connections: the fd hard limit is $hard"
-    else
-      pts+=("$n"); (( n > fitmax )) && fitmax=$n
-    fi
+    s4_point "$n"
   done
-  if (( max > limit )); then
-    n=$(( limit / 1000 * 1000 ))
-    if (( n > fitmax )); then S4_EXTRA=$n; pts+=("$n"); fi
-  fi
-  S4_HARD=$hard
-  scale_sweep S4 "$SCALE_REPS" s4_run "${pts[@]}"
+  for b in $BROKERS; do
+    s4_fits "$b" "$max" && continue
+    n=$(s4_maxfit "$b")
+    if (( n > 0 )) && [[ " $S4_CONNECTIONS $extra " != *" $n "* ]]; then extra+="$n "; fi
+  done
+  S4_EXTRA=$(sorted_nums "$extra" | xargs)
+  for n in $S4_EXTRA; do s4_point "$n"; done
 }
 
 # ---------------------------------------------------------------- S5 message size

@@ -2,8 +2,9 @@
 # sourced by bench/compare after bench/scale.sh. Every cell is the median over the repetitions
 # of one point (med, from $OUT/scale.csv); the plots are bench/plot_scale.py's.
 
-# Python with matplotlib for the plots: the system's, else a venv made on first use.
-SCALE_VENV=${BENCH_SCALE_VENV:-$ROOT/target/bench-venv}
+# Python with matplotlib for the plots: the system's, else a venv made on first use. It lives
+# outside the checkout so that CI's fresh clones on the same machine find it.
+SCALE_VENV=${BENCH_SCALE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/warren-bench-venv}
 SCALE_PLOTS=""   # PNGs written, for the notes
 
 # Cell formats ("–" when empty).
@@ -52,8 +53,8 @@ fmt_per_c() { fmt_per "$1" "conn/s"; }
 # S2's target: warren's CPU per publish at the largest point within 3× of the smallest point's.
 s2_target() {
   local first last a z
-  first=$(tr ' ' '\n' <<< "$S2_BINDINGS" | grep . | sort -n | head -1)
-  last=$(tr ' ' '\n' <<< "$S2_BINDINGS" | grep . | sort -n | tail -1)
+  first=$(sorted_nums "$S2_BINDINGS" | head -1)
+  last=$(sorted_nums "$S2_BINDINGS" | tail -1)
   [[ $1 == "$last" && $first != "$last" ]] || return 0
   a=$(med S2 "$first" warren cpu); z=$(med S2 "$last" warren cpu)
   if [[ -z $a || -z $z ]]; then echo "warren ≤ 3× its cost at $first: ?"; return; fi
@@ -90,31 +91,41 @@ s3_table() {
   done
 }
 
-s4_table() {
-  local n last
-  for n in $S4_CONNECTIONS; do
-    if [[ " $S4_SKIPPED " == *" $n "* ]]; then
-      row "S4 $n idle connections, 2 channels each" "RSS per connection" "n/a: fd hard limit $S4_HARD" "n/a: fd hard limit $S4_HARD" "" \
-        "$( [[ $n == 50000 ]] && echo "≤ 15 kB at 50000: n/a" )"
-    else
-      s4_rows "$n"
-    fi
-  done
-  [[ -z $S4_EXTRA ]] || s4_rows "$S4_EXTRA" extra
+# Why a point did not run on a broker ("" if it ran): the na record of the sweep.
+s4_na() { # point broker
+  awk -F, -v p="$1" -v b="$2" '$1 == "S4" && $2 == p && $3 == b && $5 == "na" { print $6; exit }' "$SCALE_CSV" 2>/dev/null
 }
 
-s4_rows() { # point [extra]
-  local n=$1 tgt="" w
-  w=$(med S4 "$n" warren perconn)
-  if [[ $n == 50000 ]]; then tgt="warren ≤ 15 kB: $(le "$w" 15)"
-  elif [[ -n ${2:-} ]]; then tgt="warren ≤ 15 kB (asked at 50000; the largest that fits): $(le "$w" 15)"; fi
-  shead "S4 $n idle connections, 2 channels each, held ${S4_HOLD}s$([[ -n ${2:-} ]] && echo ", run because larger points do not fit under the fd limit") ($(reps_label "$SCALE_REPS"))"
-  srow "RSS per connection" fmt_kb2 S4 "$n" perconn R/w "$tgt"
-  srow "accept rate" fmt_per_c S4 "$n" rate w/R
-  row "" "RSS ${SCALE_SETTLE} s after start → with $n (opened w / R: $(med S4 "$n" warren opened) / $(med S4 "$n" rabbitmq opened))" \
-    "$(scell fmt_mb S4 "$n" base warren) → $(scell fmt_mb S4 "$n" peak warren)" \
-    "$(scell fmt_mb S4 "$n" base rabbitmq) → $(scell fmt_mb S4 "$n" peak rabbitmq)" "" ""
+# A broker's cell: the median, or n/a and why.
+s4_cell() { # fmt point metric broker [short]
+  local na; na=$(s4_na "$2" "$4")
+  if [[ -z $na ]]; then scell "$1" S4 "$2" "$3" "$4"
+  elif [[ -n ${5:-} ]]; then echo "n/a"
+  else echo "n/a: $na"; fi
 }
+
+s4_table() {
+  local n tgt w
+  for n in $(sorted_nums "$S4_CONNECTIONS $S4_EXTRA"); do
+    w=$(med S4 "$n" warren perconn)
+    tgt=""
+    if [[ $n == 50000 ]]; then
+      if [[ -n $(s4_na "$n" warren) ]]; then tgt="warren ≤ 15 kB at 50000: n/a (fd limit)"; else tgt="warren ≤ 15 kB: $(le "$w" 15)"; fi
+    elif [[ " $S4_EXTRA " == *" $n "* && -n $w ]]; then
+      tgt="warren ≤ 15 kB (asked at 50000; here at $n): $(le "$w" 15)"
+    fi
+    shead "S4 $n idle connections, 2 channels each, held ${S4_HOLD}s$([[ " $S4_EXTRA " == *" $n "* ]] && echo ", the largest that fits a broker under the fd limit") ($(reps_label "$SCALE_REPS"))"
+    row "" "RSS per connection" "$(s4_cell fmt_kb2 "$n" perconn warren)" "$(s4_cell fmt_kb2 "$n" perconn rabbitmq)" \
+      "$(ratio "$(med S4 "$n" rabbitmq perconn)" "$w") R/w" "$tgt"
+    row "" "accept rate" "$(s4_cell fmt_per_c "$n" rate warren short)" "$(s4_cell fmt_per_c "$n" rate rabbitmq short)" \
+      "$(ratio "$(med S4 "$n" warren rate)" "$(med S4 "$n" rabbitmq rate)") w/R" ""
+    row "" "RSS after settling → with $n (opened w / R: $(med S4 "$n" warren opened) / $(med S4 "$n" rabbitmq opened))" \
+      "$(scell fmt_mb S4 "$n" base warren) → $(scell fmt_mb S4 "$n" peak warren)" \
+      "$(scell fmt_mb S4 "$n" base rabbitmq) → $(scell fmt_mb S4 "$n" peak rabbitmq)" "" ""
+    row "" "broker fds per connection" "$(scell fmt_x1 S4 "$n" fdpc warren)" "$(scell fmt_x1 S4 "$n" fdpc rabbitmq)" "" ""
+  done
+}
+fmt_x1() { awk -v v="${1:-}" 'BEGIN { if (v == "") print "–"; else printf "%.2f", v }'; }
 
 # Copies per message from $OUT/S5-copies.json: {"warren": {"<size>": {"transient": N, ...}}, ...}
 s5_copies() { # broker size mode
@@ -166,20 +177,24 @@ scale_table() { # scenario
 # Lines under the table: the knobs, what was skipped or fell short, where the plots are.
 scale_notes() {
   local s k b
-  echo "scale (S1-S6): $([[ $SCALE_SMOKE == 1 ]] && echo "SMOKE; ")BENCH_SCALE_REPS=$SCALE_REPS, BENCH_SCALE_SECONDS=$SCALE_SECS;" \
-    "BENCH_S1_QUEUES=\"$S1_QUEUES\" BENCH_S1_IDLE=$S1_IDLE BENCH_S2_BINDINGS=\"$S2_BINDINGS\"" \
-    "BENCH_S3_CONSUMERS=\"$S3_CONSUMERS\" BENCH_S3_BACKLOG=$S3_BACKLOG BENCH_S4_CONNECTIONS=\"$S4_CONNECTIONS\"" \
-    "BENCH_S4_HOLD=$S4_HOLD BENCH_S5_SIZES=\"$S5_SIZES\" BENCH_S6_DEPTHS=\"$S6_DEPTHS\" BENCH_S6_REPS=$S6_REPS;" \
-    "raw figures of every run: $SCALE_CSV"
-  if [[ " $SCENARIOS " == *" S4 "* && -n $S4_SKIPPED ]]; then
-    echo "S4: not run: ${S4_SKIPPED% } connections (each needs that many descriptors in the broker and in warren-perf;" \
-      "the fd hard limit here is $S4_HARD and cannot be raised without CAP_SYS_RESOURCE)${S4_EXTRA:+; $S4_EXTRA run instead}"
+  local knobs="BENCH_SCALE_REPS=$SCALE_REPS BENCH_SCALE_SECONDS=$SCALE_SECS BENCH_SCALE_SETTLE=$SCALE_SETTLE"
+  ran() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+  if ran S1; then knobs+=" BENCH_S1_QUEUES=\"$S1_QUEUES\" BENCH_S1_IDLE=$S1_IDLE"; fi
+  if ran S2; then knobs+=" BENCH_S2_BINDINGS=\"$S2_BINDINGS\""; fi
+  if ran S3; then knobs+=" BENCH_S3_CONSUMERS=\"$S3_CONSUMERS\" BENCH_S3_BACKLOG=$S3_BACKLOG"; fi
+  if ran S4; then knobs+=" BENCH_S4_CONNECTIONS=\"$S4_CONNECTIONS\" BENCH_S4_HOLD=$S4_HOLD"; fi
+  if ran S5; then knobs+=" BENCH_S5_SIZES=\"$S5_SIZES\" BENCH_S5_MODES=\"$S5_MODES\""; fi
+  if ran S6; then knobs+=" BENCH_S6_DEPTHS=\"$S6_DEPTHS\" BENCH_S6_REPS=$S6_REPS"; fi
+  echo "scale: $([[ $SCALE_SMOKE == 1 ]] && echo "SMOKE, ")$knobs; raw figures of every run: $SCALE_CSV"
+  if ran S4 && grep -q '^S4,.*,na,' "$SCALE_CSV" 2>/dev/null; then
+    echo "S4: not run (fd hard limit $S4_HARD, which cannot be raised here without CAP_SYS_RESOURCE):" \
+      "$(awk -F, '$1 == "S4" && $5 == "na" { printf "%s on %s (%s); ", $2, $3, $6 }' "$SCALE_CSV")${S4_EXTRA:+run instead: $S4_EXTRA}"
   fi
-  if [[ " $SCENARIOS " == *" S3 "* ]] && grep -q '^S3,.*,ranout,' "$SCALE_CSV"; then
+  if ran S3 && grep -q '^S3,.*,ranout,' "$SCALE_CSV"; then
     echo "S3: some runs emptied the backlog before their end (rate taken to the last delivery; raise BENCH_S3_BACKLOG):" \
       "$(awk -F, '$1 == "S3" && $5 == "ranout" { printf "%s on %s rep %s; ", $2, $3, $4 }' "$SCALE_CSV")"
   fi
-  if [[ " $SCENARIOS " == *" S5 "* ]]; then
+  if ran S5; then
     if [[ -s ${BENCH_S5_COPIES:-$OUT/S5-copies.json} ]]; then echo "S5: copies per message from ${BENCH_S5_COPIES:-$OUT/S5-copies.json}"
     else echo "S5: copies per message are not measured here: \"–\" unless BENCH_S5_COPIES (or \$OUT/S5-copies.json) gives them (see bench/scale_report.sh)"; fi
   fi
