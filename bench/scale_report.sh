@@ -83,7 +83,7 @@ s3_fair() { # point broker -> "1.05× (400-420)", or how many consumers got noth
 s3_table() {
   local n
   for n in $S3_CONSUMERS; do
-    shead "S3 $n consumers on one queue (own connections), prefetch 10, ack each; 16 B backlog ($(reps_label "$SCALE_REPS"))"
+    shead "S3 $n consumer$([[ $n == 1 ]] || echo s) on one queue (own connections), prefetch 10, ack each; 16 B backlog ($(reps_label "$SCALE_REPS"))"
     srow "delivered" fmt_rate S3 "$n" delivered w/R
     row "" "fairness: max/min of per-consumer counts (min–max)" "$(s3_fair "$n" warren)" "$(s3_fair "$n" rabbitmq)" "" ""
     srow "broker CPU per delivery" fmt_us2 S3 "$n" cpu R/w
