@@ -1,7 +1,8 @@
 //! A small AMQP 0-9-1 client connection on tokio: TCP connect, the handshake (protocol header,
-//! start-ok with PLAIN, tune-ok accepting the server's values, open), channel 1, synchronous
-//! request/reply for setup methods, heartbeats, and a reader / writer pair that producers split
-//! apart. Reads go into one reused `BytesMut`; writes are batched by the callers into another.
+//! start-ok with PLAIN, tune-ok accepting the server's values, open), channel 1 (and channels
+//! 2..=K on request, [`Conn::open_channels`]), synchronous request/reply for setup methods,
+//! heartbeats, and a reader / writer pair that producers split apart. Reads go into one reused
+//! `BytesMut`; writes are batched by the callers into another.
 //!
 //! Clients announce the `connection.blocked` capability, so a broker that blocks publishers
 //! under a resource alarm (RabbitMQ's memory or disk alarm) says so: the reader takes
@@ -344,6 +345,29 @@ impl Conn {
             other => return Err(Error(format!("expected channel.open-ok, got {other:?}"))),
         }
         Ok(conn)
+    }
+
+    /// Opens channels 2..=`last` one after the other (channel 1 is open already), each
+    /// waiting for its channel.open-ok; `last` <= 1 opens nothing.
+    pub async fn open_channels(&mut self, last: u16) -> Result<(), Error> {
+        for ch in CHANNEL + 1..=last {
+            match self
+                .call(
+                    AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
+                    ch,
+                )
+                .await
+            {
+                Ok(AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => {}
+                Ok(other) => {
+                    return Err(Error(format!(
+                        "channel {ch}: expected channel.open-ok, got {other:?}"
+                    )));
+                }
+                Err(e) => return Err(Error(format!("channel {ch}: {e}"))),
+            }
+        }
+        Ok(())
     }
 
     pub fn frame_max(&self) -> u32 {

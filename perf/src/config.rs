@@ -143,14 +143,58 @@ pub struct Config {
     /// No per-second lines (the summary is still printed).
     #[arg(long)]
     pub quiet: bool,
-    /// Idle-connections mode: open N connections with one channel each, hold them for --hold
-    /// seconds, close them; no publishing or consuming (for measuring the broker's memory
-    /// per connection).
+    /// Idle-connections mode: open N connections with --idle-channels channels each (default
+    /// one), hold them for --hold seconds, close them; no publishing or consuming (for measuring
+    /// the broker's memory per connection).
     #[arg(long, default_value_t = 0)]
     pub idle_connections: usize,
+    /// Channels per idle connection (--idle-connections): each opens channels 1..=K, one
+    /// channel.open after the other, before it counts as open. JSON summary:
+    /// channels_per_connection.
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub idle_channels: u16,
     /// Seconds to hold the idle connections once all are open.
     #[arg(long, default_value_t = 10.0)]
     pub hold: f64,
+    /// Declare-queues mode: one connection declares N queues named by --queue-pattern with
+    /// indexes 0..N-1 (default pattern bench-s1-%d), durable with --durable, with --queue-args,
+    /// pipelined over --declare-channels channels, then exits and leaves them in place; no
+    /// publishing or consuming (for measuring the broker with many queues). JSON summary:
+    /// mode, requested, declared, declare_secs, declare_rate, errors.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with_all = ["idle_connections", "sink"]
+    )]
+    pub declare_queues: usize,
+    /// Bind the one queue (--queue) to the topic exchange (--exchange X --exchange-type topic)
+    /// with N distinct patterns before producers start, pipelined over --declare-channels
+    /// channels; producers then publish round-robin with N routing keys, each routed by
+    /// exactly one binding. Binding i is s2.{i}.*.x (key s2.{i}.a.x), s2.{i}.# (key
+    /// s2.{i}.b.c) or *.{i}.y (key s2.{i}.y) by i mod 3. With --predeclared the bindings must
+    /// exist already. JSON summary: bindings, bind_secs, bind_rate.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with_all = ["routing_key", "declare_queues"]
+    )]
+    pub topic_bindings: usize,
+    /// Channels that --declare-queues and --topic-bindings pipeline their methods over, each
+    /// with at most 64 unanswered.
+    #[arg(
+        long,
+        value_name = "C",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub declare_channels: u16,
 }
 
 impl Config {
@@ -199,6 +243,8 @@ impl Config {
         self.queue_arguments()?;
         self.exchange_arguments()?;
         self.consumer_arguments()?;
+        crate::declare::validate(self)?;
+        crate::bindings::validate(self)?;
         self.validate_delays()
     }
 

@@ -1,5 +1,6 @@
-//! `--idle-connections N --hold SECS`: opens N connections with one channel each (at most
-//! `OPEN_IN_FLIGHT` handshakes at a time), keeps them alive (heartbeats answered, server closes
+//! `--idle-connections N --hold SECS`: opens N connections, each with channels 1..=K of
+//! `--idle-channels K` (default 1) opened one after the other (at most `OPEN_IN_FLIGHT`
+//! connections opening at a time), keeps them alive (heartbeats answered, server closes
 //! noticed) for `--hold` seconds once all are open, then closes them. It measures nothing on the
 //! broker itself: the caller samples the broker's memory while the connections are held. Prints
 //! a summary (JSON with `--json`); "all N connections open" goes to stderr when the hold starts.
@@ -24,9 +25,11 @@ const OPEN_IN_FLIGHT: usize = 64;
 pub struct IdleSummary {
     /// Connections asked for.
     pub requested: usize,
-    /// Connections (each with channel 1 open) that were up when the hold started.
+    /// Connections (each with all its channels open) that were up when the hold started.
     pub opened: usize,
-    /// Seconds from the first connect to the last channel.open-ok.
+    /// Channels each connection opened (`--idle-channels`).
+    pub channels_per_connection: u16,
+    /// Seconds from the first connect to the last connection's last channel.open-ok.
     pub open_secs: f64,
     /// Connections opened per second.
     pub open_rate: f64,
@@ -39,9 +42,13 @@ pub struct IdleSummary {
 
 impl std::fmt::Display for IdleSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let channels = match self.channels_per_connection {
+            1 => String::new(),
+            k => format!(" ({k} channels each)"),
+        };
         writeln!(
             f,
-            "idle connections: {} of {} opened in {:.2}s ({:.0}/s), held {:.1}s, {} lost",
+            "idle connections: {} of {} opened{channels} in {:.2}s ({:.0}/s), held {:.1}s, {} lost",
             self.opened, self.requested, self.open_secs, self.open_rate, self.hold_secs, self.lost
         )?;
         for e in &self.errors {
@@ -91,6 +98,7 @@ async fn keep_alive(mut conn: Conn, mut stop: watch::Receiver<bool>, lost: Arc<A
 
 pub async fn run(config: &Config) -> Result<IdleSummary, Error> {
     let n = config.idle_connections;
+    let channels = config.idle_channels;
     let uri = parse_uri(&config.uri)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let lost = Arc::new(AtomicU64::new(0));
@@ -101,7 +109,14 @@ pub async fn run(config: &Config) -> Result<IdleSummary, Error> {
         let (uri, gate) = (uri.clone(), gate.clone());
         opening.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            Conn::open(&uri).await
+            let mut conn = Conn::open(&uri).await?;
+            match conn.open_channels(channels).await {
+                Ok(()) => Ok(conn),
+                Err(e) => {
+                    conn.close().await;
+                    Err(e)
+                }
+            }
         });
     }
     let mut errors = Vec::new();
@@ -143,6 +158,7 @@ pub async fn run(config: &Config) -> Result<IdleSummary, Error> {
     let summary = IdleSummary {
         requested: n,
         opened,
+        channels_per_connection: channels,
         open_secs,
         open_rate: opened as f64 / open_secs.max(1e-9),
         hold_secs,

@@ -7,16 +7,22 @@
 //! - [`wire`]: frame decode fast path, publish template.  - [`producer`] / [`consumer`].
 //! - [`stats`]: counters, histograms, summary.  - [`sink`]: the fake broker of `--sink`.
 //! - [`idle`]: `--idle-connections`, connections that only stay open.
+//! - [`declare`]: `--declare-queues`, a mode that only declares queues.
+//! - [`bindings`]: `--topic-bindings`, N topic patterns on one queue and their routing keys.
+//! - [`pipeline`]: setup methods pipelined over several channels of one connection.
 //! - [`order`]: the delivery order checks of consumers (per producer, per priority).
 //! - [`delay`]: `--delays`: x-delay headers or TTL holding queues, and lateness.
 //! - [`progress`]: per-second lines, or a status line on a terminal.
 
+pub mod bindings;
 pub mod client;
 pub mod config;
 pub mod consumer;
+pub mod declare;
 pub mod delay;
 pub mod idle;
 pub mod order;
+pub mod pipeline;
 pub mod producer;
 pub mod progress;
 pub mod sink;
@@ -75,6 +81,15 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         declare(&uri, &config, &queues).await?;
     }
     let exchange = config.exchange.clone().unwrap_or_default();
+    let topic_bindings = match config.topic_bindings {
+        0 => None,
+        n if config.predeclared => Some(bindings::BindSummary {
+            bindings: n,
+            bind_secs: 0.0,
+            bind_rate: 0.0,
+        }),
+        _ => Some(bindings::bind(&uri, &config, &queues[0], &exchange).await?),
+    };
     let stats = Arc::new(Stats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let producers_done = Arc::new(AtomicUsize::new(0));
@@ -107,10 +122,14 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     for id in 0..config.producers {
         let queue = &queues[id % queues.len()];
         let routing_key = config.routing_key.clone().unwrap_or_else(|| queue.clone());
+        let targets = match config.topic_bindings {
+            0 => delay::targets(config.delay_mode(), &exchange, &routing_key, queue, &delays),
+            n => bindings::targets(&exchange, id, config.producers, n),
+        };
         let spec = producer::ProducerSpec {
             id,
             uri: uri.clone(),
-            targets: delay::targets(config.delay_mode(), &exchange, &routing_key, queue, &delays),
+            targets,
             message: wire::MessageSpec {
                 producer: id,
                 persistent: config.persistent,
@@ -181,10 +200,11 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             continue;
         }
         let p_done_at = *p_done_at.get_or_insert(now);
-        // Through the default exchange each message reaches exactly one queue, so consumers
-        // have caught up once they consumed as many as were published.
-        let caught_up =
-            config.exchange.is_none() && consumed >= stats.published.load(Ordering::Relaxed);
+        // Through the default exchange, or with --topic-bindings, each message reaches exactly
+        // one queue once, so consumers have caught up once they consumed as many as were
+        // published.
+        let one_copy_each = config.exchange.is_none() || config.topic_bindings > 0;
+        let caught_up = one_copy_each && consumed >= stats.published.load(Ordering::Relaxed);
         if c_done || caught_up {
             break now;
         }
@@ -205,7 +225,8 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             handle.abort();
         }
     }
-    let summary = stats.summary(end.duration_since(start), config.confirm > 0);
+    let mut summary = stats.summary(end.duration_since(start), config.confirm > 0);
+    summary.topic_bindings = topic_bindings;
     if config.json {
         let json = serde_json::to_string(&summary).map_err(|e| Error(format!("json: {e}")))?;
         println!("{json}");
@@ -215,8 +236,9 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     Ok(summary)
 }
 
-/// Declares the exchange (unless it is a predefined `amq.*` one), the queues and bindings, and
-/// with `--delay-mode ttl-queues` each queue's holding queues.
+/// Declares the exchange (unless it is a predefined `amq.*` one), the queues and bindings
+/// (except `--topic-bindings`' own), and with `--delay-mode ttl-queues` each queue's holding
+/// queues.
 async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Error> {
     let mut conn = Conn::open(uri).await?;
     let exchange = config.exchange.as_deref().unwrap_or("");
@@ -263,7 +285,8 @@ async fn declare(uri: &Uri, config: &Config, queues: &[String]) -> Result<(), Er
             )
             .await?;
         }
-        if !exchange.is_empty() {
+        // With --topic-bindings, the N patterns made by `bindings::bind` are the bindings.
+        if !exchange.is_empty() && config.topic_bindings == 0 {
             let bind = queue::Bind {
                 queue: short_str(q)?,
                 exchange: short_str(exchange)?,

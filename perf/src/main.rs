@@ -1,5 +1,6 @@
 //! The `warren-perf` binary: parses flags and runs [`warren_perf::run`] on a multi-threaded
-//! tokio runtime. Exit status 1 when the run could not start or a client failed.
+//! tokio runtime, or one of the modes that replace it (`--declare-queues`,
+//! `--idle-connections`). Exit status 1 when the run could not start or a client failed.
 
 use clap::Parser;
 
@@ -15,6 +16,22 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if config.declare_queues > 0 {
+        let result = runtime.block_on(async {
+            config.validate()?;
+            warren_perf::declare::run(&config).await
+        });
+        match result {
+            Ok(s) if s.ok() => {}
+            Ok(_) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("warren-perf: {e}");
+                std::process::exit(1);
+            }
+        }
+        runtime.shutdown_background();
+        return;
+    }
     if config.idle_connections > 0 {
         let result = runtime.block_on(async {
             config.validate()?;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::bindings::BindSummary;
 use crate::client::Blocking;
 use crate::delay::{DelayedSummary, is_early};
 
@@ -236,6 +237,7 @@ impl Stats {
             latency: self.latency.summary(),
             confirm_latency: confirms.then(|| self.confirm_latency.summary()),
             delayed: self.delayed_summary(),
+            topic_bindings: None,
             consumers,
             errors: lock(&self.errors).clone(),
         }
@@ -387,6 +389,10 @@ pub struct Summary {
     /// Delayed messages (`--delays`): count, lateness, early ones; none consumed: `None`.
     /// Their end-to-end latency (which includes the delay) is not in `latency`.
     pub delayed: Option<DelayedSummary>,
+    /// `--topic-bindings`: bindings, bind_secs, bind_rate (fields of the summary's JSON object,
+    /// absent without the flag).
+    #[serde(flatten)]
+    pub topic_bindings: Option<BindSummary>,
     /// Per consumer that got as far as consuming, by id (one still busy 3 s after the run ended
     /// is aborted and missing).
     pub consumers: Vec<ConsumerSummary>,
@@ -439,6 +445,9 @@ impl std::fmt::Display for Summary {
         }
         if let Some(d) = &self.delayed {
             write!(f, "\n{d}")?;
+        }
+        if let Some(b) = &self.topic_bindings {
+            write!(f, "\n{b}")?;
         }
         if self.consumers.len() > 1 {
             for c in &self.consumers {
