@@ -30,7 +30,7 @@ run_ST1() {
     R[ST1.count.$b]=$confirmed
     R[ST1.fill.$b]=$(j .confirm_rate "ST1-fill.$b")
     R[ST1.fillcpu.$b]=$(cpu_us_per_msg "ST1-fill.$b")
-    R[ST1.disk.$b]=$(du -sk "$BROKER_DIR" 2>/dev/null | cut -f1)
+    R[ST1.disk.$b]=$(du -sk "$BROKER_DIR" 2>/dev/null | cut -f1 || true)
     if [[ -z $confirmed || $confirmed == 0 ]]; then
       R[ST1.fail.$b]="fill: $(first_error "ST1-fill.$b" "$ST1_CAP")"
       R[ST1.na.$b]=1
