@@ -198,6 +198,7 @@ pub fn content_header_with(
 }
 
 /// The most body bytes one body frame carries under `frame_max` (0: no limit).
+#[inline]
 pub fn body_chunk_max(frame_max: u32) -> usize {
     if frame_max == 0 {
         usize::MAX
@@ -207,6 +208,7 @@ pub fn body_chunk_max(frame_max: u32) -> usize {
 }
 
 /// The start of a body frame carrying `len` bytes: the caller writes them, then [`FRAME_END`].
+#[inline]
 pub fn body_frame_start(out: &mut BytesMut, channel: u16, len: usize) {
     out.put_u8(FRAME_BODY);
     out.put_u16(channel);

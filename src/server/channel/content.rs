@@ -28,20 +28,28 @@ pub fn write(
     let m = &message.message;
     let raw = m.properties.raw();
     let header = queue.delivery_header(message);
-    let write_properties = |out: &mut BytesMut| match header {
-        None => out.put_slice(raw),
-        Some((key, value)) => {
-            if !m.properties.write_with_header(out, key, value) {
-                out.extend_from_slice(queue.delivered_properties(message).raw());
-            }
+    let small = m.body.len() < SHARE_BODY_MIN;
+    match header {
+        // The common case, kept to one call: properties as they are, body copied in.
+        None if small => return encode::content(out, channel, raw, &m.body, frame_max),
+        Some((key, value)) if small => {
+            return encode::content_with(
+                out,
+                channel,
+                raw.len() + 4 + 1 + key.len() + 9,
+                |out| write_properties_with(out, queue, message, key, value),
+                &m.body,
+                frame_max,
+            );
         }
-    };
-    if m.body.len() < SHARE_BODY_MIN {
-        let properties_len = raw.len() + header.map_or(0, |(key, _)| 4 + 1 + key.len() + 9);
-        encode::content_with(out, channel, properties_len, write_properties, &m.body, frame_max);
-        return;
+        None => encode::content_header_with(out, channel, |out| out.put_slice(raw), m.body.len()),
+        Some((key, value)) => encode::content_header_with(
+            out,
+            channel,
+            |out| write_properties_with(out, queue, message, key, value),
+            m.body.len(),
+        ),
     }
-    encode::content_header_with(out, channel, write_properties, m.body.len());
     let chunk_max = encode::body_chunk_max(frame_max);
     let mut at = 0;
     while at < m.body.len() {
@@ -50,5 +58,19 @@ pub fn write(
         out.share(m.body.slice(at..end));
         out.put_u8(FRAME_END);
         at = end;
+    }
+}
+
+/// The message's properties with the queue's header added (or replaced).
+fn write_properties_with(
+    out: &mut BytesMut,
+    queue: &Queue,
+    message: &QueuedMessage,
+    key: &[u8],
+    value: i64,
+) {
+    let properties = &message.message.properties;
+    if !properties.write_with_header(out, key, value) {
+        out.extend_from_slice(queue.delivered_properties(message).raw());
     }
 }
