@@ -128,12 +128,7 @@ pub async fn run(config: &Config) -> Result<DeclareSummary, Error> {
             summary.declared
         ));
     }
-    if config.json {
-        let json = serde_json::to_string(&summary).map_err(|e| Error(format!("json: {e}")))?;
-        println!("{json}");
-    } else {
-        print!("{summary}");
-    }
+    crate::print_summary(config, &summary)?;
     Ok(summary)
 }
 

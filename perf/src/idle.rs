@@ -165,11 +165,6 @@ pub async fn run(config: &Config) -> Result<IdleSummary, Error> {
         lost: lost_n,
         errors,
     };
-    if config.json {
-        let json = serde_json::to_string(&summary).map_err(|e| Error(format!("json: {e}")))?;
-        println!("{json}");
-    } else {
-        print!("{summary}");
-    }
+    crate::print_summary(config, &summary)?;
     Ok(summary)
 }

@@ -333,3 +333,17 @@ async fn declare_queue(
         other => Err(Error(format!("expected queue.declare-ok, got {other:?}"))),
     }
 }
+
+/// Prints a mode's summary: one JSON object with `--json`, else its text form.
+pub(crate) fn print_summary<S: serde::Serialize + std::fmt::Display>(
+    config: &Config,
+    summary: &S,
+) -> Result<(), Error> {
+    if config.json {
+        let json = serde_json::to_string(summary).map_err(|e| Error(format!("json: {e}")))?;
+        println!("{json}");
+    } else {
+        print!("{summary}");
+    }
+    Ok(())
+}

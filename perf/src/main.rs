@@ -21,32 +21,14 @@ fn main() {
             config.validate()?;
             warren_perf::declare::run(&config).await
         });
-        match result {
-            Ok(s) if s.ok() => {}
-            Ok(_) => std::process::exit(1),
-            Err(e) => {
-                eprintln!("warren-perf: {e}");
-                std::process::exit(1);
-            }
-        }
-        runtime.shutdown_background();
-        return;
+        finish(runtime, result.map(|s| s.ok()));
     }
     if config.idle_connections > 0 {
         let result = runtime.block_on(async {
             config.validate()?;
             warren_perf::idle::run(&config).await
         });
-        match result {
-            Ok(s) if s.errors.is_empty() && s.lost == 0 => {}
-            Ok(_) => std::process::exit(1),
-            Err(e) => {
-                eprintln!("warren-perf: {e}");
-                std::process::exit(1);
-            }
-        }
-        runtime.shutdown_background();
-        return;
+        finish(runtime, result.map(|s| s.errors.is_empty() && s.lost == 0));
     }
     match runtime.block_on(warren_perf::run(config)) {
         Ok(summary) if summary.errors.is_empty() => {}
@@ -58,4 +40,18 @@ fn main() {
     }
     // Tasks stuck on a dead peer must not keep the process alive.
     runtime.shutdown_background();
+}
+
+/// Ends a mode that replaces the run: exit status 0 only when it went well.
+fn finish(runtime: tokio::runtime::Runtime, went_well: Result<bool, warren_perf::Error>) -> ! {
+    // Tasks stuck on a dead peer must not keep the process alive.
+    runtime.shutdown_background();
+    match went_well {
+        Ok(true) => std::process::exit(0),
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("warren-perf: {e}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -71,6 +71,12 @@ async fn delayed_exchange_and_queue(ch: &Channel, kind: &str, key: &str) -> (Str
     (x, q)
 }
 
+/// Declares the delayed fanout exchange `x` (again, after a delete) and binds `q` to it.
+async fn declare_delayed_fanout_again(ch: &Channel, x: &str, q: &str) {
+    declare_exchange_as(ch, x, delayed_kind(), Default::default(), delayed_type("fanout")).await;
+    bind_queue(ch, q, x, "").await;
+}
+
 /// Bodies of the next `n` deliveries.
 async fn bodies(consumer: &mut lapin::Consumer, n: usize) -> Vec<String> {
     next_deliveries(consumer, n)
@@ -281,15 +287,7 @@ async fn a_deleted_exchanges_messages_go_through_one_declared_again_under_its_na
     sync(&ch).await;
     delete_exchange(&ch, &x).await;
     // Declared again (its bindings went with it), with a new message of its own.
-    declare_exchange_as(
-        &ch,
-        &x,
-        delayed_kind(),
-        Default::default(),
-        delayed_type("fanout"),
-    )
-    .await;
-    bind_queue(&ch, &q, &x, "").await;
+    declare_delayed_fanout_again(&ch, &x, &q).await;
     publish_props(&ch, &x, "", b"new", delay_ms(200)).await;
     wait_message_count_within(&ch, &q, 2, Duration::from_secs(4)).await;
     assert_eq!(drain_bodies(&ch, &q).await, ["new", "kept"]);
@@ -307,15 +305,7 @@ async fn a_deleted_exchanges_messages_due_with_no_exchange_of_its_name_are_dropp
     sync(&ch).await;
     delete_exchange(&ch, &x).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    declare_exchange_as(
-        &ch,
-        &x,
-        delayed_kind(),
-        Default::default(),
-        delayed_type("fanout"),
-    )
-    .await;
-    bind_queue(&ch, &q, &x, "").await;
+    declare_delayed_fanout_again(&ch, &x, &q).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(message_count(&ch, &q).await, 0);
 }
