@@ -95,18 +95,24 @@ pub fn check_protocol_header(buf: &[u8]) -> ProtocolHeader {
     }
 }
 
+/// The payload size a frame header at the front of `buf` announces, once its 7 bytes are there.
+/// Unchecked: [`decode_frame`] judges it (type, `frame_max`).
+pub fn announced_payload(buf: &[u8]) -> Option<usize> {
+    let header = buf.get(..FRAME_HEADER_SIZE)?;
+    Some(u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize)
+}
+
 /// Decodes one frame from the front of `buf`, consuming it.
 ///
 /// `frame_max` is the negotiated maximum frame size (0 means no limit). Returns `Ok(None)`
 /// when more bytes are needed; in that case it reserves
 /// room for the announced frame so the next read can fill it.
 pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpError> {
-    if buf.len() < FRAME_HEADER_SIZE {
+    let Some(size) = announced_payload(buf) else {
         return Ok(None);
-    }
+    };
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
-    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     if !matches!(
         kind,
         FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use warren_protocol::codec::{
-    FRAME_HEADER_SIZE, FRAME_OVERHEAD, Frame, ProtocolHeader, check_protocol_header, decode_frame,
+    FRAME_OVERHEAD, Frame, ProtocolHeader, announced_payload, check_protocol_header, decode_frame,
 };
 use warren_protocol::{AmqpError, PROTOCOL_HEADER};
 
@@ -145,11 +145,16 @@ impl FrameReader {
         }
     }
 
-    /// Bytes still to come of the large frame the buffer starts with, if it does.
+    /// Bytes still to come of the large frame the buffer starts with, if it does (and notes
+    /// that large frames are coming). A size beyond `frame_max` is no frame to make room for:
+    /// [`decode_frame`] refuses it, and before the protocol header is accepted the buffer holds
+    /// that header, whose bytes 3-6 read as ~1.3 GB.
     fn large_frame_missing(&mut self) -> Option<usize> {
-        let header = self.buf.get(..FRAME_HEADER_SIZE)?;
-        let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-        let total = size.saturating_add(FRAME_OVERHEAD);
+        let size = announced_payload(&self.buf)?;
+        if self.frame_max == 0 || size > self.frame_max as usize {
+            return None;
+        }
+        let total = size + FRAME_OVERHEAD;
         if total < LARGE_FRAME || total <= self.buf.len() {
             return None;
         }
@@ -188,5 +193,31 @@ impl FrameReader {
                 ProtocolHeader::Incomplete => self.fill().await?,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn reader(frame_max: u32) -> (FrameReader, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let reader = FrameReader::new(Box::new(ours), frame_max, Arc::default());
+        (reader, theirs)
+    }
+
+    /// Seven bytes of a protocol header read as a frame header announce ~1.3 GB: the reader
+    /// must not make room for that before login.
+    #[tokio::test]
+    async fn a_partial_protocol_header_makes_no_room_for_a_frame() {
+        let (mut reader, mut peer) = reader(4096);
+        peer.write_all(&PROTOCOL_HEADER[..7]).await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(100), reader.protocol_header());
+        assert!(waited.await.is_err(), "the header is not complete");
+        assert!(reader.buf.capacity() < 64 * 1024, "{}", reader.buf.capacity());
     }
 }
