@@ -106,6 +106,9 @@ pub struct Frames<'a> {
 impl Frames<'_> {
     /// Queues `piece` after everything written so far, without copying it.
     pub fn share(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
         if !self.bytes.is_empty() {
             let written = self.bytes.split().freeze();
             *self.sealed_len += written.len();
@@ -326,15 +329,17 @@ pub async fn drain(
     let mut sealed = VecDeque::new();
     loop {
         let closed = outbox.closed.load(Ordering::Relaxed);
-        {
+        let len = {
             let mut buf = outbox.buf.lock();
+            let len = buf.len();
             std::mem::swap(&mut buf.bytes, &mut spare);
             std::mem::swap(&mut buf.sealed, &mut sealed);
             buf.sealed_len = 0;
-            buf.writing = !spare.is_empty() || !sealed.is_empty();
+            buf.writing = len > 0;
             outbox.pending.store(0, Ordering::Relaxed);
-        }
-        if spare.is_empty() && sealed.is_empty() {
+            len as u64
+        };
+        if len == 0 {
             if closed || outbox.failed.load(Ordering::Acquire) {
                 break;
             }
@@ -342,18 +347,7 @@ pub async fn drain(
             outbox.wake.notified().await;
             continue;
         }
-        let len = (sealed.iter().map(Bytes::len).sum::<usize>() + spare.len()) as u64;
-        if !sealed.is_empty() {
-            // What was sealed goes first; the bytes written after it follow in the same calls.
-            sealed.push_back(spare.split().freeze());
-        }
-        let written = if sealed.is_empty() {
-            write_with_progress(&mut socket, &spare, write_timeout).await
-        } else {
-            write_pieces(&mut socket, &mut sealed, write_timeout).await
-        };
-        sealed.clear();
-        if let Err(e) = written {
+        if let Err(e) = write_all(&mut socket, &mut sealed, &spare, write_timeout).await {
             tracing::debug!("write failed: {e}");
             outbox.mark_failed();
             return;
@@ -372,31 +366,48 @@ pub async fn drain(
     let _ = tokio::time::timeout(write_timeout, socket.shutdown()).await;
 }
 
-/// Writes every piece in order, with vectored writes, failing when one write call makes no
-/// progress within `timeout`.
-async fn write_pieces(
+/// Writes `pieces` in order, then `tail`, with vectored writes (one slice when there are no
+/// pieces), failing when one write call makes no progress within `timeout`. `pieces` is empty
+/// afterwards.
+async fn write_all(
     socket: &mut (impl AsyncWrite + Unpin),
     pieces: &mut VecDeque<Bytes>,
+    tail: &[u8],
     timeout: Duration,
 ) -> std::io::Result<()> {
-    while !pieces.is_empty() {
-        let slices: Vec<IoSlice<'_>> = pieces
-            .iter()
-            .filter(|p| !p.is_empty())
-            .take(MAX_SLICES)
-            .map(|p| IoSlice::new(p))
-            .collect();
-        if slices.is_empty() {
+    let mut tail_written = 0;
+    loop {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for piece in pieces.iter().take(MAX_SLICES - 1) {
+            slices[count] = IoSlice::new(piece);
+            count += 1;
+        }
+        // The tail goes after the last piece: only in a call that holds them all.
+        if count == pieces.len() && tail_written < tail.len() {
+            slices[count] = IoSlice::new(&tail[tail_written..]);
+            count += 1;
+        }
+        if count == 0 {
             break;
         }
-        let mut n = match tokio::time::timeout(timeout, socket.write_vectored(&slices)).await {
+        let mut n = match tokio::time::timeout(timeout, socket.write_vectored(&slices[..count]))
+            .await
+        {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(stalled(timeout)),
+            Err(_) => {
+                tracing::warn!(
+                    "closing connection: the peer has read nothing for {} s",
+                    timeout.as_secs()
+                );
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
         };
         while n > 0 {
             let Some(front) = pieces.front_mut() else {
+                tail_written += n;
                 break;
             };
             let step = n.min(front.len());
@@ -405,37 +416,6 @@ async fn write_pieces(
             if front.is_empty() {
                 pieces.pop_front();
             }
-        }
-        while pieces.front().is_some_and(Bytes::is_empty) {
-            pieces.pop_front();
-        }
-    }
-    tokio::time::timeout(timeout, socket.flush())
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-}
-
-fn stalled(timeout: Duration) -> std::io::Error {
-    tracing::warn!(
-        "closing connection: the peer has read nothing for {} s",
-        timeout.as_secs()
-    );
-    std::io::ErrorKind::TimedOut.into()
-}
-
-/// Writes all of `buf`, failing when one write call makes no progress within `timeout`.
-async fn write_with_progress(
-    socket: &mut (impl AsyncWrite + Unpin),
-    buf: &[u8],
-    timeout: Duration,
-) -> std::io::Result<()> {
-    let mut written = 0;
-    while written < buf.len() {
-        match tokio::time::timeout(timeout, socket.write(&buf[written..])).await {
-            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => written += n,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(stalled(timeout)),
         }
     }
     tokio::time::timeout(timeout, socket.flush())
@@ -488,9 +468,9 @@ mod tests {
     async fn shared_bodies_go_out_whole_between_the_frames_around_them() {
         let outbox = Arc::new(Outbox::default());
         let (writer, mut peer) = connected(&outbox).await;
-        // Bodies of 1 MB each, shared, between numbered frames written before and after them,
+        // Bodies of ~1 MB each, shared, between numbered frames written before and after them,
         // from deliveries and from pushes (confirms) interleaved.
-        const ROUNDS: u32 = 40;
+        const ROUNDS: u32 = 100; // more pieces than one vectored write takes
         let body = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         for n in 0..ROUNDS {
             let piece = body.slice(n as usize..);

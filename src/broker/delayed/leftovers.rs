@@ -27,20 +27,19 @@ struct Leftover {
     record: Option<Definition>,
 }
 
-impl Leftovers {
-    /// Schedules kept, and the messages they hold (for tests and the log).
-    pub fn held(&self) -> (usize, u64) {
-        let list = self.0.lock();
-        let messages = list.iter().map(|l| l.schedule.messages_delayed()).sum();
-        (list.len(), messages)
-    }
-}
-
 fn record(vhost: &str, exchange: &str, schedule_id: u64) -> Definition {
     Definition::DelayedLeftover {
         vhost: vhost.to_string(),
         exchange: exchange.to_string(),
         schedule_id,
+    }
+}
+
+/// Deletes a leftover's store record (logged if the store refuses: the next start, finding
+/// nothing under it, deletes it then).
+fn forget(store: &Store, def: &Definition) {
+    if let Err(e) = store.delete_definitions(std::slice::from_ref(def)) {
+        tracing::error!("cannot delete a stored record of delayed messages: {e}");
     }
 }
 
@@ -92,10 +91,8 @@ impl VHost {
             };
             list.swap_remove(at)
         };
-        if let (Some(store), Some(def)) = (self.store(), &leftover.record)
-            && let Err(e) = store.delete_definitions(std::slice::from_ref(def))
-        {
-            tracing::error!("cannot delete a stored record of delayed messages: {e}");
+        if let (Some(store), Some(def)) = (self.store(), &leftover.record) {
+            forget(store, def);
         }
         leftover.schedule.delete();
     }
@@ -110,9 +107,7 @@ impl VHost {
     ) {
         let def = record(&self.name, exchange, schedule_id);
         if restored == 0 {
-            if let Err(e) = store.delete_definitions(std::slice::from_ref(&def)) {
-                tracing::error!("cannot delete a stored record of delayed messages: {e}");
-            }
+            forget(store, &def);
             return;
         }
         tracing::info!(

@@ -28,28 +28,26 @@ pub fn write(
     let m = &message.message;
     let raw = m.properties.raw();
     let header = queue.delivery_header(message);
-    let small = m.body.len() < SHARE_BODY_MIN;
-    match header {
-        // The common case, kept to one call: properties as they are, body copied in.
-        None if small => return encode::content(out, channel, raw, &m.body, frame_max),
-        Some((key, value)) if small => {
-            return encode::content_with(
+    if m.body.len() < SHARE_BODY_MIN {
+        match header {
+            // The common case, one call: properties as they are, body copied in.
+            None => encode::content(out, channel, raw, &m.body, frame_max),
+            Some((key, value)) => encode::content_with(
                 out,
                 channel,
                 raw.len() + 4 + 1 + key.len() + 9,
                 |out| write_properties_with(out, queue, message, key, value),
                 &m.body,
                 frame_max,
-            );
+            ),
         }
-        None => encode::content_header_with(out, channel, |out| out.put_slice(raw), m.body.len()),
-        Some((key, value)) => encode::content_header_with(
-            out,
-            channel,
-            |out| write_properties_with(out, queue, message, key, value),
-            m.body.len(),
-        ),
+        return;
     }
+    let write_properties = |out: &mut BytesMut| match header {
+        None => out.put_slice(raw),
+        Some((key, value)) => write_properties_with(out, queue, message, key, value),
+    };
+    encode::content_header_with(out, channel, write_properties, m.body.len());
     let chunk_max = encode::body_chunk_max(frame_max);
     let mut at = 0;
     while at < m.body.len() {
