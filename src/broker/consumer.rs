@@ -36,6 +36,9 @@ pub struct Consumer {
     unacked: AtomicU32,
     /// Its basic.consume-ok is on its way: it may get deliveries (which must follow the ok).
     announced: AtomicBool,
+    /// Out of its queue's rotation until something frees its credit: 0 if not, else when it
+    /// was parked, in its queue's count (consumers.rs owns this, under the queue's lock).
+    pub(crate) parked: AtomicU64,
     pub connection_id: u64,
     pub channel: Arc<dyn DeliveryTarget>,
 }
@@ -58,6 +61,7 @@ impl Consumer {
             priority,
             unacked: AtomicU32::new(0),
             announced: AtomicBool::new(true),
+            parked: AtomicU64::new(0),
             connection_id,
             channel,
         }

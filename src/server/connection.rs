@@ -99,9 +99,13 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         let shared = shared.clone();
         tokio::spawn(async move {
             let resume_target = shared.clone();
-            super::outbox::drain(&shared.outbox, write_half, direct, write_timeout, move || {
-                resume_target.resume_deliveries()
-            })
+            super::outbox::drain(
+                &shared.outbox,
+                write_half,
+                direct,
+                write_timeout,
+                move || resume_target.resume_deliveries(),
+            )
             .await;
         })
     };

@@ -218,6 +218,10 @@ mod tests {
         peer.write_all(&PROTOCOL_HEADER[..7]).await.unwrap();
         let waited = tokio::time::timeout(Duration::from_millis(100), reader.protocol_header());
         assert!(waited.await.is_err(), "the header is not complete");
-        assert!(reader.buf.capacity() < 64 * 1024, "{}", reader.buf.capacity());
+        assert!(
+            reader.buf.capacity() < 64 * 1024,
+            "{}",
+            reader.buf.capacity()
+        );
     }
 }

@@ -73,7 +73,9 @@ impl DirectSocket {
     unsafe fn borrow(fd: RawFd) -> Self {
         // SAFETY: the caller keeps `fd` open for this value's life; ManuallyDrop keeps it
         // from being closed here.
-        DirectSocket(ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) }))
+        DirectSocket(ManuallyDrop::new(unsafe {
+            std::net::TcpStream::from_raw_fd(fd)
+        }))
     }
 }
 
@@ -391,20 +393,19 @@ async fn write_all(
         if count == 0 {
             break;
         }
-        let mut n = match tokio::time::timeout(timeout, socket.write_vectored(&slices[..count]))
-            .await
-        {
-            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                tracing::warn!(
-                    "closing connection: the peer has read nothing for {} s",
-                    timeout.as_secs()
-                );
-                return Err(std::io::ErrorKind::TimedOut.into());
-            }
-        };
+        let mut n =
+            match tokio::time::timeout(timeout, socket.write_vectored(&slices[..count])).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    tracing::warn!(
+                        "closing connection: the peer has read nothing for {} s",
+                        timeout.as_secs()
+                    );
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            };
         while n > 0 {
             let Some(front) = pieces.front_mut() else {
                 tail_written += n;

@@ -158,7 +158,11 @@ impl Definition {
                 schedule_id,
             } => definition_key(
                 KIND_DELAYED_LEFTOVER,
-                &[vhost.as_bytes(), exchange.as_bytes(), &schedule_id.to_be_bytes()],
+                &[
+                    vhost.as_bytes(),
+                    exchange.as_bytes(),
+                    &schedule_id.to_be_bytes(),
+                ],
             ),
         }
     }

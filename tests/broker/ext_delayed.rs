@@ -73,7 +73,14 @@ async fn delayed_exchange_and_queue(ch: &Channel, kind: &str, key: &str) -> (Str
 
 /// Declares the delayed fanout exchange `x` (again, after a delete) and binds `q` to it.
 async fn declare_delayed_fanout_again(ch: &Channel, x: &str, q: &str) {
-    declare_exchange_as(ch, x, delayed_kind(), Default::default(), delayed_type("fanout")).await;
+    declare_exchange_as(
+        ch,
+        x,
+        delayed_kind(),
+        Default::default(),
+        delayed_type("fanout"),
+    )
+    .await;
     bind_queue(ch, q, x, "").await;
 }
 

@@ -224,7 +224,14 @@ async fn a_deleted_exchanges_messages_survive(mut node: Node, stop: Stop) {
     node.restart_after_stop();
     let (conn, ch) = node.channel().await;
     assert!(!exchange_exists(&conn, &x).await);
-    declare_exchange_as(&ch, &x, delayed_kind(), durable_exchange(), delayed_direct()).await;
+    declare_exchange_as(
+        &ch,
+        &x,
+        delayed_kind(),
+        durable_exchange(),
+        delayed_direct(),
+    )
+    .await;
     bind_queue(&ch, &q, &x, "k").await;
     wait_message_count_within(&ch, &q, 1, Duration::from_secs(5)).await;
     conn.close(200, "bye".into()).await.ok();

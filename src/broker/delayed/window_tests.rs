@@ -203,5 +203,8 @@ fn a_kept_message_does_not_pin_the_buffer_it_was_read_into() {
     assert_eq!(kept.body, published.body);
     assert_ne!(kept.body.as_ptr(), published.body.as_ptr());
     assert_eq!(kept.properties.raw(), published.properties.raw());
-    assert_ne!(kept.properties.raw().as_ptr(), published.properties.raw().as_ptr());
+    assert_ne!(
+        kept.properties.raw().as_ptr(),
+        published.properties.raw().as_ptr()
+    );
 }

@@ -2,8 +2,21 @@
 //! `x-priority` first, round-robin among consumers of the same priority, a lower priority only
 //! when every higher one is out of credit — or, for an `x-single-active-consumer` queue, only
 //! the earliest consumer still attached.
+//!
+//! Each priority keeps a ring of the consumers that may take a message, in turn order (as
+//! RabbitMQ's `rabbit_queue_consumers` keeps its active ones). A consumer that refuses an offer
+//! (prefetch window full, channel blocked, not yet announced) is parked: out of the ring until
+//! [`ConsumerSet::unpark`] puts it back at the end. A delivery therefore costs the same with one
+//! consumer or a thousand. Whoever frees a parked consumer's credit must unpark it: the queue's
+//! settle paths for the consumer-level window, [`crate::broker::queue::Queue::resume`] for
+//! everything a channel decides (flow, channel-wide prefetch, a full outbox), and
+//! [`ConsumerSet::unpark_all`] when nobody knows which consumer changed.
+//!
+//! This file must not deliver anything itself: it only picks the consumer and calls its channel.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::broker::consumer::Consumer;
 use crate::broker::message::QueuedMessage;
@@ -14,9 +27,18 @@ pub struct ConsumerSet {
     /// Highest priority first; arrival order within a priority (and for single-active queues,
     /// arrival order only).
     list: Vec<Arc<Consumer>>,
-    /// Round-robin position per priority.
-    next: Vec<(i32, usize)>,
+    /// One ring per priority present in `list`, highest first.
+    turns: Vec<Turns>,
+    /// How many parkings so far: a parked consumer's `parked` is its place in this count, so
+    /// that consumers unparked together keep the turn order they had.
+    parkings: u64,
     single_active: bool,
+}
+
+/// The consumers of one priority that are not parked, next to be offered first.
+struct Turns {
+    priority: i32,
+    ready: VecDeque<Arc<Consumer>>,
 }
 
 impl ConsumerSet {
@@ -48,47 +70,90 @@ impl ConsumerSet {
                 .position(|c| c.priority < consumer.priority)
                 .unwrap_or(self.list.len())
         };
-        self.list.insert(at, consumer);
+        self.list.insert(at, consumer.clone());
+        consumer.parked.store(0, Ordering::Relaxed);
+        self.turns_of(consumer.priority).ready.push_back(consumer);
     }
 
-    /// Removes a consumer; false if it was not here. The round-robin turn of its priority
-    /// stays with the consumer that was next (the others move up one place), and a priority
-    /// left without consumers forgets its turn, so churning consumers with ever new priorities
-    /// leaves nothing behind.
-    pub fn remove(&mut self, tag: &str, connection_id: u64) -> bool {
-        let mut removed = false;
-        while let Some(at) = self
-            .list
-            .iter()
-            .position(|c| c.tag == tag && c.connection_id == connection_id)
-        {
-            let priority = self.list[at].priority;
-            let group_start = self
-                .list
-                .iter()
-                .position(|c| c.priority == priority)
-                .unwrap_or(at);
-            self.list.remove(at);
-            removed = true;
-            let left = self.list.iter().filter(|c| c.priority == priority).count();
-            if let Some(slot) = self.next.iter().position(|(p, _)| *p == priority) {
-                if left == 0 {
-                    self.next.swap_remove(slot);
-                } else if at - group_start < self.next[slot].1 {
-                    self.next[slot].1 -= 1;
-                }
+    /// The ring of `priority`, made (in its place by priority) if it has none yet.
+    fn turns_of(&mut self, priority: i32) -> &mut Turns {
+        let at = match self.turns.iter().position(|t| t.priority <= priority) {
+            Some(at) if self.turns[at].priority == priority => at,
+            found => {
+                let at = found.unwrap_or(self.turns.len());
+                let ready = VecDeque::new();
+                self.turns.insert(at, Turns { priority, ready });
+                at
             }
-        }
-        removed
+        };
+        &mut self.turns[at]
     }
 
-    /// How many priorities keep a round-robin turn (tests: nothing is left after churn).
+    /// Removes a consumer; false if it was not here. The others keep their turns, and a
+    /// priority left without consumers loses its ring, so churning consumers with ever new
+    /// priorities leaves nothing behind.
+    pub fn remove(&mut self, tag: &str, connection_id: u64) -> bool {
+        let is_it = |c: &Arc<Consumer>| c.tag == tag && c.connection_id == connection_id;
+        let before = self.list.len();
+        self.list.retain(|c| {
+            let leaving = is_it(c);
+            if leaving {
+                // So that a late unpark (its settle racing its cancel) cannot bring it back.
+                c.parked.store(0, Ordering::Relaxed);
+            }
+            !leaving
+        });
+        if self.list.len() == before {
+            return false;
+        }
+        for turns in &mut self.turns {
+            turns.ready.retain(|c| !is_it(c));
+        }
+        let list = &self.list;
+        self.turns
+            .retain(|t| list.iter().any(|c| c.priority == t.priority));
+        true
+    }
+
+    /// Puts a parked consumer back at the end of its priority's ring (nothing if it is not
+    /// parked). Only this set parks a consumer, and a consumer leaving it is unparked, so a
+    /// parked consumer is always one of this set's.
+    pub fn unpark(&mut self, consumer: &Arc<Consumer>) {
+        self.unpark_each(std::slice::from_ref(consumer));
+    }
+
+    /// Unparks every consumer.
+    pub fn unpark_all(&mut self) {
+        let list = self.list.clone();
+        self.unpark_each(&list);
+    }
+
+    /// Unparks those of `consumers` that are parked, in the order they were parked (which is
+    /// the turn order they had).
+    pub fn unpark_each(&mut self, consumers: &[Arc<Consumer>]) {
+        let mut parked: Vec<(u64, &Arc<Consumer>)> = consumers
+            .iter()
+            .map(|c| (c.parked.swap(0, Ordering::Relaxed), c))
+            .filter(|(at, _)| *at != 0)
+            .collect();
+        parked.sort_unstable_by_key(|(at, _)| *at);
+        for (_, consumer) in parked {
+            let priority = consumer.priority;
+            self.turns_of(priority).ready.push_back(consumer.clone());
+        }
+    }
+
+    /// How many priorities keep a ring (tests: nothing is left after churn).
     #[cfg(test)]
     pub fn turns_kept(&self) -> usize {
-        self.next.len()
+        self.turns.len()
     }
 
     pub fn take_all(&mut self) -> Vec<Arc<Consumer>> {
+        self.turns.clear();
+        for c in &self.list {
+            c.parked.store(0, Ordering::Relaxed);
+        }
         std::mem::take(&mut self.list)
     }
 
@@ -105,33 +170,21 @@ impl ConsumerSet {
                 None => Err(message),
             };
         }
-        let mut start = 0;
-        while start < self.list.len() {
-            let priority = self.list[start].priority;
-            let end = self.list[start..]
-                .iter()
-                .position(|c| c.priority != priority)
-                .map_or(self.list.len(), |n| start + n);
-            let size = end - start;
-            let slot = match self.next.iter().position(|(p, _)| *p == priority) {
-                Some(i) => i,
-                None => {
-                    self.next.push((priority, 0));
-                    self.next.len() - 1
-                }
-            };
-            let first = self.next[slot].1 % size;
-            for k in 0..size {
-                let i = start + (first + k) % size;
-                match offer(&self.list[i], queue, message) {
+        for turns in &mut self.turns {
+            while let Some(consumer) = turns.ready.pop_front() {
+                match offer(&consumer, queue, message) {
                     Ok(()) => {
-                        self.next[slot].1 = (first + k + 1) % size;
-                        return Ok(self.list[i].no_ack);
+                        let no_ack = consumer.no_ack;
+                        turns.ready.push_back(consumer);
+                        return Ok(no_ack);
                     }
-                    Err(back) => message = back,
+                    Err(back) => {
+                        message = back;
+                        self.parkings += 1;
+                        consumer.parked.store(self.parkings, Ordering::Relaxed);
+                    }
                 }
             }
-            start = end;
         }
         Err(message)
     }

@@ -338,9 +338,20 @@ impl Queue {
         true
     }
 
-    /// Delivers ready messages to consumers with credit, round-robin.
+    /// Delivers ready messages to consumers with credit, round-robin, offering every consumer
+    /// again (for callers that cannot say which consumer may take more now).
     pub fn dispatch(self: &Arc<Self>) {
         let mut st = self.state.lock();
+        st.consumers.unpark_all();
+        self.dispatch_paging(&mut st);
+        self.finish(st);
+    }
+
+    /// These consumers of this queue may take messages again (announced, or their channel
+    /// unblocked): back into the rotation, then deliver what can go.
+    pub fn resume(self: &Arc<Self>, consumers: &[Arc<Consumer>]) {
+        let mut st = self.state.lock();
+        st.consumers.unpark_each(consumers);
         self.dispatch_paging(&mut st);
         self.finish(st);
     }
@@ -495,6 +506,7 @@ impl Queue {
         st.unacked_bytes = st.unacked_bytes.saturating_sub(body_bytes(messages));
         if let Some(c) = consumer {
             c.settle(count);
+            st.consumers.unpark(c);
         }
         self.dispatch_paging(&mut st);
         self.finish(st);
@@ -516,6 +528,7 @@ impl Queue {
         st.unacked_bytes = st.unacked_bytes.saturating_sub(body_bytes(&messages));
         if let Some(c) = consumer {
             c.settle(count as u32);
+            st.consumers.unpark(c);
         }
         if st.deleted {
             return;

@@ -391,7 +391,7 @@ impl ConsumeSpec {
             channel,
         ));
         self.queue.add_consumer(consumer.clone())?;
-        self.queue.dispatch();
+        self.queue.resume(std::slice::from_ref(&consumer));
         Ok(TestConsumer {
             queue: self.queue,
             consumer,

@@ -142,16 +142,18 @@ impl Channel {
         } else {
             m.consumer_tag.to_string()
         };
-        let consumer = Arc::new(Consumer::new(
-            tag.clone(),
-            m.no_ack,
-            m.exclusive,
-            self.consumer_prefetch,
-            consumer_priority(&m.arguments, &names::queue(&queue.name, &ctx.vhost.name))?,
-            ctx.connection.id,
-            self.shared.clone(),
-        )
-        .unannounced());
+        let consumer = Arc::new(
+            Consumer::new(
+                tag.clone(),
+                m.no_ack,
+                m.exclusive,
+                self.consumer_prefetch,
+                consumer_priority(&m.arguments, &names::queue(&queue.name, &ctx.vhost.name))?,
+                ctx.connection.id,
+                self.shared.clone(),
+            )
+            .unannounced(),
+        );
         self.shared
             .add_consumer(queue.clone(), consumer.clone())
             .map_err(|e| e.on_method(method::BASIC_CONSUME))?;
@@ -168,7 +170,7 @@ impl Channel {
             );
         }
         consumer.announce();
-        queue.dispatch();
+        queue.resume(std::slice::from_ref(&consumer));
         Ok(())
     }
 

@@ -366,17 +366,22 @@ impl ChannelShared {
         st.consumers.drain().map(|(_, e)| e).collect()
     }
 
-    /// Asks every queue this channel consumes from to deliver what it can.
+    /// Puts this channel's consumers back into their queues' rotation (flow, the channel-wide
+    /// prefetch or the outbox let them take more) and has each queue deliver what it can: one
+    /// call per queue, so that its consumers here keep their turn order.
     pub fn resume_deliveries(&self) {
-        let queues: Vec<Arc<Queue>> = self
-            .state
-            .lock()
-            .consumers
-            .values()
-            .map(|e| e.queue.clone())
-            .collect();
-        for queue in queues {
-            queue.dispatch();
+        let mut by_queue: Vec<(Arc<Queue>, Vec<Arc<Consumer>>)> = Vec::new();
+        for entry in self.state.lock().consumers.values() {
+            match by_queue
+                .iter_mut()
+                .find(|(q, _)| Arc::ptr_eq(q, &entry.queue))
+            {
+                Some((_, consumers)) => consumers.push(entry.consumer.clone()),
+                None => by_queue.push((entry.queue.clone(), vec![entry.consumer.clone()])),
+            }
+        }
+        for (queue, consumers) in by_queue {
+            queue.resume(&consumers);
         }
     }
 

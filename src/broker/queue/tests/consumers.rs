@@ -124,7 +124,7 @@ fn a_full_channel_leaves_messages_ready_in_order_until_the_queue_dispatches_agai
     assert_eq!(q.message_count(), 3);
     c.target.set_full(false);
     // As a channel does when flow resumes or its buffer drains.
-    q.dispatch();
+    q.resume(std::slice::from_ref(&c.consumer));
     // A refused offer did not use up the prefetch window of 1.
     assert_eq!(c.take_bodies(), ["m0"]);
     assert_eq!(q.message_count(), 2);
@@ -140,6 +140,51 @@ fn a_consumer_on_a_full_channel_is_skipped_for_the_next_one() {
     send_numbered(&vhost, "q", 0..3);
     assert!(a.take().is_empty());
     assert_eq!(b.take_bodies(), ["m0", "m1", "m2"]);
+}
+
+/// Among many consumers with full windows, the one an ack frees gets the next message at once
+/// (consumers without credit are out of the rotation, not scanned past on every delivery).
+#[test]
+fn the_consumer_an_ack_frees_gets_the_next_message_among_many_full_ones() {
+    let vhost = vhost();
+    let q = declare(&vhost, "q", &[]);
+    let consumers: Vec<TestConsumer> = (0..100)
+        .map(|i| consume(&q, &format!("c{i}")).prefetch(1).attach())
+        .collect();
+    send_numbered(&vhost, "q", 0..102);
+    let first: Vec<_> = consumers.iter().map(|c| c.take()).collect();
+    for (i, got) in first.iter().enumerate() {
+        assert_eq!(bodies(got), [format!("m{i}")]);
+    }
+    consumers[57].ack(&first[57]);
+    assert_eq!(consumers[57].take_bodies(), ["m100"]);
+    consumers[3].ack(&first[3]);
+    assert_eq!(consumers[3].take_bodies(), ["m101"]);
+    for c in &consumers {
+        assert!(c.take().is_empty(), "{} got more", c.tag());
+    }
+}
+
+/// A consumer its channel refused is left out until the channel says it can take more (a
+/// channel does so when flow resumes, its window frees or its outbox drains); then it is back,
+/// behind those that kept their turn.
+#[test]
+fn a_consumer_its_channel_refused_waits_for_the_channel_to_resume_it() {
+    let vhost = vhost();
+    let q = declare(&vhost, "q", &[]);
+    let a = consume(&q, "a").attach();
+    let b = consume(&q, "b").attach();
+    a.target.set_full(true);
+    send_numbered(&vhost, "q", 0..2);
+    assert_eq!(b.take_bodies(), ["m0", "m1"]);
+    a.target.set_full(false);
+    send_numbered(&vhost, "q", 2..3);
+    assert!(a.take().is_empty());
+    assert_eq!(b.take_bodies(), ["m2"]);
+    q.resume(std::slice::from_ref(&a.consumer));
+    send_numbered(&vhost, "q", 3..5);
+    assert_eq!(b.take_bodies(), ["m3"]);
+    assert_eq!(a.take_bodies(), ["m4"]);
 }
 
 #[test]
@@ -162,7 +207,8 @@ fn consumers_sharing_a_channel_share_its_capacity() {
     );
     assert_eq!(q.message_count(), 2);
     channel.set_room(10);
-    q.dispatch();
+    // As the channel does once its window frees: both its consumers, in one call.
+    q.resume(&[b.consumer.clone(), a.consumer.clone()]);
     assert_eq!(a.take_bodies(), ["m0", "m2", "m4"]);
     assert_eq!(b.take_bodies(), ["m1", "m3"]);
 }
@@ -367,7 +413,10 @@ fn a_consumer_gets_nothing_until_its_consume_ok_is_written() {
     q.add_consumer(consumer.clone()).expect("consume");
     q.dispatch();
     send_numbered(&vhost, "q", 2..3);
-    assert!(target.take_for("c").is_empty(), "delivered before the consume-ok");
+    assert!(
+        target.take_for("c").is_empty(),
+        "delivered before the consume-ok"
+    );
     consumer.announce();
     q.dispatch();
     assert_eq!(bodies(&target.take_for("c")), ["m0", "m1", "m2"]);
