@@ -5,6 +5,9 @@
 
 use super::{EntryMeta, MessageRecord, Op, RecordError, Store, StoreError, StoredMessage};
 
+/// The queue id of routing pins ([`Store::pin`]): no queue has it, as queue ids start at 1.
+pub const ROUTING_PIN: u64 = 0;
+
 impl Store {
     pub fn put_message(&self, id: u64, record: MessageRecord) {
         self.send(Op::PutMessage { id, record });
@@ -25,6 +28,20 @@ impl Store {
             id,
             meta,
         })
+    }
+
+    /// Holds message `id` stored while its publisher enqueues it in several queues: without
+    /// the pin, a first queue whose consumer acknowledges its copy before the next queue has
+    /// its entry would take the reference count to zero and delete the record under it. The
+    /// pin is an entry of [`ROUTING_PIN`], so checkpoints, the log and recovery (which drops
+    /// the entries of queues that do not exist) treat it as any other entry.
+    pub fn pin(&self, id: u64) {
+        self.enqueue(ROUTING_PIN, id, id);
+    }
+
+    /// The publisher of message `id` has enqueued it everywhere: its pin goes.
+    pub fn unpin(&self, id: u64) {
+        self.remove(ROUTING_PIN, id, id);
     }
 
     pub fn remove(&self, queue_id: u64, seq: u64, id: u64) {

@@ -17,6 +17,8 @@ mod flow;
 mod heap_trim;
 mod inspect;
 mod lmdb;
+#[cfg(test)]
+mod log_tests;
 mod map_pages;
 mod message_ops;
 mod op_queue;

@@ -213,6 +213,8 @@ struct Writer {
     unsynced: u64,
     /// A write or sync failed: the log starts over (after a checkpoint) before the next record.
     wal_broken: bool,
+    /// Which of a batch's operations its record leaves out (see [`plan_log`]).
+    log_skip: Vec<bool>,
 }
 
 pub fn run(queue: &OpQueue, shared: Arc<WriterShared>, wal: Wal, checkpointer: Checkpointer) {
@@ -223,6 +225,7 @@ pub fn run(queue: &OpQueue, shared: Arc<WriterShared>, wal: Wal, checkpointer: C
         unapplied: Unapplied::default(),
         unsynced: 0,
         wal_broken: false,
+        log_skip: Vec::new(),
     };
     writer.run(queue);
     writer.checkpointer.finish();
@@ -331,9 +334,16 @@ impl Writer {
                     .into(),
             ));
         }
-        if !pending.data.is_empty() {
+        plan_log(&pending.data, &mut self.log_skip);
+        let logged = pending
+            .data
+            .iter()
+            .zip(&self.log_skip)
+            .filter(|(_, skip)| !**skip)
+            .map(|(op, _)| op);
+        if logged.clone().next().is_some() {
             self.wal
-                .write(&pending.data)
+                .write(logged)
                 .map_err(|e| StoreError(format!("write-ahead log: {e}")))?;
         }
         let numbered = pending.numbered;
@@ -404,5 +414,24 @@ impl Writer {
             .map_err(|e| StoreError(format!("cannot restart the write-ahead log: {e}")))?;
         self.wal_broken = false;
         Ok(())
+    }
+}
+
+/// Marks what a batch's log record can leave out: what cancels within the batch (cancel.rs),
+/// such as a message published, delivered and acknowledged while the previous record was being
+/// written. Its confirm still waits for this record's sync, which holds what became of the
+/// message (nothing left to recover), as RabbitMQ confirms a message acknowledged before it
+/// reached the disk. The operations stay in the batch: the checkpoint plans its own, larger
+/// window, in which they cancel again. A batch without removals cancels nothing and skips the
+/// plan.
+fn plan_log(ops: &[Op], skip: &mut Vec<bool>) {
+    let removes = ops
+        .iter()
+        .any(|op| matches!(op, Op::Remove { .. } | Op::Unschedule { .. }));
+    if removes {
+        super::cancel::plan(ops, skip);
+    } else {
+        skip.clear();
+        skip.resize(ops.len(), false);
     }
 }

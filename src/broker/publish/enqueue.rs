@@ -31,7 +31,8 @@ pub fn enqueue(
     body: Bytes,
     queues: &mut Vec<Arc<Queue>>,
 ) -> Enqueued {
-    let (message, stored) = stored_message(store, exchange, routing_key, properties, body, queues);
+    let (message, stored, pin) =
+        stored_message(store, exchange, routing_key, properties, body, queues);
     let mut accepted = true;
     // Full queues dead-letter while the message is enqueued: one cascade for the whole
     // publish, drained once every queue has it.
@@ -39,6 +40,7 @@ pub fn enqueue(
     for queue in queues.drain(..) {
         accepted &= queue.publish(message.clone());
     }
+    drop(pin);
     cascade.drain();
     Enqueued { stored, accepted }
 }
@@ -47,7 +49,8 @@ pub fn enqueue(
 /// `queues` must keep it: a persistent message reaching a durable queue, any message reaching
 /// a quorum queue, stored once whatever the fan-out. Also says whether its publisher must wait
 /// for a store commit (that write, or a stream's append, which the stream sends itself under
-/// its lock).
+/// its lock), and holds the record pinned while it goes to more than one storing queue: the
+/// caller drops the pin once every queue has it.
 pub fn stored_message(
     store: Option<&Arc<Store>>,
     exchange: Arc<str>,
@@ -55,13 +58,15 @@ pub fn stored_message(
     properties: Properties,
     body: Bytes,
     queues: &[Arc<Queue>],
-) -> (Arc<Message>, bool) {
+) -> (Arc<Message>, bool, RoutingPin) {
     let persistent = properties.delivery_mode() == Some(2);
     let streamed = store.is_some()
         && queues
             .iter()
             .any(|q| q.is_stream() && q.persistence.is_some());
-    let store = store.filter(|_| queues.iter().any(|q| q.must_store(persistent)));
+    let storing = queues.iter().filter(|q| q.must_store(persistent)).count();
+    let store = store.filter(|_| storing > 0);
+    let mut pin = RoutingPin(None);
     let store_id = store.map(|store| {
         let id = store.next_message_id();
         let record = MessageRecord {
@@ -71,6 +76,10 @@ pub fn stored_message(
             body: body.clone(),
         };
         store.put_message(id, record);
+        if storing > 1 {
+            store.pin(id);
+            pin = RoutingPin(Some((store.clone(), id)));
+        }
         id
     });
     let message = Arc::new(Message {
@@ -80,5 +89,18 @@ pub fn stored_message(
         body,
         store_id,
     });
-    (message, store_id.is_some() || streamed)
+    (message, store_id.is_some() || streamed, pin)
+}
+
+/// Keeps a message's record stored while its publisher enqueues it in several queues (see
+/// [`Store::pin`]); dropping it lets the record go with its last queue entry.
+#[must_use = "the record stays pinned until this is dropped, after the last queue has it"]
+pub struct RoutingPin(Option<(Arc<Store>, u64)>);
+
+impl Drop for RoutingPin {
+    fn drop(&mut self) {
+        if let Some((store, id)) = self.0.take() {
+            store.unpin(id);
+        }
+    }
 }

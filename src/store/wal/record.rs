@@ -38,7 +38,7 @@ const DROP_SCHEDULE: u8 = 13;
 
 /// Appends one record holding the data operations of `ops` (notifications and shutdown are not
 /// data and are skipped) to `out`; returns the record's length.
-pub fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) -> usize {
+pub fn encode<'a>(seq: u64, ops: impl IntoIterator<Item = &'a Op>, out: &mut Vec<u8>) -> usize {
     let start = begin(seq, out);
     for op in ops {
         encode_op(op, out);
@@ -48,10 +48,10 @@ pub fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) -> usize {
 
 /// The length [`encode`] gives the record of `ops` (so that a writer can place it before
 /// encoding it).
-pub fn encoded_len(ops: &[Op]) -> usize {
+pub fn encoded_len<'a>(ops: impl IntoIterator<Item = &'a Op>) -> usize {
     HEADER_LEN
         + ops
-            .iter()
+            .into_iter()
             .map(|op| match op {
                 Op::PutMessage { record, .. } => 1 + 8 + record_len(record),
                 Op::StreamAppend { record, .. } => 1 + 3 * 8 + record_len(record),

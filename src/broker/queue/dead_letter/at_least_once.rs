@@ -345,9 +345,10 @@ fn publish_each(
     queues: &[Arc<Queue>],
 ) -> Vec<bool> {
     let store = vhost.store();
-    let (message, _) = stored_message(store, exchange, routing_key, properties, body, queues);
+    let (message, _, pin) = stored_message(store, exchange, routing_key, properties, body, queues);
     let cascade = super::CascadeScope::begin();
     let accepted = queues.iter().map(|q| q.publish(message.clone())).collect();
+    drop(pin);
     cascade.drain();
     accepted
 }
