@@ -7,6 +7,7 @@
 //! exchange bindings, alternate exchanges and turning names into queues is the vhost's job.
 //! It also counts what was published to it ([`ExchangeCounts`]).
 
+mod binding_list;
 mod direct;
 mod fanout;
 pub mod headers;
@@ -22,6 +23,7 @@ use crate::broker::message::LazyHeaders;
 use crate::broker::policy::Applied;
 use parking_lot::RwLock;
 
+use binding_list::BindingList;
 use direct::DirectBindings;
 use fanout::FanoutBindings;
 use headers::HeadersBindings;
@@ -151,7 +153,7 @@ struct ExchangePolicy {
 
 struct Routes {
     /// Every binding with this exchange as source; a binding's identity is the whole triple.
-    bindings: Vec<Binding>,
+    bindings: BindingList,
     matcher: Matcher,
 }
 
@@ -188,7 +190,7 @@ impl Exchange {
             alternate,
             policy: RwLock::new(ExchangePolicy::default()),
             routes: RwLock::new(Routes {
-                bindings: Vec::new(),
+                bindings: BindingList::default(),
                 matcher,
             }),
             counts: ExchangeCounts::default(),
@@ -241,11 +243,7 @@ impl Exchange {
             return false;
         }
         // Bindings that differ only in arguments route the same way (except for headers).
-        let same_route = routes
-            .bindings
-            .iter()
-            .any(|b| same_route(b, &binding, self.route_kind));
-        if !same_route {
+        if !routes.bindings.routes_like(&binding, self.route_kind) {
             match &mut routes.matcher {
                 Matcher::Direct(m) => m.bind(&binding.routing_key, binding.destination.clone()),
                 Matcher::Fanout(m) => m.bind(binding.destination.clone()),
@@ -264,16 +262,10 @@ impl Exchange {
     /// Removes a binding; false if it did not exist.
     pub fn unbind(&self, binding: &Binding) -> bool {
         let mut routes = self.routes.write();
-        let Some(pos) = routes.bindings.iter().position(|b| b == binding) else {
+        let Some(removed) = routes.bindings.remove(binding) else {
             return false;
         };
-        let removed = routes.bindings.remove(pos);
-        let kind = self.route_kind;
-        if !routes
-            .bindings
-            .iter()
-            .any(|b| same_route(b, &removed, kind))
-        {
+        if !routes.bindings.routes_like(&removed, self.route_kind) {
             match &mut routes.matcher {
                 Matcher::Direct(m) => m.unbind(&removed.routing_key, &removed.destination),
                 Matcher::Fanout(m) => m.unbind(&removed.destination),
@@ -314,7 +306,7 @@ impl Exchange {
     }
 
     pub fn bindings(&self) -> Vec<Binding> {
-        self.routes.read().bindings.clone()
+        self.routes.read().bindings.to_vec()
     }
 
     /// Pushes the destinations matching a message (possibly with repeats).
@@ -327,15 +319,4 @@ impl Exchange {
             Matcher::Headers(m) => m.route(headers.get(), out),
         }
     }
-}
-
-fn same_route(a: &Binding, b: &Binding, kind: ExchangeKind) -> bool {
-    a.destination == b.destination
-        && match kind {
-            ExchangeKind::Fanout => true,
-            ExchangeKind::Direct | ExchangeKind::Topic | ExchangeKind::DelayedMessage => {
-                a.routing_key == b.routing_key
-            }
-            ExchangeKind::Headers => a.arguments == b.arguments,
-        }
 }

@@ -97,10 +97,7 @@ impl Wal {
     /// Writes the data operations of `ops` as the next record, without syncing; returns its
     /// sequence. On error nothing counts as written: the caller starts over in a fresh segment
     /// ([`Wal::discard_all`]) after a checkpoint.
-    pub fn write<'a>(
-        &mut self,
-        ops: impl IntoIterator<Item = &'a Op> + Clone,
-    ) -> io::Result<u64> {
+    pub fn write<'a>(&mut self, ops: impl IntoIterator<Item = &'a Op> + Clone) -> io::Result<u64> {
         let seq = self.next_seq;
         let len = record::encoded_len(ops.clone());
         if !self.current.as_ref().is_some_and(|s| s.fits(len as u64)) {

@@ -83,7 +83,11 @@ async fn a_fanned_out_message_acked_in_one_queue_survives_kill9_in_the_other() {
             use futures_lite::StreamExt;
             let mut acked = 0;
             while acked < 2000 {
-                let d = deliveries.next().await.expect("a delivery").expect("delivery");
+                let d = deliveries
+                    .next()
+                    .await
+                    .expect("a delivery")
+                    .expect("delivery");
                 d.ack(Default::default()).await.expect("basic.ack");
                 acked += 1;
             }
@@ -99,7 +103,11 @@ async fn a_fanned_out_message_acked_in_one_queue_survives_kill9_in_the_other() {
     let (_conn, ch) = node.channel().await;
     // (Acks are not made durable before they are answered: some of the first queue's may
     // come back, as in RabbitMQ.)
-    assert_eq!(drain_bodies(&ch, &slow).await, expected, "confirmed messages lost");
+    assert_eq!(
+        drain_bodies(&ch, &slow).await,
+        expected,
+        "confirmed messages lost"
+    );
 }
 
 #[tokio::test]
