@@ -89,6 +89,8 @@ pub async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         consumer_cancel_notify: false.into(),
         channels: Mutex::new(HashMap::new()),
         commit_failures: tokio::sync::Notify::new(),
+        ack_deadlines_armed: Default::default(),
+        ack_deadlines: tokio::sync::Notify::new(),
         forced_reason: Mutex::new(None),
         forced: tokio::sync::Notify::new(),
         received: Arc::default(),
@@ -260,8 +262,8 @@ impl Connection {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = Instant::now();
         let mut last_written = self.shared.outbox.written();
-        let mut ack_timeouts = tokio::time::interval(Duration::from_secs(1));
-        ack_timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Checks acknowledgement deadlines every second, only while deliveries have them.
+        let mut ack_timeouts: Option<tokio::time::Interval> = None;
         loop {
             // Stop decoding while the peer has not taken our answers: what it sent stays in
             // the read buffer (and in its socket) until the writer catches up.
@@ -341,7 +343,18 @@ impl Connection {
                 // An alarm going on blocks an idle publisher at once, as RabbitMQ does.
                 _ = self.flow.changed() => {}
                 _ = self.shared.outbox.failed() => return Err(ReadError::Closed),
-                _ = ack_timeouts.tick() => self.close_timed_out_channels(),
+                _ = next_tick(&mut ack_timeouts) => {
+                    self.close_timed_out_channels();
+                    if !self.awaits_acks_with_deadlines() {
+                        ack_timeouts = None;
+                    }
+                }
+                _ = self.shared.ack_deadlines.notified(), if ack_timeouts.is_none() => {
+                    let second = Duration::from_secs(1);
+                    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ack_timeouts = Some(every);
+                }
                 _ = self.shared.commit_failures.notified() => self.close_channels_with_failed_commits(),
                 _ = self.shared.forced.notified() => return Err(forced_close(&self.shared)),
                 _ = ticker.tick(), if !heartbeat.is_zero() => {
@@ -553,3 +566,13 @@ impl Connection {
 
 #[path = "connection_channel_errors.rs"]
 mod channel_errors;
+
+/// The next tick of `interval`, or never without one.
+async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -23,6 +23,22 @@ impl Connection {
         });
     }
 
+    /// Whether a delivery with an acknowledgement deadline is still out; if not, the next one
+    /// re-arms the check (`ConnectionShared::arm_ack_deadlines`). Disarmed before looking,
+    /// so that a delivery made meanwhile either is seen here or arms again.
+    pub(super) fn awaits_acks_with_deadlines(&self) -> bool {
+        let armed = &self.shared.ack_deadlines_armed;
+        armed.store(false, std::sync::atomic::Ordering::Release);
+        let waiting = self
+            .channels
+            .values()
+            .any(|channel| channel.shared().has_ack_deadlines());
+        if waiting {
+            armed.store(true, std::sync::atomic::Ordering::Release);
+        }
+        waiting
+    }
+
     /// Closes (541) every channel whose tx.commit the store failed to commit: the client gets
     /// an error instead of a commit-ok that would lie or one that never comes.
     pub(super) fn close_channels_with_failed_commits(&mut self) {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
@@ -35,9 +35,24 @@ pub struct ConnectionShared {
     /// The message counts of this connection's closed channels (each open channel counts its
     /// own). Added to under `channels`' lock, as the channel leaves the map, and read under it.
     pub closed_channels: MessageCounts,
+    /// Set when a delivery with an acknowledgement deadline goes out, cleared by this
+    /// connection's task once none is left; `ack_deadlines` wakes the task to check them every
+    /// second. An idle connection runs no such timer (19,000 idle connections would otherwise
+    /// wake 19,000 times a second).
+    pub(super) ack_deadlines_armed: AtomicBool,
+    pub(super) ack_deadlines: tokio::sync::Notify,
 }
 
 impl ConnectionShared {
+    /// A delivery with an acknowledgement deadline went out (one relaxed load once armed).
+    pub fn arm_ack_deadlines(&self) {
+        if !self.ack_deadlines_armed.load(Ordering::Relaxed)
+            && !self.ack_deadlines_armed.swap(true, Ordering::AcqRel)
+        {
+            self.ack_deadlines.notify_one();
+        }
+    }
+
     /// After the outbox drained: let every channel's consumers take messages again.
     pub(super) fn resume_deliveries(&self) {
         let channels: Vec<Arc<ChannelShared>> = self.channels.lock().values().cloned().collect();

@@ -94,6 +94,26 @@ async fn promptly_acked_deliveries_do_not_time_out() {
     assert!(cch.status().connected());
 }
 
+/// The check runs only while deliveries are out: after a quiet spell with everything acked,
+/// the next unacked delivery must still time out.
+#[tokio::test]
+async fn a_delivery_after_a_quiet_spell_still_times_out() {
+    let (_broker, conn, ch, q) = broker_with_queue_with("ctimeout-quiet", consumer_timeout()).await;
+    let cch = conn.create_channel().await.unwrap();
+    let mut consumer = consume_from(&cch, &q).await;
+    publish(&ch, "", &q, b"acked").await;
+    let d = next_delivery(&mut consumer).await;
+    d.ack(BasicAckOptions::default()).await.unwrap();
+    sync(&cch).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    publish(&ch, "", &q, b"held").await;
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, b"held");
+    let (code, text) = channel_closed(&mut consumer).await;
+    assert_eq!(code, 406);
+    assert_eq!(text, timeout_text(cch.id()));
+}
+
 #[tokio::test]
 async fn no_ack_consumer_never_times_out() {
     let (_broker, conn, ch, q) = broker_with_queue_with("ctimeout-noack", consumer_timeout()).await;

@@ -270,6 +270,15 @@ impl ChannelShared {
         (oldest.ack_deadline < now).then(|| oldest.queue.consumer_timeout().unwrap_or(0))
     }
 
+    /// Whether an outstanding delivery has an acknowledgement deadline.
+    pub fn has_ack_deadlines(&self) -> bool {
+        self.state
+            .lock()
+            .unacked
+            .iter()
+            .any(|u| u.ack_deadline != 0)
+    }
+
     /// Every outstanding delivery (channel closing, basic.recover).
     pub fn take_all_unacked(&self) -> Vec<Unacked> {
         let mut st = self.state.lock();
@@ -304,6 +313,9 @@ impl ChannelShared {
         let mut st = self.state.lock();
         let from_consumers = entries.iter().filter(|u| u.consumer.is_some()).count() as u32;
         st.global_unacked += from_consumers;
+        if entries.iter().any(|u| u.ack_deadline != 0) {
+            self.connection.arm_ack_deadlines();
+        }
         let mut all: Vec<Unacked> = st.unacked.drain(..).chain(entries).collect();
         all.sort_by_key(|u| u.tag);
         st.unacked = all.into();
@@ -442,6 +454,9 @@ impl DeliveryTarget for ChannelShared {
                 consumer: Some(consumer.clone()),
                 ack_deadline,
             });
+            if ack_deadline != 0 {
+                self.connection.arm_ack_deadlines();
+            }
         }
         Ok(())
     }
