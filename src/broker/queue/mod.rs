@@ -7,6 +7,7 @@ mod consumers;
 mod counts;
 pub mod dead_letter;
 mod delivered_headers;
+mod dispatch;
 mod limits;
 mod options;
 mod page_in;

@@ -9,7 +9,8 @@
 //! put across it. This file must not know about sockets or frames.
 //!
 //! Some of `impl Queue` lives in sibling files, one concern each: length limits (limits.rs),
-//! time (ttl.rs), paging (paging.rs, page_in.rs) and basic.get (basic_get.rs). They reach the
+//! time (ttl.rs), paging (paging.rs, page_in.rs), basic.get (basic_get.rs) and adding consumers and
+//! delivering to them (dispatch.rs). They reach the
 //! state through `pub(super)` fields.
 
 use std::sync::atomic::AtomicU64;
@@ -23,10 +24,10 @@ use super::backlog::{Backlog, Drained, PagedRef};
 use super::consumers::ConsumerSet;
 use super::dead_letter::{self, DeadLetters, Reason};
 use super::options::QueueOptions;
-use super::paging::{Head, Paging};
+use super::paging::Paging;
 use super::ready::Ready;
 use super::settings::QueueSettings;
-use super::stream::{Retention, StreamLog, StreamStart};
+use super::stream::{Retention, StreamLog};
 use crate::broker::clock;
 use crate::broker::consumer::Consumer;
 use crate::broker::deadlines::Registered;
@@ -336,128 +337,6 @@ impl Queue {
         self.enforce_max_length(&mut st);
         self.finish(st);
         true
-    }
-
-    /// Delivers ready messages to consumers with credit, round-robin, offering every consumer
-    /// again (for callers that cannot say which consumer may take more now).
-    pub fn dispatch(self: &Arc<Self>) {
-        let mut st = self.state.lock();
-        st.consumers.unpark_all();
-        self.dispatch_paging(&mut st);
-        self.finish(st);
-    }
-
-    /// These consumers of this queue may take messages again (announced, or their channel
-    /// unblocked): back into the rotation, then deliver what can go.
-    pub fn resume(self: &Arc<Self>, consumers: &[Arc<Consumer>]) {
-        let mut st = self.state.lock();
-        st.consumers.unpark_each(consumers);
-        self.dispatch_paging(&mut st);
-        self.finish(st);
-    }
-
-    /// Delivers what consumers can take, paging the backlog in whenever the in-memory ready
-    /// list runs dry. The lock is released during each store read.
-    pub(super) fn dispatch_paging(self: &Arc<Self>, st: &mut MutexGuard<'_, QueueState>) {
-        if st.stream.is_some() {
-            return self.stream_dispatch(st);
-        }
-        loop {
-            self.dispatch_locked(st);
-            let paged_first = match Self::head(st) {
-                Head::Backlog(_) => true,
-                Head::Ready | Head::Empty => false,
-            };
-            if !paged_first || st.consumers.is_empty() || !self.page_in(st) {
-                return;
-            }
-        }
-    }
-
-    /// Delivers from the in-memory ready list only (the lock stays held).
-    pub(super) fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
-        if st.consumers.is_empty() {
-            return;
-        }
-        while let Some(message) = self.pop_ready(st) {
-            if let Err(message) = self.deliver_one(st, message) {
-                // No consumer can take more right now.
-                st.ready.push_front(message);
-                break;
-            }
-        }
-    }
-
-    /// Hands `message` to the next consumer that can take it, or back if none can.
-    pub(super) fn deliver_one(
-        self: &Arc<Self>,
-        st: &mut QueueState,
-        message: QueuedMessage,
-    ) -> Result<(), QueuedMessage> {
-        // A no-ack delivery is final: the queue forgets the message as it goes out.
-        let stored = self.stores(&message).map(|(p, id)| (p, message.seq, id));
-        let redelivered = message.redelivered;
-        let size = message.message.body.len() as u64;
-        let no_ack = st.consumers.deliver(self, message)?;
-        if no_ack {
-            if let Some((p, seq, id)) = stored {
-                self.remove_entry(&p.store, p.queue_id, seq, id);
-            }
-        } else {
-            st.unacked += 1;
-            st.unacked_bytes += size;
-        }
-        self.counts.bump_delivery(false, no_ack, redelivered);
-        Ok(())
-    }
-
-    /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
-    /// nothing yet: the caller replies consume-ok first, then calls [`Queue::dispatch`].
-    pub fn add_consumer(&self, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
-        self.add_consumer_from(consumer, None)
-    }
-
-    /// [`Queue::add_consumer`], for a stream's consumer from where `start` says (`None`:
-    /// `next`); other queues ignore it.
-    pub fn add_consumer_from(
-        &self,
-        consumer: Arc<Consumer>,
-        start: Option<StreamStart>,
-    ) -> Result<(), AmqpError> {
-        let mut st = self.state.lock();
-        if st.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && !st.consumers.is_empty())
-        {
-            return Err(AmqpError::access_refused(format_args!(
-                "{} in exclusive use",
-                names::queue(&self.name, &self.vhost)
-            )));
-        }
-        if let Some(log) = st.stream.as_deref_mut() {
-            log.add_cursor(consumer.clone(), start.unwrap_or(StreamStart::Next));
-        }
-        st.consumers.add(consumer);
-        st.had_consumer = true;
-        self.touch();
-        Ok(())
-    }
-
-    pub fn remove_consumer(self: &Arc<Self>, tag: &str, connection_id: u64) -> ConsumerRemoved {
-        let mut st = self.state.lock();
-        if !st.consumers.remove(tag, connection_id) {
-            return ConsumerRemoved::NotFound;
-        }
-        if let Some(log) = st.stream.as_deref_mut() {
-            log.remove_cursor(tag, connection_id);
-        }
-        self.touch();
-        // Unused from now on: x-expires starts counting.
-        self.schedule_locked(&st);
-        if st.consumers.is_empty() && self.options.auto_delete && st.had_consumer && !st.deleted {
-            ConsumerRemoved::RemovedLastOfAutoDelete
-        } else {
-            ConsumerRemoved::Removed
-        }
     }
 
     /// These deliveries (of `consumer`, or of basic.get when `None`) were acknowledged.
