@@ -89,6 +89,9 @@ pub struct Config {
     /// Prometheus metrics (RabbitMQ's `prometheus.tcp.*`): `[prometheus]`, default
     /// 127.0.0.1:15692.
     pub prometheus: ManagementConfig,
+    /// `[cluster]`: this node's id and every member's peer address (CLUSTER.md). Off unless
+    /// `node` is set.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// An HTTP listener of the operator surface: `[management]` or `[prometheus]` in the config
@@ -149,6 +152,7 @@ impl Default for Config {
                 enabled: true,
                 listen: SocketAddr::from(([127, 0, 0, 1], 15692)),
             },
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod alarms;
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod ctl;
 #[doc(hidden)]

@@ -41,6 +41,12 @@ struct Args {
     /// TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// This node's id in a cluster (a key of --cluster-peers); see CLUSTER.md.
+    #[arg(long, value_name = "ID")]
+    cluster_node: Option<u64>,
+    /// Every cluster member's peer address, this node included: ID=HOST:PORT,…
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    cluster_peers: Option<String>,
     /// Log filter, e.g. info, debug, warren=trace.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -93,12 +99,28 @@ fn main() -> ExitCode {
     if args.no_prometheus {
         config.prometheus.enabled = false;
     }
+    if let Some(node) = args.cluster_node {
+        config.cluster.node = node;
+    }
+    if let Some(peers) = &args.cluster_peers {
+        match warren::cluster::config::parse_peers(peers) {
+            Ok(peers) => config.cluster.peers = peers,
+            Err(e) => {
+                eprintln!("warren: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Err(e) = config.cluster.validate() {
+        eprintln!("warren: {e}");
+        return ExitCode::from(2);
+    }
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+            tracing_subscriber::EnvFilter::try_new(log_filter(&config.log_level))
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
@@ -144,6 +166,16 @@ fn main() -> ExitCode {
         broker.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The log filter: openraft's own info lines (every vote and election step) are debug detail
+/// for a broker's log, so it logs warnings only unless the filter names it.
+fn log_filter(level: &str) -> String {
+    if level.contains("openraft") {
+        level.to_string()
+    } else {
+        format!("{level},openraft=warn")
+    }
 }
 
 /// SIGTERM and SIGINT, installed before the broker starts listening.

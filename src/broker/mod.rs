@@ -20,12 +20,13 @@ pub mod names;
 pub mod policy;
 pub mod publish;
 pub mod queue;
+pub mod replication;
 pub mod sender_selected;
 pub mod tenancy;
 pub mod vhost;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -58,6 +59,8 @@ pub struct Broker {
     delays: Arc<Deadlines<delayed::Schedule>>,
     /// Connections, channels and queues created and gone.
     pub churn: Arc<churn::Churn>,
+    /// Set on a cluster node once its cluster runs: changes to definitions go through it.
+    replicator: OnceLock<Arc<dyn replication::Replicator>>,
 }
 
 impl Broker {
@@ -86,6 +89,7 @@ impl Broker {
             deadlines: Arc::new(Deadlines::default()),
             delays: Arc::new(Deadlines::default()),
             churn,
+            replicator: OnceLock::new(),
         }
     }
 
@@ -103,8 +107,27 @@ impl Broker {
             self.delays.clone(),
             self.churn.clone(),
         );
+        if let Some(replicator) = self.replicator.get() {
+            vhost.install_replicator(replicator.clone());
+        }
         self.vhosts.write().insert(name.to_string(), vhost.clone());
         vhost
+    }
+
+    /// From now on, changes to definitions (on this broker and every vhost, present and
+    /// future) go through `replicator`. Set once, when the node's cluster has started.
+    pub fn install_replicator(&self, replicator: Arc<dyn replication::Replicator>) {
+        if self.replicator.set(replicator.clone()).is_err() {
+            return;
+        }
+        for vhost in self.vhosts() {
+            vhost.install_replicator(replicator.clone());
+        }
+    }
+
+    /// The cluster's replicator, on a cluster node.
+    pub fn replicator(&self) -> Option<&Arc<dyn replication::Replicator>> {
+        self.replicator.get()
     }
 
     /// The broker of a data directory: opens its store (creating the directory if needed;

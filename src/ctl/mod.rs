@@ -6,6 +6,7 @@
 //! This file owns the command line and what each verb asks of the API (policies.rs the policy
 //! verbs); http.rs the requests, output.rs the printing. No broker code runs here.
 
+mod cluster;
 mod http;
 mod output;
 mod policies;
@@ -45,6 +46,8 @@ pub struct VhostArg {
 enum Verb {
     /// The node: versions, listeners, alarms, memory.
     Status,
+    /// The cluster as the node sees it: members, links, each Raft group's leader, term, lag.
+    ClusterStatus,
     ListQueues {
         #[command(flatten)]
         vhost: VhostArg,
@@ -171,6 +174,12 @@ fn columns_or(given: Vec<String>, default: &[&str]) -> Vec<String> {
 
 fn verb(api: &Api, fmt: Formatter, verb: Verb) -> Result<(), String> {
     match verb {
+        Verb::ClusterStatus => {
+            let status = api
+                .get_optional("/api/cluster-status")?
+                .ok_or("this node is not part of a cluster")?;
+            cluster::print_status(fmt, &status);
+        }
         Verb::Status => {
             let overview = api.get("/api/overview")?;
             let node = api.get("/api/nodes")?;

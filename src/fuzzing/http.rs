@@ -170,6 +170,7 @@ fn api() -> Arc<Api> {
         http: SocketAddr::from(([127, 0, 0, 1], 15672)),
         started: std::time::Instant::now(),
         rates: Default::default(),
+        cluster: None,
     })
 }
 

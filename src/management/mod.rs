@@ -17,6 +17,7 @@
 
 mod auth;
 mod bindings;
+mod cluster;
 mod connections;
 mod definitions;
 mod error;
@@ -64,6 +65,8 @@ pub struct Api {
     pub started: Instant,
     /// The latest rates, kept by the sampler ([`rates::run`]).
     pub rates: rates::Rates,
+    /// This node's part of a cluster, when it is one (`/api/cluster-status`).
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
 }
 
 type State = axum::extract::State<Arc<Api>>;
@@ -145,6 +148,7 @@ fn router() -> Router<Arc<Api>> {
         .merge(definitions::routes())
         .merge(limits::routes())
         .merge(health::routes())
+        .merge(cluster::routes())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(listing::reshape))
 }

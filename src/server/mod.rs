@@ -42,6 +42,8 @@ pub struct RunningBroker {
     /// One task per client connection.
     connections: TaskTracker,
     pub broker: Arc<Broker>,
+    /// This node's part of a cluster, when it is one.
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
 }
 
 impl RunningBroker {
@@ -82,6 +84,9 @@ impl RunningBroker {
                 self.connections.len()
             );
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown().await;
+        }
         // The store's writer thread blocks, so not on a worker.
         let broker = self.broker.clone();
         let _ = tokio::task::spawn_blocking(move || broker.close_store()).await;
@@ -101,6 +106,15 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
     crate::broker::consumer::set_default_timeout(config.consumer_timeout_ms);
     crate::broker::queue::dead_letter::set_retry_interval(config.dead_letter_retry_ms);
     let broker = Arc::new(Broker::open(&config).map_err(io::Error::other)?);
+    // Before any listener: from here on, changes to definitions go through the cluster.
+    let cluster = match config.cluster.enabled() {
+        true => Some(
+            crate::cluster::ClusterNode::start(&config.cluster, &config.data_dir, broker.clone())
+                .await
+                .map_err(io::Error::other)?,
+        ),
+        false => None,
+    };
     let config = Arc::new(config);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let background = TaskTracker::new();
@@ -178,6 +192,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
         http: management_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
         started: std::time::Instant::now(),
         rates: Default::default(),
+        cluster: cluster.clone(),
     });
     if let Some(socket) = management {
         tracing::info!("management API listening on http://{}", api.http);
@@ -205,6 +220,7 @@ pub async fn start(mut config: Config) -> io::Result<RunningBroker> {
         background,
         connections,
         broker,
+        cluster,
     })
 }
 

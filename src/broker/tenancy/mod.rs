@@ -10,6 +10,7 @@ pub mod definitions_file;
 pub mod export;
 pub mod policies;
 pub mod records;
+mod replicated;
 
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ impl Broker {
 
     /// Creates a vhost (with its own amq.* exchanges), or updates the settings of one that
     /// exists.
-    pub fn put_vhost(
+    pub(crate) fn put_vhost_here(
         &self,
         name: &str,
         settings: VhostSettings,
@@ -72,7 +73,7 @@ impl Broker {
     /// Deletes a vhost: closes its connections (320 "vhost 'v' is deleted"), deletes its
     /// queues with their messages, and its exchanges, bindings and permissions, in memory and
     /// in the store.
-    pub fn delete_vhost(&self, name: &str) -> Result<(), TenancyError> {
+    pub(crate) fn delete_vhost_here(&self, name: &str) -> Result<(), TenancyError> {
         let Some(vhost) = self.vhosts.write().remove(name) else {
             return Err(TenancyError::NotFound(format!("vhost '{name}' not found")));
         };
@@ -95,7 +96,7 @@ impl Broker {
     }
 
     /// Creates or replaces a user (password hash, tags, limits).
-    pub fn put_user(&self, user: User) -> Result<(), TenancyError> {
+    pub(crate) fn put_user_here(&self, user: User) -> Result<(), TenancyError> {
         if user.name.is_empty() {
             return Err(TenancyError::Invalid("a user needs a name".into()));
         }
@@ -106,7 +107,7 @@ impl Broker {
     }
 
     /// Deletes a user and its permissions; closes its connections (320 "user 'u' is deleted").
-    pub fn delete_user(&self, name: &str) -> Result<(), TenancyError> {
+    pub(crate) fn delete_user_here(&self, name: &str) -> Result<(), TenancyError> {
         let Some(user) = self.auth.user(name) else {
             return Err(TenancyError::NotFound(format!("user '{name}' not found")));
         };
@@ -143,7 +144,7 @@ impl Broker {
     }
 
     /// Sets a user's configure/write/read expressions on a vhost.
-    pub fn set_permissions(
+    pub(crate) fn set_permissions_here(
         &self,
         user: &str,
         vhost: &str,
@@ -160,7 +161,11 @@ impl Broker {
         Ok(())
     }
 
-    pub fn clear_permissions(&self, user: &str, vhost: &str) -> Result<(), TenancyError> {
+    pub(crate) fn clear_permissions_here(
+        &self,
+        user: &str,
+        vhost: &str,
+    ) -> Result<(), TenancyError> {
         let Some(p) = self.auth.permissions(user, vhost) else {
             return Err(TenancyError::NotFound(format!(
                 "no permissions for user '{user}' in vhost '{vhost}'"
@@ -173,7 +178,7 @@ impl Broker {
     }
 
     /// Sets a user's write/read routing-key expressions on one topic exchange of a vhost.
-    pub fn set_topic_permission(
+    pub(crate) fn set_topic_permission_here(
         &self,
         user: &str,
         vhost: &str,
@@ -191,7 +196,7 @@ impl Broker {
     }
 
     /// Clears a user's topic permissions on a vhost: on one exchange, or all.
-    pub fn clear_topic_permissions(
+    pub(crate) fn clear_topic_permissions_here(
         &self,
         user: &str,
         vhost: &str,

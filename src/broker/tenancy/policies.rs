@@ -16,7 +16,7 @@ impl Broker {
     /// Creates or replaces a policy from its JSON body (`pattern`, `definition`, `apply-to`,
     /// `priority`); `Ok(true)` when it is new. A refused body is `Invalid` with RabbitMQ's
     /// reason, a missing vhost `NotFound`.
-    pub fn put_policy(
+    pub(crate) fn put_policy_here(
         &self,
         vhost: &str,
         name: &str,
@@ -38,7 +38,7 @@ impl Broker {
     }
 
     /// Deletes a policy; `NotFound` if the vhost has none by that name.
-    pub fn delete_policy(
+    pub(crate) fn delete_policy_here(
         &self,
         vhost: &str,
         name: &str,

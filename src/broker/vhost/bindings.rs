@@ -14,7 +14,7 @@ impl VHost {
     /// exchange.bind / queue.bind, checked in RabbitMQ's order: the default exchange at either
     /// end (403), a missing source, then a missing destination (404), the binding's arguments
     /// (406), exclusive access to the destination queue (405).
-    pub fn bind(
+    pub(crate) fn bind_here(
         &self,
         source: &str,
         binding: Binding,
@@ -44,7 +44,7 @@ impl VHost {
     /// destination or binding is success (clients unbind in cleanup paths, after auto-delete
     /// queues are gone). Only the default exchange at either end (403) and, for a binding that
     /// exists, a queue exclusive to another connection (405) are refused.
-    pub fn unbind(
+    pub(crate) fn unbind_here(
         &self,
         source: &str,
         binding: &Binding,

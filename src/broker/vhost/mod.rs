@@ -27,6 +27,7 @@ mod bindings;
 mod equivalence;
 mod listing;
 mod policies;
+mod replicated;
 mod routing;
 mod settings;
 
@@ -43,6 +44,7 @@ use super::names;
 use super::policy::VhostPolicies;
 use super::publish::DirectReplies;
 use super::queue::{Queue, QueueDeclaration};
+use super::replication::Replicator;
 use crate::store::Store;
 
 pub struct VHost {
@@ -77,6 +79,8 @@ pub struct VHost {
     /// Set when the vhost is deleted: its connections are being closed, and nothing they still
     /// send may store a definition that would bring it back at the next boot.
     deleted: std::sync::atomic::AtomicBool,
+    /// On a cluster node: where changes to exchanges, queues and bindings go (replicated.rs).
+    replicator: OnceLock<Arc<dyn Replicator>>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -136,6 +140,7 @@ impl VHost {
             settings: RwLock::new(VhostSettings::default()),
             policies: RwLock::new(Arc::default()),
             deleted: std::sync::atomic::AtomicBool::new(false),
+            replicator: OnceLock::new(),
         })
     }
 
@@ -238,15 +243,13 @@ impl VHost {
         self.existing_exchange(name).map(|_| ())
     }
 
-    pub fn declare_exchange(
+    /// exchange.declare (not passive) made on this node alone; [`VHost::declare_exchange`]
+    /// replicates it on a cluster node.
+    pub(crate) fn declare_exchange_here(
         &self,
         name: &str,
         options: ExchangeOptions,
-        passive: bool,
     ) -> Result<(), AmqpError> {
-        if passive {
-            return self.passive_declare_exchange(name);
-        }
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -289,7 +292,12 @@ impl VHost {
         Ok(())
     }
 
-    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
+    /// exchange.delete on this node alone (replicated.rs replicates it).
+    pub(crate) fn delete_exchange_here(
+        &self,
+        name: &str,
+        if_unused: bool,
+    ) -> Result<(), AmqpError> {
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -418,8 +426,9 @@ impl VHost {
             .map(declared)
     }
 
-    /// Declares a queue whose name has already been checked or generated.
-    fn declare_queue_named(
+    /// Declares a queue whose name has already been checked or generated, on this node alone
+    /// (replicated.rs replicates it).
+    pub(crate) fn declare_queue_here(
         &self,
         name: String,
         generated: bool,
@@ -506,7 +515,7 @@ impl VHost {
                 names::queue(name, &self.name)
             )));
         }
-        Ok(self.remove_queue(&queue))
+        self.remove_queue_everywhere(&queue)
     }
 
     /// The vhost is being deleted: every queue goes (consumers cancelled, messages and their

@@ -1,0 +1,28 @@
+//! Clustering (CLUSTER.md): a static set of nodes whose definitions (vhosts, users,
+//! permissions, policies, exchanges, queues, bindings) replicate through one openraft group,
+//! the metadata group. `node.rs` runs a node; the broker hands it changes through
+//! `broker::replication`.
+//!
+//! Files: `config.rs` the settings; `types.rs` the group's Raft types; `log_db.rs` the node's
+//! LMDB log database with its group-commit writer; `log_store.rs` openraft's log storage on
+//! it; `state_machine.rs` and `metadata_snapshot.rs` the broker as the group's state machine;
+//! `messages.rs`, `peer_link.rs` and `network.rs` the links between nodes; `status.rs` what
+//! `warren ctl cluster_status` shows.
+
+// openraft's traits fix the error types (StorageError, RPCError), large as they are.
+#![allow(clippy::result_large_err)]
+
+pub mod config;
+pub mod log_db;
+pub mod log_store;
+pub mod messages;
+pub mod metadata_snapshot;
+pub mod network;
+pub mod node;
+pub mod peer_link;
+pub mod state_machine;
+pub mod status;
+pub mod types;
+
+pub use config::ClusterConfig;
+pub use node::ClusterNode;
