@@ -2,5 +2,7 @@
 //! through lapin and the management API; nodes killed with SIGKILL and restarted. Every test
 //! starts its own cluster and stops it.
 
+mod checker;
+mod checker_single_node;
 mod harness;
 mod metadata;
