@@ -1,16 +1,10 @@
-//! What nodes say to each other on a peer link: Raft's RPCs for a group, a change forwarded to
-//! the group's leader, and "tell me once you have applied this". Encoded with postcard, one
-//! message per length-prefixed frame (peer_link.rs).
+//! What nodes say to each other on a peer link: a Raft RPC for one group, a proposal
+//! forwarded to a group's leader, and "tell me once you have applied this". Each group's own
+//! types travel as postcard bytes inside these (groups.rs encodes and decodes them), so one
+//! link serves groups of every kind. Encoded with postcard, one message per length-prefixed
+//! frame (peer_link.rs).
 
-use openraft::error::{InstallSnapshotError, RaftError};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use serde::{Deserialize, Serialize};
-
-use super::types::MetaTypes;
-use crate::broker::replication::{Change, Outcome};
 
 /// The first frame on a link, from the node that connected.
 #[derive(Debug, Serialize, Deserialize)]
@@ -19,25 +13,24 @@ pub struct Hello {
     pub node: u64,
 }
 
+/// Which of Raft's RPCs a [`Request::Raft`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftRpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
-    AppendEntries {
+    /// One of Raft's RPCs for `group`: its typed request as postcard bytes.
+    Raft {
         group: u64,
-        rpc: AppendEntriesRequest<MetaTypes>,
+        rpc: RaftRpc,
+        body: Vec<u8>,
     },
-    Vote {
-        group: u64,
-        rpc: VoteRequest<u64>,
-    },
-    InstallSnapshot {
-        group: u64,
-        rpc: InstallSnapshotRequest<MetaTypes>,
-    },
-    /// A change for the group's leader to propose (sent by a node that is not the leader).
-    Propose {
-        group: u64,
-        change: Change,
-    },
+    /// A proposal (the group's typed data, postcard) for the group's leader.
+    Propose { group: u64, body: Vec<u8> },
     /// Answer once this node has applied the group's log up to `index` (or after `wait_ms`).
     WaitApplied {
         group: u64,
@@ -48,9 +41,8 @@ pub enum Request {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
-    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
-    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
-    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// The typed `Result<response, RaftError>` as postcard bytes, or why it could not be had.
+    Raft(Result<Vec<u8>, String>),
     Propose(Proposed),
     /// Whether the index was reached in time.
     WaitApplied(bool),
@@ -58,13 +50,13 @@ pub enum Response {
     Refused(String),
 }
 
-/// What a leader did with a forwarded change.
+/// What a leader did with a proposal.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Proposed {
-    /// Committed and applied on the leader at `index`, with this outcome.
+    /// Committed and applied on the leader at `index`; the group's typed outcome (postcard).
     Applied {
         index: u64,
-        outcome: Outcome,
+        outcome: Vec<u8>,
     },
     /// This node is not the leader; `leader` is, if it knows one.
     NotLeader {

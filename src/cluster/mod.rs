@@ -6,18 +6,19 @@
 //! Files: `config.rs` the settings; `types.rs` the group's Raft types; `log_db.rs` the node's
 //! LMDB log database with its group-commit writer; `log_store.rs` openraft's log storage on
 //! it; `state_machine.rs` and `metadata_snapshot.rs` the broker as the group's state machine;
-//! `messages.rs`, `peer_link.rs` and `network.rs` the links between nodes; `status.rs` what
+//! `messages.rs` and `peer_link.rs` the links between nodes, `groups.rs` the groups they serve
+//! (any kind of group: its types travel as bytes) and openraft's network for a group; `status.rs` what
 //! `warren ctl cluster_status` shows.
 
 // openraft's traits fix the error types (StorageError, RPCError), large as they are.
 #![allow(clippy::result_large_err)]
 
 pub mod config;
+pub mod groups;
 pub mod log_db;
 pub mod log_store;
 pub mod messages;
 pub mod metadata_snapshot;
-pub mod network;
 pub mod node;
 pub mod peer_link;
 pub mod state_machine;

@@ -12,16 +12,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
 use super::config::ClusterConfig;
+use super::groups::{GroupNetwork, Groups, propose_here};
 use super::log_db::LogDb;
 use super::log_store::LogStore;
 use super::messages::{Proposed, Request, Response};
-use super::network::MetaNetwork;
 use super::peer_link::{self, Peers};
 use super::state_machine::MetaStateMachine;
 use super::status::{ClusterStatus, status_of};
@@ -77,9 +76,7 @@ impl ClusterNode {
             config.cookie.clone(),
             config.peers.clone(),
         ));
-        let network = MetaNetwork {
-            peers: peers.clone(),
-        };
+        let network = GroupNetwork::new(peers.clone(), METADATA_GROUP);
         let log_store = LogStore::new(db.clone(), METADATA_GROUP);
         let node_id = config.node;
         let raft = handle
@@ -105,11 +102,16 @@ impl ClusterNode {
             })
             .await
             .map_err(|e| format!("cluster: {e}"))??;
-        let serving = raft.clone();
+        let groups = Arc::new(Groups::default());
+        groups.insert(METADATA_GROUP, Arc::new(raft.clone()));
+        let serving = groups.clone();
         handle.spawn(peer_link::serve(
             listener,
             config.cookie.clone(),
-            move |request| serve(serving.clone(), request),
+            move |request| {
+                let groups = serving.clone();
+                async move { groups.serve(request).await }
+            },
         ));
         let members: BTreeMap<u64, BasicNode> = config
             .peers
@@ -176,9 +178,11 @@ impl ClusterNode {
                 }
                 Some(leader) => {
                     let left = deadline.saturating_duration_since(Instant::now());
+                    let body = postcard::to_stdvec(&change)
+                        .map_err(|e| NotReplicated(format!("cluster: {e}")))?;
                     let request = Request::Propose {
                         group: METADATA_GROUP,
-                        change: change.clone(),
+                        body,
                     };
                     match self.peers.call(leader, request, left).await {
                         Ok(Response::Propose(p)) => Some(p),
@@ -189,6 +193,8 @@ impl ClusterNode {
             };
             match proposed {
                 Some(Proposed::Applied { index, outcome }) => {
+                    let outcome: Outcome = postcard::from_bytes(&outcome)
+                        .map_err(|e| NotReplicated(format!("cluster: an outcome unread: {e}")))?;
                     self.wait_applied_everywhere(index, deadline).await?;
                     return Ok(outcome);
                 }
@@ -259,54 +265,6 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     let tasks: Vec<_> = futures.map(tokio::spawn).collect();
     for task in tasks {
         let _ = task.await;
-    }
-}
-
-async fn propose_here(raft: &MetaRaft, change: Change) -> Proposed {
-    match raft.client_write(change).await {
-        Ok(response) => Proposed::Applied {
-            index: response.log_id.index,
-            outcome: response.data,
-        },
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Proposed::NotLeader {
-            leader: f.leader_id,
-        },
-        Err(e) => Proposed::Failed(e.to_string()),
-    }
-}
-
-/// Answers a member's request.
-async fn serve(raft: MetaRaft, request: Request) -> Response {
-    match request {
-        Request::AppendEntries {
-            group: METADATA_GROUP,
-            rpc,
-        } => Response::AppendEntries(raft.append_entries(rpc).await),
-        Request::Vote {
-            group: METADATA_GROUP,
-            rpc,
-        } => Response::Vote(raft.vote(rpc).await),
-        Request::InstallSnapshot {
-            group: METADATA_GROUP,
-            rpc,
-        } => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
-        Request::Propose {
-            group: METADATA_GROUP,
-            change,
-        } => Response::Propose(propose_here(&raft, change).await),
-        Request::WaitApplied {
-            group: METADATA_GROUP,
-            index,
-            wait_ms,
-        } => {
-            let wait = Duration::from_millis(wait_ms.min(10_000));
-            let reached = raft
-                .wait(Some(wait))
-                .applied_index_at_least(Some(index), "peer asked")
-                .await;
-            Response::WaitApplied(reached.is_ok())
-        }
-        other => Response::Refused(format!("no such group: {other:?}")),
     }
 }
 

@@ -347,3 +347,53 @@ async fn snapshots_bound_the_log_and_bring_a_node_back_that_missed_the_purged_pa
         "a deleted exchange came back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_if_unused_sees_the_bindings_to_this_nodes_exclusive_queues() {
+    // Found by pika's suite against a cluster: a binding to an exclusive queue lives on its
+    // node only, so if-unused must be checked there, not by the leader.
+    let cluster = Cluster::start(3, FAST);
+    let leader = cluster.wait_for_leader(&[1, 2, 3], Duration::from_secs(10));
+    let here = if leader == 1 { 2 } else { 1 };
+    let (_c, ch) = channel(&cluster, here).await;
+    ch.exchange_declare(
+        "fan".into(),
+        ExchangeKind::Fanout,
+        durable(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("declare");
+    let exclusive = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare("".into(), exclusive, FieldTable::default())
+        .await
+        .expect("queue");
+    ch.queue_bind(
+        q.name().clone(),
+        "fan".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    let if_unused = lapin::options::ExchangeDeleteOptions {
+        if_unused: true,
+        ..Default::default()
+    };
+    let refused = ch
+        .exchange_delete("fan".into(), if_unused)
+        .await
+        .expect_err("the exchange is in use on this node");
+    assert!(refused.to_string().contains("in use"), "{refused}");
+    for id in 1..=3 {
+        assert!(
+            passive_exchange(&cluster, id, "fan").await,
+            "exchange gone from node {id}"
+        );
+    }
+}

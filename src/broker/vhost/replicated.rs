@@ -59,14 +59,26 @@ impl VHost {
         })
     }
 
+    /// exchange.delete. On a cluster node if-unused is checked here, where the client asked:
+    /// bindings to exclusive queues live on their node only, so only this node sees all of
+    /// the ones its client could have made. The delete itself is then unconditional.
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
         if self.replicator.get().is_none() || name.is_empty() {
             return self.delete_exchange_here(name, if_unused);
         }
+        if if_unused
+            && !name.starts_with("amq.")
+            && self.exchange(name).is_some_and(|x| x.has_bindings())
+        {
+            return Err(AmqpError::precondition(format_args!(
+                "{} in use",
+                crate::broker::names::exchange(name, &self.name)
+            )));
+        }
         self.replicate(Change::DeleteExchange {
             vhost: self.name.to_string(),
             name: name.to_string(),
-            if_unused,
+            if_unused: false,
         })
     }
 

@@ -1,0 +1,308 @@
+//! The Raft groups a node runs, as its peer links see them: each group, whatever its types,
+//! takes RPCs and proposals as postcard bytes ([`GroupEndpoint`]), looked up by group id in
+//! [`Groups`]. The typed side — encoding a group's RPCs for the wire and decoding the answers —
+//! is [`GroupNetwork`] (openraft's network for one group) and the blanket [`GroupEndpoint`]
+//! impl for `openraft::Raft`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Cursor;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Entry, Raft, RaftTypeConfig};
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::messages::{Proposed, RaftRpc, Request, Response};
+use super::peer_link::{LinkError, Peers};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the Raft groups of this crate have in common: u64 node ids, addresses as nodes,
+/// snapshots as bytes, entries and data that serde can carry.
+pub trait GroupTypes:
+    RaftTypeConfig<
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = Entry<Self>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+        Responder = openraft::impls::OneshotResponder<Self>,
+    >
+where
+    Self::D: Serialize + DeserializeOwned,
+    Self::R: Serialize + DeserializeOwned,
+{
+}
+
+impl<C> GroupTypes for C
+where
+    C: RaftTypeConfig<
+            NodeId = u64,
+            Node = BasicNode,
+            Entry = Entry<C>,
+            SnapshotData = Cursor<Vec<u8>>,
+            AsyncRuntime = openraft::TokioRuntime,
+            Responder = openraft::impls::OneshotResponder<C>,
+        >,
+    C::D: Serialize + DeserializeOwned,
+    C::R: Serialize + DeserializeOwned,
+{
+}
+
+/// One group as a peer link serves it.
+pub trait GroupEndpoint: Send + Sync {
+    fn raft_rpc(&self, rpc: RaftRpc, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>>;
+    fn propose(&self, body: Vec<u8>) -> BoxFuture<Proposed>;
+    fn wait_applied(&self, index: u64, wait: Duration) -> BoxFuture<bool>;
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    postcard::to_stdvec(value).map_err(|e| e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+/// Proposes `data` to this node's instance of the group (which must be the leader).
+pub async fn propose_here<C>(raft: &Raft<C>, data: C::D) -> Proposed
+where
+    C: GroupTypes,
+    C::D: Serialize + DeserializeOwned,
+    C::R: Serialize + DeserializeOwned,
+{
+    match raft.client_write(data).await {
+        Ok(response) => match encode(&response.data) {
+            Ok(outcome) => Proposed::Applied {
+                index: response.log_id.index,
+                outcome,
+            },
+            Err(e) => Proposed::Failed(e),
+        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Proposed::NotLeader {
+            leader: f.leader_id,
+        },
+        Err(e) => Proposed::Failed(e.to_string()),
+    }
+}
+
+impl<C> GroupEndpoint for Raft<C>
+where
+    C: GroupTypes,
+    C::D: Serialize + DeserializeOwned,
+    C::R: Serialize + DeserializeOwned,
+{
+    fn raft_rpc(&self, rpc: RaftRpc, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            match rpc {
+                RaftRpc::AppendEntries => {
+                    let request: AppendEntriesRequest<C> = decode(&body)?;
+                    encode(&raft.append_entries(request).await)
+                }
+                RaftRpc::Vote => {
+                    let request: VoteRequest<u64> = decode(&body)?;
+                    encode(&raft.vote(request).await)
+                }
+                RaftRpc::InstallSnapshot => {
+                    let request: InstallSnapshotRequest<C> = decode(&body)?;
+                    encode(&raft.install_snapshot(request).await)
+                }
+            }
+        })
+    }
+
+    fn propose(&self, body: Vec<u8>) -> BoxFuture<Proposed> {
+        let raft = self.clone();
+        Box::pin(async move {
+            match decode::<C::D>(&body) {
+                Ok(data) => propose_here(&raft, data).await,
+                Err(e) => Proposed::Failed(e),
+            }
+        })
+    }
+
+    fn wait_applied(&self, index: u64, wait: Duration) -> BoxFuture<bool> {
+        let raft = self.clone();
+        Box::pin(async move {
+            raft.wait(Some(wait))
+                .applied_index_at_least(Some(index), "peer asked")
+                .await
+                .is_ok()
+        })
+    }
+}
+
+/// The groups this node runs, by id.
+#[derive(Default)]
+pub struct Groups {
+    groups: RwLock<HashMap<u64, Arc<dyn GroupEndpoint>>>,
+}
+
+impl Groups {
+    pub fn insert(&self, group: u64, endpoint: Arc<dyn GroupEndpoint>) {
+        self.groups.write().insert(group, endpoint);
+    }
+
+    pub fn remove(&self, group: u64) {
+        self.groups.write().remove(&group);
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Answers a member's request.
+    pub async fn serve(&self, request: Request) -> Response {
+        let group = match &request {
+            Request::Raft { group, .. }
+            | Request::Propose { group, .. }
+            | Request::WaitApplied { group, .. } => *group,
+        };
+        let Some(endpoint) = self.groups.read().get(&group).cloned() else {
+            return Response::Refused(format!("no group {group} on this node"));
+        };
+        match request {
+            Request::Raft { rpc, body, .. } => Response::Raft(endpoint.raft_rpc(rpc, body).await),
+            Request::Propose { body, .. } => Response::Propose(endpoint.propose(body).await),
+            Request::WaitApplied { index, wait_ms, .. } => {
+                let wait = Duration::from_millis(wait_ms.min(10_000));
+                Response::WaitApplied(endpoint.wait_applied(index, wait).await)
+            }
+        }
+    }
+}
+
+/// openraft's network for one group: its RPCs to a member go over this node's [`Peers`]
+/// links, tagged with the group. A link failure is "unreachable" to openraft (it backs off);
+/// an error the member's Raft returned comes back as that member's error.
+pub struct GroupNetwork<C> {
+    pub peers: Arc<Peers>,
+    pub group: u64,
+    pub _types: std::marker::PhantomData<C>,
+}
+
+impl<C> GroupNetwork<C> {
+    pub fn new(peers: Arc<Peers>, group: u64) -> Self {
+        GroupNetwork {
+            peers,
+            group,
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+pub struct GroupPeer<C> {
+    peers: Arc<Peers>,
+    group: u64,
+    target: u64,
+    _types: std::marker::PhantomData<C>,
+}
+
+impl<C> RaftNetworkFactory<C> for GroupNetwork<C>
+where
+    C: GroupTypes,
+    C::D: Serialize + DeserializeOwned,
+    C::R: Serialize + DeserializeOwned,
+{
+    type Network = GroupPeer<C>;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> GroupPeer<C> {
+        GroupPeer {
+            peers: self.peers.clone(),
+            group: self.group,
+            target,
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+type RpcError<E> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+
+impl<C> GroupPeer<C>
+where
+    C: GroupTypes,
+    C::D: Serialize + DeserializeOwned,
+    C::R: Serialize + DeserializeOwned,
+{
+    /// Sends one RPC and decodes the member's typed answer.
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: RaftRpc,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RpcError<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let network = |e: String| RPCError::Network(NetworkError::new(&LinkError(e)));
+        let body = encode(request).map_err(network)?;
+        let request = Request::Raft {
+            group: self.group,
+            rpc,
+            body,
+        };
+        let response = self
+            .peers
+            .call(self.target, request, option.hard_ttl())
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let bytes = match response {
+            Response::Raft(Ok(bytes)) => bytes,
+            Response::Raft(Err(e)) | Response::Refused(e) => return Err(network(e)),
+            other => return Err(network(format!("unexpected answer: {other:?}"))),
+        };
+        let answer: Result<Resp, RaftError<u64, E>> = decode(&bytes).map_err(network)?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl<C> RaftNetwork<C> for GroupPeer<C>
+where
+    C: GroupTypes,
+    C::D: Serialize + DeserializeOwned,
+    C::R: Serialize + DeserializeOwned,
+{
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RpcError<openraft::error::Infallible>> {
+        self.call(RaftRpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<C>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
+        self.call(RaftRpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RpcError<openraft::error::Infallible>> {
+        self.call(RaftRpc::Vote, &rpc, &option).await
+    }
+}
