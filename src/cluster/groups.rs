@@ -67,6 +67,8 @@ pub trait GroupEndpoint: Send + Sync {
     fn raft_rpc(&self, rpc: RaftRpc, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>>;
     fn propose(&self, body: Vec<u8>) -> BoxFuture<Proposed>;
     fn wait_applied(&self, index: u64, wait: Duration) -> BoxFuture<bool>;
+    /// On the leader: the read index (see [`Request::ReadIndex`]).
+    fn read_index(&self) -> BoxFuture<Result<u64, String>>;
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
@@ -135,6 +137,16 @@ where
         })
     }
 
+    fn read_index(&self) -> BoxFuture<Result<u64, String>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            match raft.ensure_linearizable().await {
+                Ok(read) => Ok(read.map_or(0, |id| id.index)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
     fn wait_applied(&self, index: u64, wait: Duration) -> BoxFuture<bool> {
         let raft = self.clone();
         Box::pin(async move {
@@ -174,7 +186,8 @@ impl Groups {
         let group = match &request {
             Request::Raft { group, .. }
             | Request::Propose { group, .. }
-            | Request::WaitApplied { group, .. } => *group,
+            | Request::WaitApplied { group, .. }
+            | Request::ReadIndex { group } => *group,
         };
         let Some(endpoint) = self.groups.read().get(&group).cloned() else {
             return Response::Refused(format!("no group {group} on this node"));
@@ -182,6 +195,7 @@ impl Groups {
         match request {
             Request::Raft { rpc, body, .. } => Response::Raft(endpoint.raft_rpc(rpc, body).await),
             Request::Propose { body, .. } => Response::Propose(endpoint.propose(body).await),
+            Request::ReadIndex { .. } => Response::ReadIndex(endpoint.read_index().await),
             Request::WaitApplied { index, wait_ms, .. } => {
                 let wait = Duration::from_millis(wait_ms.min(10_000));
                 Response::WaitApplied(endpoint.wait_applied(index, wait).await)

@@ -37,6 +37,9 @@ pub enum Request {
         index: u64,
         wait_ms: u64,
     },
+    /// To the group's leader: the index a read must have applied to see every committed
+    /// change (Raft's read index; the leader confirms it still leads first).
+    ReadIndex { group: u64 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +49,7 @@ pub enum Response {
     Propose(Proposed),
     /// Whether the index was reached in time.
     WaitApplied(bool),
+    ReadIndex(Result<u64, String>),
     /// The request could not be served (an unknown group, say).
     Refused(String),
 }

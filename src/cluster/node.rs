@@ -209,6 +209,53 @@ impl ClusterNode {
         )))
     }
 
+    /// Waits until this node has applied what the metadata group had committed when asked
+    /// (the leader's read index, fetched from it when it is another node).
+    async fn sync(&self) -> Result<(), NotReplicated> {
+        let timeout = Duration::from_millis(self.config.commit_timeout_ms);
+        let deadline = Instant::now() + timeout;
+        let failed =
+            |why: String| NotReplicated(format!("cluster: cannot sync with the leader: {why}"));
+        let index = loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            let read = match leader {
+                Some(leader) if leader == self.config.node => {
+                    return self
+                        .raft
+                        .ensure_linearizable()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| failed(e.to_string()));
+                }
+                Some(leader) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let request = Request::ReadIndex {
+                        group: METADATA_GROUP,
+                    };
+                    match self.peers.call(leader, request, left).await {
+                        Ok(Response::ReadIndex(Ok(index))) => Some(index),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            if let Some(index) = read {
+                break index;
+            }
+            if Instant::now() >= deadline {
+                return Err(failed(format!("no leader answered within {timeout:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "read index applied here")
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.to_string()))
+    }
+
     async fn wait_applied_everywhere(
         &self,
         index: u64,
@@ -271,12 +318,16 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 /// The broker's side: blocking calls into the node's runtime.
 struct NodeReplicator(Arc<ClusterNode>);
 
-impl Replicator for NodeReplicator {
-    fn replicate(&self, change: Change) -> Result<Outcome, NotReplicated> {
-        let node = self.0.clone();
+impl NodeReplicator {
+    /// Runs `work` on the node's runtime and waits for its result, from a synchronous
+    /// broker operation.
+    fn block_on<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, NotReplicated>> + Send + 'static,
+    ) -> Result<T, NotReplicated> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.0.handle.spawn(async move {
-            let _ = tx.send(node.propose(change).await);
+            let _ = tx.send(work.await);
         });
         let wait = || {
             rx.recv()
@@ -290,5 +341,17 @@ impl Replicator for NodeReplicator {
             }
             _ => wait(),
         }
+    }
+}
+
+impl Replicator for NodeReplicator {
+    fn replicate(&self, change: Change) -> Result<Outcome, NotReplicated> {
+        let node = self.0.clone();
+        self.block_on(async move { node.propose(change).await })
+    }
+
+    fn sync(&self) -> Result<(), NotReplicated> {
+        let node = self.0.clone();
+        self.block_on(async move { node.sync().await })
     }
 }

@@ -397,3 +397,44 @@ async fn delete_if_unused_sees_the_bindings_to_this_nodes_exclusive_queues() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_just_back_answers_lookups_as_the_cluster_would() {
+    // Restarted, it serves clients before the leader has sent it what it missed: a lookup
+    // that finds nothing first catches up with the leader's read index, then answers.
+    let mut cluster = Cluster::start(3, FAST);
+    let leader = cluster.wait_for_leader(&[1, 2, 3], Duration::from_secs(10));
+    let away = if leader == 3 { 2 } else { 3 };
+    cluster.kill9(away);
+    let (_c, ch) = channel(&cluster, leader).await;
+    for i in 0..50 {
+        let name = format!("while-away-{i}");
+        ch.exchange_declare(
+            name.as_str().into(),
+            ExchangeKind::Direct,
+            durable(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare");
+        let queue = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(name.as_str().into(), queue, FieldTable::default())
+            .await
+            .expect("declare");
+    }
+    cluster.restart(away);
+    // At once, no waiting for catch-up.
+    assert!(
+        passive_queue(&cluster, away, "while-away-49").await,
+        "queue missing on the node just back"
+    );
+    assert!(
+        passive_exchange(&cluster, away, "while-away-49").await,
+        "exchange missing on the node just back"
+    );
+    // A name nobody declared is still 404 (after the catch-up, not before).
+    assert!(!passive_queue(&cluster, away, "never-declared").await);
+}

@@ -211,6 +211,11 @@ impl NotReplicated {
 /// callers are broker operations, which are synchronous.
 pub trait Replicator: Send + Sync {
     fn replicate(&self, change: Change) -> Result<Outcome, NotReplicated>;
+
+    /// Returns once this node has applied every change committed before the call (a read
+    /// barrier): a node that was behind — restarted, or cut off a moment ago — then answers a
+    /// lookup as the cluster would. Blocks, as `replicate` does.
+    fn sync(&self) -> Result<(), NotReplicated>;
 }
 
 pub use apply::apply;

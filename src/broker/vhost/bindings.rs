@@ -73,17 +73,20 @@ impl VHost {
     }
 
     /// The source exchange and, for a queue destination, the queue; 404 naming the source if
-    /// it is missing, else the destination.
+    /// it is missing, else the destination. What this node has, under the topology lock:
+    /// a cluster's changes are applied here too, so no waiting for the cluster.
     fn binding_ends(
         &self,
         source: &str,
         dest: &Destination,
     ) -> Result<(Arc<Exchange>, Option<Arc<Queue>>), AmqpError> {
-        let source = self.existing_exchange(source)?;
+        let source = self
+            .exchange(source)
+            .ok_or_else(|| self.no_exchange(source))?;
         let queue = match dest {
             Destination::Queue(q) => Some(self.queue(q).ok_or_else(|| self.no_queue(q))?),
             Destination::Exchange(e) => {
-                self.existing_exchange(e)?;
+                self.exchange(e).ok_or_else(|| self.no_exchange(e))?;
                 None
             }
         };

@@ -222,14 +222,19 @@ impl VHost {
         AmqpError::not_found(format_args!("no {}", names::queue(name, &self.name)))
     }
 
-    /// The exchange for publishing and binding; 404 if missing.
+    /// The exchange for publishing and binding; 404 if missing (on a cluster node, missing
+    /// once this node has caught up with the cluster).
     pub fn existing_exchange(&self, name: &str) -> Result<Arc<Exchange>, AmqpError> {
-        self.exchange(name).ok_or_else(|| self.no_exchange(name))
+        self.synced_lookup(|| self.exchange(name))
+            .ok_or_else(|| self.no_exchange(name))
     }
 
-    /// The queue for a connection's operation: 404 if missing, 405 if exclusive to another.
+    /// The queue for a connection's operation: 404 if missing (as above), 405 if exclusive
+    /// to another.
     pub fn existing_queue(&self, name: &str, connection_id: u64) -> Result<Arc<Queue>, AmqpError> {
-        let queue = self.queue(name).ok_or_else(|| self.no_queue(name))?;
+        let queue = self
+            .synced_lookup(|| self.queue(name))
+            .ok_or_else(|| self.no_queue(name))?;
         queue.check_access(connection_id)?;
         Ok(queue)
     }

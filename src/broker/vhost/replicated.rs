@@ -22,6 +22,20 @@ impl VHost {
         let _ = self.replicator.set(replicator);
     }
 
+    /// `find`, and on a cluster node, when it finds nothing, `find` again once this node has
+    /// applied everything the cluster had committed (it may have been behind: restarted, or
+    /// cut off a moment ago). A node that cannot reach the leader answers from what it has.
+    pub(super) fn synced_lookup<T>(&self, find: impl Fn() -> Option<T>) -> Option<T> {
+        if let Some(found) = find() {
+            return Some(found);
+        }
+        let replicator = self.replicator.get()?;
+        if let Err(e) = replicator.sync() {
+            tracing::debug!("{}", e.0);
+        }
+        find()
+    }
+
     fn replicate(&self, change: Change) -> Result<(), AmqpError> {
         let Some(replicator) = self.replicator.get() else {
             return Err(AmqpError::internal("no replicator"));
