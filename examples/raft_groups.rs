@@ -11,112 +11,17 @@
 //! per group, for 5 s). `RAFT_GROUPS_HEARTBEAT_MS` sets the groups' heartbeat (default 250).
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, Raft, RaftSnapshotBuilder, StorageError,
-    StoredMembership,
-};
+use openraft::{BasicNode, Raft};
+use warren::cluster::batcher::Batcher;
+use warren::cluster::counter::{Counter, Sum};
 use warren::cluster::groups::{GroupNetwork, Groups};
 use warren::cluster::log_db::LogDb;
 use warren::cluster::log_store::LogStore;
 use warren::cluster::peer_link::{self, Peers};
-
-openraft::declare_raft_types!(
-    pub Counter:
-        D = u64,
-        R = u64,
-        NodeId = u64,
-        Node = BasicNode,
-        Entry = Entry<Counter>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
-);
-
-/// A counter: the sum of what was written; snapshots are its value.
-#[derive(Default)]
-struct Sum {
-    value: u64,
-    applied: Option<LogId<u64>>,
-    membership: StoredMembership<u64, BasicNode>,
-}
-
-struct SumSnapshot(u64, Option<LogId<u64>>, StoredMembership<u64, BasicNode>);
-
-impl RaftSnapshotBuilder<Counter> for SumSnapshot {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<Counter>, StorageError<u64>> {
-        Ok(Snapshot {
-            meta: SnapshotMeta {
-                last_log_id: self.1,
-                last_membership: self.2.clone(),
-                snapshot_id: format!("{:?}", self.1),
-            },
-            snapshot: Box::new(Cursor::new(self.0.to_be_bytes().to_vec())),
-        })
-    }
-}
-
-impl RaftStateMachine<Counter> for Sum {
-    type SnapshotBuilder = SumSnapshot;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError<u64>> {
-        Ok((self.applied, self.membership.clone()))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<u64>, StorageError<u64>>
-    where
-        I: IntoIterator<Item = Entry<Counter>> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        let mut out = Vec::new();
-        for entry in entries {
-            self.applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Normal(n) => self.value += n,
-                EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), m)
-                }
-                EntryPayload::Blank => {}
-            }
-            out.push(self.value);
-        }
-        Ok(out)
-    }
-
-    async fn get_snapshot_builder(&mut self) -> SumSnapshot {
-        SumSnapshot(self.value, self.applied, self.membership.clone())
-    }
-
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<u64, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<u64>> {
-        let bytes = snapshot.into_inner();
-        self.value = u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
-        self.applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
-        Ok(())
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<Counter>>, StorageError<u64>> {
-        Ok(None)
-    }
-}
 
 struct Node {
     id: u64,
@@ -242,7 +147,13 @@ async fn write_load(nodes: &[Node], groups: usize, seconds: u64) -> (f64, f64) {
             .map(|n| n.rafts[g].clone())
             .find(|r| r.metrics().borrow().current_leader == Some(r.metrics().borrow().id))
             .expect("a leader");
-        let batcher = batched.then(|| batcher(leader_raft.clone()));
+        let batcher = batched.then(|| {
+            Batcher::<(), u64>::start(
+                leader_raft.clone(),
+                |items: Vec<()>| items.len() as u64,
+                |sum, n| vec![sum; n],
+            )
+        });
         for _ in 0..64 {
             let raft = leader_raft.clone();
             let batcher = batcher.clone();
@@ -253,10 +164,7 @@ async fn write_load(nodes: &[Node], groups: usize, seconds: u64) -> (f64, f64) {
                     let started = Instant::now();
                     let committed = match &batcher {
                         None => raft.client_write(1).await.is_ok(),
-                        Some(batcher) => {
-                            let (tx, rx) = tokio::sync::oneshot::channel();
-                            batcher.send(tx).is_ok() && rx.await.unwrap_or(false)
-                        }
+                        Some(batcher) => batcher.propose(()).await.is_ok(),
                     };
                     if committed {
                         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -274,26 +182,6 @@ async fn write_load(nodes: &[Node], groups: usize, seconds: u64) -> (f64, f64) {
     all.sort_by(|a, b| a.total_cmp(b));
     let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or(f64::NAN);
     (done.load(Ordering::Relaxed) as f64 / seconds as f64, p99)
-}
-
-type Waiter = tokio::sync::oneshot::Sender<bool>;
-
-/// One proposal in flight per group; the writes that arrive meanwhile go into the next entry.
-fn batcher(raft: Raft<Counter>) -> tokio::sync::mpsc::UnboundedSender<Waiter> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Waiter>();
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut waiters = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                waiters.push(more);
-            }
-            let ok = raft.client_write(waiters.len() as u64).await.is_ok();
-            for waiter in waiters {
-                let _ = waiter.send(ok);
-            }
-        }
-    });
-    tx
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
