@@ -8,9 +8,8 @@
 use std::collections::HashSet;
 
 use crate::broker::Broker;
-use crate::broker::exchange::Destination;
 use crate::broker::policy::PolicyKind;
-use crate::broker::replication::{Change, apply};
+use crate::broker::replication::{Change, apply, destination_parts};
 use crate::broker::tenancy::records::{
     permission_definition, topic_permission_definition, user_definition, vhost_definition,
 };
@@ -106,10 +105,7 @@ pub fn changes_of(broker: &Broker) -> Vec<Change> {
             });
         }
         for listed in vhost.list_bindings() {
-            let (to_exchange, destination) = match &listed.binding.destination {
-                Destination::Exchange(e) => (true, e.to_string()),
-                Destination::Queue(q) => (false, q.to_string()),
-            };
+            let (to_exchange, destination) = destination_parts(&listed.binding.destination);
             let exclusive = !to_exchange
                 && vhost
                     .queue(&destination)

@@ -51,6 +51,11 @@ impl ClusterNode {
         broker: Arc<Broker>,
     ) -> Result<Arc<ClusterNode>, String> {
         config.validate()?;
+        if config.cookie == super::config::ClusterConfig::default().cookie {
+            tracing::warn!(
+                "cluster: the cookie is the default one; set [cluster] cookie to a secret of your own"
+            );
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("warren-cluster")

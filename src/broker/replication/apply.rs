@@ -183,6 +183,15 @@ fn in_vhost(
     }
 }
 
+/// A binding's destination as a change carries it: whether it is an exchange, and its name.
+pub fn destination_parts(destination: &Destination) -> (bool, String) {
+    match destination {
+        Destination::Exchange(e) => (true, e.to_string()),
+        Destination::Queue(q) => (false, q.to_string()),
+    }
+}
+
+/// The binding a change describes (the inverse of [`destination_parts`] for its end).
 pub(crate) fn binding(
     to_exchange: bool,
     destination: &str,

@@ -218,4 +218,4 @@ pub trait Replicator: Send + Sync {
     fn sync(&self) -> Result<(), NotReplicated>;
 }
 
-pub use apply::apply;
+pub use apply::{apply, destination_parts};

@@ -15,7 +15,7 @@ use warren_protocol::AmqpError;
 use super::VHost;
 use crate::broker::exchange::{Binding, Destination, ExchangeOptions};
 use crate::broker::queue::{Queue, QueueDeclaration};
-use crate::broker::replication::{Change, Replicator};
+use crate::broker::replication::{Change, Replicator, destination_parts};
 
 impl VHost {
     pub(crate) fn install_replicator(&self, replicator: Arc<dyn Replicator>) {
@@ -179,10 +179,7 @@ impl VHost {
 }
 
 fn binding_change(bind: bool, vhost: &str, source: &str, binding: Binding) -> Change {
-    let (to_exchange, destination) = match binding.destination {
-        Destination::Exchange(e) => (true, e.to_string()),
-        Destination::Queue(q) => (false, q.to_string()),
-    };
+    let (to_exchange, destination) = destination_parts(&binding.destination);
     let (vhost, source) = (vhost.to_string(), source.to_string());
     let (routing_key, arguments) = (binding.routing_key, binding.arguments);
     if bind {
