@@ -30,6 +30,10 @@ use super::peer_link::{LinkError, Peers};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// How long a member's proposal or read index may take here: a leader cut off from the
+/// others never commits, and the asking member has given up long before.
+const SERVE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What the Raft groups of this crate have in common: u64 node ids, addresses as nodes,
 /// snapshots as bytes, entries and data that serde can carry.
 pub trait GroupTypes:
@@ -131,7 +135,9 @@ where
         let raft = self.clone();
         Box::pin(async move {
             match decode::<C::D>(&body) {
-                Ok(data) => propose_here(&raft, data).await,
+                Ok(data) => tokio::time::timeout(SERVE_TIMEOUT, propose_here(&raft, data))
+                    .await
+                    .unwrap_or_else(|_| Proposed::Failed("no majority answered the leader".into())),
                 Err(e) => Proposed::Failed(e),
             }
         })
@@ -140,9 +146,10 @@ where
     fn read_index(&self) -> BoxFuture<Result<u64, String>> {
         let raft = self.clone();
         Box::pin(async move {
-            match raft.ensure_linearizable().await {
-                Ok(read) => Ok(read.map_or(0, |id| id.index)),
-                Err(e) => Err(e.to_string()),
+            match tokio::time::timeout(SERVE_TIMEOUT, raft.ensure_linearizable()).await {
+                Ok(Ok(read)) => Ok(read.map_or(0, |id| id.index)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no majority answered the leader".into()),
             }
         })
     }

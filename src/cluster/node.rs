@@ -179,7 +179,16 @@ impl ClusterNode {
             let proposed = match leader {
                 None => None,
                 Some(leader) if leader == self.config.node => {
-                    Some(propose_here(&self.raft, change.clone()).await)
+                    // A leader cut off from the others never commits: bounded here.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let proposing = propose_here(&self.raft, change.clone());
+                    Some(
+                        tokio::time::timeout(left, proposing)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Proposed::Failed("no majority answered the leader".into())
+                            }),
+                    )
                 }
                 Some(leader) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -225,12 +234,11 @@ impl ClusterNode {
             let leader = self.raft.metrics().borrow().current_leader;
             let read = match leader {
                 Some(leader) if leader == self.config.node => {
-                    return self
-                        .raft
-                        .ensure_linearizable()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| failed(e.to_string()));
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return match tokio::time::timeout(left, self.raft.ensure_linearizable()).await {
+                        Ok(result) => result.map(|_| ()).map_err(|e| failed(e.to_string())),
+                        Err(_) => Err(failed("no majority answered the leader".into())),
+                    };
                 }
                 Some(leader) => {
                     let left = deadline.saturating_duration_since(Instant::now());

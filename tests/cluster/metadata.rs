@@ -237,11 +237,14 @@ async fn the_leader_killed_another_is_elected_within_5s_and_the_killed_node_catc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_alone_commits_nothing() {
+    // The node left alone is the leader: the harder case (a follower finds no leader at all;
+    // a leader goes on appending and must still refuse in time).
     let mut cluster = Cluster::start(3, FAST);
-    cluster.wait_for_leader(&[1, 2, 3], Duration::from_secs(10));
-    cluster.kill9(2);
-    cluster.kill9(3);
-    let (_c, ch) = channel(&cluster, 1).await;
+    let alone = cluster.wait_for_leader(&[1, 2, 3], Duration::from_secs(10));
+    let others: Vec<u64> = (1..=3).filter(|id| *id != alone).collect();
+    cluster.kill9(others[0]);
+    cluster.kill9(others[1]);
+    let (_c, ch) = channel(&cluster, alone).await;
     let started = Instant::now();
     let refused = ch
         .exchange_declare(
@@ -264,9 +267,10 @@ async fn a_node_alone_commits_nothing() {
     // Once a majority is back, declares go through again. The refused one may still be
     // committed then (a leader keeps what it appended, as in any Raft: the client's timeout
     // says "unknown", not "never"), but both nodes agree on it.
-    cluster.restart(2);
-    cluster.wait_for_leader(&[1, 2], Duration::from_secs(10));
-    let (_c, ch) = channel(&cluster, 1).await;
+    let back = others[0];
+    cluster.restart(back);
+    cluster.wait_for_leader(&[alone, back], Duration::from_secs(10));
+    let (_c, ch) = channel(&cluster, alone).await;
     ch.exchange_declare(
         "together".into(),
         ExchangeKind::Direct,
@@ -275,10 +279,10 @@ async fn a_node_alone_commits_nothing() {
     )
     .await
     .expect("declare with a majority");
-    assert!(passive_exchange(&cluster, 2, "together").await);
+    assert!(passive_exchange(&cluster, back, "together").await);
     assert_eq!(
-        passive_exchange(&cluster, 1, "lonely").await,
-        passive_exchange(&cluster, 2, "lonely").await,
+        passive_exchange(&cluster, alone, "lonely").await,
+        passive_exchange(&cluster, back, "lonely").await,
         "the nodes disagree on the refused declare"
     );
 }
