@@ -112,7 +112,7 @@ mod tests {
 
     use super::Batcher;
     use crate::cluster::counter::{Counter, Sum};
-    use crate::cluster::groups::GroupNetwork;
+    use crate::cluster::group_network::GroupNetwork;
     use crate::cluster::log_db::LogDb;
     use crate::cluster::log_store::LogStore;
     use crate::cluster::peer_link::Peers;

@@ -1,8 +1,7 @@
-//! The Raft groups a node runs, as its peer links see them: each group, whatever its types,
-//! takes RPCs and proposals as postcard bytes ([`GroupEndpoint`]), looked up by group id in
-//! [`Groups`]. The typed side — encoding a group's RPCs for the wire and decoding the answers —
-//! is [`GroupNetwork`] (openraft's network for one group) and the blanket [`GroupEndpoint`]
-//! impl for `openraft::Raft`.
+//! The Raft groups a node runs, as its peer links serve them: each group, whatever its types,
+//! takes RPCs and proposals as postcard bytes ([`GroupEndpoint`], implemented for every
+//! `openraft::Raft` of a [`GroupTypes`] config), looked up by group id in [`Groups`]. The
+//! calling side, openraft's network for one group, is `group_network.rs`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,22 +10,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{
-    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
-    Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{BasicNode, Entry, Raft, RaftTypeConfig};
 use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::messages::{Proposed, RaftRpc, Request, Response};
-use super::peer_link::{LinkError, Peers};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -75,11 +66,11 @@ pub trait GroupEndpoint: Send + Sync {
     fn read_index(&self) -> BoxFuture<Result<u64, String>>;
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     postcard::to_stdvec(value).map_err(|e| e.to_string())
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| e.to_string())
 }
 
@@ -208,122 +199,5 @@ impl Groups {
                 Response::WaitApplied(endpoint.wait_applied(index, wait).await)
             }
         }
-    }
-}
-
-/// openraft's network for one group: its RPCs to a member go over this node's [`Peers`]
-/// links, tagged with the group. A link failure is "unreachable" to openraft (it backs off);
-/// an error the member's Raft returned comes back as that member's error.
-pub struct GroupNetwork<C> {
-    pub peers: Arc<Peers>,
-    pub group: u64,
-    pub _types: std::marker::PhantomData<C>,
-}
-
-impl<C> GroupNetwork<C> {
-    pub fn new(peers: Arc<Peers>, group: u64) -> Self {
-        GroupNetwork {
-            peers,
-            group,
-            _types: std::marker::PhantomData,
-        }
-    }
-}
-
-pub struct GroupPeer<C> {
-    peers: Arc<Peers>,
-    group: u64,
-    target: u64,
-    _types: std::marker::PhantomData<C>,
-}
-
-impl<C> RaftNetworkFactory<C> for GroupNetwork<C>
-where
-    C: GroupTypes,
-    C::D: Serialize + DeserializeOwned,
-    C::R: Serialize + DeserializeOwned,
-{
-    type Network = GroupPeer<C>;
-
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> GroupPeer<C> {
-        GroupPeer {
-            peers: self.peers.clone(),
-            group: self.group,
-            target,
-            _types: std::marker::PhantomData,
-        }
-    }
-}
-
-type RpcError<E> = RPCError<u64, BasicNode, RaftError<u64, E>>;
-
-impl<C> GroupPeer<C>
-where
-    C: GroupTypes,
-    C::D: Serialize + DeserializeOwned,
-    C::R: Serialize + DeserializeOwned,
-{
-    /// Sends one RPC and decodes the member's typed answer.
-    async fn call<Req, Resp, E>(
-        &self,
-        rpc: RaftRpc,
-        request: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RpcError<E>>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
-    {
-        let network = |e: String| RPCError::Network(NetworkError::new(&LinkError(e)));
-        let body = encode(request).map_err(network)?;
-        let request = Request::Raft {
-            group: self.group,
-            rpc,
-            body,
-        };
-        let response = self
-            .peers
-            .call(self.target, request, option.hard_ttl())
-            .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let bytes = match response {
-            Response::Raft(Ok(bytes)) => bytes,
-            Response::Raft(Err(e)) | Response::Refused(e) => return Err(network(e)),
-            other => return Err(network(format!("unexpected answer: {other:?}"))),
-        };
-        let answer: Result<Resp, RaftError<u64, E>> = decode(&bytes).map_err(network)?;
-        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-}
-
-impl<C> RaftNetwork<C> for GroupPeer<C>
-where
-    C: GroupTypes,
-    C::D: Serialize + DeserializeOwned,
-    C::R: Serialize + DeserializeOwned,
-{
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<C>,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RpcError<openraft::error::Infallible>> {
-        self.call(RaftRpc::AppendEntries, &rpc, &option).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<C>,
-        option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
-        self.call(RaftRpc::InstallSnapshot, &rpc, &option).await
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<u64>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RpcError<openraft::error::Infallible>> {
-        self.call(RaftRpc::Vote, &rpc, &option).await
     }
 }

@@ -9,10 +9,8 @@ use std::collections::HashSet;
 
 use crate::broker::Broker;
 use crate::broker::policy::PolicyKind;
-use crate::broker::replication::{Change, apply, destination_parts};
-use crate::broker::tenancy::records::{
-    permission_definition, topic_permission_definition, user_definition, vhost_definition,
-};
+use crate::broker::replication::{BindingChange, Change, apply};
+use crate::broker::tenancy::records::{user_definition, vhost_definition};
 use crate::store::Definition;
 
 /// Every replicated definition, in an order that applies cleanly (vhosts and users before
@@ -32,38 +30,22 @@ pub fn changes_of(broker: &Broker) -> Vec<Change> {
         });
     }
     for (user, vhost, p) in broker.auth.all_permissions() {
-        if let Definition::Permission {
-            configure,
-            write,
-            read,
-            ..
-        } = permission_definition(&user, &vhost, &p)
-        {
-            changes.push(Change::SetPermissions {
-                user,
-                vhost,
-                configure,
-                write,
-                read,
-            });
-        }
+        changes.push(Change::SetPermissions {
+            user,
+            vhost,
+            configure: p.configure.source().to_string(),
+            write: p.write.source().to_string(),
+            read: p.read.source().to_string(),
+        });
     }
     for (user, vhost, p) in broker.auth.all_topic_permissions() {
-        if let Definition::TopicPermission {
-            exchange,
-            write,
-            read,
-            ..
-        } = topic_permission_definition(&user, &vhost, &p)
-        {
-            changes.push(Change::SetTopicPermission {
-                user,
-                vhost,
-                exchange,
-                write,
-                read,
-            });
-        }
+        changes.push(Change::SetTopicPermission {
+            user,
+            vhost,
+            exchange: p.exchange,
+            write: p.write,
+            read: p.read,
+        });
     }
     for kind in [PolicyKind::Policy, PolicyKind::Operator] {
         for policy in broker.all_policies(kind) {
@@ -105,22 +87,14 @@ pub fn changes_of(broker: &Broker) -> Vec<Change> {
             });
         }
         for listed in vhost.list_bindings() {
-            let (to_exchange, destination) = destination_parts(&listed.binding.destination);
-            let exclusive = !to_exchange
+            let binding = BindingChange::new(&name, &listed.source, &listed.binding);
+            let exclusive = !binding.to_exchange
                 && vhost
-                    .queue(&destination)
+                    .queue(&binding.destination)
                     .is_some_and(|q| q.options.exclusive_owner.is_some());
-            if listed.source.is_empty() || exclusive {
-                continue;
+            if !listed.source.is_empty() && !exclusive {
+                changes.push(Change::Bind(binding));
             }
-            changes.push(Change::Bind {
-                vhost: name.clone(),
-                source: listed.source.to_string(),
-                to_exchange,
-                destination,
-                routing_key: listed.binding.routing_key.clone(),
-                arguments: listed.binding.arguments.clone(),
-            });
         }
     }
     changes
@@ -171,18 +145,10 @@ fn identity(change: &Change) -> Vec<u8> {
         } => format!("P\0{vhost}\0{name}\0{operator}"),
         Change::DeclareExchange { vhost, name, .. } => format!("e\0{vhost}\0{name}"),
         Change::DeclareQueue { vhost, name, .. } => format!("q\0{vhost}\0{name}"),
-        Change::Bind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        } => {
-            format!(
-                "b\0{vhost}\0{source}\0{to_exchange}\0{destination}\0{routing_key}\0{arguments:?}"
-            )
-        }
+        Change::Bind(b) => format!(
+            "b\0{}\0{}\0{}\0{}\0{}\0{:?}",
+            b.vhost, b.source, b.to_exchange, b.destination, b.routing_key, b.arguments
+        ),
         other => format!("{other:?}"),
     };
     key.into_bytes()
@@ -226,28 +192,14 @@ fn undo(change: Change) -> Option<Change> {
             if_unused: false,
         },
         Change::DeclareQueue { vhost, name, .. } => Change::DeleteQueue { vhost, name },
-        Change::Bind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        } => Change::Unbind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        },
+        Change::Bind(b) => Change::Unbind(b),
         _ => return None,
     })
 }
 
 fn undo_order(change: &Change) -> u8 {
     match change {
-        Change::Unbind { .. } => 0,
+        Change::Unbind(_) => 0,
         Change::DeleteExchange { .. } | Change::DeleteQueue { .. } => 1,
         Change::DeletePolicy { .. }
         | Change::ClearPermissions { .. }

@@ -7,7 +7,8 @@
 //! LMDB log database with its group-commit writer; `log_store.rs` openraft's log storage on
 //! it; `state_machine.rs` and `metadata_snapshot.rs` the broker as the group's state machine;
 //! `messages.rs` and `peer_link.rs` the links between nodes, `groups.rs` the groups they serve
-//! (any kind of group: its types travel as bytes) and openraft's network for a group;
+//! (any kind of group: its types travel as bytes), `group_network.rs` openraft's network for a
+//! group;
 //! `batcher.rs` proposals in batches (one entry in flight per group); `status.rs` what
 //! `warren ctl cluster_status` shows; `counter.rs` a counter group for measurements and tests.
 
@@ -18,6 +19,7 @@ pub mod batcher;
 pub mod config;
 #[doc(hidden)]
 pub mod counter;
+pub mod group_network;
 pub mod groups;
 pub mod log_db;
 pub mod log_store;

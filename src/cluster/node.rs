@@ -17,7 +17,8 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
 use super::config::ClusterConfig;
-use super::groups::{GroupNetwork, Groups, propose_here};
+use super::group_network::GroupNetwork;
+use super::groups::{Groups, propose_here};
 use super::log_db::LogDb;
 use super::log_store::LogStore;
 use super::messages::{Proposed, Request, Response};

@@ -2,11 +2,9 @@
 //! runs, called with no connection (connection-specific checks were made where the client
 //! asked). Every node runs this for every committed change, in the log's order.
 
-use std::sync::Arc;
-
 use super::{Change, Outcome};
 use crate::broker::Broker;
-use crate::broker::exchange::{Binding, Destination, ExchangeKind, ExchangeOptions};
+use crate::broker::exchange::{ExchangeKind, ExchangeOptions};
 use crate::broker::policy::PolicyKind;
 use crate::broker::queue::QueueDeclaration;
 use crate::broker::tenancy::TenancyError;
@@ -127,27 +125,11 @@ pub fn apply(broker: &Broker, change: &Change) -> Outcome {
             }
             Ok(())
         })),
-        Change::Bind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        } => Outcome::of_amqp(in_vhost(broker, vhost, |v| {
-            let binding = binding(*to_exchange, destination, routing_key, arguments);
-            v.bind_here(source, binding, NO_CONNECTION)
+        Change::Bind(b) => Outcome::of_amqp(in_vhost(broker, &b.vhost, |v| {
+            v.bind_here(&b.source, b.binding(), NO_CONNECTION)
         })),
-        Change::Unbind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        } => Outcome::of_amqp(in_vhost(broker, vhost, |v| {
-            let binding = binding(*to_exchange, destination, routing_key, arguments);
-            v.unbind_here(source, &binding, NO_CONNECTION)
+        Change::Unbind(b) => Outcome::of_amqp(in_vhost(broker, &b.vhost, |v| {
+            v.unbind_here(&b.source, &b.binding(), NO_CONNECTION)
         })),
     }
 }
@@ -180,32 +162,5 @@ fn in_vhost(
             warren_protocol::reply::CONNECTION_FORCED,
             format_args!("vhost '{vhost}' is deleted"),
         )),
-    }
-}
-
-/// A binding's destination as a change carries it: whether it is an exchange, and its name.
-pub fn destination_parts(destination: &Destination) -> (bool, String) {
-    match destination {
-        Destination::Exchange(e) => (true, e.to_string()),
-        Destination::Queue(q) => (false, q.to_string()),
-    }
-}
-
-/// The binding a change describes (the inverse of [`destination_parts`] for its end).
-pub(crate) fn binding(
-    to_exchange: bool,
-    destination: &str,
-    routing_key: &str,
-    arguments: &amq_protocol::types::FieldTable,
-) -> Binding {
-    let destination: Arc<str> = Arc::from(destination);
-    Binding {
-        destination: if to_exchange {
-            Destination::Exchange(destination)
-        } else {
-            Destination::Queue(destination)
-        },
-        routing_key: routing_key.to_string(),
-        arguments: arguments.clone(),
     }
 }

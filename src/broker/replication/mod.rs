@@ -10,10 +10,13 @@
 
 mod apply;
 
+use std::sync::Arc;
+
 use amq_protocol::types::FieldTable;
 use serde::{Deserialize, Serialize};
 use warren_protocol::AmqpError;
 
+use super::exchange::{Binding, Destination};
 use super::tenancy::TenancyError;
 
 /// A change to the definitions every node holds. Each variant names what the broker's own
@@ -98,22 +101,51 @@ pub enum Change {
         vhost: String,
         name: String,
     },
-    Bind {
-        vhost: String,
-        source: String,
-        to_exchange: bool,
-        destination: String,
-        routing_key: String,
-        arguments: FieldTable,
-    },
-    Unbind {
-        vhost: String,
-        source: String,
-        to_exchange: bool,
-        destination: String,
-        routing_key: String,
-        arguments: FieldTable,
-    },
+    Bind(BindingChange),
+    Unbind(BindingChange),
+}
+
+/// A binding as a change carries it (bind and unbind alike).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingChange {
+    pub vhost: String,
+    pub source: String,
+    /// true: the destination is an exchange; false: a queue.
+    pub to_exchange: bool,
+    pub destination: String,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+impl BindingChange {
+    pub fn new(vhost: &str, source: &str, binding: &Binding) -> Self {
+        let (to_exchange, destination) = match &binding.destination {
+            Destination::Exchange(e) => (true, e.to_string()),
+            Destination::Queue(q) => (false, q.to_string()),
+        };
+        BindingChange {
+            vhost: vhost.to_string(),
+            source: source.to_string(),
+            to_exchange,
+            destination,
+            routing_key: binding.routing_key.clone(),
+            arguments: binding.arguments.clone(),
+        }
+    }
+
+    /// The binding it describes, as the source exchange holds it.
+    pub fn binding(&self) -> Binding {
+        let destination: Arc<str> = Arc::from(self.destination.as_str());
+        Binding {
+            destination: if self.to_exchange {
+                Destination::Exchange(destination)
+            } else {
+                Destination::Queue(destination)
+            },
+            routing_key: self.routing_key.clone(),
+            arguments: self.arguments.clone(),
+        }
+    }
 }
 
 /// What applying a change gave. Every node applies the same changes in the same order, so
@@ -218,4 +250,4 @@ pub trait Replicator: Send + Sync {
     fn sync(&self) -> Result<(), NotReplicated>;
 }
 
-pub use apply::{apply, destination_parts};
+pub use apply::apply;

@@ -15,7 +15,7 @@ use warren_protocol::AmqpError;
 use super::VHost;
 use crate::broker::exchange::{Binding, Destination, ExchangeOptions};
 use crate::broker::queue::{Queue, QueueDeclaration};
-use crate::broker::replication::{Change, Replicator, destination_parts};
+use crate::broker::replication::{BindingChange, Change, Replicator};
 
 impl VHost {
     pub(crate) fn install_replicator(&self, replicator: Arc<dyn Replicator>) {
@@ -150,7 +150,9 @@ impl VHost {
         {
             queue.check_access(connection_id)?;
         }
-        self.replicate(binding_change(true, &self.name, source, binding))
+        self.replicate(Change::Bind(BindingChange::new(
+            &self.name, source, &binding,
+        )))
     }
 
     /// exchange.unbind / queue.unbind.
@@ -163,7 +165,9 @@ impl VHost {
         if !self.replicates_binding(&binding.destination) {
             return self.unbind_here(source, binding, connection_id);
         }
-        self.replicate(binding_change(false, &self.name, source, binding.clone()))
+        self.replicate(Change::Unbind(BindingChange::new(
+            &self.name, source, binding,
+        )))
     }
 
     /// A binding to an exclusive queue stays with it, on this node.
@@ -175,30 +179,5 @@ impl VHost {
                     .is_none_or(|queue| queue.options.exclusive_owner.is_none()),
                 Destination::Exchange(_) => true,
             }
-    }
-}
-
-fn binding_change(bind: bool, vhost: &str, source: &str, binding: Binding) -> Change {
-    let (to_exchange, destination) = destination_parts(&binding.destination);
-    let (vhost, source) = (vhost.to_string(), source.to_string());
-    let (routing_key, arguments) = (binding.routing_key, binding.arguments);
-    if bind {
-        Change::Bind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        }
-    } else {
-        Change::Unbind {
-            vhost,
-            source,
-            to_exchange,
-            destination,
-            routing_key,
-            arguments,
-        }
     }
 }
