@@ -1,7 +1,12 @@
 //! Three (or more) warren nodes of one cluster on loopback: node N listens on 127.0.0.N for
 //! AMQP, management and its peers, each in its own data directory. Nodes can be killed with
 //! SIGKILL and started again on their directory; everything stops when the cluster is dropped.
+//!
+//! Started with proxies ([`Cluster::start_with_proxies`]), node i reaches node j through a
+//! proxy of its own at 127.0.i.j (proxy.rs) instead of j's real address, so a test can cut
+//! links and isolate nodes ([`Cluster::isolate`], [`Cluster::heal`]).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::proxy::{Fault, Proxies};
 
 pub struct Node {
     child: Option<Child>,
@@ -31,6 +38,10 @@ pub struct Cluster {
     root: PathBuf,
     peers: String,
     config: PathBuf,
+    /// Node id → the `--cluster-peers` it is given instead of `peers` (with proxies).
+    peers_of: BTreeMap<u64, String>,
+    /// The links' proxies, when started with them (dropped after the nodes are killed).
+    proxies: Option<Proxies>,
 }
 
 /// A free port on 127.0.0.1 (also free on 127.0.0.2 and .3 in practice: nothing else here
@@ -43,6 +54,17 @@ fn free_port() -> u16 {
 impl Cluster {
     /// `size` nodes sharing the `[cluster]` settings in `cluster_toml` (timings, snapshots).
     pub fn start(size: u64, cluster_toml: &str) -> Cluster {
+        Cluster::start_inner(size, cluster_toml, false)
+    }
+
+    /// As [`Cluster::start`], every link between two nodes through a proxy the test can cut:
+    /// node i's peers map names its own real address and, for each other node j, the proxy of
+    /// the link i → j (127.0.i.j, any port), which forwards to j's real address.
+    pub fn start_with_proxies(size: u64, cluster_toml: &str) -> Cluster {
+        Cluster::start_inner(size, cluster_toml, true)
+    }
+
+    fn start_inner(size: u64, cluster_toml: &str, proxied: bool) -> Cluster {
         let root = std::env::temp_dir().join(format!(
             "warren-cluster-{}-{}",
             std::process::id(),
@@ -56,11 +78,19 @@ impl Cluster {
             .join(",");
         let config = root.join("warren.toml");
         std::fs::write(&config, format!("[cluster]\n{cluster_toml}\n")).expect("write config");
+        let (peers_of, proxies) = if proxied {
+            let (peers_of, proxies) = proxied_peers(size, port);
+            (peers_of, Some(proxies))
+        } else {
+            (BTreeMap::new(), None)
+        };
         let mut cluster = Cluster {
             nodes: Vec::new(),
             root,
             peers,
             config,
+            peers_of,
+            proxies,
         };
         let children: Vec<_> = (1..=size).map(|id| cluster.spawn(id)).collect();
         for (id, child) in (1..=size).zip(children) {
@@ -89,7 +119,7 @@ impl Cluster {
                 "--cluster-node",
                 &id.to_string(),
                 "--cluster-peers",
-                &self.peers,
+                self.peers_of.get(&id).unwrap_or(&self.peers),
             ])
             .args(["--log-level", "info"])
             .stdin(Stdio::null())
@@ -200,6 +230,74 @@ impl Cluster {
             Err(e) => panic!("PUT {url}: {e}"),
         }
     }
+}
+
+/// Partitions, for a cluster started with proxies.
+impl Cluster {
+    fn proxies(&self) -> &Proxies {
+        self.proxies
+            .as_ref()
+            .expect("the cluster was not started with proxies (Cluster::start_with_proxies)")
+    }
+
+    fn ids(&self) -> std::ops::RangeInclusive<u64> {
+        1..=self.nodes.len() as u64
+    }
+
+    /// Cuts the link `from` → `to` in one direction (the connections `from` opens to `to`;
+    /// `to` still reaches `from` unless that link is cut too).
+    pub fn cut(&self, from: u64, to: u64, fault: Fault) {
+        self.proxies().cut(from, to, fault);
+    }
+
+    /// Cuts every link to and from node `id`, silently (packets dropped, as a firewall does):
+    /// its peers' requests time out, and its own.
+    pub fn isolate(&self, id: u64) {
+        self.isolate_with(id, Fault::Drop);
+    }
+
+    /// Cuts every link to and from node `id` with `fault`.
+    pub fn isolate_with(&self, id: u64, fault: Fault) {
+        for other in self.ids().filter(|other| *other != id) {
+            self.cut(id, other, fault);
+            self.cut(other, id, fault);
+        }
+    }
+
+    /// Heals every link (connections a cut held are closed; the nodes reconnect).
+    pub fn heal(&self) {
+        self.proxies().heal_all();
+    }
+
+    /// The links cut now, `(from, to)`.
+    pub fn cut_links(&self) -> Vec<(u64, u64)> {
+        let cut = self.proxies().cut_links();
+        cut.into_iter().map(|(link, _)| link).collect()
+    }
+}
+
+/// Every node's peers map and the proxies they name: node i's own entry is its real address,
+/// 127.0.0.i:`port`; node j's is the proxy of the link i → j.
+fn proxied_peers(size: u64, port: u16) -> (BTreeMap<u64, String>, Proxies) {
+    let proxies = Proxies::start();
+    let real = |id: u64| -> SocketAddr { format!("127.0.0.{id}:{port}").parse().unwrap() };
+    let mut peers_of = BTreeMap::new();
+    for from in 1..=size {
+        let map = (1..=size)
+            .map(|to| {
+                let address = if to == from {
+                    real(to)
+                } else {
+                    let listen = format!("127.0.{from}.{to}:0").parse().unwrap();
+                    proxies.add(from, to, listen, real(to))
+                };
+                format!("{to}={address}")
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        peers_of.insert(from, map);
+    }
+    (peers_of, proxies)
 }
 
 impl Drop for Cluster {
