@@ -15,9 +15,10 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 
 type Db = Database<'static, Raw, Raw>;
 
-/// Address space of the map; the file grows with use. The metadata group's log is purged
-/// behind each snapshot, so this bounds nothing in practice.
-const MAP_SIZE: usize = 1 << 30;
+/// Address space of the map; the file grows with use. Logs are purged behind snapshots; quorum
+/// queues' logs hold message bodies until then, so the space is generous (it costs nothing
+/// until used).
+const MAP_SIZE: usize = 1 << 36;
 /// Jobs committed in one transaction at most (the rest wait for the next).
 const MAX_JOBS_PER_COMMIT: usize = 4096;
 
@@ -46,6 +47,8 @@ pub enum Write {
     },
     /// Log entries of `group` from `from` to `to`, both included.
     DeleteEntries { group: u64, from: u64, to: u64 },
+    /// A small record.
+    DeleteMeta { key: Vec<u8> },
 }
 
 /// Writes to commit together, and who to tell.
@@ -158,6 +161,9 @@ impl LogDb {
                 Write::DeleteEntries { group, from, to } => {
                     let (lo, hi) = (entry_key(*group, *from), entry_key(*group, *to));
                     self.entries.delete_range(&mut wtxn, &inclusive(&lo, &hi))?;
+                }
+                Write::DeleteMeta { key } => {
+                    self.meta.delete(&mut wtxn, key)?;
                 }
             }
         }

@@ -84,6 +84,7 @@ pub fn changes_of(broker: &Broker) -> Vec<Change> {
                 durable: q.options.durable,
                 auto_delete: q.options.auto_delete,
                 arguments: q.options.arguments.declared().clone(),
+                group: q.replica().map_or(0, |r| r.group()),
             });
         }
         for listed in vhost.list_bindings() {
@@ -144,7 +145,10 @@ fn identity(change: &Change) -> Vec<u8> {
             ..
         } => format!("P\0{vhost}\0{name}\0{operator}"),
         Change::DeclareExchange { vhost, name, .. } => format!("e\0{vhost}\0{name}"),
-        Change::DeclareQueue { vhost, name, .. } => format!("q\0{vhost}\0{name}"),
+        // A quorum queue declared again under the same name is another queue (another group).
+        Change::DeclareQueue {
+            vhost, name, group, ..
+        } => format!("q\0{vhost}\0{name}\0{group}"),
         Change::Bind(b) => format!(
             "b\0{}\0{}\0{}\0{}\0{}\0{:?}",
             b.vhost, b.source, b.to_exchange, b.destination, b.routing_key, b.arguments

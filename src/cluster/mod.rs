@@ -27,6 +27,8 @@ pub mod messages;
 pub mod metadata_snapshot;
 pub mod node;
 pub mod peer_link;
+pub mod proposing;
+pub mod quorum;
 pub mod state_machine;
 pub mod status;
 pub mod types;

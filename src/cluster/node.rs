@@ -18,11 +18,13 @@ use tokio::net::TcpListener;
 
 use super::config::ClusterConfig;
 use super::group_network::GroupNetwork;
-use super::groups::{Groups, propose_here};
+use super::groups::Groups;
 use super::log_db::LogDb;
 use super::log_store::LogStore;
-use super::messages::{Proposed, Request, Response};
+use super::messages::{Request, Response};
 use super::peer_link::{self, Peers};
+use super::proposing::propose_anywhere;
+use super::quorum::registry::QuorumQueues;
 use super::state_machine::MetaStateMachine;
 use super::status::{ClusterStatus, status_of};
 use super::types::{METADATA_GROUP, MetaRaft};
@@ -41,6 +43,8 @@ pub struct ClusterNode {
     pub raft: MetaRaft,
     peers: Arc<Peers>,
     db: Arc<LogDb>,
+    /// This node's quorum queue groups.
+    pub quorum: Arc<QuorumQueues>,
 }
 
 impl ClusterNode {
@@ -65,7 +69,6 @@ impl ClusterNode {
             .map_err(|e| format!("cannot start the cluster runtime: {e}"))?;
         let handle = runtime.handle().clone();
         let db = LogDb::open(&data_dir.join("cluster"))?;
-        let state_machine = MetaStateMachine::open(broker.clone(), db.clone())?;
         let raft_config = openraft::Config {
             cluster_name: "warren".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -74,14 +77,39 @@ impl ClusterNode {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.log_kept_behind_snapshot,
             ..Default::default()
+        };
+        // Quorum queues take snapshots when their queue is short (registry.rs), not by count.
+        let queue_raft_config = openraft::Config {
+            snapshot_policy: SnapshotPolicy::Never,
+            ..raft_config.clone()
         }
         .validate()
         .map_err(|e| format!("cluster: {e}"))?;
+        let raft_config = raft_config
+            .validate()
+            .map_err(|e| format!("cluster: {e}"))?;
         let peers = Arc::new(Peers::new(
             config.node,
             config.cookie.clone(),
             config.peers.clone(),
         ));
+        let groups = Arc::new(Groups::default());
+        let members: BTreeMap<u64, BasicNode> = config
+            .peers
+            .iter()
+            .map(|(id, address)| (*id, BasicNode::new(address)))
+            .collect();
+        let quorum = QuorumQueues::new(
+            config.node,
+            members.clone(),
+            Arc::new(queue_raft_config),
+            Duration::from_millis(config.commit_timeout_ms),
+            db.clone(),
+            peers.clone(),
+            groups.clone(),
+            handle.clone(),
+        );
+        let state_machine = MetaStateMachine::open(broker.clone(), db.clone(), quorum.clone())?;
         let network = GroupNetwork::new(peers.clone(), METADATA_GROUP);
         let log_store = LogStore::new(db.clone(), METADATA_GROUP);
         let node_id = config.node;
@@ -99,6 +127,13 @@ impl ClusterNode {
             .await
             .map_err(|e| format!("cluster: {e}"))?
             .map_err(|e| format!("cluster: cannot start Raft: {e}"))?;
+        // Quorum queues this node's store holds rejoin their groups before anyone uses them.
+        let loading = quorum.clone();
+        let loaded_broker = broker.clone();
+        handle
+            .spawn_blocking(move || loading.attach_loaded(&loaded_broker))
+            .await
+            .map_err(|e| format!("cluster: {e}"))?;
         let address = config.own_address().unwrap_or_default().to_string();
         let listener = handle
             .spawn(async move {
@@ -108,7 +143,6 @@ impl ClusterNode {
             })
             .await
             .map_err(|e| format!("cluster: {e}"))??;
-        let groups = Arc::new(Groups::default());
         groups.insert(METADATA_GROUP, Arc::new(raft.clone()));
         let serving = groups.clone();
         handle.spawn(peer_link::serve(
@@ -119,11 +153,6 @@ impl ClusterNode {
                 async move { groups.serve(request).await }
             },
         ));
-        let members: BTreeMap<u64, BasicNode> = config
-            .peers
-            .iter()
-            .map(|(id, address)| (*id, BasicNode::new(address)))
-            .collect();
         let forming = raft.clone();
         handle.spawn(async move {
             // Every member offers the same membership; where the group already has a log
@@ -140,6 +169,7 @@ impl ClusterNode {
             raft,
             peers,
             db,
+            quorum,
         });
         broker.install_replicator(Arc::new(NodeReplicator(node.clone())));
         tracing::info!(
@@ -155,11 +185,18 @@ impl ClusterNode {
     pub fn status(&self) -> ClusterStatus {
         let metrics = self.raft.metrics().borrow().clone();
         let log_entries = self.db.entry_count(METADATA_GROUP).unwrap_or(0);
-        status_of(&self.config, &metrics, log_entries, &self.peers.linked())
+        let mut status = status_of(&self.config, &metrics, log_entries, &self.peers.linked());
+        status.groups.extend(self.quorum.statuses());
+        status
     }
 
     /// Stops Raft and the node's runtime (the broker's shutdown).
     pub async fn shutdown(&self) {
+        let quorum = self.quorum.clone();
+        let _ = self
+            .handle
+            .spawn(async move { quorum.shutdown().await })
+            .await;
         let raft = self.raft.clone();
         let _ = self
             .handle
@@ -174,54 +211,16 @@ impl ClusterNode {
     async fn propose(&self, change: Change) -> Result<Outcome, NotReplicated> {
         let timeout = Duration::from_millis(self.config.commit_timeout_ms);
         let deadline = Instant::now() + timeout;
-        let mut last_problem = String::from("no leader elected");
-        while Instant::now() < deadline {
-            let leader = self.raft.metrics().borrow().current_leader;
-            let proposed = match leader {
-                None => None,
-                Some(leader) if leader == self.config.node => {
-                    // A leader cut off from the others never commits: bounded here.
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let proposing = propose_here(&self.raft, change.clone());
-                    Some(
-                        tokio::time::timeout(left, proposing)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Proposed::Failed("no majority answered the leader".into())
-                            }),
-                    )
-                }
-                Some(leader) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let body = postcard::to_stdvec(&change)
-                        .map_err(|e| NotReplicated(format!("cluster: {e}")))?;
-                    let request = Request::Propose {
-                        group: METADATA_GROUP,
-                        body,
-                    };
-                    match self.peers.call(leader, request, left).await {
-                        Ok(Response::Propose(p)) => Some(p),
-                        Ok(other) => Some(Proposed::Failed(format!("unexpected answer {other:?}"))),
-                        Err(e) => Some(Proposed::Failed(e.to_string())),
-                    }
-                }
-            };
-            match proposed {
-                Some(Proposed::Applied { index, outcome }) => {
-                    let outcome: Outcome = postcard::from_bytes(&outcome)
-                        .map_err(|e| NotReplicated(format!("cluster: an outcome unread: {e}")))?;
-                    self.wait_applied_everywhere(index, deadline).await?;
-                    return Ok(outcome);
-                }
-                Some(Proposed::NotLeader { .. }) => last_problem = "the leader changed".into(),
-                Some(Proposed::Failed(e)) => last_problem = e,
-                None => {}
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(NotReplicated(format!(
-            "cluster: the change was not committed within {timeout:?} ({last_problem})"
-        )))
+        let committed = propose_anywhere(&self.raft, &self.peers, METADATA_GROUP, change, deadline)
+            .await
+            .map_err(|why| {
+                NotReplicated(format!(
+                    "cluster: the change was not committed within {timeout:?} ({why})"
+                ))
+            })?;
+        self.wait_applied_everywhere(committed.index, deadline)
+            .await?;
+        Ok(committed.outcome)
     }
 
     /// Waits until this node has applied what the metadata group had committed when asked

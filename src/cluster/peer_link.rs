@@ -119,6 +119,11 @@ impl Peers {
         }
     }
 
+    /// This node's id.
+    pub fn me(&self) -> u64 {
+        self.me
+    }
+
     /// The other members' ids.
     pub fn others(&self) -> Vec<u64> {
         self.links.keys().copied().collect()

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::log_db::{LogDb, Write, meta_key};
 use super::log_store::encode;
 use super::metadata_snapshot;
+use super::quorum::registry::QuorumQueues;
 use super::types::{METADATA_GROUP, MetaTypes};
 use crate::broker::Broker;
 use crate::broker::replication::{Change, Outcome, apply};
@@ -41,6 +42,8 @@ struct StoredSnapshot {
 pub struct MetaStateMachine {
     broker: Arc<Broker>,
     db: Arc<LogDb>,
+    /// Where a quorum queue's declare starts its group.
+    quorum: Arc<QuorumQueues>,
     last_applied: Option<LogId<u64>>,
     membership: Membership,
 }
@@ -51,7 +54,11 @@ fn io_error(e: impl ToString) -> StorageError<u64> {
 
 impl MetaStateMachine {
     /// The state machine as the node left it: last applied, membership, latest snapshot.
-    pub fn open(broker: Arc<Broker>, db: Arc<LogDb>) -> Result<Self, String> {
+    pub fn open(
+        broker: Arc<Broker>,
+        db: Arc<LogDb>,
+        quorum: Arc<QuorumQueues>,
+    ) -> Result<Self, String> {
         let read = |tag| db.meta(METADATA_GROUP, tag);
         let applied: Option<Applied> = match read(APPLIED)? {
             Some(bytes) => Some(postcard::from_bytes(&bytes).map_err(|e| e.to_string())?),
@@ -64,6 +71,7 @@ impl MetaStateMachine {
         Ok(MetaStateMachine {
             broker,
             db,
+            quorum,
             last_applied,
             membership,
         })
@@ -79,6 +87,25 @@ impl MetaStateMachine {
             value: encode(&applied)?,
             meta: true,
         })
+    }
+}
+
+impl MetaStateMachine {
+    /// Quorum queues declared by `changes` join their groups; deleted ones forget theirs.
+    fn follow_quorum_queues(&self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::DeclareQueue {
+                    vhost, name, group, ..
+                } if *group != 0 => {
+                    if let Some(queue) = self.broker.vhost(vhost).and_then(|v| v.queue(name)) {
+                        self.quorum.attach(&queue, *group);
+                    }
+                }
+                Change::DeleteQueue { vhost, name } => self.quorum.forget(vhost, name),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -145,7 +172,9 @@ impl RaftStateMachine<MetaTypes> for MetaStateMachine {
                 EntryPayload::Normal(change) => {
                     let broker = self.broker.clone();
                     // Broker operations block (locks, the store's commit): off the workers.
-                    tokio::task::block_in_place(|| apply(&broker, &change))
+                    let outcome = tokio::task::block_in_place(|| apply(&broker, &change));
+                    self.follow_quorum_queues(std::slice::from_ref(&change));
+                    outcome
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -184,6 +213,7 @@ impl RaftStateMachine<MetaTypes> for MetaStateMachine {
         let changes: Vec<Change> = postcard::from_bytes(&data).map_err(io_error)?;
         let broker = self.broker.clone();
         tokio::task::block_in_place(|| metadata_snapshot::install(&broker, &changes));
+        self.follow_quorum_queues(&changes);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         let stored = StoredSnapshot {

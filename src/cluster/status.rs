@@ -57,6 +57,19 @@ pub fn status_of(
             linked: *id == config.node || linked.contains(id),
         })
         .collect();
+    ClusterStatus {
+        node: config.node,
+        members,
+        groups: vec![group_status("metadata".into(), metrics, log_entries)],
+    }
+}
+
+/// One group's line: `name`, then what this node's Raft says of it.
+pub fn group_status(
+    name: String,
+    metrics: &RaftMetrics<u64, BasicNode>,
+    log_entries: u64,
+) -> GroupStatus {
     let last = metrics.last_log_index.unwrap_or(0);
     let lag = metrics
         .replication
@@ -68,19 +81,15 @@ pub fn status_of(
                 .collect()
         })
         .unwrap_or_default();
-    ClusterStatus {
-        node: config.node,
-        members,
-        groups: vec![GroupStatus {
-            group: "metadata".into(),
-            leader: metrics.current_leader,
-            term: metrics.current_term,
-            role: format!("{:?}", metrics.state),
-            last_log_index: metrics.last_log_index,
-            last_applied: metrics.last_applied.map(|l| l.index),
-            snapshot: metrics.snapshot.map(|l| l.index),
-            log_entries,
-            lag,
-        }],
+    GroupStatus {
+        group: name,
+        leader: metrics.current_leader,
+        term: metrics.current_term,
+        role: format!("{:?}", metrics.state),
+        last_log_index: metrics.last_log_index,
+        last_applied: metrics.last_applied.map(|l| l.index),
+        snapshot: metrics.snapshot.map(|l| l.index),
+        log_entries,
+        lag,
     }
 }

@@ -6,3 +6,4 @@ mod checker;
 mod checker_single_node;
 mod harness;
 mod metadata;
+mod quorum;

@@ -77,9 +77,10 @@ impl VHost {
         exchange.counts.count_publish(0);
         PublishOutcome {
             routed: 1,
-            durable: self.store().filter(|_| logged).map(|store| CommitTicket {
-                store: store.clone(),
-            }),
+            durable: self
+                .store()
+                .filter(|_| logged)
+                .map(|store| CommitTicket::store(store.clone())),
             ..PublishOutcome::default()
         }
     }

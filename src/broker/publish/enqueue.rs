@@ -11,15 +11,17 @@ use warren_protocol::{Properties, ShortStr};
 use crate::broker::message::Message;
 use crate::broker::queue::Queue;
 use crate::broker::queue::dead_letter::CascadeScope;
+use crate::broker::replication::CommitWait;
 use crate::store::{MessageRecord, Store};
 
 /// What enqueueing a message did.
-#[derive(Debug, Clone, Copy)]
 pub struct Enqueued {
     /// The message went to the store (see [`Queue::must_store`]).
     pub stored: bool,
     /// No queue refused it (x-overflow reject-publish).
     pub accepted: bool,
+    /// The replicated commits of the quorum queues it went to, on a cluster node.
+    pub replicated: Vec<Arc<CommitWait>>,
 }
 
 /// Enqueues a message in `queues` (drained), storing it first if it must survive a restart.
@@ -34,15 +36,23 @@ pub fn enqueue(
     let (message, stored, pin) =
         stored_message(store, exchange, routing_key, properties, body, queues);
     let mut accepted = true;
+    let mut replicated = Vec::new();
     // Full queues dead-letter while the message is enqueued: one cascade for the whole
     // publish, drained once every queue has it.
     let cascade = CascadeScope::begin();
     for queue in queues.drain(..) {
-        accepted &= queue.publish(message.clone());
+        match queue.replica() {
+            Some(replica) => replicated.push(replica.enqueue(&message)),
+            None => accepted &= queue.publish(message.clone()),
+        }
     }
     drop(pin);
     cascade.drain();
-    Enqueued { stored, accepted }
+    Enqueued {
+        stored,
+        accepted,
+        replicated,
+    }
 }
 
 /// The one `Arc<Message>` a routed message becomes, written to the store first when one of

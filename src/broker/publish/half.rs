@@ -55,9 +55,10 @@ impl VHost {
                 });
                 let logged = self.hold_half(message);
                 PublishOutcome {
-                    durable: self.store().filter(|_| logged).map(|store| CommitTicket {
-                        store: store.clone(),
-                    }),
+                    durable: self
+                        .store()
+                        .filter(|_| logged)
+                        .map(|store| CommitTicket::store(store.clone())),
                     ..settled
                 }
             }

@@ -14,6 +14,7 @@
 //! beyond what a publisher passes in ([`Publisher`], its reusable routing memory).
 
 mod checks;
+mod commit_ticket;
 mod delayed;
 mod direct_reply;
 mod enqueue;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use warren_protocol::{AmqpError, Properties, ShortStr};
 
+pub use commit_ticket::CommitTicket;
 pub use direct_reply::{DirectReplies, REPLY_PREFIX, REPLY_PSEUDO_QUEUE};
 pub use enqueue::{Enqueued, enqueue, stored_message};
 
@@ -37,7 +39,6 @@ use super::queue::Queue;
 use super::sender_selected::{SenderSelected, header_entries, sender_selected, without_bcc};
 use super::vhost::{RouteScratch, VHost};
 pub use crate::store::CommitListener;
-use crate::store::Store;
 use route_memo::RouteMemo;
 
 /// One message to publish, as its publisher sent it.
@@ -94,20 +95,6 @@ pub struct Returned {
     pub routing_key: ShortStr,
     pub properties: Properties,
     pub body: Bytes,
-}
-
-/// A place in the store's commit order: everything written before it was handed out, this
-/// message included, is durable once [`CommitTicket::when_committed`] reports it.
-pub struct CommitTicket {
-    store: Arc<Store>,
-}
-
-impl CommitTicket {
-    /// Calls `listener.committed(token, ok)` once the commit holding this message (and
-    /// everything written before it) is done, or has failed (`ok` false: confirm nothing).
-    pub fn when_committed(self, listener: Arc<dyn CommitListener>, token: u64) {
-        self.store.notify_when_committed(listener, token);
-    }
 }
 
 /// A publisher's reusable routing memory: the memo of its last destination and the buffers the
@@ -274,9 +261,10 @@ impl VHost {
             routed,
             returned: None,
             rejected: !enqueued.accepted,
-            durable: store.filter(|_| enqueued.stored).map(|store| CommitTicket {
-                store: store.clone(),
-            }),
+            durable: CommitTicket::of(
+                store.filter(|_| enqueued.stored).cloned(),
+                enqueued.replicated,
+            ),
         }
     }
 }

@@ -14,6 +14,9 @@ impl Queue {
     /// holding messages never answers get-empty.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         self.touch();
+        if let Some(replica) = self.replica.get() {
+            return replica.get(no_ack);
+        }
         let mut st = self.state.lock();
         let mut paged = false;
         let message = loop {

@@ -19,20 +19,34 @@ impl Queue {
     }
 
     pub fn message_count(&self) -> u32 {
+        if let Some(replica) = self.replica.get() {
+            return replica.counts().ready;
+        }
         Self::ready_count(&self.state.lock())
     }
 
     pub fn consumer_count(&self) -> u32 {
+        if let Some(replica) = self.replica.get() {
+            return replica.counts().consumers;
+        }
         self.state.lock().consumers.len() as u32
     }
 
     /// Ready messages and messages delivered but not yet acknowledged.
     pub fn ready_and_unacked(&self) -> (u32, u32) {
+        if let Some(replica) = self.replica.get() {
+            let counts = replica.counts();
+            return (counts.ready, counts.unacked);
+        }
         let st = self.state.lock();
         (Self::ready_count(&st), st.unacked as u32)
     }
 
     pub fn counts(&self) -> (u32, u32) {
+        if let Some(replica) = self.replica.get() {
+            let counts = replica.counts();
+            return (counts.ready, counts.consumers);
+        }
         let st = self.state.lock();
         (Self::ready_count(&st), st.consumers.len() as u32)
     }

@@ -18,6 +18,10 @@ impl Queue {
     /// Delivers ready messages to consumers with credit, round-robin, offering every consumer
     /// again (for callers that cannot say which consumer may take more now).
     pub fn dispatch(self: &Arc<Self>) {
+        if let Some(replica) = self.replica.get() {
+            let consumers: Vec<_> = self.state.lock().consumers.iter().cloned().collect();
+            return replica.resume(&consumers);
+        }
         let mut st = self.state.lock();
         st.consumers.unpark_all();
         self.dispatch_paging(&mut st);
@@ -27,6 +31,9 @@ impl Queue {
     /// These consumers of this queue may take messages again (announced, or their channel
     /// unblocked): back into the rotation, then deliver what can go.
     pub fn resume(self: &Arc<Self>, consumers: &[Arc<Consumer>]) {
+        if let Some(replica) = self.replica.get() {
+            return replica.resume(consumers);
+        }
         let mut st = self.state.lock();
         st.consumers.unpark_each(consumers);
         self.dispatch_paging(&mut st);
@@ -90,14 +97,14 @@ impl Queue {
 
     /// Adds a consumer, enforcing exclusive consumption (403 as RabbitMQ words it). Delivers
     /// nothing yet: the caller replies consume-ok first, then calls [`Queue::dispatch`].
-    pub fn add_consumer(&self, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+    pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
         self.add_consumer_from(consumer, None)
     }
 
     /// [`Queue::add_consumer`], for a stream's consumer from where `start` says (`None`:
     /// `next`); other queues ignore it.
     pub fn add_consumer_from(
-        &self,
+        self: &Arc<Self>,
         consumer: Arc<Consumer>,
         start: Option<StreamStart>,
     ) -> Result<(), AmqpError> {
@@ -113,6 +120,9 @@ impl Queue {
         if let Some(log) = st.stream.as_deref_mut() {
             log.add_cursor(consumer.clone(), start.unwrap_or(StreamStart::Next));
         }
+        if let Some(replica) = self.replica.get() {
+            replica.consume(self, &consumer);
+        }
         st.consumers.add(consumer);
         st.had_consumer = true;
         self.touch();
@@ -121,8 +131,17 @@ impl Queue {
 
     pub fn remove_consumer(self: &Arc<Self>, tag: &str, connection_id: u64) -> ConsumerRemoved {
         let mut st = self.state.lock();
+        let leaving = self.replica.get().and_then(|_| {
+            st.consumers
+                .iter()
+                .find(|c| c.tag == tag && c.connection_id == connection_id)
+                .cloned()
+        });
         if !st.consumers.remove(tag, connection_id) {
             return ConsumerRemoved::NotFound;
+        }
+        if let (Some(replica), Some(consumer)) = (self.replica.get(), leaving) {
+            replica.cancel(&consumer);
         }
         if let Some(log) = st.stream.as_deref_mut() {
             log.remove_cursor(tag, connection_id);

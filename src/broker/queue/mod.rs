@@ -18,6 +18,7 @@ mod queue;
 pub mod queue_type;
 mod quorum_returns;
 mod ready;
+mod replica;
 pub mod retry;
 mod settings;
 pub mod stream;

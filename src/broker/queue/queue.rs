@@ -36,6 +36,7 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::message_counts::MessageCounts;
 use crate::broker::names;
 use crate::broker::policy::{Applied, QueuePolicyValues};
+use crate::broker::replication::{QueueReplica, Settlement};
 use crate::broker::vhost::VHost;
 use crate::store::Store;
 
@@ -64,6 +65,9 @@ pub struct Queue {
     pub(super) paged_in: Condvar,
     /// Messages waiting for their next attempt (`x-retry-delays`, retry.rs).
     pub(super) retries: OnceLock<Arc<Schedule>>,
+    /// A quorum queue on a cluster node: its messages and consumers live in its Raft group
+    /// (replica.rs).
+    pub(super) replica: OnceLock<Arc<dyn QueueReplica>>,
 }
 
 /// How deliveries were settled.
@@ -169,6 +173,7 @@ impl Queue {
             counts: MessageCounts::default(),
             paged_in: Condvar::new(),
             retries: OnceLock::new(),
+            replica: OnceLock::new(),
         }
     }
 
@@ -202,7 +207,10 @@ impl Queue {
     /// Whether a message routed here must be stored as a message record: a persistent one in
     /// a durable queue, any one in a quorum queue. (A stream stores its own copy in its log.)
     pub fn must_store(&self, persistent: bool) -> bool {
-        self.persistence.is_some() && !self.is_stream() && (persistent || self.is_quorum())
+        self.replica.get().is_none()
+            && self.persistence.is_some()
+            && !self.is_stream()
+            && (persistent || self.is_quorum())
     }
 
     /// The queue is done with these messages: their index entries go from the store.
@@ -364,6 +372,13 @@ impl Queue {
         messages: &[QueuedMessage],
         how: Settled,
     ) {
+        if let Some(replica) = self.replica.get() {
+            let how = match how {
+                Settled::Acked => Settlement::Ack,
+                Settled::Dropped(_) | Settled::Retried => Settlement::Discard,
+            };
+            return replica.settle(consumer, messages, how);
+        }
         if self.is_stream() {
             return self.stream_settle(consumer, messages.len(), matches!(how, Settled::Acked));
         }
@@ -398,6 +413,9 @@ impl Queue {
         consumer: Option<&Arc<Consumer>>,
         mut messages: Vec<QueuedMessage>,
     ) {
+        if let Some(replica) = self.replica.get() {
+            return replica.settle(consumer, &messages, Settlement::Return);
+        }
         if self.is_stream() {
             return self.stream_settle(consumer, messages.len(), false);
         }
@@ -432,6 +450,9 @@ impl Queue {
 
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
+        if let Some(replica) = self.replica.get() {
+            return replica.purge();
+        }
         let mut st = self.state.lock();
         let n = st.ready.len() as u64 + st.backlog.len();
         self.forget_stored(st.ready.iter());
@@ -453,6 +474,11 @@ impl Queue {
     /// Marks the queue deleted and empties it; returns the consumers to notify and the number
     /// of ready messages dropped.
     pub fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
+        let replicated = self.replica.get().map(|replica| {
+            let ready = replica.counts().ready;
+            replica.stop();
+            ready
+        });
         let mut st = self.state.lock();
         st.deleted = true;
         self.unschedule();
@@ -467,7 +493,7 @@ impl Queue {
             p.store.drop_queue(p.spill_id);
         }
         self.drop_retries(true);
-        (st.consumers.take_all(), n)
+        (st.consumers.take_all(), replicated.unwrap_or(n))
     }
 
     pub fn is_deleted(&self) -> bool {

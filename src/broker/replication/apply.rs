@@ -109,6 +109,7 @@ pub fn apply(broker: &Broker, change: &Change) -> Outcome {
             durable,
             auto_delete,
             arguments,
+            group,
         } => Outcome::of_amqp(in_vhost(broker, vhost, |v| {
             let options = QueueDeclaration {
                 durable: *durable,
@@ -116,6 +117,8 @@ pub fn apply(broker: &Broker, change: &Change) -> Outcome {
                 auto_delete: *auto_delete,
                 arguments: arguments.clone(),
             };
+            // The cluster starts a quorum queue's group (`group`) once this is applied.
+            let _ = group;
             v.declare_queue_here(name.clone(), *generated, options, NO_CONNECTION)
                 .map(|_| ())
         })),

@@ -9,6 +9,7 @@
 //! or where the change is committed. What a change does to a broker is in `apply.rs`.
 
 mod apply;
+mod queue_replica;
 
 use std::sync::Arc;
 
@@ -95,6 +96,9 @@ pub enum Change {
         durable: bool,
         auto_delete: bool,
         arguments: FieldTable,
+        /// A quorum queue's Raft group (chosen by the node that proposed the declare; a
+        /// queue deleted and declared again gets another); 0 for other queues.
+        group: u64,
     },
     /// Unconditional: if-unused and if-empty were checked where the client asked.
     DeleteQueue {
@@ -251,3 +255,4 @@ pub trait Replicator: Send + Sync {
 }
 
 pub use apply::apply;
+pub use queue_replica::{CommitWait, QueueReplica, ReplicaCounts, Settlement};

@@ -117,6 +117,7 @@ impl VHost {
             durable: options.durable,
             auto_delete: options.auto_delete,
             arguments: options.arguments,
+            group: rand::random::<u64>().max(1),
         })?;
         self.queue(&name).ok_or_else(|| self.no_queue(&name))
     }

@@ -97,13 +97,16 @@ impl Channel {
         publishes: Vec<CheckedPublish>,
         ctx: &mut ChannelContext,
     ) -> Option<CommitTicket> {
-        let mut last_ticket = None;
+        let mut last_ticket: Option<CommitTicket> = None;
         for checked in publishes {
             let outcome = ctx.vhost.route_publish(checked, &mut self.publisher);
             self.shared.count_routed(&outcome);
             self.return_if_unroutable(&outcome, ctx);
-            if outcome.durable.is_some() {
-                last_ticket = outcome.durable;
+            if let Some(ticket) = outcome.durable {
+                last_ticket = Some(match last_ticket {
+                    Some(earlier) => earlier.and(ticket),
+                    None => ticket,
+                });
             }
         }
         last_ticket

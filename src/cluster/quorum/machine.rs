@@ -1,0 +1,426 @@
+//! A quorum queue as a deterministic state machine (RabbitMQ's `rabbit_fifo`, reduced): every
+//! member of the queue's Raft group applies the same commands in the same order and so holds
+//! the same messages, the same consumers and the same assignment of messages to consumers. The
+//! node a consumer is connected to delivers what this machine assigned to it (front.rs); no
+//! member forwards deliveries to another.
+//!
+//! Pure: no clock, no I/O, no randomness, nothing but the commands decides what happens. Generic
+//! over the message `M` (the broker's `Arc<Message>` in the cluster, plain numbers in tests).
+//! What a command does:
+//!
+//! - `Enqueue`: the message gets the next id and goes to the back of the ready list.
+//! - `Checkout`: a consumer with a prefetch (0 = unlimited); ready messages are assigned to
+//!   consumers with credit, round-robin, after every command.
+//! - `Settle` / `Discard`: the consumer is done with those ids; they leave the queue.
+//! - `Return`: back to the ready list's end (as RabbitMQ's quorum queues requeue), with one
+//!   more delivery.
+//! - `Cancel`: the consumer gets nothing more; what it holds stays with it until settled or
+//!   returned (AMQP lets a client ack after basic.cancel).
+//! - `Dequeue`: basic.get, for a node's get-consumer (one per node and incarnation).
+//! - `NodeDown`: the consumers of a node (but those of its current incarnation, if given) are
+//!   gone: what they held returns to the ready list, redelivered.
+//!
+//! Proposals come in batches tagged with their proposer and a sequence number; a batch seen
+//! before (a proposer retrying after a leader change that had committed it) is skipped, so a
+//! retried publish is not enqueued twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// A consumer as the machine knows it: its node, the node's incarnation (a restart gets a new
+/// one) and an id the node chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConsumerKey {
+    pub node: u64,
+    pub incarnation: u64,
+    pub id: u64,
+}
+
+/// The id of a node incarnation's basic.get consumer.
+pub const GET_CONSUMER: u64 = 0;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Command<M> {
+    Enqueue(M),
+    Checkout {
+        consumer: ConsumerKey,
+        prefetch: u32,
+        no_ack: bool,
+    },
+    Cancel {
+        consumer: ConsumerKey,
+    },
+    Settle {
+        consumer: ConsumerKey,
+        ids: Vec<u64>,
+    },
+    Return {
+        consumer: ConsumerKey,
+        ids: Vec<u64>,
+    },
+    Discard {
+        consumer: ConsumerKey,
+        ids: Vec<u64>,
+    },
+    Dequeue {
+        consumer: ConsumerKey,
+        no_ack: bool,
+    },
+    Purge,
+    NodeDown {
+        node: u64,
+        /// This incarnation's consumers stay (0: none do).
+        keep_incarnation: u64,
+    },
+}
+
+/// Who proposed a batch, and its place in that proposer's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Proposer {
+    pub node: u64,
+    pub incarnation: u64,
+}
+
+/// One Raft entry of a quorum queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Batch<M> {
+    pub proposer: Proposer,
+    pub seq: u64,
+    pub commands: Vec<Command<M>>,
+}
+
+/// What a command answers its proposer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply<M> {
+    Done,
+    /// basic.get: the message with its id and delivery count, and how many stay ready.
+    Got(Option<(u64, u32, M)>, u32),
+    Purged(u32),
+}
+
+impl<M> Reply<M> {
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> Reply<N> {
+        match self {
+            Reply::Done => Reply::Done,
+            Reply::Got(got, left) => Reply::Got(got.map(|(id, n, m)| (id, n, f(m))), left),
+            Reply::Purged(n) => Reply::Purged(n),
+        }
+    }
+}
+
+impl<M> Command<M> {
+    /// The same command with its message (an enqueue's) in another form.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> Command<N> {
+        match self {
+            Command::Enqueue(m) => Command::Enqueue(f(m)),
+            Command::Checkout {
+                consumer,
+                prefetch,
+                no_ack,
+            } => Command::Checkout {
+                consumer,
+                prefetch,
+                no_ack,
+            },
+            Command::Cancel { consumer } => Command::Cancel { consumer },
+            Command::Settle { consumer, ids } => Command::Settle { consumer, ids },
+            Command::Return { consumer, ids } => Command::Return { consumer, ids },
+            Command::Discard { consumer, ids } => Command::Discard { consumer, ids },
+            Command::Dequeue { consumer, no_ack } => Command::Dequeue { consumer, no_ack },
+            Command::Purge => Command::Purge,
+            Command::NodeDown {
+                node,
+                keep_incarnation,
+            } => Command::NodeDown {
+                node,
+                keep_incarnation,
+            },
+        }
+    }
+}
+
+/// A message handed to a consumer by the last command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery<M> {
+    pub consumer: ConsumerKey,
+    pub id: u64,
+    /// Earlier deliveries of this message (0: never delivered before).
+    pub delivery_count: u32,
+    /// The consumer does not ack: the message has already left the queue.
+    pub no_ack: bool,
+    pub message: M,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Held<M> {
+    pub message: M,
+    pub delivery_count: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ConsumerState {
+    prefetch: u32,
+    no_ack: bool,
+    cancelled: bool,
+    checked_out: BTreeSet<u64>,
+}
+
+impl ConsumerState {
+    fn has_credit(&self) -> bool {
+        !self.cancelled && (self.prefetch == 0 || self.checked_out.len() < self.prefetch as usize)
+    }
+}
+
+/// The queue's state, the same on every member that applied the same entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueMachine<M> {
+    next_id: u64,
+    messages: HashMap<u64, Held<M>>,
+    ready: VecDeque<u64>,
+    consumers: BTreeMap<ConsumerKey, ConsumerState>,
+    /// Consumers in turn order (round-robin).
+    rotation: VecDeque<ConsumerKey>,
+    /// The last batch applied from each proposer.
+    last_batch: HashMap<Proposer, u64>,
+}
+
+impl<M> Default for QueueMachine<M> {
+    fn default() -> Self {
+        QueueMachine {
+            next_id: 1,
+            messages: HashMap::new(),
+            ready: VecDeque::new(),
+            consumers: BTreeMap::new(),
+            rotation: VecDeque::new(),
+            last_batch: HashMap::new(),
+        }
+    }
+}
+
+impl<M: Clone> QueueMachine<M> {
+    /// Applies a batch and says what each command answers; deliveries it made go to `out`. A
+    /// batch applied before is skipped (its replies are lost: the proposer hears `Done`).
+    pub fn apply(&mut self, batch: Batch<M>, out: &mut Vec<Delivery<M>>) -> Vec<Reply<M>> {
+        let seen = self.last_batch.get(&batch.proposer).copied();
+        if seen.is_some_and(|last| batch.seq <= last) {
+            return vec![Reply::Done; batch.commands.len()];
+        }
+        self.last_batch.insert(batch.proposer, batch.seq);
+        let replies = batch
+            .commands
+            .into_iter()
+            .map(|c| self.command(c))
+            .collect();
+        self.assign(out);
+        replies
+    }
+
+    fn command(&mut self, command: Command<M>) -> Reply<M> {
+        match command {
+            Command::Enqueue(message) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.messages.insert(
+                    id,
+                    Held {
+                        message,
+                        delivery_count: 0,
+                    },
+                );
+                self.ready.push_back(id);
+            }
+            Command::Checkout {
+                consumer,
+                prefetch,
+                no_ack,
+            } => {
+                let state = self.consumers.entry(consumer).or_default();
+                state.prefetch = prefetch;
+                state.no_ack = no_ack;
+                state.cancelled = false;
+                if !self.rotation.contains(&consumer) {
+                    self.rotation.push_back(consumer);
+                }
+                // Assigned below, after the whole batch.
+            }
+            Command::Cancel { consumer } => {
+                self.rotation.retain(|c| *c != consumer);
+                if let Some(state) = self.consumers.get_mut(&consumer) {
+                    state.cancelled = true;
+                    if state.checked_out.is_empty() {
+                        self.consumers.remove(&consumer);
+                    }
+                }
+            }
+            Command::Settle { consumer, ids } | Command::Discard { consumer, ids } => {
+                for id in self.take_checked_out(consumer, &ids) {
+                    self.messages.remove(&id);
+                }
+            }
+            Command::Return { consumer, ids } => {
+                for id in self.take_checked_out(consumer, &ids) {
+                    self.requeue(id);
+                }
+            }
+            Command::Dequeue { consumer, no_ack } => {
+                let Some(id) = self.ready.pop_front() else {
+                    return Reply::Got(None, 0);
+                };
+                let remaining = self.ready.len() as u32;
+                let held = if no_ack {
+                    self.messages.remove(&id)
+                } else {
+                    let state = self.consumers.entry(consumer).or_default();
+                    state.cancelled = true; // never in the rotation
+                    state.checked_out.insert(id);
+                    self.messages.get(&id).cloned()
+                };
+                let got = held.map(|h| (id, h.delivery_count, h.message));
+                return Reply::Got(got, remaining);
+            }
+            Command::Purge => {
+                let n = self.ready.len() as u32;
+                for id in self.ready.drain(..) {
+                    self.messages.remove(&id);
+                }
+                return Reply::Purged(n);
+            }
+            Command::NodeDown {
+                node,
+                keep_incarnation,
+            } => {
+                let gone: Vec<ConsumerKey> = self
+                    .consumers
+                    .keys()
+                    .filter(|k| k.node == node && k.incarnation != keep_incarnation)
+                    .copied()
+                    .collect();
+                for key in gone {
+                    self.rotation.retain(|c| *c != key);
+                    if let Some(state) = self.consumers.remove(&key) {
+                        for id in state.checked_out {
+                            self.requeue(id);
+                        }
+                    }
+                }
+            }
+        }
+        Reply::Done
+    }
+
+    /// Removes `ids` from what `consumer` holds; returns those it held. A consumer cancelled
+    /// and holding nothing more is forgotten.
+    fn take_checked_out(&mut self, consumer: ConsumerKey, ids: &[u64]) -> Vec<u64> {
+        let Some(state) = self.consumers.get_mut(&consumer) else {
+            return Vec::new();
+        };
+        let taken: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| state.checked_out.remove(id))
+            .collect();
+        if state.cancelled && state.checked_out.is_empty() {
+            self.consumers.remove(&consumer);
+        }
+        taken
+    }
+
+    fn requeue(&mut self, id: u64) {
+        if let Some(held) = self.messages.get_mut(&id) {
+            held.delivery_count = held.delivery_count.saturating_add(1);
+            self.ready.push_back(id);
+        }
+    }
+
+    /// Hands ready messages to consumers with credit, in turn.
+    fn assign(&mut self, out: &mut Vec<Delivery<M>>) {
+        while !self.ready.is_empty() {
+            let Some(turn) = (0..self.rotation.len()).find(|&i| {
+                self.consumers
+                    .get(&self.rotation[i])
+                    .is_some_and(ConsumerState::has_credit)
+            }) else {
+                return;
+            };
+            let Some(key) = self.rotation.remove(turn) else {
+                return;
+            };
+            self.rotation.push_back(key);
+            let Some(id) = self.ready.pop_front() else {
+                return;
+            };
+            let Some(state) = self.consumers.get_mut(&key) else {
+                continue;
+            };
+            let no_ack = state.no_ack;
+            let held = if no_ack {
+                self.messages.remove(&id)
+            } else {
+                state.checked_out.insert(id);
+                self.messages.get(&id).cloned()
+            };
+            if let Some(held) = held {
+                out.push(Delivery {
+                    consumer: key,
+                    id,
+                    delivery_count: held.delivery_count,
+                    no_ack,
+                    message: held.message,
+                });
+            }
+        }
+    }
+
+    /// The message `id`, while the queue holds it.
+    pub fn message(&self, id: u64) -> Option<&M> {
+        self.messages.get(&id).map(|h| &h.message)
+    }
+
+    pub fn ready_count(&self) -> u32 {
+        self.ready.len() as u32
+    }
+
+    /// Messages assigned to consumers and not yet settled.
+    pub fn unacked_count(&self) -> u32 {
+        (self.messages.len() - self.ready.len()) as u32
+    }
+
+    /// Consumers taking deliveries (not basic.get's, not cancelled ones).
+    pub fn consumer_count(&self) -> u32 {
+        self.rotation.len() as u32
+    }
+
+    /// Whether the machine knows `consumer` (it may have been dropped by a `NodeDown`).
+    pub fn has_consumer(&self, consumer: &ConsumerKey) -> bool {
+        self.consumers.contains_key(consumer)
+    }
+
+    /// The same state with messages of another form (for snapshots).
+    pub fn map<N>(&self, f: impl Fn(&M) -> N) -> QueueMachine<N> {
+        QueueMachine {
+            next_id: self.next_id,
+            messages: self
+                .messages
+                .iter()
+                .map(|(id, h)| {
+                    (
+                        *id,
+                        Held {
+                            message: f(&h.message),
+                            delivery_count: h.delivery_count,
+                        },
+                    )
+                })
+                .collect(),
+            ready: self.ready.clone(),
+            consumers: self.consumers.clone(),
+            rotation: self.rotation.clone(),
+            last_batch: self.last_batch.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,0 +1,77 @@
+//! Quorum queues on a cluster (CLUSTER.md): one Raft group per queue, every node a member.
+//! Each member applies the queue's commands to the same deterministic machine (machine.rs),
+//! so each holds the messages, the consumers and which consumer holds what; the node a
+//! consumer is connected to delivers what the machine assigned to it (front.rs). Publishes,
+//! consumes, acks and gets from any node are proposals to the group, batched per node and
+//! queue (front.rs), forwarded to the leader (proposing.rs); a publish is confirmed once its
+//! batch is committed.
+//!
+//! Files: `machine.rs` the queue as a state machine, pure; `state_machine.rs` openraft's side
+//! of it (apply, snapshots); `front.rs` the [`QueueReplica`](crate::broker::replication::QueueReplica)
+//! a `Queue` hands its operations to; `registry.rs` this node's quorum queue groups: starting,
+//! stopping, node-down detection and snapshots.
+
+pub mod front;
+pub mod machine;
+pub mod registry;
+pub mod state_machine;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use warren_protocol::{Properties, ShortStr};
+
+use crate::broker::message::Message;
+use machine::{Batch, Command, Reply};
+
+/// A message as a quorum queue's log carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    pub exchange: String,
+    pub routing_key: Bytes,
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+impl Payload {
+    pub fn of(message: &Message) -> Payload {
+        Payload {
+            exchange: message.exchange.to_string(),
+            routing_key: Bytes::copy_from_slice(message.routing_key.as_bytes()),
+            properties: message.properties.raw().clone(),
+            body: message.body.clone(),
+        }
+    }
+
+    /// The broker's message; properties or a routing key that do not parse (they did when
+    /// published) become empty ones rather than losing the message.
+    pub fn message(&self) -> Arc<Message> {
+        let routing_key = ShortStr::from_bytes(self.routing_key.clone()).unwrap_or_default();
+        let properties = Properties::parse(self.properties.clone()).unwrap_or_default();
+        Arc::new(Message {
+            exchange: Arc::from(self.exchange.as_str()),
+            routing_key,
+            properties,
+            body: self.body.clone(),
+            store_id: None,
+        })
+    }
+}
+
+openraft::declare_raft_types!(
+    /// A quorum queue's group: entries are batches of commands, applying one answers each.
+    pub QuorumTypes:
+        D = Batch<Payload>,
+        R = Vec<Reply<Payload>>,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<QuorumTypes>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type QuorumRaft = openraft::Raft<QuorumTypes>;
+
+/// A command as proposed (the message as the log carries it).
+pub type Proposal = Command<Payload>;
