@@ -6,4 +6,6 @@ mod checker;
 mod checker_single_node;
 mod harness;
 mod metadata;
+mod partition;
+mod proxy;
 mod quorum;
