@@ -96,7 +96,7 @@ where
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let bytes = match response {
-            Response::Raft(Ok(bytes)) => bytes,
+            Response::Raft(Ok(bytes)) => bytes.into_vec(),
             Response::Raft(Err(e)) | Response::Refused(e) => return Err(network(e)),
             other => return Err(network(format!("unexpected answer: {other:?}"))),
         };

@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::messages::{Proposed, RaftRpc, Request, Response};
+use super::messages::{ByteBuf, Proposed, RaftRpc, Request, Response};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -66,11 +66,11 @@ pub trait GroupEndpoint: Send + Sync {
     fn read_index(&self) -> BoxFuture<Result<u64, String>>;
 }
 
-pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     postcard::to_stdvec(value).map_err(|e| e.to_string())
 }
 
-pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| e.to_string())
 }
 
@@ -191,7 +191,9 @@ impl Groups {
             return Response::Refused(format!("no group {group} on this node"));
         };
         match request {
-            Request::Raft { rpc, body, .. } => Response::Raft(endpoint.raft_rpc(rpc, body).await),
+            Request::Raft { rpc, body, .. } => {
+                Response::Raft(endpoint.raft_rpc(rpc, body).await.map(ByteBuf::from))
+            }
             Request::Propose { body, .. } => Response::Propose(endpoint.propose(body).await),
             Request::ReadIndex { .. } => Response::ReadIndex(endpoint.read_index().await),
             Request::WaitApplied { index, wait_ms, .. } => {

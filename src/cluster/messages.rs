@@ -2,9 +2,11 @@
 //! forwarded to a group's leader, and "tell me once you have applied this". Each group's own
 //! types travel as postcard bytes inside these (groups.rs encodes and decodes them), so one
 //! link serves groups of every kind. Encoded with postcard, one message per length-prefixed
-//! frame (peer_link.rs).
+//! frame (peer_link.rs). Byte strings are marked as such: postcard would otherwise write and
+//! read them a byte at a time.
 
 use serde::{Deserialize, Serialize};
+pub use serde_bytes::ByteBuf;
 
 /// The first frame on a link, from the node that connected.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,10 +29,15 @@ pub enum Request {
     Raft {
         group: u64,
         rpc: RaftRpc,
+        #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
     /// A proposal (the group's typed data, postcard) for the group's leader.
-    Propose { group: u64, body: Vec<u8> },
+    Propose {
+        group: u64,
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
     /// Answer once this node has applied the group's log up to `index` (or after `wait_ms`).
     WaitApplied {
         group: u64,
@@ -45,7 +52,7 @@ pub enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     /// The typed `Result<response, RaftError>` as postcard bytes, or why it could not be had.
-    Raft(Result<Vec<u8>, String>),
+    Raft(Result<ByteBuf, String>),
     Propose(Proposed),
     /// Whether the index was reached in time.
     WaitApplied(bool),
@@ -60,6 +67,7 @@ pub enum Proposed {
     /// Committed and applied on the leader at `index`; the group's typed outcome (postcard).
     Applied {
         index: u64,
+        #[serde(with = "serde_bytes")]
         outcome: Vec<u8>,
     },
     /// This node is not the leader; `leader` is, if it knows one.

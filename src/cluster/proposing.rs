@@ -36,17 +36,43 @@ where
     C::D: Serialize + DeserializeOwned + Clone,
     C::R: Serialize + DeserializeOwned,
 {
+    propose_with(
+        || raft.metrics().borrow().current_leader,
+        |data| propose_here(raft, data),
+        peers,
+        group,
+        data,
+        deadline,
+    )
+    .await
+}
+
+/// The retry loop of [`propose_anywhere`] for a proposal of any form: `leader` says who
+/// leads now, `here` proposes on this node when it does; another leader gets `data` over the
+/// peer link, where the group's endpoint (groups.rs) takes it.
+pub async fn propose_with<T, R, F>(
+    leader: impl Fn() -> Option<u64>,
+    here: impl Fn(T) -> F,
+    peers: &Peers,
+    group: u64,
+    data: T,
+    deadline: Instant,
+) -> Result<Committed<R>, String>
+where
+    T: Serialize + Clone,
+    R: DeserializeOwned,
+    F: std::future::Future<Output = Proposed>,
+{
     let mut last_problem = String::from("no leader elected");
     // Encoded only if it goes to another node, once.
     let mut body: Option<Vec<u8>> = None;
     while Instant::now() < deadline {
-        let leader = raft.metrics().borrow().current_leader;
         let left = deadline.saturating_duration_since(Instant::now());
-        let proposed = match leader {
+        let proposed = match leader() {
             None => None,
             // A leader cut off from the others never commits: bounded here.
             Some(leader) if leader == peers.me() => Some(
-                tokio::time::timeout(left, propose_here(raft, data.clone()))
+                tokio::time::timeout(left, here(data.clone()))
                     .await
                     .unwrap_or_else(|_| Proposed::Failed("no majority answered the leader".into())),
             ),

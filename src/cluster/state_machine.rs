@@ -36,6 +36,7 @@ struct Applied {
 struct StoredSnapshot {
     meta: SnapshotMeta<u64, BasicNode>,
     /// postcard of `Vec<Change>`.
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
 }
 

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::machine::{Batch, Command, ConsumerKey, Delivery, GET_CONSUMER, Proposer, Reply};
+use super::merger::Merger;
 use super::state_machine::SharedMachine;
 use super::{Payload, Proposal, QuorumRaft};
 use crate::broker::consumer::Consumer;
@@ -25,7 +26,7 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Queue;
 use crate::broker::replication::{CommitWait, QueueReplica, ReplicaCounts, Settlement};
 use crate::cluster::peer_link::Peers;
-use crate::cluster::proposing::propose_anywhere;
+use crate::cluster::proposing::{Committed, propose_with};
 
 /// Commands taken into one entry at most.
 const MAX_COMMANDS_PER_ENTRY: usize = 4096;
@@ -211,6 +212,7 @@ impl QueueFront {
         raft: QuorumRaft,
         shared: SharedMachine,
         local: Arc<LocalConsumers>,
+        merger: Merger,
         peers: Arc<Peers>,
         commit_timeout: Duration,
         on_stop: Box<dyn Fn(u64) + Send + Sync>,
@@ -222,6 +224,7 @@ impl QueueFront {
         };
         tokio::spawn(run_batcher(
             raft.clone(),
+            merger,
             peers,
             group,
             proposer,
@@ -476,10 +479,11 @@ impl QueueFront {
     }
 }
 
-/// Proposes what waits, one entry at a time, each retried until committed or the commit
-/// timeout passes.
+/// Proposes what waits, one batch at a time (to the leader's merger, merger.rs), each retried
+/// until committed or the commit timeout passes.
 async fn run_batcher(
     raft: QuorumRaft,
+    merger: Merger,
     peers: Arc<Peers>,
     group: u64,
     proposer: Proposer,
@@ -507,7 +511,11 @@ async fn run_batcher(
             commands,
         };
         let deadline = Instant::now() + commit_timeout;
-        match propose_anywhere(&raft, &peers, group, batch, deadline).await {
+        let leader = || raft.metrics().borrow().current_leader;
+        let here = |batch| merger.propose(batch);
+        let committed: Result<Committed<Vec<Reply<Payload>>>, String> =
+            propose_with(leader, here, &peers, group, batch, deadline).await;
+        match committed {
             Ok(committed) if committed.outcome.len() == count => {
                 for (waiter, reply) in waiters.into_iter().zip(committed.outcome) {
                     waiter.tell(Some(reply));

@@ -7,12 +7,14 @@
 //! batch is committed.
 //!
 //! Files: `machine.rs` the queue as a state machine, pure; `state_machine.rs` openraft's side
-//! of it (apply, snapshots); `front.rs` the [`QueueReplica`](crate::broker::replication::QueueReplica)
+//! of it (apply, snapshots); `merger.rs` the leader's side of proposals (the members' batches
+//! into one entry); `front.rs` the [`QueueReplica`](crate::broker::replication::QueueReplica)
 //! a `Queue` hands its operations to; `registry.rs` this node's quorum queue groups: starting,
 //! stopping, node-down detection and snapshots.
 
 pub mod front;
 pub mod machine;
+pub mod merger;
 pub mod registry;
 pub mod state_machine;
 
@@ -60,10 +62,11 @@ impl Payload {
 }
 
 openraft::declare_raft_types!(
-    /// A quorum queue's group: entries are batches of commands, applying one answers each.
+    /// A quorum queue's group: an entry holds batches of commands (one per member that
+    /// proposed meanwhile, merger.rs); applying one answers each command of each batch.
     pub QuorumTypes:
-        D = Batch<Payload>,
-        R = Vec<Reply<Payload>>,
+        D = Vec<Batch<Payload>>,
+        R = Vec<Vec<Reply<Payload>>>,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<QuorumTypes>,

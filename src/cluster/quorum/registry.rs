@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 
 use super::front::{LocalConsumers, QueueFront};
 use super::machine::Command;
+use super::merger::{Merger, endpoint};
 use super::state_machine::{QueueStateMachine, SNAPSHOT};
 use crate::broker::Broker;
 use crate::broker::queue::Queue;
@@ -195,7 +196,9 @@ impl QuorumQueues {
         )
         .await
         .map_err(|e| format!("cannot start Raft: {e}"))?;
-        self.groups.insert(group, Arc::new(raft.clone()));
+        let merger = Merger::start(raft.clone(), self.commit_timeout);
+        self.groups
+            .insert(group, endpoint(raft.clone(), merger.clone()));
         let registry = Arc::downgrade(&self);
         let front = QueueFront::start(
             group,
@@ -203,6 +206,7 @@ impl QuorumQueues {
             raft.clone(),
             shared,
             local,
+            merger,
             self.peers.clone(),
             self.commit_timeout,
             Box::new(move |group| {

@@ -44,6 +44,7 @@ pub type SharedMachine = Arc<Mutex<Applied>>;
 struct StoredSnapshot {
     meta: SnapshotMeta<u64, BasicNode>,
     /// postcard of `QueueMachine<Payload>`.
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
 }
 
@@ -141,7 +142,10 @@ impl RaftStateMachine<QuorumTypes> for QueueStateMachine {
         Ok((applied.last, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Reply<Payload>>>, StorageError<u64>>
+    async fn apply<I>(
+        &mut self,
+        entries: I,
+    ) -> Result<Vec<Vec<Vec<Reply<Payload>>>>, StorageError<u64>>
     where
         I: IntoIterator<Item = openraft::Entry<QuorumTypes>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -153,23 +157,26 @@ impl RaftStateMachine<QuorumTypes> for QueueStateMachine {
             for entry in entries {
                 applied.last = Some(entry.log_id);
                 replies.push(match entry.payload {
-                    EntryPayload::Normal(batch) => {
-                        let batch = super::machine::Batch {
-                            proposer: batch.proposer,
-                            seq: batch.seq,
-                            commands: batch
-                                .commands
+                    EntryPayload::Normal(batches) => batches
+                        .into_iter()
+                        .map(|batch| {
+                            let batch = super::machine::Batch {
+                                proposer: batch.proposer,
+                                seq: batch.seq,
+                                commands: batch
+                                    .commands
+                                    .into_iter()
+                                    .map(|c| c.map(|p| p.message()))
+                                    .collect(),
+                            };
+                            applied
+                                .machine
+                                .apply(batch, &mut deliveries)
                                 .into_iter()
-                                .map(|c| c.map(|p| p.message()))
-                                .collect(),
-                        };
-                        applied
-                            .machine
-                            .apply(batch, &mut deliveries)
-                            .into_iter()
-                            .map(|r| r.map(|m| Payload::of(&m)))
-                            .collect()
-                    }
+                                .map(|r| r.map(|m| Payload::of(&m)))
+                                .collect()
+                        })
+                        .collect(),
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), m);
                         Vec::new()
