@@ -41,7 +41,7 @@ where
         |data| propose_here(raft, data),
         peers,
         group,
-        data,
+        &data,
         deadline,
     )
     .await
@@ -55,7 +55,7 @@ pub async fn propose_with<T, R, F>(
     here: impl Fn(T) -> F,
     peers: &Peers,
     group: u64,
-    data: T,
+    data: &T,
     deadline: Instant,
 ) -> Result<Committed<R>, String>
 where
@@ -80,7 +80,7 @@ where
                 let body = match &body {
                     Some(body) => body.clone(),
                     None => {
-                        let encoded = postcard::to_stdvec(&data).map_err(|e| e.to_string())?;
+                        let encoded = postcard::to_stdvec(data).map_err(|e| e.to_string())?;
                         body.insert(encoded).clone()
                     }
                 };

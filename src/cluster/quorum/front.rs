@@ -197,7 +197,8 @@ pub struct QueueFront {
     pub shared: SharedMachine,
     pub local: Arc<LocalConsumers>,
     proposals: mpsc::UnboundedSender<(Proposal, Waiter)>,
-    stopped: AtomicBool,
+    stopped: Arc<AtomicBool>,
+    commit_timeout: Duration,
     /// This node's consumers from before its restart were dropped (registry.rs proposes it).
     pub cleared_old_self: AtomicBool,
     on_stop: Box<dyn Fn(u64) + Send + Sync>,
@@ -222,7 +223,9 @@ impl QueueFront {
             node: local.node,
             incarnation: local.incarnation,
         };
+        let stopped = Arc::new(AtomicBool::new(false));
         tokio::spawn(run_batcher(
+            stopped.clone(),
             raft.clone(),
             merger,
             peers,
@@ -238,7 +241,8 @@ impl QueueFront {
             shared,
             local,
             proposals,
-            stopped: AtomicBool::new(false),
+            stopped,
+            commit_timeout,
             cleared_old_self: AtomicBool::new(false),
             on_stop,
         })
@@ -254,7 +258,10 @@ impl QueueFront {
     pub fn propose_and_wait(&self, command: Proposal) -> Option<Reply<Payload>> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.propose(command, Waiter::Reply(tx));
-        let wait = || rx.recv().ok().flatten();
+        // Bounded: the batcher keeps trying, but a basic.get or a purge gets its answer (none)
+        // once the commit timeout has passed.
+        let timeout = self.commit_timeout;
+        let wait = || rx.recv_timeout(timeout).ok().flatten();
         match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(wait)
@@ -320,6 +327,7 @@ fn checkout(key: ConsumerKey, consumer: &Consumer) -> Proposal {
             consumer.prefetch
         },
         no_ack: consumer.no_ack,
+        priority: consumer.priority,
     }
 }
 
@@ -482,6 +490,7 @@ impl QueueFront {
 /// Proposes what waits, one batch at a time (to the leader's merger, merger.rs), each retried
 /// until committed or the commit timeout passes.
 async fn run_batcher(
+    stopped: Arc<AtomicBool>,
     raft: QuorumRaft,
     merger: Merger,
     peers: Arc<Peers>,
@@ -510,11 +519,32 @@ async fn run_batcher(
             seq,
             commands,
         };
-        let deadline = Instant::now() + commit_timeout;
         let leader = || raft.metrics().borrow().current_leader;
         let here = |batch| merger.propose(batch);
-        let committed: Result<Committed<Vec<Reply<Payload>>>, String> =
-            propose_with(leader, here, &peers, group, batch, deadline).await;
+        // Retried until committed, under the same sequence number (the machine skips it if an
+        // earlier attempt made it after all): an ack or a publish waits for a leader rather
+        // than being lost. Only the queue's deletion here gives up.
+        let mut attempts = 0u32;
+        let committed: Result<Committed<Vec<Reply<Payload>>>, String> = loop {
+            let deadline = Instant::now() + commit_timeout;
+            match propose_with(leader, here, &peers, group, &batch, deadline).await {
+                Ok(committed) => break Ok(committed),
+                Err(why) if stopped.load(Ordering::Acquire) => break Err(why),
+                Err(why) => {
+                    attempts += 1;
+                    if attempts == 1 {
+                        tracing::warn!(
+                            "cluster: quorum queue group {group}: {count} commands not committed within {commit_timeout:?} ({why}); still trying"
+                        );
+                    }
+                }
+            }
+        };
+        if attempts > 0 {
+            tracing::info!(
+                "cluster: quorum queue group {group}: {count} commands committed after {attempts} timeouts"
+            );
+        }
         match committed {
             Ok(committed) if committed.outcome.len() == count => {
                 for (waiter, reply) in waiters.into_iter().zip(committed.outcome) {
@@ -529,8 +559,8 @@ async fn run_batcher(
                 waiters.into_iter().for_each(|w| w.tell(None));
             }
             Err(why) => {
-                tracing::warn!(
-                    "cluster: quorum queue group {group}: {count} commands not committed within {commit_timeout:?} ({why})"
+                tracing::info!(
+                    "cluster: quorum queue group {group} stopped: {count} commands dropped ({why})"
                 );
                 waiters.into_iter().for_each(|w| w.tell(None));
             }

@@ -47,6 +47,8 @@ pub enum Command<M> {
         consumer: ConsumerKey,
         prefetch: u32,
         no_ack: bool,
+        /// `x-priority`: consumers of the highest priority with credit are served first.
+        priority: i32,
     },
     Cancel {
         consumer: ConsumerKey,
@@ -118,10 +120,12 @@ impl<M> Command<M> {
                 consumer,
                 prefetch,
                 no_ack,
+                priority,
             } => Command::Checkout {
                 consumer,
                 prefetch,
                 no_ack,
+                priority,
             },
             Command::Cancel { consumer } => Command::Cancel { consumer },
             Command::Settle { consumer, ids } => Command::Settle { consumer, ids },
@@ -162,6 +166,7 @@ pub struct Held<M> {
 struct ConsumerState {
     prefetch: u32,
     no_ack: bool,
+    priority: i32,
     cancelled: bool,
     checked_out: BTreeSet<u64>,
 }
@@ -234,10 +239,12 @@ impl<M: Clone> QueueMachine<M> {
                 consumer,
                 prefetch,
                 no_ack,
+                priority,
             } => {
                 let state = self.consumers.entry(consumer).or_default();
                 state.prefetch = prefetch;
                 state.no_ack = no_ack;
+                state.priority = priority;
                 state.cancelled = false;
                 if !self.rotation.contains(&consumer) {
                     self.rotation.push_back(consumer);
@@ -333,14 +340,23 @@ impl<M: Clone> QueueMachine<M> {
         }
     }
 
-    /// Hands ready messages to consumers with credit, in turn.
+    /// Hands ready messages to consumers with credit: the highest priority first, in turn
+    /// among equals.
     fn assign(&mut self, out: &mut Vec<Delivery<M>>) {
         while !self.ready.is_empty() {
-            let Some(turn) = (0..self.rotation.len()).find(|&i| {
+            let with_credit = |i: &usize| {
                 self.consumers
-                    .get(&self.rotation[i])
-                    .is_some_and(ConsumerState::has_credit)
-            }) else {
+                    .get(&self.rotation[*i])
+                    .filter(|c| c.has_credit())
+                    .map(|c| c.priority)
+            };
+            let Some(top) = (0..self.rotation.len())
+                .filter_map(|i| with_credit(&i))
+                .max()
+            else {
+                return;
+            };
+            let Some(turn) = (0..self.rotation.len()).find(|i| with_credit(i) == Some(top)) else {
                 return;
             };
             let Some(key) = self.rotation.remove(turn) else {

@@ -58,6 +58,7 @@ fn checkout(consumer: ConsumerKey, prefetch: u32) -> Command<u32> {
         consumer,
         prefetch,
         no_ack: false,
+        priority: 0,
     }
 }
 
@@ -79,6 +80,22 @@ fn messages_go_round_robin_within_prefetch() {
         ids: vec![2],
     }]);
     assert_eq!(d.take(), vec![(key(2, 1), 4, 0)]);
+}
+
+#[test]
+fn the_highest_priority_consumer_with_credit_is_served_first() {
+    let mut d = Driver::new();
+    let high = Command::Checkout {
+        consumer: key(2, 1),
+        prefetch: 2,
+        no_ack: false,
+        priority: 10,
+    };
+    d.run(vec![checkout(key(1, 1), 0), high]);
+    d.run((0..4).map(Command::Enqueue).collect());
+    let got: Vec<ConsumerKey> = d.take().into_iter().map(|(c, _, _)| c).collect();
+    // The high one until its prefetch is full, then the low one.
+    assert_eq!(got, vec![key(2, 1), key(2, 1), key(1, 1), key(1, 1)]);
 }
 
 #[test]

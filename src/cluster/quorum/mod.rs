@@ -61,6 +61,28 @@ impl Payload {
     }
 }
 
+/// What a quorum queue asks for that its replicated form does not do yet (its arguments and
+/// the policies that apply when it is declared): such a queue is not replicated but lives on
+/// each node, as every quorum queue did before they replicated (CLUSTER.md, "Not yet").
+pub fn not_replicated_for(queue: &crate::broker::queue::Queue) -> Option<&'static str> {
+    let settings = queue.settings();
+    if settings.message_ttl_ms.is_some() {
+        Some("a message TTL")
+    } else if settings.max_length.is_some() || settings.max_length_bytes.is_some() {
+        Some("a length limit")
+    } else if settings.dead_letter.is_some() {
+        Some("dead-lettering")
+    } else if settings.delivery_limit.is_some() {
+        Some("a delivery limit")
+    } else if settings.retry_delays.is_some() {
+        Some("retries")
+    } else if queue.options.arguments.single_active_consumer {
+        Some("a single active consumer")
+    } else {
+        None
+    }
+}
+
 openraft::declare_raft_types!(
     /// A quorum queue's group: an entry holds batches of commands (one per member that
     /// proposed meanwhile, merger.rs); applying one answers each command of each batch.

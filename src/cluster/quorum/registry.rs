@@ -114,11 +114,27 @@ impl QuorumQueues {
         registry
     }
 
-    /// `queue` joins group `group` (blocking; from a state machine's apply or at start-up).
-    /// Nothing happens if it already has a replica.
+    /// A quorum queue just declared (its DeclareQueue applied here) joins group `group`
+    /// (blocking), unless it asks for what replicated queues do not do yet.
     pub fn attach(self: &Arc<Self>, queue: &Arc<Queue>, group: u64) {
-        let _one_at_a_time = self.attaching.lock();
         if queue.replica().is_some() || !queue.is_quorum() {
+            return;
+        }
+        if let Some(feature) = super::not_replicated_for(queue) {
+            tracing::warn!(
+                "cluster: quorum queue '{}' in vhost '{}' asks for {feature}, which replicated quorum queues do not apply yet: it is not replicated, each node has its own",
+                queue.name,
+                queue.vhost
+            );
+            return;
+        }
+        self.join(queue, group);
+    }
+
+    /// `queue` joins group `group` (blocking). Nothing happens if it already has a replica.
+    fn join(self: &Arc<Self>, queue: &Arc<Queue>, group: u64) {
+        let _one_at_a_time = self.attaching.lock();
+        if queue.replica().is_some() {
             return;
         }
         let registry = self.clone();
@@ -156,10 +172,10 @@ impl QuorumQueues {
                     Ok(Some(bytes)) if bytes.len() == 8 => {
                         let mut group = [0u8; 8];
                         group.copy_from_slice(&bytes);
-                        self.attach(&queue, u64::from_be_bytes(group));
+                        self.join(&queue, u64::from_be_bytes(group));
                     }
                     _ => tracing::warn!(
-                        "cluster: quorum queue '{}' in vhost '{}' has no group recorded; it stays on this node only",
+                        "cluster: quorum queue '{}' in vhost '{}' is not replicated (no group recorded for it): each node has its own",
                         queue.name,
                         queue.vhost
                     ),
