@@ -225,13 +225,15 @@ impl QueueFront {
         };
         let stopped = Arc::new(AtomicBool::new(false));
         tokio::spawn(run_batcher(
-            stopped.clone(),
-            raft.clone(),
-            merger,
-            peers,
-            group,
-            proposer,
-            commit_timeout,
+            Batching {
+                stopped: stopped.clone(),
+                raft: raft.clone(),
+                merger,
+                peers,
+                group,
+                proposer,
+                commit_timeout,
+            },
             queue,
         ));
         Arc::new(QueueFront {
@@ -489,7 +491,8 @@ impl QueueFront {
 
 /// Proposes what waits, one batch at a time (to the leader's merger, merger.rs), each retried
 /// until committed or the commit timeout passes.
-async fn run_batcher(
+/// What a queue's batcher works with.
+struct Batching {
     stopped: Arc<AtomicBool>,
     raft: QuorumRaft,
     merger: Merger,
@@ -497,8 +500,18 @@ async fn run_batcher(
     group: u64,
     proposer: Proposer,
     commit_timeout: Duration,
-    mut queue: mpsc::UnboundedReceiver<(Proposal, Waiter)>,
-) {
+}
+
+async fn run_batcher(batching: Batching, mut queue: mpsc::UnboundedReceiver<(Proposal, Waiter)>) {
+    let Batching {
+        stopped,
+        raft,
+        merger,
+        peers,
+        group,
+        proposer,
+        commit_timeout,
+    } = batching;
     let mut seq = 0u64;
     while let Some(first) = queue.recv().await {
         let mut commands = vec![first.0];
