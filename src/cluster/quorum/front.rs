@@ -45,7 +45,9 @@ impl Waiter {
     fn tell(self, reply: Option<Reply<Payload>>) {
         match self {
             Waiter::Nobody => {}
-            Waiter::Commit(wait) => wait.complete(reply.is_some()),
+            Waiter::Commit(wait) => {
+                wait.complete(matches!(reply, Some(r) if r != Reply::Rejected));
+            }
             Waiter::Reply(tx) => {
                 let _ = tx.send(reply);
             }

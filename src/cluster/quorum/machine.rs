@@ -40,9 +40,32 @@ pub struct ConsumerKey {
 /// The id of a node incarnation's basic.get consumer.
 pub const GET_CONSUMER: u64 = 0;
 
+/// The size a length limit counts (a message's body bytes).
+pub trait Weigh {
+    fn bytes(&self) -> u64;
+}
+
+/// What the queue's arguments (and the policies applying when it was declared) limit, set by
+/// a `Configure` command (the first its members propose).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `x-max-length`: ready messages at most.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes`: ready body bytes at most.
+    pub max_bytes: Option<u64>,
+    /// `x-overflow` reject-publish: a publish over the limit is refused (else the oldest
+    /// ready messages go).
+    pub reject_publish: bool,
+    /// `x-delivery-limit`: a message returned more often leaves the queue.
+    pub delivery_limit: Option<u64>,
+    /// `x-single-active-consumer`: only the first consumer (in checkout order) gets messages.
+    pub single_active: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Command<M> {
     Enqueue(M),
+    Configure(Limits),
     Checkout {
         consumer: ConsumerKey,
         prefetch: u32,
@@ -96,6 +119,8 @@ pub struct Batch<M> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reply<M> {
     Done,
+    /// A publish refused: the queue is full and rejects publishes.
+    Rejected,
     /// basic.get: the message with its id and delivery count, and how many stay ready.
     Got(Option<(u64, u32, M)>, u32),
     Purged(u32),
@@ -105,6 +130,7 @@ impl<M> Reply<M> {
     pub fn map<N>(self, f: impl FnOnce(M) -> N) -> Reply<N> {
         match self {
             Reply::Done => Reply::Done,
+            Reply::Rejected => Reply::Rejected,
             Reply::Got(got, left) => Reply::Got(got.map(|(id, n, m)| (id, n, f(m))), left),
             Reply::Purged(n) => Reply::Purged(n),
         }
@@ -116,6 +142,7 @@ impl<M> Command<M> {
     pub fn map<N>(self, f: impl FnOnce(M) -> N) -> Command<N> {
         match self {
             Command::Enqueue(m) => Command::Enqueue(f(m)),
+            Command::Configure(limits) => Command::Configure(limits),
             Command::Checkout {
                 consumer,
                 prefetch,
@@ -188,6 +215,9 @@ pub struct QueueMachine<M> {
     rotation: VecDeque<ConsumerKey>,
     /// The last batch applied from each proposer.
     last_batch: HashMap<Proposer, u64>,
+    limits: Limits,
+    /// Body bytes of the ready messages.
+    ready_bytes: u64,
 }
 
 impl<M> Default for QueueMachine<M> {
@@ -199,11 +229,13 @@ impl<M> Default for QueueMachine<M> {
             consumers: BTreeMap::new(),
             rotation: VecDeque::new(),
             last_batch: HashMap::new(),
+            limits: Limits::default(),
+            ready_bytes: 0,
         }
     }
 }
 
-impl<M: Clone> QueueMachine<M> {
+impl<M: Clone + Weigh> QueueMachine<M> {
     /// Applies a batch and says what each command answers; deliveries it made go to `out`. A
     /// batch applied before is skipped (its replies are lost: the proposer hears `Done`).
     pub fn apply(&mut self, batch: Batch<M>, out: &mut Vec<Delivery<M>>) -> Vec<Reply<M>> {
@@ -224,6 +256,10 @@ impl<M: Clone> QueueMachine<M> {
     fn command(&mut self, command: Command<M>) -> Reply<M> {
         match command {
             Command::Enqueue(message) => {
+                let size = message.bytes();
+                if self.limits.reject_publish && self.would_overflow(size) {
+                    return Reply::Rejected;
+                }
                 let id = self.next_id;
                 self.next_id += 1;
                 self.messages.insert(
@@ -233,8 +269,12 @@ impl<M: Clone> QueueMachine<M> {
                         delivery_count: 0,
                     },
                 );
-                self.ready.push_back(id);
+                self.push_ready(id);
+                if !self.limits.reject_publish {
+                    self.drop_head_over_limits();
+                }
             }
+            Command::Configure(limits) => self.limits = limits,
             Command::Checkout {
                 consumer,
                 prefetch,
@@ -271,7 +311,7 @@ impl<M: Clone> QueueMachine<M> {
                 }
             }
             Command::Dequeue { consumer, no_ack } => {
-                let Some(id) = self.ready.pop_front() else {
+                let Some(id) = self.pop_ready() else {
                     return Reply::Got(None, 0);
                 };
                 let remaining = self.ready.len() as u32;
@@ -291,6 +331,7 @@ impl<M: Clone> QueueMachine<M> {
                 for id in self.ready.drain(..) {
                     self.messages.remove(&id);
                 }
+                self.ready_bytes = 0;
                 return Reply::Purged(n);
             }
             Command::NodeDown {
@@ -333,10 +374,66 @@ impl<M: Clone> QueueMachine<M> {
         taken
     }
 
+    /// A message back from a consumer: one more delivery, then at the back, or out if that is
+    /// more than the delivery limit.
     fn requeue(&mut self, id: u64) {
-        if let Some(held) = self.messages.get_mut(&id) {
-            held.delivery_count = held.delivery_count.saturating_add(1);
+        let Some(held) = self.messages.get_mut(&id) else {
+            return;
+        };
+        held.delivery_count = held.delivery_count.saturating_add(1);
+        let count = u64::from(held.delivery_count);
+        if self
+            .limits
+            .delivery_limit
+            .is_some_and(|limit| count > limit)
+        {
+            self.messages.remove(&id);
+        } else {
+            self.push_ready(id);
+        }
+    }
+
+    fn push_ready(&mut self, id: u64) {
+        if let Some(held) = self.messages.get(&id) {
+            self.ready_bytes += held.message.bytes();
             self.ready.push_back(id);
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<u64> {
+        let id = self.ready.pop_front()?;
+        if let Some(held) = self.messages.get(&id) {
+            self.ready_bytes = self.ready_bytes.saturating_sub(held.message.bytes());
+        }
+        Some(id)
+    }
+
+    /// Whether one more ready message of `size` bytes would pass a limit.
+    fn would_overflow(&self, size: u64) -> bool {
+        self.limits
+            .max_length
+            .is_some_and(|max| self.ready.len() as u64 >= max)
+            || self
+                .limits
+                .max_bytes
+                .is_some_and(|max| self.ready_bytes + size > max)
+    }
+
+    /// drop-head: the oldest ready messages go while a limit is passed.
+    fn drop_head_over_limits(&mut self) {
+        let over = |m: &Self| {
+            m.limits
+                .max_length
+                .is_some_and(|max| m.ready.len() as u64 > max)
+                || m.limits.max_bytes.is_some_and(|max| m.ready_bytes > max)
+        };
+        while over(self) {
+            match self.pop_ready() {
+                Some(id) => {
+                    self.messages.remove(&id);
+                }
+                None => return,
+            }
         }
     }
 
@@ -359,11 +456,16 @@ impl<M: Clone> QueueMachine<M> {
             let Some(turn) = (0..self.rotation.len()).find(|i| with_credit(i) == Some(top)) else {
                 return;
             };
-            let Some(key) = self.rotation.remove(turn) else {
+            // A single active consumer: the first in checkout order, or nobody.
+            if self.limits.single_active && turn != 0 {
                 return;
-            };
-            self.rotation.push_back(key);
-            let Some(id) = self.ready.pop_front() else {
+            }
+            let key = self.rotation[turn];
+            if !self.limits.single_active {
+                self.rotation.remove(turn);
+                self.rotation.push_back(key);
+            }
+            let Some(id) = self.pop_ready() else {
                 return;
             };
             let Some(state) = self.consumers.get_mut(&key) else {
@@ -433,6 +535,8 @@ impl<M: Clone> QueueMachine<M> {
             consumers: self.consumers.clone(),
             rotation: self.rotation.clone(),
             last_batch: self.last_batch.clone(),
+            limits: self.limits.clone(),
+            ready_bytes: self.ready_bytes,
         }
     }
 }

@@ -6,6 +6,13 @@ use super::*;
 
 const NODE: u64 = 1;
 
+/// Each test message weighs one byte.
+impl Weigh for u32 {
+    fn bytes(&self) -> u64 {
+        1
+    }
+}
+
 fn key(node: u64, id: u64) -> ConsumerKey {
     ConsumerKey {
         node,
@@ -96,6 +103,89 @@ fn the_highest_priority_consumer_with_credit_is_served_first() {
     let got: Vec<ConsumerKey> = d.take().into_iter().map(|(c, _, _)| c).collect();
     // The high one until its prefetch is full, then the low one.
     assert_eq!(got, vec![key(2, 1), key(2, 1), key(1, 1), key(1, 1)]);
+}
+
+#[test]
+fn a_length_limit_drops_the_head_or_refuses_the_publish() {
+    let mut d = Driver::new();
+    let limits = Limits {
+        max_length: Some(2),
+        ..Limits::default()
+    };
+    d.run(vec![Command::Configure(limits.clone())]);
+    d.run((1..=3).map(Command::Enqueue).collect());
+    let get = ConsumerKey {
+        node: 1,
+        incarnation: 7,
+        id: GET_CONSUMER,
+    };
+    let dequeue = || Command::Dequeue {
+        consumer: get,
+        no_ack: true,
+    };
+    let replies = d.run(vec![dequeue(), dequeue(), dequeue()]);
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Got(Some((2, 0, 2)), 1),
+            Reply::Got(Some((3, 0, 3)), 0),
+            Reply::Got(None, 0)
+        ],
+        "the oldest went"
+    );
+    d.run(vec![Command::Configure(Limits {
+        reject_publish: true,
+        max_bytes: Some(1),
+        ..limits
+    })]);
+    let replies = d.run(vec![Command::Enqueue(4), Command::Enqueue(5)]);
+    assert_eq!(replies, vec![Reply::Done, Reply::Rejected]);
+    assert_eq!(d.machine.ready_count(), 1);
+}
+
+#[test]
+fn past_the_delivery_limit_a_returned_message_leaves() {
+    let mut d = Driver::new();
+    d.run(vec![
+        Command::Configure(Limits {
+            delivery_limit: Some(1),
+            ..Limits::default()
+        }),
+        checkout(key(1, 1), 1),
+        Command::Enqueue(1),
+    ]);
+    for expected_count in [0, 1] {
+        assert_eq!(d.take(), vec![(key(1, 1), 1, expected_count)]);
+        d.run(vec![Command::Return {
+            consumer: key(1, 1),
+            ids: vec![1],
+        }]);
+    }
+    assert!(d.take().is_empty(), "returned twice: gone");
+    assert_eq!((d.machine.ready_count(), d.machine.unacked_count()), (0, 0));
+}
+
+#[test]
+fn a_single_active_consumer_gets_everything_until_it_goes() {
+    let mut d = Driver::new();
+    d.run(vec![
+        Command::Configure(Limits {
+            single_active: true,
+            ..Limits::default()
+        }),
+        checkout(key(1, 1), 0),
+        checkout(key(2, 1), 0),
+    ]);
+    d.run((1..=3).map(Command::Enqueue).collect());
+    let to: Vec<ConsumerKey> = d.take().into_iter().map(|(c, _, _)| c).collect();
+    assert_eq!(to, vec![key(1, 1); 3]);
+    d.run(vec![
+        Command::Cancel {
+            consumer: key(1, 1),
+        },
+        Command::Enqueue(4),
+    ]);
+    assert_eq!(d.take(), vec![(key(2, 1), 4, 0)]);
 }
 
 #[test]

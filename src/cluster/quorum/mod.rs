@@ -68,18 +68,36 @@ pub fn not_replicated_for(queue: &crate::broker::queue::Queue) -> Option<&'stati
     let settings = queue.settings();
     if settings.message_ttl_ms.is_some() {
         Some("a message TTL")
-    } else if settings.max_length.is_some() || settings.max_length_bytes.is_some() {
-        Some("a length limit")
     } else if settings.dead_letter.is_some() {
         Some("dead-lettering")
-    } else if settings.delivery_limit.is_some() {
-        Some("a delivery limit")
     } else if settings.retry_delays.is_some() {
         Some("retries")
-    } else if queue.options.arguments.single_active_consumer {
-        Some("a single active consumer")
     } else {
         None
+    }
+}
+
+impl machine::Weigh for Payload {
+    fn bytes(&self) -> u64 {
+        self.body.len() as u64
+    }
+}
+
+impl machine::Weigh for Arc<Message> {
+    fn bytes(&self) -> u64 {
+        self.body.len() as u64
+    }
+}
+
+/// The limits a quorum queue's machine applies, from its settings when declared.
+pub fn limits_of(queue: &crate::broker::queue::Queue) -> machine::Limits {
+    let settings = queue.settings();
+    machine::Limits {
+        max_length: settings.max_length,
+        max_bytes: settings.max_length_bytes,
+        reject_publish: settings.overflow != crate::broker::queue::args::Overflow::DropHead,
+        delivery_limit: settings.delivery_limit,
+        single_active: queue.options.arguments.single_active_consumer,
     }
 }
 

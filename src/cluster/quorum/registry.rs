@@ -233,6 +233,11 @@ impl QuorumQueues {
         );
         self.fronts.lock().insert(group, front.clone());
         if fresh {
+            // The limits as declared, first in this node's batches (every member proposes the
+            // same; the machine takes the last, which is the same).
+            front.propose_then(Command::Configure(super::limits_of(queue)), |_| {});
+        }
+        if fresh {
             let members = self.members.clone();
             // The group's leaders spread over the members: each group prefers one.
             let ids: Vec<u64> = members.keys().copied().collect();
