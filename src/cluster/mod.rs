@@ -31,6 +31,7 @@ pub mod proposing;
 pub mod quorum;
 pub mod state_machine;
 pub mod status;
+pub mod stored_snapshot;
 pub mod types;
 
 pub use config::ClusterConfig;

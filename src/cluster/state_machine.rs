@@ -9,7 +9,7 @@ use std::sync::Arc;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
-    StorageIOError, StoredMembership,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +17,12 @@ use super::log_db::{LogDb, Write, meta_key};
 use super::log_store::encode;
 use super::metadata_snapshot;
 use super::quorum::registry::QuorumQueues;
+use super::stored_snapshot::{StoredSnapshot, io_error};
 use super::types::{METADATA_GROUP, MetaTypes};
 use crate::broker::Broker;
 use crate::broker::replication::{Change, Outcome, apply};
 
 const APPLIED: &str = "applied";
-const SNAPSHOT: &str = "snapshot";
 
 type Membership = StoredMembership<u64, BasicNode>;
 
@@ -32,14 +32,6 @@ struct Applied {
     membership: Membership,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<u64, BasicNode>,
-    /// postcard of `Vec<Change>`.
-    #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
-}
-
 pub struct MetaStateMachine {
     broker: Arc<Broker>,
     db: Arc<LogDb>,
@@ -47,10 +39,6 @@ pub struct MetaStateMachine {
     quorum: Arc<QuorumQueues>,
     last_applied: Option<LogId<u64>>,
     membership: Membership,
-}
-
-fn io_error(e: impl ToString) -> StorageError<u64> {
-    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
 }
 
 impl MetaStateMachine {
@@ -120,34 +108,19 @@ pub struct MetaSnapshotBuilder {
 
 impl RaftSnapshotBuilder<MetaTypes> for MetaSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<MetaTypes>, StorageError<u64>> {
-        let data = encode(&self.changes)?;
-        let snapshot_id = match self.last_applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
-            None => format!("empty-{}", data.len()),
-        };
-        let stored = StoredSnapshot {
-            meta: SnapshotMeta {
-                last_log_id: self.last_applied,
-                last_membership: self.membership.clone(),
-                snapshot_id,
-            },
-            data,
-        };
-        let write = Write::Put {
-            key: meta_key(METADATA_GROUP, SNAPSHOT),
-            value: encode(&stored)?,
-            meta: true,
-        };
+        let stored = StoredSnapshot::new(
+            self.last_applied,
+            self.membership.clone(),
+            encode(&self.changes)?,
+        );
+        let write = stored.write(METADATA_GROUP)?;
         self.db.write(vec![write]).await.map_err(io_error)?;
         tracing::info!(
             "cluster: metadata snapshot at {:?}, {} definitions",
             stored.meta.last_log_id,
             self.changes.len()
         );
-        Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
-        })
+        Ok(stored.into_snapshot())
     }
 }
 
@@ -221,14 +194,7 @@ impl RaftStateMachine<MetaTypes> for MetaStateMachine {
             meta: meta.clone(),
             data,
         };
-        let writes = vec![
-            Write::Put {
-                key: meta_key(METADATA_GROUP, SNAPSHOT),
-                value: encode(&stored)?,
-                meta: true,
-            },
-            self.applied_write()?,
-        ];
+        let writes = vec![stored.write(METADATA_GROUP)?, self.applied_write()?];
         self.db.write(writes).await.map_err(io_error)?;
         tracing::info!(
             "cluster: installed the metadata snapshot at {:?} ({} definitions)",
@@ -242,14 +208,6 @@ impl RaftStateMachine<MetaTypes> for MetaStateMachine {
         &mut self,
     ) -> Result<Option<Snapshot<MetaTypes>>, StorageError<u64>> {
         // Read back each time: the builder writes new ones beside this state machine.
-        let stored: Option<StoredSnapshot> =
-            match self.db.meta(METADATA_GROUP, SNAPSHOT).map_err(io_error)? {
-                Some(bytes) => Some(postcard::from_bytes(&bytes).map_err(io_error)?),
-                None => None,
-            };
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        Ok(StoredSnapshot::load(&self.db, METADATA_GROUP)?.map(StoredSnapshot::into_snapshot))
     }
 }

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use super::front::{LocalConsumers, QueueFront};
 use super::machine::Command;
 use super::merger::{Merger, endpoint};
-use super::state_machine::{QueueStateMachine, SNAPSHOT};
+use super::state_machine::QueueStateMachine;
 use crate::broker::Broker;
 use crate::broker::queue::Queue;
 use crate::cluster::group_network::GroupNetwork;
@@ -30,6 +30,7 @@ use crate::cluster::log_store::LogStore;
 use crate::cluster::messages::Request;
 use crate::cluster::peer_link::Peers;
 use crate::cluster::status::{GroupStatus, group_status};
+use crate::cluster::stored_snapshot::SNAPSHOT;
 use crate::cluster::types::METADATA_GROUP;
 
 /// The group whose small records map queues to their groups.

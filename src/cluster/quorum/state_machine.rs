@@ -12,19 +12,17 @@ use std::sync::Arc;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
-    StorageIOError, StoredMembership,
+    StoredMembership,
 };
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
 use super::front::LocalConsumers;
 use super::machine::{QueueMachine, Reply};
 use super::{Payload, QuorumTypes};
 use crate::broker::message::Message;
-use crate::cluster::log_db::{LogDb, Write, meta_key};
+use crate::cluster::log_db::LogDb;
 use crate::cluster::log_store::encode;
-
-pub const SNAPSHOT: &str = "snapshot";
+use crate::cluster::stored_snapshot::{StoredSnapshot, io_error};
 
 type Membership = StoredMembership<u64, BasicNode>;
 
@@ -39,18 +37,6 @@ pub struct Applied {
 }
 
 pub type SharedMachine = Arc<Mutex<Applied>>;
-
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<u64, BasicNode>,
-    /// postcard of `QueueMachine<Payload>`.
-    #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
-}
-
-fn io_error(e: impl ToString) -> StorageError<u64> {
-    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
-}
 
 pub struct QueueStateMachine {
     group: u64,
@@ -67,8 +53,7 @@ impl QueueStateMachine {
         local: Arc<LocalConsumers>,
     ) -> Result<(Self, SharedMachine), String> {
         let mut applied = Applied::default();
-        if let Some(bytes) = db.meta(group, SNAPSHOT)? {
-            let stored: StoredSnapshot = postcard::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        if let Some(stored) = StoredSnapshot::load(&db, group).map_err(|e| e.to_string())? {
             let machine: QueueMachine<Payload> =
                 postcard::from_bytes(&stored.data).map_err(|e| e.to_string())?;
             applied.machine = machine.map(Payload::message);
@@ -99,24 +84,9 @@ pub struct QueueSnapshotBuilder {
 
 impl RaftSnapshotBuilder<QuorumTypes> for QueueSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<QuorumTypes>, StorageError<u64>> {
-        let data = encode(&self.machine)?;
-        let snapshot_id = match self.last {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
-            None => format!("empty-{}", data.len()),
-        };
-        let stored = StoredSnapshot {
-            meta: SnapshotMeta {
-                last_log_id: self.last,
-                last_membership: self.membership.clone(),
-                snapshot_id,
-            },
-            data,
-        };
-        let write = Write::Put {
-            key: meta_key(self.group, SNAPSHOT),
-            value: encode(&stored)?,
-            meta: true,
-        };
+        let stored =
+            StoredSnapshot::new(self.last, self.membership.clone(), encode(&self.machine)?);
+        let write = stored.write(self.group)?;
         self.db.write(vec![write]).await.map_err(io_error)?;
         self.shared.lock().snapshot_index = self.last.map_or(0, |id| id.index);
         tracing::debug!(
@@ -125,10 +95,7 @@ impl RaftSnapshotBuilder<QuorumTypes> for QueueSnapshotBuilder {
             self.last,
             stored.data.len()
         );
-        Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
-        })
+        Ok(stored.into_snapshot())
     }
 }
 
@@ -226,11 +193,7 @@ impl RaftStateMachine<QuorumTypes> for QueueStateMachine {
             meta: meta.clone(),
             data,
         };
-        let write = Write::Put {
-            key: meta_key(self.group, SNAPSHOT),
-            value: encode(&stored)?,
-            meta: true,
-        };
+        let write = stored.write(self.group)?;
         self.db.write(vec![write]).await.map_err(io_error)?;
         // Consumers of this node the snapshot does not know were dropped meanwhile: the
         // front's next tick has them join again.
@@ -240,14 +203,6 @@ impl RaftStateMachine<QuorumTypes> for QueueStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<QuorumTypes>>, StorageError<u64>> {
-        let stored: Option<StoredSnapshot> =
-            match self.db.meta(self.group, SNAPSHOT).map_err(io_error)? {
-                Some(bytes) => Some(postcard::from_bytes(&bytes).map_err(io_error)?),
-                None => None,
-            };
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        Ok(StoredSnapshot::load(&self.db, self.group)?.map(StoredSnapshot::into_snapshot))
     }
 }
