@@ -9,3 +9,4 @@ mod metadata;
 mod partition;
 mod proxy;
 mod quorum;
+mod quorum_failures;

@@ -17,9 +17,9 @@ use crate::checker::{self, Checker, Load};
 use crate::harness::Cluster;
 
 /// Short elections and commits for tests on a busy machine.
-const FAST: &str = "heartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\ncommit_timeout_ms = 3000";
+pub(crate) const FAST: &str = "heartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\ncommit_timeout_ms = 3000";
 
-fn quorum() -> FieldTable {
+pub(crate) fn quorum() -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-queue-type".into(),
@@ -29,7 +29,7 @@ fn quorum() -> FieldTable {
 }
 
 /// The leader of `queue`'s group as node `id` sees it.
-fn queue_leader(cluster: &Cluster, id: u64, queue: &str) -> Option<u64> {
+pub(crate) fn queue_leader(cluster: &Cluster, id: u64, queue: &str) -> Option<u64> {
     let status = cluster.status(id)?;
     let label = format!("queue '{queue}' in vhost '/'");
     status["groups"]
@@ -40,7 +40,12 @@ fn queue_leader(cluster: &Cluster, id: u64, queue: &str) -> Option<u64> {
 }
 
 /// Waits until every node in `among` names the same leader for `queue`, one of `among`.
-fn wait_for_queue_leader(cluster: &Cluster, among: &[u64], queue: &str, within: Duration) -> u64 {
+pub(crate) fn wait_for_queue_leader(
+    cluster: &Cluster,
+    among: &[u64],
+    queue: &str,
+    within: Duration,
+) -> u64 {
     let deadline = Instant::now() + within;
     loop {
         let seen: Vec<Option<u64>> = among
