@@ -308,7 +308,7 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("WARREN_KEEP_CLUSTER").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
         } else {
             eprintln!("cluster directory kept: {}", self.root.display());

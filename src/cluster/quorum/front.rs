@@ -10,7 +10,7 @@
 //! every node.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use crate::broker::consumer::Consumer;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Queue;
 use crate::broker::replication::{CommitWait, QueueReplica, ReplicaCounts, Settlement};
+use crate::cluster::messages::Proposed;
 use crate::cluster::peer_link::Peers;
 use crate::cluster::proposing::{Committed, propose_with};
 
@@ -42,15 +43,15 @@ enum Waiter {
 }
 
 impl Waiter {
-    fn tell(self, reply: Option<Reply<Payload>>) {
+    /// Tells the outcome; hands the reply back when its asker stopped waiting for it.
+    fn tell(self, reply: Option<Reply<Payload>>) -> Option<Reply<Payload>> {
         match self {
-            Waiter::Nobody => {}
+            Waiter::Nobody => None,
             Waiter::Commit(wait) => {
                 wait.complete(matches!(reply, Some(r) if r != Reply::Rejected));
+                None
             }
-            Waiter::Reply(tx) => {
-                let _ = tx.send(reply);
-            }
+            Waiter::Reply(tx) => tx.send(reply).err().and_then(|e| e.0),
         }
     }
 }
@@ -201,6 +202,9 @@ pub struct QueueFront {
     proposals: mpsc::UnboundedSender<(Proposal, Waiter)>,
     stopped: Arc<AtomicBool>,
     commit_timeout: Duration,
+    merger: Merger,
+    /// The sequence of [`QueueFront::propose_once`]'s batches.
+    once_seq: AtomicU64,
     /// This node's consumers from before its restart were dropped (registry.rs proposes it).
     pub cleared_old_self: AtomicBool,
     on_stop: Box<dyn Fn(u64) + Send + Sync>,
@@ -229,8 +233,9 @@ impl QueueFront {
         tokio::spawn(run_batcher(
             Batching {
                 stopped: stopped.clone(),
+                again: proposals.downgrade(),
                 raft: raft.clone(),
-                merger,
+                merger: merger.clone(),
                 peers,
                 group,
                 proposer,
@@ -247,6 +252,8 @@ impl QueueFront {
             proposals,
             stopped,
             commit_timeout,
+            merger,
+            once_seq: AtomicU64::new(0),
             cleared_old_self: AtomicBool::new(false),
             on_stop,
         })
@@ -254,7 +261,7 @@ impl QueueFront {
 
     fn propose(&self, command: Proposal, waiter: Waiter) {
         if let Err(mpsc::error::SendError((_, waiter))) = self.proposals.send((command, waiter)) {
-            waiter.tell(None);
+            let _ = waiter.tell(None);
         }
     }
 
@@ -272,6 +279,38 @@ impl QueueFront {
             }
             _ => wait(),
         }
+    }
+
+    /// Proposes `command` once, outside the batcher, on this node only and only while it
+    /// leads the group: committed within the commit timeout or dropped (`done` hears which).
+    /// For what only the leader may say when it says it: "that node is down". Forwarded to a
+    /// new leader after a partition heals, an isolated leader's report would return what the
+    /// consumers of nodes that were never down hold.
+    pub fn propose_once(
+        self: &Arc<Self>,
+        command: Proposal,
+        done: impl FnOnce(bool) + Send + 'static,
+    ) {
+        let batch = Batch {
+            // A proposer of its own: these batches are not in the batcher's sequence.
+            proposer: Proposer {
+                node: self.local.node,
+                incarnation: self.local.incarnation.wrapping_add(1),
+            },
+            seq: self.once_seq.fetch_add(1, Ordering::Relaxed) + 1,
+            commands: vec![command],
+        };
+        let front = self.clone();
+        tokio::spawn(async move {
+            let leading = front.raft.metrics().borrow().current_leader == Some(front.local.node);
+            let proposed = match leading {
+                true => tokio::time::timeout(front.commit_timeout, front.merger.propose(batch))
+                    .await
+                    .ok(),
+                false => None,
+            };
+            done(matches!(proposed, Some(Proposed::Applied { .. })));
+        });
     }
 
     /// Proposes `command` without waiting; `done` hears whether it was committed.
@@ -496,6 +535,8 @@ impl QueueFront {
 /// What a queue's batcher works with.
 struct Batching {
     stopped: Arc<AtomicBool>,
+    /// The batcher's own queue, for what it must propose again.
+    again: mpsc::WeakUnboundedSender<(Proposal, Waiter)>,
     raft: QuorumRaft,
     merger: Merger,
     peers: Arc<Peers>,
@@ -507,6 +548,7 @@ struct Batching {
 async fn run_batcher(batching: Batching, mut queue: mpsc::UnboundedReceiver<(Proposal, Waiter)>) {
     let Batching {
         stopped,
+        again,
         raft,
         merger,
         peers,
@@ -562,8 +604,25 @@ async fn run_batcher(batching: Batching, mut queue: mpsc::UnboundedReceiver<(Pro
         }
         match committed {
             Ok(committed) if committed.outcome.len() == count => {
-                for (waiter, reply) in waiters.into_iter().zip(committed.outcome) {
-                    waiter.tell(Some(reply));
+                let answered = waiters.into_iter().zip(committed.outcome);
+                for ((waiter, reply), command) in answered.zip(&batch.commands) {
+                    // A basic.get that gave up waiting (a slow commit) got a message after
+                    // all: it goes back, or it would stay with the get-consumer for good.
+                    if let (
+                        Some(Reply::Got(Some((id, _, _)), _)),
+                        Command::Dequeue {
+                            consumer,
+                            no_ack: false,
+                        },
+                    ) = (waiter.tell(Some(reply)), command)
+                        && let Some(queue) = again.upgrade()
+                    {
+                        let back = Command::Return {
+                            consumer: *consumer,
+                            ids: vec![id],
+                        };
+                        let _ = queue.send((back, Waiter::Nobody));
+                    }
                 }
             }
             Ok(committed) => {
@@ -571,13 +630,17 @@ async fn run_batcher(batching: Batching, mut queue: mpsc::UnboundedReceiver<(Pro
                     "cluster: quorum queue group {group}: {} replies for {count} commands",
                     committed.outcome.len()
                 );
-                waiters.into_iter().for_each(|w| w.tell(None));
+                waiters.into_iter().for_each(|w| {
+                    let _ = w.tell(None);
+                });
             }
             Err(why) => {
                 tracing::info!(
                     "cluster: quorum queue group {group} stopped: {count} commands dropped ({why})"
                 );
-                waiters.into_iter().for_each(|w| w.tell(None));
+                waiters.into_iter().for_each(|w| {
+                    let _ = w.tell(None);
+                });
             }
         }
     }

@@ -312,12 +312,19 @@ impl QuorumQueues {
                         "cluster: quorum queue group {}: node {node} is down, its consumers' messages return",
                         front.group()
                     );
-                    front.propose_then(
+                    let reported = self.reported.clone();
+                    let (group, node) = (front.group(), *node);
+                    front.propose_once(
                         Command::NodeDown {
-                            node: *node,
+                            node,
                             keep_incarnation: 0,
                         },
-                        |_| {},
+                        move |ok| {
+                            if !ok {
+                                // Told again at the next tick, if it is still down then.
+                                reported.lock().remove(&(group, node));
+                            }
+                        },
                     );
                 }
             }
