@@ -8,10 +8,11 @@
 //!
 //! Files: `machine.rs` the queue as a state machine, pure; `state_machine.rs` openraft's side
 //! of it (apply, snapshots); `merger.rs` the leader's side of proposals (the members' batches
-//! into one entry); `front.rs` the [`QueueReplica`](crate::broker::replication::QueueReplica)
+//! into one entry); `batching.rs` a node's proposals in batches; `front.rs` the [`QueueReplica`](crate::broker::replication::QueueReplica)
 //! a `Queue` hands its operations to; `registry.rs` this node's quorum queue groups: starting,
 //! stopping, node-down detection and snapshots.
 
+mod batching;
 pub mod front;
 pub mod machine;
 pub mod merger;
